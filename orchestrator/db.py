@@ -1,0 +1,119 @@
+"""Engines, sessions and migrations for SQLite (embedded default) and PostgreSQL.
+
+SQLite is set up so that the api, worker and scheduler processes can share one file: WAL, a busy
+timeout set before WAL, foreign keys on, and explicit transactions (`BEGIN IMMEDIATE` for writes,
+because a deferred read→write upgrade fails with SQLITE_BUSY that the busy timeout cannot retry).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from orchestrator.config import get_settings
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+_IMMEDIATE = "orchestrator_sqlite_immediate"
+
+
+def _sqlite_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from pysqlite so BEGIN is ours to emit.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The process's engine for `url` (default: DATABASE_URL), created once."""
+    url = url or get_settings().database_url
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            if url.startswith("sqlite"):
+                engine = _sqlite_engine(url)
+            else:
+                engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            _engines[url] = engine
+        return engine
+
+
+def dispose_engines() -> None:
+    """Drop pooled connections, e.g. after fork or between tests."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose(close=False)
+
+
+def reset_engines() -> None:
+    """Close and forget every engine (tests that switch databases)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+@contextmanager
+def session_scope(*, write: bool = True, url: str | None = None) -> Iterator[Session]:
+    """A session in one transaction: committed on success, rolled back on error.
+
+    `write=False` is for read-only work; on SQLite it starts a deferred transaction so readers do
+    not queue behind writers.
+    """
+    engine = get_engine(url)
+    bind: Engine = (
+        engine.execution_options(**{_IMMEDIATE: True}) if write and engine.dialect.name == "sqlite" else engine
+    )
+    session = Session(bind=bind, expire_on_commit=False)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def alembic_config(url: str | None = None) -> Any:
+    """An Alembic Config pointing at the packaged migrations and `url`."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", (url or get_settings().database_url).replace("%", "%%"))
+    return cfg
+
+
+def migrate(url: str | None = None) -> None:
+    """Bring the schema to the newest revision of every branch; safe to run again."""
+    from alembic import command
+
+    url = url or get_settings().database_url
+    get_engine(url)  # creates the SQLite directory and sets its pragmas before Alembic connects
+    command.upgrade(alembic_config(url), "heads")

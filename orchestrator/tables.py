@@ -1,0 +1,10 @@
+"""Imports every module that defines tables, so `SQLModel.metadata` is complete.
+
+Alembic's env.py and the tests import this; a feature that adds tables adds its module here.
+"""
+
+from sqlmodel import SQLModel
+
+from orchestrator import models  # noqa: F401
+
+metadata = SQLModel.metadata
