@@ -98,6 +98,11 @@ def session_scope(*, write: bool = True, url: str | None = None) -> Iterator[Ses
         raise
     finally:
         session.close()
+    pending = session.info.pop("outbox_pending", None)
+    if pending:
+        from orchestrator.outbox import after_commit
+
+        after_commit(pending)
 
 
 def alembic_config(url: str | None = None) -> Any:

@@ -1,0 +1,66 @@
+"""API tokens: created once, shown once, stored as SHA-256 digests; roles maker < approver < admin."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlmodel import Session, select
+
+from orchestrator import audit
+from orchestrator.errors import Forbidden, Unauthorized
+from orchestrator.models import ApiToken, MicroApp, Role
+
+TOKEN_PREFIX = "mao_"
+_RANK = {Role.maker: 0, Role.approver: 1, Role.admin: 2}
+
+
+def hash_token(token: str) -> str:
+    """The digest stored for a token (a token has 256 bits of entropy, so no salt is needed)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_token(session: Session, *, name: str, role: Role, person_email: str | None, actor: str) -> str:
+    """Create a token and return it in clear; only its digest is kept."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        ApiToken(
+            name=name,
+            role=role,
+            person_email=person_email.lower() if person_email else None,
+            token_hash=hash_token(token),
+        )
+    )
+    audit.record(
+        session, actor=actor, action="token.created", reason=name, data={"role": role.value, "person": person_email}
+    )
+    session.flush()
+    return token
+
+
+def authenticate(session: Session, token: str | None) -> ApiToken:
+    """The live token row for a bearer token, or Unauthorized."""
+    if not token:
+        raise Unauthorized("missing bearer token")
+    row = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized("unknown or revoked token")
+    return row
+
+
+def require_role(token: ApiToken, role: Role) -> None:
+    """Forbidden unless the token's role is at least `role`."""
+    if _RANK[Role(token.role)] < _RANK[role]:
+        raise Forbidden(f"this needs the {role.value} role; the token has {Role(token.role).value}")
+
+
+def principal(token: ApiToken) -> str:
+    """The name actions of this token are recorded under: the person, else the token name."""
+    return token.person_email or f"token:{token.name}"
+
+
+def can_see(token: ApiToken, app: MicroApp) -> bool:
+    """Makers see their own apps only; approvers and admins see everything."""
+    if Role(token.role) is not Role.maker:
+        return True
+    return token.person_email is not None and token.person_email in app.owners

@@ -1,0 +1,351 @@
+"""Catalog services: register, find, list and move apps through their lifecycle.
+
+Every change goes through here so that it is checked by the state machine, written with its audit
+entry and, where the outside world must react, with an outbox event — all in the caller's
+transaction. No network I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import String, cast, func, or_
+from sqlmodel import Session, col, select
+
+from orchestrator import audit, lifecycle
+from orchestrator.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from orchestrator.lifecycle import Action, Facts, Stage, Transition
+from orchestrator.manifest import Manifest
+from orchestrator.models import ApprovalKind, ApprovalRequest, ApprovalStatus, DataClass, MicroApp, Person
+from orchestrator.outbox import Emitted, emit
+from orchestrator.policy import Policy
+from orchestrator.timeutil import utcnow
+
+
+def get_app(session: Session, app_id: str) -> MicroApp:
+    """The app with this id, or NotFound."""
+    app = session.get(MicroApp, app_id)
+    if app is None:
+        raise NotFound(f"no app with id {app_id!r}")
+    return app
+
+
+def ensure_person(session: Session, email: str, **fields: Any) -> Person:
+    """The person with this email, created (active) when first seen."""
+    email = email.lower()
+    person = session.get(Person, email)
+    if person is None:
+        person = Person(email=email, **fields)
+        session.add(person)
+        session.flush()
+    return person
+
+
+def register_app(
+    session: Session,
+    manifest: Manifest,
+    *,
+    actor: str,
+    policy: Policy,
+    source: str = "api",
+    dedup_key: str | None = None,
+    now: datetime | None = None,
+) -> tuple[MicroApp, Emitted]:
+    """Catalogue a new app in `registered`, with its sandbox expiry, and emit `app.created`."""
+    now = now or utcnow()
+    if session.get(MicroApp, manifest.slug) is not None:
+        raise Conflict(f"an app with id {manifest.slug!r} already exists", detail={"id": manifest.slug})
+    rules = policy.for_class(manifest.data_class)
+    ensure_person(session, str(manifest.owner))
+    for co_owner in manifest.co_owners:
+        ensure_person(session, str(co_owner))
+    app = MicroApp(
+        id=manifest.slug,
+        name=manifest.name,
+        description=manifest.description,
+        owner_email=str(manifest.owner).lower(),
+        co_owners=[str(c).lower() for c in manifest.co_owners],
+        team=manifest.team,
+        data_class=manifest.data_class,
+        stage=Stage.registered,
+        repo_url=manifest.repo,
+        connectors=manifest.connectors,
+        requested_scopes=manifest.scopes,
+        external_endpoints=manifest.external_endpoints,
+        llm=manifest.llm.model_dump(),
+        manifest=manifest.model_dump(mode="json"),
+        created_at=now,
+        updated_at=now,
+        expires_at=now + timedelta(days=rules.sandbox_ttl_days),
+    )
+    session.add(app)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="app.registered",
+        app_id=app.id,
+        reason=f"registered from {source}",
+        data={"data_class": app.data_class.value, "owner": app.owner_email, "expires_at": app.expires_at},
+    )
+    emitted = emit(
+        session, type="app.created", source=source, app_id=app.id, payload={"actor": actor}, dedup_key=dedup_key
+    )
+    return app, emitted
+
+
+def facts_for(session: Session, app: MicroApp, *, actor: str, **extra: Any) -> Facts:
+    """Load what the lifecycle guards need to know about `app`."""
+    people = session.exec(select(Person).where(col(Person.email).in_(list(app.owners)))).all()
+    active = frozenset(p.email for p in people if p.active)
+    return Facts(
+        actor=actor,
+        owners=app.owners,
+        active_owners=active,
+        previous_stage=app.previous_stage,
+        **extra,
+    )
+
+
+def apply_action(
+    session: Session,
+    app: MicroApp,
+    action: Action,
+    *,
+    actor: str,
+    reason: str = "",
+    policy: Policy,
+    now: datetime | None = None,
+    data: dict[str, Any] | None = None,
+    **facts: Any,
+) -> Transition:
+    """Run one lifecycle action on `app`, update its timestamps and record it in the audit trail."""
+    now = now or utcnow()
+    move = lifecycle.transition(app.stage, action, facts_for(session, app, actor=actor, **facts))
+    rules = policy.for_class(app.data_class)
+    if move.remembers_stage:
+        app.previous_stage = move.from_stage
+    elif move.from_stage in (Stage.expiring, Stage.orphaned, Stage.suspended) and move.to_stage != Stage.suspended:
+        app.previous_stage = None
+    if action is Action.approve:
+        app.approved_at = now
+        app.expires_at = None
+        app.next_review_at = now + timedelta(days=rules.review_cadence_days)
+    app.stage = move.to_stage
+    app.updated_at = now
+    app.version += 1
+    session.add(app)
+    audit.record(
+        session,
+        actor=actor,
+        action=f"lifecycle.{action.value}",
+        app_id=app.id,
+        reason=reason,
+        data={"from": move.from_stage.value, "to": move.to_stage.value, **(data or {})},
+    )
+    session.flush()
+    return move
+
+
+def transfer_owner(
+    session: Session, app: MicroApp, new_owner: str, *, actor: str, reason: str, policy: Policy
+) -> MicroApp:
+    """Give `app` a new owner; an orphaned or suspended app goes back to its stage."""
+    new_owner = new_owner.lower()
+    person = ensure_person(session, new_owner)
+    if not person.active:
+        raise ValidationFailed(
+            f"{new_owner} has left", detail=[{"field": "owner", "reason": "the new owner must be active"}]
+        )
+    old_owner = app.owner_email
+    if app.stage in (Stage.orphaned, Stage.suspended):
+        apply_action(
+            session,
+            app,
+            Action.reassign,
+            actor=actor,
+            reason=reason,
+            policy=policy,
+            new_owner=new_owner,
+            new_owner_active=True,
+            data={"new_owner": new_owner},
+        )
+    elif app.stage in (Stage.sunsetting, Stage.retired):
+        raise InvalidTransition(
+            f"cannot transfer an app in stage {app.stage.value}",
+            stage=app.stage.value,
+            action="transfer",
+            allowed=[a.value for a in lifecycle.allowed_actions(app.stage)],
+        )
+    app.owner_email = new_owner
+    app.co_owners = [c for c in app.co_owners if c != new_owner]
+    app.version += 1
+    app.updated_at = utcnow()
+    session.add(app)
+    audit.record(
+        session,
+        actor=actor,
+        action="app.owner_transferred",
+        app_id=app.id,
+        reason=reason,
+        data={"from": old_owner, "to": new_owner},
+    )
+    session.flush()
+    return app
+
+
+@dataclass(frozen=True)
+class AppFilter:
+    """What `list_apps` narrows the catalog to."""
+
+    stage: Stage | None = None
+    owner: str | None = None
+    data_class: DataClass | None = None
+    expiring_before: datetime | None = None
+    visible_to: str | None = None  # a maker's email: only apps they own or co-own
+
+
+def _owned_by(email: str) -> Any:
+    escaped = email.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(
+        MicroApp.owner_email == email.lower(),
+        cast(MicroApp.co_owners, String).like(f'%"{escaped}"%', escape="\\"),
+    )
+
+
+def encode_cursor(app_id: str) -> str:
+    """An opaque cursor pointing after `app_id`."""
+    return base64.urlsafe_b64encode(app_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The app id a cursor points after; ValidationFailed when it is not ours."""
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed("bad cursor", detail=[{"field": "cursor", "reason": "not a cursor we issued"}]) from None
+
+
+def list_apps(
+    session: Session, filters: AppFilter, *, cursor: str | None = None, limit: int = 50
+) -> tuple[list[MicroApp], str | None]:
+    """One page of apps in id order, and the cursor of the next page (None on the last)."""
+    query = select(MicroApp)
+    if filters.stage:
+        query = query.where(MicroApp.stage == filters.stage)
+    if filters.owner:
+        query = query.where(_owned_by(filters.owner))
+    if filters.data_class:
+        query = query.where(MicroApp.data_class == filters.data_class)
+    if filters.expiring_before:
+        query = query.where(col(MicroApp.expires_at).is_not(None), col(MicroApp.expires_at) < filters.expiring_before)
+    if filters.visible_to:
+        query = query.where(_owned_by(filters.visible_to))
+    if cursor:
+        query = query.where(col(MicroApp.id) > decode_cursor(cursor))
+    rows = list(session.exec(query.order_by(col(MicroApp.id)).limit(limit + 1)).all())
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def request_retirement(
+    session: Session, app: MicroApp, *, actor: str, reason: str, policy: Policy, source: str = "api"
+) -> Emitted:
+    """Move `app` to sunsetting and emit `app.retire_requested` for the sunset job."""
+    apply_action(session, app, Action.retire, actor=actor, reason=reason, policy=policy)
+    return emit(
+        session,
+        type="app.retire_requested",
+        source=source,
+        app_id=app.id,
+        payload={"actor": actor, "reason": reason},
+        dedup_key=f"retire:{app.id}:{app.version}",
+    )
+
+
+def open_approval(
+    session: Session,
+    app: MicroApp,
+    *,
+    kind: ApprovalKind,
+    requested_by: str,
+    reason: str = "",
+    payload: dict[str, Any] | None = None,
+    review_id: int | None = None,
+) -> tuple[ApprovalRequest, bool]:
+    """The pending request of this kind for `app`, or a new one for the next cycle; True when new.
+
+    One request per app per cycle: a second ask while one is pending returns the pending one.
+    """
+    pending = session.exec(
+        select(ApprovalRequest).where(
+            ApprovalRequest.app_id == app.id,
+            ApprovalRequest.kind == kind,
+            ApprovalRequest.status == ApprovalStatus.pending,
+        )
+    ).first()
+    if pending is not None:
+        return pending, False
+    last_cycle = session.exec(
+        select(func.max(ApprovalRequest.cycle)).where(ApprovalRequest.app_id == app.id, ApprovalRequest.kind == kind)
+    ).one()
+    request = ApprovalRequest(
+        app_id=app.id,
+        kind=kind,
+        cycle=(last_cycle or 0) + 1,
+        requested_by=requested_by,
+        reason=reason,
+        review_id=review_id,
+        payload=payload or {},
+    )
+    session.add(request)
+    session.flush()
+    audit.record(
+        session,
+        actor=requested_by,
+        action="approval.requested",
+        app_id=app.id,
+        reason=reason,
+        data={"approval_id": request.id, "kind": kind.value, "cycle": request.cycle},
+    )
+    return request, True
+
+
+def request_extension(
+    session: Session, app: MicroApp, *, actor: str, days: int | None, reason: str, policy: Policy, source: str = "api"
+) -> tuple[ApprovalRequest, Emitted | None]:
+    """Ask for more time before expiry: an extension approval request and `extension.requested`."""
+    if app.stage not in lifecycle.ACTIVE_STAGES | {Stage.expiring} or app.expires_at is None:
+        raise InvalidTransition(
+            f"an app in stage {app.stage.value} has no expiry to extend",
+            stage=app.stage.value,
+            action="extend",
+            allowed=[a.value for a in lifecycle.allowed_actions(app.stage)],
+        )
+    max_days = policy.for_class(app.data_class).max_extension_days
+    if days is not None and days > max_days:
+        raise ValidationFailed(
+            f"at most {max_days} days", detail=[{"field": "days", "reason": f"the policy allows at most {max_days}"}]
+        )
+    request, new = open_approval(
+        session,
+        app,
+        kind=ApprovalKind.extension,
+        requested_by=actor,
+        reason=reason,
+        payload={"days": days or max_days},
+    )
+    if not new:
+        return request, None
+    emitted = emit(
+        session,
+        type="extension.requested",
+        source=source,
+        app_id=app.id,
+        payload={"approval_id": request.id, "days": days or max_days, "actor": actor},
+        dedup_key=f"extension:{app.id}:{request.cycle}",
+    )
+    return request, emitted

@@ -1,0 +1,127 @@
+"""The `orchestrator` command line: run the services, administer the catalog, talk to the API.
+
+Sub-command groups live in their own modules (`orchestrator/cli_*.py`) and are attached here.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from orchestrator.errors import ConfigError, OrchestratorError
+
+app = typer.Typer(
+    name="orchestrator",
+    help="Micro-app lifecycle orchestrator.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+policy_app = typer.Typer(help="Inspect and check policy files.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print an error to stderr and exit with `code` (no traceback)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def load_policy_or_exit() -> None:
+    """Validate the configured policy; exit 2 with the field and reason when it is bad."""
+    from orchestrator.policy import get_policy
+
+    try:
+        get_policy()
+    except ConfigError as exc:
+        fail(exc.message, 2)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (safe to run again)."""
+    from orchestrator.config import get_settings
+    from orchestrator.db import migrate as run_migrations
+
+    run_migrations()
+    typer.echo(f"database at the newest schema: {_safe_url(get_settings().database_url)}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="interface to bind (API_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on (API_PORT)")] = None,
+) -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    from orchestrator.config import get_settings
+
+    load_policy_or_exit()
+    settings = get_settings()
+    uvicorn.run(
+        "orchestrator.http.app:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@policy_app.command("check")
+def policy_check(path: Annotated[str, typer.Argument(help="policy.yaml to check")]) -> None:
+    """Validate a policy file and print the effective policy as YAML."""
+    import yaml
+
+    from orchestrator.policy import load_policy
+
+    try:
+        policy = load_policy(path)
+    except ConfigError as exc:
+        fail(exc.message, 2)
+        return
+    typer.echo(yaml.safe_dump(policy.model_dump(mode="json"), sort_keys=False))
+
+
+_built = False
+
+
+def build() -> typer.Typer:
+    """The CLI with every command group attached: each `orchestrator/cli_*.py` has `register(app)`."""
+    global _built
+    if not _built:
+        import importlib
+        import pkgutil
+
+        import orchestrator
+
+        for module in sorted(pkgutil.iter_modules(orchestrator.__path__), key=lambda m: m.name):
+            if module.name.startswith("cli_"):
+                group = importlib.import_module(f"orchestrator.{module.name}")
+                if hasattr(group, "register"):
+                    group.register(app)
+        _built = True
+    return app
+
+
+def main() -> None:
+    """Entry point of the `orchestrator` console script."""
+    build()
+    try:
+        app()
+    except OrchestratorError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

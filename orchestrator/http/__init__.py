@@ -1,0 +1,1 @@
+"""The HTTP edge: FastAPI app, routers, error mapping, auth dependencies."""

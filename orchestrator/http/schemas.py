@@ -1,0 +1,125 @@
+"""Request and response bodies of the catalog API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from orchestrator.models import MicroApp
+
+
+class AppRead(BaseModel):
+    """An app as the API shows it."""
+
+    id: str
+    name: str
+    description: str
+    owner: str
+    co_owners: list[str]
+    team: str
+    data_class: str
+    stage: str
+    previous_stage: str | None
+    repo_url: str | None
+    connectors: list[str]
+    requested_scopes: list[str]
+    external_endpoints: list[str]
+    llm: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    approved_at: datetime | None
+    expires_at: datetime | None
+    next_review_at: datetime | None
+    last_used_at: datetime | None
+    legal_hold: bool
+    version: int
+
+    @classmethod
+    def of(cls, app: MicroApp) -> AppRead:
+        """Build from a table row."""
+        return cls(
+            id=app.id,
+            name=app.name,
+            description=app.description,
+            owner=app.owner_email,
+            co_owners=list(app.co_owners),
+            team=app.team,
+            data_class=str(app.data_class),
+            stage=str(app.stage),
+            previous_stage=str(app.previous_stage) if app.previous_stage else None,
+            repo_url=app.repo_url,
+            connectors=list(app.connectors),
+            requested_scopes=list(app.requested_scopes),
+            external_endpoints=list(app.external_endpoints),
+            llm=dict(app.llm),
+            created_at=app.created_at,
+            updated_at=app.updated_at,
+            approved_at=app.approved_at,
+            expires_at=app.expires_at,
+            next_review_at=app.next_review_at,
+            last_used_at=app.last_used_at,
+            legal_hold=app.legal_hold,
+            version=app.version,
+        )
+
+
+class AuditRead(BaseModel):
+    """One audit entry on an app's timeline."""
+
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    reason: str
+    data: dict[str, Any]
+
+
+class AppDetail(AppRead):
+    """An app with its audit timeline."""
+
+    timeline: list[AuditRead]
+
+
+class AppPage(BaseModel):
+    """One page of the catalog."""
+
+    items: list[AppRead]
+    next_cursor: str | None
+
+
+class Registered(BaseModel):
+    """The answer to a registration: the app and the event it raised."""
+
+    app: AppRead | None
+    event_id: str
+    duplicate: bool
+
+
+class ReasonBody(BaseModel):
+    """An action that only needs a reason."""
+
+    reason: str = Field(default="", max_length=2000)
+
+
+class ExtensionBody(BaseModel):
+    """A request for more time."""
+
+    days: int | None = Field(default=None, gt=0, description="defaults to the data class's maximum extension")
+    reason: str = Field(default="", max_length=2000)
+
+
+class OwnerBody(BaseModel):
+    """A transfer of ownership."""
+
+    owner: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    reason: str = Field(default="", max_length=2000)
+
+
+class ActionResult(BaseModel):
+    """The app after an action, and the event it raised if any."""
+
+    app: AppRead
+    event_id: str | None = None
+    approval_id: int | None = None

@@ -1,0 +1,116 @@
+"""The maker's `microapp.yaml`: what the app is, who owns it, what it touches.
+
+`parse_manifest` validates a parsed document and raises ValidationFailed whose detail lists each
+bad field and why; `load_manifest_text` does the same for YAML or JSON text.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
+
+from orchestrator.errors import ValidationFailed
+from orchestrator.models import DataClass
+
+_SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+_SCOPE_RE = re.compile(r"^[A-Za-z0-9_.:*/-]{1,100}$")
+
+
+def slugify(name: str) -> str:
+    """A URL-safe id from a display name: lower case, dashes, at most 64 characters."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug[:64].strip("-") or "app"
+
+
+class LlmUsage(BaseModel):
+    """Whether and how the app calls a large language model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uses_llm: bool = False
+    connector: str | None = Field(default=None, description="approved connector the calls go through")
+    provider: str | None = Field(default=None, description="model provider, e.g. openai")
+    masks_pii: bool = False
+
+
+class Manifest(BaseModel):
+    """A validated `microapp.yaml`."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    id: str | None = Field(default=None, description="slug; derived from the name when absent")
+    name: str = Field(min_length=1, max_length=200)
+    owner: EmailStr
+    co_owners: list[EmailStr] = Field(default_factory=list)
+    team: str = Field(default="", max_length=200)
+    data_class: DataClass
+    description: str = Field(default="", max_length=5000)
+    repo: str | None = Field(default=None, max_length=500)
+    connectors: list[str] = Field(default_factory=list)
+    scopes: list[str] = Field(default_factory=list, description="token scopes the app asks for")
+    external_endpoints: list[str] = Field(default_factory=list)
+    llm: LlmUsage = Field(default_factory=LlmUsage)
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str | None) -> str | None:
+        if value is not None and not _SLUG_RE.match(value):
+            raise ValueError("must be lower-case letters, digits and dashes (1-64 characters)")
+        return value
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes(cls, scopes: list[str]) -> list[str]:
+        for scope in scopes:
+            if not _SCOPE_RE.match(scope):
+                raise ValueError(f"{scope!r} is not a valid scope name")
+        return scopes
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, value: str | None) -> str | None:
+        if value and not re.match(r"^(https?://|git@|file://|/)", value):
+            raise ValueError("must be an https://, git@, file:// URL or an absolute path")
+        return value
+
+    @property
+    def slug(self) -> str:
+        """The app id: the explicit `id`, or one derived from the name."""
+        return self.id or slugify(self.name)
+
+
+def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or "(top level)", "reason": err["msg"]} for err in exc.errors()
+    ]
+
+
+def parse_manifest(raw: Any) -> Manifest:
+    """Validate a parsed manifest document; ValidationFailed lists every bad field."""
+    if not isinstance(raw, dict):
+        raise ValidationFailed(
+            "the manifest must be a mapping", detail=[{"field": "(top level)", "reason": "must be a mapping"}]
+        )
+    # YAML users often write `data class: Internal`; accept the case, not the spelling.
+    if isinstance(raw.get("data_class"), str):
+        raw = {**raw, "data_class": raw["data_class"].strip().lower()}
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as exc:
+        errors = _field_errors(exc)
+        summary = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
+        raise ValidationFailed(f"invalid manifest: {summary}", detail=errors) from None
+
+
+def load_manifest_text(text: str) -> Manifest:
+    """Parse YAML (or JSON, a subset of YAML) text and validate it."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValidationFailed(
+            "the manifest is not valid YAML", detail=[{"field": "(document)", "reason": str(exc)}]
+        ) from None
+    return parse_manifest(raw)

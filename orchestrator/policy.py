@@ -1,0 +1,174 @@
+"""The IT team's policy (`policy.yaml`): every timer and threshold of the system, per data class.
+
+A shipped default (`orchestrator/default_policy.yaml`) works out of the box; `POLICY_FILE` points at
+another. A bad file raises ConfigError naming the field and the reason, and services refuse to start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from orchestrator.errors import ConfigError
+from orchestrator.models import DataClass
+
+DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.yaml")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApproverGroup(_Strict):
+    """Who decides for a data class, and where they are asked."""
+
+    slack_channel: str = Field(min_length=1, description="channel id or #name approval requests go to")
+    approvers: list[str] = Field(min_length=1, description="emails of the people who may approve")
+    escalation_channel: str | None = Field(default=None, description="where stale requests escalate to")
+    escalation_approvers: list[str] = Field(default_factory=list)
+
+
+class EscalationThresholds(_Strict):
+    """Above these, an automated review hands the app to engineering."""
+
+    max_external_endpoints: int = Field(ge=0)
+    max_scopes: int = Field(ge=0)
+    max_connectors: int = Field(ge=0)
+
+
+class DataClassPolicy(_Strict):
+    """Timers, thresholds and guardrails for apps of one data class."""
+
+    sandbox_ttl_days: int = Field(gt=0)
+    review_cadence_days: int = Field(gt=0)
+    max_extension_days: int = Field(gt=0)
+    expiry_notice_days: list[int] = Field(min_length=1, description="days before expiry a notice goes out")
+    approval_reminder_hours: float = Field(gt=0)
+    approval_escalation_hours: float = Field(gt=0)
+    inactivity_days: int = Field(gt=0)
+    approver_group: ApproverGroup
+    allowed_scopes: list[str] = Field(default_factory=list)
+    allowed_connectors: list[str] = Field(default_factory=list)
+    escalation: EscalationThresholds
+    owner_left_grace_days: int = Field(gt=0)
+    log_retention_days: int = Field(gt=0)
+    auto_approve_clean: bool = False
+    token_ttl_minutes: int = Field(gt=0, le=24 * 60, description="lifetime cap of an exchanged token")
+
+    @field_validator("expiry_notice_days")
+    @classmethod
+    def _positive_and_unique(cls, days: list[int]) -> list[int]:
+        if any(d <= 0 for d in days):
+            raise ValueError("every notice day must be a positive number of days")
+        if len(set(days)) != len(days):
+            raise ValueError("notice days must not repeat")
+        return sorted(days, reverse=True)
+
+    @model_validator(mode="after")
+    def _escalation_after_reminder(self) -> DataClassPolicy:
+        if self.approval_escalation_hours <= self.approval_reminder_hours:
+            raise ValueError("approval_escalation_hours must be greater than approval_reminder_hours")
+        return self
+
+
+class BlockedDependency(_Strict):
+    """A package nobody may depend on (optionally only some versions)."""
+
+    name: str = Field(min_length=1)
+    ecosystem: str = Field(default="any", pattern=r"^(any|pypi|npm)$")
+    versions: str | None = Field(default=None, description="PEP 440 / semver range; all versions when unset")
+    reason: str = ""
+
+
+class Notifications(_Strict):
+    """Flood control for messages to one person."""
+
+    digest_threshold: int = Field(default=5, gt=0, description="more than this many in the window → one digest")
+    digest_window_minutes: int = Field(default=10, gt=0)
+
+
+class ReviewLimits(_Strict):
+    """Bounds on what one automated review may read and how long it may take."""
+
+    max_repo_mb: int = Field(default=500, gt=0)
+    max_file_kb: int = Field(default=1024, gt=0)
+    max_files: int = Field(default=50_000, gt=0)
+    timeout_seconds: int = Field(default=300, gt=0)
+
+
+class SunsetPolicy(_Strict):
+    """How hard the sunset job tries before it calls a credential a zombie."""
+
+    revoke_max_attempts: int = Field(default=5, gt=0)
+
+
+class Policy(_Strict):
+    """The whole effective policy."""
+
+    data_classes: dict[DataClass, DataClassPolicy]
+    blocked_dependencies: list[BlockedDependency] = Field(default_factory=list)
+    approved_llm_connectors: list[str] = Field(default_factory=list)
+    allowed_secret_fingerprints: list[str] = Field(default_factory=list)
+    notifications: Notifications = Notifications()
+    review_limits: ReviewLimits = ReviewLimits()
+    sunset: SunsetPolicy = SunsetPolicy()
+
+    @field_validator("data_classes")
+    @classmethod
+    def _every_class(cls, classes: dict[DataClass, DataClassPolicy]) -> dict[DataClass, DataClassPolicy]:
+        missing = [d.value for d in DataClass if d not in classes]
+        if missing:
+            raise ValueError(f"missing data class(es): {', '.join(missing)}")
+        return classes
+
+    def for_class(self, data_class: DataClass | str) -> DataClassPolicy:
+        """The rules for one data class."""
+        return self.data_classes[DataClass(data_class)]
+
+
+def _format_errors(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        parts.append(f"{field}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def parse_policy(raw: Any, *, source: str = "policy") -> Policy:
+    """Validate an already-parsed policy document; ConfigError names each bad field."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the policy must be a mapping at the top level")
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: invalid policy: {_format_errors(exc)}", detail=exc.errors()) from None
+
+
+def load_policy(path: Path | str | None = None) -> Policy:
+    """Read and validate a policy file (the shipped default when `path` is None)."""
+    path = Path(path) if path else DEFAULT_POLICY_PATH
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the policy file: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_policy(raw, source=str(path))
+
+
+_cached: dict[str, Policy] = {}
+
+
+def get_policy() -> Policy:
+    """The process's policy from POLICY_FILE (or the default), validated once."""
+    from orchestrator.config import get_settings
+
+    key = str(get_settings().policy_file or DEFAULT_POLICY_PATH)
+    if key not in _cached:
+        _cached[key] = load_policy(key)
+    return _cached[key]

@@ -1,0 +1,186 @@
+"""Shared fixtures: real SQLite and PostgreSQL databases, real Redis, the HTTP app, API tokens.
+
+PostgreSQL: each test session creates its own database on PG_ADMIN_URL (default
+postgresql+psycopg://postgres@127.0.0.1:5432/test) and drops it afterwards, so parallel runs never
+collide. Without a reachable server the PostgreSQL tests are skipped with a message — except under
+CI=true, where they fail. Redis: REDIS_TEST_URL or redis://127.0.0.1:6379, on a database number
+picked per session; tests never FLUSHALL.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+FIXTURES = SHARED / "fixtures"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PG_ADMIN_URL = os.environ.get("PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_BASE_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379")
+
+
+def _unavailable(what: str, why: str) -> None:
+    message = f"{what} is not reachable ({why})"
+    if IN_CI:
+        pytest.fail(f"{message}; CI must reach it", pytrace=False)
+    pytest.skip(f"{message}; start it to run these tests")
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, migrated; dropped at the end."""
+    name = f"orch_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        _unavailable("PostgreSQL", str(exc).splitlines()[0])
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    from orchestrator.db import migrate
+
+    migrate(url)
+    yield url
+    from orchestrator.db import reset_engines
+
+    reset_engines()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate_all(url: str) -> None:
+    from orchestrator.db import get_engine
+    from orchestrator.tables import metadata
+
+    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    with get_engine(url).begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+# ---------------------------------------------------------------- SQLite
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that each test copies (migrating once is much faster)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    from orchestrator.db import migrate, reset_engines
+
+    migrate(f"sqlite:///{path}")
+    reset_engines()
+    return path
+
+
+# ---------------------------------------------------------------- settings / database
+
+
+def _configure(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
+    from orchestrator import policy
+    from orchestrator.config import get_settings
+    from orchestrator.db import reset_engines
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    policy._cached.clear()
+    reset_engines()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A migrated, empty database — once on SQLite and once on PostgreSQL — set as DATABASE_URL."""
+    if request.param == "sqlite":
+        path = tmp_path / "orchestrator.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        url = f"sqlite:///{path}"
+    else:
+        url = request.getfixturevalue("pg_server_url")
+        _truncate_all(url)
+    _configure(monkeypatch, DATABASE_URL=url, BROKER_URL=os.environ.get("TEST_BROKER_URL", "memory://"))
+    yield url
+    from orchestrator.db import reset_engines
+
+    reset_engines()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_template: Path) -> Iterator[str]:
+    """A migrated, empty SQLite database set as DATABASE_URL (for tests that need only one)."""
+    path = tmp_path / "orchestrator.db"
+    shutil.copy(sqlite_template, path)
+    url = f"sqlite:///{path}"
+    _configure(monkeypatch, DATABASE_URL=url, BROKER_URL="memory://")
+    yield url
+    from orchestrator.db import reset_engines
+
+    reset_engines()
+
+
+@pytest.fixture
+def pg_url(pg_server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The session's PostgreSQL database, emptied, set as DATABASE_URL."""
+    _truncate_all(pg_server_url)
+    _configure(monkeypatch, DATABASE_URL=pg_server_url, BROKER_URL="memory://")
+    yield pg_server_url
+
+
+# ---------------------------------------------------------------- Redis
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A Redis URL on a database number of this session's own (never flushed wholesale)."""
+    import redis
+
+    db = int(os.environ.get("REDIS_TEST_DB", random.randint(1, 15)))
+    url = f"{REDIS_BASE_URL}/{db}"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        _unavailable("Redis", str(exc))
+    return url
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+@pytest.fixture
+def client(db_url: str) -> Iterator[Any]:
+    """A TestClient on the real app over the parametrised database."""
+    from fastapi.testclient import TestClient
+
+    from orchestrator.http.app import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def make_token(db_url: str) -> Any:
+    """Create an API token: make_token(role, email) → the bearer token string."""
+    from orchestrator.auth import create_token
+    from orchestrator.db import session_scope
+    from orchestrator.models import Role
+
+    def _make(role: str = "admin", email: str | None = "admin@example.com", name: str | None = None) -> str:
+        with session_scope() as session:
+            return create_token(
+                session, name=name or f"{role}-{email}", role=Role(role), person_email=email, actor="test"
+            )
+
+    return _make

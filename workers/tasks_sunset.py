@@ -1,0 +1,1 @@
+"""Celery tasks for the sunset queue (thin: parse, call a service, record the outcome)."""
