@@ -6,5 +6,6 @@ Alembic's env.py and the tests import this; a feature that adds tables adds its 
 from sqlmodel import SQLModel
 
 from orchestrator import models  # noqa: F401
+from orchestrator.credentials import models as credential_models  # noqa: F401
 
 metadata = SQLModel.metadata

@@ -1,0 +1,55 @@
+"""The credential ledger: one row per credential an app holds, never the secret itself."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import Enum as SAEnum
+from sqlmodel import Field, SQLModel
+
+from orchestrator.timeutil import UTCDateTime, utcnow
+
+
+class CredentialStatus(StrEnum):
+    """Live until it expires or is revoked; a zombie could not be revoked after every attempt."""
+
+    live = "live"
+    expired = "expired"
+    revoked = "revoked"
+    zombie = "zombie"
+
+
+class Credential(SQLModel, table=True):
+    """One credential issued to (or registered for) an app, as the sunset job must revoke it."""
+
+    __tablename__ = "credential"
+    __table_args__ = (UniqueConstraint("provider", "external_ref", name="uq_credential_provider_ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    app_id: str = Field(index=True, max_length=64)
+    provider: str = Field(max_length=64, description="name of the provider that issued it")
+    external_ref: str = Field(max_length=300, description="the provider's id for it (a jti, a token id, …)")
+    subject: str = Field(default="", max_length=320, description="who or what it was issued to")
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: CredentialStatus = Field(
+        default=CredentialStatus.live,
+        sa_type=SAEnum(
+            CredentialStatus,
+            native_enum=False,
+            create_constraint=False,
+            length=32,
+            values_callable=lambda e: [m.value for m in e],
+        ),
+        nullable=False,
+        index=True,
+    )
+    issued_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime(), nullable=True)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime(), nullable=True)
+    revoke_attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -1,0 +1,1 @@
+"""Side effects behind small interfaces: Slack, GitHub, credential providers, archive storage."""

@@ -1,0 +1,1 @@
+"""Credential providers: the interface, the built-in token service, and external systems."""
