@@ -1,22 +1,43 @@
 # The two commands of the README: `make run` and `make test`. Everything else is a helper.
-PYTHON ?= python3
+# Needs only Python 3.11+ (with its venv module) and make; PYTHON=/path/to/python3.x to choose one.
+SHELL := /bin/bash
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; \
+	then echo $$p; break; fi; done)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
-REDIS_PORT ?= 6379
+# Installs are redone when pyproject.toml changes: the stamps carry its checksum.
+SUM := $(shell cksum pyproject.toml | cut -d' ' -f1)
+RUN_STAMP := $(VENV)/.installed-run-$(SUM)
+DEV_STAMP := $(VENV)/.installed-dev-$(SUM)
 
-.PHONY: run test lint install dev-install ensure-redis clean
+.PHONY: run test install dev-install ensure-services lint readme clean distclean
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@if [ -z "$(PYTHON)" ]; then \
+		echo "error: Python 3.11 or newer is needed (none found as python3.1x/python3); set PYTHON=/path/to/python" >&2; \
+		exit 2; fi
+	@echo "creating $(VENV) with $$($(PYTHON) --version)"
+	@$(PYTHON) -m venv $(VENV) || { echo "error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu install python3-venv" >&2; exit 2; }
+	@$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
+$(RUN_STAMP): $(BIN)/python pyproject.toml
+	@echo "installing the orchestrator into $(VENV) (the first time takes a minute or two)"
+	$(BIN)/python -m pip install --quiet -e .
+	@rm -f $(VENV)/.installed-run-*
+	@touch $(RUN_STAMP)
+
+$(DEV_STAMP): $(BIN)/python pyproject.toml
+	@echo "installing the orchestrator with its dev extras into $(VENV)"
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	@rm -f $(VENV)/.installed-run-* $(VENV)/.installed-dev-*
+	@touch $(RUN_STAMP) $(DEV_STAMP)
 
-install: $(STAMP)
+install: $(RUN_STAMP)
+
+dev-install: $(DEV_STAMP)
 
 ## run: API + worker + scheduler on the embedded default (SQLite file and broker under ./var)
 run: install
@@ -25,16 +46,28 @@ run: install
 	$(BIN)/orchestrator demo --if-empty
 	$(BIN)/orchestrator up
 
-## test: the whole suite against real Redis and PostgreSQL
-test: install ensure-redis
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+## test: the whole suite against real Redis and PostgreSQL (PYTEST_ARGS="-k name" to narrow it)
+# pytest exits 5 when it collected nothing: say so plainly rather than leave a bare "Error 5".
+test: dev-install ensure-services
+	@status=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+	if [ $$status -eq 5 ]; then \
+		echo "make test: pytest collected no tests (exit 5); check PYTEST_ARGS='$(PYTEST_ARGS)' and tests/" >&2; \
+	fi; \
+	exit $$status
 
-ensure-redis:
+ensure-services: $(BIN)/python
 	@$(BIN)/python scripts/ensure_services.py
 
-lint: install
+lint: dev-install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## readme: regenerate the README's configuration table from orchestrator/config.py
+readme: install
+	$(BIN)/python scripts/config_table.py --write README.md
+
 clean:
 	rm -rf var .pytest_cache .ruff_cache
+
+distclean: clean
+	rm -rf $(VENV) build *.egg-info

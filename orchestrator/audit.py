@@ -100,17 +100,19 @@ def verify(session: Session, *, batch: int = 1000) -> VerifyResult:
     expected_prev = GENESIS_HASH
     expected_seq = 1
     checked = 0
-    last_seq = 0
+    # No lower bound on the first batch: a row moved to seq 0 or below must be reported, not skipped.
+    last_seq: int | None = None
     while True:
-        rows = session.exec(
-            select(AuditEntry).where(col(AuditEntry.seq) > last_seq).order_by(col(AuditEntry.seq)).limit(batch)
-        ).all()
+        query = select(AuditEntry) if last_seq is None else select(AuditEntry).where(col(AuditEntry.seq) > last_seq)
+        rows = session.exec(query.order_by(col(AuditEntry.seq)).limit(batch)).all()
         if not rows:
             return VerifyResult(ok=True, checked=checked)
         for entry in rows:
             problem = None
-            if entry.seq != expected_seq:
+            if entry.seq > expected_seq:
                 problem = f"sequence gap: expected entry {expected_seq}, found {entry.seq} (a row was deleted)"
+            elif entry.seq < expected_seq:
+                problem = f"sequence out of place: expected entry {expected_seq}, found {entry.seq} (a row was moved)"
             elif entry.prev_hash != expected_prev:
                 problem = "previous-hash link broken (a row was deleted, reordered or edited)"
             elif entry_hash(entry.prev_hash, entry) != entry.hash:

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from orchestrator import audit
 from orchestrator.errors import Forbidden, Unauthorized
-from orchestrator.models import ApiToken, MicroApp, Role
+from orchestrator.models import ApiToken, MicroApp, Person, Role
 
 TOKEN_PREFIX = "mao_"
 _RANK = {Role.maker: 0, Role.approver: 1, Role.admin: 2}
@@ -45,6 +45,11 @@ def authenticate(session: Session, token: str | None) -> ApiToken:
     row = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
     if row is None or row.revoked_at is not None:
         raise Unauthorized("unknown or revoked token")
+    if row.person_email:
+        person = session.get(Person, row.person_email)
+        # Someone who has left keeps no access, even before their tokens are revoked one by one.
+        if person is not None and not person.active:
+            raise Unauthorized("the token's person is no longer active")
     return row
 
 
@@ -63,4 +68,9 @@ def can_see(token: ApiToken, app: MicroApp) -> bool:
     """Makers see their own apps only; approvers and admins see everything."""
     if Role(token.role) is not Role.maker:
         return True
-    return token.person_email is not None and token.person_email in app.owners
+    return token.person_email is not None and token.person_email.lower() in app.owners
+
+
+def owns(token: ApiToken, emails: set[str] | frozenset[str]) -> bool:
+    """True when the token acts for a person among `emails` (compared case-insensitively)."""
+    return token.person_email is not None and token.person_email.lower() in {e.lower() for e in emails}

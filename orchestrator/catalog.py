@@ -8,6 +8,7 @@ transaction. No network I/O.
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from sqlalchemy import String, cast, func, or_
 from sqlmodel import Session, col, select
 
-from orchestrator import audit, lifecycle
+from orchestrator import audit, deadlines, lifecycle
 from orchestrator.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from orchestrator.lifecycle import Action, Facts, Stage, Transition
 from orchestrator.manifest import Manifest
@@ -91,6 +92,7 @@ def register_app(
         reason=f"registered from {source}",
         data={"data_class": app.data_class.value, "owner": app.owner_email, "expires_at": app.expires_at},
     )
+    deadlines.reschedule_app(session, app, policy, now=now)  # timers hook (issue 6)
     emitted = emit(
         session, type="app.created", source=source, app_id=app.id, payload={"actor": actor}, dedup_key=dedup_key
     )
@@ -128,7 +130,8 @@ def apply_action(
     rules = policy.for_class(app.data_class)
     if move.remembers_stage:
         app.previous_stage = move.from_stage
-    elif move.from_stage in (Stage.expiring, Stage.orphaned, Stage.suspended) and move.to_stage != Stage.suspended:
+    elif move.to_stage not in (Stage.expiring, Stage.orphaned, Stage.suspended):
+        # Keep the remembered stage while the app waits in a holding stage (expiring → orphaned …).
         app.previous_stage = None
     if action is Action.approve:
         app.approved_at = now
@@ -146,6 +149,12 @@ def apply_action(
         reason=reason,
         data={"from": move.from_stage.value, "to": move.to_stage.value, **(data or {})},
     )
+    if action is Action.approve:
+        # Imported here: the credentials package itself builds on the catalog.
+        from orchestrator.credentials.handover import on_app_approved
+
+        on_app_approved(session, app, policy=policy, actor=actor)
+    deadlines.reschedule_app(session, app, policy, now=now)  # timers hook (issue 6)
     session.flush()
     return move
 
@@ -216,17 +225,29 @@ def _owned_by(email: str) -> Any:
     )
 
 
+_CURSOR_PREFIX = "after:"
+_CURSOR_RE = re.compile(r"^[A-Za-z0-9_-]{1,400}$")
+
+
 def encode_cursor(app_id: str) -> str:
     """An opaque cursor pointing after `app_id`."""
-    return base64.urlsafe_b64encode(app_id.encode()).decode().rstrip("=")
+    return base64.urlsafe_b64encode((_CURSOR_PREFIX + app_id).encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> str:
-    """The app id a cursor points after; ValidationFailed when it is not ours."""
+    """The app id a cursor points after; ValidationFailed when it is not one we issued."""
+    reason = "not a cursor we issued"
+    bad = ValidationFailed("bad cursor", detail=[{"field": "cursor", "in": "query", "reason": reason}])
+    if not _CURSOR_RE.match(cursor):
+        raise bad
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        # validate=True: the lenient decoder silently drops stray characters and accepts garbage.
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError):
-        raise ValidationFailed("bad cursor", detail=[{"field": "cursor", "reason": "not a cursor we issued"}]) from None
+        raise bad from None
+    if not raw.startswith(_CURSOR_PREFIX) or len(raw) == len(_CURSOR_PREFIX):
+        raise bad
+    return raw[len(_CURSOR_PREFIX) :]
 
 
 def list_apps(
@@ -242,7 +263,8 @@ def list_apps(
         query = query.where(MicroApp.data_class == filters.data_class)
     if filters.expiring_before:
         query = query.where(col(MicroApp.expires_at).is_not(None), col(MicroApp.expires_at) < filters.expiring_before)
-    if filters.visible_to:
+    if filters.visible_to is not None:
+        # An empty email (a maker token with no person) matches nothing rather than everything.
         query = query.where(_owned_by(filters.visible_to))
     if cursor:
         query = query.where(col(MicroApp.id) > decode_cursor(cursor))

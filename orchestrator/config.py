@@ -34,19 +34,187 @@ class Settings(BaseSettings):
     )
     policy_file: Path | None = Field(default=None, description="policy.yaml; the shipped default when unset")
     public_url: str = Field(default="http://127.0.0.1:8000", description="Base URL people reach the API at")
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
-    log_level: str = "INFO"
-    log_json: bool = True
+    api_host: str = Field(default="127.0.0.1", description="Interface the API binds (0.0.0.0 in a container)")
+    api_port: int = Field(default=8000, description="Port the API listens on")
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_json: bool = Field(default=True, description="JSON log lines (false: human-readable console lines)")
     demo_data: bool = Field(default=False, description="Load the demo catalog on an empty database")
 
-    github_webhook_secret: SecretStr | None = None
-    github_api_url: str = "https://api.github.com"
-    github_token: SecretStr | None = None
+    github_webhook_secret: SecretStr | None = Field(
+        default=None, description="GitHub webhook HMAC secret(s), comma-separated while rotating; refused when unset"
+    )
+    github_api_url: str = Field(default="https://api.github.com", description="GitHub REST API base URL")
+    github_token: SecretStr | None = Field(default=None, description="GitHub token for API calls (reviews, redelivery)")
 
-    slack_bot_token: SecretStr | None = None
-    slack_signing_secret: SecretStr | None = None
-    slack_api_url: str = "https://slack.com/api/"
+    slack_bot_token: SecretStr | None = Field(
+        default=None, description="Slack bot token (xoxb-…); without it notifications go to the log"
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, description="Slack signing secret; Slack requests are refused while unset"
+    )
+    slack_api_url: str = Field(default="https://slack.com/api/", description="Slack Web API base URL")
+
+    # --- credentials (issue 7): token exchange, introspection, providers; see docs/credentials.md
+    credential_key: SecretStr | None = Field(
+        default=None,
+        description="Encrypts signing keys and stored provider secrets at rest; var/credential.key when unset",
+    )
+    token_issuer: str | None = Field(default=None, description="`iss` of issued tokens; PUBLIC_URL when unset")
+    idp_jwks_url: str | None = Field(default=None, description="JWKS URL of the identity provider's signing keys")
+    idp_shared_key: SecretStr | None = Field(default=None, description="HS256 key of the identity provider")
+    idp_issuer: str | None = Field(default=None, description="required `iss` of identity-provider tokens")
+    idp_audience: str | None = Field(default=None, description="required `aud` of identity-provider tokens")
+    idp_email_claim: str = Field(default="email", description="claim naming the person in an IdP token")
+    credential_providers: dict[str, dict[str, str | int | float]] = Field(
+        default_factory=dict,
+        description=(
+            'external providers by name (JSON), e.g. {"hr": {"type": "http", "url": "…", "secret_env": "HR_KEY"}}'
+        ),
+    )
+
+    # Timers and sunset (issue 6; docs/timers.md)
+    scheduler_horizon_seconds: float = Field(
+        default=600, gt=0, description="Deadlines due within this many seconds get an exact in-memory wake-up"
+    )
+    scheduler_poll_seconds: float = Field(
+        default=2.0, gt=0, description="How often the scheduler looks for new deadline rows (the nudge without Redis)"
+    )
+    scheduler_reload_seconds: float = Field(
+        default=30, gt=0, description="How often the rolling horizon moves forward and loads what entered it"
+    )
+    scheduler_rebuild_seconds: float = Field(
+        default=600, gt=0, description="How often the in-memory timers are rebuilt from scratch from the database"
+    )
+    scheduler_sweep_seconds: float = Field(default=10, gt=0, description="Interval of the overdue-deadline sweep")
+    scheduler_catchup_rate: float = Field(
+        default=500, gt=0, description="Most overdue deadlines per second the sweep enqueues (catch-up after downtime)"
+    )
+    scheduler_batch_size: int = Field(default=200, gt=0, description="Most deadline ids carried by one Celery task")
+    scheduler_timer_resolution_ms: int = Field(
+        default=100, gt=0, description="Deadlines due within the same slot of this width share one wake-up"
+    )
+    scheduler_redispatch_seconds: float = Field(
+        default=300, gt=0, description="A deadline still pending this long after it was enqueued is enqueued again"
+    )
+    scheduler_lock_ttl_seconds: float = Field(
+        default=30, gt=0, description="TTL of the Redis leader lock; a standby replica takes over within it"
+    )
+    scheduler_lock_name: str = Field(default="orchestrator:scheduler:leader", description="Redis key of the lock")
+    deadline_nudge_channel: str = Field(
+        default="orchestrator:deadlines", description="Redis pub/sub channel that wakes the scheduler after a change"
+    )
+    archive_url: str = Field(
+        default=f"{DEFAULT_VAR_DIR}/archive",
+        description="Where sunset archives go: a directory path (or file:// URL), or s3://bucket/prefix",
+    )
+    archive_s3_endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint for s3:// archives (MinIO, moto); AWS when unset"
+    )
+    archive_s3_region: str = Field(default="us-east-1", description="Region for the S3 client")
+    log_source_dir: Path = Field(
+        default=DEFAULT_VAR_DIR / "app-logs", description="Runtime logs of app X are read from LOG_SOURCE_DIR/X/"
+    )
+    usage_record_interval_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="A usage ping within this many seconds of the last recorded use is not written again",
+    )
+    sunset_step_pause_seconds: float = Field(
+        default=0, ge=0, description="Pause after each committed sunset step (crash drills and tests only)"
+    )
+    notification_sweep_seconds: float = Field(
+        default=30.0, gt=0, description="How often the scheduler re-queues notifications whose message was lost"
+    )
+    sunset_resume_seconds: float = Field(
+        default=300, gt=0, description="Sunset runs idle this long are resumed by the scheduler (also its interval)"
+    )
+
+    # Slack approvals (issue 5; docs/slack.md)
+    slack_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout of one Slack Web API call (views.open uses at most 2.5 s)"
+    )
+    slack_rate_limit_retries: int = Field(
+        default=3, ge=0, description="How many 429 answers a Slack call waits out (Retry-After) before failing"
+    )
+
+    # Event pipeline (issue 3; docs/pipeline.md)
+    relay_in_worker: bool = Field(
+        default=True, description="Run the outbox relay (and GitHub redelivery job) inside every Celery worker"
+    )
+    relay_interval_seconds: float = Field(default=2.0, gt=0, description="How often the relay looks for due events")
+    relay_pending_after_seconds: float = Field(
+        default=10.0, gt=0, description="An event committed but never published is published by the relay after this"
+    )
+    relay_stale_after_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="A published event still not handled after this is published again (broker lost it, worker died)",
+    )
+    relay_batch_size: int = Field(default=500, gt=0, description="Most events the relay claims in one transaction")
+    event_max_attempts: int = Field(
+        default=5, gt=0, description="Attempts per event before it is failed (transient errors) or parked (crashes)"
+    )
+    event_retry_base_seconds: float = Field(
+        default=2.0, gt=0, description="First retry delay of a transient failure; doubles per attempt, with jitter"
+    )
+    event_retry_max_seconds: float = Field(
+        default=300.0, gt=0, description="Cap of one retry delay (keep it below RELAY_STALE_AFTER_SECONDS)"
+    )
+    event_handler_modules: str = Field(
+        default="", description="Extra comma-separated modules a worker imports to register event handlers"
+    )
+    github_webhook_max_bytes: int = Field(
+        default=25 * 1024 * 1024, gt=0, description="Largest webhook body accepted (GitHub never sends more than 25 MB)"
+    )
+    github_hooks: str = Field(
+        default="",
+        description="Hooks the redelivery job watches, comma-separated: repos/OWNER/REPO/hooks/ID or orgs/ORG/hooks/ID",
+    )
+    github_redelivery_interval_seconds: float = Field(
+        default=300.0, ge=0, description="How often failed GitHub deliveries are redelivered (0 disables the job)"
+    )
+    github_redelivery_lookback_hours: float = Field(
+        default=72.0, gt=0, description="How far back the redelivery job looks (GitHub keeps 3 days)"
+    )
+    github_redelivery_max_attempts: int = Field(
+        default=5, gt=0, description="A delivery that failed this many times is not redelivered again"
+    )
+    github_timeout_seconds: float = Field(default=10.0, gt=0, description="Timeout of one GitHub API call")
+
+    # Automated reviews (issue 4; docs/reviews.md)
+    review_fetch: str = Field(
+        default="auto",
+        pattern=r"^(auto|git|github-tarball)$",
+        description="How a review gets the source: git (clone), github-tarball (GitHub API tarball for GitHub "
+        "repository URLs), or auto (the tarball for GitHub URLs when GITHUB_TOKEN is set, else git)",
+    )
+    review_fetch_timeout_seconds: float = Field(
+        default=120, gt=0, description="Time limit of fetching one repository (git or tarball download)"
+    )
+    review_work_dir: Path | None = Field(
+        default=None, description="Where checkouts are made (deleted after each review); the system temp dir when unset"
+    )
+    review_max_attempts: int = Field(
+        default=2, ge=1, description="Attempts per review: one that times out or hits a network error is retried once"
+    )
+    review_redrive_after_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="A review still queued this long after it was published is published again (lost message)",
+    )
+    review_sweep_interval_seconds: float = Field(
+        default=60, ge=0, description="How often each worker looks for reviews to re-publish (0 disables the sweep)"
+    )
+    review_engineering_channel: str = Field(
+        default="#microapp-engineering",
+        description="Where apps a review escalates are handed over (the engineering backlog channel)",
+    )
+    advisories_dir: Path | None = Field(
+        default=None, description="Directory of OSV-format advisory JSON files the dependency check matches against"
+    )
+    finding_salt: SecretStr | None = Field(
+        default=None, description="Salt of finding fingerprints (HMAC-SHA256); a built-in constant when unset"
+    )
 
     @property
     def effective_redis_url(self) -> str | None:

@@ -136,7 +136,7 @@ def transition(stage: Stage, action: Action, facts: Facts) -> Transition:
         if stage is Stage.orphaned and action is Action.approve:
             raise _refuse(stage, action, "an orphaned app cannot be promoted")
         raise _refuse(stage, action, "not allowed from this stage")
-    target = sources[action]
+    target = sources[stage]
     if target is None:
         if facts.previous_stage is None or facts.previous_stage not in RETURNABLE_STAGES:
             raise _refuse(stage, action, "the stage to return to is unknown")
@@ -146,7 +146,8 @@ def transition(stage: Stage, action: Action, facts: Facts) -> Transition:
 
 
 def _check_guards(stage: Stage, action: Action, facts: Facts) -> None:
-    if action is Action.approve and facts.actor in facts.owners:
+    # Emails compare case-insensitively: "Maker@X" approving maker@x's app is still self-approval.
+    if action is Action.approve and facts.actor.casefold() in {o.casefold() for o in facts.owners}:
         raise _refuse(stage, action, "an approver cannot approve their own app")
     if action is Action.orphan and facts.active_owners:
         raise _refuse(stage, action, "an active owner or co-owner remains")

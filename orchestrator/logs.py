@@ -1,14 +1,38 @@
-"""Structured logging: JSON lines through structlog, with request/event/app ids bound per context."""
+"""Structured logging: JSON lines through structlog, with request/event/app ids bound per context.
+
+`bind(app_id=..., event_id=...)` adds keys to every later line of the current request or task.
+Within an HTTP request it also records them in the request's context dict, so the access line the
+middleware writes at the end carries them even when they were bound in a worker thread (FastAPI
+runs sync handlers in a thread with a copy of the context; bindings made there do not flow back).
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
 
 _configured = False
+_request_ctx: ContextVar[dict[str, Any] | None] = ContextVar("orchestrator_request_ctx", default=None)
+
+# Values under these keys never reach a log line in clear, whoever logs them.
+_SECRET_KEYS = frozenset({"authorization", "token", "password", "secret", "api_key", "bearer", "cookie"})
+_SECRET_SUFFIXES = ("_token", "_secret", "_password", "_api_key")
+REDACTED = "[redacted]"
+
+
+def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A processor replacing the value of secret-looking keys with a placeholder."""
+    for key in list(event_dict):
+        lowered = key.lower()
+        if lowered in _SECRET_KEYS or lowered.endswith(_SECRET_SUFFIXES):
+            event_dict[key] = REDACTED
+    return event_dict
 
 
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
@@ -19,6 +43,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
         structlog.processors.format_exc_info,
     ]
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
@@ -48,3 +73,29 @@ def get_logger(name: str) -> Any:
     if not _configured:
         configure_logging()
     return structlog.get_logger(name)
+
+
+def bind(**values: Any) -> None:
+    """Add `values` (app_id, event_id, actor, …) to every later log line of this request or task."""
+    structlog.contextvars.bind_contextvars(**values)
+    ctx = _request_ctx.get()
+    if ctx is not None:
+        ctx.update(values)
+
+
+@contextmanager
+def request_context(**values: Any) -> Iterator[dict[str, Any]]:
+    """Scope one request: a fresh logging context seeded with `values`; yields the shared context dict.
+
+    The dict is the same object in every copy of the context (threads, tasks), so keys bound
+    anywhere during the request are visible to the caller when the block ends.
+    """
+    structlog.contextvars.clear_contextvars()
+    ctx: dict[str, Any] = dict(values)
+    reset = _request_ctx.set(ctx)
+    structlog.contextvars.bind_contextvars(**values)
+    try:
+        yield ctx
+    finally:
+        _request_ctx.reset(reset)
+        structlog.contextvars.clear_contextvars()

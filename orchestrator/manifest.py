@@ -6,6 +6,7 @@ bad field and why; `load_manifest_text` does the same for YAML or JSON text.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -106,7 +107,14 @@ def parse_manifest(raw: Any) -> Manifest:
 
 
 def load_manifest_text(text: str) -> Manifest:
-    """Parse YAML (or JSON, a subset of YAML) text and validate it."""
+    """Parse YAML or JSON text and validate it."""
+    # JSON is not quite a subset of YAML 1.1 for PyYAML (tab indentation is refused), so a document
+    # that looks like JSON is read as JSON first; a YAML flow mapping falls through to YAML.
+    if text.lstrip().startswith("{"):
+        try:
+            return parse_manifest(json.loads(text))
+        except json.JSONDecodeError:
+            pass
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from orchestrator.errors import ConfigError
 from orchestrator.models import DataClass
@@ -67,11 +67,14 @@ class DataClassPolicy(_Strict):
             raise ValueError("notice days must not repeat")
         return sorted(days, reverse=True)
 
-    @model_validator(mode="after")
-    def _escalation_after_reminder(self) -> DataClassPolicy:
-        if self.approval_escalation_hours <= self.approval_reminder_hours:
-            raise ValueError("approval_escalation_hours must be greater than approval_reminder_hours")
-        return self
+    # A field validator (not a model validator) so the error is located at approval_escalation_hours.
+    @field_validator("approval_escalation_hours")
+    @classmethod
+    def _escalation_after_reminder(cls, hours: float, info: ValidationInfo) -> float:
+        reminder = info.data.get("approval_reminder_hours")
+        if reminder is not None and hours <= reminder:
+            raise ValueError(f"must be greater than approval_reminder_hours ({reminder:g})")
+        return hours
 
 
 class BlockedDependency(_Strict):
@@ -103,6 +106,10 @@ class SunsetPolicy(_Strict):
     """How hard the sunset job tries before it calls a credential a zombie."""
 
     revoke_max_attempts: int = Field(default=5, gt=0)
+    revoke_backoff_seconds: float = Field(default=30, gt=0, description="wait before the 2nd revocation attempt")
+    revoke_backoff_max_seconds: float = Field(
+        default=600, gt=0, description="cap of the doubling wait between attempts (below the broker visibility timeout)"
+    )
 
 
 class Policy(_Strict):

@@ -36,6 +36,15 @@ def _unavailable(what: str, why: str) -> None:
     pytest.skip(f"{message}; start it to run these tests")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _no_leftover_processes() -> Iterator[None]:
+    """Kill any subprocess (worker, API, scheduler) a test module started and did not stop."""
+    yield
+    from tests.harness import reap_all
+
+    reap_all()
+
+
 # ---------------------------------------------------------------- PostgreSQL
 
 

@@ -69,6 +69,9 @@ class Proc:
             self.kill()
 
 
+_spawned: list[Proc] = []
+
+
 def spawn(args: list[str], *, env: dict[str, str], log_path: Path) -> Proc:
     """Start `args` in its own process group with `env` added to ours, output to `log_path`."""
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
@@ -76,7 +79,20 @@ def spawn(args: list[str], *, env: dict[str, str], log_path: Path) -> Proc:
     popen = subprocess.Popen(
         args, cwd=REPO_ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
     )
-    return Proc(popen=popen, log_path=log_path)
+    proc = Proc(popen=popen, log_path=log_path)
+    _spawned.append(proc)
+    return proc
+
+
+def reap_all() -> None:
+    """Kill every process a test spawned and left running, so none outlives its test.
+
+    A leftover worker would keep consuming the session's Redis queues with another test's
+    settings and steal its tasks.
+    """
+    while _spawned:
+        # Even when the leader has exited, its group (e.g. pool children) may live on.
+        _spawned.pop().kill()
 
 
 def start_worker(

@@ -28,9 +28,17 @@ VISIBILITY_TIMEOUT = 3600  # above the longest task (time limit 900 s) plus the 
 
 def celery_config(broker_url: str) -> dict[str, Any]:
     """Settings for at-least-once delivery: late acks, reject on worker loss, prefetch 1."""
-    transport: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT}
+    # The SQLAlchemy transport (embedded default) passes every transport option to create_engine(),
+    # so the Redis-only options, visibility_timeout included, must not reach it.
+    transport: dict[str, Any] = {}
     if broker_url.startswith(("redis://", "rediss://")):
-        transport.update(socket_timeout=10, socket_connect_timeout=5, socket_keepalive=True, retry_on_timeout=True)
+        transport.update(
+            visibility_timeout=VISIBILITY_TIMEOUT,
+            socket_timeout=10,
+            socket_connect_timeout=5,
+            socket_keepalive=True,
+            retry_on_timeout=True,
+        )
     return {
         "broker_url": broker_url,
         "result_backend": None,

@@ -1,1 +1,45 @@
-"""Celery tasks for the notifications queue (thin: parse, call a service, record the outcome)."""
+"""Celery tasks for the notifications queue (thin: parse ids, call a service, record the outcome).
+
+Importing this module also registers the approval event handlers (`extension.requested`,
+`approval.reminder_due`, `approval.escalation_due`) with the event registry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator import (
+    approval_requests,  # noqa: F401  (registers the approval event handlers)
+    delivery,
+    interactions,
+    notifications,
+)
+from orchestrator.errors import TransientIntegrationError
+from workers.app import app
+
+# Bounded: a Slack outage longer than this leaves the row for `sweep_notifications`.
+RETRY: dict[str, Any] = {
+    "autoretry_for": (TransientIntegrationError,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
+@app.task(name="workers.deliver_notification", queue="notifications", **RETRY)
+def deliver_notification(notification_id: int) -> str:
+    """Post (or update) one notification at most once; returns its outcome."""
+    return delivery.deliver(int(notification_id))
+
+
+@app.task(name="workers.handle_slack_interaction", queue="notifications", **RETRY)
+def handle_slack_interaction(interaction_id: int) -> str:
+    """Act on one recorded Slack click or modal submission; returns its outcome."""
+    return interactions.handle(int(interaction_id))
+
+
+@app.task(name="workers.sweep_notifications", queue="notifications")
+def sweep_notifications() -> dict[str, int]:
+    """Re-enqueue notifications and interactions whose Celery message was lost."""
+    return notifications.sweep()

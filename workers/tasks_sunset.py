@@ -1,1 +1,50 @@
-"""Celery tasks for the sunset queue (thin: parse, call a service, record the outcome)."""
+"""Celery tasks for the sunset queue (thin: parse ids, call the sunset/retention service, record the outcome)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from orchestrator import retention, sunset
+from orchestrator.config import get_settings
+from orchestrator.db import session_scope
+from orchestrator.errors import TransientIntegrationError
+from orchestrator.logs import get_logger
+from orchestrator.timeutil import utcnow
+from workers.app import app
+
+log = get_logger(__name__)
+
+
+@app.task(bind=True, name="workers.run_sunset", queue="sunset", max_retries=100)
+def run_sunset(self: Any, app_id: str) -> str:
+    """Run (or resume) the app's sunset from its first unfinished step; returns the run's status."""
+    try:
+        run = sunset.advance(app_id)
+    except sunset.RetryLater as exc:
+        log.info("sunset waits to retry", app_id=app_id, reason=str(exc), countdown=round(exc.countdown, 1))
+        raise self.retry(countdown=exc.countdown, exc=exc) from None
+    except TransientIntegrationError as exc:
+        raise self.retry(countdown=min(600, 15 * 2**self.request.retries), exc=exc) from None
+    log.info("sunset run", app_id=app_id, status=run.status.value, step=run.step.value)
+    return run.status.value
+
+
+@app.task(name="workers.resume_stalled_sunsets", queue="sunset")
+def resume_stalled_sunsets() -> int:
+    """Re-enqueue every sunset run that stopped moving; returns how many."""
+    idle = timedelta(seconds=get_settings().sunset_resume_seconds)
+    with session_scope(write=False) as session:
+        app_ids = sunset.stalled_runs(session, now=utcnow(), idle=idle)
+    sunset.enqueue(app_ids)
+    return len(app_ids)
+
+
+@app.task(bind=True, name="workers.purge_archives", queue="sunset", max_retries=20)
+def purge_archives(self: Any, app_id: str) -> int:
+    """Delete the app's archives past retention unless it is on legal hold; returns how many."""
+    try:
+        result = retention.purge(app_id)
+    except TransientIntegrationError as exc:
+        raise self.retry(countdown=min(600, 30 * 2**self.request.retries), exc=exc) from None
+    return len(result.purged)

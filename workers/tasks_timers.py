@@ -1,1 +1,23 @@
-"""Celery tasks for the timers queue (thin: parse, call a service, record the outcome)."""
+"""Celery tasks for fired timers (thin: parse ids, call the deadline service, record the outcome)."""
+
+from __future__ import annotations
+
+import orchestrator.timer_events  # noqa: F401  (registers the handlers of the events timers emit)
+from orchestrator import deadlines
+from orchestrator.db import session_scope
+from orchestrator.logs import get_logger
+from orchestrator.timeutil import utcnow
+from workers.app import app
+
+log = get_logger(__name__)
+
+
+@app.task(name="workers.fire_deadlines", queue="ingest")
+def fire_deadlines(deadline_ids: list[int]) -> int:
+    """Mark these deadlines fired exactly once and emit their events; returns how many this call fired."""
+    started_at = utcnow()
+    with session_scope() as session:
+        fired = deadlines.fire(session, [int(i) for i in deadline_ids], started_at=started_at)
+    if fired:
+        log.info("deadlines fired", fired=len(fired), delivered=len(deadline_ids))
+    return len(fired)

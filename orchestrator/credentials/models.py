@@ -53,3 +53,53 @@ class Credential(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class KeyStatus(StrEnum):
+    """A signing key signs while active, only verifies while previous, and is gone when retired."""
+
+    active = "active"
+    previous = "previous"
+    retired = "retired"
+
+
+class SigningKey(SQLModel, table=True):
+    """An asymmetric key the token service signs with; the private half is sealed (AES-GCM) at rest."""
+
+    __tablename__ = "signing_key"
+
+    kid: str = Field(primary_key=True, max_length=64)
+    algorithm: str = Field(default="EdDSA", max_length=16)
+    public_pem: str = Field(sa_column=Column(Text, nullable=False))
+    private_sealed: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    status: KeyStatus = Field(
+        default=KeyStatus.active,
+        sa_type=SAEnum(
+            KeyStatus,
+            native_enum=False,
+            create_constraint=False,
+            length=32,
+            values_callable=lambda e: [m.value for m in e],
+        ),
+        nullable=False,
+        index=True,
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False)
+    verify_until: datetime | None = Field(
+        default=None, sa_type=UTCDateTime(), nullable=True, description="a previous key verifies until then"
+    )
+    retired_at: datetime | None = Field(default=None, sa_type=UTCDateTime(), nullable=True)
+
+
+class CredentialSecret(SQLModel, table=True):
+    """The sealed secret of an externally issued credential that is needed to revoke it (Slack).
+
+    Kept apart from the ledger so the ledger never holds a secret; deleted once the credential is
+    revoked (crypto-shredding).
+    """
+
+    __tablename__ = "credential_secret"
+
+    credential_id: int = Field(primary_key=True, foreign_key="credential.id")
+    sealed: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False)

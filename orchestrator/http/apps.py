@@ -1,22 +1,30 @@
-"""Catalog routes under /api/v1/apps: register, list, show, retire, extend, transfer."""
+"""Catalog routes under /api/v1/apps: register, list, show, retire, extend, transfer.
+
+Handlers stay thin: authorise, call `orchestrator.catalog` inside one write transaction (committed
+before the response goes out), and shape the answer. A maker only ever sees their own apps: any
+other app is a 404 for them, exactly as if it did not exist.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Annotated, Any
 
-import structlog
-import yaml
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 
 from orchestrator import catalog
-from orchestrator.auth import can_see, principal
+from orchestrator.auth import can_see, owns, principal
 from orchestrator.db import session_scope
-from orchestrator.errors import Forbidden, NotFound, ValidationFailed
-from orchestrator.http.deps import CurrentToken, PolicyDep, ReadSession
+from orchestrator.errors import Conflict, Forbidden, NotFound
+from orchestrator.http.bodies import MANIFEST_REQUEST_BODY, read_document
+from orchestrator.http.deps import CurrentToken, PolicyDep, ReadSession, bind_path_ids
 from orchestrator.http.schemas import (
+    ERROR_RESPONSES,
     ActionResult,
     AppDetail,
     AppPage,
@@ -28,68 +36,95 @@ from orchestrator.http.schemas import (
     Registered,
 )
 from orchestrator.lifecycle import Stage
-from orchestrator.manifest import parse_manifest
+from orchestrator.logs import bind, get_logger
+from orchestrator.manifest import Manifest, parse_manifest
 from orchestrator.models import ApiToken, AuditEntry, DataClass, Event, MicroApp, Role
+from orchestrator.policy import Policy
 
-router = APIRouter(prefix="/api/v1/apps", tags=["apps"])
-
-_YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
-
-
-async def _manifest_body(request: Request) -> Any:
-    raw = await request.body()
-    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    try:
-        if content_type in _YAML_TYPES:
-            return yaml.safe_load(raw.decode("utf-8"))
-        if content_type in ("application/json", ""):
-            import json
-
-            return json.loads(raw.decode("utf-8"))
-    except (ValueError, yaml.YAMLError) as exc:
-        raise ValidationFailed("the body is not valid", detail=[{"field": "(body)", "reason": str(exc)}]) from None
-    raise ValidationFailed(
-        "unsupported content type", detail=[{"field": "content-type", "reason": f"{content_type} is not JSON or YAML"}]
-    )
+router = APIRouter(
+    prefix="/api/v1/apps", tags=["apps"], dependencies=[Depends(bind_path_ids)], responses=ERROR_RESPONSES
+)
+log = get_logger(__name__)
 
 
-def _visible_app(session: Session, token: ApiToken, app_id: str) -> MicroApp:
-    structlog.contextvars.bind_contextvars(app_id=app_id)
-    app = catalog.get_app(session, app_id)
-    if not can_see(token, app):
+def _visible_app(session: Session, token: ApiToken, app_id: str, *, lock: bool = False) -> MicroApp:
+    # FOR UPDATE on PostgreSQL serialises concurrent actions on one app; SQLite's write
+    # transaction is already exclusive (the clause is not rendered there).
+    app = session.get(MicroApp, app_id, with_for_update=True if lock else None)
+    if app is None or not can_see(token, app):
         # A maker must not learn that someone else's app exists.
         raise NotFound(f"no app with id {app_id!r}")
     return app
 
 
-@router.post("", status_code=201, response_model=Registered, responses={200: {"model": Registered}})
+def _dedup_key(actor: str, idempotency_key: str) -> str:
+    # Scoped by caller, so one client's key can never replay another's registration.
+    return "api:register:" + hashlib.sha256(f"{actor}\n{idempotency_key}".encode()).hexdigest()
+
+
+def _repeat(session: Session, dedup_key: str, manifest: Manifest) -> Registered | None:
+    first = session.exec(select(Event).where(Event.dedup_key == dedup_key)).first()
+    if first is None:
+        return None
+    if first.app_id != manifest.slug:
+        raise Conflict(
+            "this Idempotency-Key was already used to register another app",
+            detail={"message": "Idempotency-Key reused for a different app", "app_id": first.app_id},
+        )
+    app = session.get(MicroApp, first.app_id)
+    return Registered(app=AppRead.of(app) if app else None, event_id=first.id, duplicate=True)
+
+
+def _register(
+    manifest: Manifest, token: ApiToken, policy: Policy, idempotency_key: str | None
+) -> tuple[Registered, int]:
+    actor = principal(token)
+    dedup_key = _dedup_key(actor, idempotency_key) if idempotency_key else None
+    try:
+        with session_scope() as session:
+            repeat = _repeat(session, dedup_key, manifest) if dedup_key else None
+            if repeat is not None:
+                return repeat, 200
+            app, emitted = catalog.register_app(
+                session, manifest, actor=actor, policy=policy, source="api", dedup_key=dedup_key
+            )
+            result = Registered(app=AppRead.of(app), event_id=emitted.event.id, duplicate=False)
+    except IntegrityError:
+        # A concurrent request inserted the same app or key between our check and our insert.
+        log.info("registration lost a race", idempotent=bool(dedup_key))
+        if dedup_key:
+            with session_scope(write=False) as session:
+                repeat = _repeat(session, dedup_key, manifest)
+            if repeat is not None:
+                return repeat, 200
+        raise Conflict(f"an app with id {manifest.slug!r} already exists", detail={"id": manifest.slug}) from None
+    bind(event_id=result.event_id)
+    log.info("app registered", data_class=manifest.data_class.value, owner=str(manifest.owner))
+    return result, 201
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=Registered,
+    responses={200: {"model": Registered, "description": "A repeat of an Idempotency-Key: the first event"}},
+    openapi_extra=MANIFEST_REQUEST_BODY,
+)
 async def register_app(
     request: Request,
     token: CurrentToken,
     policy: PolicyDep,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> Any:
+    idempotency_key: Annotated[
+        str | None, Header(max_length=200, description="a repeat answers 200 with the first event")
+    ] = None,
+) -> JSONResponse:
     """Register an app from its manifest (JSON, or YAML with Content-Type application/yaml)."""
-    manifest = parse_manifest(await _manifest_body(request))
-    actor = principal(token)
-    if Role(token.role) is Role.maker and token.person_email not in {
-        str(manifest.owner),
-        *map(str, manifest.co_owners),
-    }:
+    manifest = parse_manifest(await read_document(request))
+    bind(app_id=manifest.slug)
+    if Role(token.role) is Role.maker and not owns(token, {str(manifest.owner), *map(str, manifest.co_owners)}):
         raise Forbidden("a maker can only register apps they own or co-own")
-    dedup_key = f"api:register:{idempotency_key}" if idempotency_key else None
-    with session_scope() as session:
-        if dedup_key:
-            first = session.exec(select(Event).where(Event.dedup_key == dedup_key)).first()
-            if first is not None:
-                app = session.get(MicroApp, first.app_id) if first.app_id else None
-                body = Registered(app=AppRead.of(app) if app else None, event_id=first.id, duplicate=True)
-                return JSONResponse(body.model_dump(mode="json"), status_code=200)
-        app, emitted = catalog.register_app(
-            session, manifest, actor=actor, policy=policy, source="api", dedup_key=dedup_key
-        )
-        body = Registered(app=AppRead.of(app), event_id=emitted.event.id, duplicate=False)
-    return JSONResponse(body.model_dump(mode="json"), status_code=201)
+    body, status = await run_in_threadpool(_register, manifest, token, policy, idempotency_key)
+    return JSONResponse(body.model_dump(mode="json"), status_code=status)
 
 
 @router.get("", response_model=AppPage)
@@ -97,10 +132,10 @@ def list_apps(
     session: ReadSession,
     token: CurrentToken,
     stage: Stage | None = None,
-    owner: str | None = None,
+    owner: Annotated[str | None, Query(max_length=320, description="owner or co-owner email")] = None,
     data_class: DataClass | None = None,
-    expiring_before: datetime | None = None,
-    cursor: str | None = None,
+    expiring_before: Annotated[datetime | None, Query(description="ISO date or datetime (UTC if no zone)")] = None,
+    cursor: Annotated[str | None, Query(max_length=400, description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> AppPage:
     """List apps with filters and cursor pagination; makers see only their own."""
@@ -109,7 +144,8 @@ def list_apps(
         owner=owner,
         data_class=data_class,
         expiring_before=expiring_before,
-        visible_to=token.person_email or "" if Role(token.role) is Role.maker else None,
+        # "" for a maker token without a person: matches no app at all.
+        visible_to=(token.person_email or "") if Role(token.role) is Role.maker else None,
     )
     apps, next_cursor = catalog.list_apps(session, filters, cursor=cursor, limit=limit)
     return AppPage(items=[AppRead.of(a) for a in apps], next_cursor=next_cursor)
@@ -117,7 +153,7 @@ def list_apps(
 
 @router.get("/{app_id}", response_model=AppDetail)
 def show_app(app_id: str, session: ReadSession, token: CurrentToken) -> AppDetail:
-    """One app with its audit timeline."""
+    """One app with its audit timeline, oldest first."""
     app = _visible_app(session, token, app_id)
     rows = session.exec(select(AuditEntry).where(AuditEntry.app_id == app.id).order_by(col(AuditEntry.seq))).all()
     timeline = [
@@ -127,31 +163,55 @@ def show_app(app_id: str, session: ReadSession, token: CurrentToken) -> AppDetai
 
 
 @router.post("/{app_id}/retire", response_model=ActionResult, status_code=202)
-def retire_app(app_id: str, body: ReasonBody, token: CurrentToken, policy: PolicyDep) -> ActionResult:
+def retire_app(
+    app_id: str, token: CurrentToken, policy: PolicyDep, body: Annotated[ReasonBody | None, Body()] = None
+) -> ActionResult:
     """Start the sunset of an app: it moves to sunsetting and the sunset job takes over."""
+    reason = body.reason if body else ""
     with session_scope() as session:
-        app = _visible_app(session, token, app_id)
-        emitted = catalog.request_retirement(session, app, actor=principal(token), reason=body.reason, policy=policy)
-        return ActionResult(app=AppRead.of(app), event_id=emitted.event.id)
+        app = _visible_app(session, token, app_id, lock=True)
+        emitted = catalog.request_retirement(session, app, actor=principal(token), reason=reason, policy=policy)
+        result = ActionResult(app=AppRead.of(app), event_id=emitted.event.id)
+    bind(event_id=result.event_id)
+    log.info("retirement requested", stage=result.app.stage)
+    return result
 
 
-@router.post("/{app_id}/extension", response_model=ActionResult, status_code=202)
-def request_extension(app_id: str, body: ExtensionBody, token: CurrentToken, policy: PolicyDep) -> ActionResult:
-    """Ask for an extension of the app's expiry; it opens an approval request."""
+@router.post(
+    "/{app_id}/extension",
+    response_model=ActionResult,
+    status_code=202,
+    responses={200: {"model": ActionResult, "description": "An extension request was already open: that one"}},
+)
+def request_extension(
+    app_id: str, token: CurrentToken, policy: PolicyDep, body: Annotated[ExtensionBody | None, Body()] = None
+) -> Any:
+    """Ask for more time before expiry: opens one extension approval per cycle (a repeat returns it)."""
+    body = body or ExtensionBody()
     with session_scope() as session:
-        app = _visible_app(session, token, app_id)
+        app = _visible_app(session, token, app_id, lock=True)
         request, emitted = catalog.request_extension(
             session, app, actor=principal(token), days=body.days, reason=body.reason, policy=policy
         )
-        return ActionResult(app=AppRead.of(app), event_id=emitted.event.id if emitted else None, approval_id=request.id)
+        result = ActionResult(
+            app=AppRead.of(app),
+            event_id=emitted.event.id if emitted else None,
+            approval_id=request.id,
+            duplicate=emitted is None,
+        )
+    bind(event_id=result.event_id, approval_id=result.approval_id)
+    log.info("extension requested", duplicate=result.duplicate)
+    return JSONResponse(result.model_dump(mode="json"), status_code=200 if result.duplicate else 202)
 
 
 @router.post("/{app_id}/owner", response_model=ActionResult)
 def transfer_owner(app_id: str, body: OwnerBody, token: CurrentToken, policy: PolicyDep) -> ActionResult:
-    """Give the app a new owner; an orphaned app returns to its stage."""
+    """Give the app a new owner; an orphaned or suspended app returns to the stage it was in."""
     with session_scope() as session:
-        app = _visible_app(session, token, app_id)
-        if Role(token.role) is Role.maker and token.person_email != app.owner_email:
+        app = _visible_app(session, token, app_id, lock=True)
+        if Role(token.role) is Role.maker and not owns(token, {app.owner_email}):
             raise Forbidden("only the owner, an approver or an admin can transfer an app")
         catalog.transfer_owner(session, app, body.owner, actor=principal(token), reason=body.reason, policy=policy)
-        return ActionResult(app=AppRead.of(app))
+        result = ActionResult(app=AppRead.of(app))
+    log.info("owner transferred", stage=result.app.stage)
+    return result

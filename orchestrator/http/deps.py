@@ -1,15 +1,18 @@
-"""FastAPI dependencies: database sessions, the policy, and the authenticated API token."""
+"""FastAPI dependencies: database sessions, the policy, the authenticated API token, log binding."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
-from orchestrator.auth import authenticate, require_role
+from orchestrator.auth import authenticate, principal, require_role
 from orchestrator.db import session_scope
+from orchestrator.logs import bind
 from orchestrator.models import ApiToken, Role
 from orchestrator.policy import Policy, get_policy
 
@@ -27,29 +30,53 @@ def read_session() -> Iterator[Session]:
 ReadSession = Annotated[Session, Depends(read_session)]
 PolicyDep = Annotated[Policy, Depends(get_policy)]
 
-
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+# auto_error=False: a missing header is our 401 in our error shape, not FastAPI's 403.
+_bearer_scheme = HTTPBearer(auto_error=False, description="An API token from `orchestrator token create`.")
 
 
-def current_token(request: Request) -> ApiToken:
-    """The API token of the request (401 when missing, unknown or revoked)."""
+def _lookup(bearer: str | None) -> ApiToken:
     with session_scope(write=False) as session:
-        token = authenticate(session, _bearer(request))
-    request.state.principal = token.person_email or f"token:{token.name}"
+        return authenticate(session, bearer)
+
+
+async def current_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
+) -> ApiToken:
+    """The API token of the request (401 when missing, unknown, revoked or its person has left).
+
+    Async on purpose: binding the principal here, in the request's own context, puts it on every
+    later log line of the request (a sync dependency would bind it in a throwaway thread context).
+    """
+    bearer = credentials.credentials.strip() if credentials and credentials.credentials else None
+    token = await run_in_threadpool(_lookup, bearer)
+    request.state.principal = principal(token)
+    bind(actor=request.state.principal)
     return token
 
 
 CurrentToken = Annotated[ApiToken, Depends(current_token)]
 
 
-def role_at_least(role: Role):  # type: ignore[no-untyped-def]
-    """A dependency that lets through tokens of `role` or above (403 otherwise)."""
+def role_at_least(role: Role) -> Any:
+    """A `Depends` that lets through tokens of `role` or above (403 otherwise).
 
-    def _check(token: CurrentToken) -> ApiToken:
+    Use as `token: Annotated[ApiToken, role_at_least(Role.approver)]` or in `dependencies=[...]`.
+    """
+
+    async def _check(token: CurrentToken) -> ApiToken:
         require_role(token, role)
         return token
 
     return Depends(_check)
+
+
+async def bind_path_ids(request: Request) -> None:
+    """Bind the app id of the path (if any) to every log line of the request, before anything runs.
+
+    Middleware runs before routing and cannot see path parameters; a router-level dependency runs
+    first among the route's dependencies and in the request's own context.
+    """
+    app_id = request.path_params.get("app_id")
+    if app_id:
+        bind(app_id=app_id)

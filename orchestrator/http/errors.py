@@ -1,4 +1,8 @@
-"""Maps every error to a JSON body `{"error": code, "detail": ...}`; no traceback reaches a client."""
+"""Maps every error to a JSON body `{"error": code, "detail": ...}`; no traceback reaches a client.
+
+Field errors are `{"field": name, "in": body|query|path|header, "reason": why}`; the input value is
+never echoed back (it may hold a secret).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,42 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import IntegrationError, OrchestratorError
 from orchestrator.logs import get_logger
 
 log = get_logger(__name__)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
+_LOCATIONS = ("body", "query", "path", "header", "cookie")
+
+
+class MalformedBody(OrchestratorError):
+    """The request body is not parseable JSON or YAML."""
+
+    code = "malformed_body"
+    status_code = 400
+
+
+class UnsupportedMediaType(OrchestratorError):
+    """The request body's content type is not one the endpoint reads."""
+
+    code = "unsupported_media_type"
+    status_code = 415
+
+
+class BodyTooLarge(OrchestratorError):
+    """The request body exceeds the endpoint's limit."""
+
+    code = "too_large"
+    status_code = 413
 
 
 def error_body(code: str, detail: Any) -> dict[str, Any]:
@@ -20,12 +56,26 @@ def error_body(code: str, detail: Any) -> dict[str, Any]:
     return {"error": code, "detail": detail}
 
 
+def field_error(field: str, reason: str, where: str = "body") -> dict[str, str]:
+    """One entry of a field-error list."""
+    return {"field": field, "in": where, "reason": reason}
+
+
 def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     out = []
     for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
-        out.append({"field": ".".join(loc) or "(body)", "reason": str(err.get("msg", "invalid"))})
+        loc = [str(p) for p in err.get("loc", ())]
+        where = loc.pop(0) if loc and loc[0] in _LOCATIONS else "body"
+        out.append(field_error(".".join(loc) or "(body)", str(err.get("msg", "invalid")), where))
     return out
+
+
+def _malformed_json(exc: RequestValidationError) -> dict[str, str] | None:
+    for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            reason = str((err.get("ctx") or {}).get("error") or err.get("msg") or "invalid JSON")
+            return field_error("(body)", f"not valid JSON: {reason}")
+    return None
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -33,24 +83,33 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OrchestratorError)
     async def _ours(request: Request, exc: OrchestratorError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         if exc.status_code in (401, 403):
+            # Every refusal leaves a trace; the credential itself is never logged.
             log.warning("request refused", path=request.url.path, error=exc.code, reason=exc.message)
-        return JSONResponse(error_body(exc.code, exc.detail), status_code=exc.status_code)
+        if exc.status_code >= 500 and not isinstance(exc, IntegrationError):
+            # A ConfigError or a bare OrchestratorError here is our bug: log it, tell the client nothing.
+            log.error("internal error", path=request.url.path, error=exc.code, reason=exc.message)
+            return JSONResponse(error_body("internal_error", "an internal error occurred; it has been logged"), 500)
+        return JSONResponse(error_body(exc.code, exc.detail), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        malformed = _malformed_json(exc)
+        if malformed is not None:
+            return JSONResponse(error_body("malformed_body", [malformed]), status_code=400)
         return JSONResponse(error_body("validation_error", _field_errors(exc)), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden", 413: "too_large"}
         return JSONResponse(
-            error_body(codes.get(exc.status_code, "http_error"), exc.detail),
+            error_body(_HTTP_CODES.get(exc.status_code, "http_error"), exc.detail),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Normally ObserveMiddleware answers first; this covers anything raised outside it.
         log.error("unhandled error", path=request.url.path, exc_info=exc)
         return JSONResponse(error_body("internal_error", "an internal error occurred; it has been logged"), 500)

@@ -1,7 +1,15 @@
-"""Liveness, readiness and Prometheus metrics."""
+"""Liveness, readiness and Prometheus metrics.
+
+`/readyz` checks the database and the broker side by side, each bounded by a timeout so a probe
+never hangs on a black-holed host, and names every failing part in a 503.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -11,8 +19,56 @@ from sqlalchemy import text
 
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
+from orchestrator.logs import get_logger
 
 router = APIRouter(tags=["health"])
+log = get_logger(__name__)
+
+CHECK_TIMEOUT_SECONDS = 3.0
+# Threads, not the event loop: a driver stuck in connect() must not block other requests.
+_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="readyz")
+_USERINFO_RE = re.compile(r"(\w+://)[^@/\s]+@")
+_MASK = r"\1***@"
+
+
+def _describe(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0][:200] or "unreachable"
+    # Never show a password that a driver put into its message.
+    return f"{type(exc).__name__}: {_USERINFO_RE.sub(_MASK, first)}"
+
+
+def check_database() -> None:
+    """Raise unless the catalog database answers a trivial query."""
+    with session_scope(write=False) as session:
+        session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+
+
+def check_broker() -> None:
+    """Raise unless the Celery broker accepts a connection."""
+    from kombu.connection import Connection
+
+    broker = Connection(get_settings().broker_url, connect_timeout=CHECK_TIMEOUT_SECONDS)  # type: ignore[no-untyped-call]
+    with broker as conn:
+        # max_retries=0: one attempt; kombu's retry loop would sleep seconds between tries.
+        conn.ensure_connection(max_retries=0, timeout=CHECK_TIMEOUT_SECONDS)
+
+
+CHECKS: dict[str, Callable[[], None]] = {"database": check_database, "broker": check_broker}
+
+
+def run_checks() -> dict[str, str | None]:
+    """Run every readiness check concurrently; None for a passing one, else why it failed."""
+    futures = {name: _pool.submit(check) for name, check in CHECKS.items()}
+    results: dict[str, str | None] = {}
+    for name, future in futures.items():
+        try:
+            future.result(timeout=CHECK_TIMEOUT_SECONDS + 0.5)
+            results[name] = None
+        except FutureTimeout:
+            results[name] = f"no answer within {CHECK_TIMEOUT_SECONDS:g}s"
+        except Exception as exc:  # any driver or transport error means "not ready"
+            results[name] = _describe(exc)
+    return results
 
 
 @router.get("/healthz")
@@ -21,34 +77,15 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _check_database() -> str | None:
-    try:
-        with session_scope(write=False) as session:
-            session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-    except Exception as exc:  # any driver error means "not ready"
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-    return None
-
-
-def _check_broker() -> str | None:
-    from kombu import Connection
-
-    try:
-        with Connection(get_settings().broker_url, connect_timeout=2) as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-    except Exception as exc:  # any transport error means "not ready"
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else 'unreachable'}"
-    return None
-
-
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "Some part is unreachable; detail names each one"}})
 def readyz() -> Any:
-    """Database and broker reachable (200), or 503 naming the failing part."""
-    checks = {"database": _check_database(), "broker": _check_broker()}
-    failing = {name: err for name, err in checks.items() if err}
+    """Database and broker reachable (200), or 503 naming the failing part(s)."""
+    results = run_checks()
+    failing = {name: why for name, why in results.items() if why}
     if failing:
+        log.warning("not ready", failing=failing)
         return JSONResponse({"error": "not_ready", "detail": failing}, status_code=503)
-    return {"status": "ready", "checks": dict.fromkeys(checks, "ok")}
+    return {"status": "ready", "checks": dict.fromkeys(results, "ok")}
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -1,16 +1,23 @@
-"""Per-request logging context and Prometheus request metrics."""
+"""Per-request logging context, Prometheus request metrics, and the last line of defence for errors.
+
+A plain ASGI middleware rather than `@app.middleware("http")`: it runs in the request's own task,
+so it sees the route FastAPI matched, and it catches any exception that escaped the handlers to
+answer the generic 500 body itself (logged once, with the request id; no traceback to the client).
+"""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from typing import Any
 
-import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchestrator.logs import get_logger
+from orchestrator.logs import get_logger, request_context
 
 REQUESTS = Counter("orchestrator_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -21,31 +28,86 @@ LATENCY = Histogram(
 )
 log = get_logger("orchestrator.http")
 
+# Label values must stay a small set: unknown methods and unmatched paths are folded together.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_QUIET_ROUTES = frozenset({"/healthz", "/metrics", "/readyz"})
+# A caller's X-Request-Id is reused only when it is short and plain, so it cannot forge log content.
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+
+
+def internal_error_body(request_id: str) -> dict[str, Any]:
+    """The one body a client sees for an unexpected failure."""
+    detail = f"an internal error occurred; it has been logged (request {request_id})"
+    return {"error": "internal_error", "detail": detail}
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            candidate = bytes(value).decode("latin-1")
+            if _REQUEST_ID_RE.match(candidate):
+                return candidate
+    return uuid.uuid4().hex
+
+
+class ObserveMiddleware:
+    """Bind a request id to every log line, time and count requests, turn stray exceptions into a 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        state = {"status": 500, "started": False}
+
+        async def _send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["started"] = True
+                state["status"] = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        with request_context(request_id=request_id) as ctx:
+            start = time.perf_counter()
+            try:
+                await self.app(scope, receive, _send)
+            except Exception as exc:
+                log.error("unhandled error", path=scope.get("path"), exc_info=exc, **ctx)
+                if state["started"]:
+                    raise
+                await _send_json(_send, 500, internal_error_body(request_id))
+            finally:
+                self._observe(scope, int(state["status"]), time.perf_counter() - start, ctx)
+
+    @staticmethod
+    def _observe(scope: Scope, status: int, elapsed: float, ctx: dict[str, Any]) -> None:
+        route = getattr(scope.get("route"), "path", None) or "unmatched"
+        # Routing has filled in the path parameters by now; any route with {app_id} gets it on its line.
+        app_id = (scope.get("path_params") or {}).get("app_id")
+        if app_id and "app_id" not in ctx:
+            ctx["app_id"] = app_id
+        method = scope.get("method", "GET") if scope.get("method") in _METHODS else "OTHER"
+        REQUESTS.labels(method, route, str(status)).inc()
+        LATENCY.labels(method, route).observe(elapsed)
+        if route not in _QUIET_ROUTES or status >= 400:
+            log.info("request", method=method, path=route, status=status, ms=round(elapsed * 1000, 2), **ctx)
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
 
 def install_middleware(app: FastAPI) -> None:
-    """Bind a request id (and the app id in the path) to every log line; count and time requests."""
-
-    @app.middleware("http")
-    async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        path_params = request.scope.get("path_params") or {}
-        if "app_id" in path_params:
-            structlog.contextvars.bind_contextvars(app_id=path_params["app_id"])
-        start = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            response.headers["x-request-id"] = request_id
-            return response
-        finally:
-            route = request.scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            elapsed = time.perf_counter() - start
-            REQUESTS.labels(request.method, template, str(status)).inc()
-            LATENCY.labels(request.method, template).observe(elapsed)
-            if template not in ("/healthz", "/metrics"):
-                log.info("request", method=request.method, path=template, status=status, ms=round(elapsed * 1000, 2))
-            structlog.contextvars.clear_contextvars()
+    """Wrap the app in the observing middleware (outermost of ours, inside Starlette's error guard)."""
+    app.add_middleware(ObserveMiddleware)

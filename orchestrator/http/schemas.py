@@ -90,11 +90,11 @@ class AppPage(BaseModel):
 
 
 class Registered(BaseModel):
-    """The answer to a registration: the app and the event it raised."""
+    """The answer to a registration: the app and the event it raised (the first one on a repeat)."""
 
     app: AppRead | None
     event_id: str
-    duplicate: bool
+    duplicate: bool = Field(description="true when this Idempotency-Key was seen before")
 
 
 class ReasonBody(BaseModel):
@@ -123,3 +123,28 @@ class ActionResult(BaseModel):
     app: AppRead
     event_id: str | None = None
     approval_id: int | None = None
+    duplicate: bool = Field(default=False, description="true when an identical request was already open")
+
+
+class ErrorBody(BaseModel):
+    """Every error the API returns: a stable code and a detail (text, field list or object)."""
+
+    error: str = Field(description="machine-readable code, e.g. not_found, validation_error, invalid_transition")
+    detail: Any = Field(
+        description='a message, a list of {"field", "in", "reason"}, or for invalid_transition '
+        '{"message", "stage", "action", "allowed"}'
+    )
+
+
+# Documented on every catalog route so /docs shows the error shape.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in {
+        400: "Malformed body",
+        401: "No, unknown or revoked token",
+        403: "The token's role or person may not do this",
+        404: "No such app (or not visible to this token)",
+        409: "Conflicts with the app's current stage",
+        422: "A field is invalid",
+    }.items()
+}

@@ -38,17 +38,25 @@ class CredentialProvider(Protocol):
     """Issues, revokes and lists the credentials of one system.
 
     **Protocol:** `revoke` is idempotent: revoking twice, or revoking something unknown or
-    expired, is a success (`already_gone=True`) with a note.
+    expired, is a success (`already_gone=True`) with a note. A provider that cannot create
+    credentials (they are made in the external system and registered in the ledger) raises
+    `IntegrationError` from `issue`.
     """
 
     name: str
 
-    def issue(self, *, app_id: str, subject: str, scopes: list[str], ttl: timedelta) -> IssuedCredential:
-        """Create a credential for `app_id` with at most `scopes`, valid for `ttl`."""
+    def issue(self, *, app_id: str, subject: str, scopes: list[str], ttl: timedelta | None) -> IssuedCredential:
+        """Create a credential for `app_id` with at most `scopes`, valid for `ttl` (None: until revoked)."""
         ...
 
-    def revoke(self, *, external_ref: str) -> RevocationResult:
-        """Make sure the credential no longer works."""
+    def revoke(
+        self, *, external_ref: str, expires_at: datetime | None = None, secret: str | None = None
+    ) -> RevocationResult:
+        """Make sure the credential no longer works.
+
+        `expires_at` is the ledger's expiry (a revocation list keeps the entry that long);
+        `secret` is the unsealed credential for systems where a token revokes itself (Slack).
+        """
         ...
 
     def list(self, *, app_id: str) -> list[str]:

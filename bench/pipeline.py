@@ -1,0 +1,301 @@
+"""The event pipeline: webhook ingest latency and end-to-end throughput, next to bare Celery.
+
+    python -m bench.pipeline [--events 5000] [--rate 100] [--paced-seconds 10] [--concurrency 2]
+                             [--senders 8] [--redis redis://127.0.0.1:6379/13] [--database-url …]
+                             [--pipeline-only]
+
+Starts the real API (uvicorn) and a real Celery worker (prefork, --concurrency processes, the relay
+running inside it as in production) on a Redis at 127.0.0.1, catalogues --apps apps, then:
+
+1. paced: signed GitHub `push` webhooks at --rate per second for --paced-seconds → ingest p50/p99
+   at that rate (target p99 < 50 ms at 100/s);
+2. burst: --events webhooks as fast as --senders concurrent clients can send them → ingest p50/p99
+   under saturation, and end-to-end events/s from the first request to the last event handled;
+3. baseline, same run, same broker, same worker: --events bare Celery tasks that each do one Redis
+   write (INCR), published as fast as possible → tasks/s; then the ratio pipeline / bare
+   (target ≥ 0.5).
+
+Every handler registered for `app.updated` runs (the reviews feature queues a re-review per push);
+--pipeline-only keeps just the pipeline's own, to separate its cost from the features'. The Redis
+database given is flushed before and after (use one nothing else uses).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from workers.app import app as celery_app
+
+BARE_TASK = "bench.redis_write"
+COUNTER_KEY = "bench:pipeline:bare"
+
+
+@celery_app.task(name=BARE_TASK, queue="ingest")
+def redis_write(key: str) -> None:
+    """The baseline task: one Redis write."""
+    _redis().incr(key)
+
+
+_client: redis.Redis | None = None
+
+
+def _keep_only_pipeline_handlers() -> None:
+    """--pipeline-only, in the worker: app.updated runs the pipeline's own handler, not the features'."""
+    from orchestrator.events.registry import HANDLERS, load_handlers
+
+    load_handlers()
+    registration = HANDLERS["app.updated"]
+    registration.handlers = [h for h in registration.handlers if h.__module__ == "orchestrator.events.builtin"]
+
+
+if os.environ.get("BENCH_PIPELINE_ONLY") == "1":
+    _keep_only_pipeline_handlers()
+
+
+def _redis() -> redis.Redis:
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
+    return _client
+
+
+# ----------------------------------------------------------------------------- set-up
+
+
+def _seed(apps: int) -> list[str]:
+    from orchestrator import catalog
+    from orchestrator.db import migrate, session_scope
+    from orchestrator.manifest import parse_manifest
+    from orchestrator.models import MicroApp
+    from orchestrator.policy import get_policy
+
+    migrate()
+    urls = []
+    with session_scope() as session:
+        for i in range(apps):
+            app_id, url = f"bench-app-{i:03d}", f"https://github.com/bench/app-{i:03d}"
+            urls.append(url)
+            if session.get(MicroApp, app_id) is None:
+                raw = {"id": app_id, "name": f"Bench {i}", "owner": "bench@example.com", "data_class": "internal"}
+                app, _ = catalog.register_app(
+                    session, parse_manifest({**raw, "repo": url}), actor="bench", policy=get_policy(), source="bench"
+                )
+                app.default_branch = "main"
+    return urls
+
+
+def _bodies(urls: list[str], count: int, secret: str, prefix: str) -> list[tuple[bytes, dict[str, str]]]:
+    """Signed push deliveries, round-robin over the apps (signing is not part of the measurement)."""
+    from tests.conftest import FIXTURES
+    from tests.pipeline.helpers import sign
+
+    template = json.loads((FIXTURES / "github" / "push.with-new-branch.payload.json").read_text())
+    out = []
+    for i in range(count):
+        url = urls[i % len(urls)]
+        body = dict(template, ref="refs/heads/main", after=uuid.uuid4().hex + "00000000")
+        repo = {**template["repository"], "html_url": url, "full_name": url.split("github.com/")[1]}
+        repo.update(default_branch="main", clone_url=url + ".git", git_url=None, ssh_url=None, svn_url=None)
+        raw = json.dumps({**body, "repository": repo}).encode()
+        headers = {
+            "X-GitHub-Event": "push",
+            "X-GitHub-Delivery": f"{prefix}-{i}-{uuid.uuid4().hex[:8]}",
+            "X-Hub-Signature-256": sign(secret, raw),
+            "Content-Type": "application/json",
+        }
+        out.append((raw, headers))
+    return out
+
+
+# ----------------------------------------------------------------------------- phases
+
+
+def _send(
+    base: str, deliveries: list[tuple[bytes, dict[str, str]]], *, senders: int, rate: float | None
+) -> list[float]:
+    """POST every delivery; latencies in ms (paced: measured from the scheduled send time)."""
+    import httpx
+
+    latencies: list[float] = [0.0] * len(deliveries)
+    cursor = iter(range(len(deliveries)))
+    lock = threading.Lock()
+    start = time.perf_counter() + 0.05
+    failures: list[str] = []
+
+    def run() -> None:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            while True:
+                with lock:
+                    i = next(cursor, None)
+                if i is None:
+                    return
+                due = start + i / rate if rate else time.perf_counter()
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                raw, headers = deliveries[i]
+                response = http.post("/webhooks/github", content=raw, headers=headers)
+                latencies[i] = (time.perf_counter() - due) * 1000
+                if response.status_code != 202:
+                    failures.append(f"{response.status_code} {response.text[:200]}")
+
+    threads = [threading.Thread(target=run) for _ in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise SystemExit(f"{len(failures)} deliveries failed, e.g. {failures[0]}")
+    return latencies
+
+
+def _handled(prefix: str) -> int:
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from orchestrator.db import session_scope
+    from orchestrator.models import Event, EventStatus
+
+    with session_scope(write=False) as session:
+        query = select(func.count()).where(
+            col(Event.dedup_key).startswith(f"github:{prefix}-"), Event.status == EventStatus.handled
+        )
+        return int(session.exec(query).one())
+
+
+def _wait(check: Any, target: int, timeout: float) -> float:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if check() >= target:
+            return time.perf_counter()
+        time.sleep(0.05)
+    raise SystemExit(f"timed out: {check()} of {target} done after {timeout:.0f}s")
+
+
+def _bare(count: int) -> float:
+    """Publish `count` one-write tasks as fast as possible; tasks/s until the last one ran."""
+    _redis().delete(COUNTER_KEY)
+    start = time.perf_counter()
+    with celery_app.producer_or_acquire() as producer:
+        for _ in range(count):
+            celery_app.send_task(BARE_TASK, args=[COUNTER_KEY], queue="ingest", producer=producer)
+    done = _wait(lambda: int(_redis().get(COUNTER_KEY) or 0), count, timeout=max(120, count / 20))
+    return count / (done - start)
+
+
+def _pct(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    """Set everything up, run the three phases, print the figures."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--events", type=int, default=5000, help="webhooks in the burst, and bare tasks")
+    parser.add_argument("--rate", type=float, default=100.0, help="requests per second of the paced phase")
+    parser.add_argument("--paced-seconds", type=float, default=10.0, help="length of the paced phase (0: skip)")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker processes (both measurements)")
+    parser.add_argument("--senders", type=int, default=8, help="concurrent clients in the burst")
+    parser.add_argument("--apps", type=int, default=50, help="catalogued apps the pushes are spread over")
+    parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, database)")
+    parser.add_argument(
+        "--pipeline-only",
+        action="store_true",
+        help="drop the features' app.updated handlers (the re-review) in the worker: the pipeline's own cost",
+    )
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    secret = secrets.token_hex(16)
+    env = {
+        "DATABASE_URL": args.database_url or f"sqlite:///{tmp / 'bench.db'}",
+        "BROKER_URL": args.redis,
+        "BENCH_REDIS_URL": args.redis,
+        "GITHUB_WEBHOOK_SECRET": secret,
+        "GITHUB_REDELIVERY_INTERVAL_SECONDS": "0",
+        "BENCH_PIPELINE_ONLY": "1" if args.pipeline_only else "0",
+    }
+    os.environ.update(env)
+    from orchestrator.config import get_settings
+    from orchestrator.db import reset_engines
+    from workers.app import celery_config
+
+    get_settings.cache_clear()  # importing workers.app read the settings before DATABASE_URL was set
+    reset_engines()
+
+    celery_app.conf.update(celery_config(args.redis))
+    from tests.harness import spawn, start_api, wait_until
+
+    _redis().flushdb()
+    urls = _seed(args.apps)
+    procs = []
+    try:
+        api, base = start_api(env=env, log_path=tmp / "api.log")
+        procs.append(api)
+        worker = spawn(
+            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "ingest", "-c", str(args.concurrency),
+             "--include", "bench.pipeline", "--loglevel", "INFO", "-n", f"bench-{os.getpid()}@%h",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            env=env, log_path=tmp / "worker.log",
+        )  # fmt: skip
+        procs.append(worker)
+        wait_until(lambda: "ready." in worker.log(), timeout=60, what="worker ready")
+        handlers = "pipeline only" if args.pipeline_only else "all registered"
+        print(f"API {base}, worker -c {args.concurrency} ({handlers} app.updated handlers), Redis {args.redis}")
+        print(f"database {env['DATABASE_URL']}")
+
+        paced_ms: list[float] = []
+        if args.paced_seconds > 0:
+            paced = _bodies(urls, int(args.rate * args.paced_seconds), secret, "paced")
+            paced_ms = _send(base, paced, senders=8, rate=args.rate)
+            _wait(lambda: _handled("paced"), len(paced), timeout=120)
+
+        burst = _bodies(urls, args.events, secret, "burst")
+        start = time.perf_counter()
+        burst_ms = _send(base, burst, senders=args.senders, rate=None)
+        sent = time.perf_counter()
+        done = _wait(lambda: _handled("burst"), args.events, timeout=max(120, args.events / 10))
+        pipeline_rate = args.events / (done - start)
+
+        bare_rate = _bare(args.events)
+    finally:
+        for proc in procs:
+            proc.stop()
+        _redis().flushdb()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    print()
+    if paced_ms:
+        p50, p99, top = _pct(paced_ms, 50), _pct(paced_ms, 99), max(paced_ms)
+        head = f"ingest at {args.rate:.0f} req/s ({len(paced_ms)} requests)"
+        print(f"{head}: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {top:.1f} ms")
+    print(f"ingest burst ({args.events} requests, {args.senders} senders, {args.events / (sent - start):.0f} req/s): "
+          f"p50 {_pct(burst_ms, 50):.1f} ms, p99 {_pct(burst_ms, 99):.1f} ms")  # fmt: skip
+    print(f"end to end (webhook → handled): {pipeline_rate:.0f} events/s")
+    print(f"bare Celery task, one Redis write, same worker (-c {args.concurrency}): {bare_rate:.0f} tasks/s")
+    print(f"ratio pipeline / bare: {pipeline_rate / bare_rate:.2f}")
+    if args.keep:
+        print(f"logs and database kept in {tmp}")
+
+
+if __name__ == "__main__":
+    main()

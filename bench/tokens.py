@@ -1,0 +1,219 @@
+"""Introspection throughput: `POST /oauth/introspect` against a bare FastAPI endpoint, same run, same server.
+
+    python -m bench.tokens [--seconds 5] [--rounds 3] [--connections 16] [--workers 1] [--tokens 50]
+                           [--redis redis://127.0.0.1:6379/15] [--loader auto|wrk|httpx]
+
+Both servers are uvicorn (same workers, loop, HTTP parser, log level) on this machine. The
+orchestrator runs with Redis as the revocation list on a throw-away SQLite database; load comes from
+`wrk` when installed (`apt-get install wrk`), else from an async httpx client. Prints requests/s,
+p50/p99 latency, the ratio to the baseline, and whether the target (≥ 2,000 req/s, p99 < 20 ms) holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+baseline_app = FastAPI()
+
+
+@baseline_app.post("/const")
+async def const() -> dict[str, Any]:
+    """The baseline: a bare endpoint returning a constant."""
+    return {"active": True}
+
+
+def _prepare(env: dict[str, str], count: int) -> tuple[list[str], str]:
+    """Migrate, create a production app and `count` exchanged tokens; return (access tokens, gateway API token)."""
+    os.environ.update(env)
+    from orchestrator.auth import create_token
+    from orchestrator.credentials.tokens import ExchangeRequest, exchange
+    from orchestrator.db import migrate, session_scope
+    from orchestrator.lifecycle import Stage
+    from orchestrator.models import DataClass, MicroApp, Role
+    from orchestrator.policy import get_policy
+    from orchestrator.timeutil import utcnow
+
+    migrate()
+    with session_scope() as session:
+        app = MicroApp(
+            id="bench-app",
+            name="bench",
+            owner_email="maker@example.com",
+            stage=Stage.production,
+            data_class=DataClass.internal,
+            requested_scopes=["sheets:read"],
+            approved_at=utcnow(),
+        )
+        session.add(app)
+        maker = create_token(session, name="bench-maker", role=Role.maker, person_email="maker@example.com", actor="b")
+        gateway = create_token(session, name="bench-gateway", role=Role.approver, person_email=None, actor="b")
+    form = {
+        "grant_type": ["urn:ietf:params:oauth:grant-type:token-exchange"],
+        "subject_token": [maker],
+        "subject_token_type": ["urn:ietf:params:oauth:token-type:access_token"],
+        "audience": ["bench-app"],
+    }
+    tokens = []
+    for _ in range(count):
+        with session_scope() as session:
+            tokens.append(exchange(session, ExchangeRequest.from_form(form), policy=get_policy())["access_token"])
+    return tokens, gateway
+
+
+def _serve(target: str, port: int, workers: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    if target.endswith("create_app"):
+        args.append("--factory")
+    proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"{target} did not start:\n{log.read_text()[-2000:]}")
+
+
+def _wrk(
+    url: str, bodies: list[str], headers: dict[str, str], seconds: int, connections: int, tmp: Path
+) -> dict[str, float]:
+    script = tmp / "post.lua"
+    lines = ['wrk.method = "POST"', "bodies = {" + ", ".join(f'"{b}"' for b in bodies) + "}", "i = 0"]
+    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+    lines += [
+        "request = function()",
+        "  i = i % #bodies + 1",
+        '  return wrk.format("POST", nil, nil, bodies[i])',
+        "end",
+    ]
+    script.write_text("\n".join(lines) + "\n")
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+
+    def ms(label: str) -> float:
+        match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if match is None:
+            raise SystemExit(f"cannot read {label} from wrk:\n{out}")
+        return float(match.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
+
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+            "p50": ms("50%"), "p99": ms("99%"), "errors": float(non2xx.group(1)) if non2xx else 0.0}  # fmt: skip
+
+
+async def _httpx_load(
+    url: str, bodies: list[str], headers: dict[str, str], seconds: int, connections: int
+) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    stop = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(limits=limits, timeout=10) as client:
+
+        async def loop() -> None:
+            nonlocal errors
+            while time.monotonic() < stop:
+                start = time.perf_counter()
+                response = await client.post(url, content=bodies[len(latencies) % len(bodies)], headers=headers)
+                latencies.append((time.perf_counter() - start) * 1000)
+                errors += response.status_code != 200
+
+        began = time.monotonic()
+        await asyncio.gather(*(loop() for _ in range(connections)))
+        elapsed = time.monotonic() - began
+    cuts = statistics.quantiles(latencies, n=100)
+    return {"rps": len(latencies) / elapsed, "p50": cuts[49], "p99": cuts[98], "errors": float(errors)}
+
+
+def main() -> None:
+    """Run both servers, load each in turn, print the comparison."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds per endpoint (the median is shown)")
+    parser.add_argument("--tokens", type=int, default=50, help="distinct tokens the load cycles through")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
+    parser.add_argument("--loader", choices=["auto", "wrk", "httpx"], default="auto")
+    args = parser.parse_args()
+    loader = "wrk" if args.loader == "wrk" or (args.loader == "auto" and shutil.which("wrk")) else "httpx"
+    tmp = Path(tempfile.mkdtemp(prefix="bench-tokens-"))
+    env = {"DATABASE_URL": f"sqlite:///{tmp}/bench.db", "REDIS_URL": args.redis, "BROKER_URL": "memory://",
+           "CREDENTIAL_KEY": secrets.token_urlsafe(32), "LOG_LEVEL": "WARNING",
+           "TOKEN_ISSUER": "http://bench"}  # fmt: skip
+    tokens, gateway = _prepare(env, args.tokens)
+    bodies = [f"token={token}" for token in tokens]
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Authorization": f"Bearer {gateway}"}
+    targets = {"baseline": ("bench.tokens:baseline_app", "/const"),
+               "introspect": ("orchestrator.http.app:create_app", "/oauth/introspect")}  # fmt: skip
+    procs, urls = [], {}
+    try:
+        for name, (target, path) in targets.items():
+            port = _free_port()
+            procs.append(_serve(target, port, args.workers, env, tmp / f"{name}.log"))
+            urls[name] = f"http://127.0.0.1:{port}{path}"
+            for body in bodies[:5]:
+                check = httpx.post(urls[name], content=body, headers=headers, timeout=5)
+                if check.status_code != 200 or check.json().get("active") is not True:
+                    raise SystemExit(f"{name}: unexpected answer {check.status_code} {check.text[:300]}")
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+        # Alternate the endpoints round by round so a burst of other load on the machine hits both alike.
+        for index in range(args.rounds + 1):
+            for name, url in urls.items():
+                seconds = 2 if index == 0 else args.seconds  # round 0 warms both servers up
+                if loader == "wrk":
+                    result = _wrk(url, bodies, headers, seconds, args.connections, tmp)
+                else:
+                    result = asyncio.run(_httpx_load(url, bodies, headers, seconds, args.connections))
+                if index:
+                    rounds[name].append(result)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=15)
+    results = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in rounds.items()}
+    _report(results, loader=loader, args=args)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _report(results: dict[str, dict[str, float]], *, loader: str, args: argparse.Namespace) -> None:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load: {loader}, {args.connections} connections, {args.tokens} tokens, {args.rounds}×{args.seconds} s "
+          f"(median shown); uvicorn workers={args.workers}; {os.cpu_count()} CPUs; load average {load}")  # fmt: skip
+    print(f"{'endpoint':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for name, r in results.items():
+        print(f"{name:<12} {r['rps']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['errors']:>8.0f}")
+    intro, base = results["introspect"], results["baseline"]
+    print(f"ratio introspect/baseline: {intro['rps'] / base['rps']:.2f} (throughput)")
+    ok = intro["rps"] >= 2000 and intro["p99"] < 20 and intro["errors"] == 0
+    print(f"target ≥ 2000 req/s and p99 < 20 ms: {'met' if ok else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""Admin commands that work on the database directly: `audit verify`, `audit export`, `token create`.
+
+They read DATABASE_URL like the services do and need no running API. Exit codes: 0 success, 1 the
+audit chain is broken, 2 the command could not run (bad option, database unreachable or not migrated).
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+
+from orchestrator.cli import fail
+from orchestrator.models import AuditEntry, Role
+
+audit_app = typer.Typer(help="Verify and export the hash-chained audit trail.", no_args_is_help=True)
+token_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+
+EXIT_BROKEN = 1
+EXIT_UNUSABLE = 2
+
+
+class ExportFormat(StrEnum):
+    """Formats `audit export` writes."""
+
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the `audit` and `token` groups to the root CLI."""
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(token_app, name="token")
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    # A missing table or an unreachable server is an operator problem, not a crash: one line, no traceback.
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        first = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
+        fail(
+            f"cannot use the database ({first}); is DATABASE_URL right and `orchestrator migrate` done?", EXIT_UNUSABLE
+        )
+
+
+def _entries(count: int) -> str:
+    return f"{count} {'entry' if count == 1 else 'entries'}"
+
+
+def _cli_actor() -> str:
+    """Who audit entries written from this shell are attributed to."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the audit chain; exit 0 if intact, 1 naming the first broken entry."""
+    from orchestrator import audit
+    from orchestrator.db import session_scope
+
+    with _database_errors(), session_scope(write=False) as session:
+        result = audit.verify(session)
+    if not result.ok:
+        fail(
+            f"audit chain broken at entry seq={result.broken_seq} id={result.broken_id}: {result.reason} "
+            f"({_entries(result.checked)} before it intact)",
+            EXIT_BROKEN,
+        )
+    typer.echo(f"audit chain intact: {_entries(result.checked)}")
+
+
+@audit_app.command("export")
+def audit_export(
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="jsonl or csv")] = ExportFormat.jsonl,
+    app_id: Annotated[str | None, typer.Option("--app", help="only the entries of this app id")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write to this file instead of stdout", dir_okay=False)
+    ] = None,
+) -> None:
+    """Stream the audit trail in chain order as JSON lines or CSV."""
+    from orchestrator import audit
+    from orchestrator.db import session_scope
+
+    render = audit.export_jsonl if fmt is ExportFormat.jsonl else audit.export_csv
+    target: TextIO
+    try:
+        target = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror}", EXIT_UNUSABLE)
+        return
+    count = 0
+    try:
+        with _database_errors(), session_scope(write=False) as session:
+
+            def counted() -> Iterator[AuditEntry]:
+                nonlocal count
+                for entry in audit.entries(session, app_id=app_id):
+                    count += 1
+                    yield entry
+
+            for chunk in render(counted()):
+                target.write(chunk)
+    finally:
+        if output:
+            target.close()
+        else:
+            target.flush()
+    if output:
+        typer.echo(f"wrote {_entries(count)} to {output}", err=True)
+
+
+def _valid_email(email: str | None) -> str | None:
+    if email is None:
+        return None
+    from pydantic import EmailStr, TypeAdapter, ValidationError
+
+    try:
+        return str(TypeAdapter(EmailStr).validate_python(email)).lower()
+    except ValidationError:
+        raise typer.BadParameter(f"{email!r} is not an email address", param_hint="--email") from None
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[Role, typer.Option("--role", help="maker, approver or admin", case_sensitive=False)],
+    name: Annotated[str, typer.Option("--name", help="what the token is for, e.g. ci-bot")],
+    email: Annotated[
+        str | None, typer.Option("--email", help="the person who acts with it (makers see their own apps)")
+    ] = None,
+) -> None:
+    """Create an API token and print it alone on stdout; it is shown this once and stored hashed."""
+    from orchestrator.auth import create_token
+    from orchestrator.db import session_scope
+
+    email = _valid_email(email)
+    if not name.strip():
+        raise typer.BadParameter("must not be empty", param_hint="--name")
+    with _database_errors(), session_scope() as session:
+        token = create_token(session, name=name.strip(), role=role, person_email=email, actor=_cli_actor())
+    typer.echo(token)

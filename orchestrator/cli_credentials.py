@@ -1,0 +1,138 @@
+"""`orchestrator credentials …`: list the ledger, revoke one credential, rotate the signing keys."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from orchestrator.credentials.models import Credential, CredentialStatus
+from orchestrator.errors import OrchestratorError
+from orchestrator.timeutil import utcnow
+
+credentials_app = typer.Typer(help="The credential ledger and the token service's keys.", no_args_is_help=True)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _row(c: Credential, now: datetime) -> dict[str, object]:
+    # A token past its expiry stays `live` in the ledger (nothing needs doing); show what it is.
+    expired = c.status is CredentialStatus.live and c.expires_at is not None and c.expires_at <= now
+    return {
+        "id": c.id,
+        "app_id": c.app_id,
+        "provider": c.provider,
+        "status": CredentialStatus.expired.value if expired else c.status.value,
+        "subject": c.subject,
+        "scopes": c.scopes,
+        "issued_at": c.issued_at.isoformat(timespec="seconds"),
+        "expires_at": c.expires_at.isoformat(timespec="seconds") if c.expires_at else None,
+        "revoked_at": c.revoked_at.isoformat(timespec="seconds") if c.revoked_at else None,
+        "revoke_attempts": c.revoke_attempts,
+        "last_error": c.last_error,
+    }
+
+
+@credentials_app.command("list")
+def list_cmd(
+    app_id: Annotated[str | None, typer.Option("--app", help="only this app's credentials")] = None,
+    status: Annotated[CredentialStatus | None, typer.Option(help="only credentials in this status")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+) -> None:
+    """List ledger entries, newest first (never secrets)."""
+    from orchestrator.credentials.service import list_credentials
+    from orchestrator.db import session_scope
+
+    with session_scope(write=False) as session:
+        now = utcnow()
+        rows = [_row(c, now) for c in list_credentials(session, app_id=app_id, status=status, limit=limit)]
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row))
+        return
+    if not rows:
+        typer.echo("no credentials")
+        return
+    typer.echo(f"{'ID':>6}  {'APP':<24} {'PROVIDER':<16} {'STATUS':<8} {'EXPIRES':<20} SUBJECT / SCOPES")
+    for r in rows:
+        expires = str(r["expires_at"] or "-")[:19]
+        scopes = " ".join(r["scopes"])  # type: ignore[arg-type]
+        head = f"{r['id']:>6}  {r['app_id']:<24} {r['provider']:<16} {r['status']:<8} {expires:<20}"
+        typer.echo(f"{head} {r['subject']} [{scopes}]")
+
+
+@credentials_app.command("revoke")
+def revoke_cmd(
+    credential_id: Annotated[int, typer.Argument(help="ledger id (see `credentials list`)")],
+    force: Annotated[bool, typer.Option("--force", help="record as revoked without calling the provider")] = False,
+    reason: Annotated[str | None, typer.Option(help="why; required with --force")] = None,
+) -> None:
+    """Revoke one credential through its provider (or, with --force, record a revocation done by hand)."""
+    from orchestrator.credentials import service
+    from orchestrator.db import session_scope
+
+    if force and not reason:
+        _fail("--force needs --reason saying how it was revoked", 2)
+    try:
+        with session_scope() as session:
+            if force:
+                credential = service.force_revoked(session, credential_id, actor=_actor(), reason=reason or "")
+            else:
+                credential = service.revoke_credential(
+                    session, credential_id, actor=_actor(), reason=reason or "revoked from the CLI"
+                )
+            status, note = credential.status.value, credential.note
+    except OrchestratorError as exc:
+        _fail(exc.message)
+        return
+    typer.echo(f"credential {credential_id}: {status}" + (f" ({note})" if note else ""))
+
+
+@credentials_app.command("rotate-keys")
+def rotate_keys_cmd() -> None:
+    """Make a new signing key; the previous one keeps verifying until its last token has expired."""
+    from orchestrator.credentials.keys import rotate
+    from orchestrator.db import session_scope
+
+    try:
+        with session_scope() as session:
+            rotation = rotate(session, actor=_actor())
+    except OrchestratorError as exc:
+        _fail(exc.message)
+        return
+    typer.echo(f"new signing key: {rotation.new_kid}")
+    for kid, until in rotation.previous.items():
+        typer.echo(f"previous key {kid} verifies until {until.isoformat(timespec='seconds')}")
+    for kid in rotation.retired:
+        typer.echo(f"retired key {kid}")
+
+
+@credentials_app.command("claim")
+def claim_cmd(
+    app_id: Annotated[str, typer.Argument(help="the approved app")],
+    url: Annotated[str, typer.Option(envvar="ORCHESTRATOR_URL", help="API base URL")] = "http://127.0.0.1:8000",
+) -> None:
+    """Claim the app's new service credential once (owner token in ORCHESTRATOR_TOKEN); prints the secret alone."""
+    from orchestrator.cli_remote import Api
+
+    _, body = Api(url).call("POST", f"/api/v1/apps/{app_id}/service-credential")
+    typer.echo(body["secret"])
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the `credentials` group to the main CLI."""
+    app.add_typer(credentials_app, name="credentials")

@@ -1,0 +1,291 @@
+"""Catalog commands that talk to a running API: `register`, `list`, `show`, `retire`, `extend`, `transfer`.
+
+The API is at `--url` (default: ORCHESTRATOR_URL, else http://127.0.0.1:8000) and the bearer token
+comes from ORCHESTRATOR_TOKEN (never from the command line, where `ps` would show it). Output is a
+readable table; `--json` prints the API's JSON for scripts. Exit codes: 0 success, 1 the API refused
+(`error: <code>: <detail>` on stderr), 2 a local problem (unreadable file), 3 the API is unreachable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import typer
+
+from orchestrator.lifecycle import Stage
+from orchestrator.models import DataClass
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+TIMEOUT_SECONDS = 15.0
+EXIT_API_ERROR = 1
+EXIT_LOCAL_ERROR = 2
+EXIT_UNREACHABLE = 3
+
+UrlOption = Annotated[str, typer.Option("--url", envvar="ORCHESTRATOR_URL", help="base URL of the orchestrator API")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print the API's JSON instead of a table")]
+AppIdArg = Annotated[str, typer.Argument(help="the app id (slug)")]
+ReasonOption = Annotated[str, typer.Option(help="why; recorded in the audit trail")]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _describe_detail(detail: Any) -> str:
+    """One line for an error detail: a message, a list of field errors, or a transition refusal."""
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list) and all(isinstance(d, dict) and "field" in d for d in detail):
+        return "; ".join(f"{d['field']}: {d.get('reason', 'invalid')}" for d in detail)
+    if isinstance(detail, dict) and "message" in detail:
+        if "stage" not in detail:
+            return str(detail["message"])
+        allowed = ", ".join(detail.get("allowed") or []) or "none"
+        return f"{detail['message']} (stage {detail['stage']}; allowed: {allowed})"
+    return json.dumps(detail, default=str)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).lower()
+    return "connection refused" if "refused" in text else (str(exc) or type(exc).__name__)
+
+
+class Api:
+    """A thin client for /api/v1: JSON in, JSON out; failures become CLI errors."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self.token = os.environ.get("ORCHESTRATOR_TOKEN", "").strip()
+        self.headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        """Send one request; the status and parsed JSON on 2xx, else print `error: code: detail` and exit."""
+        try:
+            with httpx.Client(base_url=self.url, headers=self.headers, timeout=TIMEOUT_SECONDS) as client:
+                response = client.request(method, path, **kwargs)
+        except httpx.ConnectError as exc:
+            _fail(
+                f"cannot reach the API at {self.url} ({_reason(exc)}); is `orchestrator api` running?", EXIT_UNREACHABLE
+            )
+        except httpx.TimeoutException:
+            _fail(f"the API at {self.url} did not answer within {TIMEOUT_SECONDS:g}s", EXIT_UNREACHABLE)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            _fail(f"cannot talk to the API at {self.url}: {exc}", EXIT_UNREACHABLE)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.is_success:
+            return response.status_code, body
+        if isinstance(body, dict) and "error" in body:
+            message = f"{body['error']}: {_describe_detail(body.get('detail'))}"
+        else:
+            message = f"http_{response.status_code}: {response.text.strip()[:200] or response.reason_phrase}"
+        if response.status_code == 401 and not self.token:
+            message += " (set ORCHESTRATOR_TOKEN to an API token)"
+        _fail(message, EXIT_API_ERROR)
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _when(value: str | None) -> str:
+    if not value:
+        return "-"
+    try:
+        return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return value
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [headers, *rows]]
+    return "\n".join(lines)
+
+
+def _listed(values: list[str] | None) -> str:
+    return ", ".join(values) if values else "-"
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, sort_keys=False, default=str))
+
+
+def _app_lines(app: dict[str, Any]) -> str:
+    llm = app.get("llm") or {}
+    fields = [
+        ("id", app["id"]),
+        ("name", app["name"]),
+        ("stage", app["stage"] + (f" (was {app['previous_stage']})" if app.get("previous_stage") else "")),
+        ("data class", app["data_class"]),
+        ("owner", app["owner"]),
+        ("co-owners", _listed(app.get("co_owners"))),
+        ("team", app.get("team") or "-"),
+        ("repo", app.get("repo_url") or "-"),
+        ("created", _when(app.get("created_at"))),
+        ("approved", _when(app.get("approved_at"))),
+        ("expires", _when(app.get("expires_at"))),
+        ("next review", _when(app.get("next_review_at"))),
+        ("connectors", _listed(app.get("connectors"))),
+        ("scopes", _listed(app.get("requested_scopes"))),
+        ("endpoints", _listed(app.get("external_endpoints"))),
+        ("llm", f"yes via {llm.get('connector') or llm.get('provider') or '?'}" if llm.get("uses_llm") else "no"),
+        ("description", app.get("description") or "-"),
+    ]
+    width = max(len(k) for k, _ in fields)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in fields)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def register_cmd(
+    file: Annotated[str, typer.Argument(help="microapp.yaml (or .json) to register; - reads stdin")],
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="send as Idempotency-Key; a repeat returns the first registration")
+    ] = None,
+) -> None:
+    """Register an app from its manifest."""
+    try:
+        content = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_LOCAL_ERROR)
+    content_type = "application/json" if file.lower().endswith(".json") else "application/yaml"
+    headers = {"Content-Type": content_type}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    _, body = Api(url).call("POST", "/api/v1/apps", content=content, headers=headers)
+    if as_json:
+        _print_json(body)
+        return
+    app = body.get("app") or {}
+    if body.get("duplicate"):
+        typer.echo(f"already registered {app.get('id', '?')} (first event {body['event_id']})")
+        return
+    typer.echo(
+        f"registered {app['id']}: stage {app['stage']}, expires {_when(app.get('expires_at'))} "
+        f"(event {body['event_id']})"
+    )
+
+
+def list_cmd(
+    stage: Annotated[Stage | None, typer.Option(help="only apps in this stage")] = None,
+    owner: Annotated[str | None, typer.Option(help="only apps this email owns or co-owns")] = None,
+    data_class: Annotated[DataClass | None, typer.Option(help="only apps of this data class")] = None,
+    expiring_before: Annotated[
+        str | None, typer.Option(help="only apps expiring before this ISO date or datetime")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="show at most this many apps (default: all)")] = None,
+    page_size: Annotated[int, typer.Option(min=1, max=500, help="apps fetched per request")] = 200,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """List the catalog (following every page), optionally filtered."""
+    params: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "stage": stage.value if stage else None,
+            "owner": owner,
+            "data_class": data_class.value if data_class else None,
+            "expiring_before": expiring_before,
+        }.items()
+        if v is not None
+    }
+    api = Api(url)
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while limit is None or len(items) < limit:
+        size = min(page_size, limit - len(items)) if limit else page_size
+        query = {**params, "limit": size, **({"cursor": cursor} if cursor else {})}
+        _, page = api.call("GET", "/api/v1/apps", params=query)
+        items.extend(page["items"])
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    if as_json:
+        _print_json(items)
+        return
+    if not items:
+        typer.echo("no apps match")
+        return
+    rows = [[a["id"], a["name"], a["stage"], a["data_class"], a["owner"], _when(a.get("expires_at"))] for a in items]
+    typer.echo(_table(["ID", "NAME", "STAGE", "CLASS", "OWNER", "EXPIRES"], rows))
+    typer.echo(f"{len(items)} app{'s' if len(items) != 1 else ''}")
+
+
+def show_cmd(app_id: AppIdArg, url: UrlOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
+    """Show one app and its audit timeline."""
+    _, app = Api(url).call("GET", f"/api/v1/apps/{app_id}")
+    if as_json:
+        _print_json(app)
+        return
+    typer.echo(_app_lines(app))
+    typer.echo("\ntimeline")
+    rows = [[str(e["seq"]), _when(e["at"]), e["actor"], e["action"], e.get("reason") or ""] for e in app["timeline"]]
+    typer.echo(_table(["SEQ", "AT", "ACTOR", "ACTION", "REASON"], rows))
+
+
+def retire_cmd(
+    app_id: AppIdArg, reason: ReasonOption = "", url: UrlOption = DEFAULT_URL, as_json: JsonOption = False
+) -> None:
+    """Retire an app: it moves to sunsetting and its credentials are revoked."""
+    _, body = Api(url).call("POST", f"/api/v1/apps/{app_id}/retire", json={"reason": reason})
+    if as_json:
+        _print_json(body)
+        return
+    typer.echo(f"{app_id}: retirement requested; stage {body['app']['stage']} (event {body['event_id']})")
+
+
+def extend_cmd(
+    app_id: AppIdArg,
+    days: Annotated[int | None, typer.Option(min=1, help="how many days (default: the policy's maximum)")] = None,
+    reason: ReasonOption = "",
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Ask for an extension of an app's expiry (opens an approval request)."""
+    _, body = Api(url).call("POST", f"/api/v1/apps/{app_id}/extension", json={"days": days, "reason": reason})
+    if as_json:
+        _print_json(body)
+        return
+    if body.get("duplicate"):
+        typer.echo(f"{app_id}: extension request #{body['approval_id']} is already waiting for a decision")
+    else:
+        typer.echo(f"{app_id}: extension request #{body['approval_id']} opened (event {body['event_id']})")
+
+
+def transfer_cmd(
+    app_id: AppIdArg,
+    owner: Annotated[str, typer.Option(help="email of the new owner")],
+    reason: ReasonOption = "",
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Give an app a new owner (an orphaned app returns to its previous stage)."""
+    _, body = Api(url).call("POST", f"/api/v1/apps/{app_id}/owner", json={"owner": owner, "reason": reason})
+    if as_json:
+        _print_json(body)
+        return
+    typer.echo(f"{app_id}: owner is now {body['app']['owner']}; stage {body['app']['stage']}")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the API client commands to the root CLI."""
+    app.command("register")(register_cmd)
+    app.command("list")(list_cmd)
+    app.command("show")(show_cmd)
+    app.command("retire")(retire_cmd)
+    app.command("extend")(extend_cmd)
+    app.command("transfer")(transfer_cmd)

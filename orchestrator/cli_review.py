@@ -1,0 +1,107 @@
+"""`orchestrator review PATH`: the automated review on a local directory, for makers and CI.
+
+Needs no database or server. Prints a table of findings, or JSON with `--json`. Exits 1 when the verdict
+is fail (so it works as a pre-commit hook or CI step), 2 when the path or the data class is wrong, 0
+otherwise. The policy is the shipped default, or the file named by POLICY_FILE.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+
+from orchestrator.errors import ConfigError, ValidationFailed
+from orchestrator.models import DataClass
+from orchestrator.policy import load_policy
+from orchestrator.reviews.engine import ReviewResult, ReviewTimeout, review_directory
+
+app = typer.Typer(help="Review a micro-app's source the way the orchestrator will.", add_completion=False)
+
+_COLUMNS = (("severity", 8), ("check", 12), ("rule", 34), ("location", 40), ("preview", 24))
+
+
+def _table(result: ReviewResult) -> str:
+    lines = [f"verdict: {result.verdict}"]
+    stats = result.stats
+    lines.append(
+        f"data class: {stats.get('data_class')}  files: {stats.get('files_scanned')}  "
+        f"skipped: {stats.get('files_skipped')}  time: {stats.get('duration_seconds')} s"
+    )
+    if not result.findings:
+        lines.append("no findings")
+        return "\n".join(lines)
+    lines.append("")
+    lines.append("  ".join(name.upper().ljust(width) for name, width in _COLUMNS) + "  MESSAGE")
+    for f in result.findings:
+        location = f"{f.file or '-'}{':' + str(f.line) if f.line else ''}"
+        severity = f.severity + ("*" if f.allowed else "")
+        cells = (severity, f.check, f.rule, location, f.preview)
+        row = "  ".join(str(c)[:w].ljust(w) for c, (_, w) in zip(cells, _COLUMNS, strict=True))
+        message = f.message + (f" [allowed: {f.allow_reason}]" if f.allowed else "")
+        lines.append(f"{row}  {message}")
+    if any(f.allowed for f in result.findings):
+        lines.append("\n* allow-listed: kept for the audit trail, not counted in the verdict")
+    return "\n".join(lines)
+
+
+@app.command()
+def review(
+    path: Path = typer.Argument(..., help="directory to review (a checkout or working tree)"),
+    data_class: str | None = typer.Option(
+        None, "--data-class", help="public | internal | restricted | regulated (default: the manifest's, else internal)"
+    ),
+    json_output: bool = typer.Option(False, "--json", help="print a JSON object instead of a table"),
+) -> None:
+    """Run the secret, dependency, egress, PII and scope checks on PATH and print the findings."""
+    if not path.exists():
+        typer.echo(f"error: {path} does not exist", err=True)
+        raise typer.Exit(2)
+    if not path.is_dir():
+        typer.echo(f"error: {path} is not a directory", err=True)
+        raise typer.Exit(2)
+    if data_class is not None and data_class.strip().lower() not in {d.value for d in DataClass}:
+        choices = ", ".join(d.value for d in DataClass)
+        typer.echo(f"error: unknown data class {data_class!r} (choose one of {choices})", err=True)
+        raise typer.Exit(2)
+    try:
+        policy = load_policy(os.environ.get("POLICY_FILE") or None)
+        result = review_directory(path, policy=policy, data_class=data_class.strip().lower() if data_class else None)
+    except (ConfigError, ValidationFailed) as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    except ReviewTimeout as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    if json_output:
+        payload = result.to_dict()
+        typer.echo(
+            json.dumps(
+                {
+                    "verdict": payload["verdict"],
+                    "findings": payload["findings"],
+                    "skipped": payload["skipped"],
+                    "stats": payload["stats"],
+                },
+                indent=2,
+            )
+        )
+    else:
+        typer.echo(_table(result))
+    raise typer.Exit(1 if result.verdict == "fail" else 0)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `orchestrator review PATH` to the main CLI (`orchestrator.cli.build()` calls this)."""
+    app.command("review")(review)
+
+
+def main() -> None:
+    """Entry point when run as a module."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

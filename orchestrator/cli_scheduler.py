@@ -1,0 +1,145 @@
+"""CLI: `orchestrator scheduler`, `sunset APP [--dry-run]`, `archive verify|hold APP`, `deadlines APP`."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+
+from orchestrator.cli import fail, load_policy_or_exit
+from orchestrator.errors import OrchestratorError
+
+archive_app = typer.Typer(help="Verify archives of retired apps and place legal holds.", no_args_is_help=True)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    # Our own errors (unknown app, refused transition, unreachable archive) are one line, no traceback.
+    try:
+        yield
+    except OrchestratorError as exc:
+        fail(exc.message)
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def scheduler() -> None:
+    """Run the scheduler: deadlines → timers → Celery tasks (one active replica behind a Redis lock)."""
+    from schedules.main import run
+
+    load_policy_or_exit()
+    run()
+
+
+def sunset(
+    app_id: Annotated[str, typer.Argument(help="the app to retire")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would happen; change nothing")] = False,
+    reason: Annotated[str, typer.Option(help="why (recorded in the audit trail)")] = "retired by hand",
+    inline: Annotated[bool, typer.Option("--inline", help="run the steps here instead of on a worker")] = False,
+) -> None:
+    """Start (or resume) the sunset of an app: freeze → revoke → archive → retired."""
+    load_policy_or_exit()
+    with _errors():
+        _sunset(app_id, dry_run=dry_run, reason=reason, inline=inline)
+
+
+def _sunset(app_id: str, *, dry_run: bool, reason: str, inline: bool) -> None:
+    from orchestrator import catalog
+    from orchestrator import sunset as sunset_job
+    from orchestrator.config import get_settings
+    from orchestrator.db import session_scope
+    from orchestrator.lifecycle import RETIRABLE_STAGES, Action, Stage
+    from orchestrator.policy import get_policy
+    from orchestrator.sunset_preview import preview
+
+    policy, settings = get_policy(), get_settings()
+    if dry_run:
+        with session_scope(write=False) as session:
+            typer.echo(json.dumps(preview(session, catalog.get_app(session, app_id), policy, settings), indent=2))
+        return
+    actor = _actor()
+    with session_scope() as session:
+        app = catalog.get_app(session, app_id)
+        if app.stage in RETIRABLE_STAGES:
+            catalog.apply_action(session, app, Action.retire, actor=actor, reason=reason, policy=policy)
+        elif app.stage is not Stage.sunsetting:
+            fail(f"app {app_id} is {app.stage.value}; only a live, expiring, orphaned or suspended app can be retired")
+        run, new = sunset_job.start_sunset(
+            session, app, trigger="manual", actor=actor, reason=reason, enqueue=not inline
+        )
+    if not inline:
+        typer.echo(f"sunset of {app_id} {'started' if new else 'resumed'} (run {run.id}); a worker carries it out")
+        return
+    try:
+        run = sunset_job.advance(app_id, policy=policy, settings=settings)
+    except sunset_job.RetryLater as exc:
+        fail(f"sunset of {app_id} paused: {exc}; run it again later (or let a worker retry)")
+    typer.echo(f"sunset of {app_id}: {run.status.value} at step {run.step.value}")
+    if run.status.value == "blocked":
+        fail(f"blocked: {run.last_error}")
+
+
+@archive_app.command("verify")
+def archive_verify(app_id: Annotated[str, typer.Argument(help="the app whose archives to check")]) -> None:
+    """Recompute every digest of the app's archives; exit 1 on any mismatch."""
+    from orchestrator import archive
+    from orchestrator.db import session_scope
+    from orchestrator.integrations.archive import store_from_settings
+
+    with _errors(), session_scope(write=False) as session:
+        store = store_from_settings()
+        rows = archive.stored_archives(session, app_id)
+        if not rows:
+            fail(f"no stored archive for app {app_id}")
+        reports = [archive.verify(session, row, store) for row in rows]
+    for report in reports:
+        state = "ok" if report.ok else "MISMATCH"
+        typer.echo(f"archive {report.archive_id} {report.uri}: {state} ({report.checked_members} members checked)")
+        for problem in report.problems:
+            typer.echo(f"  - {problem}", err=True)
+    if not all(r.ok for r in reports):
+        raise typer.Exit(1)
+
+
+@archive_app.command("hold")
+def archive_hold(
+    app_id: Annotated[str, typer.Argument(help="the app to hold (or release)")],
+    reason: Annotated[str, typer.Option(help="why (recorded in the audit trail)")] = "legal hold",
+    release: Annotated[bool, typer.Option("--release", help="lift the hold; overdue purges are re-armed")] = False,
+) -> None:
+    """Place a legal hold on an app's archives (the retention purge skips them), or lift it."""
+    from orchestrator import catalog, retention
+    from orchestrator.db import session_scope
+
+    with _errors(), session_scope() as session:
+        app = catalog.get_app(session, app_id)
+        changed = retention.set_hold(session, app, on=not release, actor=_actor(), reason=reason)
+    state = "lifted" if release else "placed"
+    typer.echo(f"legal hold {state} on {app_id}" + ("" if changed else " (no change)"))
+
+
+def deadlines_list(app_id: Annotated[str, typer.Argument(help="the app whose pending deadlines to list")]) -> None:
+    """List an app's pending deadlines, soonest first."""
+    from orchestrator import deadlines
+    from orchestrator.db import session_scope
+
+    with session_scope(write=False) as session:
+        for row in deadlines.pending_for(session, app_id):
+            typer.echo(f"{row.id}\t{row.kind}\t{row.due_at.isoformat()}\t{row.ref or ''}")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the scheduler, sunset, archive and deadlines commands."""
+    app.command("scheduler")(scheduler)
+    app.command("sunset")(sunset)
+    app.command("deadlines")(deadlines_list)
+    app.add_typer(archive_app, name="archive")

@@ -1,0 +1,299 @@
+"""Deadlines: every due date of the system as a row, scheduled, replaced and fired exactly once.
+
+The `deadline` table is the source of truth; the scheduler process (`schedules/`) only turns rows
+due soon into exact wake-ups. Writers call these functions inside their own transaction; after the
+commit the scheduler is nudged (Redis pub/sub when configured, else it polls). Firing is a
+compare-and-set `pending → fired` that also writes the deadline's lifecycle event to the outbox,
+so a second delivery of the same timer does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import event, or_, update
+from sqlmodel import Session, col, select
+
+from orchestrator import deadline_plan
+from orchestrator.logs import get_logger
+from orchestrator.models import ApprovalRequest, ApprovalStatus, Deadline, DeadlineStatus, MicroApp
+from orchestrator.outbox import emit
+from orchestrator.policy import Policy
+from orchestrator.timeutil import as_utc, utcnow
+
+log = get_logger(__name__)
+
+
+class DeadlineKind(StrEnum):
+    """What a deadline is for; each maps onto the lifecycle event it emits when it fires."""
+
+    review_due = "review_due"
+    expiry_notice = "expiry_notice"
+    expiry = "expiry"
+    approval_reminder = "approval_reminder"
+    approval_escalation = "approval_escalation"
+    owner_left_grace = "owner_left_grace"
+    inactivity = "inactivity"
+    retention_purge = "retention_purge"
+    # A deadline that only proves the timer path works (benchmark, smoke checks): no event.
+    probe = "probe"
+
+
+# The event each kind emits through the outbox when it fires (None: mark fired only).
+KIND_EVENTS: dict[str, str | None] = {
+    DeadlineKind.review_due: "review.due",
+    DeadlineKind.expiry_notice: "app.expiring",
+    DeadlineKind.expiry: "app.expired",
+    DeadlineKind.approval_reminder: "approval.reminder_due",
+    DeadlineKind.approval_escalation: "approval.escalation_due",
+    DeadlineKind.owner_left_grace: "owner.grace_over",
+    DeadlineKind.inactivity: "app.inactive",
+    DeadlineKind.retention_purge: "archive.retention_due",
+    DeadlineKind.probe: None,
+}
+
+
+def dedup_key(deadline_id: int) -> str:
+    """The outbox dedup key of the event a deadline emits: one event per deadline, ever."""
+    return f"deadline:{deadline_id}"
+
+
+# ----------------------------------------------------------------------------- nudging
+
+
+def _pending_changes(session: Session) -> dict[str, list[int]]:
+    changes = session.info.get("deadline_changes")
+    if changes is None:
+        changes = session.info["deadline_changes"] = {"added": [], "cancelled": []}
+        event.listen(session, "after_commit", _after_commit, once=True)
+        event.listen(session, "after_rollback", _after_rollback, once=True)
+    return changes  # type: ignore[no-any-return]
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop("deadline_changes", None)
+
+
+def _after_commit(session: Session) -> None:
+    changes = session.info.pop("deadline_changes", None)
+    if changes and (changes["added"] or changes["cancelled"]):
+        nudge(added=changes["added"], cancelled=changes["cancelled"])
+
+
+_nudgers: dict[str, Any] = {}
+
+
+def nudge(*, added: Sequence[int] = (), cancelled: Sequence[int] = ()) -> None:
+    """Tell a running scheduler that deadlines changed (best effort: it also polls)."""
+    from orchestrator.config import get_settings
+
+    settings = get_settings()
+    url = settings.effective_redis_url
+    if not url:
+        return  # the embedded scheduler polls every SCHEDULER_POLL_SECONDS
+    try:
+        import redis
+
+        client = _nudgers.get(url)
+        if client is None:
+            # One pooled client per URL: redis-py is thread-safe and resets its pool after a fork.
+            client = _nudgers[url] = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        message = json.dumps({"added": list(added)[:5000], "cancelled": list(cancelled)[:5000]})
+        client.publish(settings.deadline_nudge_channel, message)
+    except Exception as exc:  # the scheduler's poll picks the change up anyway
+        log.warning("deadline nudge failed", error=str(exc))
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def schedule(
+    session: Session,
+    *,
+    kind: DeadlineKind | str,
+    due_at: datetime,
+    app_id: str | None = None,
+    ref: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> Deadline:
+    """Insert a pending deadline in the caller's transaction; the scheduler is nudged after commit."""
+    row = Deadline(app_id=app_id, kind=str(kind), ref=ref, due_at=as_utc(due_at), payload=payload or {})
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    _pending_changes(session)["added"].append(row.id)
+    return row
+
+
+def cancel(
+    session: Session,
+    *,
+    app_id: str | None,
+    kinds: Iterable[DeadlineKind | str] | None = None,
+    ref: str | None = None,
+    ids: Iterable[int] | None = None,
+) -> list[int]:
+    """Cancel the pending deadlines of an app (optionally only some kinds, one ref, or some ids)."""
+    query = select(Deadline.id).where(Deadline.status == DeadlineStatus.pending)
+    if app_id is not None:
+        query = query.where(Deadline.app_id == app_id)
+    if kinds is not None:
+        query = query.where(col(Deadline.kind).in_([str(k) for k in kinds]))
+    if ref is not None:
+        query = query.where(Deadline.ref == ref)
+    if ids is not None:
+        query = query.where(col(Deadline.id).in_(list(ids)))
+    found = [i for i in session.exec(query).all() if i is not None]
+    if not found:
+        return []
+    session.execute(
+        update(Deadline)
+        .where(col(Deadline.id).in_(found), col(Deadline.status) == DeadlineStatus.pending)
+        .values(status=DeadlineStatus.cancelled)
+    )
+    _pending_changes(session)["cancelled"].extend(found)
+    return found
+
+
+def replace(
+    session: Session,
+    *,
+    kind: DeadlineKind | str,
+    due_at: datetime,
+    app_id: str | None,
+    ref: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> Deadline:
+    """Cancel the pending deadline(s) of this app, kind and ref, and schedule the new one, atomically."""
+    cancel(session, app_id=app_id, kinds=[kind], ref=ref)
+    return schedule(session, kind=kind, due_at=due_at, app_id=app_id, ref=ref, payload=payload)
+
+
+def pending_for(session: Session, app_id: str) -> list[Deadline]:
+    """The app's pending deadlines, soonest first."""
+    query = select(Deadline).where(Deadline.app_id == app_id, Deadline.status == DeadlineStatus.pending)
+    return list(session.exec(query.order_by(col(Deadline.due_at), col(Deadline.id))).all())
+
+
+# ----------------------------------------------------------------------------- firing
+
+
+def fire(session: Session, deadline_ids: Sequence[int], *, started_at: datetime | None = None) -> list[Deadline]:
+    """Mark these deadlines fired (only those still pending) and emit each one's event.
+
+    The compare-and-set on `status` makes a repeated delivery a no-op: only the call that moved a
+    row from pending to fired emits its event, with a dedup key derived from the deadline id.
+    """
+    if not deadline_ids:
+        return []
+    now = started_at or utcnow()
+    won = session.execute(
+        update(Deadline)
+        .where(col(Deadline.id).in_(list(deadline_ids)), col(Deadline.status) == DeadlineStatus.pending)
+        .values(status=DeadlineStatus.fired, fired_at=now)
+        .returning(col(Deadline.id))
+    ).all()
+    ids = [row[0] for row in won]
+    if not ids:
+        return []
+    rows = list(session.exec(select(Deadline).where(col(Deadline.id).in_(ids)).order_by(col(Deadline.id))).all())
+    for row in rows:
+        event_type = KIND_EVENTS.get(row.kind)
+        if event_type is None:
+            continue
+        assert row.id is not None
+        emit(
+            session,
+            type=event_type,
+            source="scheduler",
+            app_id=row.app_id,
+            payload={
+                "deadline_id": row.id,
+                "kind": row.kind,
+                "ref": row.ref,
+                "due_at": as_utc(row.due_at).isoformat(),
+                **row.payload,
+            },
+            dedup_key=dedup_key(row.id),
+        )
+    return rows
+
+
+# ----------------------------------------------------------------------------- per-app plan
+
+
+@dataclass(frozen=True)
+class Rescheduled:
+    """What `reschedule_app` changed: ids created and cancelled, and how many were kept."""
+
+    created: list[int]
+    cancelled: list[int]
+    kept: int
+
+
+def reschedule_app(session: Session, app: MicroApp, policy: Policy, *, now: datetime | None = None) -> Rescheduled:
+    """Make the app's pending deadlines match its stage, dates and the policy, in the caller's transaction.
+
+    Call it after anything that moves an app's dates or stage (registration, approval, extension,
+    transfer, orphaning, retirement, a new approval request): changed timers are replaced, timers that
+    no longer apply are cancelled, and a timer that already fired for the same basis is not re-armed.
+    """
+    now = now or utcnow()
+    pending_approvals = {
+        str(i)
+        for i in session.exec(
+            select(ApprovalRequest.id).where(
+                ApprovalRequest.app_id == app.id, ApprovalRequest.status == ApprovalStatus.pending
+            )
+        ).all()
+    }
+    existing = session.exec(
+        select(Deadline).where(
+            Deadline.app_id == app.id,
+            Deadline.status == DeadlineStatus.pending,
+            col(Deadline.kind).in_(deadline_plan.MANAGED_KINDS + deadline_plan.GUARDED_KINDS),
+        )
+    ).all()
+    stale: list[int] = []
+    by_key: dict[tuple[str, str | None], list[Deadline]] = {}
+    for row in existing:
+        if row.kind in deadline_plan.GUARDED_KINDS:
+            if not deadline_plan.still_applies(app, row.kind, row.ref, pending_approvals) and row.id is not None:
+                stale.append(row.id)
+        else:
+            by_key.setdefault((row.kind, row.ref), []).append(row)
+    created: list[int] = []
+    kept = 0
+    for item in deadline_plan.plan(app, policy, now=now):
+        rows = by_key.pop((item.kind, item.ref), [])
+        keep = next((r for r in rows if as_utc(r.due_at) == item.due_at), None)
+        stale += [r.id for r in rows if r is not keep and r.id is not None]
+        if keep is not None:
+            kept += 1
+            continue
+        if item.due_at <= now and _already_fired(session, app.id, item.kind, item.ref, item.basis_due or item.due_at):
+            continue
+        row = schedule(session, kind=item.kind, due_at=item.due_at, app_id=app.id, ref=item.ref, payload=item.payload)
+        assert row.id is not None
+        created.append(row.id)
+    stale += [r.id for rows in by_key.values() for r in rows if r.id is not None]
+    cancelled = cancel(session, app_id=app.id, ids=stale) if stale else []
+    return Rescheduled(created=created, cancelled=cancelled, kept=kept)
+
+
+def _already_fired(session: Session, app_id: str, kind: str, ref: str | None, due_at: datetime) -> bool:
+    # Same ref, or same due time: a timer another feature scheduled for the same moment counts too.
+    same = (
+        or_(col(Deadline.due_at) == due_at, col(Deadline.ref) == ref)
+        if ref is not None
+        else col(Deadline.due_at) == due_at
+    )
+    query = select(Deadline.id).where(
+        Deadline.app_id == app_id, Deadline.kind == kind, Deadline.status == DeadlineStatus.fired, same
+    )
+    return session.exec(query.limit(1)).first() is not None

@@ -1,0 +1,12 @@
+"""Event handling: the handler registry, the runner that applies handlers once, the relay.
+
+Public seam for other features:
+
+    from orchestrator.events import PoisonEvent, prepared, register_handler
+
+See `orchestrator.events.registry` for the contract and docs/pipeline.md for the whole pipeline.
+"""
+
+from orchestrator.events.registry import HANDLERS, PoisonEvent, prepared, register_handler
+
+__all__ = ["HANDLERS", "PoisonEvent", "prepared", "register_handler"]

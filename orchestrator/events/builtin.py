@@ -1,0 +1,28 @@
+"""Handlers of the catalog's own events; other features add theirs with `register_handler`.
+
+`app.created` needs nothing here (registration already wrote the app and its audit entry), nor
+does `app.updated` (a push to the default branch: the event row keeps the commit and the pusher).
+The reviews feature registers the handlers that start a review for both; these ones only make
+sure the events are never parked for want of a handler, and refuse a malformed one.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from orchestrator.events.registry import PoisonEvent, register_handler
+from orchestrator.models import Event
+
+
+@register_handler("app.created")
+def record_created(session: Session, event: Event) -> None:
+    """Nothing to do beyond marking the event handled; present so the event is never parked."""
+    if not event.app_id:
+        raise PoisonEvent("app.created without an app id")
+
+
+@register_handler("app.updated")
+def check_updated(session: Session, event: Event) -> None:
+    """Refuse an app.updated that names no app; the re-review is the reviews feature's handler."""
+    if not event.app_id:
+        raise PoisonEvent("app.updated without an app id")

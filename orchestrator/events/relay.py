@@ -1,0 +1,232 @@
+"""The relay: publish again every event that was committed but not handled in time.
+
+- `pending` for RELAY_PENDING_AFTER_SECONDS: never reached the broker (it was down, or the process
+  died between commit and publish);
+- `enqueued`/`handling` for RELAY_STALE_AFTER_SECONDS since it was last published: the broker lost
+  it (Redis restarted without persistence) or a worker died with it.
+
+Rows are claimed in one transaction that moves their `published_at` forward (a lease, so the next
+pass leaves them alone), with `FOR UPDATE SKIP LOCKED` on PostgreSQL — several relays share the
+work and skip rows a handler holds locked. SQLite has no SKIP LOCKED: there a file lock next to the
+database keeps exactly one relay active; the others stand by. Publishing happens after the claim
+commits; a crash in between means one more publish later, never a loss.
+
+It runs beside every Celery worker as a spawned child process (RELAY_IN_WORKER, started and stopped
+by the worker's ready/shutdown signals in workers/tasks_events.py), or in the foreground with
+`orchestrator relay`. The same loop runs the GitHub redelivery job.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from multiprocessing.process import BaseProcess
+from typing import IO
+
+from sqlalchemy import and_, func, or_, update
+from sqlalchemy.engine import make_url
+from sqlmodel import Session, col, select
+
+from orchestrator.config import Settings, get_settings
+from orchestrator.db import session_scope
+from orchestrator.logs import get_logger
+from orchestrator.models import Event, EventStatus
+from orchestrator.timeutil import utcnow
+
+log = get_logger(__name__)
+
+
+def claim_due(session: Session, settings: Settings) -> list[str]:
+    """Ids of events due for a re-publish, leased to the caller by moving `published_at` to now."""
+    now = utcnow()
+    last_sent = func.coalesce(Event.published_at, Event.received_at)
+    due = or_(
+        and_(
+            Event.status == EventStatus.pending,
+            last_sent < now - timedelta(seconds=settings.relay_pending_after_seconds),
+        ),
+        and_(
+            col(Event.status).in_([EventStatus.enqueued, EventStatus.handling]),
+            last_sent < now - timedelta(seconds=settings.relay_stale_after_seconds),
+        ),
+    )
+    query = (
+        select(Event.id)
+        .where(due)
+        .order_by(col(Event.received_at))
+        .limit(settings.relay_batch_size)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list(session.exec(query).all())
+    if ids:
+        session.execute(update(Event).where(col(Event.id).in_(ids)).values(published_at=now))
+    return ids
+
+
+def republish_due(settings: Settings | None = None) -> int:
+    """Publish every due event, batch by batch; the number published (stops at a broker failure)."""
+    from orchestrator.pipeline import publish_now
+
+    settings = settings or get_settings()
+    total = 0
+    while True:
+        with session_scope() as session:
+            ids = claim_due(session, settings)
+        if not ids:
+            return total
+        try:
+            total += len(publish_now(ids, suspect=True))
+        except Exception as exc:  # the lease expires and a later pass tries again
+            log.warning("relay could not publish", events=len(ids), error=str(exc)[:300])
+            return total
+        log.info("relay published events", events=len(ids))
+        if len(ids) < settings.relay_batch_size:
+            return total
+
+
+class SingleRelayLock:
+    """On SQLite, an exclusive file lock beside the database: one active relay per database file."""
+
+    def __init__(self, database_url: str) -> None:
+        url = make_url(database_url)
+        self.path = f"{url.database}.relay.lock" if url.get_backend_name() == "sqlite" and url.database else None
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> bool:
+        """True when this process holds the lock (always true when no lock is needed)."""
+        if self.path is None or self._file is not None:
+            return True
+        handle = open(self.path, "a+")  # noqa: SIM115 - kept open for as long as the lock is held
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._file = handle
+        return True
+
+    def release(self) -> None:
+        """Give the lock up (closing the file releases it)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+@dataclass
+class Relay:
+    """The relay loop; `tick()` is one pass, `run()` loops until `stop` is set."""
+
+    settings: Settings
+    stop: threading.Event
+
+    def __post_init__(self) -> None:
+        self._lock = SingleRelayLock(self.settings.database_url)
+        self._next_redelivery = time.monotonic() + min(30.0, self.settings.github_redelivery_interval_seconds)
+        self._standby_logged = False
+
+    def tick(self) -> int:
+        """One pass: re-publish due events, then run the GitHub redelivery job when it is due."""
+        if not self._lock.acquire():
+            if not self._standby_logged:
+                log.info("another relay is active for this database; standing by", lock=self._lock.path)
+                self._standby_logged = True
+            return 0
+        published = republish_due(self.settings)
+        interval = self.settings.github_redelivery_interval_seconds
+        if interval > 0 and time.monotonic() >= self._next_redelivery:
+            self._next_redelivery = time.monotonic() + interval
+            from orchestrator.events.redelivery import redeliver_failed
+
+            try:
+                redeliver_failed(self.settings)
+            except Exception as exc:  # a GitHub outage must not stop the relay
+                log.warning("github redelivery job failed", error=str(exc)[:300])
+        return published
+
+    def run(self) -> None:
+        """Loop until `stop` is set; errors are logged and the loop goes on."""
+        log.info("relay started", pid=os.getpid(), interval=self.settings.relay_interval_seconds)
+        try:
+            while not self.stop.is_set():
+                try:
+                    self.tick()
+                except Exception as exc:  # e.g. the database is briefly unreachable
+                    log.warning("relay pass failed", error=str(exc)[:300])
+                self.stop.wait(self.settings.relay_interval_seconds)
+        finally:
+            self._lock.release()
+            log.info("relay stopped")
+
+
+# The relay beside a Celery worker is a separate *spawned* process, not a thread of the worker's main
+# process: prefork replaces a lost pool process by forking the main process, and a fork taken while
+# a relay thread holds a lock (SQLite's, the engine's, logging's) leaves the new child deadlocked.
+_background: BaseProcess | None = None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent_pid: int) -> None:
+    """Ask Linux to SIGTERM us when the worker dies; elsewhere the loop below polls the parent."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):  # best effort: the parent check still ends us
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def _relay_process(parent_pid: int) -> None:
+    """Entry point of the spawned relay process."""
+    from orchestrator.logs import configure_logging
+
+    _die_with(parent_pid)
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the worker, which stops us
+
+    def watch_parent() -> None:
+        while not stop.wait(1.0):
+            if os.getppid() != parent_pid:
+                stop.set()
+
+    threading.Thread(target=watch_parent, name="relay-parent-watch", daemon=True).start()
+    Relay(settings, stop).run()
+
+
+def start_background_relay(settings: Settings | None = None) -> bool:
+    """Start the relay as a spawned child process of this one (once); False when disabled."""
+    global _background
+    settings = settings or get_settings()
+    if not settings.relay_in_worker or (_background is not None and _background.is_alive()):
+        return False
+    process = multiprocessing.get_context("spawn").Process(
+        target=_relay_process, args=(os.getpid(),), name="outbox-relay", daemon=True
+    )
+    process.start()
+    _background = process
+    return True
+
+
+def stop_background_relay(timeout: float = 10.0) -> None:
+    """Stop the relay process, if any, and wait for it (SIGKILL after `timeout`)."""
+    global _background
+    process, _background = _background, None
+    if process is None or not process.is_alive():
+        return
+    process.terminate()
+    process.join(timeout)
+    if process.is_alive():
+        process.kill()
+        process.join(1.0)

@@ -1,0 +1,210 @@
+"""Running one event: run its handlers exactly once in effect, and record the outcome.
+
+- **apply** — the event row is locked (`FOR UPDATE` on PostgreSQL; SQLite's write transaction is
+  exclusive), its status re-checked, the attempt counted, every handler run and the event marked
+  `handled`, all in one transaction. A second delivery waits for the lock, then sees `handled` and
+  does nothing; a crash rolls the handlers' work back with it.
+- **claim first** — a delivery that may follow a crash (redelivered by the broker, or re-published
+  by the relay) first commits `status=handling, attempts+1` on its own, so a handler that kills
+  its worker (OOM, SIGKILL) is still counted; past EVENT_MAX_ATTEMPTS the event is parked instead
+  of looping forever (task_reject_on_worker_lost would redeliver it each time).
+- **outcome** (on error) — transient errors go back to `enqueued` with a backoff delay for the
+  Celery retry; after the last attempt, or on any other error, the event is `failed` with its last
+  error; PoisonEvent (or a type nothing handles) parks it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import kombu.exceptions
+import redis.exceptions
+import structlog
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import col, select
+
+from orchestrator.config import Settings, get_settings
+from orchestrator.db import session_scope
+from orchestrator.errors import TransientIntegrationError
+from orchestrator.events.registry import PoisonEvent, Prepare, load_handlers, registration_for, set_prepared
+from orchestrator.logs import get_logger
+from orchestrator.models import Event, EventStatus
+from orchestrator.timeutil import utcnow
+
+log = get_logger(__name__)
+
+OPEN_STATUSES = (EventStatus.pending, EventStatus.enqueued, EventStatus.handling)
+TERMINAL_STATUSES = (EventStatus.handled, EventStatus.failed, EventStatus.parked)
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    TransientIntegrationError,
+    OperationalError,  # database unreachable or locked
+    IntegrityError,  # a concurrent writer got there first; a retry re-reads the state
+    httpx.TransportError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    kombu.exceptions.OperationalError,
+    ConnectionError,
+    TimeoutError,
+)
+_MAX_ERROR_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one delivery of an event did; `retry_in` is set when the task should retry later."""
+
+    status: str  # handled | skipped | missing | retry | failed | parked
+    retry_in: float | None = None
+    error: str | None = None
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line error text for `last_error` (type and message, bounded)."""
+    message = str(exc).strip().replace("\n", " ")
+    return f"{type(exc).__name__}: {message}"[:_MAX_ERROR_CHARS]
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors a later attempt may not meet (network, broker, database availability)."""
+    return isinstance(exc, TRANSIENT_ERRORS)
+
+
+def backoff_seconds(attempt: int, settings: Settings) -> float:
+    """Exponential backoff with jitter for the retry after `attempt` (1-based), capped."""
+    ceiling = min(settings.event_retry_max_seconds, settings.event_retry_base_seconds * 2 ** max(attempt - 1, 0))
+    return round(random.uniform(ceiling / 2, ceiling), 3)
+
+
+def run_event(event_id: str, *, suspect: bool = False, settings: Settings | None = None) -> Outcome:
+    """Handle one event by id; safe to call any number of times, concurrently too.
+
+    `suspect` marks a delivery that may follow a crash (a redelivered or relayed message): its
+    attempt is committed before the handlers run, so a handler that kills its process is counted
+    and eventually parked. A first delivery takes the fast path: one transaction in all.
+    """
+    settings = settings or get_settings()
+    load_handlers()
+    structlog.contextvars.bind_contextvars(event_id=event_id)
+    try:
+        return _run(event_id, settings, suspect)
+    finally:
+        structlog.contextvars.unbind_contextvars("event_id", "event_type", "app_id")
+
+
+@dataclass(frozen=True)
+class _NeedsPrepare:
+    """The event's type has an I/O step that must run outside the transaction first."""
+
+    event: Event
+    prepare: Prepare
+
+
+def _run(event_id: str, settings: Settings, suspect: bool) -> Outcome:
+    if suspect:
+        claimed = _claim(event_id, settings)
+        if isinstance(claimed, Outcome):
+            return claimed
+    facts: dict[str, Any] | None = None
+    while True:
+        try:
+            result = _apply(event_id, count=not suspect, facts=facts)
+            if not isinstance(result, _NeedsPrepare):
+                return result
+            facts = result.prepare(result.event)
+        except Exception as exc:
+            poison = isinstance(exc, PoisonEvent)
+            return _record_failure(event_id, describe(exc), settings, count=not suspect, poison=poison, exc=exc)
+
+
+def _apply(event_id: str, *, count: bool, facts: dict[str, Any] | None) -> Outcome | _NeedsPrepare:
+    """The one transaction that runs the handlers and marks the event handled."""
+    with session_scope() as session:
+        row = session.exec(select(Event).where(Event.id == event_id).with_for_update()).first()
+        if row is None:
+            log.warning("no such event; message dropped")
+            return Outcome("missing")
+        if row.status in TERMINAL_STATUSES:
+            return Outcome("skipped")
+        structlog.contextvars.bind_contextvars(event_type=row.type, app_id=row.app_id)
+        registration = registration_for(row.type)
+        if registration is None:
+            raise PoisonEvent(f"no handler for event type {row.type!r}")
+        if registration.prepare is not None and facts is None:
+            return _NeedsPrepare(row, registration.prepare)  # nothing written; the lock is released
+        if count:
+            row.attempts += 1
+        set_prepared(session, facts or {})
+        row.last_error = None
+        for handler in registration.handlers:
+            handler(session, row)
+        row.status = EventStatus.handled
+        row.handled_at = utcnow()
+        session.add(row)
+        attempt = row.attempts
+    log.info("event handled", attempt=attempt)
+    return Outcome("handled")
+
+
+def _record_failure(
+    event_id: str,
+    error: str,
+    settings: Settings,
+    *,
+    count: bool = False,
+    poison: bool = False,
+    exc: BaseException | None = None,
+) -> Outcome:
+    """Record what went wrong: park poison, schedule a retry of a transient error, else fail."""
+    with session_scope() as session:
+        row = session.exec(select(Event).where(Event.id == event_id).with_for_update()).one()
+        if row.status in TERMINAL_STATUSES:
+            return Outcome("skipped")
+        if count:
+            row.attempts += 1  # the attempt counted inside the rolled-back transaction
+        row.last_error = error
+        transient = exc is not None and is_transient(exc)
+        if poison:
+            row.status = EventStatus.parked
+            outcome = Outcome("parked", error=error)
+            log.warning("event parked", reason=error)
+        elif transient and row.attempts < settings.event_max_attempts:
+            # published_at moves on so the relay only steps in if the retry message itself is lost.
+            row.status, row.published_at = EventStatus.enqueued, utcnow()
+            outcome = Outcome("retry", retry_in=backoff_seconds(row.attempts, settings), error=error)
+            log.warning("event will be retried", attempt=row.attempts, retry_in=outcome.retry_in, error=error)
+        else:
+            row.status = EventStatus.failed
+            outcome = Outcome("failed", error=error)
+            log.error("event failed", attempt=row.attempts, error=error, transient=transient)
+        session.add(row)
+    return outcome
+
+
+def _claim(event_id: str, settings: Settings) -> Event | Outcome:
+    with session_scope() as session:
+        won = session.execute(
+            update(Event)
+            .where(col(Event.id) == event_id, col(Event.status).in_(OPEN_STATUSES))
+            .values(status=EventStatus.handling, attempts=col(Event.attempts) + 1)
+        ).rowcount
+        event = session.get(Event, event_id)
+        if event is None:
+            log.warning("no such event; message dropped")
+            return Outcome("missing")
+        if not won:
+            return Outcome("skipped")
+        if event.attempts > settings.event_max_attempts:
+            # Only attempts that died without recording an outcome get here (crash, OOM, SIGKILL).
+            event.status = EventStatus.parked
+            event.last_error = (
+                f"gave up after {event.attempts - 1} attempts that ended without an outcome (worker lost?); "
+                f"last error: {event.last_error or 'none'}"
+            )[:_MAX_ERROR_CHARS]
+            session.add(event)
+            log.error("event parked", reason=event.last_error)
+            return Outcome("parked", error=event.last_error)
+        return event

@@ -1,0 +1,137 @@
+"""`POST /webhooks/github`: verify, classify, store one event, answer — in a few milliseconds.
+
+Order of checks: size (Content-Length before reading, then while reading) → 413; signature
+(`X-Hub-Signature-256`, HMAC-SHA256 over the raw body, constant-time, against every secret in
+GITHUB_WEBHOOK_SECRET so a rotation can overlap) → 401, logged, nothing stored; `ping` → 200;
+JSON → 400; the delivery id seen before → 200 `{"event_id": first, "duplicate": true}`; events we
+do not use → 202 `{"ignored": true}`; otherwise the event is committed and the answer is 202
+`{"event_id": ..., "duplicate": false}`. Publishing happens after commit, off the request path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlmodel import select
+
+import orchestrator.pipeline  # noqa: F401 - registers the outbox publisher in the API process
+from orchestrator.config import get_settings
+from orchestrator.db import session_scope
+from orchestrator.events.github import map_delivery
+from orchestrator.events.redelivery import DEDUP_PREFIX
+from orchestrator.http.errors import error_body
+from orchestrator.logs import get_logger
+from orchestrator.models import Event
+from orchestrator.outbox import emit
+
+router = APIRouter(tags=["webhooks"])
+log = get_logger(__name__)
+
+
+def signature_for(secret: str, body: bytes) -> str:
+    """The `X-Hub-Signature-256` value GitHub sends for `body` signed with `secret`."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def webhook_secrets() -> list[str]:
+    """The accepted secrets: GITHUB_WEBHOOK_SECRET split on commas (old and new during a rotation)."""
+    configured = get_settings().github_webhook_secret
+    if configured is None:
+        return []
+    return [s.strip() for s in configured.get_secret_value().split(",") if s.strip()]
+
+
+def signature_valid(body: bytes, header: str | None, secrets: list[str]) -> bool:
+    """True when `header` is the signature of `body` under one of `secrets` (constant-time compare)."""
+    if not header or not header.startswith("sha256="):
+        return False
+    # Compare against every secret, without stopping early, so timing says nothing about which matched.
+    results = [hmac.compare_digest(signature_for(secret, body), header) for secret in secrets]
+    return any(results)
+
+
+async def read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None when it is (or says it is) larger than `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+def _refuse(status: int, code: str, detail: str) -> JSONResponse:
+    return JSONResponse(error_body(code, detail), status_code=status)
+
+
+def _parse(body: bytes, content_type: str) -> Any:
+    # GitHub sends JSON, or `payload=<json>` when the hook is set to application/x-www-form-urlencoded.
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        body = (parse_qs(body.decode("utf-8")).get("payload") or [""])[0].encode("utf-8")
+    return json.loads(body)
+
+
+@router.post(
+    "/webhooks/github",
+    status_code=202,
+    responses={200: {"description": "ping, or a delivery seen before"}, 401: {}, 400: {}, 413: {}},
+)
+async def github_webhook(request: Request) -> JSONResponse:
+    """Receive one GitHub webhook delivery."""
+    limit = get_settings().github_webhook_max_bytes
+    event_name = request.headers.get("x-github-event", "")
+    delivery = request.headers.get("x-github-delivery", "")
+    body = await read_limited(request, limit)
+    if body is None:
+        log.warning("github webhook refused", reason="too large", delivery=delivery, github_event=event_name)
+        return _refuse(413, "too_large", f"the body is larger than {limit} bytes")
+    secrets = webhook_secrets()
+    if not signature_valid(body, request.headers.get("x-hub-signature-256"), secrets):
+        reason = "no GITHUB_WEBHOOK_SECRET configured" if not secrets else "missing or bad X-Hub-Signature-256"
+        log.warning("github webhook refused", reason=reason, delivery=delivery, github_event=event_name)
+        return _refuse(401, "invalid_signature", "missing or bad signature")
+    if event_name == "ping":
+        return JSONResponse({"pong": True}, status_code=200)
+    try:
+        payload = _parse(body, request.headers.get("content-type", "application/json"))
+    except (ValueError, UnicodeDecodeError):
+        return _refuse(400, "bad_request", "the body is not valid JSON")
+    if not isinstance(payload, dict):
+        return _refuse(400, "bad_request", "the body must be a JSON object")
+    if not delivery or len(delivery) > 200 or not event_name:
+        return _refuse(400, "bad_request", "X-GitHub-Event and X-GitHub-Delivery are required")
+    status, answer = await run_in_threadpool(_ingest, event_name, delivery, payload)
+    return JSONResponse(answer, status_code=status)
+
+
+def _ingest(event_name: str, delivery: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    dedup_key = DEDUP_PREFIX + delivery
+    with session_scope() as session:
+        first = session.exec(select(Event.id).where(Event.dedup_key == dedup_key)).first()
+        if first is not None:
+            return 200, {"event_id": first, "duplicate": True}
+        mapped = map_delivery(session, event_name, payload)
+        if isinstance(mapped, str):
+            log.info("github delivery ignored", delivery=delivery, github_event=event_name, reason=mapped)
+            return 202, {"ignored": True, "reason": mapped}
+        emitted = emit(
+            session,
+            type=mapped.type,
+            source="github",
+            app_id=mapped.app_id,
+            payload=mapped.payload,
+            dedup_key=dedup_key,
+        )
+        event_id = emitted.event.id
+    log.info("github delivery accepted", delivery=delivery, github_event=event_name, event_id=event_id)
+    return (200 if emitted.duplicate else 202), {"event_id": event_id, "duplicate": emitted.duplicate}

@@ -1,0 +1,112 @@
+"""`POST /slack/events`: the Slack Events API — `url_verification` and deleted users (`user_change`).
+
+Every request is checked with slack_sdk's SignatureVerifier against SLACK_SIGNING_SECRET (HMAC over
+`v0:{timestamp}:{raw body}`, at most 5 minutes old); a bad one is refused with 401 and logged.
+A `user_change` whose user is `deleted: true` becomes `owner.left` for the person with that Slack
+user id (or, failing that, that profile email), deduplicated on the Events API `event_id`, so
+Slack's retries (X-Slack-Retry-Num) answer 200 with the first event's id.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from slack_sdk.signature import Clock, SignatureVerifier
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+import orchestrator.pipeline  # noqa: F401 - registers the outbox publisher in the API process
+from orchestrator.config import get_settings
+from orchestrator.db import session_scope
+from orchestrator.http.errors import error_body
+from orchestrator.logs import get_logger
+from orchestrator.models import Event, Person
+from orchestrator.outbox import emit
+
+router = APIRouter(tags=["slack"])
+log = get_logger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024  # Slack event payloads are a few KB
+DEDUP_PREFIX = "slack-event:"
+clock = Clock()  # replaced by tests that verify old, documented vectors
+
+
+def verify(body: bytes, headers: dict[str, str], secret: str) -> bool:
+    """True when Slack signed `body` with `secret` within the last 5 minutes."""
+    try:
+        return SignatureVerifier(secret, clock=clock).is_valid_request(body, headers)
+    except (ValueError, UnicodeDecodeError):  # a non-numeric timestamp, a non-UTF-8 body
+        return False
+
+
+@router.post("/slack/events", responses={401: {}, 400: {}, 413: {}})
+async def slack_events(request: Request) -> JSONResponse:
+    """Receive one Slack Events API request."""
+    secret = get_settings().slack_signing_secret
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        return JSONResponse(error_body("too_large", "the body is too large"), status_code=413)
+    if secret is None or not verify(body, dict(request.headers), secret.get_secret_value()):
+        reason = "no SLACK_SIGNING_SECRET configured" if secret is None else "missing, bad or stale signature"
+        log.warning("slack event refused", reason=reason, retry=request.headers.get("x-slack-retry-num"))
+        return JSONResponse(error_body("invalid_signature", "missing, bad or stale signature"), status_code=401)
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return JSONResponse(error_body("bad_request", "the body is not valid JSON"), status_code=400)
+    if not isinstance(payload, dict):
+        return JSONResponse(error_body("bad_request", "the body must be a JSON object"), status_code=400)
+    if payload.get("type") == "url_verification":
+        return JSONResponse({"challenge": payload.get("challenge", "")})
+    inner = payload.get("event") or {}
+    user = inner.get("user") if isinstance(inner, dict) else None
+    if payload.get("type") != "event_callback" or inner.get("type") != "user_change" or not isinstance(user, dict):
+        return JSONResponse({"ignored": True, "reason": "event not used"})
+    if not user.get("deleted"):
+        return JSONResponse({"ignored": True, "reason": "user not deleted"})
+    event_id = str(payload.get("event_id") or "")
+    if not event_id:
+        return JSONResponse(error_body("bad_request", "event_id is required"), status_code=400)
+    answer = await run_in_threadpool(_ingest_deleted_user, event_id, user)
+    return JSONResponse(answer)
+
+
+def _person(session: Session, user: dict[str, Any]) -> Person | None:
+    slack_id = str(user.get("id") or "")
+    if slack_id:
+        person = session.exec(select(Person).where(Person.slack_user_id == slack_id)).first()
+        if person is not None:
+            return person
+    email = str((user.get("profile") or {}).get("email") or "").lower()
+    if email:
+        return session.exec(select(Person).where(func.lower(col(Person.email)) == email)).first()
+    return None
+
+
+def _ingest_deleted_user(event_id: str, user: dict[str, Any]) -> dict[str, Any]:
+    dedup_key = DEDUP_PREFIX + event_id
+    with session_scope() as session:
+        first = session.exec(select(Event.id).where(Event.dedup_key == dedup_key)).first()
+        if first is not None:
+            return {"event_id": first, "duplicate": True}
+        person = _person(session, user)
+        if person is None:
+            log.info("slack user deleted, not a known person", slack_user=user.get("id"))
+            return {"ignored": True, "reason": "not a known person"}
+        emitted = emit(
+            session,
+            type="owner.left",
+            source="slack",
+            payload={
+                "email": person.email,
+                "slack_user_id": user.get("id"),
+                "actor": "slack",
+                "reason": f"{person.email} was deactivated in Slack",
+            },
+            dedup_key=dedup_key,
+        )
+        return {"event_id": emitted.event.id, "duplicate": emitted.duplicate}

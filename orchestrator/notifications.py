@@ -1,0 +1,304 @@
+"""Notifications: `notify()` writes an outbox row in the caller's transaction; a worker delivers it.
+
+Delivery goes through a `Notifier` — Slack (`orchestrator.integrations.slack.SlackClient`) when
+SLACK_BOT_TOKEN is set, else `LogNotifier`, which writes each message as a structured log line.
+
+Flood control: when more than `policy.notifications.digest_threshold` messages to one person
+arrive within `digest_window_minutes`, the surplus is held and sent as one digest at the end of
+the window (a burst written in one transaction becomes a single digest; the first messages of a
+slow trickle still go out on their own). See `orchestrator.delivery` for the worker side.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import and_, event, func, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from orchestrator.integrations.slack import Posted
+from orchestrator.logs import get_logger
+from orchestrator.notification_models import (
+    InteractionStatus,
+    Notification,
+    NotificationKind,
+    NotificationStatus,
+    SlackInteraction,
+)
+from orchestrator.policy import Policy
+from orchestrator.timeutil import utcnow
+
+log = get_logger(__name__)
+
+DELIVER_TASK = "workers.deliver_notification"
+INTERACTION_TASK = "workers.handle_slack_interaction"
+QUEUE = "notifications"
+LEASE = timedelta(minutes=5)  # longer than a post that waits out a few 429s
+STALE = timedelta(seconds=30)  # the sweep re-enqueues rows left pending this long
+
+
+class Notifier(Protocol):
+    """Where messages go. `enabled` is False for the log-only fallback."""
+
+    enabled: bool
+
+    def post(
+        self,
+        *,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]],
+        key: str,
+        thread_ts: str | None = None,
+        check_first: bool = False,
+        since: datetime | None = None,
+    ) -> Posted:
+        """Post a message at most once under `key`; `channel` may be `#name`, an id or a user id."""
+        ...
+
+    def update(self, *, channel_id: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        """Replace a posted message."""
+        ...
+
+    def ephemeral(self, *, channel: str, user: str, text: str) -> None:
+        """A message only one user sees."""
+        ...
+
+    def open_view(self, *, trigger_id: str, view: dict[str, Any]) -> None:
+        """Open a modal for the user who just clicked."""
+        ...
+
+    def lookup_user(self, *, email: str) -> str | None:
+        """The chat user id of an email, if any."""
+        ...
+
+
+class LogNotifier:
+    """The fallback without Slack: every message is one structured log line."""
+
+    enabled = False
+
+    def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]], key: str, **_: Any) -> Posted:
+        """Log the message instead of posting it."""
+        log.info("notification", channel=channel, text=text, key=key)
+        return Posted(channel_id=channel, ts="")
+
+    def update(self, *, channel_id: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        """Log the new state of a message."""
+        log.info("notification updated", channel=channel_id, text=text)
+
+    def ephemeral(self, *, channel: str, user: str, text: str) -> None:
+        """Log what the user would have seen."""
+        log.info("notification to one user", channel=channel, user=user, text=text)
+
+    def open_view(self, *, trigger_id: str, view: dict[str, Any]) -> None:
+        """Nothing to open without Slack."""
+        log.info("modal not opened: Slack is not configured")
+
+    def lookup_user(self, *, email: str) -> str | None:
+        """Nobody has a chat id without Slack."""
+        return None
+
+
+def get_notifier(*, timeout: float | None = None) -> Notifier:
+    """Slack when SLACK_BOT_TOKEN is set, else the log."""
+    from orchestrator.integrations.slack import from_settings
+
+    return from_settings(timeout=timeout) or LogNotifier()
+
+
+# ---------------------------------------------------------------- enqueue after commit
+
+
+def _after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a SAVEPOINT was released; the rows are not committed yet
+    pending = session.info.pop("notifications_enqueue", None)
+    if pending:
+        enqueue(pending)
+
+
+def _after_soft_rollback(session: Session, previous: Any) -> None:
+    if previous.parent is None:  # the whole transaction, not a SAVEPOINT, was rolled back
+        session.info.pop("notifications_enqueue", None)
+
+
+def enqueue_after_commit(session: Session, task: str, row_id: int, *, eta: datetime | None = None) -> None:
+    """Queue a Celery task for a row once the caller's transaction has committed."""
+    if not session.info.get("notifications_listening"):
+        session.info["notifications_listening"] = True
+        event.listen(session, "after_commit", _after_commit)
+        event.listen(session, "after_soft_rollback", _after_soft_rollback)
+    session.info.setdefault("notifications_enqueue", []).append((task, row_id, eta))
+
+
+_celery_apps: dict[str, Any] = {}
+_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
+
+
+def _celery() -> Any:
+    """The workers' Celery app, or one on BROKER_URL if the settings changed since it was built."""
+    from orchestrator.config import get_settings
+    from workers.app import app, make_celery
+
+    broker = get_settings().broker_url
+    if app.conf.broker_url == broker:
+        return app
+    if broker not in _celery_apps:
+        _celery_apps[broker] = make_celery(broker)
+    return _celery_apps[broker]
+
+
+def enqueue(items: list[tuple[str, int, datetime | None]]) -> None:
+    """Send tasks to the notifications queue; a failure loses nothing (the sweep re-enqueues)."""
+    try:
+        celery = _celery()
+        for task, row_id, eta in items:
+            # Bounded: one quick retry, then the sweep's turn (kombu's default retries for seconds).
+            celery.send_task(task, args=[row_id], queue=QUEUE, eta=eta, retry=True, retry_policy=_RETRY_POLICY)
+    except Exception as exc:  # broker down: rows stay pending and `sweep` picks them up
+        log.warning("enqueue failed; the sweep will retry", error=str(exc), count=len(items))
+
+
+# ---------------------------------------------------------------- writing
+
+
+def notify(
+    session: Session,
+    *,
+    to: str,
+    text: str,
+    blocks: list[dict[str, Any]] | None = None,
+    kind: NotificationKind = NotificationKind.notice,
+    key: str | None = None,
+    app_id: str | None = None,
+    approval_id: int | None = None,
+    thread_ts: str | None = None,
+) -> Notification:
+    """Queue a message to a person (an email: a DM) or a channel; the same `key` twice is one message."""
+    key = key or f"{kind}:{to}:{uuid.uuid4().hex}"
+    existing = session.exec(select(Notification).where(Notification.key == key)).first()
+    if existing is not None:
+        return existing
+    row = Notification(
+        key=key,
+        kind=kind,
+        recipient_type="user" if "@" in to else "channel",
+        recipient=to.lower() if "@" in to else to,
+        text=text,
+        blocks=blocks or [],
+        app_id=app_id,
+        approval_id=approval_id,
+        thread_ts=thread_ts,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:  # a concurrent writer used the same key first
+        return session.exec(select(Notification).where(Notification.key == key)).one()
+    assert row.id is not None
+    enqueue_after_commit(session, DELIVER_TASK, row.id)
+    return row
+
+
+# ---------------------------------------------------------------- flood control
+
+
+def over_threshold(session: Session, row: Notification, policy: Policy, now: datetime) -> bool:
+    """True when the recipient got more than the policy's threshold of messages within the window."""
+    rules = policy.notifications
+    since = now - timedelta(minutes=rules.digest_window_minutes)
+    count = session.exec(
+        select(func.count())
+        .select_from(Notification)
+        .where(
+            col(Notification.recipient) == row.recipient,
+            col(Notification.recipient_type) == "user",
+            col(Notification.kind) != NotificationKind.digest,
+            col(Notification.created_at) >= since,
+        )
+    ).one()
+    return int(count) > rules.digest_threshold
+
+
+def hold_for_digest(session: Session, row: Notification, policy: Policy, now: datetime) -> bool:
+    """Attach `row` to the recipient's open digest for this window; False if that digest already left."""
+    window = policy.notifications.digest_window_minutes * 60
+    bucket = int(now.timestamp() // window)
+    key = f"digest:{row.recipient}:{bucket}"
+    digest = session.exec(select(Notification).where(Notification.key == key)).first()
+    if digest is None:
+        due = datetime.fromtimestamp((bucket + 1) * window, tz=now.tzinfo)
+        digest = Notification(
+            key=key, kind=NotificationKind.digest, recipient_type="user", recipient=row.recipient, due_at=due
+        )
+        try:
+            with session.begin_nested():
+                session.add(digest)
+                session.flush()
+            assert digest.id is not None
+            enqueue_after_commit(session, DELIVER_TASK, digest.id, eta=due)
+        except IntegrityError:
+            digest = session.exec(select(Notification).where(Notification.key == key)).one()
+    # A no-op UPDATE takes the digest's row lock and says whether it is still open: the digest's
+    # claim also updates that row, so an item is either in the digest or sees it has left.
+    still_open = session.execute(
+        update(Notification)
+        .where(col(Notification.id) == digest.id, col(Notification.status) == NotificationStatus.pending)
+        .values(attempts=Notification.attempts)
+    ).rowcount  # type: ignore[attr-defined]
+    if not still_open:
+        return False
+    row.status = NotificationStatus.held
+    row.digest_id = digest.id
+    session.add(row)
+    return True
+
+
+# ---------------------------------------------------------------- recovery
+
+
+def sweep(*, now: datetime | None = None) -> dict[str, int]:
+    """Re-enqueue work that lost its Celery message: stale pending rows, expired leases, due digests."""
+    from orchestrator.db import session_scope
+
+    now = now or utcnow()
+    with session_scope(write=False) as session:
+        stuck = session.exec(
+            select(Notification.id, Notification.kind, Notification.due_at).where(
+                or_(
+                    and_(
+                        col(Notification.status) == NotificationStatus.pending,
+                        col(Notification.created_at) < now - STALE,
+                    ),
+                    and_(col(Notification.status) == NotificationStatus.sending, col(Notification.lease_until) < now),
+                )
+            )
+        ).all()
+        interactions = session.exec(
+            select(SlackInteraction.id).where(
+                or_(
+                    and_(
+                        col(SlackInteraction.status) == InteractionStatus.pending,
+                        col(SlackInteraction.received_at) < now - STALE,
+                    ),
+                    and_(
+                        col(SlackInteraction.status) == InteractionStatus.handling,
+                        col(SlackInteraction.lease_until) < now,
+                    ),
+                )
+            )
+        ).all()
+    items: list[tuple[str, int, datetime | None]] = []
+    for row_id, kind, due_at in stuck:
+        if kind == NotificationKind.digest and due_at and due_at > now:
+            continue  # its own delayed task is still waiting for the window to close
+        items.append((DELIVER_TASK, int(row_id or 0), None))
+    items.extend((INTERACTION_TASK, int(i or 0), None) for i in interactions)
+    if items:
+        enqueue(items)
+    return {"notifications": len(items) - len(interactions), "interactions": len(interactions)}

@@ -1,0 +1,154 @@
+"""When an owner leaves: promote a co-owner, or orphan the app and ask for a new owner.
+
+`owner.left` comes from `POST /api/v1/people/{id}/left` (HR/IdP), Slack `user_change` with
+`deleted: true`, or GitHub `organization.member_removed` — often all three for one departure, so
+handling is idempotent: the second run finds the person inactive and the apps already moved.
+
+For every live app the person owns:
+- with an active co-owner: that co-owner becomes the owner (audited) and is told;
+- otherwise: the app becomes `orphaned`, an `owner_left_grace` deadline is recorded (policy
+  `owner_left_grace_days` of the app's data class) and the person's manager — or, without one, the
+  data class's approver group — is asked for a new owner.
+Apps the person only co-owns lose them from their co-owner list. `POST /api/v1/apps/{id}/owner`
+(catalog.transfer_owner) reassigns an orphaned app and returns it to its stage.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import String, cast
+from sqlmodel import Session, col, select
+
+from orchestrator import audit, catalog, deadlines
+from orchestrator.events.registry import PoisonEvent, register_handler
+from orchestrator.lifecycle import ACTIVE_STAGES, Action, Stage
+from orchestrator.logs import get_logger
+from orchestrator.models import Event, MicroApp, Person
+from orchestrator.policy import Policy, get_policy
+from orchestrator.timeutil import utcnow
+
+log = get_logger(__name__)
+
+GRACE_KIND = deadlines.DeadlineKind.owner_left_grace
+_ORPHANABLE = ACTIVE_STAGES | {Stage.expiring}
+_GONE = (Stage.sunsetting, Stage.retired)
+
+
+def tell(session: Session, *, to: str, text: str, app_id: str | None, key: str) -> None:
+    """Queue a message (Slack DM or channel, or the log without Slack) once per `key`."""
+    from orchestrator.notifications import notify
+
+    notify(session, to=to, text=text, app_id=app_id, key=key)
+
+
+@register_handler("owner.left")
+def handle_owner_left(session: Session, event: Event) -> None:
+    """Deactivate the person and move each of their apps to a co-owner or to `orphaned`."""
+    email = str(event.payload.get("email") or "").strip().lower()
+    if not email:
+        raise PoisonEvent("owner.left without an email")
+    person = session.get(Person, email)
+    if person is None:
+        event.last_error = f"{email} is not a known person; nothing to do"
+        return
+    actor = str(event.payload.get("actor") or event.source)
+    reason = str(event.payload.get("reason") or f"{email} left ({event.source})")
+    now = utcnow()
+    if person.active:
+        person.active = False
+        person.left_at = now
+        session.add(person)
+        session.flush()
+        audit.record(session, actor=actor, action="person.left", reason=reason, data={"email": email})
+    policy = get_policy()
+    owned = session.exec(
+        select(MicroApp)
+        .where(MicroApp.owner_email == email, col(MicroApp.stage).not_in(_GONE))
+        .order_by(col(MicroApp.id))
+    ).all()
+    for app in owned:
+        _reassign_or_orphan(session, event, app, person, policy, actor=actor)
+    _drop_from_co_owners(session, email, actor=actor, reason=reason)
+
+
+def _successor(session: Session, app: MicroApp) -> str | None:
+    if not app.co_owners:
+        return None
+    active = set(
+        session.exec(
+            select(Person.email).where(col(Person.email).in_(app.co_owners), col(Person.active).is_(True))
+        ).all()
+    )
+    return next((c for c in app.co_owners if c in active), None)
+
+
+def _reassign_or_orphan(
+    session: Session, event: Event, app: MicroApp, person: Person, policy: Policy, *, actor: str
+) -> None:
+    successor = _successor(session, app)
+    if successor is not None:
+        catalog.transfer_owner(
+            session, app, successor, actor=actor, reason=f"{person.email} left; co-owner promoted", policy=policy
+        )
+        tell(
+            session,
+            to=successor,
+            text=f"{person.email} has left, so you are now the owner of {app.name} ({app.id}).",
+            app_id=app.id,
+            key=f"owner-left:{event.id}:{app.id}:promoted",
+        )
+        return
+    if app.stage not in _ORPHANABLE:
+        return  # already orphaned or suspended: the grace period is running
+    grace_days = policy.for_class(app.data_class).owner_left_grace_days
+    due = utcnow() + timedelta(days=grace_days)
+    catalog.apply_action(
+        session,
+        app,
+        Action.orphan,
+        actor=actor,
+        reason=f"owner {person.email} left and no active co-owner remains",
+        policy=policy,
+        data={"left": person.email, "grace_until": due.isoformat()},
+    )
+    deadlines.replace(
+        session, kind=GRACE_KIND, due_at=due, app_id=app.id, ref=person.email, payload={"left": person.email}
+    )
+    _ask_for_owner(session, event, app, person, policy, grace_days)
+
+
+def _ask_for_owner(
+    session: Session, event: Event, app: MicroApp, person: Person, policy: Policy, grace_days: int
+) -> None:
+    manager = session.get(Person, person.manager_email.lower()) if person.manager_email else None
+    to = (
+        manager.email
+        if manager is not None and manager.active
+        else policy.for_class(app.data_class).approver_group.slack_channel
+    )
+    text = (
+        f"{person.email} has left and {app.name} ({app.id}, {app.data_class.value}) has no owner. "
+        f"Please name a new owner within {grace_days} days (POST /api/v1/apps/{app.id}/owner); "
+        "after that the app is suspended and its credentials revoked."
+    )
+    tell(session, to=to, text=text, app_id=app.id, key=f"owner-left:{event.id}:{app.id}:ask")
+
+
+def _drop_from_co_owners(session: Session, email: str, *, actor: str, reason: str) -> None:
+    # JSON list columns differ between SQLite and PostgreSQL; a LIKE on the text form works on both.
+    escaped = email.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    listed = cast(MicroApp.co_owners, String).like(f'%"{escaped}"%', escape="\\")
+    candidates = session.exec(
+        select(MicroApp).where(listed, MicroApp.owner_email != email, col(MicroApp.stage).not_in(_GONE))
+    ).all()
+    for app in candidates:
+        if email not in app.co_owners:
+            continue
+        app.co_owners = [c for c in app.co_owners if c != email]
+        app.version += 1
+        app.updated_at = utcnow()
+        session.add(app)
+        audit.record(
+            session, actor=actor, action="app.co_owner_removed", app_id=app.id, reason=reason, data={"email": email}
+        )

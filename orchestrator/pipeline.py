@@ -1,0 +1,227 @@
+"""Outbox → broker: publish committed events to Celery, and a relay for what was never handled.
+
+After a transaction that wrote events commits, `orchestrator.outbox` hands their ids to
+`publish_after_commit`, which queues them for a background publisher thread and returns at once:
+a request never waits for the broker (a closed port costs kombu seconds of retries). The thread
+sends `workers.handle_event` with `task_id = event id` on the ingest queue and marks the events
+`enqueued`. Whatever it could not send stays `pending` in the database.
+
+The relay (`orchestrator.relay`) finds events committed but not handled in time and publishes them
+again; a duplicate message is harmless because handling is idempotent (`orchestrator.events.runner`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+from collections.abc import Iterable
+from queue import Empty, SimpleQueue
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col
+
+from orchestrator import outbox
+from orchestrator.config import get_settings
+from orchestrator.db import session_scope
+from orchestrator.logs import get_logger
+from orchestrator.models import Event, EventStatus
+from orchestrator.timeutil import utcnow
+
+log = get_logger(__name__)
+
+TASK_NAME = "workers.handle_event"
+QUEUE = "ingest"
+# After a failed connection, skip publishing for this long (the relay catches up) instead of
+# paying a connection attempt per request while the broker is down.
+BROKER_DOWN_BACKOFF_SECONDS = 5.0
+_CONNECT_TIMEOUT_SECONDS = 3.0
+# Gather ids for this long before publishing a batch: one "enqueued" UPDATE per batch instead of one
+# per request keeps the database's write lock free for ingest under load.
+LINGER_SECONDS = 0.02
+_local = threading.local()
+
+
+# ----------------------------------------------------------------------------- publishing
+
+
+def _producer(broker_url: str, *, fresh: bool = False) -> Any:
+    """This thread's producer for `broker_url` (kombu connections are not thread-safe)."""
+    from workers.app import app as celery_app
+
+    cache: dict[str, Any] = _local.__dict__.setdefault("producers", {})
+    if fresh:
+        _drop_producer(broker_url)
+    producer = cache.get(broker_url)
+    if producer is None:
+        connection = celery_app.connection_for_write(broker_url)
+        try:
+            # One attempt, bounded: kombu's default would retry for seconds.
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=_CONNECT_TIMEOUT_SECONDS)
+        except Exception:
+            connection.release()
+            raise
+        producer = cache[broker_url] = celery_app.amqp.Producer(connection)
+    return producer
+
+
+def _drop_producer(broker_url: str) -> None:
+    producer = _local.__dict__.get("producers", {}).pop(broker_url, None)
+    if producer is not None:
+        try:
+            producer.connection.release()
+        except Exception:  # already broken; nothing to release
+            pass
+
+
+def publish_now(
+    event_ids: Iterable[str],
+    *,
+    broker_url: str | None = None,
+    database_url: str | None = None,
+    suspect: bool = False,
+) -> list[str]:
+    """Send `workers.handle_event` for each id and mark them enqueued; raises if the broker fails.
+
+    The ids sent before a failure are still marked. One reconnect is tried when a cached
+    connection turns out to be dead (the broker restarted). `suspect` (the relay) tells the task
+    that an earlier delivery may have crashed, so it counts the attempt before running handlers.
+    """
+    from workers.app import app as celery_app
+
+    settings = get_settings()
+    broker_url = broker_url or settings.broker_url
+    ids = list(event_ids)
+    sent: list[str] = []
+    try:
+        for attempt in (1, 2):
+            try:
+                producer = _producer(broker_url, fresh=attempt == 2)
+                for event_id in ids[len(sent) :]:
+                    celery_app.send_task(
+                        TASK_NAME,
+                        args=[event_id],
+                        kwargs={"suspect": True} if suspect else None,
+                        task_id=event_id,
+                        queue=QUEUE,
+                        producer=producer,
+                        retry=False,
+                    )
+                    sent.append(event_id)
+                break
+            except Exception:
+                _drop_producer(broker_url)
+                if attempt == 2:
+                    raise
+    finally:
+        if sent:
+            mark_enqueued(sent, database_url=database_url)
+    return sent
+
+
+def mark_enqueued(event_ids: list[str], *, database_url: str | None = None) -> None:
+    """Record that these events reached the broker (only those still pending change)."""
+    with session_scope(url=database_url) as session:
+        session.execute(
+            update(Event)
+            .where(col(Event.id).in_(event_ids), Event.status == EventStatus.pending)
+            .values(status=EventStatus.enqueued, published_at=utcnow())
+        )
+
+
+class BackgroundPublisher:
+    """A daemon thread that publishes committed event ids in batches, off the request path."""
+
+    def __init__(self) -> None:
+        self._queue: SimpleQueue[tuple[str, str, list[str]] | None] = SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+        self._idle = threading.Condition()
+        self._in_flight = 0
+        self._down_until = 0.0
+
+    def submit(self, event_ids: list[str]) -> None:
+        """Queue ids for publishing under the current DATABASE_URL and BROKER_URL."""
+        settings = get_settings()
+        self._ensure_thread()
+        with self._idle:
+            self._in_flight += 1
+        self._queue.put((settings.database_url, settings.broker_url, list(event_ids)))
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything submitted was attempted; False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
+
+    def after_fork_in_child(self) -> None:
+        """A forked child starts afresh: the parent's thread is not there, its locks may be held."""
+        self.__init__()  # type: ignore[misc]
+        _local.__dict__.pop("producers", None)  # connections shared with the parent are not ours
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._pid = os.getpid()
+                self._queue = SimpleQueue()
+                self._in_flight = 0
+                self._thread = threading.Thread(target=self._loop, name="outbox-publisher", daemon=True)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            time.sleep(LINGER_SECONDS)
+            while len(batch) < 500:
+                try:
+                    more = self._queue.get_nowait()
+                except Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                batch.append(more)
+            self._publish(batch)
+            with self._idle:
+                self._in_flight -= len(batch)
+                self._idle.notify_all()
+
+    def _publish(self, batch: list[tuple[str, str, list[str]]]) -> None:
+        groups: dict[tuple[str, str], list[str]] = {}
+        for database_url, broker_url, ids in batch:
+            groups.setdefault((database_url, broker_url), []).extend(ids)
+        for (database_url, broker_url), ids in groups.items():
+            if time.monotonic() < self._down_until:
+                log.info("broker recently unreachable; leaving events to the relay", events=len(ids))
+                continue
+            try:
+                publish_now(ids, broker_url=broker_url, database_url=database_url)
+            except Exception as exc:  # the events stay pending; the relay publishes them later
+                if not isinstance(exc, SQLAlchemyError):
+                    self._down_until = time.monotonic() + BROKER_DOWN_BACKOFF_SECONDS
+                log.warning("publish failed; the relay will retry", events=len(ids), error=str(exc)[:300])
+
+
+_publisher = BackgroundPublisher()
+os.register_at_fork(after_in_child=_publisher.after_fork_in_child)
+
+
+def publish_after_commit(event_ids: list[str]) -> None:
+    """The outbox publisher: hand committed ids to the background thread (never blocks)."""
+    _publisher.submit(event_ids)
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Wait for the background publisher to attempt everything submitted so far."""
+    return _publisher.flush(timeout)
+
+
+outbox.add_publisher(publish_after_commit)
+# A short-lived process (the CLI) gets its events out before it exits; the relay covers a failure.
+atexit.register(flush, 3.0)

@@ -1,0 +1,355 @@
+"""LLM data egress: direct calls to model providers, and endpoints the manifest does not declare.
+
+An app may use an LLM only through one of the policy's approved connectors (a proxy that masks and logs).
+Importing a provider's SDK without declaring such a connector, or naming a provider's API host in code
+or config, bypasses it. For restricted and regulated apps that fails the review. Any other external host
+the code talks to must be listed in the manifest's `external_endpoints`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from orchestrator.reviews.findings import Finding, fingerprint
+
+CHECK = "egress"
+STRICT_CLASSES = ("restricted", "regulated")
+
+LLM_HOSTS = {
+    "api.openai.com": "openai",
+    "api.anthropic.com": "anthropic",
+    "generativelanguage.googleapis.com": "google",
+    "aiplatform.googleapis.com": "google",
+    "api.cohere.ai": "cohere",
+    "api.cohere.com": "cohere",
+    "api.mistral.ai": "mistral",
+    "api.groq.com": "groq",
+    "api.together.xyz": "together",
+    "api.together.ai": "together",
+    "api.perplexity.ai": "perplexity",
+    "api.deepseek.com": "deepseek",
+    "api.x.ai": "xai",
+    "api-inference.huggingface.co": "huggingface",
+    "router.huggingface.co": "huggingface",
+    "api.replicate.com": "replicate",
+    "api.fireworks.ai": "fireworks",
+    "openrouter.ai": "openrouter",
+}
+_LLM_HOST_SUFFIXES = {".openai.azure.com": "azure-openai", ".cognitiveservices.azure.com": "azure-openai"}
+_BEDROCK_RE = re.compile(r"^bedrock-runtime(?:-fips)?\.[a-z0-9-]+\.amazonaws\.com$")
+
+_SDK_RES = [
+    (re.compile(r"^\s*(?:from|import)\s+(openai|anthropic|cohere|mistralai|groq|together|replicate)\b", re.M), None),
+    (re.compile(r"^\s*(?:from|import)\s+(google\.generativeai|google\.genai|vertexai)\b", re.M), "google"),
+    (
+        re.compile(r"^\s*(?:from|import)\s+(langchain_openai|langchain_anthropic|llama_index\.llms\.openai)\b", re.M),
+        None,
+    ),
+    (
+        re.compile(
+            r"""(?:require\(\s*|from\s+|import\s+)['"](openai|@anthropic-ai/sdk|@google/generative-ai|@google/genai|"""
+            r"""cohere-ai|@mistralai/mistralai|groq-sdk|replicate|@langchain/openai)['"]"""
+        ),
+        None,
+    ),
+]
+_SDK_PROVIDER = {
+    "@anthropic-ai/sdk": "anthropic",
+    "@google/generative-ai": "google",
+    "@google/genai": "google",
+    "cohere-ai": "cohere",
+    "@mistralai/mistralai": "mistral",
+    "groq-sdk": "groq",
+    "mistralai": "mistral",
+    "langchain_openai": "openai",
+    "langchain_anthropic": "anthropic",
+    "llama_index.llms.openai": "openai",
+    "@langchain/openai": "openai",
+}
+_URL_RE = re.compile(
+    r"\b(?:https?|wss?)://(?P<host>[A-Za-z0-9.-]+\.[A-Za-z]{2,}|\[[0-9a-fA-F:]+\]|\d{1,3}(?:\.\d{1,3}){3})"
+)
+_BARE_LLM_HOST_RE = re.compile(
+    r"(?<![a-z0-9.-])(?:"
+    + "|".join(re.escape(h) for h in LLM_HOSTS)
+    + r"|[a-z0-9-]+\.openai\.azure\.com|bedrock-runtime(?:-fips)?\.[a-z0-9-]+\.amazonaws\.com)(?![a-z0-9-])"
+)
+_LLM_HINTS = (
+    "openai",
+    "anthropic",
+    "googleapis",
+    "cohere",
+    "mistral",
+    "groq",
+    "together",
+    "perplexity",
+    "deepseek",
+    "api.x.ai",
+    "huggingface",
+    "replicate",
+    "fireworks",
+    "openrouter",
+    "bedrock",
+)
+_COMMENT_RE = re.compile(r"[ \t]*(?:#|//|\*|/\*|<!--|--|;)")
+# Hosts that appear in code without data going there: documentation, schemas, package registries.
+_IGNORED_HOSTS = (
+    "example.com",
+    "example.org",
+    "example.net",
+    "localhost",
+    "www.w3.org",
+    "w3.org",
+    "json-schema.org",
+    "schemas.xmlsoap.org",
+    "schemas.microsoft.com",
+    "xmlns.com",
+    "purl.org",
+    "opensource.org",
+    "apache.org",
+    "registry.npmjs.org",
+    "pypi.org",
+    "files.pythonhosted.org",
+    "github.com",
+    "docs.python.org",
+    "developer.mozilla.org",
+    "stackoverflow.com",
+    "readthedocs.io",
+    "semver.org",
+    "spdx.org",
+    "creativecommons.org",
+    "gnu.org",
+    "yaml.org",
+    "ietf.org",
+    "npmjs.com",
+)
+_DOC_EXTENSIONS = (".md", ".rst", ".txt", ".adoc", ".html", ".htm", ".lock", ".sum", ".svg", ".map", ".css")
+_MANIFEST_NAMES = (
+    "microapp.yaml",
+    "microapp.yml",
+    "package.json",
+    "package-lock.json",
+    "pyproject.toml",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "poetry.lock",
+    "Pipfile.lock",
+    "LICENSE",
+    "NOTICE",
+)
+
+
+def llm_provider_of_host(host: str) -> str | None:
+    """The LLM provider a host belongs to, if it is a model API."""
+    host = host.lower().rstrip(".")
+    if host in LLM_HOSTS:
+        return LLM_HOSTS[host]
+    for suffix, provider in _LLM_HOST_SUFFIXES.items():
+        if host.endswith(suffix):
+            return provider
+    return "aws-bedrock" if _BEDROCK_RE.match(host) else None
+
+
+@dataclass
+class EgressScan:
+    """What the code of a repository reaches out to."""
+
+    hosts: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # host → [(file, line)]
+    llm_hosts: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    sdks: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # provider → [(file, line)]
+
+    def add_file(self, rel: str, text: str) -> None:
+        """Record the hosts and SDK imports of one file."""
+        name = PurePosixPath(rel).name
+        if name in _MANIFEST_NAMES:
+            return
+        for pattern, provider in _SDK_RES:
+            for m in pattern.finditer(text):
+                module = m.group(1)
+                prov = provider or _SDK_PROVIDER.get(module, module.split(".")[0])
+                self.sdks.setdefault(prov, []).append((rel, text.count("\n", 0, m.start()) + 1))
+        if name.lower().endswith(_DOC_EXTENSIONS):
+            return
+        lower = text.lower()
+        if any(k in lower for k in _LLM_HINTS):
+            for m in _BARE_LLM_HOST_RE.finditer(lower):
+                where = _code_position(text, m.start())
+                if where is not None:
+                    self.llm_hosts.setdefault(m.group(0), []).append((rel, where))
+        if "://" in text:
+            for m in _URL_RE.finditer(text):
+                host = m.group("host").lower().strip("[]")
+                if _ignored(host) or llm_provider_of_host(host):
+                    continue
+                where = _code_position(text, m.start())
+                if where is not None:
+                    self.hosts.setdefault(host, []).append((rel, where))
+
+
+def _code_position(text: str, pos: int) -> int | None:
+    """The line number of `pos`, or None when that line is a comment (a link in a comment sends nothing)."""
+    start = text.rfind("\n", 0, pos) + 1
+    if _COMMENT_RE.match(text, start):
+        return None
+    return text.count("\n", 0, start) + 1
+
+
+def _ignored(host: str) -> bool:
+    if host.startswith(("127.", "10.", "192.168.", "0.0.0.0")) or host in ("::1",):
+        return True
+    return any(host == h or host.endswith("." + h) for h in _IGNORED_HOSTS)
+
+
+def host_of(endpoint: str) -> str:
+    """The host of a manifest endpoint entry (a URL, `host:port` or a bare host, maybe `*.domain`)."""
+    endpoint = endpoint.strip().lower()
+    endpoint = re.sub(r"^[a-z][a-z0-9+.-]*://", "", endpoint)
+    return endpoint.split("/", 1)[0].split("@")[-1].rsplit(":", 1)[0] if endpoint else ""
+
+
+def declared(host: str, endpoints: Iterable[str]) -> bool:
+    """Whether `host` is covered by a declared endpoint (exact, or a `*.domain` wildcard)."""
+    for entry in endpoints:
+        h = host_of(entry)
+        if h == host or (h.startswith("*.") and (host.endswith(h[1:]) or host == h[2:])):
+            return True
+    return False
+
+
+def _finding(rule: str, severity: str, message: str, where: list[tuple[str, int]], key: str, **extra: Any) -> Finding:
+    file, line = where[0] if where else (None, None)
+    return Finding(
+        check=CHECK,
+        rule=rule,
+        file=file,
+        line=line,
+        severity=severity,
+        fingerprint=fingerprint(f"{rule}:{key}"),
+        preview=key,
+        message=message,
+        extra={"locations": [f"{f}:{n}" for f, n in where[:20]], **extra},
+    )
+
+
+def egress_findings(
+    scan: EgressScan,
+    *,
+    manifest: dict[str, Any] | None,
+    data_class: str,
+    approved_connectors: Iterable[str],
+    dependency_names: Iterable[str] = (),
+) -> list[Finding]:
+    """Findings about LLM use and undeclared endpoints, given what the code does and what the manifest says."""
+    approved = set(approved_connectors)
+    manifest = manifest or {}
+    llm = manifest.get("llm") or {}
+    uses_llm = bool(llm.get("uses_llm"))
+    connector = llm.get("connector")
+    strict = data_class in STRICT_CLASSES
+    # In restricted/regulated apps unapproved egress fails the review; elsewhere it needs a human.
+    egress_extra = {"llm_egress": True, "fails_for_class": strict}
+    findings: list[Finding] = []
+    for host, where in sorted(scan.llm_hosts.items()):
+        provider = llm_provider_of_host(host) or host
+        findings.append(
+            _finding(
+                "llm-direct-endpoint",
+                "high",
+                f"code calls the {provider} API at {host} directly instead of an approved connector "
+                f"({', '.join(sorted(approved)) or 'none approved'})",
+                where,
+                host,
+                provider=provider,
+                **egress_extra,
+            )
+        )
+    sdk_uses = dict(scan.sdks)
+    llm_deps = {
+        "openai",
+        "anthropic",
+        "cohere",
+        "mistralai",
+        "groq",
+        "google-generativeai",
+        "google-genai",
+        "@anthropic-ai/sdk",
+        "@google/generative-ai",
+        "groq-sdk",
+        "cohere-ai",
+        "@mistralai/mistralai",
+    }
+    for dep in set(dependency_names) & llm_deps:
+        sdk_uses.setdefault(_SDK_PROVIDER.get(dep, dep.split("-")[0]), [])
+    through_connector = uses_llm and connector in approved
+    if sdk_uses and not through_connector:
+        for provider, where in sorted(sdk_uses.items()):
+            findings.append(
+                _finding(
+                    "llm-sdk-without-approved-connector",
+                    "high",
+                    f"the {provider} SDK is used but the manifest declares no approved LLM connector",
+                    where,
+                    f"sdk:{provider}",
+                    provider=provider,
+                    **egress_extra,
+                )
+            )
+    if uses_llm and connector not in approved:
+        findings.append(
+            _finding(
+                "llm-connector-not-approved",
+                "high",
+                f"manifest LLM connector {connector!r} is not one of the approved connectors",
+                [("microapp.yaml", 0)],
+                f"connector:{connector}",
+                connector=connector,
+                **egress_extra,
+            )
+        )
+    if (sdk_uses or scan.llm_hosts) and not uses_llm:
+        findings.append(
+            _finding(
+                "llm-undeclared",
+                "medium",
+                "the code uses an LLM but the manifest says it does not",
+                [("microapp.yaml", 0)],
+                "undeclared-llm",
+            )
+        )
+    if uses_llm and strict and not llm.get("masks_pii"):
+        findings.append(
+            _finding(
+                "llm-unmasked-pii",
+                "medium",
+                f"{data_class} app sends data to an LLM without declaring PII masking",
+                [("microapp.yaml", 0)],
+                "masks_pii",
+            )
+        )
+    endpoints = [str(e) for e in manifest.get("external_endpoints") or []]
+    for host, where in sorted(scan.hosts.items()):
+        if llm_provider_of_host(host) or declared(host, endpoints):
+            continue
+        findings.append(
+            _finding(
+                "undeclared-endpoint",
+                "medium",
+                f"code reaches {host}, which is not in the manifest's external_endpoints",
+                where,
+                host,
+                host=host,
+            )
+        )
+    return findings
+
+
+def endpoint_hosts(scan: EgressScan, manifest: dict[str, Any] | None) -> set[str]:
+    """The app's external endpoints: each declared entry once (a wildcard counts as one), plus undeclared hosts."""
+    entries = [str(e) for e in (manifest or {}).get("external_endpoints") or []]
+    declared_hosts = {host_of(e) for e in entries}
+    found = {h for h in set(scan.hosts) | set(scan.llm_hosts) if not declared(h, entries)}
+    return {h for h in declared_hosts if h} | found

@@ -1,0 +1,150 @@
+"""Runs every review check on a checkout and decides the verdict. Pure: no database, no network.
+
+The worker calls `review_directory` on a fresh checkout; the maker tool (`orchestrator review PATH`) calls
+it on a working tree. Each file is read once and handed to the secret, PII and egress scanners; the
+dependency manifests are parsed from the same reads.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import NotFound, ValidationFailed
+from orchestrator.models import DataClass
+from orchestrator.policy import Policy
+from orchestrator.reviews.dependencies import (
+    advisories_dir_from_env,
+    check_dependencies,
+    collect_dependencies,
+    is_dependency_file,
+)
+from orchestrator.reviews.egress import EgressScan, egress_findings, endpoint_hosts
+from orchestrator.reviews.findings import Finding, ReviewResult, ReviewTimeout, fingerprint, severity_rank
+from orchestrator.reviews.manifest_check import MANIFEST_NAMES, read_manifest
+from orchestrator.reviews.pii import pii_findings
+from orchestrator.reviews.scopes import scope_findings
+from orchestrator.reviews.secrets import secret_findings
+from orchestrator.reviews.source import Deadline, read_text, walk_checkout
+from orchestrator.reviews.verdict import decide_verdict, escalation_findings
+
+__all__ = ["Finding", "ReviewResult", "ReviewTimeout", "decide_verdict", "review_directory"]
+
+_NO_PII_FILES = ("package-lock.json", "yarn.lock", "pnpm-lock.yaml", "poetry.lock", "Pipfile.lock") + MANIFEST_NAMES
+
+
+def _resolve_data_class(requested: str | None, manifest: dict[str, Any] | None) -> str:
+    candidate = requested or (manifest or {}).get("data_class") or DataClass.internal.value
+    try:
+        return DataClass(str(candidate).strip().lower()).value
+    except ValueError:
+        if requested:
+            raise ValidationFailed(
+                f"unknown data class {requested!r}", detail=[{"field": "data_class", "reason": "unknown data class"}]
+            ) from None
+        return DataClass.internal.value
+
+
+def review_directory(
+    path: Path,
+    *,
+    policy: Policy,
+    data_class: str | None = None,
+    advisories_dir: Path | None = None,
+    deadline_seconds: float | None = None,
+) -> ReviewResult:
+    """Review a checkout: secrets, dependencies, LLM egress and PII, scopes, escalation → verdict.
+
+    Raises NotFound when `path` is not a directory, ValidationFailed for an unknown `data_class`, and
+    ReviewTimeout when the review runs past `deadline_seconds` (default: the policy's review timeout).
+    """
+    started = time.monotonic()
+    root = Path(path)
+    if not root.is_dir():
+        raise NotFound(f"{path} is not a directory")
+    deadline = Deadline(deadline_seconds if deadline_seconds is not None else policy.review_limits.timeout_seconds)
+    inventory = walk_checkout(root, policy.review_limits, deadline)
+    skipped = list(inventory.skipped)
+
+    # One pass: each file is read once, scanned, and dropped (only manifests are kept).
+    findings: list[Finding] = []
+    egress = EgressScan()
+    manifest_text, manifest_file = None, None
+    dependency_texts: dict[str, str] = {}
+    files_scanned = bytes_scanned = 0
+    for file in inventory.files:
+        deadline.check()
+        text = read_text(file)
+        if text is None:
+            skipped.append({"path": file.rel, "reason": "binary file", "size": file.size})
+            continue
+        files_scanned += 1
+        bytes_scanned += len(text)
+        if file.rel in MANIFEST_NAMES and manifest_text is None:
+            manifest_text, manifest_file = text, file.rel
+        if is_dependency_file(file.rel):
+            dependency_texts[file.rel] = text
+        findings += secret_findings(text, file.rel, allowed_fingerprints=policy.allowed_secret_fingerprints)
+        if file.rel.rsplit("/", 1)[-1] not in _NO_PII_FILES:
+            findings += pii_findings(text, file.rel)
+        egress.add_file(file.rel, text)
+    deadline.check()
+
+    manifest, manifest_findings = read_manifest(manifest_text, manifest_file)
+    findings += manifest_findings
+    data_class = _resolve_data_class(data_class, manifest)
+    rules = policy.for_class(data_class)
+
+    deps = collect_dependencies(dependency_texts)
+    findings += check_dependencies(
+        deps, policy=policy, data_class=data_class, advisories_dir=advisories_dir or advisories_dir_from_env()
+    )
+    findings += egress_findings(
+        egress,
+        manifest=manifest,
+        data_class=data_class,
+        approved_connectors=policy.approved_llm_connectors,
+        dependency_names={d.name for d in deps},
+    )
+    findings += scope_findings(manifest, rules, data_class)
+    llm = (manifest or {}).get("llm") or {}
+    findings += escalation_findings(
+        data_class=data_class,
+        rules=rules,
+        policy=policy,
+        endpoints=endpoint_hosts(egress, manifest),
+        scopes=[str(s) for s in (manifest or {}).get("scopes") or []],
+        connectors=[str(c) for c in (manifest or {}).get("connectors") or []],
+        llm_connector=llm.get("connector") if llm.get("uses_llm") else None,
+    )
+    if inventory.truncated:
+        findings.append(
+            Finding(
+                check="limits",
+                rule="review-incomplete",
+                file=None,
+                line=None,
+                severity="medium",
+                fingerprint=fingerprint(f"limits:{inventory.truncated}"),
+                preview="limit",
+                message=inventory.truncated,
+            )
+        )
+
+    findings.sort(key=lambda f: (-severity_rank(f.severity), f.check, f.file or "", f.line or 0, f.rule))
+    verdict = decide_verdict(findings, data_class=data_class, auto_approve_clean=rules.auto_approve_clean)
+    active = [f for f in findings if not f.allowed]
+    stats = {
+        "data_class": data_class,
+        "files_scanned": files_scanned,
+        "bytes_scanned": bytes_scanned,
+        "files_skipped": len(skipped),
+        "dependencies": len(deps),
+        "findings": len(findings),
+        "findings_allowed": len(findings) - len(active),
+        "by_check": {c: sum(1 for f in active if f.check == c) for c in sorted({f.check for f in active})},
+        "duration_seconds": round(time.monotonic() - started, 3),
+        "truncated": inventory.truncated,
+    }
+    return ReviewResult(verdict=verdict, findings=findings, skipped=skipped, manifest=manifest, stats=stats)

@@ -1,0 +1,157 @@
+"""One review run, end to end: claim → fetch → check → store and act, in three short transactions.
+
+1. claim (`store.claim`): compare-and-set to `running` under a lease, the attempt counted; a review
+   that is done (or running elsewhere) is left alone, so a repeated message does nothing.
+2. outside any transaction: the source is fetched into a scratch directory (`fetch`) and
+   `review_directory` runs with the policy's limits and `deadline_seconds` = its review timeout.
+   An app without a repository is reviewed on its catalogued manifest alone, with a finding.
+3. one transaction: the Review and its findings are stored, the previous review's findings that
+   are gone are resolved, and the verdict drives the lifecycle (`outcome.drive_lifecycle`).
+
+A timeout or a network error fails the attempt with its reason and retries it once; any other
+error fails the review for good, visible on the row and in the audit trail.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.config import Settings, get_settings
+from orchestrator.db import session_scope
+from orchestrator.errors import IntegrationError, NotFound, OrchestratorError, TransientIntegrationError
+from orchestrator.logs import get_logger
+from orchestrator.models import MicroApp
+from orchestrator.policy import Policy, get_policy
+from orchestrator.reviews import outcome, publish, results, store
+from orchestrator.reviews.engine import review_directory
+from orchestrator.reviews.fetch import Checkout, fetch_source, scrub
+from orchestrator.reviews.findings import Finding, ReviewResult, ReviewTimeout, fingerprint, severity_rank
+from orchestrator.reviews.verdict import decide_verdict
+
+log = get_logger(__name__)
+# How long a review waits before trying again while another review of its app runs.
+WAIT_SECONDS = 15.0
+
+
+def _finding(rule: str, message: str, severity: str = "medium") -> Finding:
+    return Finding(
+        check="source",
+        rule=rule,
+        file=None,
+        line=None,
+        severity=severity,
+        fingerprint=fingerprint(f"source:{rule}"),
+        preview=rule,
+        message=message,
+    )
+
+
+def _source(job: store.Job, work: Path, settings: Settings, policy: Policy) -> Checkout:
+    """The tree to review: the repository at the job's ref, or the catalogued manifest alone."""
+    tree = work / "src"
+    if job.repo_url:
+        return fetch_source(job.repo_url, ref=job.ref, dest=tree, limits=policy.review_limits, settings=settings)
+    tree.mkdir()
+    manifest = {k: v for k, v in job.manifest.items() if v not in (None, "", [], {})}
+    (tree / "microapp.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
+    return Checkout(path=tree, commit=None, method="manifest-only")
+
+
+def check_source(job: store.Job, work: Path, *, settings: Settings, policy: Policy) -> tuple[Checkout, ReviewResult]:
+    """Fetch and review; the result's verdict also counts what fetching found (no repository, limits)."""
+    checkout = _source(job, work, settings, policy)
+    result = review_directory(
+        checkout.path,
+        policy=policy,
+        data_class=job.data_class,
+        advisories_dir=settings.advisories_dir,
+        deadline_seconds=policy.review_limits.timeout_seconds,
+    )
+    extra: list[Finding] = []
+    if checkout.method == "manifest-only":
+        extra.append(
+            _finding("no-repository", "the app has no repository URL; only its catalogued manifest was reviewed")
+        )
+        # The stand-in manifest is ours, not the maker's: a finding about its absence would mislead.
+        result.findings = [f for f in result.findings if f.rule != "manifest-missing"]
+    if checkout.truncated:
+        extra.append(_finding("review-incomplete", checkout.truncated))
+    if extra:
+        findings = sorted(
+            result.findings + extra,
+            key=lambda f: (-severity_rank(f.severity), f.check, f.file or "", f.line or 0, f.rule),
+        )
+        rules = policy.for_class(job.data_class)
+        verdict = decide_verdict(findings, data_class=job.data_class, auto_approve_clean=rules.auto_approve_clean)
+        result = ReviewResult(
+            verdict=verdict,
+            findings=findings,
+            skipped=result.skipped,
+            manifest=result.manifest,
+            stats={**result.stats, "findings": len(findings)},
+        )
+    return checkout, result
+
+
+def run_review(review_id: int, *, settings: Settings | None = None, policy: Policy | None = None) -> str:
+    """Run one review by id (see the module docstring); returns the outcome, e.g. the verdict or "skipped"."""
+    settings = settings or get_settings()
+    policy = policy or get_policy()
+    with session_scope() as session:
+        job = store.claim(session, review_id, settings=settings, policy=policy)
+    if job is None:
+        return "skipped"
+    if isinstance(job, store.Busy):
+        publish.publish([review_id], countdown=WAIT_SECONDS)  # and the sweep, should this message be lost
+        return "waiting"
+    log.info("review started", review_id=review_id, app_id=job.app_id, attempt=job.attempt)
+    try:
+        if settings.review_work_dir is not None:
+            settings.review_work_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="review-", dir=settings.review_work_dir) as work:
+            checkout, result = check_source(job, Path(work), settings=settings, policy=policy)
+    except ReviewTimeout as exc:
+        return _failed(job, f"timed out: {exc.message}", retryable=True, settings=settings)
+    except TransientIntegrationError as exc:
+        return _failed(job, scrub(exc.message), retryable=True, settings=settings)
+    except (IntegrationError, NotFound, OrchestratorError) as exc:
+        return _failed(job, scrub(exc.message), retryable=False, settings=settings)
+    except Exception as exc:  # a bug or an environment problem: fail visibly, never loop
+        log.exception("review crashed", review_id=review_id)
+        return _failed(job, f"internal error: {type(exc).__name__}", retryable=False, settings=settings)
+    return _finish(job, checkout, result, settings=settings, policy=policy)
+
+
+def _failed(job: store.Job, error: str, *, retryable: bool, settings: Settings) -> str:
+    with session_scope() as session:
+        return store.record_failure(session, job, error, retryable=retryable, settings=settings)
+
+
+def _finish(job: store.Job, checkout: Checkout, result: ReviewResult, *, settings: Settings, policy: Policy) -> str:
+    skipped: list[dict[str, Any]] = [*checkout.skipped, *result.skipped]
+    with session_scope() as session:
+        stored = results.store_result(
+            session, job, result, commit=checkout.commit, source=checkout.method, skipped=skipped
+        )
+        if stored is None:
+            return "superseded"
+        app = session.get(MicroApp, job.app_id)
+        if app is None:
+            return result.verdict  # deleted meanwhile: the review is kept, there is nothing to move
+        attached = results.summary(result, review_id=job.review_id, commit=checkout.commit)
+        attached["resolved"] = stored.resolved
+        done = outcome.drive_lifecycle(session, app, stored.review, result, attached, policy=policy, settings=settings)
+    log.info(
+        "review done",
+        review_id=job.review_id,
+        app_id=job.app_id,
+        verdict=result.verdict,
+        outcome=done,
+        findings=len(result.findings),
+        resolved=stored.resolved,
+    )
+    return result.verdict

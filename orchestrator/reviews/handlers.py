@@ -1,0 +1,44 @@
+"""Event handlers that start automated reviews: `app.created`, `app.updated` and `review.due`.
+
+Each runs inside the transaction that marks its event handled (see `orchestrator.events.registry`):
+it moves the app to `in_review` when the state machine allows it and writes a queued Review; the
+review task is published after that transaction commits (`orchestrator.reviews.publish`), and the
+worker's sweep re-publishes it if that message is ever lost. `review.completed` gets a handler too,
+so the event is marked handled rather than parked when no other feature listens to it.
+
+Imported by `workers.tasks_reviews`, which every worker loads (`workers.app.TASK_MODULES`).
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from orchestrator.events.registry import PoisonEvent, register_handler
+from orchestrator.models import Event, MicroApp
+from orchestrator.policy import get_policy
+from orchestrator.reviews import store
+
+TRIGGERS = ("app.created", "app.updated", "review.due")
+
+
+@register_handler("review.due")
+@register_handler("app.updated")
+@register_handler("app.created")
+def start_review(session: Session, event: Event) -> None:
+    """Queue a review of the event's app at the pushed commit (or its default branch)."""
+    if not event.app_id:
+        raise PoisonEvent(f"{event.type} without an app id")
+    app = session.get(MicroApp, event.app_id)
+    if app is None:
+        event.last_error = "the app is no longer catalogued; no review"
+        return
+    # A push names its commit; a new app or a due review looks at the default branch as it is now.
+    ref = store.safe_ref(event.payload.get("after") or event.payload.get("commit"))
+    review = store.queue_review(session, app, trigger=event.type, event_id=event.id, ref=ref, policy=get_policy())
+    if review is None:
+        event.last_error = f"the app is {app.stage.value}; no review"
+
+
+@register_handler("review.completed")
+def review_completed(session: Session, event: Event) -> None:
+    """Nothing to do here: the review already acted when it finished; other features may listen."""

@@ -1,0 +1,218 @@
+"""The review rows' life: queue one, claim it for a run, record a failure. Database only.
+
+- `queue_review` (in the triggering event's transaction) moves the app to `in_review` when the
+  state machine allows it, writes a `queued` Review, and has its task published after commit. A
+  trigger while the app already has a queued review joins that review instead of adding another.
+- `claim` is a compare-and-set: only a `queued` review, a `failed` one with a retry due, or a
+  `running` one whose lease ran out (its worker died) becomes `running` under a new lease, with
+  its attempt counted. A review that is done is never run again; one that keeps killing its worker
+  is failed after REVIEW_MAX_ATTEMPTS.
+- `record_failure` marks the attempt `failed` with the reason; a timeout or a network error with
+  attempts left sets `retry_at` and publishes the task again, otherwise the review stays failed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, update
+from sqlmodel import Session, col, select
+
+from orchestrator import audit, catalog, deadlines, lifecycle
+from orchestrator.config import Settings
+from orchestrator.lifecycle import POLICY_ACTOR, Action, Stage
+from orchestrator.logs import get_logger
+from orchestrator.models import MicroApp
+from orchestrator.policy import Policy
+from orchestrator.reviews.models import Review, ReviewStatus
+from orchestrator.reviews.publish import publish_after_commit
+from orchestrator.timeutil import utcnow
+
+log = get_logger(__name__)
+
+# Apps on their way out are not reviewed any more.
+NOT_REVIEWED = frozenset({Stage.sunsetting, Stage.retired})
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_BRANCH = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._/-]{0,200}$")
+_MAX_ERROR = 2000
+
+
+def safe_ref(value: Any) -> str | None:
+    """A commit sha or branch name that is safe to hand to git (never an option), else None."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if value.startswith("refs/heads/"):
+        value = value[len("refs/heads/") :]
+    if _SHA.match(value) or (_BRANCH.match(value) and ".." not in value):
+        return value
+    return None
+
+
+def queue_review(
+    session: Session, app: MicroApp, *, trigger: str, event_id: str | None, ref: str | None, policy: Policy
+) -> Review | None:
+    """Queue a review of `app` (see the module docstring); None when the app is no longer reviewed."""
+    if app.stage in NOT_REVIEWED:
+        return None
+    now = utcnow()
+    review = session.exec(
+        select(Review)
+        .where(Review.app_id == app.id, Review.status == ReviewStatus.queued)
+        .order_by(col(Review.id))
+        .with_for_update()  # a concurrent claim must not start the run with the older ref
+    ).first()
+    joined = review is not None
+    if review is None:
+        review = Review(app_id=app.id, trigger=trigger, data_class=app.data_class.value, published_at=now)
+    # The newest trigger wins: a later push (or "the default branch now") supersedes an older commit.
+    review.ref, review.trigger, review.trigger_event_id = ref, trigger, event_id
+    session.add(review)
+    session.flush()
+    assert review.id is not None
+    if app.stage is not Stage.in_review and Action.submit_for_review in lifecycle.allowed_actions(app.stage):
+        catalog.apply_action(
+            session,
+            app,
+            Action.submit_for_review,
+            actor=POLICY_ACTOR,
+            policy=policy,
+            reason=f"automated review after {trigger}",
+            data={"review_id": review.id},
+        )
+        deadlines.reschedule_app(session, app, policy, now=now)
+    audit.record(
+        session,
+        actor=POLICY_ACTOR,
+        action="review.queued",
+        app_id=app.id,
+        reason=f"{trigger}{' (joined the queued review)' if joined else ''}",
+        data={"review_id": review.id, "ref": ref, "event_id": event_id},
+    )
+    if not joined:
+        publish_after_commit(session, review.id)
+    return review
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one run of a review needs, read when it was claimed."""
+
+    review_id: int
+    attempt: int
+    app_id: str
+    repo_url: str | None
+    ref: str | None
+    data_class: str
+    manifest: dict[str, Any]
+
+
+def lease_seconds(settings: Settings, policy: Policy) -> float:
+    """How long a run may hold its review before another worker may take it over."""
+    return settings.review_fetch_timeout_seconds + policy.review_limits.timeout_seconds + 60
+
+
+class Busy:
+    """Another review of the same app is running: this one waits its turn (reviews of an app run in order)."""
+
+
+BUSY = Busy()
+
+
+def claim(session: Session, review_id: int, *, settings: Settings, policy: Policy) -> Job | Busy | None:
+    """Take the review for one run (compare-and-set); None when there is nothing to run, BUSY to wait."""
+    now = utcnow()
+    app_id = session.exec(select(Review.app_id).where(Review.id == review_id)).first()
+    running = session.exec(
+        select(Review.id).where(
+            Review.app_id == app_id,
+            col(Review.id) != review_id,
+            Review.status == ReviewStatus.running,
+            col(Review.lease_until) >= now,
+        )
+    ).first()
+    if running is not None:
+        # Best effort (two claims at the same instant may both pass): an app's reviews finish in order,
+        # so "the previous review" and the lifecycle outcome follow the commits.
+        return BUSY
+    runnable = or_(
+        col(Review.status) == ReviewStatus.queued,
+        and_(col(Review.status) == ReviewStatus.failed, col(Review.retry_at).is_not(None)),
+        and_(col(Review.status) == ReviewStatus.running, col(Review.lease_until) < now),
+    )
+    won = session.execute(  # type: ignore[attr-defined]  # an UPDATE yields a CursorResult
+        update(Review)
+        .where(col(Review.id) == review_id, runnable)
+        .values(
+            status=ReviewStatus.running,
+            attempts=col(Review.attempts) + 1,
+            started_at=now,
+            lease_until=now + timedelta(seconds=lease_seconds(settings, policy)),
+            retry_at=None,
+            error=None,
+        )
+    ).rowcount
+    if not won:
+        return None
+    review = session.get(Review, review_id)
+    assert review is not None
+    session.refresh(review)
+    app = session.get(MicroApp, review.app_id)
+    if review.attempts > settings.review_max_attempts:
+        # Only runs that died without recording an outcome get here (SIGKILL, OOM, lost worker).
+        _fail(
+            session,
+            review,
+            f"gave up after {review.attempts - 1} attempts that ended without an outcome (worker lost?)",
+            now=now,
+        )
+        return None
+    if app is None or app.stage in NOT_REVIEWED:
+        _fail(session, review, "the app is no longer catalogued" if app is None else f"the app is {app.stage}", now=now)
+        return None
+    return Job(
+        review_id=review_id,
+        attempt=review.attempts,
+        app_id=app.id,
+        repo_url=app.repo_url,
+        ref=review.ref or safe_ref(app.default_branch),
+        data_class=review.data_class or app.data_class.value,
+        manifest=dict(app.manifest or {}),
+    )
+
+
+def _fail(session: Session, review: Review, error: str, *, now: Any, retry: bool = False) -> None:
+    review.status = ReviewStatus.failed
+    review.error = error[:_MAX_ERROR]
+    review.finished_at = now
+    review.lease_until = None
+    review.retry_at = now if retry else None
+    if retry:
+        review.published_at = now
+    session.add(review)
+    audit.record(
+        session,
+        actor=POLICY_ACTOR,
+        action="review.failed",
+        app_id=review.app_id,
+        reason=review.error,
+        data={"review_id": review.id, "attempt": review.attempts, "retrying": retry},
+    )
+    if retry:
+        assert review.id is not None
+        publish_after_commit(session, review.id)
+
+
+def record_failure(session: Session, job: Job, error: str, *, retryable: bool, settings: Settings) -> str:
+    """Mark this run's review failed; a retryable error with attempts left is retried. Returns the outcome."""
+    review = session.exec(select(Review).where(Review.id == job.review_id).with_for_update()).one()
+    if review.status is not ReviewStatus.running or review.attempts != job.attempt:
+        return "superseded"  # another run took the review over after our lease ran out
+    retry = retryable and review.attempts < settings.review_max_attempts
+    suffix = f" (attempt {review.attempts} of {settings.review_max_attempts}{'; retrying' if retry else ''})"
+    _fail(session, review, error + suffix, now=utcnow(), retry=retry)
+    log.warning("review failed", review_id=job.review_id, error=review.error, retrying=retry)
+    return "retrying" if retry else "failed"

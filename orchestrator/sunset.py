@@ -1,0 +1,348 @@
+"""The sunset job: freeze → revoke → archive → retired, as resumable steps recorded in `sunset_run`.
+
+Each step ends in one transaction that locks the run row, checks the run is still at that step,
+records what the step did (plus an audit entry and the owner/approver notices) and moves the run on.
+A crash anywhere therefore resumes at the first unfinished step, and a second worker running the
+same run concurrently finds the step already done. Revocations are retried with a doubling
+backoff; a credential that fails `policy.sunset.revoke_max_attempts` times becomes a zombie, the run
+is blocked, the app stays `sunsetting` and IT is alerted. The app is never retired while any
+credential is live or a zombie (the lifecycle guard `complete_sunset` also refuses).
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlmodel import Session, col, select
+
+from orchestrator import archive, audit, catalog, deadlines
+from orchestrator.config import Settings, get_settings
+from orchestrator.credentials import service as credentials
+from orchestrator.credentials.models import Credential, CredentialStatus
+from orchestrator.db import session_scope
+from orchestrator.errors import IntegrationError, NotFound, TransientIntegrationError
+from orchestrator.integrations.archive import store_from_settings
+from orchestrator.lifecycle import RETIRABLE_STAGES, Action, Stage
+from orchestrator.logs import get_logger
+from orchestrator.models import MicroApp
+from orchestrator.policy import Policy, get_policy
+from orchestrator.sunset_models import SunsetRun, SunsetStatus, SunsetStep
+from orchestrator.sunset_notices import alert_it, tell
+from orchestrator.timeutil import utcnow
+
+log = get_logger(__name__)
+RUN_TASK = "workers.run_sunset"
+_NEXT = {
+    SunsetStep.freeze: SunsetStep.revoke,
+    SunsetStep.revoke: SunsetStep.archive,
+    SunsetStep.archive: SunsetStep.retire,
+    SunsetStep.retire: SunsetStep.done,
+}
+
+
+class RetryLater(Exception):
+    """The run cannot go on yet (a revocation failed transiently); try again in `countdown` seconds."""
+
+    def __init__(self, message: str, *, countdown: float) -> None:
+        super().__init__(message)
+        self.countdown = countdown
+
+
+# ----------------------------------------------------------------------------- starting
+
+
+_senders: dict[str, Any] = {}
+
+
+def celery_sender() -> Any:
+    """A Celery app on the broker of the current settings (the workers' app, unless settings changed)."""
+    from workers.app import app, make_celery
+
+    url = get_settings().broker_url
+    if app.conf.broker_url == url:
+        return app
+    if url not in _senders:
+        _senders[url] = make_celery(url)
+    return _senders[url]
+
+
+def enqueue(app_ids: list[str]) -> None:
+    """Send the sunset task for these apps (a failure is logged; the resume sweep retries)."""
+    celery = celery_sender()
+    for app_id in app_ids:
+        try:
+            celery.send_task(RUN_TASK, args=[app_id], queue="sunset")
+        except Exception as exc:
+            log.error("enqueueing a sunset run failed", app_id=app_id, error=str(exc))
+
+
+def _enqueue_after_commit(session: Session, app_id: str) -> None:
+    queued: list[str] = session.info.setdefault("sunset_enqueue", [])
+    if not queued:
+        event.listen(session, "after_commit", lambda s: enqueue(s.info.pop("sunset_enqueue", [])), once=True)
+    queued.append(app_id)
+
+
+def start_sunset(
+    session: Session, app: MicroApp, *, trigger: str, actor: str, reason: str, enqueue: bool = True
+) -> tuple[SunsetRun, bool]:
+    """The app's sunset run, created if it has none; True when new.
+
+    Unless `enqueue` is False (the caller runs it itself), a worker is asked to run it after commit.
+    """
+    run = session.exec(select(SunsetRun).where(SunsetRun.app_id == app.id)).first()
+    if run is None:
+        run = SunsetRun(app_id=app.id, trigger=trigger, actor=actor, reason=reason)
+        session.add(run)
+        session.flush()
+        audit.record(
+            session, actor=actor, action="sunset.started", app_id=app.id, reason=reason,
+            data={"run_id": run.id, "trigger": trigger, "stage": app.stage.value},
+        )  # fmt: skip
+        new = True
+    else:
+        new = False
+    if enqueue and run.status is not SunsetStatus.done:
+        _enqueue_after_commit(session, app.id)
+    return run, new
+
+
+def stalled_runs(session: Session, *, now: datetime, idle: timedelta) -> list[str]:
+    """Apps whose unfinished run has not moved for `idle` (crashed worker, lost message, blocked)."""
+    query = select(SunsetRun.app_id).where(
+        col(SunsetRun.status).in_([SunsetStatus.running, SunsetStatus.blocked]), col(SunsetRun.updated_at) < now - idle
+    )
+    return list(session.exec(query).all())
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _locked_run(session: Session, app_id: str) -> SunsetRun:
+    query = select(SunsetRun).where(SunsetRun.app_id == app_id).with_for_update()
+    run = session.exec(query.execution_options(populate_existing=True)).first()
+    if run is None:
+        raise NotFound(f"no sunset run for app {app_id!r}")
+    return run
+
+
+def _complete(session: Session, run: SunsetRun, step: SunsetStep, record: dict[str, Any]) -> None:
+    """Move the run past `step` and write the step's audit entry (the caller holds the row lock)."""
+    now = utcnow()
+    run.steps = {**run.steps, step.value: {"done_at": now.isoformat(), **record}}
+    run.step = _NEXT[step]
+    run.status = SunsetStatus.done if run.step is SunsetStep.done else SunsetStatus.running
+    run.finished_at = now if run.step is SunsetStep.done else None
+    run.updated_at = now
+    run.last_error = None
+    session.add(run)
+    audit.record(
+        session, actor=run.actor, action=f"sunset.{step.value}", app_id=run.app_id, reason=run.reason,
+        data={"run_id": run.id, **record},
+    )  # fmt: skip
+
+
+def advance(
+    app_id: str, *, providers: Any = None, policy: Policy | None = None, settings: Settings | None = None
+) -> SunsetRun:
+    """Run the app's sunset from its first unfinished step; returns the run (done, or blocked)."""
+    policy = policy or get_policy()
+    settings = settings or get_settings()
+    with session_scope() as session:
+        run = _locked_run(session, app_id)
+        run.attempts += 1
+        run.updated_at = utcnow()
+        session.add(run)
+    for _ in range(12):  # steps can go back once (revoke ← retire); this bounds a pathological loop
+        with session_scope(write=False) as session:
+            run = session.exec(select(SunsetRun).where(SunsetRun.app_id == app_id)).one()
+        if run.status is SunsetStatus.done:
+            return run
+        if run.step is SunsetStep.freeze:
+            _freeze(app_id, policy)
+        elif run.step is SunsetStep.revoke:
+            if not _revoke(app_id, policy, providers):
+                with session_scope(write=False) as session:
+                    return session.exec(select(SunsetRun).where(SunsetRun.app_id == app_id)).one()  # blocked
+        elif run.step is SunsetStep.archive:
+            _archive(app_id, policy, settings)
+        elif run.step is SunsetStep.retire:
+            _retire(app_id, policy)
+        if settings.sunset_step_pause_seconds:
+            time.sleep(settings.sunset_step_pause_seconds)
+    raise RetryLater(f"sunset of {app_id} did not settle", countdown=60)
+
+
+def _freeze(app_id: str, policy: Policy) -> None:
+    with session_scope() as session:
+        run = _locked_run(session, app_id)
+        if run.step is not SunsetStep.freeze:
+            return
+        app = catalog.get_app(session, app_id)
+        before = app.stage
+        if app.stage in (Stage.expiring, Stage.suspended):
+            catalog.apply_action(session, app, Action.expire, actor=run.actor, reason=run.reason, policy=policy)
+        elif app.stage in RETIRABLE_STAGES:
+            catalog.apply_action(session, app, Action.retire, actor=run.actor, reason=run.reason, policy=policy)
+        # In sunsetting no credential can be issued and every lifecycle timer is cancelled.
+        cancelled = deadlines.reschedule_app(session, app, policy).cancelled
+        _complete(session, run, SunsetStep.freeze, {"from_stage": before.value, "cancelled_deadlines": len(cancelled)})
+        tell(session, app, policy, "freeze", f"{app.name} is being retired: no new credentials can be issued.")
+
+
+def _backoff(policy: Policy, attempts: int) -> float:
+    base = policy.sunset.revoke_backoff_seconds * 2 ** max(0, attempts - 1)
+    return min(policy.sunset.revoke_backoff_max_seconds, base) * random.uniform(0.8, 1.2)
+
+
+def _revoke_one(app: MicroApp, credential_id: int, policy: Policy, providers: Any, actor: str) -> int | None:
+    """Revoke one credential; the attempt count when it should be retried later, else None."""
+    with session_scope() as session:
+        try:
+            credentials.revoke_credential(
+                session, credential_id, actor=actor, reason=f"sunset of {app.id}", providers=providers
+            )
+            return None
+        except IntegrationError as exc:
+            # revoke_credential committed the attempt count before raising.
+            credential = session.get(Credential, credential_id)
+            assert credential is not None
+            retryable = isinstance(exc, TransientIntegrationError)
+            if retryable and credential.revoke_attempts < policy.sunset.revoke_max_attempts:
+                return credential.revoke_attempts
+            why = f"not revoked after {credential.revoke_attempts} attempt(s): {exc.message}"
+            credentials.mark_zombie(session, credential_id, reason=why, actor=actor)
+            alert_it(
+                session,
+                app,
+                policy,
+                f"credential {credential_id} ({credential.provider}) of {app.id} is a zombie: {why}",
+                key=f"zombie:{credential_id}",
+            )
+            return None
+
+
+def _revoke(app_id: str, policy: Policy, providers: Any) -> bool:
+    """Revoke every live credential; False when the run is blocked on a zombie."""
+    with session_scope(write=False) as session:
+        app = catalog.get_app(session, app_id)
+        run = session.exec(select(SunsetRun).where(SunsetRun.app_id == app_id)).one()
+        pending = [c.id for c in credentials.live_credentials(session, app_id) if c.id is not None]
+    retry_attempts = [a for cid in pending if (a := _revoke_one(app, cid, policy, providers, run.actor)) is not None]
+    with session_scope() as session:
+        run = _locked_run(session, app_id)
+        if run.step is not SunsetStep.revoke:
+            return True
+        live = credentials.live_credentials(session, app_id)
+        zombies = _zombies(session, app_id)
+        if retry_attempts or live:
+            run.last_error = f"{len(retry_attempts) or len(live)} credential(s) not revoked yet; retrying"
+            run.updated_at = utcnow()
+            session.add(run)
+        elif zombies:
+            if run.status is not SunsetStatus.blocked:
+                run.status = SunsetStatus.blocked
+                run.last_error = f"zombie credential(s) {[z.id for z in zombies]}: revoke by hand with --force"
+                audit.record(
+                    session, actor=run.actor, action="sunset.blocked", app_id=app_id, reason=run.last_error,
+                    data={"run_id": run.id, "zombies": [z.id for z in zombies]},
+                )  # fmt: skip
+            run.updated_at = utcnow()
+            session.add(run)
+            return False
+        else:
+            revoked = session.exec(
+                select(Credential.id).where(Credential.app_id == app_id, Credential.status == CredentialStatus.revoked)
+            ).all()
+            _complete(session, run, SunsetStep.revoke, {"revoked": len(revoked), "credential_ids": list(revoked)})
+            tell(session, app, policy, "revoke", f"Every credential of {app.name} has been revoked ({len(revoked)}).")
+            return True
+    raise RetryLater(run.last_error or "revocation pending", countdown=_backoff(policy, max(retry_attempts, default=1)))
+
+
+def _zombies(session: Session, app_id: str) -> list[Credential]:
+    query = select(Credential).where(Credential.app_id == app_id, Credential.status == CredentialStatus.zombie)
+    return list(session.exec(query).all())
+
+
+def _archive(app_id: str, policy: Policy, settings: Settings) -> None:
+    store = store_from_settings()
+    with session_scope() as session:
+        run = _locked_run(session, app_id)
+        if run.step is not SunsetStep.archive:
+            return
+        leftover = run.steps.get("archive_pending")
+        key = f"{app_id}/{app_id}-sunset-{run.id}-{uuid.uuid4().hex[:8]}.tar.gz"
+        # Remember the key before uploading, so a crash after the upload leaves no untracked object.
+        run.steps = {**run.steps, "archive_pending": key}
+        session.add(run)
+    if leftover:
+        _delete_quietly(store, leftover)
+    with tempfile.TemporaryDirectory(prefix="sunset-archive-") as tmp:
+        with session_scope(write=False) as session:
+            app = catalog.get_app(session, app_id)
+            built = archive.build(
+                session, app, actor=run.actor, reason=run.reason, log_root=settings.log_source_dir,
+                workdir=Path(tmp), now=utcnow(),
+            )  # fmt: skip
+        uri = store.put(key, built.path)
+    with session_scope() as session:
+        run = _locked_run(session, app_id)
+        if run.step is not SunsetStep.archive:
+            _delete_quietly(store, key)  # another worker archived first
+            return
+        app = catalog.get_app(session, app_id)
+        retain_until = utcnow() + timedelta(days=policy.for_class(app.data_class).log_retention_days)
+        row = archive.record(
+            session, app, built, key=key, uri=uri, actor=run.actor, reason=run.reason, retain_until=retain_until
+        )
+        deadlines.schedule(
+            session, kind=deadlines.DeadlineKind.retention_purge, due_at=retain_until, app_id=app_id,
+            ref=str(row.id), payload={"archive_id": row.id},
+        )  # fmt: skip
+        run.archive_id = row.id
+        run.steps = {k: v for k, v in run.steps.items() if k != "archive_pending"}
+        _complete(session, run, SunsetStep.archive, {"archive_id": row.id, "uri": uri, "sha256": built.sha256})
+        tell(
+            session,
+            app,
+            policy,
+            "archive",
+            f"{app.name} has been archived to {uri} (kept until {retain_until:%Y-%m-%d}).",
+        )
+
+
+def _delete_quietly(store: Any, key: str) -> None:
+    try:
+        store.delete(key)
+    except Exception as exc:  # an orphan object is harmless; the record is what counts
+        log.warning("could not delete an unrecorded archive object", key=key, error=str(exc))
+
+
+def _retire(app_id: str, policy: Policy) -> None:
+    with session_scope() as session:
+        run = _locked_run(session, app_id)
+        if run.step is not SunsetStep.retire:
+            return
+        app = catalog.get_app(session, app_id)
+        holding = len(credentials.live_credentials(session, app_id)) + len(_zombies(session, app_id))
+        if holding:
+            # Something was issued or resurrected since the revoke step: go back and revoke it.
+            run.step = SunsetStep.revoke
+            run.updated_at = utcnow()
+            session.add(run)
+            return
+        if app.stage is Stage.sunsetting:
+            catalog.apply_action(
+                session, app, Action.complete_sunset, actor=run.actor, reason=run.reason, policy=policy,
+                live_credentials=holding,
+            )  # fmt: skip
+        _complete(session, run, SunsetStep.retire, {"stage": app.stage.value})
+        tell(session, app, policy, "retire", f"{app.name} is retired: credentials revoked, records archived.")

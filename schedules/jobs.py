@@ -1,0 +1,35 @@
+"""The scheduler's periodic jobs, declared in one list (ids are kebab-case and stable).
+
+Each job names a method of `schedules.engine.TimerEngine` and the setting holding its interval.
+The per-deadline wake-ups are not listed here: the engine adds them as one-shot jobs per slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Job:
+    """A periodic job of the active scheduler."""
+
+    id: str
+    method: str
+    interval_setting: str
+    run_at_start: bool = False
+
+
+JOBS: list[Job] = [
+    # New rows since the last look; with Redis the nudge usually got there first.
+    Job(id="poll-new-deadlines", method="poll_new", interval_setting="scheduler_poll_seconds"),
+    # Deadlines that entered the rolling horizon.
+    Job(id="roll-horizon", method="roll", interval_setting="scheduler_reload_seconds"),
+    # From scratch: drops stale timers and catches rows committed out of id order (PostgreSQL).
+    Job(id="rebuild-timers", method="rebuild", interval_setting="scheduler_rebuild_seconds"),
+    # Anything overdue: catch-up after downtime, lost messages, rows inserted already due.
+    Job(id="sweep-overdue", method="sweep", interval_setting="scheduler_sweep_seconds", run_at_start=True),
+    # Sunset runs that stopped moving (crashed worker, lost message).
+    Job(id="resume-stalled-sunsets", method="resume_sunsets", interval_setting="sunset_resume_seconds"),
+    # Notifications and Slack clicks whose Celery message was lost.
+    Job(id="sweep-notifications", method="sweep_notifications", interval_setting="notification_sweep_seconds"),
+]

@@ -1,0 +1,92 @@
+"""Lifecycle flows (service credentials on approval, revoke everything on sunset) and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from tests.credentials.conftest import exchange_form
+from tests.factories import auth
+
+
+def _cli(*args: str):
+    from orchestrator.cli import build
+
+    return CliRunner().invoke(build(), list(args))
+
+
+def test_service_credential_on_approval_exchanges_and_dies_at_sunset(client, make_app, make_token) -> None:
+    """An approved app's service identity exchanges for tokens; revoke_all_for_app kills it and its tokens."""
+    from orchestrator.credentials import flows
+    from orchestrator.db import session_scope
+    from orchestrator.models import MicroApp
+
+    make_app()
+    gateway = make_token("admin", "it@example.com")
+    with session_scope() as session:
+        app = session.get(MicroApp, "expense-helper")
+        [issued] = flows.issue_service_credentials(session, app)
+        assert flows.issue_service_credentials(session, app) == []  # idempotent under redelivery
+    assert issued.secret.startswith("mas_") and issued.scopes == ["sheets:read", "sheets:write", "files:read"]
+    form = exchange_form(issued.secret, scope="files:read")
+    response = client.post("/oauth/token", data=form)
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    other = client.post("/oauth/token", data=exchange_form(issued.secret, audience="other-app"))
+    assert other.status_code == 400 and other.json()["error"] == "invalid_target"
+    with session_scope() as session:
+        result = flows.revoke_all_for_app(
+            session, session.get(MicroApp, "expense-helper"), actor="sunset", reason="retired"
+        )
+    assert result.complete and len(result.revoked) == 2
+    introspected = client.post("/oauth/introspect", data={"token": token}, headers=auth(gateway)).json()
+    assert introspected == {"active": False}
+    again = client.post("/oauth/token", data=form)
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+
+
+def test_no_scopes_no_service_credential(sqlite_url, make_app) -> None:
+    """An app whose manifest asks for no scopes gets no service credential."""
+    from orchestrator.credentials import flows
+    from orchestrator.db import session_scope
+
+    app = make_app(requested_scopes=[])
+    with session_scope() as session:
+        assert flows.issue_service_credentials(session, app) == []
+
+
+def test_cli_list_and_revoke(client, make_app, make_token) -> None:
+    """`credentials list` shows the ledger without secrets; `revoke` revokes; `--force` needs a reason."""
+    make_app()
+    response = client.post("/oauth/token", data=exchange_form(make_token("maker", "maker@example.com")))
+    token = response.json()["access_token"]
+    listed = _cli("credentials", "list", "--app", "expense-helper", "--json")
+    assert listed.exit_code == 0, listed.output
+    [row] = [json.loads(line) for line in listed.output.splitlines()]
+    assert row["status"] == "live" and row["provider"] == "builtin" and token not in listed.output
+    table = _cli("credentials", "list")
+    assert "expense-helper" in table.output and "maker@example.com" in table.output
+    revoked = _cli("credentials", "revoke", str(row["id"]))
+    assert revoked.exit_code == 0 and f"credential {row['id']}: revoked" in revoked.output
+    assert _cli("credentials", "revoke", str(row["id"])).exit_code == 0  # idempotent
+    refused = _cli("credentials", "revoke", str(row["id"]), "--force")
+    assert refused.exit_code == 2 and "error: --force needs --reason" in refused.output
+    missing = _cli("credentials", "revoke", "9999")
+    assert missing.exit_code == 1 and "error: no credential with id 9999" in missing.output
+    assert "Traceback" not in missing.output
+
+
+def test_cli_force_records_a_manual_revocation(sqlite_url, make_app) -> None:
+    """`revoke ID --force --reason …` records a revocation done outside the provider."""
+    from orchestrator.credentials import service
+    from orchestrator.db import session_scope
+
+    make_app()
+    with session_scope() as session:
+        row = service.register_credential(session, "expense-helper", provider_name="slack", external_ref="T/B",
+                                          actor="it")  # fmt: skip
+    result = _cli("credentials", "revoke", str(row.id), "--force", "--reason", "removed the Slack app by hand")
+    assert result.exit_code == 0, result.output
+    with session_scope(write=False) as session:
+        assert service.get_credential(session, row.id).details["forced"] is True

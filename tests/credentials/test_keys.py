@@ -1,0 +1,105 @@
+"""Signing keys: rotation keeps old tokens verifying, JWKS publishes the set, keys are sealed at rest."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import jwt
+import pytest
+from typer.testing import CliRunner
+
+from tests.credentials.conftest import exchange_form
+from tests.factories import auth
+
+
+def _exchange(client, subject: str) -> str:
+    response = client.post("/oauth/token", data=exchange_form(subject))
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+def _active(client, gateway: str, token: str) -> bool:
+    return client.post("/oauth/introspect", data={"token": token}, headers=auth(gateway)).json()["active"]
+
+
+def test_rotation_keeps_previous_key_verifying(client, make_token, make_app) -> None:
+    """After a rotation new tokens carry the new kid, old tokens stay valid, and JWKS lists both keys."""
+    from orchestrator.cli import build
+
+    make_app()
+    subject, gateway = make_token("maker", "maker@example.com"), make_token("admin", "it@example.com")
+    old = _exchange(client, subject)
+    old_kid = jwt.get_unverified_header(old)["kid"]
+    result = CliRunner().invoke(build(), ["credentials", "rotate-keys"])
+    assert result.exit_code == 0, result.output
+    assert f"previous key {old_kid} verifies until" in result.output
+    new = _exchange(client, subject)
+    new_kid = jwt.get_unverified_header(new)["kid"]
+    assert new_kid != old_kid and new_kid in result.output
+    assert _active(client, gateway, old) and _active(client, gateway, new)
+    jwks = client.get("/.well-known/jwks.json").json()["keys"]
+    assert [k["kid"] for k in jwks] == [new_kid, old_kid]
+    assert all(k["kty"] == "OKP" and k["crv"] == "Ed25519" and "d" not in k for k in jwks)
+    # Anyone can verify an issued token with the published keys alone.
+    public = jwt.PyJWK(next(k for k in jwks if k["kid"] == old_kid)).key
+    assert jwt.decode(old, public, algorithms=["EdDSA"], audience="expense-helper")["sub"] == "maker@example.com"
+
+
+def test_previous_key_retires_after_its_tokens_expire(client, make_token, make_app) -> None:
+    """Once the longest token lifetime has passed, the next rotation retires the old key and its tokens die."""
+    from orchestrator.credentials.keys import get_keyring, max_token_lifetime, rotate
+    from orchestrator.credentials.models import KeyStatus, SigningKey
+    from orchestrator.db import session_scope
+    from orchestrator.timeutil import utcnow
+
+    make_app()
+    gateway = make_token("admin", "it@example.com")
+    old = _exchange(client, make_token("maker", "maker@example.com"))
+    old_kid = jwt.get_unverified_header(old)["kid"]
+    with session_scope() as session:
+        rotate(session, actor="test")
+    later = utcnow() + max_token_lifetime() + timedelta(minutes=6)
+    with session_scope() as session:
+        rotation = rotate(session, actor="test", now=later)
+        assert rotation.retired == [old_kid]
+        row = session.get(SigningKey, old_kid)
+        assert row.status is KeyStatus.retired and row.private_sealed is None
+    assert old_kid not in [k.kid for k in get_keyring().published()]
+    assert not _active(client, gateway, old)
+
+
+def test_another_process_rotation_is_picked_up(client, make_token, make_app) -> None:
+    """A kid this process has not loaded (rotated elsewhere) is fetched once from the database."""
+    from orchestrator.credentials.keys import get_keyring, reset_keyring, rotate
+    from orchestrator.db import session_scope
+
+    make_app()
+    gateway = make_token("admin", "it@example.com")
+    subject = make_token("maker", "maker@example.com")
+    _exchange(client, subject)
+    ring_before = get_keyring()
+    with session_scope() as session:
+        rotate(session, actor="elsewhere")
+    token = _exchange(client, subject)
+    reset_keyring()  # this process now knows nothing, like a sibling worker
+    assert get_keyring() is not ring_before
+    assert _active(client, gateway, token)
+
+
+def test_private_keys_are_sealed_with_the_configured_key(db_url, monkeypatch) -> None:
+    """The database holds no private key in clear, and a different CREDENTIAL_KEY cannot unseal it."""
+    from orchestrator.config import get_settings
+    from orchestrator.credentials.keys import ensure_signing_key, get_keyring
+    from orchestrator.credentials.models import SigningKey
+    from orchestrator.db import session_scope
+    from orchestrator.errors import ConfigError
+
+    with session_scope() as session:
+        kid = ensure_signing_key(session).kid
+    with session_scope(write=False) as session:
+        row = session.get(SigningKey, kid)
+        assert "PRIVATE KEY" not in row.private_sealed and row.private_sealed.startswith("v1:")
+    monkeypatch.setenv("CREDENTIAL_KEY", "another-key-of-enough-length")
+    get_settings.cache_clear()
+    with pytest.raises(ConfigError, match="CREDENTIAL_KEY"):
+        get_keyring().refresh()

@@ -1,0 +1,57 @@
+"""Across processes: a real uvicorn API sees revocations and key rotations made by another process at once."""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+import jwt
+import pytest
+
+from tests.credentials.conftest import exchange_form
+from tests.factories import auth
+from tests.harness import start_api
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_real_api_sees_other_processes_revocations_and_rotations(sqlite_url, use_redis, make_token, tmp_path) -> None:
+    """Tokens from a real API process die the moment another process revokes them, and a rotation is picked up."""
+    from sqlmodel import select
+
+    from orchestrator.credentials import service
+    from orchestrator.credentials.keys import rotate
+    from orchestrator.credentials.models import Credential
+    from orchestrator.db import session_scope
+    from orchestrator.lifecycle import Stage
+    from orchestrator.models import DataClass, MicroApp
+    from orchestrator.timeutil import utcnow
+
+    with session_scope() as session:
+        app = MicroApp(id="expense-helper", name="x", owner_email="maker@example.com", stage=Stage.production,
+                       data_class=DataClass.public, requested_scopes=["files:read"], approved_at=utcnow())  # fmt: skip
+        session.add(app)
+    subject, gateway = make_token("maker", "maker@example.com"), make_token("admin", "it@example.com")
+    env = {k: os.environ[k] for k in ("DATABASE_URL", "REDIS_URL", "CREDENTIAL_KEY", "TOKEN_ISSUER")}
+    proc, base = start_api(env={**env, "BROKER_URL": "memory://"}, log_path=tmp_path / "api.log")
+    try:
+        with httpx.Client(base_url=base, timeout=10) as client:
+            first = client.post("/oauth/token", data=exchange_form(subject)).json()["access_token"]
+
+            def active(token: str) -> bool:
+                return client.post("/oauth/introspect", data={"token": token}, headers=auth(gateway)).json()["active"]
+
+            assert active(first)
+            with session_scope() as session:
+                rotate(session, actor="test")
+            second = client.post("/oauth/token", data=exchange_form(subject)).json()["access_token"]
+            assert jwt.get_unverified_header(second)["kid"] != jwt.get_unverified_header(first)["kid"]
+            assert active(first) and active(second)
+            jti = jwt.decode(second, options={"verify_signature": False})["jti"]
+            with session_scope() as session:
+                row = session.exec(select(Credential).where(Credential.external_ref == jti)).one()
+                service.revoke_credential(session, row.id, actor="test", reason="leaked")
+            assert not active(second) and active(first)
+    finally:
+        proc.stop()
+    assert "Traceback" not in proc.log()

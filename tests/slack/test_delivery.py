@@ -1,0 +1,75 @@
+"""Delivery of notification rows: at most one post across retries, and operator errors that stop."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from orchestrator.db import session_scope
+from orchestrator.delivery import deliver
+from orchestrator.errors import TransientIntegrationError
+from orchestrator.models import ApprovalRequest
+from orchestrator.notification_models import Notification
+from tests.slack.helpers import seeded_request
+from tests.slack.slack_server import FakeSlack
+
+CHANNEL = "C0APPROVAL"
+
+
+def _row() -> Notification:
+    with session_scope(write=False) as session:
+        return session.exec(select(Notification).where(Notification.kind == "approval_request")).one()
+
+
+def test_retry_after_a_lost_answer_finds_the_post(signing_secret: str, slack: FakeSlack) -> None:
+    """Slack posted but every answer was lost; the task's retry finds the message by key instead of posting again."""
+    _, approval_id = seeded_request()
+    slack.fail("chat.postMessage", status=500, after_effect=True)
+    slack.fail("conversations.history", times=2, status=503)  # the in-task checks fail too
+    with pytest.raises(TransientIntegrationError):
+        deliver(_row().id or 0)
+    assert (_row().status, _row().attempts) == ("sending", 1)
+    assert deliver(_row().id or 0) == "sent"  # what the Celery retry does
+    [message] = slack.messages(CHANNEL)
+    assert len(slack.calls("chat.postMessage")) == 1
+    assert _row().ts == message["ts"]
+    with session_scope(write=False) as session:
+        assert session.get(ApprovalRequest, approval_id).message_ts == message["ts"]  # type: ignore[union-attr]
+
+
+def test_bot_not_in_channel_fails_once_with_a_clear_error(signing_secret: str, slack: FakeSlack) -> None:
+    """not_in_channel marks the notification failed with what to do, after a single call and no retry."""
+    slack.channels["C0APPROVAL"]["member"] = False
+    seeded_request()
+    assert deliver(_row().id or 0) == "failed"
+    assert deliver(_row().id or 0) == "failed"  # a redelivered task does not try again
+    assert len(slack.calls("chat.postMessage")) == 1
+    assert "not_in_channel" in (_row().last_error or "") and "/invite" in (_row().last_error or "")
+
+
+def test_sweep_requeues_what_lost_its_message(sqlite_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows left pending (broker down at commit) and expired leases are queued again; a digest not yet due is not."""
+    import redis
+
+    from orchestrator.notification_models import NotificationKind, NotificationStatus
+    from orchestrator.notifications import notify, sweep
+    from orchestrator.timeutil import utcnow
+    from tests.slack.conftest import configure_slack
+    from tests.slack.helpers import quiet_redis_db
+
+    broker = quiet_redis_db(redis_url)
+    configure_slack(monkeypatch, None, broker_url=broker)
+    queue = redis.Redis.from_url(broker)
+    queue.delete("notifications")
+    with session_scope() as session:
+        notify(session, to="maker@example.com", text="a")
+        stuck = notify(session, to="#microapp-approvals", text="b")
+        stuck.status, stuck.lease_until = NotificationStatus.sending, utcnow()
+        digest = notify(session, to="maker@example.com", text="", kind=NotificationKind.digest)
+        digest.due_at = utcnow() + timedelta(minutes=10)
+    queue.delete("notifications")  # as if the broker lost what was sent at commit
+    assert sweep(now=utcnow() + timedelta(minutes=1)) == {"notifications": 2, "interactions": 0}
+    assert queue.llen("notifications") == 2
+    queue.delete("notifications")
