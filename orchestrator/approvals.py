@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import update
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from orchestrator import audit, catalog, deadlines, messages
 from orchestrator.delivery import app_url, mention
@@ -256,3 +256,49 @@ def _queue_messages(session: Session, approval: ApprovalRequest, app: MicroApp) 
         app_id=app.id,
         approval_id=approval.id,
     )
+
+
+def cancel_pending(
+    session: Session, app_id: str, *, reason: str, actor: str = "policy", kind: ApprovalKind = ApprovalKind.promotion
+) -> list[int]:
+    """Withdraw the app's pending request of `kind` (e.g. a newer review failed): its message loses its buttons."""
+    pending = session.exec(
+        select(ApprovalRequest).where(
+            col(ApprovalRequest.app_id) == app_id,
+            col(ApprovalRequest.kind) == kind,
+            col(ApprovalRequest.status) == ApprovalStatus.pending,
+        )
+    ).all()
+    cancelled = []
+    now = utcnow()
+    for approval in pending:
+        won = session.execute(
+            update(ApprovalRequest)
+            .where(col(ApprovalRequest.id) == approval.id, col(ApprovalRequest.status) == ApprovalStatus.pending)
+            .values(status=ApprovalStatus.cancelled, decided_by=actor, decided_at=now, reason=reason)
+        ).rowcount  # type: ignore[attr-defined]
+        if not won:
+            continue  # decided by someone at the same moment: theirs stands
+        session.refresh(approval)
+        assert approval.id is not None
+        audit.record(
+            session,
+            actor=actor,
+            action="approval.cancelled",
+            app_id=app_id,
+            reason=reason,
+            data={"approval_id": approval.id, "kind": str(approval.kind)},
+        )
+        deadlines.cancel(session, app_id=app_id, kinds=APPROVAL_DEADLINES, ref=str(approval.id))
+        if approval.message_ts:
+            notify(
+                session,
+                to=approval.channel or "approvals",
+                text="",
+                kind=NotificationKind.approval_update,
+                key=f"approval:{approval.id}:update",
+                app_id=app_id,
+                approval_id=approval.id,
+            )
+        cancelled.append(approval.id)
+    return cancelled

@@ -92,9 +92,11 @@ def drive_lifecycle(
     elif verdict in ("pass", "needs_approval"):
         done = _ask_for_approval(session, app, review, attached, policy=policy)
     elif verdict == "escalate":
+        _withdraw_request(session, app, review, verdict)
         _escalate(session, app, review, result, attached, policy=policy, settings=settings)
         done = "escalated"
     else:
+        _withdraw_request(session, app, review, verdict)
         _notify_failed(session, app, review, attached)
         done = "owner notified"
     audit.record(
@@ -121,6 +123,13 @@ def drive_lifecycle(
         dedup_key=f"review.completed:{review.id}",
     )
     return done
+
+
+def _withdraw_request(session: Session, app: MicroApp, review: Review, verdict: str) -> None:
+    # An approver must not approve on the strength of an older review that this one contradicts.
+    from orchestrator.approvals import cancel_pending
+
+    cancel_pending(session, app.id, reason=f"superseded by automated review #{review.id} (verdict {verdict})")
 
 
 def _audit_allowed(session: Session, app: MicroApp, review: Review, result: ReviewResult) -> None:

@@ -219,3 +219,23 @@ def test_newer_review_rerenders_the_same_message(signing_secret: str, slack: Fak
     [message] = slack.messages(CHANNEL)
     assert "clean — no findings" in json.dumps(message["blocks"], ensure_ascii=False)
     assert len(actions_of(message)) == 4
+
+
+def test_cancelled_request_loses_its_buttons(signing_secret: str, slack: FakeSlack) -> None:
+    """A request withdrawn by a later failing review is cancelled once, audited, its timers and buttons gone."""
+    from orchestrator.approvals import cancel_pending
+
+    app_id, approval_id = seeded_request()
+    deliver_all()
+    with session_scope() as session:
+        assert cancel_pending(session, app_id, reason="superseded by review #9 (verdict fail)") == [approval_id]
+        assert cancel_pending(session, app_id, reason="again") == []
+    deliver_all()
+    cancelled = approval(approval_id)
+    assert (cancelled.status, cancelled.decided_by) == ("cancelled", "policy")
+    [message] = slack.messages(CHANNEL)
+    assert actions_of(message) == [] and "Cancelled" in json.dumps(message["blocks"])
+    with session_scope(write=False) as session:
+        actions = [e.action for e in session.exec(select(AuditEntry).where(AuditEntry.app_id == app_id))]
+        states = {d.status for d in session.exec(select(Deadline).where(Deadline.ref == str(approval_id)))}
+    assert actions.count("approval.cancelled") == 1 and states == {"cancelled"}
