@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -222,6 +223,8 @@ def main() -> None:
         help="drop the features' app.updated handlers (the re-review) in the worker: the pipeline's own cost",
     )
     args = parser.parse_args()
+    # One log line per benchmark request would drown the figures.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     secret = secrets.token_hex(16)
