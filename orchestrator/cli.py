@@ -9,6 +9,7 @@ import sys
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from orchestrator.errors import ConfigError, OrchestratorError
 
@@ -121,6 +122,13 @@ def main() -> None:
     except OrchestratorError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
+    except SQLAlchemyError as exc:
+        first_line = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0][:300]
+        typer.echo(
+            f"error: database error: {first_line} (is DATABASE_URL right, and has `orchestrator migrate` run?)",
+            err=True,
+        )
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -118,7 +118,11 @@ def load_manifest_text(text: str) -> Manifest:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
+        # str(exc) quotes the offending line, which may hold a secret: keep only what and where.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "cannot be parsed"
         raise ValidationFailed(
-            "the manifest is not valid YAML", detail=[{"field": "(document)", "reason": str(exc)}]
+            "the manifest is not valid YAML", detail=[{"field": "(document)", "reason": f"{problem}{where}"}]
         ) from None
     return parse_manifest(raw)

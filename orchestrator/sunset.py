@@ -234,13 +234,13 @@ def _revoke(app_id: str, policy: Policy, providers: Any) -> bool:
     with session_scope(write=False) as session:
         app = catalog.get_app(session, app_id)
         run = session.exec(select(SunsetRun).where(SunsetRun.app_id == app_id)).one()
-        pending = [c.id for c in credentials.live_credentials(session, app_id) if c.id is not None]
+        pending = [c.id for c in _unsettled(session, app_id) if c.id is not None]
     retry_attempts = [a for cid in pending if (a := _revoke_one(app, cid, policy, providers, run.actor)) is not None]
     with session_scope() as session:
         run = _locked_run(session, app_id)
         if run.step is not SunsetStep.revoke:
             return True
-        live = credentials.live_credentials(session, app_id)
+        live = _unsettled(session, app_id)
         zombies = _zombies(session, app_id)
         if retry_attempts or live:
             run.last_error = f"{len(retry_attempts) or len(live)} credential(s) not revoked yet; retrying"
@@ -265,6 +265,13 @@ def _revoke(app_id: str, policy: Policy, providers: Any) -> bool:
             tell(session, app, policy, "revoke", f"Every credential of {app.name} has been revoked ({len(revoked)}).")
             return True
     raise RetryLater(run.last_error or "revocation pending", countdown=_backoff(policy, max(retry_attempts, default=1)))
+
+
+def _unsettled(session: Session, app_id: str) -> list[Credential]:
+    # Status `live` whatever `expires_at` says: `revoke_credential` settles a lapsed one as expired
+    # (no provider call), so the ledger of a retired app never still lists a credential as live.
+    query = select(Credential).where(Credential.app_id == app_id, Credential.status == CredentialStatus.live)
+    return list(session.exec(query.order_by(col(Credential.id))).all())
 
 
 def _zombies(session: Session, app_id: str) -> list[Credential]:
@@ -332,7 +339,7 @@ def _retire(app_id: str, policy: Policy) -> None:
         if run.step is not SunsetStep.retire:
             return
         app = catalog.get_app(session, app_id)
-        holding = len(credentials.live_credentials(session, app_id)) + len(_zombies(session, app_id))
+        holding = len(_unsettled(session, app_id)) + len(_zombies(session, app_id))
         if holding:
             # Something was issued or resurrected since the revoke step: go back and revoke it.
             run.step = SunsetStep.revoke

@@ -69,8 +69,10 @@ def _listen_for_nudges(engine: TimerEngine, stop: threading.Event, term: threadi
 def _lead(leadership: Leadership, stop: threading.Event) -> None:
     """Run the timers for one leadership term, until shutdown or the lock is lost."""
     settings = get_settings()
-    engine = TimerEngine(settings, enqueue_fired, stop=stop)
+    # The engine's long jobs (the catch-up sweep) watch the term, not the process: a replica that
+    # lost the lock must stop enqueuing at once, even though the process stands by for another term.
     term = threading.Event()
+    engine = TimerEngine(settings, enqueue_fired, stop=term)
     listener = threading.Thread(target=_listen_for_nudges, args=(engine, stop, term), name="nudges", daemon=True)
     try:
         engine.start()

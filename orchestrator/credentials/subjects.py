@@ -41,6 +41,8 @@ class Subject:
     kind: str  # "person" or "service"
     name: str  # the email, or the app id of the service identity
     via: str  # "idp", "api_token" or "service_credential"
+    # A service credential's own scopes: tokens exchanged for it never carry more (RFC 8693 §1.1).
+    scopes: tuple[str, ...] | None = None
 
     @property
     def sub(self) -> str:
@@ -103,7 +105,7 @@ def _from_service_credential(session: Session, token: str) -> Subject:
         raise BadSubject("subject_token is not a live service credential")
     if row.expires_at is not None and row.expires_at <= utcnow():
         raise BadSubject("subject_token is an expired service credential")
-    return Subject(kind="service", name=row.app_id, via="service_credential")
+    return Subject(kind="service", name=row.app_id, via="service_credential", scopes=tuple(row.scopes))
 
 
 def _from_api_token(session: Session, token: str) -> Subject:

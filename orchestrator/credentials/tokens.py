@@ -1,8 +1,9 @@
 """OAuth 2.0 Token Exchange (RFC 8693): a maker's identity in, a short-lived app-scoped token out.
 
 The issued token is a JWT signed by the token service with `aud` = the app, `scope` = requested ∩
-the app's approved scopes ∩ the data class's allowed scopes, and a lifetime of the data class's
-`token_ttl_minutes`. Only the app's owners, co-owners or its service identity may exchange for it,
+the app's approved scopes ∩ the data class's allowed scopes (∩ the service credential's own scopes
+when that is the subject), and a lifetime of the data class's `token_ttl_minutes`. Only the app's
+owners, co-owners or its service identity may exchange for it,
 and only while the app is running: in `production`, or in `in_review`/`expiring` when it was
 approved before (a periodic re-review or an expiry notice must not stop a live app). Errors are
 `OAuthError`s carrying the RFC 6749 error code.
@@ -120,10 +121,15 @@ def may_act_for(subject: Subject, app: MicroApp) -> bool:
     return subject.name in {owner.lower() for owner in app.owners}
 
 
-def effective_scopes(app: MicroApp, requested: str | None, policy: Policy) -> list[str]:
-    """requested ∩ approved ∩ allowed by the data class, in the request's order (all when unrequested)."""
+def effective_scopes(
+    app: MicroApp, requested: str | None, policy: Policy, *, held: tuple[str, ...] | None = None
+) -> list[str]:
+    """requested ∩ approved ∩ allowed by the data class (∩ `held`, the subject's own scopes, when it has
+    some), in the request's order (all when unrequested)."""
     approved = set(app.requested_scopes)
     allowed = set(policy.for_class(app.data_class).allowed_scopes)
+    if held is not None:
+        allowed &= set(held)
     wanted = requested.split() if requested else list(app.requested_scopes)
     return list(dict.fromkeys(s for s in wanted if s in approved and s in allowed))
 
@@ -144,7 +150,7 @@ def exchange(session: Session, req: ExchangeRequest, *, policy: Policy) -> dict[
         raise OAuthError("invalid_target", f"micro-app {app_id!r} is {app.stage.value}: no tokens are issued for it")
     if not may_act_for(subject, app):
         raise OAuthError("unauthorized_client", f"{subject.sub} is not an owner of {app_id!r} nor its service")
-    scopes = effective_scopes(app, req.scope, policy)
+    scopes = effective_scopes(app, req.scope, policy, held=subject.scopes)
     if not scopes:
         raise OAuthError("invalid_scope", "none of the requested scopes is approved for this app and its data class")
     ttl = timedelta(minutes=policy.for_class(app.data_class).token_ttl_minutes)

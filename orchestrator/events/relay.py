@@ -25,6 +25,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from multiprocessing.process import BaseProcess
@@ -168,6 +169,7 @@ class Relay:
 # The relay beside a Celery worker is a separate *spawned* process, not a thread of the worker's main
 # process: prefork replaces a lost pool process by forking the main process, and a fork taken while
 # a relay thread holds a lock (SQLite's, the engine's, logging's) leaves the new child deadlocked.
+# The reviews sweep (`orchestrator.reviews.publish`) runs the same way, through `spawn_child`.
 _background: BaseProcess | None = None
 _PR_SET_PDEATHSIG = 1
 
@@ -185,8 +187,8 @@ def _die_with(parent_pid: int) -> None:
         os._exit(0)
 
 
-def _relay_process(parent_pid: int) -> None:
-    """Entry point of the spawned relay process."""
+def _child_main(parent_pid: int, loop: Callable[[threading.Event], None]) -> None:
+    """Entry point of a spawned helper process: runs `loop(stop)` until SIGTERM or the parent's death."""
     from orchestrator.logs import configure_logging
 
     _die_with(parent_pid)
@@ -201,8 +203,32 @@ def _relay_process(parent_pid: int) -> None:
             if os.getppid() != parent_pid:
                 stop.set()
 
-    threading.Thread(target=watch_parent, name="relay-parent-watch", daemon=True).start()
-    Relay(settings, stop).run()
+    threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
+    loop(stop)
+
+
+def spawn_child(loop: Callable[[threading.Event], None], name: str) -> BaseProcess:
+    """Start `loop(stop)` (a module-level function) in a spawned daemon child that dies with this process."""
+    process = multiprocessing.get_context("spawn").Process(
+        target=_child_main, args=(os.getpid(), loop), name=name, daemon=True
+    )
+    process.start()
+    return process
+
+
+def stop_child(process: BaseProcess | None, timeout: float) -> None:
+    """SIGTERM a child from `spawn_child` and wait for it (SIGKILL after `timeout`)."""
+    if process is None or not process.is_alive():
+        return
+    process.terminate()
+    process.join(timeout)
+    if process.is_alive():
+        process.kill()
+        process.join(1.0)
+
+
+def _run_relay(stop: threading.Event) -> None:
+    Relay(get_settings(), stop).run()
 
 
 def start_background_relay(settings: Settings | None = None) -> bool:
@@ -211,11 +237,7 @@ def start_background_relay(settings: Settings | None = None) -> bool:
     settings = settings or get_settings()
     if not settings.relay_in_worker or (_background is not None and _background.is_alive()):
         return False
-    process = multiprocessing.get_context("spawn").Process(
-        target=_relay_process, args=(os.getpid(),), name="outbox-relay", daemon=True
-    )
-    process.start()
-    _background = process
+    _background = spawn_child(_run_relay, "outbox-relay")
     return True
 
 
@@ -223,10 +245,4 @@ def stop_background_relay(timeout: float = 10.0) -> None:
     """Stop the relay process, if any, and wait for it (SIGKILL after `timeout`)."""
     global _background
     process, _background = _background, None
-    if process is None or not process.is_alive():
-        return
-    process.terminate()
-    process.join(timeout)
-    if process.is_alive():
-        process.kill()
-        process.join(1.0)
+    stop_child(process, timeout)

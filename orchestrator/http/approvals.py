@@ -100,6 +100,8 @@ def list_approvals(
 @router.post("/{approval_id}/decision", response_model=ApprovalRead)
 def post_decision(approval_id: int, body: DecisionBody, token: Approver, policy: PolicyDep) -> ApprovalRead:
     """Approve, reject or request changes, as the token's person (403 not allowed, 409 already decided)."""
+    if token.person_email is None:
+        raise Forbidden("a decision is made by a person: use a token created with --email")
     with session_scope() as session:
         outcome = decide(
             session,

@@ -21,18 +21,27 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def _read_capped(request: Request) -> bytes:
+async def read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None when it is (or says it is) larger than `limit` bytes.
+
+    Checked while reading too: a chunked request has no Content-Length to refuse it by.
+    """
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_DOCUMENT_BYTES:
-        raise BodyTooLarge(f"the body is over {MAX_DOCUMENT_BYTES} bytes")
-    chunks: list[bytes] = []
-    size = 0
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
     async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_DOCUMENT_BYTES:
-            raise BodyTooLarge(f"the body is over {MAX_DOCUMENT_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+async def _read_capped(request: Request) -> bytes:
+    raw = await read_limited(request, MAX_DOCUMENT_BYTES)
+    if raw is None:
+        raise BodyTooLarge(f"the body is over {MAX_DOCUMENT_BYTES} bytes")
+    return raw
 
 
 async def read_document(request: Request) -> Any:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
@@ -79,6 +80,11 @@ def retry(event_id: str, token: CurrentToken) -> dict[str, Any]:
     return body
 
 
+def _left_dedup_key(email: str, idempotency_key: str) -> str:
+    # Scoped by person: a key reused for someone else must not answer "duplicate" and drop their leave.
+    return "api:owner.left:" + hashlib.sha256(f"{email}\n{idempotency_key}".encode()).hexdigest()
+
+
 @router.post(
     "/api/v1/people/{email}/left",
     status_code=202,
@@ -103,7 +109,7 @@ def person_left(
             type="owner.left",
             source="api",
             payload={"email": email, "actor": actor, "reason": (body.reason if body else "") or f"{email} left"},
-            dedup_key=f"api:owner.left:{idempotency_key}" if idempotency_key else None,
+            dedup_key=_left_dedup_key(email, idempotency_key) if idempotency_key else None,
         )
         answer = Accepted(event_id=emitted.event.id, duplicate=emitted.duplicate)
     return JSONResponse(answer.model_dump(), status_code=200 if answer.duplicate else 202)

@@ -26,6 +26,7 @@ from orchestrator.config import get_settings
 from orchestrator.db import session_scope
 from orchestrator.events.github import map_delivery
 from orchestrator.events.redelivery import DEDUP_PREFIX
+from orchestrator.http.bodies import read_limited
 from orchestrator.http.errors import error_body
 from orchestrator.logs import get_logger
 from orchestrator.models import Event
@@ -53,21 +54,10 @@ def signature_valid(body: bytes, header: str | None, secrets: list[str]) -> bool
     if not header or not header.startswith("sha256="):
         return False
     # Compare against every secret, without stopping early, so timing says nothing about which matched.
-    results = [hmac.compare_digest(signature_for(secret, body), header) for secret in secrets]
+    # Bytes, not str: compare_digest raises TypeError on a str with non-ASCII characters.
+    sent = header.encode("utf-8", "surrogateescape")
+    results = [hmac.compare_digest(signature_for(secret, body).encode(), sent) for secret in secrets]
     return any(results)
-
-
-async def read_limited(request: Request, limit: int) -> bytes | None:
-    """The body, or None when it is (or says it is) larger than `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
 
 
 def _refuse(status: int, code: str, detail: str) -> JSONResponse:
@@ -120,7 +110,13 @@ def _ingest(event_name: str, delivery: str, payload: dict[str, Any]) -> tuple[in
         first = session.exec(select(Event.id).where(Event.dedup_key == dedup_key)).first()
         if first is not None:
             return 200, {"event_id": first, "duplicate": True}
-        mapped = map_delivery(session, event_name, payload)
+        try:
+            mapped = map_delivery(session, event_name, payload)
+        except (AttributeError, TypeError, KeyError, ValueError) as exc:
+            # Signed by GitHub but not the shape its docs give for this event: refuse it, visibly.
+            log.warning("github delivery has an unexpected shape", delivery=delivery, github_event=event_name,
+                        error=type(exc).__name__)  # fmt: skip
+            return 400, {"error": "bad_request", "detail": f"unexpected {event_name} payload shape"}
         if isinstance(mapped, str):
             log.info("github delivery ignored", delivery=delivery, github_event=event_name, reason=mapped)
             return 202, {"ignored": True, "reason": mapped}

@@ -29,12 +29,14 @@ from orchestrator.credentials.keys import get_keyring
 from orchestrator.credentials.tokens import ExchangeRequest, OAuthError, exchange
 from orchestrator.db import session_scope
 from orchestrator.errors import TransientIntegrationError, Unauthorized
+from orchestrator.http.bodies import read_limited
 from orchestrator.integrations.credentials.registry import validate_providers
 from orchestrator.logs import get_logger
 from orchestrator.policy import get_policy
 
 AUTH_CACHE_SECONDS = 30.0
 FORM = "application/x-www-form-urlencoded"
+MAX_FORM_BYTES = 64 * 1024  # a subject token (a JWT of a few KB) and a few parameters
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 log = get_logger(__name__)
 
@@ -78,8 +80,11 @@ async def _form(request: Request) -> dict[str, list[str]]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != FORM:
         raise OAuthError("invalid_request", f"the body must be {FORM}")
+    body = await read_limited(request, MAX_FORM_BYTES)
+    if body is None:
+        raise OAuthError("invalid_request", f"the body is over {MAX_FORM_BYTES} bytes", 413)
     try:
-        return parse_qs((await request.body()).decode("utf-8"), max_num_fields=50, strict_parsing=False)
+        return parse_qs(body.decode("utf-8"), max_num_fields=50, strict_parsing=False)
     except (UnicodeDecodeError, ValueError):
         raise OAuthError("invalid_request", "the body is not valid form data") from None
 

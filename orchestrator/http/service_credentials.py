@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from orchestrator import catalog
-from orchestrator.auth import principal
+from orchestrator.auth import owns, principal
 from orchestrator.credentials.handover import claim_service_credential
 from orchestrator.db import session_scope
 from orchestrator.errors import Forbidden, NotFound
@@ -32,8 +32,7 @@ def claim(app_id: str, token: CurrentToken) -> ClaimedCredential:
     structlog.contextvars.bind_contextvars(app_id=app_id)
     with session_scope() as session:
         app = catalog.get_app(session, app_id)
-        is_owner = token.person_email is not None and token.person_email in app.owners
-        if not is_owner and Role(token.role) is not Role.admin:
+        if not owns(token, app.owners) and Role(token.role) is not Role.admin:
             if Role(token.role) is Role.maker:
                 raise NotFound(f"no app with id {app_id!r}")
             raise Forbidden("only an owner, a co-owner or an admin can claim the service credential")

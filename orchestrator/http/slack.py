@@ -28,6 +28,7 @@ from orchestrator import interactions, messages
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import IntegrationError, SignatureInvalid
+from orchestrator.http.bodies import read_limited
 from orchestrator.logs import get_logger
 from orchestrator.models import ApprovalRequest, ApprovalStatus, MicroApp
 from orchestrator.notifications import INTERACTION_TASK, enqueue, get_notifier
@@ -43,8 +44,12 @@ MAX_BODY_BYTES = 1024 * 1024  # interaction payloads are a few KB, a big modal's
 def verify_signature(body: bytes, headers: Any, *, secret: str, clock: Clock | None = None) -> None:
     """Raise SignatureInvalid unless `body` carries Slack's valid, fresh v0 signature."""
     verifier = SignatureVerifier(secret, clock=clock or Clock())
-    if verifier.is_valid_request(body, dict(headers)):
-        return
+    try:
+        if verifier.is_valid_request(body, dict(headers)):
+            return
+    except (ValueError, TypeError):
+        # slack_sdk raises on a non-numeric timestamp, a non-UTF-8 body or a non-ASCII signature.
+        pass
     stamp = headers.get("x-slack-request-timestamp") or headers.get("X-Slack-Request-Timestamp")
     now = (clock or Clock()).now()
     stale = stamp is not None and stamp.lstrip("-").isdigit() and abs(now - int(stamp)) > MAX_AGE_SECONDS
@@ -103,10 +108,9 @@ def _open_reason_modal(click: interactions.Click, dedup_key: str, retry_num: int
 @router.post("/slack/interactions", status_code=200)
 async def slack_interactions(request: Request) -> Response:
     """Slack's interactivity request URL: verified, recorded, acknowledged with an empty 200."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    body = await read_limited(request, MAX_BODY_BYTES)
+    if body is None:
         raise HTTPException(status_code=413, detail=f"Slack interaction bodies are under {MAX_BODY_BYTES} bytes")
-    body = await request.body()
     secret = get_settings().slack_signing_secret
     if secret is None:
         raise SignatureInvalid("SLACK_SIGNING_SECRET is not configured; Slack requests cannot be verified")

@@ -15,14 +15,17 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from slack_sdk.signature import Clock, SignatureVerifier
+from slack_sdk.signature import Clock
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 import orchestrator.pipeline  # noqa: F401 - registers the outbox publisher in the API process
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
+from orchestrator.errors import SignatureInvalid
+from orchestrator.http.bodies import read_limited
 from orchestrator.http.errors import error_body
+from orchestrator.http.slack import verify_signature
 from orchestrator.logs import get_logger
 from orchestrator.models import Event, Person
 from orchestrator.outbox import emit
@@ -38,17 +41,18 @@ clock = Clock()  # replaced by tests that verify old, documented vectors
 def verify(body: bytes, headers: dict[str, str], secret: str) -> bool:
     """True when Slack signed `body` with `secret` within the last 5 minutes."""
     try:
-        return SignatureVerifier(secret, clock=clock).is_valid_request(body, headers)
-    except (ValueError, UnicodeDecodeError):  # a non-numeric timestamp, a non-UTF-8 body
+        verify_signature(body, headers, secret=secret, clock=clock)
+    except SignatureInvalid:
         return False
+    return True
 
 
 @router.post("/slack/events", responses={401: {}, 400: {}, 413: {}})
 async def slack_events(request: Request) -> JSONResponse:
     """Receive one Slack Events API request."""
     secret = get_settings().slack_signing_secret
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
+    body = await read_limited(request, MAX_BODY_BYTES)
+    if body is None:
         return JSONResponse(error_body("too_large", "the body is too large"), status_code=413)
     if secret is None or not verify(body, dict(request.headers), secret.get_secret_value()):
         reason = "no SLACK_SIGNING_SECRET configured" if secret is None else "missing, bad or stale signature"
@@ -62,15 +66,16 @@ async def slack_events(request: Request) -> JSONResponse:
         return JSONResponse(error_body("bad_request", "the body must be a JSON object"), status_code=400)
     if payload.get("type") == "url_verification":
         return JSONResponse({"challenge": payload.get("challenge", "")})
-    inner = payload.get("event") or {}
-    user = inner.get("user") if isinstance(inner, dict) else None
+    inner = payload.get("event")
+    inner = inner if isinstance(inner, dict) else {}
+    user = inner.get("user")
     if payload.get("type") != "event_callback" or inner.get("type") != "user_change" or not isinstance(user, dict):
         return JSONResponse({"ignored": True, "reason": "event not used"})
     if not user.get("deleted"):
         return JSONResponse({"ignored": True, "reason": "user not deleted"})
     event_id = str(payload.get("event_id") or "")
-    if not event_id:
-        return JSONResponse(error_body("bad_request", "event_id is required"), status_code=400)
+    if not event_id or len(event_id) > 200:
+        return JSONResponse(error_body("bad_request", "event_id is required (at most 200 characters)"), status_code=400)
     answer = await run_in_threadpool(_ingest_deleted_user, event_id, user)
     return JSONResponse(answer)
 
@@ -81,7 +86,8 @@ def _person(session: Session, user: dict[str, Any]) -> Person | None:
         person = session.exec(select(Person).where(Person.slack_user_id == slack_id)).first()
         if person is not None:
             return person
-    email = str((user.get("profile") or {}).get("email") or "").lower()
+    profile = user.get("profile")
+    email = str((profile if isinstance(profile, dict) else {}).get("email") or "").lower()
     if email:
         return session.exec(select(Person).where(func.lower(col(Person.email)) == email)).first()
     return None

@@ -18,10 +18,13 @@ or TransientIntegrationError (network, time limit: the review is retried).
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlparse
@@ -128,24 +131,37 @@ def _git_env(repo_url: str, settings: Settings) -> dict[str, str]:
 
 def _git(args: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> str:
     try:
-        done = subprocess.run(
-            ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=max(timeout, 1.0), check=False
+        # Its own process group: on timeout the remote helpers (git-remote-http, ssh) are killed with
+        # git, or they would linger on a server that never answers.
+        process = subprocess.Popen(
+            ["git", *args],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
-    except subprocess.TimeoutExpired:
-        raise TransientIntegrationError(f"git {args[0]} took longer than {timeout:.0f} s") from None
     except FileNotFoundError:
         raise IntegrationError("git is not installed on this worker") from None
-    if done.returncode != 0:
-        message = scrub(" ".join(done.stderr.split())[-500:]) or f"exit code {done.returncode}"
-        error = TransientIntegrationError if _TRANSIENT_GIT.search(done.stderr) else IntegrationError
+    with process:
+        try:
+            stdout, stderr = process.communicate(timeout=max(timeout, 1.0))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise TransientIntegrationError(f"git {args[0]} took longer than {timeout:.0f} s") from None
+    if process.returncode != 0:
+        message = scrub(" ".join(stderr.split())[-500:]) or f"exit code {process.returncode}"
+        error = TransientIntegrationError if _TRANSIENT_GIT.search(stderr) else IntegrationError
         raise error(f"git {args[0]} failed: {message}")
-    return done.stdout.strip()
+    return stdout.strip()
 
 
 def fetch_git(repo_url: str, *, ref: str | None, dest: Path, limits: ReviewLimits, settings: Settings) -> Checkout:
     """Shallow-fetch one commit (or the tip of a branch, or the remote HEAD) and check it out."""
-    import time
-
     url = _git_url(repo_url)
     env = _git_env(repo_url, settings)
     deadline = time.monotonic() + settings.review_fetch_timeout_seconds
@@ -227,18 +243,24 @@ def fetch_tarball(
 ) -> Checkout:
     """Download the repository tarball at the resolved commit and unpack it safely into `dest`."""
     max_bytes = limits.max_repo_mb * 1024 * 1024
+    limit = settings.review_fetch_timeout_seconds
+    deadline = time.monotonic() + limit
     try:
         with _github_client(settings) as client:
             sha = resolve_commit(client, owner, repo, ref)
             with tempfile.NamedTemporaryFile(dir=dest.parent, prefix="tarball-", suffix=".tar.gz") as archive:
                 path = f"repos/{quote(owner)}/{quote(repo)}/tarball/{sha}"
-                with client.stream("GET", path, timeout=settings.review_fetch_timeout_seconds) as response:
+                with client.stream("GET", path, timeout=limit) as response:
                     _check(response, f"the tarball of {owner}/{repo}@{sha[:12]}")
                     size = 0
-                    for chunk in response.iter_bytes(1024 * 1024):
+                    # Chunks as they arrive (no chunk_size: httpx would buffer a whole MB before yielding),
+                    # so the total time limit holds against a server that trickles bytes under the read timeout.
+                    for chunk in response.iter_bytes():
                         size += len(chunk)
                         if size > max_bytes:
                             raise IntegrationError(f"the repository tarball is larger than {limits.max_repo_mb} MB")
+                        if time.monotonic() > deadline:
+                            raise TransientIntegrationError(f"the tarball download took longer than {limit:.0f} s")
                         archive.write(chunk)
                 archive.flush()
                 unpacked = extract_tarball(Path(archive.name), dest, limits)

@@ -6,7 +6,7 @@ on the `reviews` queue only once the transaction has committed, so a worker neve
 that is not there yet. If the process dies between commit and publish, or the broker loses the
 message, `redrive_stale` finds the row — still `queued` (or `failed` with a retry due) long after it
 was published, or `running` past its lease because its worker died — and publishes it again. It runs
-as a thread in every worker (REVIEW_SWEEP_INTERVAL_SECONDS) and as the task `workers.sweep_reviews`.
+in a child process of every worker (REVIEW_SWEEP_INTERVAL_SECONDS) and as the task `workers.sweep_reviews`.
 A duplicate message is harmless: the task claims the row with a compare-and-set.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from sqlalchemy import and_, event, func, or_, update
@@ -116,35 +117,38 @@ def redrive_stale(settings: Settings | None = None) -> int:
     return publish(ids)
 
 
-_background: tuple[threading.Thread, threading.Event] | None = None
+# A spawned child process, not a thread: prefork forks the worker's main process to replace a pool
+# process, and a fork taken while a sweep thread holds a lock would deadlock the new child.
+_background: BaseProcess | None = None
 
 
-def _sweep_loop(settings: Settings, stop: threading.Event) -> None:
+def _sweep_loop(stop: threading.Event) -> None:
+    settings = get_settings()
+    log.info("review sweep started", interval=settings.review_sweep_interval_seconds)
     while not stop.wait(settings.review_sweep_interval_seconds):
         try:
             redrive_stale(settings)
         except Exception as exc:  # e.g. the database is briefly unreachable; the next pass retries
             log.warning("review sweep failed", error=str(exc)[:300])
+    log.info("review sweep stopped")
 
 
 def start_background_sweep(settings: Settings | None = None) -> bool:
-    """Start the re-publishing sweep as a daemon thread of this process (once); False when disabled."""
+    """Start the re-publishing sweep as a spawned child process of this one (once); False when disabled."""
+    from orchestrator.events.relay import spawn_child
+
     global _background
     settings = settings or get_settings()
-    if settings.review_sweep_interval_seconds <= 0 or _background is not None:
+    if settings.review_sweep_interval_seconds <= 0 or (_background is not None and _background.is_alive()):
         return False
-    stop = threading.Event()
-    thread = threading.Thread(target=_sweep_loop, args=(settings, stop), name="review-sweep", daemon=True)
-    thread.start()
-    _background = (thread, stop)
+    _background = spawn_child(_sweep_loop, "review-sweep")
     return True
 
 
 def stop_background_sweep(timeout: float = 5.0) -> None:
-    """Stop the sweep thread, if any."""
+    """Stop the sweep process, if any, and wait for it (SIGKILL after `timeout`)."""
+    from orchestrator.events.relay import stop_child
+
     global _background
-    if _background is not None:
-        thread, stop = _background
-        stop.set()
-        thread.join(timeout)
-        _background = None
+    process, _background = _background, None
+    stop_child(process, timeout)

@@ -90,3 +90,25 @@ def test_cli_force_records_a_manual_revocation(sqlite_url, make_app) -> None:
     assert result.exit_code == 0, result.output
     with session_scope(write=False) as session:
         assert service.get_credential(session, row.id).details["forced"] is True
+
+
+def test_service_credential_bounds_the_exchanged_scopes(client, make_app) -> None:
+    """A token exchanged for a service credential never carries a scope the credential itself does not hold."""
+    from orchestrator.credentials import flows
+    from orchestrator.credentials.models import Credential
+    from orchestrator.db import session_scope
+    from orchestrator.models import MicroApp
+
+    make_app()
+    with session_scope() as session:
+        [issued] = flows.issue_service_credentials(session, session.get(MicroApp, "expense-helper"))
+        row = session.get(Credential, issued.credential_id)
+        row.scopes = ["files:read"]  # e.g. issued before the app's other scopes were allowed
+        session.add(row)
+    asked = client.post("/oauth/token", data=exchange_form(issued.secret, scope="sheets:write files:read"))
+    assert asked.status_code == 200, asked.text
+    assert asked.json()["scope"] == "files:read"
+    unasked = client.post("/oauth/token", data=exchange_form(issued.secret))
+    assert unasked.json()["scope"] == "files:read"
+    beyond = client.post("/oauth/token", data=exchange_form(issued.secret, scope="sheets:read"))
+    assert beyond.status_code == 400 and beyond.json()["error"] == "invalid_scope"

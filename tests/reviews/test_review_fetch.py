@@ -71,6 +71,42 @@ class TestGit:
                 "ext::sh -c touch% /tmp/pwned", ref=None, dest=tmp_path / "co", limits=LIMITS, settings=settings()
             )
 
+    def test_a_fetch_past_its_time_limit_leaves_no_git_process_behind(self, tmp_path: Path) -> None:
+        """A server that never answers: the fetch times out (retryable) and git's remote helper is killed too."""
+        import socket
+        import time
+
+        from orchestrator.errors import TransientIntegrationError
+
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+            url = f"http://127.0.0.1:{server.getsockname()[1]}/silent.git"
+            with pytest.raises(TransientIntegrationError, match="took longer"):
+                fetch_git(
+                    url,
+                    ref=None,
+                    dest=tmp_path / "co",
+                    limits=LIMITS,
+                    settings=settings(review_fetch_timeout_seconds=1),
+                )
+
+            def lingering() -> list[str]:
+                found = []
+                for proc in Path("/proc").iterdir():
+                    try:
+                        cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                    except OSError:
+                        continue
+                    if url in cmdline:
+                        found.append(cmdline)
+                return found
+
+            deadline = time.monotonic() + 5
+            while lingering() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert lingering() == []
+
 
 class TestMethod:
     """Which fetch a URL gets."""
@@ -94,6 +130,50 @@ class TestMethod:
 
 class TestTarball:
     """GitHub tarballs: resolved to a commit, streamed, unpacked under limits."""
+
+    def test_a_trickling_download_is_cut_at_the_fetch_time_limit(self, tmp_path: Path) -> None:
+        """A server sending a byte at a time, each within the read timeout, still meets the total limit."""
+        import threading
+        import time
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from orchestrator.errors import TransientIntegrationError
+
+        stop = threading.Event()
+
+        class Trickle(BaseHTTPRequestHandler):
+            def log_message(self, *_: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-gzip")
+                self.end_headers()
+                for _ in range(200):  # 20 s at most, so a regression fails instead of hanging
+                    if stop.wait(0.1):
+                        return
+                    try:
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                    except OSError:
+                        return
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            conf = settings(
+                github_api_url=f"http://127.0.0.1:{server.server_address[1]}", review_fetch_timeout_seconds=1
+            )
+            dest = tmp_path / "work" / "co"
+            dest.parent.mkdir()
+            started = time.monotonic()
+            with pytest.raises(TransientIntegrationError, match="took longer"):
+                fetch_tarball("acme", "tool", ref="ab" * 20, dest=dest, limits=LIMITS, settings=conf)
+            assert time.monotonic() - started < 5
+        finally:
+            stop.set()
+            server.shutdown()
+            server.server_close()
 
     def test_the_default_branch_is_resolved_and_unpacked(self, github: FakeGitHubTarballs, tmp_path: Path) -> None:
         """HEAD resolves to a sha; the archive's top folder is stripped."""

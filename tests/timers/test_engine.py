@@ -124,3 +124,44 @@ def test_redispatch_after_loss(engine_factory: Any) -> None:
     time.sleep(0.6)
     engine.sweep()
     assert recorder.order.count(deadline_id) == 2
+
+
+class _StepsDown:
+    """A leadership that is granted, then lost at the first renewal."""
+
+    identity = "test-replica"
+    renew_interval = 0.3
+
+    def try_acquire(self) -> bool:
+        """Always granted."""
+        return True
+
+    def renew(self) -> bool:
+        """Lost to another replica."""
+        return False
+
+    def release(self) -> None:
+        """Nothing held."""
+
+
+def test_step_down_stops_the_catch_up(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replica that loses the lead mid catch-up stops enqueuing at once: only the new leader dispatches."""
+    from orchestrator.config import get_settings
+    from schedules import main
+
+    for name, value in {"SCHEDULER_CATCHUP_RATE": "20", "SCHEDULER_BATCH_SIZE": "2", "REDIS_URL": ""}.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    _schedule(*[-60.0] * 100)
+    recorder = Recorder()
+    monkeypatch.setattr(main, "enqueue_fired", recorder)
+    stop = threading.Event()
+    try:
+        main._lead(_StepsDown(), stop)
+        at_step_down = len(recorder.order)
+        time.sleep(1.0)
+        assert 0 < at_step_down < 100
+        assert len(recorder.order) <= at_step_down + 2  # at most the chunk in flight
+    finally:
+        stop.set()
+        get_settings.cache_clear()

@@ -148,3 +148,21 @@ def test_crash_after_upload_leaves_no_orphan(app_factory: Any, timer_settings: d
     with session_scope(write=False) as session:
         record = session.exec(select(ArchiveRecord).where(ArchiveRecord.app_id == app.id)).one()
     assert files == [record.key.split("/")[-1]]
+
+
+def test_lapsed_credential_is_settled_before_retiring(app_factory: Any, timer_settings: dict[str, str]) -> None:
+    """A credential still `live` in the ledger but past its expiry is recorded expired before the app retires."""
+    from datetime import timedelta
+
+    from orchestrator.timeutil import utcnow
+
+    app = app_factory(stage=Stage.production, expires_at=None)
+    fake = FakeProvider()
+    lapsed = add_credential(app.id, expires_at=utcnow() - timedelta(minutes=5))
+    _start(app.id)
+    done = sunset.advance(app.id, providers=fake.providers)
+    assert done.status is SunsetStatus.done and _state(app.id)[1].stage is Stage.retired
+    with session_scope(write=False) as session:
+        credential = session.get(Credential, lapsed)
+        assert credential is not None and credential.status is CredentialStatus.expired
+    assert fake.revoked == []  # nothing to ask the provider: the credential no longer works
