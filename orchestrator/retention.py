@@ -40,6 +40,20 @@ def _locked_app(session: Session, app_id: str) -> MicroApp:
     return app
 
 
+def overdue_purges(session: Session, *, now: datetime | None = None) -> list[str]:
+    """Apps holding a stored archive past its retention and not on legal hold (a lost purge is retried)."""
+    now = now or utcnow()
+    rows = session.exec(
+        select(ArchiveRecord.app_id)
+        .join(MicroApp, MicroApp.id == ArchiveRecord.app_id)  # type: ignore[arg-type]
+        .where(ArchiveRecord.status == ArchiveStatus.stored)
+        .where(ArchiveRecord.retain_until < now)  # type: ignore[operator]
+        .where(MicroApp.legal_hold == False)  # noqa: E712 - SQL comparison
+        .distinct()
+    ).all()
+    return sorted(rows)
+
+
 def purge(
     app_id: str,
     *,

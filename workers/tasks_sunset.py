@@ -32,11 +32,15 @@ def run_sunset(self: Any, app_id: str) -> str:
 
 @app.task(name="workers.resume_stalled_sunsets", queue="sunset")
 def resume_stalled_sunsets() -> int:
-    """Re-enqueue every sunset run that stopped moving; returns how many."""
+    """Re-enqueue every sunset run that stopped moving, and overdue archive purges; returns the runs."""
     idle = timedelta(seconds=get_settings().sunset_resume_seconds)
     with session_scope(write=False) as session:
         app_ids = sunset.stalled_runs(session, now=utcnow(), idle=idle)
+        # A purge whose message was lost after its deadline fired would otherwise never run.
+        purges = retention.overdue_purges(session, now=utcnow())
     sunset.enqueue(app_ids)
+    for app_id in purges:
+        purge_archives.apply_async(args=[app_id], queue="sunset")
     return len(app_ids)
 
 

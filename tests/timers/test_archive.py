@@ -105,6 +105,22 @@ def test_legal_hold_blocks_the_purge(app_factory: Any, timer_settings: dict[str,
     assert "lifecycle.purge" in actions
 
 
+def test_overdue_purges_are_found_again(app_factory: Any, timer_settings: dict[str, str], tmp_path: Path) -> None:
+    """An archive past retention is listed for a purge retry, unless its app is on legal hold."""
+    app = _retire(app_factory, tmp_path)
+    record = _record(app.id)
+    with session_scope() as session:
+        assert retention.overdue_purges(session) == []  # not due yet
+        row = session.get(ArchiveRecord, record.id)
+        row.retain_until = utcnow() - timedelta(minutes=1)
+        session.add(row)
+    with session_scope(write=False) as session:
+        assert retention.overdue_purges(session) == [app.id]
+    assert runner.invoke(build(), ["archive", "hold", app.id, "--reason", "audit"]).exit_code == 0
+    with session_scope(write=False) as session:
+        assert retention.overdue_purges(session) == []
+
+
 @pytest.fixture
 def s3_archive(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A moto S3 server on a free port with a bucket; ARCHIVE_URL points into it."""
