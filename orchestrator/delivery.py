@@ -24,7 +24,7 @@ from orchestrator.config import get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import IntegrationError, TransientIntegrationError
 from orchestrator.logs import get_logger
-from orchestrator.models import ApprovalRequest, MicroApp, Person
+from orchestrator.models import ApprovalRequest, ApprovalStatus, MicroApp, Person
 from orchestrator.notification_models import Notification, NotificationKind, NotificationStatus
 from orchestrator.notifications import LEASE, Notifier, get_notifier, hold_for_digest, over_threshold
 from orchestrator.policy import Policy, get_policy
@@ -213,6 +213,25 @@ def _send(job: Job, notifier: Notifier) -> Any:
     )
 
 
+def _refresh_if_decided_meanwhile(session: Session, row: Notification, job: Job) -> None:
+    # The request was rendered with buttons while pending; a decision committed between that render
+    # and now found no message to update, so update the one just posted.
+    approval = session.get(ApprovalRequest, row.approval_id)
+    rendered_pending = any(block.get("type") == "actions" for block in job.blocks)
+    if approval is not None and rendered_pending and approval.status != ApprovalStatus.pending:
+        from orchestrator.notifications import notify
+
+        notify(
+            session,
+            to=approval.channel or row.recipient,
+            text="",
+            kind=NotificationKind.approval_update,
+            key=f"approval:{approval.id}:update-after-post",
+            app_id=row.app_id,
+            approval_id=approval.id,
+        )
+
+
 def deliver(notification_id: int, *, notifier: Notifier | None = None, now: datetime | None = None) -> str:
     """Deliver one notification; returns its outcome. Transient errors propagate for a retry."""
     notifier = notifier or get_notifier()
@@ -254,6 +273,7 @@ def deliver(notification_id: int, *, notifier: Notifier | None = None, now: date
                     .where(col(ApprovalRequest.id) == row.approval_id)
                     .values(channel=posted.channel_id, message_ts=posted.ts)
                 )
+                _refresh_if_decided_meanwhile(session, row, job)
             audit.record(
                 session,
                 actor="slack" if notifier.enabled else "log",

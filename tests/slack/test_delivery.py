@@ -73,3 +73,35 @@ def test_sweep_requeues_what_lost_its_message(sqlite_url: str, redis_url: str, m
     assert sweep(now=utcnow() + timedelta(minutes=1)) == {"notifications": 2, "interactions": 0}
     assert queue.llen("notifications") == 2
     queue.delete("notifications")
+
+
+def test_decided_while_posting_the_post_loses_its_buttons(
+    signing_secret: str, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decision committed between rendering the request and recording its post still reaches the message."""
+    import json
+
+    from sqlalchemy import update
+
+    from orchestrator import delivery
+    from tests.slack.helpers import deliver_all
+
+    _, approval_id = seeded_request()
+    real_send = delivery._send
+
+    def send_then_decide(job, notifier):  # type: ignore[no-untyped-def]
+        posted = real_send(job, notifier)
+        # The decision's own update found no posted message yet (the race): only the status changes here.
+        with session_scope() as session:
+            session.execute(
+                update(ApprovalRequest).where(ApprovalRequest.id == approval_id).values(status="approved")  # type: ignore[arg-type]
+            )
+        return posted
+
+    monkeypatch.setattr(delivery, "_send", send_then_decide)
+    assert deliver(_row().id or 0) == "sent"
+    monkeypatch.setattr(delivery, "_send", real_send)
+    deliver_all()
+    [message] = slack.messages(CHANNEL)
+    blocks = json.dumps(message["blocks"])
+    assert '"type": "actions"' not in blocks and "Approved" in blocks
