@@ -5,8 +5,9 @@ Sub-command groups live in their own modules (`orchestrator/cli_*.py`) and are a
 
 from __future__ import annotations
 
+import getpass
 import sys
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,10 +25,18 @@ policy_app = typer.Typer(help="Inspect and check policy files.", no_args_is_help
 app.add_typer(policy_app, name="policy")
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     """Print an error to stderr and exit with `code` (no traceback)."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def cli_actor() -> str:
+    """Who audit entries written from this shell are attributed to: `cli:<login>`."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 def load_policy_or_exit() -> None:

@@ -6,7 +6,6 @@ audit chain is broken, 2 the command could not run (bad option, database unreach
 
 from __future__ import annotations
 
-import getpass
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ from typing import Annotated, TextIO
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from orchestrator.cli import fail
+from orchestrator.cli import cli_actor, fail
 from orchestrator.models import AuditEntry, Role
 
 audit_app = typer.Typer(help="Verify and export the hash-chained audit trail.", no_args_is_help=True)
@@ -54,14 +53,6 @@ def _database_errors() -> Iterator[None]:
 
 def _entries(count: int) -> str:
     return f"{count} {'entry' if count == 1 else 'entries'}"
-
-
-def _cli_actor() -> str:
-    """Who audit entries written from this shell are attributed to."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 @audit_app.command("verify")
@@ -148,5 +139,5 @@ def token_create(
     if not name.strip():
         raise typer.BadParameter("must not be empty", param_hint="--name")
     with _database_errors(), session_scope() as session:
-        token = create_token(session, name=name.strip(), role=role, person_email=email, actor=_cli_actor())
+        token = create_token(session, name=name.strip(), role=role, person_email=email, actor=cli_actor())
     typer.echo(token)

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from datetime import datetime
 from typing import Annotated
 
 import typer
 
+from orchestrator.cli import cli_actor, fail
 from orchestrator.credentials.models import Credential, CredentialStatus
 from orchestrator.errors import OrchestratorError
 from orchestrator.timeutil import utcnow
 
 credentials_app = typer.Typer(help="The credential ledger and the token service's keys.", no_args_is_help=True)
-
-
-def _fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def _row(c: Credential, now: datetime) -> dict[str, object]:
@@ -86,18 +74,18 @@ def revoke_cmd(
     from orchestrator.db import session_scope
 
     if force and not reason:
-        _fail("--force needs --reason saying how it was revoked", 2)
+        fail("--force needs --reason saying how it was revoked", 2)
     try:
         with session_scope() as session:
             if force:
-                credential = service.force_revoked(session, credential_id, actor=_actor(), reason=reason or "")
+                credential = service.force_revoked(session, credential_id, actor=cli_actor(), reason=reason or "")
             else:
                 credential = service.revoke_credential(
-                    session, credential_id, actor=_actor(), reason=reason or "revoked from the CLI"
+                    session, credential_id, actor=cli_actor(), reason=reason or "revoked from the CLI"
                 )
             status, note = credential.status.value, credential.note
     except OrchestratorError as exc:
-        _fail(exc.message)
+        fail(exc.message)
         return
     typer.echo(f"credential {credential_id}: {status}" + (f" ({note})" if note else ""))
 
@@ -110,9 +98,9 @@ def rotate_keys_cmd() -> None:
 
     try:
         with session_scope() as session:
-            rotation = rotate(session, actor=_actor())
+            rotation = rotate(session, actor=cli_actor())
     except OrchestratorError as exc:
-        _fail(exc.message)
+        fail(exc.message)
         return
     typer.echo(f"new signing key: {rotation.new_kid}")
     for kid, until in rotation.previous.items():

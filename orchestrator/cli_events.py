@@ -7,7 +7,6 @@ could not run (database unreachable or not migrated).
 
 from __future__ import annotations
 
-import getpass
 import json
 import signal
 import threading
@@ -19,7 +18,7 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 import orchestrator.pipeline  # noqa: F401 - every CLI command that emits events publishes them after commit
-from orchestrator.cli import fail
+from orchestrator.cli import cli_actor, fail
 from orchestrator.errors import OrchestratorError
 from orchestrator.models import EventStatus
 
@@ -41,13 +40,6 @@ def _guarded() -> Iterator[None]:
     except SQLAlchemyError as exc:
         first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         fail(f"cannot use the database ({first}); is DATABASE_URL right and `orchestrator migrate` done?", 2)
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def _line(event: dict[str, Any]) -> str:
@@ -95,7 +87,7 @@ def events_retry(event_id: Annotated[str, typer.Argument(help="the event id")]) 
     from orchestrator.pipeline import publish_now
 
     with _guarded(), session_scope() as session:
-        previous = retry_event(session, event_id, actor=_actor())
+        previous = retry_event(session, event_id, actor=cli_actor())
     try:
         publish_now([event_id])
         typer.echo(f"event {event_id} ({previous.type}) re-driven and published")

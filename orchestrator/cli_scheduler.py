@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli import fail, load_policy_or_exit
+from orchestrator.cli import cli_actor, fail, load_policy_or_exit
 from orchestrator.errors import OrchestratorError
 
 archive_app = typer.Typer(help="Verify archives of retired apps and place legal holds.", no_args_is_help=True)
@@ -23,13 +22,6 @@ def _errors() -> Iterator[None]:
         yield
     except OrchestratorError as exc:
         fail(exc.message)
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def scheduler() -> None:
@@ -66,7 +58,7 @@ def _sunset(app_id: str, *, dry_run: bool, reason: str, inline: bool) -> None:
         with session_scope(write=False) as session:
             typer.echo(json.dumps(preview(session, catalog.get_app(session, app_id), policy, settings), indent=2))
         return
-    actor = _actor()
+    actor = cli_actor()
     with session_scope() as session:
         app = catalog.get_app(session, app_id)
         if app.stage in RETIRABLE_STAGES:
@@ -122,7 +114,7 @@ def archive_hold(
 
     with _errors(), session_scope() as session:
         app = catalog.get_app(session, app_id)
-        changed = retention.set_hold(session, app, on=not release, actor=_actor(), reason=reason)
+        changed = retention.set_hold(session, app, on=not release, actor=cli_actor(), reason=reason)
     state = "lifted" if release else "placed"
     typer.echo(f"legal hold {state} on {app_id}" + ("" if changed else " (no change)"))
 

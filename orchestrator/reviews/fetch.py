@@ -109,16 +109,25 @@ def _git_url(repo_url: str) -> str:
     raise IntegrationError(f"unsupported repository URL scheme: {scheme or repo_url[:20]!r}")
 
 
+_GIT_ENV_PASSTHROUGH = frozenset(
+    {"PATH", "HOME", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR", "GIT_SSL_CAINFO", "SSH_AUTH_SOCK",
+     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"}
+)  # fmt: skip
+
+
 def _git_env(repo_url: str, settings: Settings) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "GIT_TERMINAL_PROMPT": "0",
-        "GIT_ASKPASS": "true",  # answers any credential prompt with nothing
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh",
-        "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new",
-        "LC_ALL": "C",
-    }
+    # Only what git needs from our environment: never the worker's database URL or tokens.
+    env = {key: value for key, value in os.environ.items() if key in _GIT_ENV_PASSTHROUGH}
+    env.update(
+        {
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": "true",  # answers any credential prompt with nothing
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh",
+            "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new",
+            "LC_ALL": "C",
+        }
+    )
     config = [("core.hooksPath", os.devnull), ("advice.detachedHead", "false"), ("protocol.ext.allow", "never")]
     if settings.github_token and github_repo(repo_url, settings):
         basic = base64.b64encode(f"x-access-token:{settings.github_token.get_secret_value()}".encode()).decode()

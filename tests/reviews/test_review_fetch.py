@@ -37,6 +37,16 @@ def github() -> Iterator[FakeGitHubTarballs]:
 class TestGit:
     """git fetches: a pinned commit, a branch, file:// URLs, bad repositories."""
 
+    def test_git_does_not_inherit_the_workers_secrets(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """git runs with PATH/HOME and its own settings, never the worker's database URL or tokens."""
+        from orchestrator.reviews.fetch import _git_env
+
+        monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://app:pw@db/orchestrator")
+        monkeypatch.setenv("SLACK_BOT_TOKEN", "-".join(["xoxb", secrets.token_hex(8)]))
+        env = _git_env("file:///tmp/repo", settings())
+        assert "DATABASE_URL" not in env and "SLACK_BOT_TOKEN" not in env
+        assert env["PATH"] == os.environ["PATH"] and env["GIT_TERMINAL_PROMPT"] == "0"
+
     def test_an_older_commit_is_checked_out_exactly(self, tmp_path: Path) -> None:
         """Asking for a commit gets that commit's tree, not the branch tip."""
         repo = make_repo(tmp_path / "r", {"a.py": "v1\n"})
