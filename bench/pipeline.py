@@ -178,6 +178,22 @@ def _handled(prefix: str) -> int:
         return int(session.exec(query).one())
 
 
+def _queued(prefix: str) -> int:
+    """Events of the phase that left the outbox (published to the broker) or were already handled."""
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from orchestrator.db import session_scope
+    from orchestrator.models import Event, EventStatus
+
+    with session_scope(write=False) as session:
+        query = select(func.count()).where(
+            col(Event.dedup_key).startswith(f"github:{prefix}-"),
+            col(Event.status).in_([EventStatus.enqueued, EventStatus.handled]),
+        )
+        return int(session.exec(query).one())
+
+
 def _wait(check: Any, target: int, timeout: float) -> float:
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
@@ -253,14 +269,19 @@ def main() -> None:
     try:
         api, base = start_api(env=env, log_path=tmp / "api.log")
         procs.append(api)
-        worker = spawn(
-            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "ingest", "-c", str(args.concurrency),
-             "--include", "bench.pipeline", "--loglevel", "INFO", "-n", f"bench-{os.getpid()}@%h",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            env=env, log_path=tmp / "worker.log",
-        )  # fmt: skip
-        procs.append(worker)
-        wait_until(lambda: "ready." in worker.log(), timeout=60, what="worker ready")
+
+        def start_worker(name: str) -> Any:
+            proc = spawn(
+                [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "ingest", "-c",
+                 str(args.concurrency), "--include", "bench.pipeline", "--loglevel", "INFO",
+                 "-n", f"bench-{name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                env=env, log_path=tmp / f"{name}.log",
+            )  # fmt: skip
+            procs.append(proc)
+            wait_until(lambda: "ready." in proc.log(), timeout=60, what="worker ready")
+            return proc
+
+        worker = start_worker("worker")
         handlers = "pipeline only" if args.pipeline_only else "all registered"
         print(f"API {base}, worker -c {args.concurrency} ({handlers} app.updated handlers), Redis {args.redis}")
         print(f"database {env['DATABASE_URL']}")
@@ -277,6 +298,16 @@ def main() -> None:
         sent = time.perf_counter()
         done = _wait(lambda: _handled("burst"), args.events, timeout=max(120, args.events / 10))
         pipeline_rate = args.events / (done - start)
+
+        # Drain: the same events already ingested and queued, so only the worker's handling is timed.
+        worker.stop()
+        drain = _bodies(urls, args.events, secret, "drain")
+        _send(base, drain, senders=args.senders, rate=None)
+        _wait(lambda: _queued("drain"), args.events, timeout=max(120, args.events / 10))
+        drain_start = time.perf_counter()
+        worker = start_worker("drain-worker")
+        drained = _wait(lambda: _handled("drain"), args.events, timeout=max(120, args.events / 10))
+        drain_rate = args.events / (drained - drain_start)
 
         bare_rate = _bare(args.events)
     finally:
@@ -296,6 +327,8 @@ def main() -> None:
     print(f"end to end (webhook → handled): {pipeline_rate:.0f} events/s")
     print(f"bare Celery task, one Redis write, same worker (-c {args.concurrency}): {bare_rate:.0f} tasks/s")
     print(f"ratio pipeline / bare: {pipeline_rate / bare_rate:.2f}")
+    print(f"worker drain (ingested and queued first; includes worker start-up): {drain_rate:.0f} events/s, "
+          f"ratio drain / bare: {drain_rate / bare_rate:.2f}")  # fmt: skip
     if args.keep:
         print(f"logs and database kept in {tmp}")
 
