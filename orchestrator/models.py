@@ -31,8 +31,8 @@ def _json_dict() -> Any:
     return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
-def _enum(enum: type[StrEnum], *, default: Any = None, index: bool = False, nullable: bool = False) -> Any:
-    # Stored as VARCHAR, not a native enum, so adding a value never needs an ALTER TYPE.
+def enum_field(enum: type[StrEnum], *, default: Any = None, index: bool = False, nullable: bool = False) -> Any:
+    """A StrEnum column stored as VARCHAR, not a native enum, so adding a value never needs an ALTER TYPE."""
     sa_enum = SAEnum(
         enum,
         native_enum=False,
@@ -89,10 +89,10 @@ class MicroApp(SQLModel, table=True):
     owner_email: str = Field(index=True, max_length=320)
     co_owners: list[str] = _json_list()
     team: str = Field(default="", max_length=200)
-    data_class: DataClass = _enum(DataClass, index=True)
-    stage: Stage = _enum(Stage, default=Stage.registered, index=True)
+    data_class: DataClass = enum_field(DataClass, index=True)
+    stage: Stage = enum_field(Stage, default=Stage.registered, index=True)
     # The stage to return to from expiring or orphaned.
-    previous_stage: Stage | None = _enum(Stage, nullable=True)
+    previous_stage: Stage | None = enum_field(Stage, nullable=True)
     repo_url: str | None = Field(default=None, index=True, max_length=500)
     default_branch: str | None = Field(default=None, max_length=200)
     connectors: list[str] = _json_list()
@@ -137,7 +137,7 @@ class Event(SQLModel, table=True):
     source: str = Field(max_length=32, description="api, github, slack, scheduler, worker, cli")
     dedup_key: str = Field(unique=True, max_length=300)
     payload: dict[str, Any] = _json_dict()
-    status: EventStatus = _enum(EventStatus, default=EventStatus.pending)
+    status: EventStatus = enum_field(EventStatus, default=EventStatus.pending)
     attempts: int = 0
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False)
@@ -163,7 +163,7 @@ class Deadline(SQLModel, table=True):
     kind: str = Field(max_length=64, description="review_due, expiry_notice, expiry, approval_reminder, …")
     ref: str | None = Field(default=None, max_length=200, description="what it is about, e.g. an approval id")
     due_at: datetime = Field(sa_type=UTCDateTime(), nullable=False)
-    status: DeadlineStatus = _enum(DeadlineStatus, default=DeadlineStatus.pending)
+    status: DeadlineStatus = enum_field(DeadlineStatus, default=DeadlineStatus.pending)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False)
     fired_at: datetime | None = _ts()
     payload: dict[str, Any] = _json_dict()
@@ -193,8 +193,8 @@ class ApprovalRequest(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     app_id: str = Field(index=True, max_length=64)
-    kind: ApprovalKind = _enum(ApprovalKind, default=ApprovalKind.promotion)
-    status: ApprovalStatus = _enum(ApprovalStatus, default=ApprovalStatus.pending, index=True)
+    kind: ApprovalKind = enum_field(ApprovalKind, default=ApprovalKind.promotion)
+    status: ApprovalStatus = enum_field(ApprovalStatus, default=ApprovalStatus.pending, index=True)
     cycle: int = Field(default=1, description="one request per app per cycle")
     requested_by: str = Field(max_length=320)
     decided_by: str | None = Field(default=None, max_length=320)
@@ -233,7 +233,7 @@ class ApiToken(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
-    role: Role = _enum(Role)
+    role: Role = enum_field(Role)
     person_email: str | None = Field(default=None, max_length=320, description="who acts with it")
     token_hash: str = Field(unique=True, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False)

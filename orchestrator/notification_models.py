@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
-from orchestrator.models import _enum
+from orchestrator.models import enum_field
 from orchestrator.timeutil import UTCDateTime, utcnow
 
 
@@ -55,14 +55,14 @@ class Notification(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True, max_length=300, description="idempotency key, also sent as message metadata")
-    kind: NotificationKind = _enum(NotificationKind)
+    kind: NotificationKind = enum_field(NotificationKind)
     recipient_type: str = Field(max_length=16, description="user (an email) or channel")
     recipient: str = Field(max_length=320)
     app_id: str | None = Field(default=None, max_length=64)
     approval_id: int | None = Field(default=None, index=True)
     text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     blocks: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    status: NotificationStatus = _enum(NotificationStatus, default=NotificationStatus.pending)
+    status: NotificationStatus = enum_field(NotificationStatus, default=NotificationStatus.pending)
     attempts: int = 0
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime(), nullable=True)
     digest_id: int | None = Field(default=None, index=True)
@@ -102,7 +102,7 @@ class SlackInteraction(SQLModel, table=True):
     message_ts: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     retry_num: int = 0
-    status: InteractionStatus = _enum(InteractionStatus, default=InteractionStatus.pending)
+    status: InteractionStatus = enum_field(InteractionStatus, default=InteractionStatus.pending)
     attempts: int = 0
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime(), nullable=True)
     outcome: str | None = Field(default=None, max_length=64)

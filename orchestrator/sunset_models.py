@@ -7,17 +7,10 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Column, Text
-from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
+from orchestrator.models import enum_field
 from orchestrator.timeutil import UTCDateTime, utcnow
-
-
-def _enum_type(enum: type[StrEnum]) -> Any:
-    # VARCHAR, like the catalog's enums, so a new value never needs a migration of the type.
-    return SAEnum(
-        enum, native_enum=False, create_constraint=False, length=32, values_callable=lambda e: [m.value for m in e]
-    )
 
 
 class SunsetStep(StrEnum):
@@ -45,8 +38,8 @@ class SunsetRun(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     app_id: str = Field(unique=True, max_length=64)
-    status: SunsetStatus = Field(default=SunsetStatus.running, sa_type=_enum_type(SunsetStatus), nullable=False)
-    step: SunsetStep = Field(default=SunsetStep.freeze, sa_type=_enum_type(SunsetStep), nullable=False)
+    status: SunsetStatus = enum_field(SunsetStatus, default=SunsetStatus.running)
+    step: SunsetStep = enum_field(SunsetStep, default=SunsetStep.freeze)
     steps: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False), description="step → what it recorded"
     )
@@ -81,7 +74,7 @@ class ArchiveRecord(SQLModel, table=True):
     size: int = 0
     manifest_sha256: str = Field(max_length=64)
     manifest: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    status: ArchiveStatus = Field(default=ArchiveStatus.stored, sa_type=_enum_type(ArchiveStatus), nullable=False)
+    status: ArchiveStatus = enum_field(ArchiveStatus, default=ArchiveStatus.stored)
     created_by: str = Field(max_length=320)
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False)

@@ -7,9 +7,9 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Column, Text, UniqueConstraint
-from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
+from orchestrator.models import enum_field
 from orchestrator.timeutil import UTCDateTime, utcnow
 
 
@@ -34,18 +34,7 @@ class Credential(SQLModel, table=True):
     external_ref: str = Field(max_length=300, description="the provider's id for it (a jti, a token id, …)")
     subject: str = Field(default="", max_length=320, description="who or what it was issued to")
     scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    status: CredentialStatus = Field(
-        default=CredentialStatus.live,
-        sa_type=SAEnum(
-            CredentialStatus,
-            native_enum=False,
-            create_constraint=False,
-            length=32,
-            values_callable=lambda e: [m.value for m in e],
-        ),
-        nullable=False,
-        index=True,
-    )
+    status: CredentialStatus = enum_field(CredentialStatus, default=CredentialStatus.live, index=True)
     issued_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False)
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime(), nullable=True)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime(), nullable=True)
@@ -72,18 +61,7 @@ class SigningKey(SQLModel, table=True):
     algorithm: str = Field(default="EdDSA", max_length=16)
     public_pem: str = Field(sa_column=Column(Text, nullable=False))
     private_sealed: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    status: KeyStatus = Field(
-        default=KeyStatus.active,
-        sa_type=SAEnum(
-            KeyStatus,
-            native_enum=False,
-            create_constraint=False,
-            length=32,
-            values_callable=lambda e: [m.value for m in e],
-        ),
-        nullable=False,
-        index=True,
-    )
+    status: KeyStatus = enum_field(KeyStatus, default=KeyStatus.active, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False)
     verify_until: datetime | None = Field(
         default=None, sa_type=UTCDateTime(), nullable=True, description="a previous key verifies until then"

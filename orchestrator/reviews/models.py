@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
-from orchestrator.models import _enum
+from orchestrator.models import enum_field
 from orchestrator.timeutil import UTCDateTime, utcnow
 
 
@@ -54,8 +54,8 @@ class Review(SQLModel, table=True):
     ref: str | None = Field(default=None, max_length=255, description="what was asked for: a commit or a branch")
     trigger: str = Field(max_length=64, description="app.created, app.updated, review.due, …")
     trigger_event_id: str | None = Field(default=None, index=True, max_length=32)
-    status: ReviewStatus = _enum(ReviewStatus, default=ReviewStatus.queued, index=True)
-    verdict: Verdict | None = _enum(Verdict, nullable=True)
+    status: ReviewStatus = enum_field(ReviewStatus, default=ReviewStatus.queued, index=True)
+    verdict: Verdict | None = enum_field(Verdict, nullable=True)
     data_class: str | None = Field(default=None, max_length=32)
     source: str | None = Field(default=None, max_length=32, description="git, github-tarball or manifest-only")
     attempts: int = 0

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
+
+from tests.local_http import QuietHandler, base_url, serve, shut
 
 
 @dataclass
@@ -40,7 +41,7 @@ class ScriptedServer:
         self._lock = threading.Lock()
         outer = self
 
-        class _Handler(BaseHTTPRequestHandler):
+        class _Handler(QuietHandler):
             def _serve(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 seen = Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
@@ -48,24 +49,12 @@ class ScriptedServer:
                 answer = outer._next(seen)
                 if answer.delay:
                     time.sleep(answer.delay)
-                payload = json.dumps(answer.body).encode()
-                try:
-                    self.send_response(answer.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout tests)
+                self.reply_json(answer.status, answer.body)
 
             do_GET = do_POST = _serve
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._handler = _Handler
+        self._server: ThreadingHTTPServer | None = None
 
     def _next(self, seen: Seen) -> Answer:
         with self._lock:
@@ -77,13 +66,12 @@ class ScriptedServer:
     @property
     def url(self) -> str:
         """Base URL, without a trailing slash."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        assert self._server is not None
+        return base_url(self._server)
 
     def __enter__(self) -> ScriptedServer:
-        self._thread.start()
+        self._server = serve(self._handler)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        shut(self._server)

@@ -9,13 +9,13 @@ otherwise), `GET /repos/{o}/{r}/hooks/{id}/deliveries` and `GET /orgs/{org}/hook
 from __future__ import annotations
 
 import base64
-import json
 import re
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from tests.local_http import QuietHandler, base_url, serve, shut
 
 _CONTENTS = re.compile(r"^/repos/([^/]+/[^/]+)/contents/(.+)$")
 _DELIVERIES = re.compile(r"^/((?:repos/[^/]+/[^/]+|orgs/[^/]+)/hooks/\d+)/deliveries$")
@@ -38,25 +38,14 @@ class FakeGitHub:
     def url(self) -> str:
         """Base URL, like GITHUB_API_URL."""
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return base_url(self._server)
 
     def start(self) -> None:
         """Listen on a free port in a background thread."""
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_: Any) -> None:
-                pass
-
-            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
+        class Handler(QuietHandler):
+            _send = QuietHandler.reply_json
 
             def _guard(self) -> bool:
                 fake.requests.append((self.command, self.path))
@@ -111,11 +100,8 @@ class FakeGitHub:
                 fake.redelivered.append((match.group(1), int(match.group(2))))
                 self._send(202, {})
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve(Handler)
 
     def stop(self) -> None:
         """Shut the server down."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        shut(self._server)

@@ -8,13 +8,14 @@ import re
 import string
 import subprocess
 import tarfile
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.local_http import QuietHandler, base_url, serve, shut
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Maker",
@@ -113,24 +114,14 @@ class FakeGitHubTarballs:
     def url(self) -> str:
         """The base URL, for GITHUB_API_URL."""
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return base_url(self._server)
 
     def start(self) -> None:
         """Serve on a free port from a daemon thread."""
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_: Any) -> None:
-                pass
-
-            def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(body)
+        class Handler(QuietHandler):
+            _send = QuietHandler.reply
 
             def do_GET(self) -> None:
                 fake.requests.append((self.path, self.headers.get("Authorization")))
@@ -162,14 +153,11 @@ class FakeGitHubTarballs:
                     return
                 self._send(404, b'{"message": "Not Found"}', "application/json")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve(Handler)
 
     def stop(self) -> None:
         """Stop serving."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        shut(self._server)
 
 
 def database_dump(url: str) -> str:

@@ -14,9 +14,11 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.local_http import QuietHandler, base_url, serve, shut
 
 TEAM = "T0TEST0001"
 BOT_USER = "U0BOT00001"
@@ -80,11 +82,8 @@ class FakeSlack:
         """Serve on a free local port in a daemon thread; returns the API base URL."""
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, *_: Any) -> None:  # keep test output clean
-                return
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 fake._handle(self)
@@ -92,16 +91,12 @@ class FakeSlack:
             def do_POST(self) -> None:  # noqa: N802
                 fake._handle(self)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self._server.server_address[1]}/api/"
+        self._server = serve(Handler)
+        return f"{base_url(self._server)}/api/"
 
     def stop(self) -> None:
         """Shut the server down."""
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+        shut(self._server)
 
     # ------------------------------------------------------------ assertions
 
@@ -128,7 +123,7 @@ class FakeSlack:
 
     # ------------------------------------------------------------ HTTP
 
-    def _handle(self, req: BaseHTTPRequestHandler) -> None:
+    def _handle(self, req: QuietHandler) -> None:
         url = urlsplit(req.path)
         method = url.path.rsplit("/", 1)[-1]
         length = int(req.headers.get("Content-Length") or 0)
@@ -293,17 +288,5 @@ def _params(raw: bytes, content_type: str, query: str) -> dict[str, Any]:
     return params
 
 
-def _reply(
-    req: BaseHTTPRequestHandler, body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
-) -> None:
-    data = json.dumps(body).encode()
-    req.send_response(status)
-    req.send_header("Content-Type", "application/json; charset=utf-8")
-    req.send_header("Content-Length", str(len(data)))
-    for k, v in (headers or {}).items():
-        req.send_header(k, v)
-    req.end_headers()
-    try:
-        req.wfile.write(data)
-    except (BrokenPipeError, ConnectionResetError):  # the client timed out and left: that is the test
-        pass
+def _reply(req: QuietHandler, body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> None:
+    req.reply(status, json.dumps(body).encode(), "application/json; charset=utf-8", headers)
