@@ -23,6 +23,7 @@ database given is flushed before and after (use one nothing else uses).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
@@ -31,11 +32,11 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 
@@ -128,40 +129,63 @@ def _bodies(urls: list[str], count: int, secret: str, prefix: str) -> list[tuple
 def _send(
     base: str, deliveries: list[tuple[bytes, dict[str, str]]], *, senders: int, rate: float | None
 ) -> list[float]:
-    """POST every delivery; latencies in ms (paced: measured from the scheduled send time)."""
-    import httpx
+    """POST every delivery; latencies in ms (paced: measured from the scheduled send time).
 
-    latencies: list[float] = [0.0] * len(deliveries)
-    cursor = iter(range(len(deliveries)))
-    lock = threading.Lock()
-    start = time.perf_counter() + 0.05
+    A lean HTTP/1.1 client on asyncio (pre-encoded requests over keep-alive connections), so that
+    the load generator, which shares the CPUs with what it measures, takes as little of them as it
+    can: httpx costs about 1.5 ms of CPU a request here, this about a tenth of that.
+    """
+    return asyncio.run(_send_async(base, deliveries, senders=senders, rate=rate))
+
+
+async def _send_async(
+    base: str, deliveries: list[tuple[bytes, dict[str, str]]], *, senders: int, rate: float | None
+) -> list[float]:
+    url = urlsplit(base)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    requests = [_encode(f"{host}:{port}", raw, headers) for raw, headers in deliveries]
+    latencies: list[float] = [0.0] * len(requests)
     failures: list[str] = []
+    cursor = iter(range(len(requests)))
+    start = time.perf_counter() + 0.05
 
-    def run() -> None:
-        with httpx.Client(base_url=base, timeout=30) as http:
-            while True:
-                with lock:
-                    i = next(cursor, None)
-                if i is None:
-                    return
+    async def run() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for i in cursor:
                 due = start + i / rate if rate else time.perf_counter()
                 delay = due - time.perf_counter()
                 if delay > 0:
-                    time.sleep(delay)
-                raw, headers = deliveries[i]
-                response = http.post("/webhooks/github", content=raw, headers=headers)
+                    await asyncio.sleep(delay)
+                writer.write(requests[i])
+                status, body = await _read_response(reader)
                 latencies[i] = (time.perf_counter() - due) * 1000
-                if response.status_code != 202:
-                    failures.append(f"{response.status_code} {response.text[:200]}")
+                if status != 202:
+                    failures.append(f"{status} {body[:200]!r}")
+        finally:
+            writer.close()
 
-    threads = [threading.Thread(target=run) for _ in range(senders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    await asyncio.gather(*(run() for _ in range(senders)))
     if failures:
         raise SystemExit(f"{len(failures)} deliveries failed, e.g. {failures[0]}")
     return latencies
+
+
+def _encode(host: str, raw: bytes, headers: dict[str, str]) -> bytes:
+    lines = ["POST /webhooks/github HTTP/1.1", f"Host: {host}", f"Content-Length: {len(raw)}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + raw
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return status, await reader.readexactly(length) if length else b""
 
 
 def _handled(prefix: str) -> int:

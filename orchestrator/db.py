@@ -8,6 +8,7 @@ because a deferred read→write upgrade fails with SQLITE_BUSY that the busy tim
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlmodel import Session
 
 from orchestrator.config import get_settings
@@ -22,6 +24,11 @@ from orchestrator.config import get_settings
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 _IMMEDIATE = "orchestrator_sqlite_immediate"
+# A pooled server connection idle for longer than this is pinged before use. One in steady use is
+# not: a ping per checkout is a round trip per transaction, a large share of a short one. A server
+# restart under load then costs the transactions in flight one OperationalError (a transient error
+# the worker retries), after which SQLAlchemy replaces the pool's connections.
+IDLE_PING_SECONDS = 2.0
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -49,6 +56,28 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+def _server_engine(url: str) -> Engine:
+    engine = create_engine(url, pool_size=10, max_overflow=20)
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            raise DisconnectionError(f"pooled connection failed its ping: {type(exc).__name__}") from exc
+        if not alive:
+            raise DisconnectionError("pooled connection failed its ping")
+
+    return engine
+
+
 def get_engine(url: str | None = None) -> Engine:
     """The process's engine for `url` (default: DATABASE_URL), created once."""
     url = url or get_settings().database_url
@@ -58,7 +87,7 @@ def get_engine(url: str | None = None) -> Engine:
             if url.startswith("sqlite"):
                 engine = _sqlite_engine(url)
             else:
-                engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+                engine = _server_engine(url)
             _engines[url] = engine
         return engine
 

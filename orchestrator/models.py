@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
@@ -82,6 +82,8 @@ class MicroApp(SQLModel, table=True):
     """One catalogued micro-app and where it is in its lifecycle."""
 
     __tablename__ = "microapp"
+    # Webhooks find an app by its repository URL whatever its case (orchestrator.events.github).
+    __table_args__ = (Index("ix_microapp_repo_url_lower", text("lower(repo_url)")),)
 
     id: str = Field(primary_key=True, max_length=64, description="slug")
     name: str = Field(max_length=200)

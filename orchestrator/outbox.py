@@ -11,7 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from orchestrator.models import Event, new_id
@@ -77,20 +79,38 @@ def emit(
     payload: dict[str, Any] | None = None,
     dedup_key: str | None = None,
 ) -> Emitted:
-    """Write an event in the caller's transaction; a repeated dedup key yields the first event."""
+    """Write an event in the caller's transaction; a repeated dedup key yields the first event.
+
+    One statement in the common case: INSERT … ON CONFLICT (dedup_key) DO NOTHING RETURNING id.
+    On PostgreSQL a concurrent transaction inserting the same key makes it wait for that one to
+    end, so the loser then reads the winner's row; no savepoint is needed.
+    """
     key = dedup_key or f"{source}:{new_id()}"
-    existing = session.exec(select(Event).where(Event.dedup_key == key)).first()
-    if existing is not None:
-        return Emitted(existing, duplicate=True)
     event = Event(type=type, source=source, app_id=app_id, payload=payload or {}, dedup_key=key)
-    try:
-        with session.begin_nested():
-            session.add(event)
-            session.flush()
-    except IntegrityError:
-        # A concurrent writer inserted the same key between our read and our insert.
+    values = {name: getattr(event, name) for name in _EVENT_TABLE.columns.keys()}
+    inserted = session.connection().execute(_insert_statement(session), values).first()
+    if inserted is None:
         existing = session.exec(select(Event).where(Event.dedup_key == key)).one()
         return Emitted(existing, duplicate=True)
     pending = session.info.setdefault("outbox_pending", [])
     pending.append(event.id)
     return Emitted(event, duplicate=False)
+
+
+_EVENT_TABLE: Table = Event.__table__  # type: ignore[attr-defined]
+_INSERTS: dict[str, Any] = {}
+
+
+def _insert_statement(session: Session) -> Any:
+    """INSERT … ON CONFLICT (dedup_key) DO NOTHING RETURNING id, built once per dialect.
+
+    Values are bound at execution time, so SQLAlchemy compiles it once and psycopg prepares it.
+    """
+    dialect = session.get_bind().dialect.name
+    statement = _INSERTS.get(dialect)
+    if statement is None:
+        insert = sqlite_insert if dialect == "sqlite" else pg_insert
+        statement = _INSERTS[dialect] = (
+            insert(_EVENT_TABLE).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(_EVENT_TABLE.c.id)
+        )
+    return statement

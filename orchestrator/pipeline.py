@@ -3,8 +3,10 @@
 After a transaction that wrote events commits, `orchestrator.outbox` hands their ids to
 `publish_after_commit`, which queues them for a background publisher thread and returns at once:
 a request never waits for the broker (a closed port costs kombu seconds of retries). The thread
-sends `workers.handle_event` with `task_id = event id` on the ingest queue and marks the events
-`enqueued`. Whatever it could not send stays `pending` in the database.
+gathers what commits within LINGER_SECONDS, sends it on the ingest queue — a lone event as
+`workers.handle_event` with `task_id = event id`, several as `workers.handle_events` with up to
+BATCH_SIZE ids, in one Redis pipeline — and marks the events `enqueued`. Whatever it could not send
+stays `pending` in the database.
 
 The relay (`orchestrator.relay`) finds events committed but not handled in time and publishes them
 again; a duplicate message is harmless because handling is idempotent (`orchestrator.events.runner`).
@@ -34,6 +36,10 @@ from orchestrator.timeutil import utcnow
 log = get_logger(__name__)
 
 TASK_NAME = "workers.handle_event"
+BATCH_TASK_NAME = "workers.handle_events"
+# Events committed together under load travel together: one message, and one task's overhead in the
+# worker, for up to this many (each event is still handled in a transaction of its own).
+BATCH_SIZE = 50
 QUEUE = "ingest"
 # After a failed connection, skip publishing for this long (the relay catches up) instead of
 # paying a connection attempt per request while the broker is down.
@@ -57,7 +63,11 @@ def _producer(broker_url: str, *, fresh: bool = False) -> Any:
         _drop_producer(broker_url)
     producer = cache.get(broker_url)
     if producer is None:
-        connection = celery_app.connection_for_write(broker_url)
+        # kombu sends a batch as one Redis pipeline only when the client never replays a command on
+        # a timeout, so this connection does not. A lost answer then fails the batch; its events stay
+        # pending and the relay sends them again (a duplicate message is harmless).
+        options = {"retry_on_timeout": False} if broker_url.startswith(("redis://", "rediss://")) else {}
+        connection = celery_app.connection_for_write(broker_url, transport_options=options)
         try:
             # One attempt, bounded: kombu's default would retry for seconds.
             connection.ensure_connection(max_retries=1, interval_start=0, timeout=_CONNECT_TIMEOUT_SECONDS)
@@ -84,42 +94,48 @@ def publish_now(
     database_url: str | None = None,
     suspect: bool = False,
 ) -> list[str]:
-    """Send `workers.handle_event` for each id and mark them enqueued; raises if the broker fails.
+    """Send the ids to the workers and mark them enqueued; raises if the broker fails.
 
-    The ids sent before a failure are still marked. One reconnect is tried when a cached
-    connection turns out to be dead (the broker restarted). `suspect` (the relay) tells the task
-    that an earlier delivery may have crashed, so it counts the attempt before running handlers.
+    Ids go out in messages of up to BATCH_SIZE (`workers.handle_events`; a lone id is a
+    `workers.handle_event` with `task_id = event id`), all in one Redis pipeline, and only what the
+    broker took is marked. One reconnect is tried when a cached connection turns out to be dead (the
+    broker restarted). `suspect` (the relay) sends one message per id and tells the task that an
+    earlier delivery may have crashed, so it counts the attempt before running handlers.
     """
     from workers.app import app as celery_app
 
     settings = get_settings()
     broker_url = broker_url or settings.broker_url
     ids = list(event_ids)
-    sent: list[str] = []
-    try:
-        for attempt in (1, 2):
-            try:
-                producer = _producer(broker_url, fresh=attempt == 2)
-                for event_id in ids[len(sent) :]:
+    if not ids:
+        return []
+    size = 1 if suspect else BATCH_SIZE
+    chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+    for attempt in (1, 2):
+        try:
+            producer = _producer(broker_url, fresh=attempt == 2)
+            with producer.batch(max_size=len(chunks) + 1):
+                for chunk in chunks:
+                    if len(chunk) == 1:
+                        name, args, task_id = TASK_NAME, [chunk[0]], chunk[0]
+                    else:
+                        name, args, task_id = BATCH_TASK_NAME, [chunk], f"batch-{chunk[0]}"
                     celery_app.send_task(
-                        TASK_NAME,
-                        args=[event_id],
+                        name,
+                        args=args,
                         kwargs={"suspect": True} if suspect else None,
-                        task_id=event_id,
+                        task_id=task_id,
                         queue=QUEUE,
                         producer=producer,
                         retry=False,
                     )
-                    sent.append(event_id)
-                break
-            except Exception:
-                _drop_producer(broker_url)
-                if attempt == 2:
-                    raise
-    finally:
-        if sent:
-            mark_enqueued(sent, database_url=database_url)
-    return sent
+            break
+        except Exception:
+            _drop_producer(broker_url)
+            if attempt == 2:
+                raise
+    mark_enqueued(ids, database_url=database_url)
+    return ids
 
 
 def mark_enqueued(event_ids: list[str], *, database_url: str | None = None) -> None:

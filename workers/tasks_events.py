@@ -1,6 +1,8 @@
-"""The event task: `workers.handle_event(event_id)` on the ingest queue, plus the in-worker relay.
+"""The event tasks on the ingest queue, `workers.handle_event(event_id)` and
+`workers.handle_events([event_id, …])` (what the publisher sends for events committed together),
+plus the in-worker relay.
 
-The task is thin: it hands the id to `orchestrator.events.runner.run_event`, which claims the
+The tasks are thin: they hand each id to `orchestrator.events.runner.run_event`, which claims the
 event, runs its handlers once and records the outcome; a transient failure comes back with a
 backoff delay and is retried through Celery (countdown capped by EVENT_RETRY_MAX_SECONDS, well
 under the broker's visibility timeout). The relay process starts when the worker is ready
@@ -10,6 +12,8 @@ under the broker's visibility timeout). The relay process starts when the worker
 from __future__ import annotations
 
 import re
+import time
+from collections import Counter
 from typing import Any
 
 from celery import Task
@@ -49,6 +53,49 @@ def handle_event(self: Task, event_id: Any, suspect: bool = False) -> str:
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in)
     return outcome.status
+
+
+# A batch hands what is left to a new message after this long, so that one message never holds a
+# worker near the time limit (an event whose handler fetches from GitHub may take seconds).
+BATCH_BUDGET_SECONDS = 60.0
+
+
+@app.task(name="workers.handle_events", queue="ingest", bind=True, max_retries=None)
+def handle_events(self: Task, event_ids: Any, suspect: bool = False) -> dict[str, int]:
+    """Handle a batch of events, each in its own transaction; counts of the outcomes.
+
+    An event to retry later, and the rest of the batch when the database fails, go on as
+    `handle_event` messages with their own bounded retries. A batch the broker redelivers (its
+    worker died) or that is marked suspect is split into single suspect messages, so that an event
+    that kills its worker is counted, and eventually parked, alone.
+    """
+    if not isinstance(event_ids, list) or not all(isinstance(i, str) and _EVENT_ID.match(i) for i in event_ids):
+        log.error("unparseable event batch dropped", event_ids=repr(event_ids)[:100])
+        return {"dropped": 1}
+    if suspect or (self.request.delivery_info or {}).get("redelivered"):
+        for event_id in event_ids:
+            handle_event.apply_async(args=[event_id], kwargs={"suspect": True}, task_id=event_id)
+        return {"split": len(event_ids)}
+    settings = get_settings()
+    counts: Counter[str] = Counter()
+    started = time.monotonic()
+    for index, event_id in enumerate(event_ids):
+        if index and time.monotonic() - started > BATCH_BUDGET_SECONDS:
+            handle_events.apply_async(args=[event_ids[index:]], task_id=f"batch-{event_id}")
+            counts["passed_on"] += len(event_ids) - index
+            break
+        try:
+            outcome = run_event(event_id, settings=settings)
+        except Exception as exc:  # the database itself failed: each event left retries on its own
+            log.warning("database failed in a batch; its events go on singly", error=str(exc)[:300])
+            for rest in event_ids[index:]:
+                handle_event.apply_async(args=[rest], task_id=rest, countdown=backoff_seconds(1, settings))
+            counts["passed_on"] += len(event_ids) - index
+            break
+        if outcome.retry_in is not None:
+            handle_event.apply_async(args=[event_id], task_id=event_id, countdown=outcome.retry_in)
+        counts[outcome.status] += 1
+    return dict(counts)
 
 
 @worker_ready.connect

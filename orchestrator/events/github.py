@@ -16,9 +16,9 @@ of indexed reads and returns the event to store, or why it is ignored. Work that
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
 from orchestrator import audit, catalog, lifecycle
@@ -73,12 +73,28 @@ def _moved_from_urls(body: dict[str, Any]) -> set[str]:
     return _variants(urls)
 
 
-def find_app(session: Session, urls: set[str]) -> MicroApp | None:
-    """The catalogued app whose repo URL is one of `urls` (compared case-insensitively)."""
+class RepoApp(NamedTuple):
+    """What a delivery's mapping needs of the app that owns a repository."""
+
+    id: str
+    stage: Stage
+    default_branch: str | None
+
+
+_FIND_APP = (
+    select(MicroApp.id, MicroApp.stage, MicroApp.default_branch)
+    .where(func.lower(col(MicroApp.repo_url)).in_(bindparam("urls", expanding=True)))
+    .order_by(col(MicroApp.id))
+    .limit(1)
+)
+
+
+def find_app(session: Session, urls: set[str]) -> RepoApp | None:
+    """The catalogued app whose repo URL is one of `urls` (compared case-insensitively, indexed)."""
     if not urls:
         return None
-    query = select(MicroApp).where(func.lower(col(MicroApp.repo_url)).in_(sorted(urls))).order_by(col(MicroApp.id))
-    return session.exec(query).first()
+    row = session.execute(_FIND_APP, {"urls": sorted(urls)}).first()
+    return RepoApp(*row) if row is not None else None
 
 
 def _sender(body: dict[str, Any]) -> str:

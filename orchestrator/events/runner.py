@@ -135,12 +135,13 @@ def _apply(event_id: str, *, count: bool, facts: dict[str, Any] | None) -> Outco
             raise PoisonEvent(f"no handler for event type {row.type!r}")
         if registration.prepare is not None and facts is None:
             return _NeedsPrepare(row, registration.prepare)  # nothing written; the lock is released
-        if count:
-            row.attempts += 1
         set_prepared(session, facts or {})
         row.last_error = None
         for handler in registration.handlers:
             handler(session, row)
+        if count:
+            # Counted after the handlers so that the event row is written once, with its outcome.
+            row.attempts += 1
         row.status = EventStatus.handled
         row.handled_at = utcnow()
         session.add(row)

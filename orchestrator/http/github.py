@@ -3,9 +3,10 @@
 Order of checks: size (Content-Length before reading, then while reading) → 413; signature
 (`X-Hub-Signature-256`, HMAC-SHA256 over the raw body, constant-time, against every secret in
 GITHUB_WEBHOOK_SECRET so a rotation can overlap) → 401, logged, nothing stored; `ping` → 200;
-JSON → 400; the delivery id seen before → 200 `{"event_id": first, "duplicate": true}`; events we
-do not use → 202 `{"ignored": true}`; otherwise the event is committed and the answer is 202
-`{"event_id": ..., "duplicate": false}`. Publishing happens after commit, off the request path.
+JSON → 400; events we do not use → 202 `{"ignored": true}`; a delivery id seen before → 200
+`{"event_id": first, "duplicate": true}`; otherwise the event is committed and the answer is 202
+`{"event_id": ..., "duplicate": false}`. Concurrent deliveries share transactions (group commit, see
+`orchestrator.group_commit`); publishing happens after commit, off the request path.
 """
 
 from __future__ import annotations
@@ -13,23 +14,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from sqlmodel import select
+from sqlmodel import Session
 
 import orchestrator.pipeline  # noqa: F401 - registers the outbox publisher in the API process
 from orchestrator.config import get_settings
-from orchestrator.db import session_scope
 from orchestrator.events.github import map_delivery
 from orchestrator.events.redelivery import DEDUP_PREFIX
+from orchestrator.group_commit import GroupCommitter
 from orchestrator.http.bodies import read_limited
 from orchestrator.http.errors import error_body
 from orchestrator.logs import get_logger
-from orchestrator.models import Event
 from orchestrator.outbox import emit
 
 router = APIRouter(tags=["webhooks"])
@@ -100,34 +100,46 @@ async def github_webhook(request: Request) -> JSONResponse:
         return _refuse(400, "bad_request", "the body must be a JSON object")
     if not delivery or len(delivery) > 200 or not event_name:
         return _refuse(400, "bad_request", "X-GitHub-Event and X-GitHub-Delivery are required")
-    status, answer = await run_in_threadpool(_ingest, event_name, delivery, payload)
+    status, answer, note = await _committer.submit(_Delivery(event_name, delivery, payload))
+    context = {"delivery": delivery, "github_event": event_name}
+    if note == "accepted":
+        log.info("github delivery accepted", **context, event_id=answer["event_id"], duplicate=answer["duplicate"])
+    elif note == "ignored":
+        log.info("github delivery ignored", **context, reason=answer["reason"])
+    else:
+        log.warning("github delivery has an unexpected shape", **context, error=note)
     return JSONResponse(answer, status_code=status)
 
 
-def _ingest(event_name: str, delivery: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    dedup_key = DEDUP_PREFIX + delivery
-    with session_scope() as session:
-        first = session.exec(select(Event.id).where(Event.dedup_key == dedup_key)).first()
-        if first is not None:
-            return 200, {"event_id": first, "duplicate": True}
-        try:
-            mapped = map_delivery(session, event_name, payload)
-        except (AttributeError, TypeError, KeyError, ValueError) as exc:
-            # Signed by GitHub but not the shape its docs give for this event: refuse it, visibly.
-            log.warning("github delivery has an unexpected shape", delivery=delivery, github_event=event_name,
-                        error=type(exc).__name__)  # fmt: skip
-            return 400, {"error": "bad_request", "detail": f"unexpected {event_name} payload shape"}
-        if isinstance(mapped, str):
-            log.info("github delivery ignored", delivery=delivery, github_event=event_name, reason=mapped)
-            return 202, {"ignored": True, "reason": mapped}
-        emitted = emit(
-            session,
-            type=mapped.type,
-            source="github",
-            app_id=mapped.app_id,
-            payload=mapped.payload,
-            dedup_key=dedup_key,
-        )
-        event_id = emitted.event.id
-    log.info("github delivery accepted", delivery=delivery, github_event=event_name, event_id=event_id)
-    return (200 if emitted.duplicate else 202), {"event_id": event_id, "duplicate": emitted.duplicate}
+@dataclass(frozen=True)
+class _Delivery:
+    event_name: str
+    delivery: str
+    payload: dict[str, Any]
+
+
+def _ingest(session: Session, item: _Delivery) -> tuple[int, dict[str, Any], str]:
+    """Store one verified delivery in the caller's transaction: (status, answer, what to log)."""
+    # A redelivery maps like the first delivery and `emit` finds its key taken: no lookup first.
+    try:
+        mapped = map_delivery(session, item.event_name, item.payload)
+    except (AttributeError, TypeError, KeyError, ValueError) as exc:
+        # Signed by GitHub but not the shape its docs give for this event: refuse it, visibly.
+        answer = {"error": "bad_request", "detail": f"unexpected {item.event_name} payload shape"}
+        return 400, answer, type(exc).__name__
+    if isinstance(mapped, str):
+        return 202, {"ignored": True, "reason": mapped}, "ignored"
+    emitted = emit(
+        session,
+        type=mapped.type,
+        source="github",
+        app_id=mapped.app_id,
+        payload=mapped.payload,
+        dedup_key=DEDUP_PREFIX + item.delivery,
+    )
+    answer = {"event_id": emitted.event.id, "duplicate": emitted.duplicate}
+    return (200 if emitted.duplicate else 202), answer, "accepted"
+
+
+# Concurrent deliveries share transactions (see orchestrator.group_commit).
+_committer: GroupCommitter[_Delivery, tuple[int, dict[str, Any], str]] = GroupCommitter(_ingest, name="github-ingest")

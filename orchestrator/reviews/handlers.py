@@ -34,8 +34,8 @@ def start_review(session: Session, event: Event) -> None:
         return
     # A push names its commit; a new app or a due review looks at the default branch as it is now.
     ref = store.safe_ref(event.payload.get("after") or event.payload.get("commit"))
-    review = store.queue_review(session, app, trigger=event.type, event_id=event.id, ref=ref, policy=get_policy())
-    if review is None:
+    review_id = store.queue_review(session, app, trigger=event.type, event_id=event.id, ref=ref, policy=get_policy())
+    if review_id is None:
         event.last_error = f"the app is {app.stage.value}; no review"
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import Table, and_, bindparam, or_, update
 from sqlmodel import Session, col, select
 
 from orchestrator import audit, catalog, deadlines, lifecycle
@@ -54,10 +54,20 @@ def safe_ref(value: Any) -> str | None:
 
 def queue_review(
     session: Session, app: MicroApp, *, trigger: str, event_id: str | None, ref: str | None, policy: Policy
-) -> Review | None:
-    """Queue a review of `app` (see the module docstring); None when the app is no longer reviewed."""
+) -> int | None:
+    """Queue a review of `app` (see the module docstring); its id, or None when the app is no longer reviewed.
+
+    Only a newly queued review is audited (with the stage change it may bring); a trigger that
+    joins the queued review changes no state, and its event row and the review's
+    `trigger_event_id` record it.
+    """
     if app.stage in NOT_REVIEWED:
         return None
+    moves = app.stage is not Stage.in_review and Action.submit_for_review in lifecycle.allowed_actions(app.stage)
+    if not moves:
+        joined_id = _join_queued(session, app.id, trigger=trigger, event_id=event_id, ref=ref)
+        if joined_id is not None:
+            return joined_id
     now = utcnow()
     review = session.exec(
         select(Review)
@@ -73,7 +83,7 @@ def queue_review(
     session.add(review)
     session.flush()
     assert review.id is not None
-    if app.stage is not Stage.in_review and Action.submit_for_review in lifecycle.allowed_actions(app.stage):
+    if moves:
         catalog.apply_action(
             session,
             app,
@@ -84,17 +94,50 @@ def queue_review(
             data={"review_id": review.id},
         )
         deadlines.reschedule_app(session, app, policy, now=now)
-    audit.record(
-        session,
-        actor=POLICY_ACTOR,
-        action="review.queued",
-        app_id=app.id,
-        reason=f"{trigger}{' (joined the queued review)' if joined else ''}",
-        data={"review_id": review.id, "ref": ref, "event_id": event_id},
-    )
     if not joined:
+        audit.record(
+            session,
+            actor=POLICY_ACTOR,
+            action="review.queued",
+            app_id=app.id,
+            reason=trigger,
+            data={"review_id": review.id, "ref": ref, "event_id": event_id},
+        )
         publish_after_commit(session, review.id)
-    return review
+    return review.id
+
+
+def _join_queued(session: Session, app_id: str, *, trigger: str, event_id: str | None, ref: str | None) -> int | None:
+    """Point the app's queued review at the newest trigger, in one statement; its id, or None.
+
+    The UPDATE locks the row itself. On PostgreSQL a concurrent claim that moved it to `running`
+    first makes the re-checked `status = queued` fail, and the caller takes the full path.
+    """
+    params = {"queued_app_id": app_id, "new_trigger": trigger, "new_event_id": event_id, "new_ref": ref}
+    row = session.connection().execute(_JOIN_QUEUED, params).first()
+    if row is None:
+        return None
+    review = session.identity_map.get(session.identity_key(Review, row[0]))  # type: ignore[no-untyped-call]
+    if review is not None:  # keep a review this session already holds in step with the row
+        session.expire(review, ["ref", "trigger", "trigger_event_id"])
+    return int(row[0])
+
+
+_REVIEW: Table = Review.__table__  # type: ignore[attr-defined]
+_JOIN_QUEUED = (
+    update(_REVIEW)
+    .where(
+        _REVIEW.c.id
+        == select(_REVIEW.c.id)
+        .where(_REVIEW.c.app_id == bindparam("queued_app_id"), _REVIEW.c.status == ReviewStatus.queued)
+        .order_by(_REVIEW.c.id)
+        .limit(1)
+        .scalar_subquery(),
+        _REVIEW.c.status == ReviewStatus.queued,
+    )
+    .values(ref=bindparam("new_ref"), trigger=bindparam("new_trigger"), trigger_event_id=bindparam("new_event_id"))
+    .returning(_REVIEW.c.id)
+)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ database; test-only handlers come from tests/pipeline/probe_handlers.py via EVEN
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -147,6 +148,51 @@ def test_killed_pool_process_is_redelivered_and_handled_once(db_url, broker, pro
     assert _effects(event_id) == 1, "it took effect once"
     # The killed first attempt rolled back with its count; the redelivery counted itself up front.
     assert events(id=event_id)[0].attempts == 1
+
+
+def _emit_together(*types: str, hold: str | None = None) -> list[str]:
+    """Write several events in one transaction (as a request that changes several things does)."""
+    from orchestrator.db import session_scope
+    from orchestrator.outbox import emit
+
+    with session_scope() as session:
+        payloads = [{"hold": hold} if hold and i == 0 else {} for i in range(len(types))]
+        return [emit(session, type=t, source="test", payload=p).event.id for t, p in zip(types, payloads, strict=True)]
+
+
+def _queued_tasks(broker_url: str) -> list[str]:
+    """The task names of the messages waiting on the ingest queue."""
+    client = redis.Redis.from_url(broker_url)
+    return [json.loads(raw)["headers"]["task"] for raw in client.lrange("ingest", 0, -1)]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+def test_events_committed_together_travel_in_one_message(db_url, broker, probe_dir, procs, tmp_path) -> None:
+    """30 events of one commit: one handle_events message; each takes effect once; a poison one is parked alone."""
+    ids = _emit_together(*(["test.effect"] * 29), "test.poison")
+    assert orchestrator.pipeline.flush(10)
+    assert _queued_tasks(broker) == ["workers.handle_events"]
+    assert {_status(i) for i in ids} == {EventStatus.enqueued}
+    procs.append(start_worker(env=_env(db_url, broker, probe_dir), log_path=tmp_path / "worker.log"))
+    wait_until(lambda: {_status(i) for i in ids[:29]} == {EventStatus.handled}, timeout=60, what="the batch handled")
+    wait_until(lambda: _status(ids[29]) == EventStatus.parked, timeout=30, what="the poison event parked")
+    assert [_effects(i) for i in ids[:29]] == [1] * 29
+    assert {e.attempts for e in events(type="test.effect")} == {1}
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_killed_worker_mid_batch_splits_it_and_handles_each_once(db_url, broker, probe_dir, procs, tmp_path) -> None:
+    """SIGKILL while a batch runs its first event: the redelivered batch goes on as single messages, each once."""
+    procs.append(start_worker(env=_env(db_url, broker, probe_dir), log_path=tmp_path / "worker.log", concurrency=1))
+    (probe_dir / "hold").touch()
+    ids = _emit_together("test.effect", "test.effect", "test.effect", hold="hold")
+    wait_until(lambda: len(_runs(probe_dir, ids[0])) == 1, what="the first handler of the batch to start")
+    os.kill(_runs(probe_dir, ids[0])[0], signal.SIGKILL)
+    (probe_dir / "hold").unlink()
+    wait_until(lambda: {_status(i) for i in ids} == {EventStatus.handled}, timeout=60, what="the batch handled")
+    assert [_effects(i) for i in ids] == [1, 1, 1], "each took effect once"
+    assert [len(_runs(probe_dir, i)) for i in ids] == [2, 1, 1], "only the interrupted one ran twice"
+    assert {e.attempts for e in events(type="test.effect")} == {1}
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)

@@ -27,9 +27,9 @@ def reviewed_app(tmp_path: Path, secret: str) -> int:
     }
     with session_scope() as session:
         app, _ = catalog.register_app(session, parse_manifest(body), actor="test", policy=get_policy())
-        review = store.queue_review(session, app, trigger="app.created", event_id=None, ref=None, policy=get_policy())
-        assert review is not None and review.id is not None
-        review_id = review.id
+        policy = get_policy()
+        review_id = store.queue_review(session, app, trigger="app.created", event_id=None, ref=None, policy=policy)
+        assert review_id is not None
     assert run_review(review_id) == "fail"
     return review_id
 

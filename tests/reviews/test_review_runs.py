@@ -37,9 +37,9 @@ def queue(app_id: str, ref: str | None = None) -> int:
     with session_scope() as session:
         app = session.get(MicroApp, app_id)
         assert app is not None
-        review = store.queue_review(session, app, trigger="app.created", event_id=None, ref=ref, policy=get_policy())
-        assert review is not None and review.id is not None
-        return review.id
+        review_id = store.queue_review(session, app, trigger="app.created", event_id=None, ref=ref, policy=get_policy())
+        assert review_id is not None
+        return review_id
 
 
 def review_row(review_id: int) -> Review:
