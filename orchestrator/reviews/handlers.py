@@ -28,15 +28,22 @@ def start_review(session: Session, event: Event) -> None:
     """Queue a review of the event's app at the pushed commit (or its default branch)."""
     if not event.app_id:
         raise PoisonEvent(f"{event.type} without an app id")
-    app = session.get(MicroApp, event.app_id)
-    if app is None:
+    stage = store.stage_of(session, event.app_id)
+    if stage is None:
         event.last_error = "the app is no longer catalogued; no review"
+        return
+    if stage in store.NOT_REVIEWED:
+        event.last_error = f"the app is {stage.value}; no review"
         return
     # A push names its commit; a new app or a due review looks at the default branch as it is now.
     ref = store.safe_ref(event.payload.get("after") or event.payload.get("commit"))
-    review_id = store.queue_review(session, app, trigger=event.type, event_id=event.id, ref=ref, policy=get_policy())
-    if review_id is None:
-        event.last_error = f"the app is {app.stage.value}; no review"
+    trigger = {"trigger": event.type, "event_id": event.id, "ref": ref}
+    # Most pushes only join the review already queued: one statement, without loading the app.
+    if store.join_queued(session, event.app_id, stage, **trigger) is not None:
+        return
+    app = session.get(MicroApp, event.app_id)
+    if app is None or store.queue_review(session, app, **trigger, policy=get_policy()) is None:
+        event.last_error = f"the app is {app.stage.value if app else 'gone'}; no review"
 
 
 @register_handler("review.completed")

@@ -63,11 +63,10 @@ def queue_review(
     """
     if app.stage in NOT_REVIEWED:
         return None
-    moves = app.stage is not Stage.in_review and Action.submit_for_review in lifecycle.allowed_actions(app.stage)
-    if not moves:
-        joined_id = _join_queued(session, app.id, trigger=trigger, event_id=event_id, ref=ref)
-        if joined_id is not None:
-            return joined_id
+    joined_id = join_queued(session, app.id, app.stage, trigger=trigger, event_id=event_id, ref=ref)
+    if joined_id is not None:
+        return joined_id
+    moves = _moves(app.stage)
     now = utcnow()
     review = session.exec(
         select(Review)
@@ -107,12 +106,27 @@ def queue_review(
     return review.id
 
 
-def _join_queued(session: Session, app_id: str, *, trigger: str, event_id: str | None, ref: str | None) -> int | None:
+def stage_of(session: Session, app_id: str) -> Stage | None:
+    """The app's stage, or None when it is not catalogued (one column read, for the hot path)."""
+    return session.execute(_STAGE_OF, {"stage_app_id": app_id}).scalar_one_or_none()
+
+
+def _moves(stage: Stage) -> bool:
+    """Whether queueing a review moves an app at `stage` to `in_review`."""
+    return stage is not Stage.in_review and Action.submit_for_review in lifecycle.allowed_actions(stage)
+
+
+def join_queued(
+    session: Session, app_id: str, stage: Stage, *, trigger: str, event_id: str | None, ref: str | None
+) -> int | None:
     """Point the app's queued review at the newest trigger, in one statement; its id, or None.
 
-    The UPDATE locks the row itself. On PostgreSQL a concurrent claim that moved it to `running`
-    first makes the re-checked `status = queued` fail, and the caller takes the full path.
+    None when there is no queued review, or when queueing one would move the app (`queue_review`
+    does that). The UPDATE locks the row itself. On PostgreSQL a concurrent claim that moved it to
+    `running` first makes the re-checked `status = queued` fail, and the caller takes the full path.
     """
+    if stage in NOT_REVIEWED or _moves(stage):
+        return None
     params = {"queued_app_id": app_id, "new_trigger": trigger, "new_event_id": event_id, "new_ref": ref}
     row = session.connection().execute(_JOIN_QUEUED, params).first()
     if row is None:
@@ -124,6 +138,7 @@ def _join_queued(session: Session, app_id: str, *, trigger: str, event_id: str |
 
 
 _REVIEW: Table = Review.__table__  # type: ignore[attr-defined]
+_STAGE_OF = select(MicroApp.stage).where(MicroApp.id == bindparam("stage_app_id"))
 _JOIN_QUEUED = (
     update(_REVIEW)
     .where(
