@@ -93,7 +93,7 @@ def find_app(session: Session, urls: set[str]) -> RepoApp | None:
     """The catalogued app whose repo URL is one of `urls` (compared case-insensitively, indexed)."""
     if not urls:
         return None
-    row = session.execute(_FIND_APP, {"urls": sorted(urls)}).first()
+    row = session.connection().execute(_FIND_APP, {"urls": sorted(urls)}).first()
     return RepoApp(*row) if row is not None else None
 
 

@@ -29,7 +29,7 @@ from orchestrator.events.redelivery import DEDUP_PREFIX
 from orchestrator.group_commit import GroupCommitter
 from orchestrator.http.bodies import read_limited
 from orchestrator.http.errors import error_body
-from orchestrator.logs import get_logger
+from orchestrator.logs import bind, get_logger
 from orchestrator.outbox import emit
 
 router = APIRouter(tags=["webhooks"])
@@ -101,13 +101,14 @@ async def github_webhook(request: Request) -> JSONResponse:
     if not delivery or len(delivery) > 200 or not event_name:
         return _refuse(400, "bad_request", "X-GitHub-Event and X-GitHub-Delivery are required")
     status, answer, note = await _committer.submit(_Delivery(event_name, delivery, payload))
-    context = {"delivery": delivery, "github_event": event_name}
+    # The request's own log line carries these; a second line per delivery would double the logging.
+    bind(delivery=delivery, github_event=event_name)
     if note == "accepted":
-        log.info("github delivery accepted", **context, event_id=answer["event_id"], duplicate=answer["duplicate"])
+        bind(event_id=answer["event_id"], duplicate=answer["duplicate"])
     elif note == "ignored":
-        log.info("github delivery ignored", **context, reason=answer["reason"])
+        bind(ignored=answer["reason"])
     else:
-        log.warning("github delivery has an unexpected shape", **context, error=note)
+        log.warning("github delivery has an unexpected shape", delivery=delivery, github_event=event_name, error=note)
     return JSONResponse(answer, status_code=status)
 
 
