@@ -72,7 +72,11 @@ class GroupCommitter(Generic[Item, Result]):
                     batch.append(self._queue.get_nowait())
                 except Empty:
                     break
-            self._run_batch(batch)
+            try:
+                self._run_batch(batch)
+            except BaseException as exc:  # never leave a request waiting forever
+                log.error("group commit writer failed", items=len(batch), error=repr(exc)[:300])
+                self._resolve(batch, [(False, exc)] * len(batch))
 
     def _run_batch(self, batch: list[_Waiting[Item]]) -> None:
         try:
