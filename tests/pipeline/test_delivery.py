@@ -180,6 +180,22 @@ def test_events_committed_together_travel_in_one_message(db_url, broker, probe_d
     assert {e.attempts for e in events(type="test.effect")} == {1}
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_transient_failure_in_a_batch_is_retried_alone(db_url, broker, probe_dir, procs, tmp_path) -> None:
+    """A flaky event in a batch goes on as its own delayed retry; its batch-mates are handled at once."""
+    ids = _emit_together("test.flaky", "test.effect", "test.effect")
+    assert orchestrator.pipeline.flush(10)
+    assert _queued_tasks(broker) == ["workers.handle_events"]
+    env = _env(db_url, broker, probe_dir, EVENT_MAX_ATTEMPTS="3", EVENT_RETRY_BASE_SECONDS="2")
+    procs.append(start_worker(env=env, log_path=tmp_path / "worker.log", concurrency=1))
+    wait_until(lambda: {_status(i) for i in ids[1:]} == {EventStatus.handled}, timeout=30, what="the batch-mates")
+    wait_until(lambda: len(_runs(probe_dir, ids[0])) == 1, timeout=30, what="the flaky event's first run")
+    (probe_dir / "healthy").touch()
+    wait_until(lambda: _status(ids[0]) == EventStatus.handled, timeout=30, what="the flaky event on its retry")
+    assert len(_runs(probe_dir, ids[0])) == 2 and events(id=ids[0])[0].attempts == 2
+    assert [_effects(i) for i in ids] == [1, 1, 1]
+
+
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 def test_killed_worker_mid_batch_splits_it_and_handles_each_once(db_url, broker, probe_dir, procs, tmp_path) -> None:
     """SIGKILL while a batch runs its first event: the redelivered batch goes on as single messages, each once."""
