@@ -7,9 +7,10 @@ of concurrent requests off an in-process queue and runs as many as are waiting (
 `max_batch`) in one transaction, then wakes each request with its own result. One waiting
 request is a batch of one, so an idle server answers as fast as before.
 
-Items are independent: if the shared transaction fails (a bug in one item, a lost connection),
-the batch is rolled back and every item runs again in a transaction of its own, so one bad item
-gets its own error and the others their results. Results reach the requests only after commit.
+Items are independent: if the shared transaction fails (a bug in one item, a lost connection, a
+statement error an item swallowed), the batch is rolled back and every item runs again in a
+transaction of its own, so one bad item gets its own error and the others their results. Results
+reach the requests only after commit.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class GroupCommitter(Generic[Item, Result]):
         try:
             with session_scope() as session:
                 results: list[tuple[bool, Any]] = [(True, self._work(session, w.item)) for w in batch]
+                _refuse_failed_transaction(session)
         except Exception as exc:
             if len(batch) == 1:
                 results = [(False, exc)]
@@ -93,7 +95,9 @@ class GroupCommitter(Generic[Item, Result]):
     def _run_alone(self, item: Item) -> tuple[bool, Any]:
         try:
             with session_scope() as session:
-                return True, self._work(session, item)
+                result = self._work(session, item)
+                _refuse_failed_transaction(session)
+                return True, result
         except Exception as exc:
             return False, exc
 
@@ -107,6 +111,18 @@ class GroupCommitter(Generic[Item, Result]):
                 loop.call_soon_threadsafe(_settle, outcomes)  # one wake-up of each event loop per batch
             except RuntimeError:  # that loop is closed: its requests are gone
                 pass
+
+
+def _refuse_failed_transaction(session: Session) -> None:
+    """Raise if a statement failed inside the transaction and an item swallowed the error.
+
+    PostgreSQL answers COMMIT of such a transaction with a rollback and psycopg raises nothing, so
+    every item would be told "stored" while nothing was.
+    """
+    dbapi_connection = session.connection().connection.dbapi_connection
+    info = getattr(dbapi_connection, "info", None)  # psycopg's ConnectionInfo; SQLite has none
+    if info is not None and getattr(info.transaction_status, "name", "") == "INERROR":
+        raise RuntimeError("a statement failed inside the transaction; it cannot commit")
 
 
 def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:

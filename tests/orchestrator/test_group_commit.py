@@ -93,6 +93,32 @@ def test_a_repeated_key_in_one_batch_is_a_duplicate_of_the_first(db_url: str) ->
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_an_item_that_swallows_a_database_error_is_not_told_it_was_stored(db_url: str) -> None:
+    """PostgreSQL turns COMMIT of a failed transaction into a rollback: the swallowing item gets an error."""
+
+    def store(session: Session, key: str) -> str:
+        if key == "swallow":
+            try:
+                session.connection().exec_driver_sql("select * from no_such_table")
+            except Exception:
+                pass  # the bug this guards against: the transaction is now aborted
+            return "stored?"
+        return _store(session, key)
+
+    committer: GroupCommitter[str, str] = GroupCommitter(store, name="test-group-commit-swallow")
+
+    async def main() -> list[object]:
+        return await asyncio.gather(*(committer.submit(k) for k in ("ok-a", "swallow", "ok-b")), return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert isinstance(results[1], RuntimeError), results
+    with session_scope(write=False) as session:
+        keys = set(session.exec(select(Event.dedup_key).where(Event.type == "test.group")))
+    assert keys == {"ok-a", "ok-b"}
+    assert all(isinstance(r, str) and r != "stored?" for i, r in enumerate(results) if i != 1)
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 def test_a_pooled_connection_killed_while_idle_is_replaced(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The server drops an idle pooled connection (a restart, say): the next transaction still works."""
     import orchestrator.db
