@@ -64,7 +64,11 @@ def after_commit(event_ids: list[str]) -> None:
 
 @dataclass(frozen=True)
 class Emitted:
-    """The event row and whether it already existed under the same dedup key."""
+    """The event and whether it already existed under the same dedup key.
+
+    A new event is written with a Core INSERT, so `event` is not in the session: read it (its id,
+    above all), do not change it expecting the row to follow.
+    """
 
     event: Event
     duplicate: bool
