@@ -75,6 +75,14 @@ def _server_engine(url: str) -> Engine:
         if not alive:
             raise DisconnectionError("pooled connection failed its ping")
 
+    @event.listens_for(engine, "commit")
+    def _refuse_failed_transaction(conn: Any) -> None:
+        # PostgreSQL answers COMMIT of a transaction in which a statement failed with a rollback, and
+        # psycopg raises nothing: code that swallowed the error would believe its writes were stored.
+        info = getattr(conn.connection.dbapi_connection, "info", None)
+        if info is not None and getattr(info.transaction_status, "name", "") == "INERROR":
+            raise RuntimeError("a statement failed inside the transaction; it cannot commit")
+
     return engine
 
 

@@ -8,9 +8,9 @@ of concurrent requests off an in-process queue and runs as many as are waiting (
 request is a batch of one, so an idle server answers as fast as before.
 
 Items are independent: if the shared transaction fails (a bug in one item, a lost connection, a
-statement error an item swallowed), the batch is rolled back and every item runs again in a
-transaction of its own, so one bad item gets its own error and the others their results. Results
-reach the requests only after commit.
+statement error an item swallowed, which `orchestrator.db` refuses to commit), the batch is rolled
+back and every item runs again in a transaction of its own, so one bad item gets its own error and
+the others their results. Results reach the requests only after commit.
 """
 
 from __future__ import annotations
@@ -81,9 +81,7 @@ class GroupCommitter(Generic[Item, Result]):
 
     def _run_batch(self, batch: list[_Waiting[Item]]) -> None:
         try:
-            with session_scope() as session:
-                results: list[tuple[bool, Any]] = [(True, self._work(session, w.item)) for w in batch]
-                _refuse_failed_transaction(session)
+            results: list[tuple[bool, Any]] = [(True, r) for r in self._commit([w.item for w in batch])]
         except Exception as exc:
             if len(batch) == 1:
                 results = [(False, exc)]
@@ -94,12 +92,15 @@ class GroupCommitter(Generic[Item, Result]):
 
     def _run_alone(self, item: Item) -> tuple[bool, Any]:
         try:
-            with session_scope() as session:
-                result = self._work(session, item)
-                _refuse_failed_transaction(session)
-                return True, result
+            return True, self._commit([item])[0]
         except Exception as exc:
             return False, exc
+
+    def _commit(self, items: list[Item]) -> list[Result]:
+        """Run every item in one transaction; their results once it has committed."""
+        with session_scope() as session:
+            results = [self._work(session, item) for item in items]
+        return results
 
     @staticmethod
     def _resolve(batch: list[_Waiting[Item]], results: list[tuple[bool, Any]]) -> None:
@@ -111,18 +112,6 @@ class GroupCommitter(Generic[Item, Result]):
                 loop.call_soon_threadsafe(_settle, outcomes)  # one wake-up of each event loop per batch
             except RuntimeError:  # that loop is closed: its requests are gone
                 pass
-
-
-def _refuse_failed_transaction(session: Session) -> None:
-    """Raise if a statement failed inside the transaction and an item swallowed the error.
-
-    PostgreSQL answers COMMIT of such a transaction with a rollback and psycopg raises nothing, so
-    every item would be told "stored" while nothing was.
-    """
-    dbapi_connection = session.connection().connection.dbapi_connection
-    info = getattr(dbapi_connection, "info", None)  # psycopg's ConnectionInfo; SQLite has none
-    if info is not None and getattr(info.transaction_status, "name", "") == "INERROR":
-        raise RuntimeError("a statement failed inside the transaction; it cannot commit")
 
 
 def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:

@@ -42,8 +42,10 @@ def start_review(session: Session, event: Event) -> None:
     if store.join_queued(session, event.app_id, stage, **trigger) is not None:
         return
     app = session.get(MicroApp, event.app_id)
-    if app is None or store.queue_review(session, app, **trigger, policy=get_policy()) is None:
+    if app is None or app.stage in store.NOT_REVIEWED:  # it changed since `stage_of` read it
         event.last_error = f"the app is {app.stage.value if app else 'gone'}; no review"
+        return
+    store.queue_new_review(session, app, **trigger, policy=get_policy())
 
 
 @register_handler("review.completed")

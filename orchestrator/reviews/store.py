@@ -66,6 +66,14 @@ def queue_review(
     joined_id = join_queued(session, app.id, app.stage, trigger=trigger, event_id=event_id, ref=ref)
     if joined_id is not None:
         return joined_id
+    return queue_new_review(session, app, trigger=trigger, event_id=event_id, ref=ref, policy=policy)
+
+
+def queue_new_review(
+    session: Session, app: MicroApp, *, trigger: str, event_id: str | None, ref: str | None, policy: Policy
+) -> int:
+    """The part of `queue_review` after `join_queued` found nothing to join: queue (or join, under a
+    lock) the review, move the app to `in_review` if it may, audit a new review; its id."""
     moves = _moves(app.stage)
     now = utcnow()
     review = session.exec(
