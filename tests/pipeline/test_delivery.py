@@ -181,6 +181,26 @@ def test_events_committed_together_travel_in_one_message(db_url, broker, probe_d
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_unparseable_messages_are_dropped_and_never_block(db_url, broker, probe_dir, procs, tmp_path) -> None:
+    """Messages no event can be read from are dropped, logged, not retried; the event behind them is handled."""
+    from workers.app import app as celery_app
+
+    bad = [("workers.handle_events", ["not-a-list"]), ("workers.handle_events", [["../etc"]]),
+           ("workers.handle_event", [42])]  # fmt: skip
+    with celery_app.connection_for_write(broker) as connection:
+        for name, args in bad:
+            celery_app.send_task(name, args=args, queue="ingest", connection=connection)
+    assert len(_queued_tasks(broker)) == 3
+    after = _emit("test.effect")
+    log_path = tmp_path / "worker.log"
+    procs.append(start_worker(env=_env(db_url, broker, probe_dir), log_path=log_path, concurrency=1))
+    wait_until(lambda: _status(after) == EventStatus.handled, timeout=30, what="the event behind the bad messages")
+    log = log_path.read_text()
+    assert log.count("unparseable event batch dropped") == 2 and "unparseable event message dropped" in log
+    assert _queued_tasks(broker) == [], "nothing was put back for a retry"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_transient_failure_in_a_batch_is_retried_alone(db_url, broker, probe_dir, procs, tmp_path) -> None:
     """A flaky event in a batch goes on as its own delayed retry; its batch-mates are handled at once."""
     ids = _emit_together("test.flaky", "test.effect", "test.effect")
