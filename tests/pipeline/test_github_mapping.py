@@ -47,7 +47,8 @@ def test_other_pushes_are_ignored(client, webhook_secret) -> None:
     for body in (tag, other_branch, unknown):
         response = client.post(URL, **delivery("push", body, webhook_secret))
         assert response.status_code == 202 and response.json()["ignored"] is True, response.text
-    assert events() == [e for e in events() if e.type == "app.created"]
+    # One read: a second one may see the first one's events marked published meanwhile.
+    assert {e.type for e in events()} <= {"app.created"}
 
 
 def test_repository_created_with_manifest_registers_app(client, webhook_secret, fake_github) -> None:
