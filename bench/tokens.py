@@ -46,7 +46,7 @@ def _prepare(env: dict[str, str], count: int) -> tuple[list[str], str]:
     from orchestrator.lifecycle import Stage
     from orchestrator.models import DataClass, MicroApp, Role
     from orchestrator.policy import get_policy
-    from orchestrator.timeutil import utcnow
+    from orchestrator.clock import utcnow
 
     migrate()
     with session_scope() as session:

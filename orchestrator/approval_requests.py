@@ -31,7 +31,7 @@ from orchestrator.models import ApprovalRequest, ApprovalStatus, Deadline, Event
 from orchestrator.notification_models import Notification, NotificationKind, NotificationStatus
 from orchestrator.notifications import notify
 from orchestrator.policy import Policy, get_policy
-from orchestrator.timeutil import as_utc, utcnow
+from orchestrator.clock import as_utc, utcnow
 
 
 def _pending(session: Session, approval_id: int) -> tuple[ApprovalRequest, MicroApp] | None:

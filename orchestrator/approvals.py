@@ -33,7 +33,7 @@ from orchestrator.notification_models import NotificationKind
 from orchestrator.notifications import notify
 from orchestrator.outbox import emit
 from orchestrator.policy import Policy, get_policy
-from orchestrator.timeutil import as_utc, utcnow
+from orchestrator.clock import as_utc, utcnow
 
 APPROVAL_DEADLINES = ("approval_reminder", "approval_escalation")
 

@@ -28,7 +28,7 @@ from orchestrator.credentials.models import Credential
 from orchestrator.integrations.archive import ArchiveStore
 from orchestrator.models import ApprovalRequest, AuditEntry, Deadline, MicroApp
 from orchestrator.sunset_models import ArchiveRecord, ArchiveStatus
-from orchestrator.timeutil import as_utc, utcnow
+from orchestrator.clock import as_utc, utcnow
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from orchestrator.models import AuditEntry
-from orchestrator.timeutil import as_utc, utcnow
+from orchestrator.clock import as_utc, utcnow
 
 GENESIS_HASH = "0" * 64
 # Arbitrary constant key for pg_advisory_xact_lock: "audit" in ASCII.

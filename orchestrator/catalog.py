@@ -23,7 +23,7 @@ from orchestrator.manifest import Manifest
 from orchestrator.models import ApprovalKind, ApprovalRequest, ApprovalStatus, DataClass, MicroApp, Person
 from orchestrator.outbox import Emitted, emit
 from orchestrator.policy import Policy
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 
 def get_app(session: Session, app_id: str) -> MicroApp:

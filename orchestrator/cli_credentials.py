@@ -11,7 +11,7 @@ import typer
 from orchestrator.cli import cli_actor, fail
 from orchestrator.credentials.models import Credential, CredentialStatus
 from orchestrator.errors import OrchestratorError
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 credentials_app = typer.Typer(help="The credential ledger and the token service's keys.", no_args_is_help=True)
 

@@ -16,7 +16,7 @@ from typing import Any
 from orchestrator.lifecycle import ACTIVE_STAGES, Stage
 from orchestrator.models import MicroApp
 from orchestrator.policy import Policy
-from orchestrator.timeutil import as_utc
+from orchestrator.clock import as_utc
 
 # The kinds this plan computes for an app.
 MANAGED_KINDS = ("review_due", "expiry_notice", "expiry", "inactivity")

@@ -24,7 +24,7 @@ from orchestrator.logs import get_logger
 from orchestrator.models import ApprovalRequest, ApprovalStatus, Deadline, DeadlineStatus, MicroApp
 from orchestrator.outbox import emit
 from orchestrator.policy import Policy
-from orchestrator.timeutil import as_utc, utcnow
+from orchestrator.clock import as_utc, utcnow
 
 log = get_logger(__name__)
 

@@ -28,7 +28,7 @@ from orchestrator.models import ApprovalRequest, ApprovalStatus, MicroApp, Perso
 from orchestrator.notification_models import Notification, NotificationKind, NotificationStatus
 from orchestrator.notifications import LEASE, Notifier, get_notifier, hold_for_digest, over_threshold
 from orchestrator.policy import Policy, get_policy
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 log = get_logger(__name__)
 

@@ -25,7 +25,7 @@ from orchestrator.lifecycle import Action
 from orchestrator.manifest import Manifest
 from orchestrator.models import Event, EventStatus, MicroApp, Role
 from orchestrator.policy import Policy
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 DEMO_CATALOG = Path(__file__).with_name("demo_catalog.yaml")
 DEMO_ACTOR = "demo"

@@ -28,7 +28,7 @@ from orchestrator.models import ApprovalRequest, MicroApp, Person
 from orchestrator.notification_models import InteractionStatus, SlackInteraction
 from orchestrator.notifications import INTERACTION_TASK, LEASE, Notifier, enqueue_after_commit, get_notifier
 from orchestrator.policy import get_policy
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 log = get_logger(__name__)
 

@@ -30,7 +30,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from orchestrator.models import ApprovalKind, ApprovalRequest, ApprovalStatus, MicroApp
-from orchestrator.timeutil import as_utc
+from orchestrator.clock import as_utc
 
 
 class SlackAction(StrEnum):

@@ -16,7 +16,7 @@ from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
 from orchestrator.lifecycle import Stage
-from orchestrator.timeutil import UTCDateTime, utcnow
+from orchestrator.clock import UTCDateTime, utcnow
 
 
 def _ts(*, nullable: bool = True, index: bool = False) -> Any:

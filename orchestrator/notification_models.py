@@ -16,7 +16,7 @@ from sqlalchemy import JSON, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 from orchestrator.models import enum_field
-from orchestrator.timeutil import UTCDateTime, utcnow
+from orchestrator.clock import UTCDateTime, utcnow
 
 
 class NotificationStatus(StrEnum):

@@ -29,7 +29,7 @@ from orchestrator.notification_models import (
     SlackInteraction,
 )
 from orchestrator.policy import Policy
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 log = get_logger(__name__)
 

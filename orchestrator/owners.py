@@ -26,7 +26,7 @@ from orchestrator.lifecycle import ACTIVE_STAGES, Action, Stage
 from orchestrator.logs import get_logger
 from orchestrator.models import Event, MicroApp, Person
 from orchestrator.policy import Policy, get_policy
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 log = get_logger(__name__)
 

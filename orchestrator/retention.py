@@ -20,7 +20,7 @@ from orchestrator.lifecycle import POLICY_ACTOR, Action, Stage
 from orchestrator.models import Deadline, DeadlineStatus, MicroApp
 from orchestrator.policy import get_policy
 from orchestrator.sunset_models import ArchiveRecord, ArchiveStatus
-from orchestrator.timeutil import as_utc, utcnow
+from orchestrator.clock import as_utc, utcnow
 
 
 @dataclass

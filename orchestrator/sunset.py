@@ -35,7 +35,7 @@ from orchestrator.models import MicroApp
 from orchestrator.policy import Policy, get_policy
 from orchestrator.sunset_models import SunsetRun, SunsetStatus, SunsetStep
 from orchestrator.sunset_notices import alert_it, tell
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 log = get_logger(__name__)
 RUN_TASK = "workers.run_sunset"

@@ -16,7 +16,7 @@ from orchestrator.lifecycle import RETIRABLE_STAGES, Stage
 from orchestrator.models import ApprovalRequest, AuditEntry, MicroApp
 from orchestrator.policy import Policy
 from orchestrator.sunset_models import SunsetRun, SunsetStep
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 _STEPS = [SunsetStep.freeze, SunsetStep.revoke, SunsetStep.archive, SunsetStep.retire]
 

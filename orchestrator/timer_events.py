@@ -20,7 +20,7 @@ from orchestrator.lifecycle import ACTIVE_STAGES, POLICY_ACTOR, Action, Stage
 from orchestrator.logs import get_logger
 from orchestrator.models import Event, MicroApp
 from orchestrator.policy import get_policy
-from orchestrator.timeutil import as_utc, utcnow
+from orchestrator.clock import as_utc, utcnow
 
 log = get_logger(__name__)
 PURGE_TASK = "workers.purge_archives"

@@ -10,7 +10,7 @@ from orchestrator.config import get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import TransientIntegrationError
 from orchestrator.logs import get_logger
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 from workers.app import app
 
 log = get_logger(__name__)

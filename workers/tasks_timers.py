@@ -6,7 +6,7 @@ import orchestrator.timer_events  # noqa: F401  (registers the handlers of the e
 from orchestrator import deadlines
 from orchestrator.db import session_scope
 from orchestrator.logs import get_logger
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 from workers.app import app
 
 log = get_logger(__name__)

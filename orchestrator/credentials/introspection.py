@@ -28,7 +28,7 @@ from orchestrator.credentials.usage import schedule_use
 from orchestrator.db import session_scope
 from orchestrator.integrations.credentials.builtin import token_issuer
 from orchestrator.logs import get_logger
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 INACTIVE: dict[str, Any] = {"active": False}
 _REQUIRED = ["exp", "iat", "jti", "sub", "aud"]

@@ -28,7 +28,7 @@ from orchestrator.credentials.models import KeyStatus, SigningKey
 from orchestrator.credentials.sealing import seal, unseal
 from orchestrator.db import session_scope
 from orchestrator.policy import get_policy
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 ALGORITHM = "EdDSA"
 # Clock skew tolerated between processes when deciding that a previous key may stop verifying.

@@ -22,7 +22,7 @@ from orchestrator.config import get_settings
 from orchestrator.credentials.models import Credential, CredentialStatus
 from orchestrator.errors import TransientIntegrationError
 from orchestrator.logs import get_logger
-from orchestrator.timeutil import as_utc, utcnow
+from orchestrator.clock import as_utc, utcnow
 
 BUILTIN = "builtin"
 KEY_PREFIX = "orch:cred:revoked:"

@@ -23,7 +23,7 @@ from orchestrator.integrations.credentials.base import IssuedCredential
 from orchestrator.integrations.credentials.builtin import BUILTIN
 from orchestrator.integrations.credentials.registry import Providers, get_provider
 from orchestrator.models import MicroApp
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 _TERMINAL = (CredentialStatus.revoked, CredentialStatus.expired)
 

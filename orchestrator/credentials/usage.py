@@ -19,7 +19,7 @@ from sqlmodel import Session, col, or_
 from orchestrator.db import session_scope
 from orchestrator.logs import get_logger
 from orchestrator.models import MicroApp
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 INTERVAL = timedelta(seconds=60)
 log = get_logger(__name__)

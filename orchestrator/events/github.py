@@ -29,7 +29,7 @@ from orchestrator.manifest import load_manifest_text
 from orchestrator.models import Event, MicroApp, Person
 from orchestrator.outbox import emit
 from orchestrator.policy import get_policy
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 REPOSITORY_EVENT = "github.repository"
 MANIFEST_PATH = "microapp.yaml"

@@ -25,7 +25,7 @@ from orchestrator.errors import ConfigError
 from orchestrator.integrations.github import Delivery, GitHubClient
 from orchestrator.logs import get_logger
 from orchestrator.models import Event
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 log = get_logger(__name__)
 

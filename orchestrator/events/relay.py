@@ -39,7 +39,7 @@ from orchestrator.config import Settings, get_settings
 from orchestrator.db import session_scope
 from orchestrator.logs import get_logger
 from orchestrator.models import Event, EventStatus
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 log = get_logger(__name__)
 

@@ -33,7 +33,7 @@ from orchestrator.errors import TransientIntegrationError
 from orchestrator.events.registry import PoisonEvent, Prepare, load_handlers, registration_for, set_prepared
 from orchestrator.logs import get_logger
 from orchestrator.models import Event, EventStatus
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 log = get_logger(__name__)
 

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from orchestrator import audit
 from orchestrator.errors import Conflict, NotFound, ValidationFailed
 from orchestrator.models import Event, EventStatus
-from orchestrator.timeutil import as_utc
+from orchestrator.clock import as_utc
 
 RETRYABLE = (EventStatus.failed, EventStatus.parked, EventStatus.pending, EventStatus.enqueued, EventStatus.handling)
 

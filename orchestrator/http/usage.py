@@ -23,7 +23,7 @@ from orchestrator.errors import Conflict, NotFound
 from orchestrator.http.deps import CurrentToken, PolicyDep
 from orchestrator.lifecycle import ACTIVE_STAGES, Stage
 from orchestrator.models import MicroApp
-from orchestrator.timeutil import as_utc, utcnow
+from orchestrator.clock import as_utc, utcnow
 
 router = APIRouter(prefix="/api/v1/apps", tags=["usage"])
 

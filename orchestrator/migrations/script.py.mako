@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel  # noqa: F401  (autogenerate renders sqlmodel.sql.sqltypes.AutoString)
 from alembic import op
 
-import orchestrator.timeutil  # noqa: F401  (column type UTCDateTime)
+import orchestrator.clock  # noqa: F401  (column type UTCDateTime)
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}

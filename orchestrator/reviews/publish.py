@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from orchestrator.config import Settings, get_settings
 from orchestrator.logs import get_logger
 from orchestrator.reviews.models import Review, ReviewStatus
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 log = get_logger(__name__)
 

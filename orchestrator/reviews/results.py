@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from orchestrator.reviews.findings import Finding, ReviewResult
 from orchestrator.reviews.models import Review, ReviewFinding, ReviewStatus, Verdict
 from orchestrator.reviews.store import Job
-from orchestrator.timeutil import as_utc, utcnow
+from orchestrator.clock import as_utc, utcnow
 
 Key = tuple[str, str, str]
 # Finding.extra keys worth keeping for a human (all hold names, versions, ids, counts — no values).

@@ -29,7 +29,7 @@ from orchestrator.models import MicroApp
 from orchestrator.policy import Policy
 from orchestrator.reviews.models import Review, ReviewStatus
 from orchestrator.reviews.publish import publish_after_commit
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 log = get_logger(__name__)
 

@@ -64,7 +64,7 @@ def make_app(db_url: str) -> Callable[..., Any]:
     from orchestrator.db import session_scope
     from orchestrator.lifecycle import Stage
     from orchestrator.models import DataClass, MicroApp
-    from orchestrator.timeutil import utcnow
+    from orchestrator.clock import utcnow
 
     def _make(app_id: str = "expense-helper", stage: str = "production", **fields: Any) -> MicroApp:
         values: dict[str, Any] = {

@@ -142,7 +142,7 @@ class TestErrors:
 
     def test_rereview_of_an_approved_app_keeps_tokens_flowing(self, client, subject, make_app) -> None:
         """An approved app under periodic re-review (in_review, approved before) still gets tokens."""
-        from orchestrator.timeutil import utcnow
+        from orchestrator.clock import utcnow
 
         make_app("rereviewed", stage="in_review", approved_at=utcnow())
         assert client.post("/oauth/token", data=exchange_form(subject, audience="rereviewed")).status_code == 200

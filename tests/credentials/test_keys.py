@@ -50,7 +50,7 @@ def test_previous_key_retires_after_its_tokens_expire(client, make_token, make_a
     from orchestrator.credentials.keys import get_keyring, max_token_lifetime, rotate
     from orchestrator.credentials.models import KeyStatus, SigningKey
     from orchestrator.db import session_scope
-    from orchestrator.timeutil import utcnow
+    from orchestrator.clock import utcnow
 
     make_app()
     gateway = make_token("admin", "it@example.com")

@@ -25,7 +25,7 @@ def test_real_api_sees_other_processes_revocations_and_rotations(sqlite_url, use
     from orchestrator.db import session_scope
     from orchestrator.lifecycle import Stage
     from orchestrator.models import DataClass, MicroApp
-    from orchestrator.timeutil import utcnow
+    from orchestrator.clock import utcnow
 
     with session_scope() as session:
         app = MicroApp(id="expense-helper", name="x", owner_email="maker@example.com", stage=Stage.production,

@@ -98,7 +98,7 @@ def test_unknown_or_expired_is_a_success(issued, make_app) -> None:
 
     from orchestrator.credentials import service
     from orchestrator.db import session_scope
-    from orchestrator.timeutil import utcnow
+    from orchestrator.clock import utcnow
 
     gone = _revoke(issued, {"fake": FakeProvider(script=["gone"])})
     assert gone.status == "revoked" and gone.note == "gone" and gone.details["already_gone"] is True

@@ -9,7 +9,7 @@ from sqlmodel import select
 from orchestrator.events.runner import run_event
 from orchestrator.models import Deadline, MicroApp, Person
 from orchestrator.notification_models import Notification
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 from tests.factories import auth
 from tests.pipeline.helpers import audit_actions, catalogue, events
 

@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator.errors import ConfigError
 from orchestrator.events.redelivery import parse_hooks, redeliver_failed
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 REPO_HOOK = "repos/acme/expense-helper/hooks/42"
 ORG_HOOK = "orgs/acme/hooks/7"

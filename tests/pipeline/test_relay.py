@@ -11,7 +11,7 @@ from sqlmodel import select
 from orchestrator.config import get_settings
 from orchestrator.events.relay import SingleRelayLock, claim_due, republish_due
 from orchestrator.models import Event, EventStatus
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 from tests.pipeline.helpers import events
 
 

@@ -223,7 +223,7 @@ def test_a_review_whose_message_was_lost_is_published_again(stack: Stack, tmp_pa
     """A queued review whose task never reached the broker is found by the worker's sweep and run."""
     from datetime import timedelta
 
-    from orchestrator.timeutil import utcnow
+    from orchestrator.clock import utcnow
 
     repo = make_repo(tmp_path / "lost", {"microapp.yaml": manifest_text("Lost Tool"), "app.py": CLEAN_CODE})
     app_id = register(stack, "Lost Tool", "public", str(repo.path))

@@ -19,7 +19,7 @@ from orchestrator.policy import ReviewLimits, get_policy
 from orchestrator.reviews import store
 from orchestrator.reviews.flows import run_review
 from orchestrator.reviews.models import Review, ReviewFinding
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 from tests.reviews.helpers import github_token, make_repo, manifest_text
 
 

@@ -16,7 +16,7 @@ from orchestrator.manifest import parse_manifest
 from orchestrator.policy import get_policy
 from orchestrator.reviews import publish
 from orchestrator.reviews.models import Review
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 from tests.harness import wait_until
 
 

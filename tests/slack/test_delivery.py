@@ -55,7 +55,7 @@ def test_sweep_requeues_what_lost_its_message(sqlite_url: str, redis_url: str, m
 
     from orchestrator.notification_models import NotificationKind, NotificationStatus
     from orchestrator.notifications import notify, sweep
-    from orchestrator.timeutil import utcnow
+    from orchestrator.clock import utcnow
     from tests.slack.conftest import configure_slack
     from tests.slack.helpers import quiet_redis_db
 

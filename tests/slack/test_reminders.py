@@ -16,7 +16,7 @@ from orchestrator.events.registry import registration_for
 from orchestrator.http.app import create_app
 from orchestrator.messages import SlackAction
 from orchestrator.models import ApprovalRequest, AuditEntry, Deadline, Event, MicroApp, Person
-from orchestrator.timeutil import as_utc
+from orchestrator.clock import as_utc
 from tests.factories import auth
 from tests.slack.helpers import (
     APPROVER,

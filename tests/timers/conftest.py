@@ -96,6 +96,6 @@ def redis_client(private_redis: str) -> Iterator[Any]:
 
 def soon(seconds: float) -> Any:
     """An aware UTC time `seconds` from now."""
-    from orchestrator.timeutil import utcnow
+    from orchestrator.clock import utcnow
 
     return utcnow() + timedelta(seconds=seconds)

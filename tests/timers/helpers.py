@@ -52,7 +52,7 @@ def make_app(**fields: Any) -> Any:
     from orchestrator.db import session_scope
     from orchestrator.lifecycle import Stage
     from orchestrator.models import DataClass, MicroApp
-    from orchestrator.timeutil import utcnow
+    from orchestrator.clock import utcnow
 
     now = utcnow()
     values: dict[str, Any] = {
@@ -79,7 +79,7 @@ def add_credential(app_id: str, *, provider: str = "fake", ref: str | None = Non
 
     from orchestrator.credentials.models import Credential
     from orchestrator.db import session_scope
-    from orchestrator.timeutil import utcnow
+    from orchestrator.clock import utcnow
 
     with session_scope() as session:
         row = Credential(

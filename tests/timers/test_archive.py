@@ -20,7 +20,7 @@ from orchestrator.db import session_scope
 from orchestrator.lifecycle import Stage
 from orchestrator.models import Deadline, DeadlineStatus
 from orchestrator.sunset_models import ArchiveRecord, ArchiveStatus
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 from tests.harness import free_port
 from tests.timers.helpers import audit_actions
 

@@ -14,7 +14,7 @@ from orchestrator.db import session_scope
 from orchestrator.lifecycle import Stage
 from orchestrator.models import ApprovalRequest, Deadline, DeadlineStatus, Event
 from orchestrator.policy import get_policy
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 
 def _pending(app_id: str) -> list[tuple[str, str | None]]:

@@ -13,7 +13,7 @@ import pytest
 from orchestrator import deadlines
 from orchestrator.config import Settings
 from orchestrator.db import session_scope
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 from schedules.engine import TimerEngine
 from tests.harness import wait_until
 

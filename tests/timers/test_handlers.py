@@ -15,7 +15,7 @@ from orchestrator.models import Event, MicroApp
 from orchestrator.notification_models import Notification
 from orchestrator.policy import get_policy
 from orchestrator.sunset_models import SunsetRun
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 
 def _fire(app_id: str, kind: str) -> list[str]:

@@ -20,7 +20,7 @@ from orchestrator.lifecycle import Stage
 from orchestrator.models import Deadline, DeadlineStatus, MicroApp
 from orchestrator.policy import get_policy
 from orchestrator.sunset_models import ArchiveRecord, SunsetRun, SunsetStatus, SunsetStep
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 from tests.harness import Proc, spawn, start_worker, wait_until
 from tests.timers.helpers import add_credential, audit_actions
 

@@ -154,7 +154,7 @@ def test_lapsed_credential_is_settled_before_retiring(app_factory: Any, timer_se
     """A credential still `live` in the ledger but past its expiry is recorded expired before the app retires."""
     from datetime import timedelta
 
-    from orchestrator.timeutil import utcnow
+    from orchestrator.clock import utcnow
 
     app = app_factory(stage=Stage.production, expires_at=None)
     fake = FakeProvider()

@@ -22,7 +22,7 @@ from orchestrator.credentials.keys import ALGORITHM, KeyRing, get_keyring
 from orchestrator.credentials.revocation import RevocationList, get_revocation_list
 from orchestrator.errors import IntegrationError
 from orchestrator.integrations.credentials.base import IssuedCredential, RevocationResult
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 BUILTIN = "builtin"
 SERVICE = "builtin-service"

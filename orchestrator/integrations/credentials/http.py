@@ -21,7 +21,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from orchestrator.errors import IntegrationError, TransientIntegrationError
 from orchestrator.integrations.credentials.base import IssuedCredential, RevocationResult
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 
 _RETRY_STATUS = frozenset({408, 425, 429})
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel  # noqa: F401  (autogenerate renders sqlmodel.sql.sqltypes.AutoString)
 from alembic import op
 
-import orchestrator.timeutil  # noqa: F401  (column type UTCDateTime)
+import orchestrator.clock  # noqa: F401  (column type UTCDateTime)
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
@@ -32,9 +32,9 @@ def upgrade() -> None:
         ),
         sa.Column("person_email", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=True),
         sa.Column("token_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("created_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_used_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("revoked_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("token_hash"),
     )
@@ -69,8 +69,8 @@ def upgrade() -> None:
         sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("message_ts", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("payload", sa.JSON(), nullable=False),
-        sa.Column("created_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("decided_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("app_id", "kind", "cycle", name="uq_approval_app_kind_cycle"),
     )
@@ -82,7 +82,7 @@ def upgrade() -> None:
         "audit_entry",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", orchestrator.clock.UTCDateTime(timezone=True), nullable=False),
         sa.Column("app_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
         sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
@@ -102,14 +102,14 @@ def upgrade() -> None:
         sa.Column("app_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("ref", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
-        sa.Column("due_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("due_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=False),
         sa.Column(
             "status",
             sa.Enum("pending", "fired", "cancelled", name="deadlinestatus", native_enum=False, length=32),
             nullable=False,
         ),
-        sa.Column("created_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("fired_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("fired_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -142,9 +142,9 @@ def upgrade() -> None:
         ),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("received_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("published_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("handled_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("received_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("published_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("handled_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("dedup_key"),
     )
@@ -219,12 +219,12 @@ def upgrade() -> None:
         sa.Column("external_endpoints", sa.JSON(), nullable=False),
         sa.Column("llm", sa.JSON(), nullable=False),
         sa.Column("manifest", sa.JSON(), nullable=False),
-        sa.Column("created_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("approved_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("expires_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("next_review_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_used_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("approved_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("expires_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_review_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_used_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
         sa.Column("legal_hold", sa.Boolean(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
@@ -244,8 +244,8 @@ def upgrade() -> None:
         sa.Column("github_login", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
         sa.Column("manager_email", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("left_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("left_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("email"),
     )
     with op.batch_alter_table("person", schema=None) as batch_op:

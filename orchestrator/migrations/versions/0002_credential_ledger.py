@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel  # noqa: F401  (autogenerate renders sqlmodel.sql.sqltypes.AutoString)
 from alembic import op
 
-import orchestrator.timeutil  # noqa: F401  (column type UTCDateTime)
+import orchestrator.clock  # noqa: F401  (column type UTCDateTime)
 
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
@@ -34,9 +34,9 @@ def upgrade() -> None:
             sa.Enum("live", "expired", "revoked", "zombie", name="credentialstatus", native_enum=False, length=32),
             nullable=False,
         ),
-        sa.Column("issued_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("revoked_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("issued_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
         sa.Column("revoke_attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel  # noqa: F401  (autogenerate renders sqlmodel.sql.sqltypes.AutoString)
 from alembic import op
 
-import orchestrator.timeutil  # noqa: F401  (column type UTCDateTime)
+import orchestrator.clock  # noqa: F401  (column type UTCDateTime)
 
 revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0002"
@@ -32,9 +32,9 @@ def upgrade() -> None:
             sa.Enum("active", "previous", "retired", name="keystatus", native_enum=False, length=32),
             nullable=False,
         ),
-        sa.Column("created_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("verify_until", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("retired_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("verify_until", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("retired_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("kid"),
     )
     with op.batch_alter_table("signing_key", schema=None) as batch_op:
@@ -44,7 +44,7 @@ def upgrade() -> None:
         "credential_secret",
         sa.Column("credential_id", sa.Integer(), nullable=False),
         sa.Column("sealed", sa.Text(), nullable=False),
-        sa.Column("created_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["credential_id"],
             ["credential.id"],

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel  # noqa: F401  (autogenerate renders sqlmodel.sql.sqltypes.AutoString)
 from alembic import op
 
-import orchestrator.timeutil  # noqa: F401  (column type UTCDateTime)
+import orchestrator.clock  # noqa: F401  (column type UTCDateTime)
 
 revision: str = "0005"
 down_revision: str | Sequence[str] | None = "0002"
@@ -36,9 +36,9 @@ def upgrade() -> None:
         ),
         sa.Column("created_by", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("created_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("retain_until", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("purged_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("retain_until", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("purged_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("app_archive", schema=None) as batch_op:
@@ -65,9 +65,9 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("archive_id", sa.Integer(), nullable=True),
-        sa.Column("created_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("app_id"),
     )

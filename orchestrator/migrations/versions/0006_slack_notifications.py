@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel  # noqa: F401  (autogenerate renders sqlmodel.sql.sqltypes.AutoString)
 from alembic import op
 
-import orchestrator.timeutil  # noqa: F401  (column type UTCDateTime)
+import orchestrator.clock  # noqa: F401  (column type UTCDateTime)
 
 revision: str = "0006"
 down_revision: str | Sequence[str] | None = "0002"
@@ -65,14 +65,14 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("lease_until", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lease_until", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
         sa.Column("digest_id", sa.Integer(), nullable=True),
         sa.Column("channel_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("ts", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("thread_ts", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-        sa.Column("created_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("due_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("sent_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("due_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sent_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("key"),
@@ -103,10 +103,10 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("lease_until", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lease_until", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
         sa.Column("outcome", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-        sa.Column("received_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("handled_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("received_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("handled_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("dedup_key"),

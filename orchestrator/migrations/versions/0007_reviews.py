@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel  # noqa: F401  (autogenerate renders sqlmodel.sql.sqltypes.AutoString)
 from alembic import op
 
-import orchestrator.timeutil  # noqa: F401  (column type UTCDateTime)
+import orchestrator.clock  # noqa: F401  (column type UTCDateTime)
 
 revision: str = "0007"
 down_revision: str | Sequence[str] | None = "0002"
@@ -45,12 +45,12 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("stats", sa.JSON(), nullable=False),
         sa.Column("skipped", sa.JSON(), nullable=False),
-        sa.Column("created_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("published_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("started_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("finished_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("lease_until", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("retry_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("published_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lease_until", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("retry_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("review", schema=None) as batch_op:
@@ -76,8 +76,8 @@ def upgrade() -> None:
         sa.Column("allow_reason", sa.Text(), nullable=True),
         sa.Column("details", sa.JSON(), nullable=False),
         sa.Column("first_seen_review_id", sa.Integer(), nullable=True),
-        sa.Column("first_seen_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("resolved_at", orchestrator.timeutil.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("first_seen_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("resolved_at", orchestrator.clock.UTCDateTime(timezone=True), nullable=True),
         sa.Column("resolved_by_review_id", sa.Integer(), nullable=True),
         sa.Column("time_to_remediate_seconds", sa.Float(), nullable=True),
         sa.ForeignKeyConstraint(

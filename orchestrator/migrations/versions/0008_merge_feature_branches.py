@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import sqlmodel  # noqa: F401  (autogenerate renders sqlmodel.sql.sqltypes.AutoString)
 
-import orchestrator.timeutil  # noqa: F401  (column type UTCDateTime)
+import orchestrator.clock  # noqa: F401  (column type UTCDateTime)
 
 revision: str = "0008"
 down_revision: str | Sequence[str] | None = ("0004", "0005", "0006", "0007")

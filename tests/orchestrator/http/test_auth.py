@@ -10,7 +10,7 @@ from sqlmodel import select
 from orchestrator.auth import hash_token
 from orchestrator.db import get_engine, session_scope
 from orchestrator.models import ApiToken, Person
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 from tests.factories import auth
 from tests.orchestrator.http.helpers import MAKER, OTHER, Tokens, register, seed_app
 

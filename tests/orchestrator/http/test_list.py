@@ -13,7 +13,7 @@ from orchestrator.db import session_scope
 from orchestrator.lifecycle import Action
 from orchestrator.models import MicroApp
 from orchestrator.policy import get_policy
-from orchestrator.timeutil import utcnow
+from orchestrator.clock import utcnow
 from tests.orchestrator.http.helpers import MAKER, OTHER, Tokens, seed_app
 
 
