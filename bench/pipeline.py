@@ -83,11 +83,11 @@ def _redis() -> redis.Redis:
 
 
 def _seed(apps: int) -> list[str]:
-    from orchestrator import catalog
+    from orchestrator.catalog import service as catalog
     from orchestrator.db import migrate, session_scope
-    from orchestrator.manifest import parse_manifest
+    from orchestrator.catalog.manifest import parse_manifest
     from orchestrator.models import MicroApp
-    from orchestrator.policy import get_policy
+    from orchestrator.catalog.policy import get_policy
 
     migrate()
     urls = []

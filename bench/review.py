@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.secrets import generate_tree
-from orchestrator.policy import load_policy
+from orchestrator.catalog.policy import load_policy
 from orchestrator.reviews.engine import review_directory
 
 MANIFEST = """\

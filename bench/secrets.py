@@ -23,7 +23,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from orchestrator.policy import ReviewLimits
+from orchestrator.catalog.policy import ReviewLimits
 from orchestrator.reviews.secrets import scan_text
 from orchestrator.reviews.source import Deadline, read_text, walk_checkout
 

@@ -43,9 +43,9 @@ def _prepare(env: dict[str, str], count: int) -> tuple[list[str], str]:
     from orchestrator.auth import create_token
     from orchestrator.credentials.tokens import ExchangeRequest, exchange
     from orchestrator.db import migrate, session_scope
-    from orchestrator.lifecycle import Stage
+    from orchestrator.catalog.lifecycle import Stage
     from orchestrator.models import DataClass, MicroApp, Role
-    from orchestrator.policy import get_policy
+    from orchestrator.catalog.policy import get_policy
     from orchestrator.clock import utcnow
 
     migrate()

@@ -30,7 +30,7 @@ from orchestrator.events.registry import register_handler
 from orchestrator.models import ApprovalRequest, ApprovalStatus, Deadline, Event, MicroApp, Person
 from orchestrator.notification_models import Notification, NotificationKind, NotificationStatus
 from orchestrator.notifications import notify
-from orchestrator.policy import Policy, get_policy
+from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import as_utc, utcnow
 
 

@@ -24,15 +24,16 @@ from enum import StrEnum
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from orchestrator import audit, catalog, deadlines, messages
+from orchestrator import audit, deadlines, messages
+from orchestrator.catalog import service as catalog
 from orchestrator.delivery import app_url, mention
 from orchestrator.errors import NotFound, ValidationFailed
-from orchestrator.lifecycle import Action, Stage
+from orchestrator.catalog.lifecycle import Action, Stage
 from orchestrator.models import ApprovalKind, ApprovalRequest, ApprovalStatus, MicroApp
 from orchestrator.notification_models import NotificationKind
 from orchestrator.notifications import notify
 from orchestrator.outbox import emit
-from orchestrator.policy import Policy, get_policy
+from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import as_utc, utcnow
 
 APPROVAL_DEADLINES = ("approval_reminder", "approval_escalation")

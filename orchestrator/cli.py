@@ -41,7 +41,7 @@ def cli_actor() -> str:
 
 def load_policy_or_exit() -> None:
     """Validate the configured policy; exit 2 with the field and reason when it is bad."""
-    from orchestrator.policy import get_policy
+    from orchestrator.catalog.policy import get_policy
 
     try:
         get_policy()
@@ -92,7 +92,7 @@ def policy_check(path: Annotated[str, typer.Argument(help="policy.yaml to check"
     """Validate a policy file and print the effective policy as YAML."""
     import yaml
 
-    from orchestrator.policy import load_policy
+    from orchestrator.catalog.policy import load_policy
 
     try:
         policy = load_policy(path)

@@ -19,7 +19,7 @@ from typing import Annotated, Any, NoReturn
 import httpx
 import typer
 
-from orchestrator.lifecycle import Stage
+from orchestrator.catalog.lifecycle import Stage
 from orchestrator.models import DataClass
 
 DEFAULT_URL = "http://127.0.0.1:8000"

@@ -168,8 +168,8 @@ class _ReadinessProbe:
 
 def _load_demo_if_empty() -> None:
     from orchestrator.db import session_scope
-    from orchestrator.demo import load_demo
-    from orchestrator.policy import get_policy
+    from orchestrator.catalog.demo import load_demo
+    from orchestrator.catalog.policy import get_policy
 
     with session_scope() as session:
         result = load_demo(session, policy=get_policy())
@@ -186,8 +186,8 @@ def demo(
     """Load the demo catalog (a few apps, people, an admin token) into an empty database."""
     from orchestrator.config import get_settings
     from orchestrator.db import session_scope
-    from orchestrator.demo import load_demo
-    from orchestrator.policy import get_policy
+    from orchestrator.catalog.demo import load_demo
+    from orchestrator.catalog.policy import get_policy
 
     load_policy_or_exit()
     with session_scope() as session:

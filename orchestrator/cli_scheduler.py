@@ -45,12 +45,12 @@ def sunset(
 
 
 def _sunset(app_id: str, *, dry_run: bool, reason: str, inline: bool) -> None:
-    from orchestrator import catalog
+    from orchestrator.catalog import service as catalog
     from orchestrator import sunset as sunset_job
     from orchestrator.config import get_settings
     from orchestrator.db import session_scope
-    from orchestrator.lifecycle import RETIRABLE_STAGES, Action, Stage
-    from orchestrator.policy import get_policy
+    from orchestrator.catalog.lifecycle import RETIRABLE_STAGES, Action, Stage
+    from orchestrator.catalog.policy import get_policy
     from orchestrator.sunset_preview import preview
 
     policy, settings = get_policy(), get_settings()
@@ -109,7 +109,8 @@ def archive_hold(
     release: Annotated[bool, typer.Option("--release", help="lift the hold; overdue purges are re-armed")] = False,
 ) -> None:
     """Place a legal hold on an app's archives (the retention purge skips them), or lift it."""
-    from orchestrator import catalog, retention
+    from orchestrator import retention
+    from orchestrator.catalog import service as catalog
     from orchestrator.db import session_scope
 
     with _errors(), session_scope() as session:

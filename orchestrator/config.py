@@ -1,7 +1,7 @@
 """Process settings, read from the environment (and an optional `.env`) by pydantic-settings.
 
 Every knob of the deployment lives here; every lifecycle timer and threshold lives in the policy
-file instead (see `orchestrator.policy`).
+file instead (see `orchestrator.catalog.policy`).
 """
 
 from __future__ import annotations

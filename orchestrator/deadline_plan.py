@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from orchestrator.lifecycle import ACTIVE_STAGES, Stage
+from orchestrator.catalog.lifecycle import ACTIVE_STAGES, Stage
 from orchestrator.models import MicroApp
-from orchestrator.policy import Policy
+from orchestrator.catalog.policy import Policy
 from orchestrator.clock import as_utc
 
 # The kinds this plan computes for an app.

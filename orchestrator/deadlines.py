@@ -23,7 +23,7 @@ from orchestrator import deadline_plan
 from orchestrator.logs import get_logger
 from orchestrator.models import ApprovalRequest, ApprovalStatus, Deadline, DeadlineStatus, MicroApp
 from orchestrator.outbox import emit
-from orchestrator.policy import Policy
+from orchestrator.catalog.policy import Policy
 from orchestrator.clock import as_utc, utcnow
 
 log = get_logger(__name__)

@@ -19,7 +19,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from orchestrator import audit, messages
-from orchestrator.catalog import ensure_person
+from orchestrator.catalog.service import ensure_person
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import IntegrationError, TransientIntegrationError
@@ -27,7 +27,7 @@ from orchestrator.logs import get_logger
 from orchestrator.models import ApprovalRequest, ApprovalStatus, MicroApp, Person
 from orchestrator.notification_models import Notification, NotificationKind, NotificationStatus
 from orchestrator.notifications import LEASE, Notifier, get_notifier, hold_for_digest, over_threshold
-from orchestrator.policy import Policy, get_policy
+from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import utcnow
 
 log = get_logger(__name__)

@@ -17,7 +17,8 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from orchestrator import audit, catalog, messages
+from orchestrator import audit, messages
+from orchestrator.catalog import service as catalog
 from orchestrator.approval_requests import request_approval
 from orchestrator.approvals import Decision, Outcome, Result, approvers_of, decide
 from orchestrator.db import session_scope
@@ -27,7 +28,7 @@ from orchestrator.messages import SlackAction
 from orchestrator.models import ApprovalRequest, MicroApp, Person
 from orchestrator.notification_models import InteractionStatus, SlackInteraction
 from orchestrator.notifications import INTERACTION_TASK, LEASE, Notifier, enqueue_after_commit, get_notifier
-from orchestrator.policy import get_policy
+from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import utcnow
 
 log = get_logger(__name__)

@@ -28,7 +28,7 @@ from orchestrator.notification_models import (
     NotificationStatus,
     SlackInteraction,
 )
-from orchestrator.policy import Policy
+from orchestrator.catalog.policy import Policy
 from orchestrator.clock import utcnow
 
 log = get_logger(__name__)

@@ -12,13 +12,14 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from orchestrator import archive, audit, catalog, deadlines
+from orchestrator import archive, audit, deadlines
+from orchestrator.catalog import service as catalog
 from orchestrator.db import session_scope
 from orchestrator.deadlines import DeadlineKind
 from orchestrator.integrations.archive import ArchiveStore, store_from_settings
-from orchestrator.lifecycle import POLICY_ACTOR, Action, Stage
+from orchestrator.catalog.lifecycle import POLICY_ACTOR, Action, Stage
 from orchestrator.models import Deadline, DeadlineStatus, MicroApp
-from orchestrator.policy import get_policy
+from orchestrator.catalog.policy import get_policy
 from orchestrator.sunset_models import ArchiveRecord, ArchiveStatus
 from orchestrator.clock import as_utc, utcnow
 

@@ -22,17 +22,18 @@ from typing import Any
 from sqlalchemy import event
 from sqlmodel import Session, col, select
 
-from orchestrator import archive, audit, catalog, deadlines
+from orchestrator import archive, audit, deadlines
+from orchestrator.catalog import service as catalog
 from orchestrator.config import Settings, get_settings
 from orchestrator.credentials import service as credentials
 from orchestrator.credentials.models import Credential, CredentialStatus
 from orchestrator.db import session_scope
 from orchestrator.errors import IntegrationError, NotFound, TransientIntegrationError
 from orchestrator.integrations.archive import store_from_settings
-from orchestrator.lifecycle import RETIRABLE_STAGES, Action, Stage
+from orchestrator.catalog.lifecycle import RETIRABLE_STAGES, Action, Stage
 from orchestrator.logs import get_logger
 from orchestrator.models import MicroApp
-from orchestrator.policy import Policy, get_policy
+from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.sunset_models import SunsetRun, SunsetStatus, SunsetStep
 from orchestrator.sunset_notices import alert_it, tell
 from orchestrator.clock import utcnow

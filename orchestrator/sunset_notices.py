@@ -11,7 +11,7 @@ from sqlmodel import Session
 from orchestrator import audit
 from orchestrator.logs import get_logger
 from orchestrator.models import MicroApp
-from orchestrator.policy import Policy
+from orchestrator.catalog.policy import Policy
 
 log = get_logger(__name__)
 

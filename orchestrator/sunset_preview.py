@@ -12,9 +12,9 @@ from orchestrator.config import Settings
 from orchestrator.credentials.models import Credential, CredentialStatus
 from orchestrator.credentials.service import live_credentials
 from orchestrator.integrations.archive import store_from_url
-from orchestrator.lifecycle import RETIRABLE_STAGES, Stage
+from orchestrator.catalog.lifecycle import RETIRABLE_STAGES, Stage
 from orchestrator.models import ApprovalRequest, AuditEntry, MicroApp
-from orchestrator.policy import Policy
+from orchestrator.catalog.policy import Policy
 from orchestrator.sunset_models import SunsetRun, SunsetStep
 from orchestrator.clock import utcnow
 

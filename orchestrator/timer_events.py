@@ -14,12 +14,13 @@ from typing import Any
 from sqlalchemy import event as sa_event
 from sqlmodel import Session
 
-from orchestrator import audit, catalog, deadlines, sunset
+from orchestrator import audit, deadlines, sunset
+from orchestrator.catalog import service as catalog
 from orchestrator.events.registry import register_handler
-from orchestrator.lifecycle import ACTIVE_STAGES, POLICY_ACTOR, Action, Stage
+from orchestrator.catalog.lifecycle import ACTIVE_STAGES, POLICY_ACTOR, Action, Stage
 from orchestrator.logs import get_logger
 from orchestrator.models import Event, MicroApp
-from orchestrator.policy import get_policy
+from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import as_utc, utcnow
 
 log = get_logger(__name__)

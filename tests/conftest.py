@@ -99,7 +99,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _configure(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
-    from orchestrator import policy
+    from orchestrator.catalog import policy
     from orchestrator.config import get_settings
     from orchestrator.db import reset_engines
 

@@ -7,10 +7,10 @@ from sqlmodel import select
 from orchestrator import audit
 from orchestrator.auth import authenticate
 from orchestrator.db import session_scope
-from orchestrator.demo import load_demo, read_catalog
-from orchestrator.lifecycle import Stage
+from orchestrator.catalog.demo import load_demo, read_catalog
+from orchestrator.catalog.lifecycle import Stage
 from orchestrator.models import AuditEntry, Event, EventStatus, MicroApp, Person, Role
-from orchestrator.policy import get_policy
+from orchestrator.catalog.policy import get_policy
 
 EXPECTED_STAGES = {
     "expense-helper": Stage.registered,

@@ -44,7 +44,7 @@ def test_the_wheel_holds_every_package_file(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     missing = sorted(source_files() - names)
     assert not missing, f"not in the wheel (add them to [tool.setuptools.package-data]): {missing}"
-    assert "orchestrator/default_policy.yaml" in names and "orchestrator/demo_catalog.yaml" in names
+    assert "orchestrator/catalog/default_policy.yaml" in names and "orchestrator/catalog/demo_catalog.yaml" in names
     assert any(n.startswith("orchestrator/migrations/versions/0001") for n in names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "orchestrator = orchestrator.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

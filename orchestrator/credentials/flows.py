@@ -25,7 +25,7 @@ from orchestrator.credentials.tokens import effective_scopes
 from orchestrator.integrations.credentials.builtin import SERVICE, service_subject
 from orchestrator.integrations.credentials.registry import Providers
 from orchestrator.models import MicroApp
-from orchestrator.policy import Policy, get_policy
+from orchestrator.catalog.policy import Policy, get_policy
 
 
 @dataclass(frozen=True)

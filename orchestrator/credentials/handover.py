@@ -18,7 +18,7 @@ from orchestrator.credentials.sealing import seal, unseal
 from orchestrator.errors import NotFound
 from orchestrator.integrations.credentials.builtin import SERVICE
 from orchestrator.models import MicroApp
-from orchestrator.policy import Policy
+from orchestrator.catalog.policy import Policy
 
 
 def on_app_approved(session: Session, app: MicroApp, *, policy: Policy, actor: str) -> list[int]:

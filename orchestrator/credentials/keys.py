@@ -27,7 +27,7 @@ from orchestrator import audit
 from orchestrator.credentials.models import KeyStatus, SigningKey
 from orchestrator.credentials.sealing import seal, unseal
 from orchestrator.db import session_scope
-from orchestrator.policy import get_policy
+from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import utcnow
 
 ALGORITHM = "EdDSA"

@@ -21,14 +21,16 @@ from typing import Any, NamedTuple
 from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
-from orchestrator import audit, catalog, lifecycle
+from orchestrator import audit
+from orchestrator.catalog import service as catalog
+from orchestrator.catalog import lifecycle
 from orchestrator.errors import Conflict, ValidationFailed
 from orchestrator.events.registry import prepared, register_handler
-from orchestrator.lifecycle import Action, Stage
-from orchestrator.manifest import load_manifest_text
+from orchestrator.catalog.lifecycle import Action, Stage
+from orchestrator.catalog.manifest import load_manifest_text
 from orchestrator.models import Event, MicroApp, Person
 from orchestrator.outbox import emit
-from orchestrator.policy import get_policy
+from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import utcnow
 
 REPOSITORY_EVENT = "github.repository"

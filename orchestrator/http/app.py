@@ -12,7 +12,7 @@ from orchestrator.config import get_settings
 from orchestrator.http.errors import install_error_handlers
 from orchestrator.http.middleware import install_middleware
 from orchestrator.logs import configure_logging
-from orchestrator.policy import get_policy
+from orchestrator.catalog.policy import get_policy
 
 
 def create_app() -> FastAPI:

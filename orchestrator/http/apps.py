@@ -1,6 +1,6 @@
 """Catalog routes under /api/v1/apps: register, list, show, retire, extend, transfer.
 
-Handlers stay thin: authorise, call `orchestrator.catalog` inside one write transaction (committed
+Handlers stay thin: authorise, call `orchestrator.catalog.service` inside one write transaction (committed
 before the response goes out), and shape the answer. A maker only ever sees their own apps: any
 other app is a 404 for them, exactly as if it did not exist.
 """
@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator import catalog
+from orchestrator.catalog import service as catalog
 from orchestrator.auth import can_see, owns, principal
 from orchestrator.db import session_scope
 from orchestrator.errors import Conflict, Forbidden, NotFound
@@ -35,11 +35,11 @@ from orchestrator.http.schemas import (
     ReasonBody,
     Registered,
 )
-from orchestrator.lifecycle import Stage
+from orchestrator.catalog.lifecycle import Stage
 from orchestrator.logs import bind, get_logger
-from orchestrator.manifest import Manifest, parse_manifest
+from orchestrator.catalog.manifest import Manifest, parse_manifest
 from orchestrator.models import ApiToken, AuditEntry, DataClass, Event, MicroApp, Role
-from orchestrator.policy import Policy
+from orchestrator.catalog.policy import Policy
 
 router = APIRouter(
     prefix="/api/v1/apps", tags=["apps"], dependencies=[Depends(bind_path_ids)], responses=ERROR_RESPONSES

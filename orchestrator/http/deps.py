@@ -14,7 +14,7 @@ from orchestrator.auth import authenticate, principal, require_role
 from orchestrator.db import session_scope
 from orchestrator.logs import bind
 from orchestrator.models import ApiToken, Role
-from orchestrator.policy import Policy, get_policy
+from orchestrator.catalog.policy import Policy, get_policy
 
 
 def read_session() -> Iterator[Session]:

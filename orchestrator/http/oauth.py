@@ -32,7 +32,7 @@ from orchestrator.errors import TransientIntegrationError, Unauthorized
 from orchestrator.http.bodies import read_limited
 from orchestrator.integrations.credentials.registry import validate_providers
 from orchestrator.logs import get_logger
-from orchestrator.policy import get_policy
+from orchestrator.catalog.policy import get_policy
 
 AUTH_CACHE_SECONDS = 30.0
 FORM = "application/x-www-form-urlencoded"

@@ -6,7 +6,7 @@ import structlog
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from orchestrator import catalog
+from orchestrator.catalog import service as catalog
 from orchestrator.auth import owns, principal
 from orchestrator.credentials.handover import claim_service_credential
 from orchestrator.db import session_scope

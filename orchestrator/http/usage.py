@@ -15,13 +15,13 @@ from pydantic import BaseModel
 from sqlalchemy import or_, update
 from sqlmodel import col
 
-from orchestrator import catalog
+from orchestrator.catalog import service as catalog
 from orchestrator.auth import can_see
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import Conflict, NotFound
 from orchestrator.http.deps import CurrentToken, PolicyDep
-from orchestrator.lifecycle import ACTIVE_STAGES, Stage
+from orchestrator.catalog.lifecycle import ACTIVE_STAGES, Stage
 from orchestrator.models import MicroApp
 from orchestrator.clock import as_utc, utcnow
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from orchestrator.policy import Policy
+from orchestrator.catalog.policy import Policy
 from orchestrator.reviews.advisories import affected_by, load_advisories, normalize_name, version_in_range
 from orchestrator.reviews.findings import Finding, fingerprint
 

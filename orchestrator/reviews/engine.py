@@ -13,7 +13,7 @@ from typing import Any
 
 from orchestrator.errors import NotFound, ValidationFailed
 from orchestrator.models import DataClass
-from orchestrator.policy import Policy
+from orchestrator.catalog.policy import Policy
 from orchestrator.reviews.dependencies import (
     advisories_dir_from_env,
     check_dependencies,

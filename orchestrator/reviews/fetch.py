@@ -33,7 +33,7 @@ import httpx
 
 from orchestrator.config import Settings
 from orchestrator.errors import IntegrationError, TransientIntegrationError
-from orchestrator.policy import ReviewLimits
+from orchestrator.catalog.policy import ReviewLimits
 from orchestrator.reviews.tarball import extract_tarball
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")

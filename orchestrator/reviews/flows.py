@@ -25,7 +25,7 @@ from orchestrator.db import session_scope
 from orchestrator.errors import IntegrationError, NotFound, OrchestratorError, TransientIntegrationError
 from orchestrator.logs import get_logger
 from orchestrator.models import MicroApp
-from orchestrator.policy import Policy, get_policy
+from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.reviews import outcome, publish, results, store
 from orchestrator.reviews.engine import review_directory
 from orchestrator.reviews.fetch import Checkout, fetch_source, scrub

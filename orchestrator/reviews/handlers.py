@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from orchestrator.events.registry import PoisonEvent, register_handler
 from orchestrator.models import Event, MicroApp
-from orchestrator.policy import get_policy
+from orchestrator.catalog.policy import get_policy
 from orchestrator.reviews import store
 
 TRIGGERS = ("app.created", "app.updated", "review.due")

@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 
 from orchestrator.errors import ValidationFailed
-from orchestrator.manifest import parse_manifest
+from orchestrator.catalog.manifest import parse_manifest
 from orchestrator.reviews.findings import Finding, fingerprint
 
 CHECK = "manifest"

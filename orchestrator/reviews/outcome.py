@@ -18,16 +18,17 @@ from typing import Any
 
 from sqlmodel import Session
 
-from orchestrator import audit, catalog, deadlines
+from orchestrator import audit, deadlines
+from orchestrator.catalog import service as catalog
 from orchestrator.approval_requests import request_approval
 from orchestrator.config import Settings
 from orchestrator.delivery import app_url
-from orchestrator.lifecycle import POLICY_ACTOR, Action, Stage
+from orchestrator.catalog.lifecycle import POLICY_ACTOR, Action, Stage
 from orchestrator.messages import escape, redact
 from orchestrator.models import ApprovalKind, MicroApp
 from orchestrator.notifications import notify
 from orchestrator.outbox import emit
-from orchestrator.policy import Policy
+from orchestrator.catalog.policy import Policy
 from orchestrator.reviews.findings import ReviewResult
 from orchestrator.reviews.models import Review
 

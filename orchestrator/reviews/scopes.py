@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from orchestrator.policy import DataClassPolicy
+from orchestrator.catalog.policy import DataClassPolicy
 from orchestrator.reviews.findings import Finding, fingerprint
 
 CHECK = "scopes"

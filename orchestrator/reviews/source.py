@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.policy import ReviewLimits
+from orchestrator.catalog.policy import ReviewLimits
 from orchestrator.reviews.findings import ReviewTimeout
 
 SKIP_DIRS = frozenset({".git", ".hg", ".svn"})

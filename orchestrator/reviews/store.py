@@ -21,12 +21,14 @@ from typing import Any
 from sqlalchemy import Table, and_, bindparam, or_, update
 from sqlmodel import Session, col, select
 
-from orchestrator import audit, catalog, deadlines, lifecycle
+from orchestrator import audit, deadlines
+from orchestrator.catalog import service as catalog
+from orchestrator.catalog import lifecycle
 from orchestrator.config import Settings
-from orchestrator.lifecycle import POLICY_ACTOR, Action, Stage
+from orchestrator.catalog.lifecycle import POLICY_ACTOR, Action, Stage
 from orchestrator.logs import get_logger
 from orchestrator.models import MicroApp
-from orchestrator.policy import Policy
+from orchestrator.catalog.policy import Policy
 from orchestrator.reviews.models import Review, ReviewStatus
 from orchestrator.reviews.publish import publish_after_commit
 from orchestrator.clock import utcnow

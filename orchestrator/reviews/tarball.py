@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from orchestrator.errors import IntegrationError
-from orchestrator.policy import ReviewLimits
+from orchestrator.catalog.policy import ReviewLimits
 
 _CHUNK = 1024 * 1024
 

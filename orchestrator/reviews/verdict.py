@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from orchestrator.policy import DataClassPolicy, Policy
+from orchestrator.catalog.policy import DataClassPolicy, Policy
 from orchestrator.reviews.findings import Finding, fingerprint
 
 STRICT_CLASSES = frozenset({"restricted", "regulated"})

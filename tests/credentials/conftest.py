@@ -62,7 +62,7 @@ def use_redis(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 def make_app(db_url: str) -> Callable[..., Any]:
     """Create an app directly in the catalog: make_app(id, stage=production, **fields)."""
     from orchestrator.db import session_scope
-    from orchestrator.lifecycle import Stage
+    from orchestrator.catalog.lifecycle import Stage
     from orchestrator.models import DataClass, MicroApp
     from orchestrator.clock import utcnow
 

@@ -23,7 +23,7 @@ def test_real_api_sees_other_processes_revocations_and_rotations(sqlite_url, use
     from orchestrator.credentials.keys import rotate
     from orchestrator.credentials.models import Credential
     from orchestrator.db import session_scope
-    from orchestrator.lifecycle import Stage
+    from orchestrator.catalog.lifecycle import Stage
     from orchestrator.models import DataClass, MicroApp
     from orchestrator.clock import utcnow
 

@@ -11,7 +11,7 @@ import itertools
 import pytest
 
 from orchestrator.errors import Conflict, InvalidTransition
-from orchestrator.lifecycle import Action, Facts, Stage, allowed_actions, transition
+from orchestrator.catalog.lifecycle import Action, Facts, Stage, allowed_actions, transition
 
 S, A = Stage, Action
 PREVIOUS = "(previous stage)"

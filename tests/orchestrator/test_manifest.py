@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import ValidationFailed
-from orchestrator.manifest import load_manifest_text, parse_manifest, slugify
+from orchestrator.catalog.manifest import load_manifest_text, parse_manifest, slugify
 from orchestrator.models import DataClass
 from tests.factories import manifest
 

@@ -47,10 +47,10 @@ def catalogue(
     data_class: str = "internal",
 ) -> None:
     """Register an app with the catalog service (in the current DATABASE_URL)."""
-    from orchestrator import catalog
+    from orchestrator.catalog import service as catalog
     from orchestrator.db import session_scope
-    from orchestrator.manifest import parse_manifest
-    from orchestrator.policy import get_policy
+    from orchestrator.catalog.manifest import parse_manifest
+    from orchestrator.catalog.policy import get_policy
 
     manifest = parse_manifest(
         {

@@ -31,7 +31,7 @@ class Stack:
 
 
 def _settings_reset() -> None:
-    from orchestrator import policy
+    from orchestrator.catalog import policy
     from orchestrator.config import get_settings
     from orchestrator.db import reset_engines
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.policy import load_policy
+from orchestrator.catalog.policy import load_policy
 from orchestrator.reviews.advisories import affected_by, load_advisories, version_in_range
 from orchestrator.reviews.dependencies import (
     check_dependencies,

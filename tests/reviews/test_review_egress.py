@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.policy import load_policy
+from orchestrator.catalog.policy import load_policy
 from orchestrator.reviews.egress import EgressScan, declared, egress_findings
 from orchestrator.reviews.pii import iban_ok, luhn_ok, pii_findings
 from orchestrator.reviews.scopes import is_broad, scope_findings

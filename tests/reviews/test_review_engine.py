@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import NotFound
-from orchestrator.policy import load_policy
+from orchestrator.catalog.policy import load_policy
 from orchestrator.reviews.engine import ReviewTimeout, review_directory
 
 MANIFEST = """\

@@ -12,7 +12,7 @@ import pytest
 
 from orchestrator.config import Settings
 from orchestrator.errors import IntegrationError
-from orchestrator.policy import ReviewLimits
+from orchestrator.catalog.policy import ReviewLimits
 from orchestrator.reviews.fetch import choose_method, fetch_git, fetch_tarball, github_repo, scrub
 from orchestrator.reviews.tarball import extract_tarball
 from tests.reviews.helpers import FakeGitHubTarballs, make_repo, tarball_of

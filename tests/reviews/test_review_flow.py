@@ -189,7 +189,7 @@ def test_clean_restricted_app_gets_an_approval_request_with_the_review(stack: St
 
 def test_the_review_task_run_twice_does_the_work_once(stack: Stack, tmp_path: Path) -> None:
     """Three deliveries of one review's task (two at once) claim it once: one run, one result, one event."""
-    from orchestrator.policy import get_policy
+    from orchestrator.catalog.policy import get_policy
     from orchestrator.reviews import publish, store
 
     repo = make_repo(tmp_path / "twice", {"microapp.yaml": manifest_text("Twice Tool"), "app.py": CLEAN_CODE})

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from orchestrator import catalog
+from orchestrator.catalog import service as catalog
 from orchestrator.db import session_scope
-from orchestrator.manifest import parse_manifest
-from orchestrator.policy import get_policy
+from orchestrator.catalog.manifest import parse_manifest
+from orchestrator.catalog.policy import get_policy
 from orchestrator.reviews import store
 from orchestrator.reviews.flows import run_review
 from tests.factories import auth

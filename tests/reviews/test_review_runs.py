@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from orchestrator import catalog
+from orchestrator.catalog import service as catalog
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
-from orchestrator.lifecycle import Action, Stage
-from orchestrator.manifest import parse_manifest
+from orchestrator.catalog.lifecycle import Action, Stage
+from orchestrator.catalog.manifest import parse_manifest
 from orchestrator.models import AuditEntry, MicroApp
 from orchestrator.notification_models import Notification
-from orchestrator.policy import ReviewLimits, get_policy
+from orchestrator.catalog.policy import ReviewLimits, get_policy
 from orchestrator.reviews import store
 from orchestrator.reviews.flows import run_review
 from orchestrator.reviews.models import Review, ReviewFinding

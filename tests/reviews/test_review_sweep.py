@@ -9,11 +9,11 @@ from datetime import timedelta
 
 import pytest
 
-from orchestrator import catalog
+from orchestrator.catalog import service as catalog
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
-from orchestrator.manifest import parse_manifest
-from orchestrator.policy import get_policy
+from orchestrator.catalog.manifest import parse_manifest
+from orchestrator.catalog.policy import get_policy
 from orchestrator.reviews import publish
 from orchestrator.reviews.models import Review
 from orchestrator.clock import utcnow

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.policy import load_policy
+from orchestrator.catalog.policy import load_policy
 from orchestrator.reviews.findings import Finding
 from orchestrator.reviews.verdict import decide_verdict, escalation_findings
 

@@ -11,15 +11,15 @@ from urllib.parse import urlencode
 
 from sqlmodel import Session, select
 
-from orchestrator import catalog
+from orchestrator.catalog import service as catalog
 from orchestrator.approval_requests import request_approval
 from orchestrator.db import session_scope
 from orchestrator.delivery import deliver
-from orchestrator.lifecycle import Action
-from orchestrator.manifest import parse_manifest
+from orchestrator.catalog.lifecycle import Action
+from orchestrator.catalog.manifest import parse_manifest
 from orchestrator.models import ApprovalKind, ApprovalRequest, MicroApp
 from orchestrator.notification_models import Notification, NotificationStatus
-from orchestrator.policy import get_policy
+from orchestrator.catalog.policy import get_policy
 from tests.conftest import FIXTURES
 from tests.factories import manifest
 

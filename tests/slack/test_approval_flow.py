@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from orchestrator import interactions
 from orchestrator.db import session_scope
 from orchestrator.http.app import create_app
-from orchestrator.lifecycle import Stage
+from orchestrator.catalog.lifecycle import Stage
 from orchestrator.messages import SlackAction
 from orchestrator.models import ApprovalRequest, AuditEntry, Deadline, Event, MicroApp
 from orchestrator.notification_models import SlackInteraction

@@ -48,9 +48,9 @@ class FakeProvider:
 
 def make_app(**fields: Any) -> Any:
     """Insert an app (committed) with sensible defaults; returns the detached row."""
-    from orchestrator.catalog import ensure_person
+    from orchestrator.catalog.service import ensure_person
     from orchestrator.db import session_scope
-    from orchestrator.lifecycle import Stage
+    from orchestrator.catalog.lifecycle import Stage
     from orchestrator.models import DataClass, MicroApp
     from orchestrator.clock import utcnow
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from orchestrator import retention
 from orchestrator.cli import build
 from orchestrator.db import session_scope
-from orchestrator.lifecycle import Stage
+from orchestrator.catalog.lifecycle import Stage
 from orchestrator.models import Deadline, DeadlineStatus
 from orchestrator.sunset_models import ArchiveRecord, ArchiveStatus
 from orchestrator.clock import utcnow

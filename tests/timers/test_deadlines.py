@@ -11,9 +11,9 @@ from sqlmodel import select
 
 from orchestrator import deadlines
 from orchestrator.db import session_scope
-from orchestrator.lifecycle import Stage
+from orchestrator.catalog.lifecycle import Stage
 from orchestrator.models import ApprovalRequest, Deadline, DeadlineStatus, Event
-from orchestrator.policy import get_policy
+from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import utcnow
 
 

@@ -12,7 +12,7 @@ from orchestrator import sunset
 from orchestrator.credentials import service as credentials
 from orchestrator.credentials.models import Credential, CredentialStatus
 from orchestrator.db import session_scope
-from orchestrator.lifecycle import Stage
+from orchestrator.catalog.lifecycle import Stage
 from orchestrator.models import Deadline, MicroApp
 from orchestrator.sunset_models import ArchiveRecord, SunsetRun, SunsetStatus, SunsetStep
 from tests.timers.helpers import FakeProvider, add_credential, audit_actions
@@ -21,9 +21,9 @@ STEP_ACTIONS = ["sunset.freeze", "sunset.revoke", "sunset.archive", "sunset.reti
 
 
 def _start(app_id: str, *, trigger: str = "manual") -> None:
-    from orchestrator import catalog
-    from orchestrator.lifecycle import Action
-    from orchestrator.policy import get_policy
+    from orchestrator.catalog import service as catalog
+    from orchestrator.catalog.lifecycle import Action
+    from orchestrator.catalog.policy import get_policy
 
     with session_scope() as session:
         app = catalog.get_app(session, app_id)
@@ -72,7 +72,7 @@ def _refs(*ids: int) -> list[str]:
 
 def test_transient_failures_retry_then_zombie_blocks(app_factory: Any, timer_settings: dict[str, str]) -> None:
     """Revocation retries with backoff; after the policy's attempts the credential is a zombie and the run blocks."""
-    from orchestrator.policy import get_policy
+    from orchestrator.catalog.policy import get_policy
 
     app = app_factory(stage=Stage.production, expires_at=None)
     cred = add_credential(app.id)

@@ -7,11 +7,11 @@ from typing import Any
 import yaml
 from sqlmodel import select
 
-from orchestrator import catalog
+from orchestrator.catalog import service as catalog
 from orchestrator.db import session_scope
-from orchestrator.lifecycle import Action
+from orchestrator.catalog.lifecycle import Action
 from orchestrator.models import ApprovalRequest, ApprovalStatus, Event, MicroApp, Person
-from orchestrator.policy import get_policy
+from orchestrator.catalog.policy import get_policy
 from tests.factories import manifest
 from tests.orchestrator.http.helpers import MAKER, OTHER, Tokens, register, seed_app
 

@@ -121,7 +121,7 @@ def test_left_idempotency_key_is_scoped_to_the_person(client: Any, make_token: A
 
 def test_decision_needs_a_token_of_a_person(client: Any, make_token: Any) -> None:
     """An approver token with no person gets a 403 saying so, and nothing is recorded for 'slack:None'."""
-    from orchestrator import catalog
+    from orchestrator.catalog import service as catalog
     from orchestrator.db import session_scope
     from orchestrator.models import AuditEntry
 

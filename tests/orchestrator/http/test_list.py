@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from orchestrator import catalog
+from orchestrator.catalog import service as catalog
 from orchestrator.db import session_scope
-from orchestrator.lifecycle import Action
+from orchestrator.catalog.lifecycle import Action
 from orchestrator.models import MicroApp
-from orchestrator.policy import get_policy
+from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import utcnow
 from tests.orchestrator.http.helpers import MAKER, OTHER, Tokens, seed_app
 

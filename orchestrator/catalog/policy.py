@@ -1,6 +1,6 @@
 """The IT team's policy (`policy.yaml`): every timer and threshold of the system, per data class.
 
-A shipped default (`orchestrator/default_policy.yaml`) works out of the box; `POLICY_FILE` points at
+A shipped default (`orchestrator/catalog/default_policy.yaml`) works out of the box; `POLICY_FILE` points at
 another. A bad file raises ConfigError naming the field and the reason, and services refuse to start.
 """
 

@@ -20,11 +20,11 @@ from sqlmodel import Session, col, select
 
 from orchestrator import audit
 from orchestrator.auth import create_token
-from orchestrator.catalog import apply_action, ensure_person, register_app
-from orchestrator.lifecycle import Action
-from orchestrator.manifest import Manifest
+from orchestrator.catalog.service import apply_action, ensure_person, register_app
+from orchestrator.catalog.lifecycle import Action
+from orchestrator.catalog.manifest import Manifest
 from orchestrator.models import Event, EventStatus, MicroApp, Role
-from orchestrator.policy import Policy
+from orchestrator.catalog.policy import Policy
 from orchestrator.clock import utcnow
 
 DEMO_CATALOG = Path(__file__).with_name("demo_catalog.yaml")

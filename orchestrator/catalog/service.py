@@ -16,13 +16,14 @@ from typing import Any
 from sqlalchemy import String, cast, func, or_
 from sqlmodel import Session, col, select
 
-from orchestrator import audit, deadlines, lifecycle
+from orchestrator import audit, deadlines
+from orchestrator.catalog import lifecycle
 from orchestrator.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from orchestrator.lifecycle import Action, Facts, Stage, Transition
-from orchestrator.manifest import Manifest
+from orchestrator.catalog.lifecycle import Action, Facts, Stage, Transition
+from orchestrator.catalog.manifest import Manifest
 from orchestrator.models import ApprovalKind, ApprovalRequest, ApprovalStatus, DataClass, MicroApp, Person
 from orchestrator.outbox import Emitted, emit
-from orchestrator.policy import Policy
+from orchestrator.catalog.policy import Policy
 from orchestrator.clock import utcnow
 
 

@@ -20,12 +20,13 @@ from datetime import timedelta
 from sqlalchemy import String, cast
 from sqlmodel import Session, col, select
 
-from orchestrator import audit, catalog, deadlines
+from orchestrator import audit, deadlines
+from orchestrator.catalog import service as catalog
 from orchestrator.events.registry import PoisonEvent, register_handler
-from orchestrator.lifecycle import ACTIVE_STAGES, Action, Stage
+from orchestrator.catalog.lifecycle import ACTIVE_STAGES, Action, Stage
 from orchestrator.logs import get_logger
 from orchestrator.models import Event, MicroApp, Person
-from orchestrator.policy import Policy, get_policy
+from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import utcnow
 
 log = get_logger(__name__)
