@@ -24,7 +24,8 @@ from enum import StrEnum
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from orchestrator import audit, deadlines, messages
+from orchestrator import deadlines, messages
+from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
 from orchestrator.delivery import app_url, mention
 from orchestrator.errors import NotFound, ValidationFailed

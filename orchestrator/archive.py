@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from orchestrator import audit
+from orchestrator.audit import service as audit
 from orchestrator.credentials.models import Credential
 from orchestrator.integrations.archive import ArchiveStore
 from orchestrator.models import ApprovalRequest, AuditEntry, Deadline, MicroApp

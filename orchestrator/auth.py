@@ -7,7 +7,7 @@ import secrets
 
 from sqlmodel import Session, select
 
-from orchestrator import audit
+from orchestrator.audit import service as audit
 from orchestrator.errors import Forbidden, Unauthorized
 from orchestrator.models import ApiToken, MicroApp, Person, Role
 

@@ -58,7 +58,7 @@ def _entries(count: int) -> str:
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Walk the audit chain; exit 0 if intact, 1 naming the first broken entry."""
-    from orchestrator import audit
+    from orchestrator.audit import service as audit
     from orchestrator.db import session_scope
 
     with _database_errors(), session_scope(write=False) as session:
@@ -81,7 +81,7 @@ def audit_export(
     ] = None,
 ) -> None:
     """Stream the audit trail in chain order as JSON lines or CSV."""
-    from orchestrator import audit
+    from orchestrator.audit import service as audit
     from orchestrator.db import session_scope
 
     render = audit.export_jsonl if fmt is ExportFormat.jsonl else audit.export_csv

@@ -17,7 +17,8 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from orchestrator import audit, messages
+from orchestrator import messages
+from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
 from orchestrator.approval_requests import request_approval
 from orchestrator.approvals import Decision, Outcome, Result, approvers_of, decide

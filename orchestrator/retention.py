@@ -12,7 +12,8 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from orchestrator import archive, audit, deadlines
+from orchestrator import archive, deadlines
+from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
 from orchestrator.db import session_scope
 from orchestrator.deadlines import DeadlineKind

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from orchestrator import audit
+from orchestrator.audit import service as audit
 from orchestrator.logs import get_logger
 from orchestrator.models import MicroApp
 from orchestrator.catalog.policy import Policy

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import event as sa_event
 from sqlmodel import Session
 
-from orchestrator import audit, deadlines, sunset
+from orchestrator import deadlines, sunset
+from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
 from orchestrator.events.registry import register_handler
 from orchestrator.catalog.lifecycle import ACTIVE_STAGES, POLICY_ACTOR, Action, Stage

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from orchestrator import audit
+from orchestrator.audit import service as audit
 from orchestrator.auth import create_token
 from orchestrator.catalog.service import apply_action, ensure_person, register_app
 from orchestrator.catalog.lifecycle import Action

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import String, cast, func, or_
 from sqlmodel import Session, col, select
 
-from orchestrator import audit, deadlines
+from orchestrator import deadlines
+from orchestrator.audit import service as audit
 from orchestrator.catalog import lifecycle
 from orchestrator.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from orchestrator.catalog.lifecycle import Action, Facts, Stage, Transition

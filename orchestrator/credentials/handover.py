@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from orchestrator import audit
+from orchestrator.audit import service as audit
 from orchestrator.credentials import flows, service
 from orchestrator.credentials.models import Credential, CredentialSecret, CredentialStatus
 from orchestrator.credentials.sealing import seal, unseal

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from jwt.algorithms import OKPAlgorithm
 from sqlmodel import Session, col, select
 
-from orchestrator import audit
+from orchestrator.audit import service as audit
 from orchestrator.credentials.models import KeyStatus, SigningKey
 from orchestrator.credentials.sealing import seal, unseal
 from orchestrator.db import session_scope

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session, col, or_, select
 
-from orchestrator import audit
+from orchestrator.audit import service as audit
 from orchestrator.credentials import keys
 from orchestrator.credentials.models import Credential, CredentialSecret, CredentialStatus
 from orchestrator.credentials.sealing import seal, unseal

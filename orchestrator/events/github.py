@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
-from orchestrator import audit
+from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog import lifecycle
 from orchestrator.errors import Conflict, ValidationFailed

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
-from orchestrator import audit
+from orchestrator.audit import service as audit
 from orchestrator.errors import Conflict, NotFound, ValidationFailed
 from orchestrator.models import Event, EventStatus
 from orchestrator.clock import as_utc

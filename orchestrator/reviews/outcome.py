@@ -18,7 +18,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from orchestrator import audit, deadlines
+from orchestrator import deadlines
+from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
 from orchestrator.approval_requests import request_approval
 from orchestrator.config import Settings

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from orchestrator import audit
+from orchestrator.audit import service as audit
 from orchestrator.cli import build
 from orchestrator.db import get_engine, session_scope
 from orchestrator.models import AuditEntry

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from orchestrator import audit
+from orchestrator.audit import service as audit
 from orchestrator.db import session_scope
 from orchestrator.models import AuditEntry
 

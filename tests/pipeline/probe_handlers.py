@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from orchestrator import audit
+from orchestrator.audit import service as audit
 from orchestrator.errors import TransientIntegrationError
 from orchestrator.events import PoisonEvent, register_handler
 from orchestrator.models import Event

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from orchestrator import audit
+from orchestrator.audit import service as audit
 from orchestrator.events import register_handler
 from orchestrator.models import Event
 

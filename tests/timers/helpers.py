@@ -99,7 +99,7 @@ def add_credential(app_id: str, *, provider: str = "fake", ref: str | None = Non
 
 def audit_actions(app_id: str) -> list[str]:
     """The app's audit actions in chain order."""
-    from orchestrator import audit
+    from orchestrator.audit import service as audit
     from orchestrator.db import session_scope
 
     with session_scope(write=False) as session:
