@@ -40,7 +40,7 @@ async def const() -> dict[str, Any]:
 def _prepare(env: dict[str, str], count: int) -> tuple[list[str], str]:
     """Migrate, create a production app and `count` exchanged tokens; return (access tokens, gateway API token)."""
     os.environ.update(env)
-    from orchestrator.auth import create_token
+    from orchestrator.auth.service import create_token
     from orchestrator.credentials.tokens import ExchangeRequest, exchange
     from orchestrator.db import migrate, session_scope
     from orchestrator.catalog.lifecycle import Stage

@@ -132,7 +132,7 @@ def token_create(
     ] = None,
 ) -> None:
     """Create an API token and print it alone on stdout; it is shown this once and stored hashed."""
-    from orchestrator.auth import create_token
+    from orchestrator.auth.service import create_token
     from orchestrator.db import session_scope
 
     email = _valid_email(email)

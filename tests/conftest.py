@@ -182,7 +182,7 @@ def client(db_url: str) -> Iterator[Any]:
 @pytest.fixture
 def make_token(db_url: str) -> Any:
     """Create an API token: make_token(role, email) → the bearer token string."""
-    from orchestrator.auth import create_token
+    from orchestrator.auth.service import create_token
     from orchestrator.db import session_scope
     from orchestrator.models import Role
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlmodel import select
 
 from orchestrator.audit import service as audit
-from orchestrator.auth import authenticate
+from orchestrator.auth.service import authenticate
 from orchestrator.db import session_scope
 from orchestrator.catalog.demo import load_demo, read_catalog
 from orchestrator.catalog.lifecycle import Stage

@@ -19,7 +19,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
-from orchestrator.auth import create_token
+from orchestrator.auth.service import create_token
 from orchestrator.catalog.service import apply_action, ensure_person, register_app
 from orchestrator.catalog.lifecycle import Action
 from orchestrator.catalog.manifest import Manifest

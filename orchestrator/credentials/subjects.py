@@ -17,7 +17,7 @@ from typing import Any
 import jwt
 from sqlmodel import Session, select
 
-from orchestrator.auth import TOKEN_PREFIX, authenticate
+from orchestrator.auth.service import TOKEN_PREFIX, authenticate
 from orchestrator.config import get_settings
 from orchestrator.credentials.models import Credential, CredentialStatus
 from orchestrator.errors import TransientIntegrationError, Unauthorized

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.catalog import service as catalog
-from orchestrator.auth import can_see, owns, principal
+from orchestrator.auth.service import can_see, owns, principal
 from orchestrator.db import session_scope
 from orchestrator.errors import Conflict, Forbidden, NotFound
 from orchestrator.http.bodies import MANIFEST_REQUEST_BODY, read_document

@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator.auth import authenticate, principal, require_role
+from orchestrator.auth.service import authenticate, principal, require_role
 from orchestrator.db import session_scope
 from orchestrator.logs import bind
 from orchestrator.models import ApiToken, Role

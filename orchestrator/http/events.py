@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from orchestrator.auth import principal
+from orchestrator.auth.service import principal
 from orchestrator.db import session_scope
 from orchestrator.errors import NotFound
 from orchestrator.events.service import describe_event, get_event, list_events, retry_event

@@ -23,7 +23,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator.auth import authenticate, hash_token
+from orchestrator.auth.service import authenticate, hash_token
 from orchestrator.credentials.introspection import introspect
 from orchestrator.credentials.keys import get_keyring
 from orchestrator.credentials.tokens import ExchangeRequest, OAuthError, exchange

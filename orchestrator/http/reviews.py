@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlmodel import col, select
 
-from orchestrator.auth import can_see
+from orchestrator.auth.service import can_see
 from orchestrator.errors import NotFound
 from orchestrator.http.deps import CurrentToken, ReadSession, bind_path_ids
 from orchestrator.http.schemas import ERROR_RESPONSES

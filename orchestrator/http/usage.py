@@ -16,7 +16,7 @@ from sqlalchemy import or_, update
 from sqlmodel import col
 
 from orchestrator.catalog import service as catalog
-from orchestrator.auth import can_see
+from orchestrator.auth.service import can_see
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import Conflict, NotFound

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from orchestrator.auth import TOKEN_PREFIX, authenticate, hash_token
+from orchestrator.auth.service import TOKEN_PREFIX, authenticate, hash_token
 from orchestrator.cli import build
 from orchestrator.db import get_engine, session_scope
 from orchestrator.models import Role

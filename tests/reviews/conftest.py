@@ -81,7 +81,7 @@ def stack(
     _settings_reset()
     worker = start_worker(env=env, log_path=tmp / "worker.log", queues="ingest,reviews,notifications")
     try:
-        from orchestrator.auth import create_token
+        from orchestrator.auth.service import create_token
         from orchestrator.db import session_scope
         from orchestrator.http.app import create_app
         from orchestrator.models import Role

@@ -73,7 +73,7 @@ def seeded_request(**kwargs: Any) -> tuple[str, int]:
 
 def api_token(role: str, email: str) -> str:
     """An API token on the configured database (make_token would switch to the parametrised one)."""
-    from orchestrator.auth import create_token
+    from orchestrator.auth.service import create_token
     from orchestrator.models import Role
 
     with session_scope() as session:

@@ -40,7 +40,7 @@ class LiveApi:
 @contextmanager
 def live_api(workdir: Path, sqlite_template: Path) -> Iterator[LiveApi]:
     """Copy the migrated template, create tokens in it, run the API on it; stop it afterwards."""
-    from orchestrator.auth import create_token
+    from orchestrator.auth.service import create_token
     from orchestrator.db import get_engine, session_scope
     from orchestrator.models import Role
 

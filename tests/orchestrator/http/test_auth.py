@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import select
 
-from orchestrator.auth import hash_token
+from orchestrator.auth.service import hash_token
 from orchestrator.db import get_engine, session_scope
 from orchestrator.models import ApiToken, Person
 from orchestrator.clock import utcnow
