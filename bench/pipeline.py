@@ -65,7 +65,7 @@ def _keep_only_pipeline_handlers() -> None:
 
     load_handlers()
     registration = HANDLERS["app.updated"]
-    registration.handlers = [h for h in registration.handlers if h.__module__ == "orchestrator.events.builtin"]
+    registration.handlers = [h for h in registration.handlers if h.__module__ == "orchestrator.events.handlers"]
 
 
 if os.environ.get("BENCH_PIPELINE_ONLY") == "1":

@@ -33,7 +33,7 @@ from orchestrator.catalog.lifecycle import Action, Stage
 from orchestrator.models import ApprovalKind, ApprovalRequest, ApprovalStatus, MicroApp
 from orchestrator.notification_models import NotificationKind
 from orchestrator.notifications import notify
-from orchestrator.outbox import emit
+from orchestrator.events.outbox import emit
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import as_utc, utcnow
 

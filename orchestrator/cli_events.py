@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-import orchestrator.pipeline  # noqa: F401 - every CLI command that emits events publishes them after commit
+import orchestrator.events.publisher  # noqa: F401 - every CLI command that emits events publishes them after commit
 from orchestrator.cli import cli_actor, fail
 from orchestrator.errors import OrchestratorError
 from orchestrator.models import EventStatus
@@ -84,7 +84,7 @@ def events_retry(event_id: Annotated[str, typer.Argument(help="the event id")]) 
     """Send a failed, parked or stuck event round again (fresh attempts), and publish it now."""
     from orchestrator.db import session_scope
     from orchestrator.events.service import retry_event
-    from orchestrator.pipeline import publish_now
+    from orchestrator.events.publisher import publish_now
 
     with _guarded(), session_scope() as session:
         previous = retry_event(session, event_id, actor=cli_actor())

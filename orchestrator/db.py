@@ -137,7 +137,7 @@ def session_scope(*, write: bool = True, url: str | None = None) -> Iterator[Ses
         session.close()
     pending = session.info.pop("outbox_pending", None)
     if pending:
-        from orchestrator.outbox import after_commit
+        from orchestrator.events.outbox import after_commit
 
         after_commit(pending)
 

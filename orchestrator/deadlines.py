@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 from orchestrator import deadline_plan
 from orchestrator.logs import get_logger
 from orchestrator.models import ApprovalRequest, ApprovalStatus, Deadline, DeadlineStatus, MicroApp
-from orchestrator.outbox import emit
+from orchestrator.events.outbox import emit
 from orchestrator.catalog.policy import Policy
 from orchestrator.clock import as_utc, utcnow
 

@@ -19,7 +19,7 @@ from typing import Any
 from celery import Task
 from celery.signals import worker_ready, worker_shutdown
 
-import orchestrator.pipeline  # noqa: F401 - registers the outbox publisher in worker processes
+import orchestrator.events.publisher  # noqa: F401 - registers the outbox publisher in worker processes
 from orchestrator.config import get_settings
 from orchestrator.events.relay import start_background_relay, stop_background_relay
 from orchestrator.events.runner import backoff_seconds, run_event

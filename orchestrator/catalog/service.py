@@ -23,7 +23,7 @@ from orchestrator.errors import Conflict, InvalidTransition, NotFound, Validatio
 from orchestrator.catalog.lifecycle import Action, Facts, Stage, Transition
 from orchestrator.catalog.manifest import Manifest
 from orchestrator.models import ApprovalKind, ApprovalRequest, ApprovalStatus, DataClass, MicroApp, Person
-from orchestrator.outbox import Emitted, emit
+from orchestrator.events.outbox import Emitted, emit
 from orchestrator.catalog.policy import Policy
 from orchestrator.clock import utcnow
 

@@ -29,7 +29,7 @@ from orchestrator.events.registry import prepared, register_handler
 from orchestrator.catalog.lifecycle import Action, Stage
 from orchestrator.catalog.manifest import load_manifest_text
 from orchestrator.models import Event, MicroApp, Person
-from orchestrator.outbox import emit
+from orchestrator.events.outbox import emit
 from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import utcnow
 

@@ -31,7 +31,7 @@ Handler = Callable[[Session, Event], None]
 Prepare = Callable[[Event], dict[str, Any]]
 
 # The modules that register the built-in handlers; a worker imports them before taking work.
-BUILTIN_HANDLER_MODULES = ("orchestrator.events.builtin", "orchestrator.events.github", "orchestrator.catalog.owners")
+BUILTIN_HANDLER_MODULES = ("orchestrator.events.handlers", "orchestrator.events.github", "orchestrator.catalog.owners")
 _PREPARED_KEY = "event_prepared"
 
 

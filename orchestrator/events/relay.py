@@ -73,7 +73,7 @@ def claim_due(session: Session, settings: Settings) -> list[str]:
 
 def republish_due(settings: Settings | None = None) -> int:
     """Publish every due event, batch by batch; the number published (stops at a broker failure)."""
-    from orchestrator.pipeline import publish_now
+    from orchestrator.events.publisher import publish_now
 
     settings = settings or get_settings()
     total = 0

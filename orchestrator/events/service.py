@@ -69,7 +69,7 @@ def get_event(session: Session, event_id: str) -> Event:
 def retry_event(session: Session, event_id: str, *, actor: str) -> Event:
     """Send a failed, parked or stuck event round again with a fresh attempt budget (audited).
 
-    The caller publishes it after commit (`orchestrator.pipeline.publish_now`); if that fails the
+    The caller publishes it after commit (`orchestrator.events.publisher.publish_now`); if that fails the
     relay does it.
     """
     event = session.exec(select(Event).where(Event.id == event_id).with_for_update()).first()

@@ -23,8 +23,8 @@ from orchestrator.events.service import describe_event, get_event, list_events, 
 from orchestrator.http.deps import CurrentToken, ReadSession, role_at_least
 from orchestrator.logs import get_logger
 from orchestrator.models import EventStatus, Person, Role
-from orchestrator.outbox import emit
-from orchestrator.pipeline import publish_after_commit
+from orchestrator.events.outbox import emit
+from orchestrator.events.publisher import publish_after_commit
 
 router = APIRouter(tags=["events"])
 log = get_logger(__name__)

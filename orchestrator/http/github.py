@@ -6,7 +6,7 @@ GITHUB_WEBHOOK_SECRET so a rotation can overlap) → 401, logged, nothing stored
 JSON → 400; events we do not use → 202 `{"ignored": true}`; a delivery id seen before → 200
 `{"event_id": first, "duplicate": true}`; otherwise the event is committed and the answer is 202
 `{"event_id": ..., "duplicate": false}`. Concurrent deliveries share transactions (group commit, see
-`orchestrator.group_commit`); publishing happens after commit, off the request path.
+`orchestrator.events.group_commit`); publishing happens after commit, off the request path.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
-import orchestrator.pipeline  # noqa: F401 - registers the outbox publisher in the API process
+import orchestrator.events.publisher  # noqa: F401 - registers the outbox publisher in the API process
 from orchestrator.config import get_settings
 from orchestrator.events.github import map_delivery
 from orchestrator.events.redelivery import DEDUP_PREFIX
-from orchestrator.group_commit import GroupCommitter
+from orchestrator.events.group_commit import GroupCommitter
 from orchestrator.http.bodies import read_limited
 from orchestrator.http.errors import error_body
 from orchestrator.logs import bind, get_logger
-from orchestrator.outbox import emit
+from orchestrator.events.outbox import emit
 
 router = APIRouter(tags=["webhooks"])
 log = get_logger(__name__)
@@ -142,5 +142,5 @@ def _ingest(session: Session, item: _Delivery) -> tuple[int, dict[str, Any], str
     return (200 if emitted.duplicate else 202), answer, "accepted"
 
 
-# Concurrent deliveries share transactions (see orchestrator.group_commit).
+# Concurrent deliveries share transactions (see orchestrator.events.group_commit).
 _committer: GroupCommitter[_Delivery, tuple[int, dict[str, Any], str]] = GroupCommitter(_ingest, name="github-ingest")

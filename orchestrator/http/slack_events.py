@@ -19,7 +19,7 @@ from slack_sdk.signature import Clock
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-import orchestrator.pipeline  # noqa: F401 - registers the outbox publisher in the API process
+import orchestrator.events.publisher  # noqa: F401 - registers the outbox publisher in the API process
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import SignatureInvalid
@@ -28,7 +28,7 @@ from orchestrator.http.errors import error_body
 from orchestrator.http.slack import verify_signature
 from orchestrator.logs import get_logger
 from orchestrator.models import Event, Person
-from orchestrator.outbox import emit
+from orchestrator.events.outbox import emit
 
 router = APIRouter(tags=["slack"])
 log = get_logger(__name__)

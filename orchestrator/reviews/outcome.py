@@ -28,7 +28,7 @@ from orchestrator.catalog.lifecycle import POLICY_ACTOR, Action, Stage
 from orchestrator.messages import escape, redact
 from orchestrator.models import ApprovalKind, MicroApp
 from orchestrator.notifications import notify
-from orchestrator.outbox import emit
+from orchestrator.events.outbox import emit
 from orchestrator.catalog.policy import Policy
 from orchestrator.reviews.findings import ReviewResult
 from orchestrator.reviews.models import Review

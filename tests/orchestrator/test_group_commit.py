@@ -12,9 +12,9 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import Session, select
 
 from orchestrator.db import get_engine, session_scope
-from orchestrator.group_commit import GroupCommitter
+from orchestrator.events.group_commit import GroupCommitter
 from orchestrator.models import Event
-from orchestrator.outbox import emit
+from orchestrator.events.outbox import emit
 
 
 def _store(session: Session, key: str) -> str:

@@ -12,7 +12,7 @@ from tests.pipeline.helpers import audit_actions, events
 
 def _emit(type: str) -> str:
     from orchestrator.db import session_scope
-    from orchestrator.outbox import emit
+    from orchestrator.events.outbox import emit
 
     with session_scope() as session:
         return emit(session, type=type, source="test", app_id="some-app").event.id

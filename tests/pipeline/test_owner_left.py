@@ -104,7 +104,7 @@ def test_owner_left_promotes_co_owner_or_orphans(client, make_token) -> None:
 def test_owner_left_without_email_is_parked(sqlite_url) -> None:
     """An owner.left event without an email can never be handled: it is parked, not retried."""
     from orchestrator.db import session_scope
-    from orchestrator.outbox import emit
+    from orchestrator.events.outbox import emit
 
     with session_scope() as session:
         event_id = emit(session, type="owner.left", source="test", payload={}).event.id

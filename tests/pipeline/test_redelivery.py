@@ -34,7 +34,7 @@ def _configure(monkeypatch, **env: str) -> None:
 def test_failed_deliveries_are_redelivered_once(sqlite_url, fake_github, monkeypatch) -> None:
     """Only GUIDs that never got a 2xx, are unknown here and have attempts left are redelivered (latest attempt)."""
     from orchestrator.db import session_scope
-    from orchestrator.outbox import emit
+    from orchestrator.events.outbox import emit
 
     fake_github.deliveries[REPO_HOOK] = [
         _delivery(9, "g-retried-ok", 200, minutes_ago=1, redelivery=True),

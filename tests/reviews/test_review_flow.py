@@ -79,7 +79,7 @@ def notifications(app_id: str) -> list[Notification]:
 
 def emit_push(app_id: str, sha: str) -> None:
     """A push to the default branch, as the GitHub webhook mapping writes it."""
-    from orchestrator.outbox import emit
+    from orchestrator.events.outbox import emit
 
     with session_scope() as session:
         emit(

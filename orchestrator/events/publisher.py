@@ -1,6 +1,6 @@
 """Outbox → broker: publish committed events to Celery, and a relay for what was never handled.
 
-After a transaction that wrote events commits, `orchestrator.outbox` hands their ids to
+After a transaction that wrote events commits, `orchestrator.events.outbox` hands their ids to
 `publish_after_commit`, which queues them for a background publisher thread and returns at once:
 a request never waits for the broker (a closed port costs kombu seconds of retries). The thread
 gathers what commits within LINGER_SECONDS, sends it on the ingest queue — a lone event as
@@ -26,7 +26,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
-from orchestrator import outbox
+from orchestrator.events import outbox
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
 from orchestrator.logs import get_logger

@@ -2,7 +2,7 @@
 
 `emit` inserts an Event under its unique dedup key; a duplicate key returns the first event and
 `duplicate=True` instead of a second row. Publishing to the broker happens after commit (see
-`orchestrator.pipeline`), and a relay re-publishes what was committed but never handled.
+`orchestrator.events.publisher`), and a relay re-publishes what was committed but never handled.
 """
 
 from __future__ import annotations
