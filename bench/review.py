@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.secrets import generate_tree
 from orchestrator.catalog.policy import load_policy
-from orchestrator.reviews.engine import review_directory
+from orchestrator.reviews.checks.engine import review_directory
 
 MANIFEST = """\
 name: Generated benchmark app

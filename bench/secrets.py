@@ -24,8 +24,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from orchestrator.catalog.policy import ReviewLimits
-from orchestrator.reviews.secrets import scan_text
-from orchestrator.reviews.source import Deadline, read_text, walk_checkout
+from orchestrator.reviews.checks.secrets import scan_text
+from orchestrator.reviews.checks.walk import Deadline, read_text, walk_checkout
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared/fixtures/secrets/cases.jsonl.gz"
 FAMILIES = {

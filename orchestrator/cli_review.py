@@ -16,7 +16,7 @@ import typer
 from orchestrator.errors import ConfigError, ValidationFailed
 from orchestrator.models import DataClass
 from orchestrator.catalog.policy import load_policy
-from orchestrator.reviews.engine import ReviewResult, ReviewTimeout, review_directory
+from orchestrator.reviews.checks.engine import ReviewResult, ReviewTimeout, review_directory
 
 app = typer.Typer(help="Review a micro-app's source the way the orchestrator will.", add_completion=False)
 

@@ -30,7 +30,7 @@ class ReviewStatus(StrEnum):
 
 
 class Verdict(StrEnum):
-    """The outcome of a done review (see `orchestrator.reviews.verdict`)."""
+    """The outcome of a done review (see `orchestrator.reviews.checks.verdict`)."""
 
     passed = "pass"
     needs_approval = "needs_approval"

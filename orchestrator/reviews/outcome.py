@@ -30,7 +30,7 @@ from orchestrator.models import ApprovalKind, MicroApp
 from orchestrator.notifications import notify
 from orchestrator.events.outbox import emit
 from orchestrator.catalog.policy import Policy
-from orchestrator.reviews.findings import ReviewResult
+from orchestrator.reviews.checks.findings import ReviewResult
 from orchestrator.reviews.models import Review
 
 LISTED = 10  # findings listed in a message; the rest are counted

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from orchestrator.reviews.findings import Finding, ReviewResult
+from orchestrator.reviews.checks.findings import Finding, ReviewResult
 from orchestrator.reviews.models import Review, ReviewFinding, ReviewStatus, Verdict
 from orchestrator.reviews.store import Job
 from orchestrator.clock import as_utc, utcnow

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.catalog.policy import load_policy
-from orchestrator.reviews.advisories import affected_by, load_advisories, version_in_range
-from orchestrator.reviews.dependencies import (
+from orchestrator.reviews.checks.advisories import affected_by, load_advisories, version_in_range
+from orchestrator.reviews.checks.dependencies import (
     check_dependencies,
     parse_package_json,
     parse_package_lock,

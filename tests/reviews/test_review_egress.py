@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.catalog.policy import load_policy
-from orchestrator.reviews.egress import EgressScan, declared, egress_findings
-from orchestrator.reviews.pii import iban_ok, luhn_ok, pii_findings
-from orchestrator.reviews.scopes import is_broad, scope_findings
+from orchestrator.reviews.checks.egress import EgressScan, declared, egress_findings
+from orchestrator.reviews.checks.pii import iban_ok, luhn_ok, pii_findings
+from orchestrator.reviews.checks.scopes import is_broad, scope_findings
 
 APPROVED = ["openai-proxy", "azure-openai-private"]
 

@@ -11,7 +11,7 @@ import pytest
 
 from orchestrator.errors import NotFound
 from orchestrator.catalog.policy import load_policy
-from orchestrator.reviews.engine import ReviewTimeout, review_directory
+from orchestrator.reviews.checks.engine import ReviewTimeout, review_directory
 
 MANIFEST = """\
 name: Expense helper

@@ -13,8 +13,8 @@ import pytest
 from orchestrator.config import Settings
 from orchestrator.errors import IntegrationError
 from orchestrator.catalog.policy import ReviewLimits
-from orchestrator.reviews.fetch import choose_method, fetch_git, fetch_tarball, github_repo, scrub
-from orchestrator.reviews.tarball import extract_tarball
+from orchestrator.reviews.source.fetch import choose_method, fetch_git, fetch_tarball, github_repo, scrub
+from orchestrator.reviews.source.tarball import extract_tarball
 from tests.reviews.helpers import FakeGitHubTarballs, make_repo, tarball_of
 
 LIMITS = ReviewLimits()
@@ -39,7 +39,7 @@ class TestGit:
 
     def test_git_does_not_inherit_the_workers_secrets(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """git runs with PATH/HOME and its own settings, never the worker's database URL or tokens."""
-        from orchestrator.reviews.fetch import _git_env
+        from orchestrator.reviews.source.fetch import _git_env
 
         monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://app:pw@db/orchestrator")
         monkeypatch.setenv("SLACK_BOT_TOKEN", "-".join(["xoxb", secrets.token_hex(8)]))

@@ -10,8 +10,8 @@ import string
 
 import pytest
 
-from orchestrator.reviews.findings import fingerprint, redact
-from orchestrator.reviews.secrets import scan_text, secret_findings
+from orchestrator.reviews.checks.findings import fingerprint, redact
+from orchestrator.reviews.checks.secrets import scan_text, secret_findings
 
 _RNG = random.Random(42)
 ALNUM = string.ascii_letters + string.digits

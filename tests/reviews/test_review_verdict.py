@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from orchestrator.catalog.policy import load_policy
-from orchestrator.reviews.findings import Finding
-from orchestrator.reviews.verdict import decide_verdict, escalation_findings
+from orchestrator.reviews.checks.findings import Finding
+from orchestrator.reviews.checks.verdict import decide_verdict, escalation_findings
 
 
 def f(check: str, rule: str, severity: str, *, allowed: bool = False, **extra: object) -> Finding:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.reviews.secrets import scan_text
+from orchestrator.reviews.checks.secrets import scan_text
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared/fixtures/secrets/cases.jsonl.gz"
 

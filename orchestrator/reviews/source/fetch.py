@@ -8,7 +8,7 @@
 - **github-tarball** (`https://github.com/OWNER/REPO` URLs, or the host of GITHUB_API_URL for GHES):
   the ref is resolved to a commit (`GET /repos/{o}/{r}/commits/{ref}`, sha media type), then
   `GET /repos/{o}/{r}/tarball/{sha}` is streamed to disk (at most `max_repo_mb`) and unpacked by
-  `orchestrator.reviews.tarball` (no path traversal, no links, size limits).
+  `orchestrator.reviews.source.tarball` (no path traversal, no links, size limits).
 
 REVIEW_FETCH picks: `git`, `github-tarball`, or `auto` (the tarball for GitHub URLs when
 GITHUB_TOKEN is set, else git). Errors are IntegrationError (the repository is wrong: not retried)
@@ -34,7 +34,7 @@ import httpx
 from orchestrator.config import Settings
 from orchestrator.errors import IntegrationError, TransientIntegrationError
 from orchestrator.catalog.policy import ReviewLimits
-from orchestrator.reviews.tarball import extract_tarball
+from orchestrator.reviews.source.tarball import extract_tarball
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _USERINFO = re.compile(r"://[^/@\s]+@")

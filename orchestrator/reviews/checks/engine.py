@@ -14,20 +14,20 @@ from typing import Any
 from orchestrator.errors import NotFound, ValidationFailed
 from orchestrator.models import DataClass
 from orchestrator.catalog.policy import Policy
-from orchestrator.reviews.dependencies import (
+from orchestrator.reviews.checks.dependencies import (
     advisories_dir_from_env,
     check_dependencies,
     collect_dependencies,
     is_dependency_file,
 )
-from orchestrator.reviews.egress import EgressScan, egress_findings, endpoint_hosts
-from orchestrator.reviews.findings import Finding, ReviewResult, ReviewTimeout, fingerprint, severity_rank
-from orchestrator.reviews.manifest_check import MANIFEST_NAMES, read_manifest
-from orchestrator.reviews.pii import pii_findings
-from orchestrator.reviews.scopes import scope_findings
-from orchestrator.reviews.secrets import secret_findings
-from orchestrator.reviews.source import Deadline, read_text, walk_checkout
-from orchestrator.reviews.verdict import decide_verdict, escalation_findings
+from orchestrator.reviews.checks.egress import EgressScan, egress_findings, endpoint_hosts
+from orchestrator.reviews.checks.findings import Finding, ReviewResult, ReviewTimeout, fingerprint, severity_rank
+from orchestrator.reviews.checks.manifest_check import MANIFEST_NAMES, read_manifest
+from orchestrator.reviews.checks.pii import pii_findings
+from orchestrator.reviews.checks.scopes import scope_findings
+from orchestrator.reviews.checks.secrets import secret_findings
+from orchestrator.reviews.checks.walk import Deadline, read_text, walk_checkout
+from orchestrator.reviews.checks.verdict import decide_verdict, escalation_findings
 
 __all__ = ["Finding", "ReviewResult", "ReviewTimeout", "decide_verdict", "review_directory"]
 

@@ -8,7 +8,7 @@ import yaml
 
 from orchestrator.errors import ValidationFailed
 from orchestrator.catalog.manifest import parse_manifest
-from orchestrator.reviews.findings import Finding, fingerprint
+from orchestrator.reviews.checks.findings import Finding, fingerprint
 
 CHECK = "manifest"
 MANIFEST_NAMES = ("microapp.yaml", "microapp.yml")

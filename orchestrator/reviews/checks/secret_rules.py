@@ -23,7 +23,7 @@ from detect_secrets.plugins.ibm_cos_hmac import IbmCosHmacDetector
 from detect_secrets.plugins.npm import NpmDetector
 from detect_secrets.plugins.softlayer import SoftlayerDetector
 
-from orchestrator.reviews.secret_values import mixed_alnum, shannon_entropy
+from orchestrator.reviews.checks.secret_values import mixed_alnum, shannon_entropy
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from orchestrator.reviews.findings import Finding, fingerprint, redact
+from orchestrator.reviews.checks.findings import Finding, fingerprint, redact
 
 CHECK = "pii"
 _NEWLINE_RE = re.compile("\n")

@@ -19,8 +19,8 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 
 from orchestrator.catalog.policy import Policy
-from orchestrator.reviews.advisories import affected_by, load_advisories, normalize_name, version_in_range
-from orchestrator.reviews.findings import Finding, fingerprint
+from orchestrator.reviews.checks.advisories import affected_by, load_advisories, normalize_name, version_in_range
+from orchestrator.reviews.checks.findings import Finding, fingerprint
 
 CHECK = "dependencies"
 _STRICT_CLASSES = ("restricted", "regulated")

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from orchestrator.catalog.policy import DataClassPolicy
-from orchestrator.reviews.findings import Finding, fingerprint
+from orchestrator.reviews.checks.findings import Finding, fingerprint
 
 CHECK = "scopes"
 _BROAD_RE = re.compile(r"(^|[:._/-])(admin|write[-_:]?all|all|full|owner|root|sudo)($|[:._/-])|\*", re.I)

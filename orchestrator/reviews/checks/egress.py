@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from orchestrator.reviews.findings import Finding, fingerprint
+from orchestrator.reviews.checks.findings import Finding, fingerprint
 
 CHECK = "egress"
 STRICT_CLASSES = ("restricted", "regulated")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.catalog.policy import ReviewLimits
-from orchestrator.reviews.findings import ReviewTimeout
+from orchestrator.reviews.checks.findings import ReviewTimeout
 
 SKIP_DIRS = frozenset({".git", ".hg", ".svn"})
 # Third-party and generated trees: their content is the dependency check's business, not the maker's.

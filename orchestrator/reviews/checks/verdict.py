@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from orchestrator.catalog.policy import DataClassPolicy, Policy
-from orchestrator.reviews.findings import Finding, fingerprint
+from orchestrator.reviews.checks.findings import Finding, fingerprint
 
 STRICT_CLASSES = frozenset({"restricted", "regulated"})
 _FAILING_RULES = frozenset({"blocked-dependency", "scope-not-allowed"})

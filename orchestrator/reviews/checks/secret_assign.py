@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from orchestrator.reviews.secret_values import (
+from orchestrator.reviews.checks.secret_values import (
     is_placeholder,
     is_template,
     looks_like_code_reference,

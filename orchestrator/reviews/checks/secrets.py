@@ -16,10 +16,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from orchestrator.reviews import secret_assign
-from orchestrator.reviews.findings import Finding, fingerprint, redact
-from orchestrator.reviews.secret_rules import RULES, Rule, value_ok
-from orchestrator.reviews.secret_values import is_placeholder, is_template
+from orchestrator.reviews.checks import secret_assign
+from orchestrator.reviews.checks.findings import Finding, fingerprint, redact
+from orchestrator.reviews.checks.secret_rules import RULES, Rule, value_ok
+from orchestrator.reviews.checks.secret_values import is_placeholder, is_template
 
 CHECK = "secrets"
 _ALLOW_RE = re.compile(r"orchestrator:\s*allow-secret\b[ \t]*(?P<reason>[^\n]*)")
