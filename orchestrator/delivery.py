@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from orchestrator import messages
+from orchestrator.approvals import messages
 from orchestrator.audit import service as audit
 from orchestrator.catalog.service import ensure_person
 from orchestrator.config import get_settings

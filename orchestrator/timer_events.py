@@ -76,7 +76,7 @@ def on_expiring(session: Session, event: Event) -> None:
             session, app, Action.mark_expiring, actor=POLICY_ACTOR, policy=policy,
             reason=f"expires in {days} day(s)", data={"expires_at": app.expires_at},
         )  # fmt: skip
-    from orchestrator.approval_requests import send_expiry_notice
+    from orchestrator.approvals.flows import send_expiry_notice
 
     left = max(0, round((as_utc(app.expires_at) - utcnow()).total_seconds() / 86400)) if app.expires_at else days
     send_expiry_notice(session, app, days_left=left, key=f"expiry-notice:{event.id}")

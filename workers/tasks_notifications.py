@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator import (
-    approval_requests,  # noqa: F401  (registers the approval event handlers)
-    delivery,
-    interactions,
-    notifications,
-)
+from orchestrator import delivery, notifications
+from orchestrator.approvals import flows as approval_requests  # noqa: F401  (registers the approval event handlers)
+from orchestrator.approvals import interactions
 from orchestrator.errors import TransientIntegrationError
 from workers.app import app
 

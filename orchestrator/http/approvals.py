@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from orchestrator.approvals import Decision, Result, decide
+from orchestrator.approvals.service import Decision, Result, decide
 from orchestrator.db import session_scope
 from orchestrator.errors import Conflict, Forbidden
 from orchestrator.http.deps import PolicyDep, ReadSession, role_at_least

@@ -21,11 +21,11 @@ from sqlmodel import Session
 from orchestrator import deadlines
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
-from orchestrator.approval_requests import request_approval
+from orchestrator.approvals.flows import request_approval
 from orchestrator.config import Settings
 from orchestrator.delivery import app_url
 from orchestrator.catalog.lifecycle import POLICY_ACTOR, Action, Stage
-from orchestrator.messages import escape, redact
+from orchestrator.approvals.messages import escape, redact
 from orchestrator.models import ApprovalKind, MicroApp
 from orchestrator.notifications import notify
 from orchestrator.events.outbox import emit
@@ -129,7 +129,7 @@ def drive_lifecycle(
 
 def _withdraw_request(session: Session, app: MicroApp, review: Review, verdict: str) -> None:
     # An approver must not approve on the strength of an older review that this one contradicts.
-    from orchestrator.approvals import cancel_pending
+    from orchestrator.approvals.service import cancel_pending
 
     cancel_pending(session, app.id, reason=f"superseded by automated review #{review.id} (verdict {verdict})")
 

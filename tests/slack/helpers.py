@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from sqlmodel import Session, select
 
 from orchestrator.catalog import service as catalog
-from orchestrator.approval_requests import request_approval
+from orchestrator.approvals.flows import request_approval
 from orchestrator.db import session_scope
 from orchestrator.delivery import deliver
 from orchestrator.catalog.lifecycle import Action
@@ -126,7 +126,7 @@ def click(action_id: str, value: str, *, user_id: str, channel: str = "C0APPROVA
 def submission(approval_id: int, decision: str, reason: str, *, user_id: str, channel: str = "C0APPROVAL",
                ts: str = "1.000001") -> bytes:  # fmt: skip
     """A real view_submission payload adapted to our reason modal, form-encoded."""
-    from orchestrator import messages
+    from orchestrator.approvals import messages
 
     payload = fixture_payload("view_submission.modal.json")
     payload["user"] = {"id": user_id, "username": "someone", "team_id": "T0TEST0001"}

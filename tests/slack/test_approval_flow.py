@@ -8,11 +8,11 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import col, select
 
-from orchestrator import interactions
+from orchestrator.approvals import interactions
 from orchestrator.db import session_scope
 from orchestrator.http.app import create_app
 from orchestrator.catalog.lifecycle import Stage
-from orchestrator.messages import SlackAction
+from orchestrator.approvals.messages import SlackAction
 from orchestrator.models import ApprovalRequest, AuditEntry, Deadline, Event, MicroApp
 from orchestrator.notification_models import SlackInteraction
 from tests.slack.helpers import (
@@ -204,7 +204,7 @@ def test_reject_click_on_decided_request_explains(signing_secret: str, slack: Fa
 
 def test_newer_review_rerenders_the_same_message(signing_secret: str, slack: FakeSlack) -> None:
     """Asking again with a newer review updates the posted message in place instead of posting another."""
-    from orchestrator.approval_requests import request_approval
+    from orchestrator.approvals.flows import request_approval
 
     _, approval_id = seeded_request(review=REVIEW)
     deliver_all()
@@ -223,7 +223,7 @@ def test_newer_review_rerenders_the_same_message(signing_secret: str, slack: Fak
 
 def test_cancelled_request_loses_its_buttons(signing_secret: str, slack: FakeSlack) -> None:
     """A request withdrawn by a later failing review is cancelled once, audited, its timers and buttons gone."""
-    from orchestrator.approvals import cancel_pending
+    from orchestrator.approvals.service import cancel_pending
 
     app_id, approval_id = seeded_request()
     deliver_all()

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from orchestrator.approvals import Decision, Result, decide
+from orchestrator.approvals.service import Decision, Result, decide
 from orchestrator.db import session_scope
 from orchestrator.models import AuditEntry, Event
 from tests.factories import auth

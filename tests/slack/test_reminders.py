@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from orchestrator import deadlines
-from orchestrator.approval_requests import escalate, send_expiry_notice, send_reminder
+from orchestrator.approvals.flows import escalate, send_expiry_notice, send_reminder
 from orchestrator.db import session_scope
 from orchestrator.events.registry import registration_for
 from orchestrator.http.app import create_app
-from orchestrator.messages import SlackAction
+from orchestrator.approvals.messages import SlackAction
 from orchestrator.models import ApprovalRequest, AuditEntry, Deadline, Event, MicroApp, Person
 from orchestrator.clock import as_utc
 from tests.factories import auth

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from orchestrator.db import session_scope
 from orchestrator.http.app import create_app
-from orchestrator.messages import SlackAction
+from orchestrator.approvals.messages import SlackAction
 from orchestrator.models import ApprovalRequest
 from tests.harness import start_worker, wait_until
 from tests.slack.conftest import configure_slack

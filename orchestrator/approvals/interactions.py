@@ -17,15 +17,15 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from orchestrator import messages
+from orchestrator.approvals import messages
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
-from orchestrator.approval_requests import request_approval
-from orchestrator.approvals import Decision, Outcome, Result, approvers_of, decide
+from orchestrator.approvals.flows import request_approval
+from orchestrator.approvals.service import Decision, Outcome, Result, approvers_of, decide
 from orchestrator.db import session_scope
 from orchestrator.errors import OrchestratorError, TransientIntegrationError
 from orchestrator.logs import get_logger
-from orchestrator.messages import SlackAction
+from orchestrator.approvals.messages import SlackAction
 from orchestrator.models import ApprovalRequest, MicroApp, Person
 from orchestrator.notification_models import InteractionStatus, SlackInteraction
 from orchestrator.notifications import INTERACTION_TASK, LEASE, Notifier, enqueue_after_commit, get_notifier

@@ -12,7 +12,7 @@ Slack buttons, the API and the CLI all end up in `decide()`, under the same rule
   new expiry), the reminder/escalation deadlines cancelled, `approval.decided` emitted, and the
   Slack message update plus the owner's DM queued.
 
-Opening, reminding and escalating live in `orchestrator.approval_requests`.
+Opening, reminding and escalating live in `orchestrator.approvals.flows`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from enum import StrEnum
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from orchestrator import deadlines, messages
+from orchestrator import deadlines
+from orchestrator.approvals import messages
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
 from orchestrator.delivery import app_url, mention

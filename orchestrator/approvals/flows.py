@@ -24,7 +24,8 @@ from datetime import timedelta
 
 from sqlmodel import Session, col, select
 
-from orchestrator import deadlines, messages
+from orchestrator import deadlines
+from orchestrator.approvals import messages
 from orchestrator.audit import service as audit
 from orchestrator.delivery import app_url, mention
 from orchestrator.events.registry import register_handler
