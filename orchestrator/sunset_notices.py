@@ -1,6 +1,6 @@
 """Who hears about a sunset: the owner and the approver channel at each step, IT on a zombie.
 
-Messages go through `orchestrator.notifications` (Slack, or the log without a Slack token), keyed
+Messages go through `orchestrator.notifications.service` (Slack, or the log without a Slack token), keyed
 so that a resumed or repeated step never sends the same message twice.
 """
 
@@ -18,7 +18,7 @@ log = get_logger(__name__)
 
 def _send(session: Session, *, to: str, text: str, key: str, app_id: str) -> None:
     try:
-        from orchestrator.notifications import notify
+        from orchestrator.notifications.service import notify
     except ImportError:  # notifications not installed: the log and the audit trail carry the message
         log.info("notification", to=to, text=text, key=key, app_id=app_id)
         audit.record(

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator import delivery, notifications
+from orchestrator.notifications import delivery
+from orchestrator.notifications import service as notifications
 from orchestrator.approvals import flows as approval_requests  # noqa: F401  (registers the approval event handlers)
 from orchestrator.approvals import interactions
 from orchestrator.errors import TransientIntegrationError

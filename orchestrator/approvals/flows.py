@@ -27,11 +27,11 @@ from sqlmodel import Session, col, select
 from orchestrator import deadlines
 from orchestrator.approvals import messages
 from orchestrator.audit import service as audit
-from orchestrator.delivery import app_url, mention
+from orchestrator.notifications.delivery import app_url, mention
 from orchestrator.events.registry import register_handler
 from orchestrator.models import ApprovalRequest, ApprovalStatus, Deadline, Event, MicroApp, Person
-from orchestrator.notification_models import Notification, NotificationKind, NotificationStatus
-from orchestrator.notifications import notify
+from orchestrator.notifications.models import Notification, NotificationKind, NotificationStatus
+from orchestrator.notifications.service import notify
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import as_utc, utcnow
 

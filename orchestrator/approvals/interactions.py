@@ -27,8 +27,8 @@ from orchestrator.errors import OrchestratorError, TransientIntegrationError
 from orchestrator.logs import get_logger
 from orchestrator.approvals.messages import SlackAction
 from orchestrator.models import ApprovalRequest, MicroApp, Person
-from orchestrator.notification_models import InteractionStatus, SlackInteraction
-from orchestrator.notifications import INTERACTION_TASK, LEASE, Notifier, enqueue_after_commit, get_notifier
+from orchestrator.notifications.models import InteractionStatus, SlackInteraction
+from orchestrator.notifications.service import INTERACTION_TASK, LEASE, Notifier, enqueue_after_commit, get_notifier
 from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import utcnow
 

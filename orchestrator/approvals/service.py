@@ -28,12 +28,12 @@ from orchestrator import deadlines
 from orchestrator.approvals import messages
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
-from orchestrator.delivery import app_url, mention
+from orchestrator.notifications.delivery import app_url, mention
 from orchestrator.errors import NotFound, ValidationFailed
 from orchestrator.catalog.lifecycle import Action, Stage
 from orchestrator.models import ApprovalKind, ApprovalRequest, ApprovalStatus, MicroApp
-from orchestrator.notification_models import NotificationKind
-from orchestrator.notifications import notify
+from orchestrator.notifications.models import NotificationKind
+from orchestrator.notifications.service import notify
 from orchestrator.events.outbox import emit
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import as_utc, utcnow

@@ -39,7 +39,7 @@ _GONE = (Stage.sunsetting, Stage.retired)
 
 def tell(session: Session, *, to: str, text: str, app_id: str | None, key: str) -> None:
     """Queue a message (Slack DM or channel, or the log without Slack) once per `key`."""
-    from orchestrator.notifications import notify
+    from orchestrator.notifications.service import notify
 
     notify(session, to=to, text=text, app_id=app_id, key=key)
 

@@ -32,7 +32,7 @@ def on_app_approved(session: Session, app: MicroApp, *, policy: Policy, actor: s
             )
         )
     if issued:
-        from orchestrator.notifications import notify
+        from orchestrator.notifications.service import notify
 
         notify(
             session,

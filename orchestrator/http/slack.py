@@ -32,7 +32,7 @@ from orchestrator.errors import IntegrationError, SignatureInvalid
 from orchestrator.http.bodies import read_limited
 from orchestrator.logs import get_logger
 from orchestrator.models import ApprovalRequest, ApprovalStatus, MicroApp
-from orchestrator.notifications import INTERACTION_TASK, enqueue, get_notifier
+from orchestrator.notifications.service import INTERACTION_TASK, enqueue, get_notifier
 
 router = APIRouter(tags=["slack"])
 log = get_logger(__name__)

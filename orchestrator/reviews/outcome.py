@@ -23,11 +23,11 @@ from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
 from orchestrator.approvals.flows import request_approval
 from orchestrator.config import Settings
-from orchestrator.delivery import app_url
+from orchestrator.notifications.delivery import app_url
 from orchestrator.catalog.lifecycle import POLICY_ACTOR, Action, Stage
 from orchestrator.approvals.messages import escape, redact
 from orchestrator.models import ApprovalKind, MicroApp
-from orchestrator.notifications import notify
+from orchestrator.notifications.service import notify
 from orchestrator.events.outbox import emit
 from orchestrator.catalog.policy import Policy
 from orchestrator.reviews.checks.findings import ReviewResult

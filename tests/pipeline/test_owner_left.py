@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from orchestrator.events.runner import run_event
 from orchestrator.models import Deadline, MicroApp, Person
-from orchestrator.notification_models import Notification
+from orchestrator.notifications.models import Notification
 from orchestrator.clock import utcnow
 from tests.factories import auth
 from tests.pipeline.helpers import audit_actions, catalogue, events

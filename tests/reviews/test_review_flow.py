@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from orchestrator.db import session_scope
 from orchestrator.models import ApprovalRequest, AuditEntry, Event, MicroApp
-from orchestrator.notification_models import Notification
+from orchestrator.notifications.models import Notification
 from orchestrator.reviews.models import Review, ReviewFinding
 from tests.factories import auth
 from tests.harness import wait_until

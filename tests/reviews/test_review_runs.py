@@ -14,7 +14,7 @@ from orchestrator.db import session_scope
 from orchestrator.catalog.lifecycle import Action, Stage
 from orchestrator.catalog.manifest import parse_manifest
 from orchestrator.models import AuditEntry, MicroApp
-from orchestrator.notification_models import Notification
+from orchestrator.notifications.models import Notification
 from orchestrator.catalog.policy import ReviewLimits, get_policy
 from orchestrator.reviews import store
 from orchestrator.reviews.flows import run_review

@@ -14,11 +14,11 @@ from sqlmodel import Session, select
 from orchestrator.catalog import service as catalog
 from orchestrator.approvals.flows import request_approval
 from orchestrator.db import session_scope
-from orchestrator.delivery import deliver
+from orchestrator.notifications.delivery import deliver
 from orchestrator.catalog.lifecycle import Action
 from orchestrator.catalog.manifest import parse_manifest
 from orchestrator.models import ApprovalKind, ApprovalRequest, MicroApp
-from orchestrator.notification_models import Notification, NotificationStatus
+from orchestrator.notifications.models import Notification, NotificationStatus
 from orchestrator.catalog.policy import get_policy
 from tests.conftest import FIXTURES
 from tests.factories import manifest

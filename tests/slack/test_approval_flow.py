@@ -14,7 +14,7 @@ from orchestrator.http.app import create_app
 from orchestrator.catalog.lifecycle import Stage
 from orchestrator.approvals.messages import SlackAction
 from orchestrator.models import ApprovalRequest, AuditEntry, Deadline, Event, MicroApp
-from orchestrator.notification_models import SlackInteraction
+from orchestrator.notifications.models import SlackInteraction
 from tests.slack.helpers import (
     APPROVER,
     APPROVER_2,

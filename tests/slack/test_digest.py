@@ -9,9 +9,9 @@ import pytest
 from sqlmodel import select
 
 from orchestrator.db import session_scope
-from orchestrator.delivery import deliver
-from orchestrator.notification_models import Notification, NotificationKind
-from orchestrator.notifications import notify
+from orchestrator.notifications.delivery import deliver
+from orchestrator.notifications.models import Notification, NotificationKind
+from orchestrator.notifications.service import notify
 from tests.slack.helpers import APPROVER, OWNER, SLACK_IDS, deliver_all
 from tests.slack.slack_server import FakeSlack
 

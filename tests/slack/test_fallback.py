@@ -14,7 +14,7 @@ from orchestrator.cli import build
 from orchestrator.db import session_scope
 from orchestrator.logs import configure_logging
 from orchestrator.models import AuditEntry, MicroApp
-from orchestrator.notification_models import Notification
+from orchestrator.notifications.models import Notification
 from tests.factories import auth
 from tests.harness import start_api
 from tests.slack.conftest import configure_slack

@@ -16,7 +16,7 @@ from orchestrator.errors import SignatureInvalid
 from orchestrator.http.app import create_app
 from orchestrator.http.slack import verify_signature
 from orchestrator.approvals.messages import SlackAction
-from orchestrator.notification_models import SlackInteraction
+from orchestrator.notifications.models import SlackInteraction
 from tests.conftest import FIXTURES
 from tests.slack.helpers import APPROVER, SLACK_IDS, click, sign
 

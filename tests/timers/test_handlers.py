@@ -12,7 +12,7 @@ from orchestrator.db import session_scope
 from orchestrator.events.runner import run_event
 from orchestrator.catalog.lifecycle import Stage
 from orchestrator.models import Event, MicroApp
-from orchestrator.notification_models import Notification
+from orchestrator.notifications.models import Notification
 from orchestrator.catalog.policy import get_policy
 from orchestrator.sunset_models import SunsetRun
 from orchestrator.clock import utcnow

@@ -6,7 +6,7 @@ SLACK_BOT_TOKEN is set, else `LogNotifier`, which writes each message as a struc
 Flood control: when more than `policy.notifications.digest_threshold` messages to one person
 arrive within `digest_window_minutes`, the surplus is held and sent as one digest at the end of
 the window (a burst written in one transaction becomes a single digest; the first messages of a
-slow trickle still go out on their own). See `orchestrator.delivery` for the worker side.
+slow trickle still go out on their own). See `orchestrator.notifications.delivery` for the worker side.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from orchestrator.integrations.slack import Posted
 from orchestrator.logs import get_logger
-from orchestrator.notification_models import (
+from orchestrator.notifications.models import (
     InteractionStatus,
     Notification,
     NotificationKind,

@@ -26,8 +26,8 @@ from orchestrator.db import session_scope
 from orchestrator.errors import IntegrationError, TransientIntegrationError
 from orchestrator.logs import get_logger
 from orchestrator.models import ApprovalRequest, ApprovalStatus, MicroApp, Person
-from orchestrator.notification_models import Notification, NotificationKind, NotificationStatus
-from orchestrator.notifications import LEASE, Notifier, get_notifier, hold_for_digest, over_threshold
+from orchestrator.notifications.models import Notification, NotificationKind, NotificationStatus
+from orchestrator.notifications.service import LEASE, Notifier, get_notifier, hold_for_digest, over_threshold
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import utcnow
 
@@ -220,7 +220,7 @@ def _refresh_if_decided_meanwhile(session: Session, row: Notification, job: Job)
     approval = session.get(ApprovalRequest, row.approval_id)
     rendered_pending = any(block.get("type") == "actions" for block in job.blocks)
     if approval is not None and rendered_pending and approval.status != ApprovalStatus.pending:
-        from orchestrator.notifications import notify
+        from orchestrator.notifications.service import notify
 
         notify(
             session,
