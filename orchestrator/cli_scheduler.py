@@ -122,7 +122,7 @@ def archive_hold(
 
 def deadlines_list(app_id: Annotated[str, typer.Argument(help="the app whose pending deadlines to list")]) -> None:
     """List an app's pending deadlines, soonest first."""
-    from orchestrator import deadlines
+    from orchestrator.timers import service as deadlines
     from orchestrator.db import session_scope
 
     with session_scope(write=False) as session:

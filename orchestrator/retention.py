@@ -12,11 +12,12 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from orchestrator import archive, deadlines
+from orchestrator import archive
+from orchestrator.timers import service as deadlines
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
 from orchestrator.db import session_scope
-from orchestrator.deadlines import DeadlineKind
+from orchestrator.timers.service import DeadlineKind
 from orchestrator.integrations.archive import ArchiveStore, store_from_settings
 from orchestrator.catalog.lifecycle import POLICY_ACTOR, Action, Stage
 from orchestrator.models import Deadline, DeadlineStatus, MicroApp

@@ -22,7 +22,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlmodel import Session, col, select
 
-from orchestrator import archive, deadlines
+from orchestrator import archive
+from orchestrator.timers import service as deadlines
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
 from orchestrator.config import Settings, get_settings

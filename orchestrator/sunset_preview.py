@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from orchestrator import deadlines
+from orchestrator.timers import service as deadlines
 from orchestrator.config import Settings
 from orchestrator.credentials.models import Credential, CredentialStatus
 from orchestrator.credentials.service import live_credentials

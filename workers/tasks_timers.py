@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import orchestrator.timer_events  # noqa: F401  (registers the handlers of the events timers emit)
-from orchestrator import deadlines
+import orchestrator.timers.handlers  # noqa: F401  (registers the handlers of the events timers emit)
+from orchestrator.timers import service as deadlines
 from orchestrator.db import session_scope
 from orchestrator.logs import get_logger
 from orchestrator.clock import utcnow

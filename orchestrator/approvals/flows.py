@@ -24,7 +24,7 @@ from datetime import timedelta
 
 from sqlmodel import Session, col, select
 
-from orchestrator import deadlines
+from orchestrator.timers import service as deadlines
 from orchestrator.approvals import messages
 from orchestrator.audit import service as audit
 from orchestrator.notifications.delivery import app_url, mention

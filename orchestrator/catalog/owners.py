@@ -20,7 +20,7 @@ from datetime import timedelta
 from sqlalchemy import String, cast
 from sqlmodel import Session, col, select
 
-from orchestrator import deadlines
+from orchestrator.timers import service as deadlines
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
 from orchestrator.events.registry import PoisonEvent, register_handler

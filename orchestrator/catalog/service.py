@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import String, cast, func, or_
 from sqlmodel import Session, col, select
 
-from orchestrator import deadlines
+from orchestrator.timers import service as deadlines
 from orchestrator.audit import service as audit
 from orchestrator.catalog import lifecycle
 from orchestrator.errors import Conflict, InvalidTransition, NotFound, ValidationFailed

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from orchestrator import deadlines
+from orchestrator.timers import service as deadlines
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
 from orchestrator.approvals.flows import request_approval

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Table, and_, bindparam, or_, update
 from sqlmodel import Session, col, select
 
-from orchestrator import deadlines
+from orchestrator.timers import service as deadlines
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog import lifecycle

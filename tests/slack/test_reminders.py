@@ -9,7 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from orchestrator import deadlines
+from orchestrator.timers import service as deadlines
 from orchestrator.approvals.flows import escalate, send_expiry_notice, send_reminder
 from orchestrator.db import session_scope
 from orchestrator.events.registry import registration_for

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from orchestrator import deadlines
+from orchestrator.timers import service as deadlines
 from orchestrator.db import session_scope
 from orchestrator.catalog.lifecycle import Stage
 from orchestrator.models import ApprovalRequest, Deadline, DeadlineStatus, Event

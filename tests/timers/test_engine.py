@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator import deadlines
+from orchestrator.timers import service as deadlines
 from orchestrator.config import Settings
 from orchestrator.db import session_scope
 from orchestrator.clock import utcnow

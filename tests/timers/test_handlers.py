@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from orchestrator import deadlines
+from orchestrator.timers import service as deadlines
 from orchestrator.db import session_scope
 from orchestrator.events.runner import run_event
 from orchestrator.catalog.lifecycle import Stage

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import event, or_, update
 from sqlmodel import Session, col, select
 
-from orchestrator import deadline_plan
+from orchestrator.timers import plan as deadline_plan
 from orchestrator.logs import get_logger
 from orchestrator.models import ApprovalRequest, ApprovalStatus, Deadline, DeadlineStatus, MicroApp
 from orchestrator.events.outbox import emit

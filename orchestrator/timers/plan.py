@@ -1,6 +1,6 @@
 """Which deadlines an app should have right now, from its stage, its dates and the policy (pure).
 
-`orchestrator.deadlines.reschedule_app` compares this plan with the rows in the database and
+`orchestrator.timers.service.reschedule_app` compares this plan with the rows in the database and
 replaces or cancels what differs; deadlines other features schedule (approval reminders, the
 owner-left grace) are only cancelled once they no longer apply. A deadline's `ref` names the date it
 was computed from, so a timer that already fired for the same basis is never planned twice, and a
