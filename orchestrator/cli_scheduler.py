@@ -46,12 +46,12 @@ def sunset(
 
 def _sunset(app_id: str, *, dry_run: bool, reason: str, inline: bool) -> None:
     from orchestrator.catalog import service as catalog
-    from orchestrator import sunset as sunset_job
+    from orchestrator.sunset import flows as sunset_job
     from orchestrator.config import get_settings
     from orchestrator.db import session_scope
     from orchestrator.catalog.lifecycle import RETIRABLE_STAGES, Action, Stage
     from orchestrator.catalog.policy import get_policy
-    from orchestrator.sunset_preview import preview
+    from orchestrator.sunset.preview import preview
 
     policy, settings = get_policy(), get_settings()
     if dry_run:
@@ -83,7 +83,7 @@ def _sunset(app_id: str, *, dry_run: bool, reason: str, inline: bool) -> None:
 @archive_app.command("verify")
 def archive_verify(app_id: Annotated[str, typer.Argument(help="the app whose archives to check")]) -> None:
     """Recompute every digest of the app's archives; exit 1 on any mismatch."""
-    from orchestrator import archive
+    from orchestrator.sunset import archive
     from orchestrator.db import session_scope
     from orchestrator.integrations.archive import store_from_settings
 
@@ -109,7 +109,7 @@ def archive_hold(
     release: Annotated[bool, typer.Option("--release", help="lift the hold; overdue purges are re-armed")] = False,
 ) -> None:
     """Place a legal hold on an app's archives (the retention purge skips them), or lift it."""
-    from orchestrator import retention
+    from orchestrator.sunset import retention
     from orchestrator.catalog import service as catalog
     from orchestrator.db import session_scope
 

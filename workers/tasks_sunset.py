@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from orchestrator import retention, sunset
+from orchestrator.sunset import retention
+from orchestrator.sunset import flows as sunset
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import TransientIntegrationError

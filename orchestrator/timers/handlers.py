@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import event as sa_event
 from sqlmodel import Session
 
-from orchestrator import sunset
+from orchestrator.sunset import flows as sunset
 from orchestrator.timers import service as deadlines
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog

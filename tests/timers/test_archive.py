@@ -14,12 +14,12 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from orchestrator import retention
+from orchestrator.sunset import retention
 from orchestrator.cli import build
 from orchestrator.db import session_scope
 from orchestrator.catalog.lifecycle import Stage
 from orchestrator.models import Deadline, DeadlineStatus
-from orchestrator.sunset_models import ArchiveRecord, ArchiveStatus
+from orchestrator.sunset.models import ArchiveRecord, ArchiveStatus
 from orchestrator.clock import utcnow
 from tests.harness import free_port
 from tests.timers.helpers import audit_actions

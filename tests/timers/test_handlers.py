@@ -14,7 +14,7 @@ from orchestrator.catalog.lifecycle import Stage
 from orchestrator.models import Event, MicroApp
 from orchestrator.notifications.models import Notification
 from orchestrator.catalog.policy import get_policy
-from orchestrator.sunset_models import SunsetRun
+from orchestrator.sunset.models import SunsetRun
 from orchestrator.clock import utcnow
 
 

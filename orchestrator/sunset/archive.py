@@ -27,7 +27,7 @@ from orchestrator.audit import service as audit
 from orchestrator.credentials.models import Credential
 from orchestrator.integrations.archive import ArchiveStore
 from orchestrator.models import ApprovalRequest, AuditEntry, Deadline, MicroApp
-from orchestrator.sunset_models import ArchiveRecord, ArchiveStatus
+from orchestrator.sunset.models import ArchiveRecord, ArchiveStatus
 from orchestrator.clock import as_utc, utcnow
 
 FORMAT_VERSION = 1

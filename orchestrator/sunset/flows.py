@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlmodel import Session, col, select
 
-from orchestrator import archive
+from orchestrator.sunset import archive
 from orchestrator.timers import service as deadlines
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
@@ -36,8 +36,8 @@ from orchestrator.catalog.lifecycle import RETIRABLE_STAGES, Action, Stage
 from orchestrator.logs import get_logger
 from orchestrator.models import MicroApp
 from orchestrator.catalog.policy import Policy, get_policy
-from orchestrator.sunset_models import SunsetRun, SunsetStatus, SunsetStep
-from orchestrator.sunset_notices import alert_it, tell
+from orchestrator.sunset.models import SunsetRun, SunsetStatus, SunsetStep
+from orchestrator.sunset.notices import alert_it, tell
 from orchestrator.clock import utcnow
 
 log = get_logger(__name__)

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from orchestrator import archive
+from orchestrator.sunset import archive
 from orchestrator.timers import service as deadlines
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
@@ -22,7 +22,7 @@ from orchestrator.integrations.archive import ArchiveStore, store_from_settings
 from orchestrator.catalog.lifecycle import POLICY_ACTOR, Action, Stage
 from orchestrator.models import Deadline, DeadlineStatus, MicroApp
 from orchestrator.catalog.policy import get_policy
-from orchestrator.sunset_models import ArchiveRecord, ArchiveStatus
+from orchestrator.sunset.models import ArchiveRecord, ArchiveStatus
 from orchestrator.clock import as_utc, utcnow
 
 

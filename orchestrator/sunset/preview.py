@@ -15,7 +15,7 @@ from orchestrator.integrations.archive import store_from_url
 from orchestrator.catalog.lifecycle import RETIRABLE_STAGES, Stage
 from orchestrator.models import ApprovalRequest, AuditEntry, MicroApp
 from orchestrator.catalog.policy import Policy
-from orchestrator.sunset_models import SunsetRun, SunsetStep
+from orchestrator.sunset.models import SunsetRun, SunsetStep
 from orchestrator.clock import utcnow
 
 _STEPS = [SunsetStep.freeze, SunsetStep.revoke, SunsetStep.archive, SunsetStep.retire]
