@@ -41,7 +41,7 @@ def _prepare(env: dict[str, str], count: int) -> tuple[list[str], str]:
     """Migrate, create a production app and `count` exchanged tokens; return (access tokens, gateway API token)."""
     os.environ.update(env)
     from orchestrator.auth.service import create_token
-    from orchestrator.credentials.tokens import ExchangeRequest, exchange
+    from orchestrator.credentials.tokens.exchange import ExchangeRequest, exchange
     from orchestrator.db import migrate, session_scope
     from orchestrator.catalog.lifecycle import Stage
     from orchestrator.models import DataClass, MicroApp, Role

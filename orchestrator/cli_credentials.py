@@ -93,7 +93,7 @@ def revoke_cmd(
 @credentials_app.command("rotate-keys")
 def rotate_keys_cmd() -> None:
     """Make a new signing key; the previous one keeps verifying until its last token has expired."""
-    from orchestrator.credentials.keys import rotate
+    from orchestrator.credentials.tokens.keys import rotate
     from orchestrator.db import session_scope
 
     try:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from orchestrator.credentials import service
-from orchestrator.credentials.tokens import effective_scopes
+from orchestrator.credentials.tokens.exchange import effective_scopes
 from orchestrator.integrations.credentials.builtin import SERVICE, service_subject
 from orchestrator.integrations.credentials.registry import Providers
 from orchestrator.models import MicroApp

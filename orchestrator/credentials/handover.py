@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from orchestrator.audit import service as audit
 from orchestrator.credentials import flows, service
 from orchestrator.credentials.models import Credential, CredentialSecret, CredentialStatus
-from orchestrator.credentials.sealing import seal, unseal
+from orchestrator.credentials.tokens.sealing import seal, unseal
 from orchestrator.errors import NotFound
 from orchestrator.integrations.credentials.builtin import SERVICE
 from orchestrator.models import MicroApp

@@ -15,9 +15,9 @@ from typing import Any
 from sqlmodel import Session, col, or_, select
 
 from orchestrator.audit import service as audit
-from orchestrator.credentials import keys
+from orchestrator.credentials.tokens import keys
 from orchestrator.credentials.models import Credential, CredentialSecret, CredentialStatus
-from orchestrator.credentials.sealing import seal, unseal
+from orchestrator.credentials.tokens.sealing import seal, unseal
 from orchestrator.errors import IntegrationError, NotFound, TransientIntegrationError
 from orchestrator.integrations.credentials.base import IssuedCredential
 from orchestrator.integrations.credentials.builtin import BUILTIN
@@ -250,7 +250,7 @@ def force_revoked(session: Session, credential_id: int, *, actor: str, reason: s
     if credential.status is CredentialStatus.revoked:
         return credential
     if credential.provider == BUILTIN:
-        from orchestrator.credentials.revocation import get_revocation_list
+        from orchestrator.credentials.tokens.revocation import get_revocation_list
 
         get_revocation_list().add(credential.external_ref, credential.expires_at)
     return _finish(

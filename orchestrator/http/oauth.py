@@ -24,9 +24,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.auth.service import authenticate, hash_token
-from orchestrator.credentials.introspection import introspect
-from orchestrator.credentials.keys import get_keyring
-from orchestrator.credentials.tokens import ExchangeRequest, OAuthError, exchange
+from orchestrator.credentials.tokens.introspection import introspect
+from orchestrator.credentials.tokens.keys import get_keyring
+from orchestrator.credentials.tokens.exchange import ExchangeRequest, OAuthError, exchange
 from orchestrator.db import session_scope
 from orchestrator.errors import TransientIntegrationError, Unauthorized
 from orchestrator.http.bodies import read_limited

@@ -23,9 +23,9 @@ def reset_credential_caches() -> None:
     """Forget every per-process cache of the credential code (keys, Redis clients, providers, …)."""
     from orchestrator.config import get_settings
     from orchestrator.credentials import usage
-    from orchestrator.credentials.keys import reset_keyring
-    from orchestrator.credentials.revocation import reset_revocation_lists
-    from orchestrator.credentials.subjects import reset_jwks_clients
+    from orchestrator.credentials.tokens.keys import reset_keyring
+    from orchestrator.credentials.tokens.revocation import reset_revocation_lists
+    from orchestrator.credentials.tokens.subjects import reset_jwks_clients
     from orchestrator.http.oauth import forget_callers
     from orchestrator.integrations.credentials import registry
 

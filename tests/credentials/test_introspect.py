@@ -65,7 +65,7 @@ class TestIntrospection:
 
     def test_expired_token_is_inactive(self, client, issued) -> None:
         """A token past its exp is inactive even though its signature is good."""
-        from orchestrator.credentials.keys import get_keyring
+        from orchestrator.credentials.tokens.keys import get_keyring
 
         key = get_keyring().signing_key()
         claims = jwt.decode(issued["token"], options={"verify_signature": False})
@@ -118,8 +118,8 @@ class TestWithRedis:
         """With Redis, introspection never reads the ledger, and a revocation shows on the next call."""
         import redis
 
-        from orchestrator.credentials import introspection
-        from orchestrator.credentials.revocation import KEY_PREFIX, get_revocation_list
+        from orchestrator.credentials.tokens import introspection
+        from orchestrator.credentials.tokens.revocation import KEY_PREFIX, get_revocation_list
 
         assert _introspect(client, issued["gateway"], issued["token"])["active"] is True  # loads the list
         calls = []
@@ -137,7 +137,7 @@ class TestWithRedis:
         """When Redis loses the list, the ledger answers and the list is reloaded into Redis."""
         import redis
 
-        from orchestrator.credentials.revocation import KEY_PREFIX, MARKER_KEY, get_revocation_list
+        from orchestrator.credentials.tokens.revocation import KEY_PREFIX, MARKER_KEY, get_revocation_list
 
         jti = jwt.decode(issued["token"], options={"verify_signature": False})["jti"]
         _revoke(jti)

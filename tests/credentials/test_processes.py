@@ -20,7 +20,7 @@ def test_real_api_sees_other_processes_revocations_and_rotations(sqlite_url, use
     from sqlmodel import select
 
     from orchestrator.credentials import service
-    from orchestrator.credentials.keys import rotate
+    from orchestrator.credentials.tokens.keys import rotate
     from orchestrator.credentials.models import Credential
     from orchestrator.db import session_scope
     from orchestrator.catalog.lifecycle import Stage

@@ -19,7 +19,7 @@ from typing import Any
 from sqlmodel import Session
 
 from orchestrator.credentials import service
-from orchestrator.credentials.subjects import SUBJECT_TYPES, BadSubject, Subject, verify_subject
+from orchestrator.credentials.tokens.subjects import SUBJECT_TYPES, BadSubject, Subject, verify_subject
 from orchestrator.credentials.usage import touch_in_session
 from orchestrator.integrations.credentials.builtin import ACCESS_TOKEN_TYPE, BUILTIN
 from orchestrator.catalog.lifecycle import Stage

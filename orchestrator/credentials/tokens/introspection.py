@@ -22,8 +22,8 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator.credentials.keys import ALGORITHM, LoadedKey, get_keyring
-from orchestrator.credentials.revocation import get_revocation_list, revoked_in_ledger
+from orchestrator.credentials.tokens.keys import ALGORITHM, LoadedKey, get_keyring
+from orchestrator.credentials.tokens.revocation import get_revocation_list, revoked_in_ledger
 from orchestrator.credentials.usage import schedule_use
 from orchestrator.db import session_scope
 from orchestrator.integrations.credentials.builtin import token_issuer

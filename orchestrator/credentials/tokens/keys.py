@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
 from orchestrator.credentials.models import KeyStatus, SigningKey
-from orchestrator.credentials.sealing import seal, unseal
+from orchestrator.credentials.tokens.sealing import seal, unseal
 from orchestrator.db import session_scope
 from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import utcnow
