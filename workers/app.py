@@ -17,11 +17,11 @@ from orchestrator.config import get_settings
 QUEUES = ("ingest", "reviews", "notifications", "sunset")
 # Task modules; each registers its tasks with @app.task(name="workers.<name>").
 TASK_MODULES = [
-    "workers.tasks_events",
-    "workers.tasks_reviews",
-    "workers.tasks_notifications",
-    "workers.tasks_sunset",
-    "workers.tasks_timers",
+    "workers.tasks.events",
+    "workers.tasks.reviews",
+    "workers.tasks.notifications",
+    "workers.tasks.sunset",
+    "workers.tasks.timers",
 ]
 VISIBILITY_TIMEOUT = 3600  # above the longest task (time limit 900 s) plus the longest retry delay
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from orchestrator.sunset import retention
-from orchestrator.sunset import flows as sunset
+from orchestrator.clock import utcnow
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import TransientIntegrationError
 from orchestrator.logs import get_logger
-from orchestrator.clock import utcnow
+from orchestrator.sunset import flows as sunset
+from orchestrator.sunset import retention
 from workers.app import app
 
 log = get_logger(__name__)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.notifications import delivery
-from orchestrator.notifications import service as notifications
 from orchestrator.approvals import flows as approval_requests  # noqa: F401  (registers the approval event handlers)
 from orchestrator.approvals import interactions
 from orchestrator.errors import TransientIntegrationError
+from orchestrator.notifications import delivery
+from orchestrator.notifications import service as notifications
 from workers.app import app
 
 # Bounded: a Slack outage longer than this leaves the row for `sweep_notifications`.

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import orchestrator.timers.handlers  # noqa: F401  (registers the handlers of the events timers emit)
-from orchestrator.timers import service as deadlines
+from orchestrator.clock import utcnow
 from orchestrator.db import session_scope
 from orchestrator.logs import get_logger
-from orchestrator.clock import utcnow
+from orchestrator.timers import service as deadlines
 from workers.app import app
 
 log = get_logger(__name__)
