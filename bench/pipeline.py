@@ -84,10 +84,10 @@ def _redis() -> redis.Redis:
 
 def _seed(apps: int) -> list[str]:
     from orchestrator.catalog import service as catalog
-    from orchestrator.db import migrate, session_scope
     from orchestrator.catalog.manifest import parse_manifest
-    from orchestrator.models import MicroApp
     from orchestrator.catalog.policy import get_policy
+    from orchestrator.db import migrate, session_scope
+    from orchestrator.models import MicroApp
 
     migrate()
     urls = []

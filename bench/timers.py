@@ -132,7 +132,7 @@ def _pct(values: list[float], q: float) -> float:
 def _baseline(count: int) -> list[float]:
     """Deadlines enqueued by this process exactly at their due time: the floor of broker + worker."""
     from orchestrator.clock import utcnow
-    from workers.tasks_timers import fire_deadlines
+    from workers.tasks.timers import fire_deadlines
 
     first = _max_id()
     start = utcnow() + timedelta(seconds=1)

@@ -41,12 +41,12 @@ def _prepare(env: dict[str, str], count: int) -> tuple[list[str], str]:
     """Migrate, create a production app and `count` exchanged tokens; return (access tokens, gateway API token)."""
     os.environ.update(env)
     from orchestrator.auth.service import create_token
-    from orchestrator.credentials.tokens.exchange import ExchangeRequest, exchange
-    from orchestrator.db import migrate, session_scope
     from orchestrator.catalog.lifecycle import Stage
-    from orchestrator.models import DataClass, MicroApp, Role
     from orchestrator.catalog.policy import get_policy
     from orchestrator.clock import utcnow
+    from orchestrator.credentials.tokens.exchange import ExchangeRequest, exchange
+    from orchestrator.db import migrate, session_scope
+    from orchestrator.models import DataClass, MicroApp, Role
 
     migrate()
     with session_scope() as session:

@@ -273,7 +273,7 @@ class TimerEngine:
 
     def sweep_notifications(self) -> None:
         """Re-queue notifications and Slack clicks whose Celery message was lost."""
-        from workers.tasks_notifications import sweep_notifications
+        from workers.tasks.notifications import sweep_notifications
 
         try:
             sweep_notifications.apply_async(queue="notifications")
@@ -282,7 +282,7 @@ class TimerEngine:
 
     def resume_sunsets(self) -> None:
         """Re-enqueue sunset runs that stalled (a lost message, a crashed worker)."""
-        from workers.tasks_sunset import resume_stalled_sunsets
+        from workers.tasks.sunset import resume_stalled_sunsets
 
         try:
             resume_stalled_sunsets.apply_async(queue="sunset")

@@ -24,7 +24,7 @@ log = get_logger(__name__)
 
 def enqueue_fired(deadline_ids: list[int]) -> None:
     """Hand due deadline ids to the workers (one Celery task per batch)."""
-    from workers.tasks_timers import fire_deadlines
+    from workers.tasks.timers import fire_deadlines
 
     fire_deadlines.apply_async(args=[deadline_ids], queue="ingest")
 

@@ -6,11 +6,11 @@ from sqlmodel import select
 
 from orchestrator.audit import service as audit
 from orchestrator.auth.service import authenticate
-from orchestrator.db import session_scope
 from orchestrator.catalog.demo import load_demo, read_catalog
 from orchestrator.catalog.lifecycle import Stage
-from orchestrator.models import AuditEntry, Event, EventStatus, MicroApp, Person, Role
 from orchestrator.catalog.policy import get_policy
+from orchestrator.db import session_scope
+from orchestrator.models import AuditEntry, Event, EventStatus, MicroApp, Person, Role
 
 EXPECTED_STAGES = {
     "expense-helper": Stage.registered,

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from orchestrator.supervisor import Child, Supervisor
+from orchestrator.cli.supervisor import Child, Supervisor
 
 SLEEPER = "import time; print('hello', flush=True); time.sleep(120)"
 # Ignores SIGTERM and leaves a grandchild in its process group: only the group SIGKILL ends both.

@@ -18,19 +18,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from orchestrator.approvals import messages
+from orchestrator.approvals.flows import request_approval
+from orchestrator.approvals.messages import SlackAction
+from orchestrator.approvals.service import Decision, Outcome, Result, approvers_of, decide
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
-from orchestrator.approvals.flows import request_approval
-from orchestrator.approvals.service import Decision, Outcome, Result, approvers_of, decide
+from orchestrator.catalog.policy import get_policy
+from orchestrator.clock import utcnow
 from orchestrator.db import session_scope
 from orchestrator.errors import OrchestratorError, TransientIntegrationError
 from orchestrator.logs import get_logger
-from orchestrator.approvals.messages import SlackAction
 from orchestrator.models import ApprovalRequest, MicroApp, Person
 from orchestrator.notifications.models import InteractionStatus, SlackInteraction
 from orchestrator.notifications.service import INTERACTION_TASK, LEASE, Notifier, enqueue_after_commit, get_notifier
-from orchestrator.catalog.policy import get_policy
-from orchestrator.clock import utcnow
 
 log = get_logger(__name__)
 

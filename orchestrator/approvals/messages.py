@@ -29,8 +29,8 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from orchestrator.models import ApprovalKind, ApprovalRequest, ApprovalStatus, MicroApp
 from orchestrator.clock import as_utc
+from orchestrator.models import ApprovalKind, ApprovalRequest, ApprovalStatus, MicroApp
 
 
 class SlackAction(StrEnum):

@@ -24,19 +24,19 @@ from enum import StrEnum
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from orchestrator.timers import service as deadlines
 from orchestrator.approvals import messages
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
-from orchestrator.notifications.delivery import app_url, mention
-from orchestrator.errors import NotFound, ValidationFailed
 from orchestrator.catalog.lifecycle import Action, Stage
-from orchestrator.models import ApprovalKind, ApprovalRequest, ApprovalStatus, MicroApp
-from orchestrator.notifications.models import NotificationKind
-from orchestrator.notifications.service import notify
-from orchestrator.events.outbox import emit
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import as_utc, utcnow
+from orchestrator.errors import NotFound, ValidationFailed
+from orchestrator.events.outbox import emit
+from orchestrator.models import ApprovalKind, ApprovalRequest, ApprovalStatus, MicroApp
+from orchestrator.notifications.delivery import app_url, mention
+from orchestrator.notifications.models import NotificationKind
+from orchestrator.notifications.service import notify
+from orchestrator.timers import service as deadlines
 
 APPROVAL_DEADLINES = ("approval_reminder", "approval_escalation")
 

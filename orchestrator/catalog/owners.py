@@ -20,15 +20,15 @@ from datetime import timedelta
 from sqlalchemy import String, cast
 from sqlmodel import Session, col, select
 
-from orchestrator.timers import service as deadlines
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
-from orchestrator.events.registry import PoisonEvent, register_handler
 from orchestrator.catalog.lifecycle import ACTIVE_STAGES, Action, Stage
-from orchestrator.logs import get_logger
-from orchestrator.models import Event, MicroApp, Person
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import utcnow
+from orchestrator.events.registry import PoisonEvent, register_handler
+from orchestrator.logs import get_logger
+from orchestrator.models import Event, MicroApp, Person
+from orchestrator.timers import service as deadlines
 
 log = get_logger(__name__)
 

@@ -16,16 +16,16 @@ from typing import Any
 from sqlalchemy import String, cast, func, or_
 from sqlmodel import Session, col, select
 
-from orchestrator.timers import service as deadlines
 from orchestrator.audit import service as audit
 from orchestrator.catalog import lifecycle
-from orchestrator.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from orchestrator.catalog.lifecycle import Action, Facts, Stage, Transition
 from orchestrator.catalog.manifest import Manifest
-from orchestrator.models import ApprovalKind, ApprovalRequest, ApprovalStatus, DataClass, MicroApp, Person
-from orchestrator.events.outbox import Emitted, emit
 from orchestrator.catalog.policy import Policy
 from orchestrator.clock import utcnow
+from orchestrator.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from orchestrator.events.outbox import Emitted, emit
+from orchestrator.models import ApprovalKind, ApprovalRequest, ApprovalStatus, DataClass, MicroApp, Person
+from orchestrator.timers import service as deadlines
 
 
 def get_app(session: Session, app_id: str) -> MicroApp:

@@ -1,6 +1,6 @@
 """The `orchestrator` command line: run the services, administer the catalog, talk to the API.
 
-Sub-command groups live in their own modules (`orchestrator/cli_*.py`) and are attached here.
+Sub-command groups live in their own modules of this package, listed in `GROUPS` and attached here.
 """
 
 from __future__ import annotations
@@ -105,20 +105,27 @@ def policy_check(path: Annotated[str, typer.Argument(help="policy.yaml to check"
 _built = False
 
 
+# The command groups, in the order `--help` lists them; each module has `register(app)`.
+GROUPS = (
+    "orchestrator.cli.admin",
+    "orchestrator.cli.approvals",
+    "orchestrator.cli.credentials",
+    "orchestrator.cli.events",
+    "orchestrator.cli.remote",
+    "orchestrator.cli.review",
+    "orchestrator.cli.run",
+    "orchestrator.cli.scheduler",
+)
+
+
 def build() -> typer.Typer:
-    """The CLI with every command group attached: each `orchestrator/cli_*.py` has `register(app)`."""
+    """The CLI with every command group of `GROUPS` attached."""
     global _built
     if not _built:
         import importlib
-        import pkgutil
 
-        import orchestrator
-
-        for module in sorted(pkgutil.iter_modules(orchestrator.__path__), key=lambda m: m.name):
-            if module.name.startswith("cli_"):
-                group = importlib.import_module(f"orchestrator.{module.name}")
-                if hasattr(group, "register"):
-                    group.register(app)
+        for name in GROUPS:
+            importlib.import_module(name).register(app)
         _built = True
     return app
 

@@ -3,7 +3,7 @@
 Decisions without Slack, through the running API and under the same rules as a Slack click: the
 token (ORCHESTRATOR_TOKEN) must be an approver's, and its person must not own the app or have
 asked for the decision. `--url` / ORCHESTRATOR_URL and the exit codes are those of the other remote
-commands (`orchestrator.cli_remote`).
+commands (`orchestrator.cli.remote`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 # The remote commands' client and output helpers, so every remote command behaves the same.
-from orchestrator.cli_remote import DEFAULT_URL, Api, JsonOption, UrlOption, _print_json, _table, _when
+from orchestrator.cli.remote import DEFAULT_URL, Api, JsonOption, UrlOption, _print_json, _table, _when
 
 approvals_app = typer.Typer(help="List and decide approval requests (the fallback to Slack).", no_args_is_help=True)
 IdArg = Annotated[int, typer.Argument(help="the approval request id")]

@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli import cli_actor, fail
+from orchestrator.clock import utcnow
 from orchestrator.credentials.models import Credential, CredentialStatus
 from orchestrator.errors import OrchestratorError
-from orchestrator.clock import utcnow
 
 credentials_app = typer.Typer(help="The credential ledger and the token service's keys.", no_args_is_help=True)
 
@@ -115,7 +115,7 @@ def claim_cmd(
     url: Annotated[str, typer.Option(envvar="ORCHESTRATOR_URL", help="API base URL")] = "http://127.0.0.1:8000",
 ) -> None:
     """Claim the app's new service credential once (owner token in ORCHESTRATOR_TOKEN); prints the secret alone."""
-    from orchestrator.cli_remote import Api
+    from orchestrator.cli.remote import Api
 
     _, body = Api(url).call("POST", f"/api/v1/apps/{app_id}/service-credential")
     typer.echo(body["secret"])

@@ -83,8 +83,8 @@ def events_show(event_id: Annotated[str, typer.Argument(help="the event id")]) -
 def events_retry(event_id: Annotated[str, typer.Argument(help="the event id")]) -> None:
     """Send a failed, parked or stuck event round again (fresh attempts), and publish it now."""
     from orchestrator.db import session_scope
-    from orchestrator.events.service import retry_event
     from orchestrator.events.publisher import publish_now
+    from orchestrator.events.service import retry_event
 
     with _guarded(), session_scope() as session:
         previous = retry_event(session, event_id, actor=cli_actor())

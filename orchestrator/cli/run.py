@@ -14,7 +14,7 @@ import typer
 from orchestrator.cli import fail, load_policy_or_exit
 
 if TYPE_CHECKING:
-    from orchestrator.supervisor import Supervisor
+    from orchestrator.cli.supervisor import Supervisor
 
 DEFAULT_QUEUES = "ingest,reviews,notifications,sunset"
 
@@ -104,8 +104,8 @@ def up(
     stop_timeout: Annotated[float, typer.Option(help="seconds each process gets to stop before SIGKILL")] = 20.0,
 ) -> None:
     """Run the API, a worker and the scheduler in the foreground; Ctrl-C stops them all."""
+    from orchestrator.cli.supervisor import Child, Supervisor, python_module_command
     from orchestrator.config import get_settings
-    from orchestrator.supervisor import Child, Supervisor, python_module_command
 
     load_policy_or_exit()
     settings = get_settings()
@@ -167,9 +167,9 @@ class _ReadinessProbe:
 
 
 def _load_demo_if_empty() -> None:
-    from orchestrator.db import session_scope
     from orchestrator.catalog.demo import load_demo
     from orchestrator.catalog.policy import get_policy
+    from orchestrator.db import session_scope
 
     with session_scope() as session:
         result = load_demo(session, policy=get_policy())
@@ -184,10 +184,10 @@ def demo(
     ] = False,
 ) -> None:
     """Load the demo catalog (a few apps, people, an admin token) into an empty database."""
-    from orchestrator.config import get_settings
-    from orchestrator.db import session_scope
     from orchestrator.catalog.demo import load_demo
     from orchestrator.catalog.policy import get_policy
+    from orchestrator.config import get_settings
+    from orchestrator.db import session_scope
 
     load_policy_or_exit()
     with session_scope() as session:

@@ -46,11 +46,11 @@ def sunset(
 
 def _sunset(app_id: str, *, dry_run: bool, reason: str, inline: bool) -> None:
     from orchestrator.catalog import service as catalog
-    from orchestrator.sunset import flows as sunset_job
-    from orchestrator.config import get_settings
-    from orchestrator.db import session_scope
     from orchestrator.catalog.lifecycle import RETIRABLE_STAGES, Action, Stage
     from orchestrator.catalog.policy import get_policy
+    from orchestrator.config import get_settings
+    from orchestrator.db import session_scope
+    from orchestrator.sunset import flows as sunset_job
     from orchestrator.sunset.preview import preview
 
     policy, settings = get_policy(), get_settings()
@@ -83,9 +83,9 @@ def _sunset(app_id: str, *, dry_run: bool, reason: str, inline: bool) -> None:
 @archive_app.command("verify")
 def archive_verify(app_id: Annotated[str, typer.Argument(help="the app whose archives to check")]) -> None:
     """Recompute every digest of the app's archives; exit 1 on any mismatch."""
-    from orchestrator.sunset import archive
     from orchestrator.db import session_scope
     from orchestrator.integrations.archive import store_from_settings
+    from orchestrator.sunset import archive
 
     with _errors(), session_scope(write=False) as session:
         store = store_from_settings()
@@ -109,9 +109,9 @@ def archive_hold(
     release: Annotated[bool, typer.Option("--release", help="lift the hold; overdue purges are re-armed")] = False,
 ) -> None:
     """Place a legal hold on an app's archives (the retention purge skips them), or lift it."""
-    from orchestrator.sunset import retention
     from orchestrator.catalog import service as catalog
     from orchestrator.db import session_scope
+    from orchestrator.sunset import retention
 
     with _errors(), session_scope() as session:
         app = catalog.get_app(session, app_id)
@@ -122,8 +122,8 @@ def archive_hold(
 
 def deadlines_list(app_id: Annotated[str, typer.Argument(help="the app whose pending deadlines to list")]) -> None:
     """List an app's pending deadlines, soonest first."""
-    from orchestrator.timers import service as deadlines
     from orchestrator.db import session_scope
+    from orchestrator.timers import service as deadlines
 
     with session_scope(write=False) as session:
         for row in deadlines.pending_for(session, app_id):

@@ -15,15 +15,15 @@ from typing import Any
 from sqlmodel import Session, col, or_, select
 
 from orchestrator.audit import service as audit
-from orchestrator.credentials.tokens import keys
+from orchestrator.clock import utcnow
 from orchestrator.credentials.models import Credential, CredentialSecret, CredentialStatus
+from orchestrator.credentials.tokens import keys
 from orchestrator.credentials.tokens.sealing import seal, unseal
 from orchestrator.errors import IntegrationError, NotFound, TransientIntegrationError
 from orchestrator.integrations.credentials.base import IssuedCredential
 from orchestrator.integrations.credentials.builtin import BUILTIN
 from orchestrator.integrations.credentials.registry import Providers, get_provider
 from orchestrator.models import MicroApp
-from orchestrator.clock import utcnow
 
 _TERMINAL = (CredentialStatus.revoked, CredentialStatus.expired)
 

@@ -26,12 +26,12 @@ from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
-from orchestrator.events import outbox
+from orchestrator.clock import utcnow
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
+from orchestrator.events import outbox
 from orchestrator.logs import get_logger
 from orchestrator.models import Event, EventStatus
-from orchestrator.clock import utcnow
 
 log = get_logger(__name__)
 

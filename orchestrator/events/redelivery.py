@@ -19,13 +19,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlmodel import col, select
 
+from orchestrator.clock import utcnow
 from orchestrator.config import Settings, get_settings
 from orchestrator.db import get_engine, session_scope
 from orchestrator.errors import ConfigError
 from orchestrator.integrations.github import Delivery, GitHubClient
 from orchestrator.logs import get_logger
 from orchestrator.models import Event
-from orchestrator.clock import utcnow
 
 log = get_logger(__name__)
 

@@ -12,7 +12,7 @@ database keeps exactly one relay active; the others stand by. Publishing happens
 commits; a crash in between means one more publish later, never a loss.
 
 It runs beside every Celery worker as a spawned child process (RELAY_IN_WORKER, started and stopped
-by the worker's ready/shutdown signals in workers/tasks_events.py), or in the foreground with
+by the worker's ready/shutdown signals in workers/tasks/events.py), or in the foreground with
 `orchestrator relay`. The same loop runs the GitHub redelivery job.
 """
 
@@ -35,11 +35,11 @@ from sqlalchemy import and_, func, or_, update
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
 
+from orchestrator.clock import utcnow
 from orchestrator.config import Settings, get_settings
 from orchestrator.db import session_scope
 from orchestrator.logs import get_logger
 from orchestrator.models import Event, EventStatus
-from orchestrator.clock import utcnow
 
 log = get_logger(__name__)
 

@@ -27,13 +27,13 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import col, select
 
+from orchestrator.clock import utcnow
 from orchestrator.config import Settings, get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import TransientIntegrationError
 from orchestrator.events.registry import PoisonEvent, Prepare, load_handlers, registration_for, set_prepared
 from orchestrator.logs import get_logger
 from orchestrator.models import Event, EventStatus
-from orchestrator.clock import utcnow
 
 log = get_logger(__name__)
 

@@ -10,9 +10,9 @@ from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
+from orchestrator.clock import as_utc
 from orchestrator.errors import Conflict, NotFound, ValidationFailed
 from orchestrator.models import Event, EventStatus
-from orchestrator.clock import as_utc
 
 RETRYABLE = (EventStatus.failed, EventStatus.parked, EventStatus.pending, EventStatus.enqueued, EventStatus.handling)
 

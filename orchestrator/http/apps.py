@@ -17,8 +17,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator.catalog import service as catalog
 from orchestrator.auth.service import can_see, owns, principal
+from orchestrator.catalog import service as catalog
+from orchestrator.catalog.lifecycle import Stage
+from orchestrator.catalog.manifest import Manifest, parse_manifest
+from orchestrator.catalog.policy import Policy
 from orchestrator.db import session_scope
 from orchestrator.errors import Conflict, Forbidden, NotFound
 from orchestrator.http.bodies import MANIFEST_REQUEST_BODY, read_document
@@ -35,11 +38,8 @@ from orchestrator.http.schemas import (
     ReasonBody,
     Registered,
 )
-from orchestrator.catalog.lifecycle import Stage
 from orchestrator.logs import bind, get_logger
-from orchestrator.catalog.manifest import Manifest, parse_manifest
 from orchestrator.models import ApiToken, AuditEntry, DataClass, Event, MicroApp, Role
-from orchestrator.catalog.policy import Policy
 
 router = APIRouter(
     prefix="/api/v1/apps", tags=["apps"], dependencies=[Depends(bind_path_ids)], responses=ERROR_RESPONSES

@@ -8,8 +8,8 @@ from typing import Any
 import yaml
 from fastapi import Request
 
-from orchestrator.http.errors import BodyTooLarge, MalformedBody, UnsupportedMediaType, field_error
 from orchestrator.catalog.manifest import Manifest
+from orchestrator.http.errors import BodyTooLarge, MalformedBody, UnsupportedMediaType, field_error
 
 # A manifest is a few hundred bytes; anything near this cap is a mistake or an attack.
 MAX_DOCUMENT_BYTES = 256 * 1024

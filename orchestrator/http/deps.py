@@ -11,10 +11,10 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.auth.service import authenticate, principal, require_role
+from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.db import session_scope
 from orchestrator.logs import bind
 from orchestrator.models import ApiToken, Role
-from orchestrator.catalog.policy import Policy, get_policy
 
 
 def read_session() -> Iterator[Session]:

@@ -25,12 +25,12 @@ from sqlmodel import Session
 import orchestrator.events.publisher  # noqa: F401 - registers the outbox publisher in the API process
 from orchestrator.config import get_settings
 from orchestrator.events.github import map_delivery
-from orchestrator.events.redelivery import DEDUP_PREFIX
 from orchestrator.events.group_commit import GroupCommitter
+from orchestrator.events.outbox import emit
+from orchestrator.events.redelivery import DEDUP_PREFIX
 from orchestrator.http.bodies import read_limited
 from orchestrator.http.errors import error_body
 from orchestrator.logs import bind, get_logger
-from orchestrator.events.outbox import emit
 
 router = APIRouter(tags=["webhooks"])
 log = get_logger(__name__)

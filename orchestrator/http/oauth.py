@@ -24,15 +24,15 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.auth.service import authenticate, hash_token
+from orchestrator.catalog.policy import get_policy
+from orchestrator.credentials.tokens.exchange import ExchangeRequest, OAuthError, exchange
 from orchestrator.credentials.tokens.introspection import introspect
 from orchestrator.credentials.tokens.keys import get_keyring
-from orchestrator.credentials.tokens.exchange import ExchangeRequest, OAuthError, exchange
 from orchestrator.db import session_scope
 from orchestrator.errors import TransientIntegrationError, Unauthorized
 from orchestrator.http.bodies import read_limited
 from orchestrator.integrations.credentials.registry import validate_providers
 from orchestrator.logs import get_logger
-from orchestrator.catalog.policy import get_policy
 
 AUTH_CACHE_SECONDS = 30.0
 FORM = "application/x-www-form-urlencoded"

@@ -6,8 +6,8 @@ import structlog
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from orchestrator.catalog import service as catalog
 from orchestrator.auth.service import owns, principal
+from orchestrator.catalog import service as catalog
 from orchestrator.credentials.handover import claim_service_credential
 from orchestrator.db import session_scope
 from orchestrator.errors import Forbidden, NotFound

@@ -24,8 +24,7 @@ from slack_sdk.signature import Clock, SignatureVerifier
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator.approvals import interactions
-from orchestrator.approvals import messages
+from orchestrator.approvals import interactions, messages
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import IntegrationError, SignatureInvalid

@@ -23,12 +23,12 @@ import orchestrator.events.publisher  # noqa: F401 - registers the outbox publis
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import SignatureInvalid
+from orchestrator.events.outbox import emit
 from orchestrator.http.bodies import read_limited
 from orchestrator.http.errors import error_body
 from orchestrator.http.slack import verify_signature
 from orchestrator.logs import get_logger
 from orchestrator.models import Event, Person
-from orchestrator.events.outbox import emit
 
 router = APIRouter(tags=["slack"])
 log = get_logger(__name__)

@@ -15,15 +15,15 @@ from pydantic import BaseModel
 from sqlalchemy import or_, update
 from sqlmodel import col
 
-from orchestrator.catalog import service as catalog
 from orchestrator.auth.service import can_see
+from orchestrator.catalog import service as catalog
+from orchestrator.catalog.lifecycle import ACTIVE_STAGES, Stage
+from orchestrator.clock import as_utc, utcnow
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import Conflict, NotFound
 from orchestrator.http.deps import CurrentToken, PolicyDep
-from orchestrator.catalog.lifecycle import ACTIVE_STAGES, Stage
 from orchestrator.models import MicroApp
-from orchestrator.clock import as_utc, utcnow
 
 router = APIRouter(prefix="/api/v1/apps", tags=["usage"])
 

@@ -19,6 +19,8 @@ from sqlalchemy import and_, event, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from orchestrator.catalog.policy import Policy
+from orchestrator.clock import utcnow
 from orchestrator.integrations.slack import Posted
 from orchestrator.logs import get_logger
 from orchestrator.notifications.models import (
@@ -28,8 +30,6 @@ from orchestrator.notifications.models import (
     NotificationStatus,
     SlackInteraction,
 )
-from orchestrator.catalog.policy import Policy
-from orchestrator.clock import utcnow
 
 log = get_logger(__name__)
 

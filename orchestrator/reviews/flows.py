@@ -20,17 +20,17 @@ from typing import Any
 
 import yaml
 
+from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.config import Settings, get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import IntegrationError, NotFound, OrchestratorError, TransientIntegrationError
 from orchestrator.logs import get_logger
 from orchestrator.models import MicroApp
-from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.reviews import outcome, publish, results, store
 from orchestrator.reviews.checks.engine import review_directory
-from orchestrator.reviews.source.fetch import Checkout, fetch_source, scrub
 from orchestrator.reviews.checks.findings import Finding, ReviewResult, ReviewTimeout, fingerprint, severity_rank
 from orchestrator.reviews.checks.verdict import decide_verdict
+from orchestrator.reviews.source.fetch import Checkout, fetch_source, scrub
 
 log = get_logger(__name__)
 # How long a review waits before trying again while another review of its app runs.

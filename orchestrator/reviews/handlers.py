@@ -6,16 +6,16 @@ review task is published after that transaction commits (`orchestrator.reviews.p
 worker's sweep re-publishes it if that message is ever lost. `review.completed` gets a handler too,
 so the event is marked handled rather than parked when no other feature listens to it.
 
-Imported by `workers.tasks_reviews`, which every worker loads (`workers.app.TASK_MODULES`).
+Imported by `workers.tasks.reviews`, which every worker loads (`workers.app.TASK_MODULES`).
 """
 
 from __future__ import annotations
 
 from sqlmodel import Session
 
+from orchestrator.catalog.policy import get_policy
 from orchestrator.events.registry import PoisonEvent, register_handler
 from orchestrator.models import Event, MicroApp
-from orchestrator.catalog.policy import get_policy
 from orchestrator.reviews import store
 
 TRIGGERS = ("app.created", "app.updated", "review.due")

@@ -18,20 +18,20 @@ from typing import Any
 
 from sqlmodel import Session
 
-from orchestrator.timers import service as deadlines
+from orchestrator.approvals.flows import request_approval
+from orchestrator.approvals.messages import escape, redact
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
-from orchestrator.approvals.flows import request_approval
-from orchestrator.config import Settings
-from orchestrator.notifications.delivery import app_url
 from orchestrator.catalog.lifecycle import POLICY_ACTOR, Action, Stage
-from orchestrator.approvals.messages import escape, redact
-from orchestrator.models import ApprovalKind, MicroApp
-from orchestrator.notifications.service import notify
-from orchestrator.events.outbox import emit
 from orchestrator.catalog.policy import Policy
+from orchestrator.config import Settings
+from orchestrator.events.outbox import emit
+from orchestrator.models import ApprovalKind, MicroApp
+from orchestrator.notifications.delivery import app_url
+from orchestrator.notifications.service import notify
 from orchestrator.reviews.checks.findings import ReviewResult
 from orchestrator.reviews.models import Review
+from orchestrator.timers import service as deadlines
 
 LISTED = 10  # findings listed in a message; the rest are counted
 

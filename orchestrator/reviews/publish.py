@@ -20,10 +20,10 @@ from typing import Any
 from sqlalchemy import and_, event, func, or_, update
 from sqlmodel import Session, col, select
 
+from orchestrator.clock import utcnow
 from orchestrator.config import Settings, get_settings
 from orchestrator.logs import get_logger
 from orchestrator.reviews.models import Review, ReviewStatus
-from orchestrator.clock import utcnow
 
 log = get_logger(__name__)
 

@@ -14,10 +14,10 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from orchestrator.clock import as_utc, utcnow
 from orchestrator.reviews.checks.findings import Finding, ReviewResult
 from orchestrator.reviews.models import Review, ReviewFinding, ReviewStatus, Verdict
 from orchestrator.reviews.store import Job
-from orchestrator.clock import as_utc, utcnow
 
 Key = tuple[str, str, str]
 # Finding.extra keys worth keeping for a human (all hold names, versions, ids, counts — no values).

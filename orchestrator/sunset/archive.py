@@ -24,11 +24,11 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
+from orchestrator.clock import as_utc, utcnow
 from orchestrator.credentials.models import Credential
 from orchestrator.integrations.archive import ArchiveStore
 from orchestrator.models import ApprovalRequest, AuditEntry, Deadline, MicroApp
 from orchestrator.sunset.models import ArchiveRecord, ArchiveStatus
-from orchestrator.clock import as_utc, utcnow
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

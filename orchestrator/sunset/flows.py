@@ -22,23 +22,23 @@ from typing import Any
 from sqlalchemy import event
 from sqlmodel import Session, col, select
 
-from orchestrator.sunset import archive
-from orchestrator.timers import service as deadlines
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
+from orchestrator.catalog.lifecycle import RETIRABLE_STAGES, Action, Stage
+from orchestrator.catalog.policy import Policy, get_policy
+from orchestrator.clock import utcnow
 from orchestrator.config import Settings, get_settings
 from orchestrator.credentials import service as credentials
 from orchestrator.credentials.models import Credential, CredentialStatus
 from orchestrator.db import session_scope
 from orchestrator.errors import IntegrationError, NotFound, TransientIntegrationError
 from orchestrator.integrations.archive import store_from_settings
-from orchestrator.catalog.lifecycle import RETIRABLE_STAGES, Action, Stage
 from orchestrator.logs import get_logger
 from orchestrator.models import MicroApp
-from orchestrator.catalog.policy import Policy, get_policy
+from orchestrator.sunset import archive
 from orchestrator.sunset.models import SunsetRun, SunsetStatus, SunsetStep
 from orchestrator.sunset.notices import alert_it, tell
-from orchestrator.clock import utcnow
+from orchestrator.timers import service as deadlines
 
 log = get_logger(__name__)
 RUN_TASK = "workers.run_sunset"

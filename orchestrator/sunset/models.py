@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, Text
 from sqlmodel import Field, SQLModel
 
-from orchestrator.models import enum_field
 from orchestrator.clock import UTCDateTime, utcnow
+from orchestrator.models import enum_field
 
 
 class SunsetStep(StrEnum):

@@ -12,18 +12,18 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from orchestrator.sunset import archive
-from orchestrator.timers import service as deadlines
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
-from orchestrator.db import session_scope
-from orchestrator.timers.service import DeadlineKind
-from orchestrator.integrations.archive import ArchiveStore, store_from_settings
 from orchestrator.catalog.lifecycle import POLICY_ACTOR, Action, Stage
-from orchestrator.models import Deadline, DeadlineStatus, MicroApp
 from orchestrator.catalog.policy import get_policy
-from orchestrator.sunset.models import ArchiveRecord, ArchiveStatus
 from orchestrator.clock import as_utc, utcnow
+from orchestrator.db import session_scope
+from orchestrator.integrations.archive import ArchiveStore, store_from_settings
+from orchestrator.models import Deadline, DeadlineStatus, MicroApp
+from orchestrator.sunset import archive
+from orchestrator.sunset.models import ArchiveRecord, ArchiveStatus
+from orchestrator.timers import service as deadlines
+from orchestrator.timers.service import DeadlineKind
 
 
 @dataclass

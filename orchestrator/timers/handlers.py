@@ -14,16 +14,16 @@ from typing import Any
 from sqlalchemy import event as sa_event
 from sqlmodel import Session
 
-from orchestrator.sunset import flows as sunset
-from orchestrator.timers import service as deadlines
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
-from orchestrator.events.registry import register_handler
 from orchestrator.catalog.lifecycle import ACTIVE_STAGES, POLICY_ACTOR, Action, Stage
-from orchestrator.logs import get_logger
-from orchestrator.models import Event, MicroApp
 from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import as_utc, utcnow
+from orchestrator.events.registry import register_handler
+from orchestrator.logs import get_logger
+from orchestrator.models import Event, MicroApp
+from orchestrator.sunset import flows as sunset
+from orchestrator.timers import service as deadlines
 
 log = get_logger(__name__)
 PURGE_TASK = "workers.purge_archives"

@@ -10,9 +10,9 @@ from tests.factories import auth
 
 def _approve(app_id: str) -> None:
     from orchestrator.catalog import service as catalog
-    from orchestrator.db import session_scope
     from orchestrator.catalog.lifecycle import Action
     from orchestrator.catalog.policy import get_policy
+    from orchestrator.db import session_scope
 
     with session_scope() as session:
         app = catalog.get_app(session, app_id)

@@ -47,10 +47,10 @@ def test_rotation_keeps_previous_key_verifying(client, make_token, make_app) -> 
 
 def test_previous_key_retires_after_its_tokens_expire(client, make_token, make_app) -> None:
     """Once the longest token lifetime has passed, the next rotation retires the old key and its tokens die."""
-    from orchestrator.credentials.tokens.keys import get_keyring, max_token_lifetime, rotate
-    from orchestrator.credentials.models import KeyStatus, SigningKey
-    from orchestrator.db import session_scope
     from orchestrator.clock import utcnow
+    from orchestrator.credentials.models import KeyStatus, SigningKey
+    from orchestrator.credentials.tokens.keys import get_keyring, max_token_lifetime, rotate
+    from orchestrator.db import session_scope
 
     make_app()
     gateway = make_token("admin", "it@example.com")
@@ -89,8 +89,8 @@ def test_another_process_rotation_is_picked_up(client, make_token, make_app) -> 
 def test_private_keys_are_sealed_with_the_configured_key(db_url, monkeypatch) -> None:
     """The database holds no private key in clear, and a different CREDENTIAL_KEY cannot unseal it."""
     from orchestrator.config import get_settings
-    from orchestrator.credentials.tokens.keys import ensure_signing_key, get_keyring
     from orchestrator.credentials.models import SigningKey
+    from orchestrator.credentials.tokens.keys import ensure_signing_key, get_keyring
     from orchestrator.db import session_scope
     from orchestrator.errors import ConfigError
 

@@ -96,9 +96,9 @@ def test_unknown_or_expired_is_a_success(issued, make_app) -> None:
     """An already-gone answer is a revocation with a note; an expired entry becomes expired without a call."""
     from datetime import timedelta
 
+    from orchestrator.clock import utcnow
     from orchestrator.credentials import service
     from orchestrator.db import session_scope
-    from orchestrator.clock import utcnow
 
     gone = _revoke(issued, {"fake": FakeProvider(script=["gone"])})
     assert gone.status == "revoked" and gone.note == "gone" and gone.details["already_gone"] is True

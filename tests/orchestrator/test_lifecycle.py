@@ -10,8 +10,8 @@ import itertools
 
 import pytest
 
-from orchestrator.errors import Conflict, InvalidTransition
 from orchestrator.catalog.lifecycle import Action, Facts, Stage, allowed_actions, transition
+from orchestrator.errors import Conflict, InvalidTransition
 
 S, A = Stage, Action
 PREVIOUS = "(previous stage)"

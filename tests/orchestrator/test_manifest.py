@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import ValidationFailed
 from orchestrator.catalog.manifest import load_manifest_text, parse_manifest, slugify
+from orchestrator.errors import ValidationFailed
 from orchestrator.models import DataClass
 from tests.factories import manifest
 

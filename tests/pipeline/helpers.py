@@ -48,9 +48,9 @@ def catalogue(
 ) -> None:
     """Register an app with the catalog service (in the current DATABASE_URL)."""
     from orchestrator.catalog import service as catalog
-    from orchestrator.db import session_scope
     from orchestrator.catalog.manifest import parse_manifest
     from orchestrator.catalog.policy import get_policy
+    from orchestrator.db import session_scope
 
     manifest = parse_manifest(
         {

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
+from orchestrator.clock import utcnow
 from orchestrator.errors import ConfigError
 from orchestrator.events.redelivery import parse_hooks, redeliver_failed
-from orchestrator.clock import utcnow
 
 REPO_HOOK = "repos/acme/expense-helper/hooks/42"
 ORG_HOOK = "orgs/acme/hooks/7"

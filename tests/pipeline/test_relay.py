@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import select
 
+from orchestrator.clock import utcnow
 from orchestrator.config import get_settings
 from orchestrator.events.relay import SingleRelayLock, claim_due, republish_due
 from orchestrator.models import Event, EventStatus
-from orchestrator.clock import utcnow
 from tests.pipeline.helpers import events
 
 

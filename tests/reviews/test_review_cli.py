@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from orchestrator.cli_review import app
+from orchestrator.cli.review import app
 
 runner = CliRunner()
 MANIFEST = "name: Tool\nowner: maker@example.com\ndata_class: internal\nconnectors: []\nscopes: [repo:read]\n"

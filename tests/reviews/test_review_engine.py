@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import NotFound
 from orchestrator.catalog.policy import load_policy
+from orchestrator.errors import NotFound
 from orchestrator.reviews.checks.engine import ReviewTimeout, review_directory
 
 MANIFEST = """\

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.catalog.policy import ReviewLimits
 from orchestrator.config import Settings
 from orchestrator.errors import IntegrationError
-from orchestrator.catalog.policy import ReviewLimits
 from orchestrator.reviews.source.fetch import choose_method, fetch_git, fetch_tarball, github_repo, scrub
 from orchestrator.reviews.source.tarball import extract_tarball
 from tests.reviews.helpers import FakeGitHubTarballs, make_repo, tarball_of

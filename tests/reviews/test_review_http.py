@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.catalog import service as catalog
-from orchestrator.db import session_scope
 from orchestrator.catalog.manifest import parse_manifest
 from orchestrator.catalog.policy import get_policy
+from orchestrator.db import session_scope
 from orchestrator.reviews import store
 from orchestrator.reviews.flows import run_review
 from tests.factories import auth

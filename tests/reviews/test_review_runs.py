@@ -9,17 +9,17 @@ import pytest
 from sqlmodel import col, select
 
 from orchestrator.catalog import service as catalog
-from orchestrator.config import get_settings
-from orchestrator.db import session_scope
 from orchestrator.catalog.lifecycle import Action, Stage
 from orchestrator.catalog.manifest import parse_manifest
+from orchestrator.catalog.policy import ReviewLimits, get_policy
+from orchestrator.clock import utcnow
+from orchestrator.config import get_settings
+from orchestrator.db import session_scope
 from orchestrator.models import AuditEntry, MicroApp
 from orchestrator.notifications.models import Notification
-from orchestrator.catalog.policy import ReviewLimits, get_policy
 from orchestrator.reviews import store
 from orchestrator.reviews.flows import run_review
 from orchestrator.reviews.models import Review, ReviewFinding
-from orchestrator.clock import utcnow
 from tests.reviews.helpers import github_token, make_repo, manifest_text
 
 

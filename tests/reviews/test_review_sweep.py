@@ -10,13 +10,13 @@ from datetime import timedelta
 import pytest
 
 from orchestrator.catalog import service as catalog
-from orchestrator.config import get_settings
-from orchestrator.db import session_scope
 from orchestrator.catalog.manifest import parse_manifest
 from orchestrator.catalog.policy import get_policy
+from orchestrator.clock import utcnow
+from orchestrator.config import get_settings
+from orchestrator.db import session_scope
 from orchestrator.reviews import publish
 from orchestrator.reviews.models import Review
-from orchestrator.clock import utcnow
 from tests.harness import wait_until
 
 

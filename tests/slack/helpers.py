@@ -11,15 +11,15 @@ from urllib.parse import urlencode
 
 from sqlmodel import Session, select
 
-from orchestrator.catalog import service as catalog
 from orchestrator.approvals.flows import request_approval
-from orchestrator.db import session_scope
-from orchestrator.notifications.delivery import deliver
+from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import Action
 from orchestrator.catalog.manifest import parse_manifest
-from orchestrator.models import ApprovalKind, ApprovalRequest, MicroApp
-from orchestrator.notifications.models import Notification, NotificationStatus
 from orchestrator.catalog.policy import get_policy
+from orchestrator.db import session_scope
+from orchestrator.models import ApprovalKind, ApprovalRequest, MicroApp
+from orchestrator.notifications.delivery import deliver
+from orchestrator.notifications.models import Notification, NotificationStatus
 from tests.conftest import FIXTURES
 from tests.factories import manifest
 

@@ -9,10 +9,10 @@ from fastapi.testclient import TestClient
 from sqlmodel import col, select
 
 from orchestrator.approvals import interactions
+from orchestrator.approvals.messages import SlackAction
+from orchestrator.catalog.lifecycle import Stage
 from orchestrator.db import session_scope
 from orchestrator.http.app import create_app
-from orchestrator.catalog.lifecycle import Stage
-from orchestrator.approvals.messages import SlackAction
 from orchestrator.models import ApprovalRequest, AuditEntry, Deadline, Event, MicroApp
 from orchestrator.notifications.models import SlackInteraction
 from tests.slack.helpers import (

@@ -8,9 +8,9 @@ import pytest
 from sqlmodel import select
 
 from orchestrator.db import session_scope
-from orchestrator.notifications.delivery import deliver
 from orchestrator.errors import TransientIntegrationError
 from orchestrator.models import ApprovalRequest
+from orchestrator.notifications.delivery import deliver
 from orchestrator.notifications.models import Notification
 from tests.slack.helpers import seeded_request
 from tests.slack.slack_server import FakeSlack
@@ -53,9 +53,9 @@ def test_sweep_requeues_what_lost_its_message(sqlite_url: str, redis_url: str, m
     """Rows left pending (broker down at commit) and expired leases are queued again; a digest not yet due is not."""
     import redis
 
+    from orchestrator.clock import utcnow
     from orchestrator.notifications.models import NotificationKind, NotificationStatus
     from orchestrator.notifications.service import notify, sweep
-    from orchestrator.clock import utcnow
     from tests.slack.conftest import configure_slack
     from tests.slack.helpers import quiet_redis_db
 

@@ -9,14 +9,14 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from orchestrator.timers import service as deadlines
 from orchestrator.approvals.flows import escalate, send_expiry_notice, send_reminder
+from orchestrator.approvals.messages import SlackAction
+from orchestrator.clock import as_utc
 from orchestrator.db import session_scope
 from orchestrator.events.registry import registration_for
 from orchestrator.http.app import create_app
-from orchestrator.approvals.messages import SlackAction
 from orchestrator.models import ApprovalRequest, AuditEntry, Deadline, Event, MicroApp, Person
-from orchestrator.clock import as_utc
+from orchestrator.timers import service as deadlines
 from tests.factories import auth
 from tests.slack.helpers import (
     APPROVER,

@@ -11,11 +11,11 @@ from fastapi.testclient import TestClient
 from slack_sdk.signature import Clock
 from sqlmodel import select
 
+from orchestrator.approvals.messages import SlackAction
 from orchestrator.db import session_scope
 from orchestrator.errors import SignatureInvalid
 from orchestrator.http.app import create_app
 from orchestrator.http.slack import verify_signature
-from orchestrator.approvals.messages import SlackAction
 from orchestrator.notifications.models import SlackInteraction
 from tests.conftest import FIXTURES
 from tests.slack.helpers import APPROVER, SLACK_IDS, click, sign

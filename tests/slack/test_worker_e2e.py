@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from orchestrator.approvals.messages import SlackAction
 from orchestrator.db import session_scope
 from orchestrator.http.app import create_app
-from orchestrator.approvals.messages import SlackAction
 from orchestrator.models import ApprovalRequest
 from tests.harness import start_worker, wait_until
 from tests.slack.conftest import configure_slack

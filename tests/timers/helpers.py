@@ -48,11 +48,11 @@ class FakeProvider:
 
 def make_app(**fields: Any) -> Any:
     """Insert an app (committed) with sensible defaults; returns the detached row."""
-    from orchestrator.catalog.service import ensure_person
-    from orchestrator.db import session_scope
     from orchestrator.catalog.lifecycle import Stage
-    from orchestrator.models import DataClass, MicroApp
+    from orchestrator.catalog.service import ensure_person
     from orchestrator.clock import utcnow
+    from orchestrator.db import session_scope
+    from orchestrator.models import DataClass, MicroApp
 
     now = utcnow()
     values: dict[str, Any] = {
@@ -77,9 +77,9 @@ def add_credential(app_id: str, *, provider: str = "fake", ref: str | None = Non
     """A live ledger row for `app_id`; returns its id."""
     import uuid
 
+    from orchestrator.clock import utcnow
     from orchestrator.credentials.models import Credential
     from orchestrator.db import session_scope
-    from orchestrator.clock import utcnow
 
     with session_scope() as session:
         row = Credential(

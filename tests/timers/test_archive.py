@@ -14,13 +14,13 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from orchestrator.sunset import retention
-from orchestrator.cli import build
-from orchestrator.db import session_scope
 from orchestrator.catalog.lifecycle import Stage
-from orchestrator.models import Deadline, DeadlineStatus
-from orchestrator.sunset.models import ArchiveRecord, ArchiveStatus
+from orchestrator.cli import build
 from orchestrator.clock import utcnow
+from orchestrator.db import session_scope
+from orchestrator.models import Deadline, DeadlineStatus
+from orchestrator.sunset import retention
+from orchestrator.sunset.models import ArchiveRecord, ArchiveStatus
 from tests.harness import free_port
 from tests.timers.helpers import audit_actions
 

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from orchestrator.timers import service as deadlines
-from orchestrator.db import session_scope
 from orchestrator.catalog.lifecycle import Stage
-from orchestrator.models import ApprovalRequest, Deadline, DeadlineStatus, Event
 from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import utcnow
+from orchestrator.db import session_scope
+from orchestrator.models import ApprovalRequest, Deadline, DeadlineStatus, Event
+from orchestrator.timers import service as deadlines
 
 
 def _pending(app_id: str) -> list[tuple[str, str | None]]:

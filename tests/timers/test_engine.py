@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.timers import service as deadlines
+from orchestrator.clock import utcnow
 from orchestrator.config import Settings
 from orchestrator.db import session_scope
-from orchestrator.clock import utcnow
+from orchestrator.timers import service as deadlines
 from schedules.engine import TimerEngine
 from tests.harness import wait_until
 

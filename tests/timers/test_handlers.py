@@ -7,15 +7,15 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from orchestrator.timers import service as deadlines
+from orchestrator.catalog.lifecycle import Stage
+from orchestrator.catalog.policy import get_policy
+from orchestrator.clock import utcnow
 from orchestrator.db import session_scope
 from orchestrator.events.runner import run_event
-from orchestrator.catalog.lifecycle import Stage
 from orchestrator.models import Event, MicroApp
 from orchestrator.notifications.models import Notification
-from orchestrator.catalog.policy import get_policy
 from orchestrator.sunset.models import SunsetRun
-from orchestrator.clock import utcnow
+from orchestrator.timers import service as deadlines
 
 
 def _fire(app_id: str, kind: str) -> list[str]:

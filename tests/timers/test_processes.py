@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from orchestrator.timers import service as deadlines
-from orchestrator.db import session_scope
 from orchestrator.catalog.lifecycle import Stage
-from orchestrator.models import Deadline, DeadlineStatus, MicroApp
 from orchestrator.catalog.policy import get_policy
-from orchestrator.sunset.models import ArchiveRecord, SunsetRun, SunsetStatus, SunsetStep
 from orchestrator.clock import utcnow
+from orchestrator.db import session_scope
+from orchestrator.models import Deadline, DeadlineStatus, MicroApp
+from orchestrator.sunset.models import ArchiveRecord, SunsetRun, SunsetStatus, SunsetStep
+from orchestrator.timers import service as deadlines
 from tests.harness import Proc, spawn, start_worker, wait_until
 from tests.timers.helpers import add_credential, audit_actions
 
@@ -138,9 +138,9 @@ def test_standby_takes_over_within_the_ttl(env: dict, tmp_path: Path, redis_clie
 
 def test_killed_worker_sunset_resumes_without_repeating(env: dict, tmp_path: Path) -> None:
     """SIGKILL the worker between sunset steps: a new worker resumes at the next step; no step runs twice."""
-    from orchestrator.sunset import flows as sunset
     from orchestrator.catalog import service as catalog
     from orchestrator.catalog.lifecycle import Action
+    from orchestrator.sunset import flows as sunset
     from tests.timers.helpers import make_app
 
     slow = {**env, "SUNSET_STEP_PAUSE_SECONDS": "3", "SUNSET_RESUME_SECONDS": "4"}

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from orchestrator.sunset import flows as sunset
+from orchestrator.catalog.lifecycle import Stage
 from orchestrator.credentials import service as credentials
 from orchestrator.credentials.models import Credential, CredentialStatus
 from orchestrator.db import session_scope
-from orchestrator.catalog.lifecycle import Stage
 from orchestrator.models import Deadline, MicroApp
+from orchestrator.sunset import flows as sunset
 from orchestrator.sunset.models import ArchiveRecord, SunsetRun, SunsetStatus, SunsetStep
 from tests.timers.helpers import FakeProvider, add_credential, audit_actions
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from orchestrator.cli import build
 from orchestrator.catalog.lifecycle import Stage
+from orchestrator.cli import build
 from tests.factories import auth
 from tests.timers.helpers import add_credential, audit_actions
 

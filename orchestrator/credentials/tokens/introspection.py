@@ -22,13 +22,13 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from starlette.concurrency import run_in_threadpool
 
+from orchestrator.clock import utcnow
 from orchestrator.credentials.tokens.keys import ALGORITHM, LoadedKey, get_keyring
 from orchestrator.credentials.tokens.revocation import get_revocation_list, revoked_in_ledger
 from orchestrator.credentials.usage import schedule_use
 from orchestrator.db import session_scope
 from orchestrator.integrations.credentials.builtin import token_issuer
 from orchestrator.logs import get_logger
-from orchestrator.clock import utcnow
 
 INACTIVE: dict[str, Any] = {"active": False}
 _REQUIRED = ["exp", "iat", "jti", "sub", "aud"]

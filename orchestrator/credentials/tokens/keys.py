@@ -24,11 +24,11 @@ from jwt.algorithms import OKPAlgorithm
 from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
+from orchestrator.catalog.policy import get_policy
+from orchestrator.clock import utcnow
 from orchestrator.credentials.models import KeyStatus, SigningKey
 from orchestrator.credentials.tokens.sealing import seal, unseal
 from orchestrator.db import session_scope
-from orchestrator.catalog.policy import get_policy
-from orchestrator.clock import utcnow
 
 ALGORITHM = "EdDSA"
 # Clock skew tolerated between processes when deciding that a previous key may stop verifying.

@@ -18,11 +18,11 @@ import redis
 import redis.asyncio as aredis
 from sqlmodel import Session, col, select
 
+from orchestrator.clock import as_utc, utcnow
 from orchestrator.config import get_settings
 from orchestrator.credentials.models import Credential, CredentialStatus
 from orchestrator.errors import TransientIntegrationError
 from orchestrator.logs import get_logger
-from orchestrator.clock import as_utc, utcnow
 
 BUILTIN = "builtin"
 KEY_PREFIX = "orch:cred:revoked:"

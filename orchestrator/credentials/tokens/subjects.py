@@ -18,11 +18,11 @@ import jwt
 from sqlmodel import Session, select
 
 from orchestrator.auth.service import TOKEN_PREFIX, authenticate
+from orchestrator.clock import utcnow
 from orchestrator.config import get_settings
 from orchestrator.credentials.models import Credential, CredentialStatus
 from orchestrator.errors import TransientIntegrationError, Unauthorized
 from orchestrator.integrations.credentials.builtin import SERVICE, SERVICE_PREFIX, service_digest
-from orchestrator.clock import utcnow
 
 JWT_TYPES = frozenset({"urn:ietf:params:oauth:token-type:jwt", "urn:ietf:params:oauth:token-type:id_token"})
 ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"

@@ -17,12 +17,12 @@ from typing import Any
 
 import jwt
 
+from orchestrator.clock import utcnow
 from orchestrator.config import get_settings
 from orchestrator.credentials.tokens.keys import ALGORITHM, KeyRing, get_keyring
 from orchestrator.credentials.tokens.revocation import RevocationList, get_revocation_list
 from orchestrator.errors import IntegrationError
 from orchestrator.integrations.credentials.base import IssuedCredential, RevocationResult
-from orchestrator.clock import utcnow
 
 BUILTIN = "builtin"
 SERVICE = "builtin-service"

@@ -19,9 +19,9 @@ from datetime import datetime, timedelta
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from orchestrator.clock import utcnow
 from orchestrator.errors import IntegrationError, TransientIntegrationError
 from orchestrator.integrations.credentials.base import IssuedCredential, RevocationResult
-from orchestrator.clock import utcnow
 
 _RETRY_STATUS = frozenset({408, 425, 429})
 

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from orchestrator.catalog.policy import Policy
 from orchestrator.errors import NotFound, ValidationFailed
 from orchestrator.models import DataClass
-from orchestrator.catalog.policy import Policy
 from orchestrator.reviews.checks.dependencies import (
     advisories_dir_from_env,
     check_dependencies,
@@ -26,8 +26,8 @@ from orchestrator.reviews.checks.manifest_check import MANIFEST_NAMES, read_mani
 from orchestrator.reviews.checks.pii import pii_findings
 from orchestrator.reviews.checks.scopes import scope_findings
 from orchestrator.reviews.checks.secrets import secret_findings
-from orchestrator.reviews.checks.walk import Deadline, read_text, walk_checkout
 from orchestrator.reviews.checks.verdict import decide_verdict, escalation_findings
+from orchestrator.reviews.checks.walk import Deadline, read_text, walk_checkout
 
 __all__ = ["Finding", "ReviewResult", "ReviewTimeout", "decide_verdict", "review_directory"]
 

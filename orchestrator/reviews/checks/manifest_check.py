@@ -6,8 +6,8 @@ from typing import Any
 
 import yaml
 
-from orchestrator.errors import ValidationFailed
 from orchestrator.catalog.manifest import parse_manifest
+from orchestrator.errors import ValidationFailed
 from orchestrator.reviews.checks.findings import Finding, fingerprint
 
 CHECK = "manifest"

@@ -31,9 +31,9 @@ from urllib.parse import quote, urlparse
 
 import httpx
 
+from orchestrator.catalog.policy import ReviewLimits
 from orchestrator.config import Settings
 from orchestrator.errors import IntegrationError, TransientIntegrationError
-from orchestrator.catalog.policy import ReviewLimits
 from orchestrator.reviews.source.tarball import extract_tarball
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")

@@ -15,8 +15,8 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from orchestrator.errors import IntegrationError
 from orchestrator.catalog.policy import ReviewLimits
+from orchestrator.errors import IntegrationError
 
 _CHUNK = 1024 * 1024
 

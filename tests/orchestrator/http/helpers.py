@@ -29,9 +29,9 @@ OTHER = "other@example.com"
 def seed_app(**overrides: Any) -> str:
     """Register an app straight through the catalog service (no HTTP); returns its id."""
     from orchestrator.catalog import service as catalog
-    from orchestrator.db import session_scope
     from orchestrator.catalog.manifest import parse_manifest
     from orchestrator.catalog.policy import get_policy
+    from orchestrator.db import session_scope
 
     with session_scope() as session:
         app, _ = catalog.register_app(session, parse_manifest(manifest(**overrides)), actor="seed", policy=get_policy())

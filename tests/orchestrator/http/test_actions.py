@@ -8,10 +8,10 @@ import yaml
 from sqlmodel import select
 
 from orchestrator.catalog import service as catalog
-from orchestrator.db import session_scope
 from orchestrator.catalog.lifecycle import Action
-from orchestrator.models import ApprovalRequest, ApprovalStatus, Event, MicroApp, Person
 from orchestrator.catalog.policy import get_policy
+from orchestrator.db import session_scope
+from orchestrator.models import ApprovalRequest, ApprovalStatus, Event, MicroApp, Person
 from tests.factories import manifest
 from tests.orchestrator.http.helpers import MAKER, OTHER, Tokens, register, seed_app
 

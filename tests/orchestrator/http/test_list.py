@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from orchestrator.catalog import service as catalog
-from orchestrator.db import session_scope
 from orchestrator.catalog.lifecycle import Action
-from orchestrator.models import MicroApp
 from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import utcnow
+from orchestrator.db import session_scope
+from orchestrator.models import MicroApp
 from tests.orchestrator.http.helpers import MAKER, OTHER, Tokens, seed_app
 
 
