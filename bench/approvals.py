@@ -146,8 +146,8 @@ def _updated(slack: Any) -> int:
 def _message_ts() -> dict[int, str]:
     from sqlmodel import col, select
 
+    from orchestrator.approvals.models import ApprovalRequest
     from orchestrator.db import session_scope
-    from orchestrator.models import ApprovalRequest
 
     with session_scope(write=False) as session:
         rows = session.exec(select(ApprovalRequest).where(col(ApprovalRequest.message_ts).is_not(None))).all()

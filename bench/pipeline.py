@@ -85,9 +85,9 @@ def _redis() -> redis.Redis:
 def _seed(apps: int) -> list[str]:
     from orchestrator.catalog import service as catalog
     from orchestrator.catalog.manifest import parse_manifest
+    from orchestrator.catalog.models import MicroApp
     from orchestrator.catalog.policy import get_policy
     from orchestrator.db import migrate, session_scope
-    from orchestrator.models import MicroApp
 
     migrate()
     urls = []
@@ -197,7 +197,7 @@ def _handled(prefix: str) -> int:
     from sqlmodel import col, select
 
     from orchestrator.db import session_scope
-    from orchestrator.models import Event, EventStatus
+    from orchestrator.events.models import Event, EventStatus
 
     with session_scope(write=False) as session:
         query = select(func.count()).where(
@@ -212,7 +212,7 @@ def _queued(prefix: str) -> int:
     from sqlmodel import col, select
 
     from orchestrator.db import session_scope
-    from orchestrator.models import Event, EventStatus
+    from orchestrator.events.models import Event, EventStatus
 
     with session_scope(write=False) as session:
         query = select(func.count()).where(

@@ -81,7 +81,7 @@ def _insert(count: int, start: datetime, span: float, kind: str = "probe") -> No
     from sqlalchemy import insert
 
     from orchestrator.db import session_scope
-    from orchestrator.models import Deadline, DeadlineStatus
+    from orchestrator.timers.models import Deadline, DeadlineStatus
 
     step = span / max(1, count - 1)
     rows = [
@@ -98,7 +98,7 @@ def _lateness(since_id: int) -> list[float]:
     from sqlmodel import col
 
     from orchestrator.db import session_scope
-    from orchestrator.models import Deadline
+    from orchestrator.timers.models import Deadline
 
     with session_scope(write=False) as session:
         rows = session.execute(
@@ -112,7 +112,7 @@ def _pending() -> int:
     from sqlmodel import col
 
     from orchestrator.db import session_scope
-    from orchestrator.models import Deadline, DeadlineStatus
+    from orchestrator.timers.models import Deadline, DeadlineStatus
 
     with session_scope(write=False) as session:
         count = session.execute(select(func.count()).where(col(Deadline.status) == DeadlineStatus.pending)).scalar()
@@ -141,7 +141,7 @@ def _baseline(count: int) -> list[float]:
     from sqlmodel import col
 
     from orchestrator.db import session_scope
-    from orchestrator.models import Deadline
+    from orchestrator.timers.models import Deadline
 
     with session_scope(write=False) as session:
         due = session.execute(select(col(Deadline.id), col(Deadline.due_at)).where(col(Deadline.id) > first)).all()

@@ -40,13 +40,14 @@ async def const() -> dict[str, Any]:
 def _prepare(env: dict[str, str], count: int) -> tuple[list[str], str]:
     """Migrate, create a production app and `count` exchanged tokens; return (access tokens, gateway API token)."""
     os.environ.update(env)
+    from orchestrator.auth.models import Role
     from orchestrator.auth.service import create_token
     from orchestrator.catalog.lifecycle import Stage
+    from orchestrator.catalog.models import DataClass, MicroApp
     from orchestrator.catalog.policy import get_policy
     from orchestrator.clock import utcnow
     from orchestrator.credentials.tokens.exchange import ExchangeRequest, exchange
     from orchestrator.db import migrate, session_scope
-    from orchestrator.models import DataClass, MicroApp, Role
 
     migrate()
     with session_scope() as session:

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import JSON, Column, Engine, create_engine, event
+from sqlalchemy import Enum as SAEnum
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlmodel import Session
+from sqlmodel import Field, Session
 
+from orchestrator.clock import UTCDateTime
 from orchestrator.config import get_settings
 
 _engines: dict[str, Engine] = {}
@@ -159,3 +163,36 @@ def migrate(url: str | None = None) -> None:
     url = url or get_settings().database_url
     get_engine(url)  # creates the SQLite directory and sets its pragmas before Alembic connects
     command.upgrade(alembic_config(url), "heads")
+
+
+# Column helpers shared by every domain's tables.
+def timestamp_field(*, nullable: bool = True, index: bool = False) -> Any:
+    """A timezone-preserving timestamp column, empty by default."""
+    return Field(default=None, sa_type=UTCDateTime(), nullable=nullable, index=index)
+
+
+def json_list_field() -> Any:
+    """A JSON list column, empty by default."""
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+def json_dict_field() -> Any:
+    """A JSON object column, empty by default."""
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+def enum_field(enum: type[StrEnum], *, default: Any = None, index: bool = False, nullable: bool = False) -> Any:
+    """A StrEnum column stored as VARCHAR, not a native enum, so adding a value never needs an ALTER TYPE."""
+    sa_enum = SAEnum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=32,
+        values_callable=lambda e: [m.value for m in e],
+    )
+    return Field(default=default, sa_type=sa_enum, nullable=nullable, index=index)
+
+
+def new_id() -> str:
+    """A random, URL-safe identifier for events and similar rows."""
+    return uuid.uuid4().hex

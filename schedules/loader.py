@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from orchestrator.db import session_scope
-from orchestrator.models import Deadline, DeadlineStatus
+from orchestrator.timers.models import Deadline, DeadlineStatus
 
 Due = tuple[int, float]
 _PENDING = col(Deadline.status) == DeadlineStatus.pending

@@ -182,9 +182,9 @@ def client(db_url: str) -> Iterator[Any]:
 @pytest.fixture
 def make_token(db_url: str) -> Any:
     """Create an API token: make_token(role, email) → the bearer token string."""
+    from orchestrator.auth.models import Role
     from orchestrator.auth.service import create_token
     from orchestrator.db import session_scope
-    from orchestrator.models import Role
 
     def _make(role: str = "admin", email: str | None = "admin@example.com", name: str | None = None) -> str:
         with session_scope() as session:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from sqlmodel import select
 
 from orchestrator.audit import service as audit
+from orchestrator.audit.models import AuditEntry
+from orchestrator.auth.models import Role
 from orchestrator.auth.service import authenticate
 from orchestrator.catalog.demo import load_demo, read_catalog
 from orchestrator.catalog.lifecycle import Stage
+from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.catalog.policy import get_policy
 from orchestrator.db import session_scope
-from orchestrator.models import AuditEntry, Event, EventStatus, MicroApp, Person, Role
+from orchestrator.events.models import Event, EventStatus
 
 EXPECTED_STAGES = {
     "expense-helper": Stage.registered,

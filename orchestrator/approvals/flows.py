@@ -25,15 +25,18 @@ from datetime import timedelta
 from sqlmodel import Session, col, select
 
 from orchestrator.approvals import messages
+from orchestrator.approvals.models import ApprovalRequest, ApprovalStatus
 from orchestrator.audit import service as audit
+from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import as_utc, utcnow
+from orchestrator.events.models import Event
 from orchestrator.events.registry import register_handler
-from orchestrator.models import ApprovalRequest, ApprovalStatus, Deadline, Event, MicroApp, Person
 from orchestrator.notifications.delivery import app_url, mention
 from orchestrator.notifications.models import Notification, NotificationKind, NotificationStatus
 from orchestrator.notifications.service import notify
 from orchestrator.timers import service as deadlines
+from orchestrator.timers.models import Deadline
 
 
 def _pending(session: Session, approval_id: int) -> tuple[ApprovalRequest, MicroApp] | None:

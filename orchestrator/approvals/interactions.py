@@ -20,15 +20,16 @@ from sqlmodel import Session, col, select
 from orchestrator.approvals import messages
 from orchestrator.approvals.flows import request_approval
 from orchestrator.approvals.messages import SlackAction
+from orchestrator.approvals.models import ApprovalRequest
 from orchestrator.approvals.service import Decision, Outcome, Result, approvers_of, decide
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
+from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import utcnow
 from orchestrator.db import session_scope
 from orchestrator.errors import OrchestratorError, TransientIntegrationError
 from orchestrator.logs import get_logger
-from orchestrator.models import ApprovalRequest, MicroApp, Person
 from orchestrator.notifications.models import InteractionStatus, SlackInteraction
 from orchestrator.notifications.service import INTERACTION_TASK, LEASE, Notifier, enqueue_after_commit, get_notifier
 

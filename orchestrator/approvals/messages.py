@@ -29,8 +29,9 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from orchestrator.approvals.models import ApprovalKind, ApprovalRequest, ApprovalStatus
+from orchestrator.catalog.models import MicroApp
 from orchestrator.clock import as_utc
-from orchestrator.models import ApprovalKind, ApprovalRequest, ApprovalStatus, MicroApp
 
 
 class SlackAction(StrEnum):

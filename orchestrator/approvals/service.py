@@ -25,14 +25,15 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from orchestrator.approvals import messages
+from orchestrator.approvals.models import ApprovalKind, ApprovalRequest, ApprovalStatus
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import Action, Stage
+from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import as_utc, utcnow
 from orchestrator.errors import NotFound, ValidationFailed
 from orchestrator.events.outbox import emit
-from orchestrator.models import ApprovalKind, ApprovalRequest, ApprovalStatus, MicroApp
 from orchestrator.notifications.delivery import app_url, mention
 from orchestrator.notifications.models import NotificationKind
 from orchestrator.notifications.service import notify

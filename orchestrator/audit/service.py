@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
+from orchestrator.audit.models import AuditEntry
 from orchestrator.clock import as_utc, utcnow
-from orchestrator.models import AuditEntry
 
 GENESIS_HASH = "0" * 64
 # Arbitrary constant key for pg_advisory_xact_lock: "audit" in ASCII.

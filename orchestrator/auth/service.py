@@ -8,8 +8,9 @@ import secrets
 from sqlmodel import Session, select
 
 from orchestrator.audit import service as audit
+from orchestrator.auth.models import ApiToken, Role
+from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.errors import Forbidden, Unauthorized
-from orchestrator.models import ApiToken, MicroApp, Person, Role
 
 TOKEN_PREFIX = "mao_"
 _RANK = {Role.maker: 0, Role.approver: 1, Role.admin: 2}

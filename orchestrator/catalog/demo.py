@@ -19,13 +19,15 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
+from orchestrator.auth.models import Role
 from orchestrator.auth.service import create_token
 from orchestrator.catalog.lifecycle import Action
 from orchestrator.catalog.manifest import Manifest
+from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.catalog.service import apply_action, ensure_person, register_app
 from orchestrator.clock import utcnow
-from orchestrator.models import Event, EventStatus, MicroApp, Role
+from orchestrator.events.models import Event, EventStatus
 
 DEMO_CATALOG = Path(__file__).with_name("demo_catalog.yaml")
 DEMO_ACTOR = "demo"

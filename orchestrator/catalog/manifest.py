@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
 
+from orchestrator.catalog.models import DataClass
 from orchestrator.errors import ValidationFailed
-from orchestrator.models import DataClass
 
 _SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _SCOPE_RE = re.compile(r"^[A-Za-z0-9_.:*/-]{1,100}$")

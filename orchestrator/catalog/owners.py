@@ -23,11 +23,12 @@ from sqlmodel import Session, col, select
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import ACTIVE_STAGES, Action, Stage
+from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import utcnow
+from orchestrator.events.models import Event
 from orchestrator.events.registry import PoisonEvent, register_handler
 from orchestrator.logs import get_logger
-from orchestrator.models import Event, MicroApp, Person
 from orchestrator.timers import service as deadlines
 
 log = get_logger(__name__)

@@ -16,15 +16,16 @@ from typing import Any
 from sqlalchemy import String, cast, func, or_
 from sqlmodel import Session, col, select
 
+from orchestrator.approvals.models import ApprovalKind, ApprovalRequest, ApprovalStatus
 from orchestrator.audit import service as audit
 from orchestrator.catalog import lifecycle
 from orchestrator.catalog.lifecycle import Action, Facts, Stage, Transition
 from orchestrator.catalog.manifest import Manifest
+from orchestrator.catalog.models import DataClass, MicroApp, Person
 from orchestrator.catalog.policy import Policy
 from orchestrator.clock import utcnow
 from orchestrator.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from orchestrator.events.outbox import Emitted, emit
-from orchestrator.models import ApprovalKind, ApprovalRequest, ApprovalStatus, DataClass, MicroApp, Person
 from orchestrator.timers import service as deadlines
 
 

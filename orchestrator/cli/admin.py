@@ -16,8 +16,9 @@ from typing import Annotated, TextIO
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
+from orchestrator.audit.models import AuditEntry
+from orchestrator.auth.models import Role
 from orchestrator.cli import cli_actor, fail
-from orchestrator.models import AuditEntry, Role
 
 audit_app = typer.Typer(help="Verify and export the hash-chained audit trail.", no_args_is_help=True)
 token_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)

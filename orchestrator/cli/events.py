@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 import orchestrator.events.publisher  # noqa: F401 - every CLI command that emits events publishes them after commit
 from orchestrator.cli import cli_actor, fail
 from orchestrator.errors import OrchestratorError
-from orchestrator.models import EventStatus
+from orchestrator.events.models import EventStatus
 
 events_app = typer.Typer(help="Inspect and re-drive lifecycle events.", no_args_is_help=True)
 

@@ -20,7 +20,7 @@ import httpx
 import typer
 
 from orchestrator.catalog.lifecycle import Stage
-from orchestrator.models import DataClass
+from orchestrator.catalog.models import DataClass
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TIMEOUT_SECONDS = 15.0

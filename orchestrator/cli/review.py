@@ -13,9 +13,9 @@ from pathlib import Path
 
 import typer
 
+from orchestrator.catalog.models import DataClass
 from orchestrator.catalog.policy import load_policy
 from orchestrator.errors import ConfigError, ValidationFailed
-from orchestrator.models import DataClass
 from orchestrator.reviews.checks.engine import ReviewResult, ReviewTimeout, review_directory
 
 app = typer.Typer(help="Review a micro-app's source the way the orchestrator will.", add_completion=False)

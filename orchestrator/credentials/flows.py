@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
+from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.credentials import service
 from orchestrator.credentials.tokens.exchange import effective_scopes
 from orchestrator.integrations.credentials.builtin import SERVICE, service_subject
 from orchestrator.integrations.credentials.registry import Providers
-from orchestrator.models import MicroApp
 
 
 @dataclass(frozen=True)

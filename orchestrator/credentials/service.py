@@ -15,6 +15,7 @@ from typing import Any
 from sqlmodel import Session, col, or_, select
 
 from orchestrator.audit import service as audit
+from orchestrator.catalog.models import MicroApp
 from orchestrator.clock import utcnow
 from orchestrator.credentials.models import Credential, CredentialSecret, CredentialStatus
 from orchestrator.credentials.tokens import keys
@@ -23,7 +24,6 @@ from orchestrator.errors import IntegrationError, NotFound, TransientIntegration
 from orchestrator.integrations.credentials.base import IssuedCredential
 from orchestrator.integrations.credentials.builtin import BUILTIN
 from orchestrator.integrations.credentials.registry import Providers, get_provider
-from orchestrator.models import MicroApp
 
 _TERMINAL = (CredentialStatus.revoked, CredentialStatus.expired)
 

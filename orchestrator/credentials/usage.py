@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import Session, col, or_
 
+from orchestrator.catalog.models import MicroApp
 from orchestrator.clock import utcnow
 from orchestrator.db import session_scope
 from orchestrator.logs import get_logger
-from orchestrator.models import MicroApp
 
 INTERVAL = timedelta(seconds=60)
 log = get_logger(__name__)

@@ -26,12 +26,13 @@ from orchestrator.catalog import lifecycle
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import Action, Stage
 from orchestrator.catalog.manifest import load_manifest_text
+from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import utcnow
 from orchestrator.errors import Conflict, ValidationFailed
+from orchestrator.events.models import Event
 from orchestrator.events.outbox import emit
 from orchestrator.events.registry import prepared, register_handler
-from orchestrator.models import Event, MicroApp, Person
 
 REPOSITORY_EVENT = "github.repository"
 MANIFEST_PATH = "microapp.yaml"

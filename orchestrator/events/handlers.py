@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
+from orchestrator.events.models import Event
 from orchestrator.events.registry import PoisonEvent, register_handler
-from orchestrator.models import Event
 
 
 @register_handler("app.created")

@@ -16,7 +16,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
-from orchestrator.models import Event, new_id
+from orchestrator.db import new_id
+from orchestrator.events.models import Event
 
 # Event names are part of the public interface (DESIGN.md, "Lifecycle").
 EVENT_TYPES = frozenset(

@@ -30,8 +30,8 @@ from orchestrator.clock import utcnow
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
 from orchestrator.events import outbox
+from orchestrator.events.models import Event, EventStatus
 from orchestrator.logs import get_logger
-from orchestrator.models import Event, EventStatus
 
 log = get_logger(__name__)
 

@@ -23,9 +23,9 @@ from orchestrator.clock import utcnow
 from orchestrator.config import Settings, get_settings
 from orchestrator.db import get_engine, session_scope
 from orchestrator.errors import ConfigError
+from orchestrator.events.models import Event
 from orchestrator.integrations.github import Delivery, GitHubClient
 from orchestrator.logs import get_logger
-from orchestrator.models import Event
 
 log = get_logger(__name__)
 

@@ -24,7 +24,7 @@ from typing import Any
 from sqlmodel import Session
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.models import Event
+from orchestrator.events.models import Event
 
 Handler = Callable[[Session, Event], None]
 # Receives a detached copy of the event; returns JSON-able facts for the handler.

@@ -38,8 +38,8 @@ from sqlmodel import Session, col, select
 from orchestrator.clock import utcnow
 from orchestrator.config import Settings, get_settings
 from orchestrator.db import session_scope
+from orchestrator.events.models import Event, EventStatus
 from orchestrator.logs import get_logger
-from orchestrator.models import Event, EventStatus
 
 log = get_logger(__name__)
 

@@ -31,9 +31,9 @@ from orchestrator.clock import utcnow
 from orchestrator.config import Settings, get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import TransientIntegrationError
+from orchestrator.events.models import Event, EventStatus
 from orchestrator.events.registry import PoisonEvent, Prepare, load_handlers, registration_for, set_prepared
 from orchestrator.logs import get_logger
-from orchestrator.models import Event, EventStatus
 
 log = get_logger(__name__)
 

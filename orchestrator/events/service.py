@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from orchestrator.audit import service as audit
 from orchestrator.clock import as_utc
 from orchestrator.errors import Conflict, NotFound, ValidationFailed
-from orchestrator.models import Event, EventStatus
+from orchestrator.events.models import Event, EventStatus
 
 RETRYABLE = (EventStatus.failed, EventStatus.parked, EventStatus.pending, EventStatus.enqueued, EventStatus.handling)
 

@@ -14,11 +14,13 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
+from orchestrator.approvals.models import ApprovalRequest, ApprovalStatus
 from orchestrator.approvals.service import Decision, Result, decide
+from orchestrator.auth.models import ApiToken, Role
+from orchestrator.catalog.models import MicroApp
 from orchestrator.db import session_scope
 from orchestrator.errors import Conflict, Forbidden
 from orchestrator.http.deps import PolicyDep, ReadSession, role_at_least
-from orchestrator.models import ApiToken, ApprovalRequest, ApprovalStatus, MicroApp, Role
 
 router = APIRouter(prefix="/api/v1/approvals", tags=["approvals"])
 Approver = Annotated[ApiToken, role_at_least(Role.approver)]

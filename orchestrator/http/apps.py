@@ -17,13 +17,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
+from orchestrator.audit.models import AuditEntry
+from orchestrator.auth.models import ApiToken, Role
 from orchestrator.auth.service import can_see, owns, principal
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import Stage
 from orchestrator.catalog.manifest import Manifest, parse_manifest
+from orchestrator.catalog.models import DataClass, MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.db import session_scope
 from orchestrator.errors import Conflict, Forbidden, NotFound
+from orchestrator.events.models import Event
 from orchestrator.http.bodies import MANIFEST_REQUEST_BODY, read_document
 from orchestrator.http.deps import CurrentToken, PolicyDep, ReadSession, bind_path_ids
 from orchestrator.http.schemas import (
@@ -39,7 +43,6 @@ from orchestrator.http.schemas import (
     Registered,
 )
 from orchestrator.logs import bind, get_logger
-from orchestrator.models import ApiToken, AuditEntry, DataClass, Event, MicroApp, Role
 
 router = APIRouter(
     prefix="/api/v1/apps", tags=["apps"], dependencies=[Depends(bind_path_ids)], responses=ERROR_RESPONSES

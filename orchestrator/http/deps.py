@@ -10,11 +10,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from orchestrator.auth.models import ApiToken, Role
 from orchestrator.auth.service import authenticate, principal, require_role
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.db import session_scope
 from orchestrator.logs import bind
-from orchestrator.models import ApiToken, Role
 
 
 def read_session() -> Iterator[Session]:

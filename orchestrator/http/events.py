@@ -16,15 +16,17 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from orchestrator.auth.models import Role
 from orchestrator.auth.service import principal
+from orchestrator.catalog.models import Person
 from orchestrator.db import session_scope
 from orchestrator.errors import NotFound
+from orchestrator.events.models import EventStatus
 from orchestrator.events.outbox import emit
 from orchestrator.events.publisher import publish_after_commit
 from orchestrator.events.service import describe_event, get_event, list_events, retry_event
 from orchestrator.http.deps import CurrentToken, ReadSession, role_at_least
 from orchestrator.logs import get_logger
-from orchestrator.models import EventStatus, Person, Role
 
 router = APIRouter(tags=["events"])
 log = get_logger(__name__)

@@ -16,10 +16,10 @@ from pydantic import BaseModel
 from sqlmodel import col, select
 
 from orchestrator.auth.service import can_see
+from orchestrator.catalog.models import MicroApp
 from orchestrator.errors import NotFound
 from orchestrator.http.deps import CurrentToken, ReadSession, bind_path_ids
 from orchestrator.http.schemas import ERROR_RESPONSES
-from orchestrator.models import MicroApp
 from orchestrator.reviews.models import Review, ReviewFinding
 
 router = APIRouter(prefix="/api/v1", tags=["reviews"], dependencies=[Depends(bind_path_ids)], responses=ERROR_RESPONSES)

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from orchestrator.models import MicroApp
+from orchestrator.catalog.models import MicroApp
 
 
 class AppRead(BaseModel):

@@ -6,13 +6,13 @@ import structlog
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from orchestrator.auth.models import Role
 from orchestrator.auth.service import owns, principal
 from orchestrator.catalog import service as catalog
 from orchestrator.credentials.handover import claim_service_credential
 from orchestrator.db import session_scope
 from orchestrator.errors import Forbidden, NotFound
 from orchestrator.http.deps import CurrentToken
-from orchestrator.models import Role
 
 router = APIRouter(prefix="/api/v1/apps", tags=["credentials"])
 

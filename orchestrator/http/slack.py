@@ -25,12 +25,13 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.approvals import interactions, messages
+from orchestrator.approvals.models import ApprovalRequest, ApprovalStatus
+from orchestrator.catalog.models import MicroApp
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import IntegrationError, SignatureInvalid
 from orchestrator.http.bodies import read_limited
 from orchestrator.logs import get_logger
-from orchestrator.models import ApprovalRequest, ApprovalStatus, MicroApp
 from orchestrator.notifications.service import INTERACTION_TASK, enqueue, get_notifier
 
 router = APIRouter(tags=["slack"])

@@ -20,15 +20,16 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 import orchestrator.events.publisher  # noqa: F401 - registers the outbox publisher in the API process
+from orchestrator.catalog.models import Person
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import SignatureInvalid
+from orchestrator.events.models import Event
 from orchestrator.events.outbox import emit
 from orchestrator.http.bodies import read_limited
 from orchestrator.http.errors import error_body
 from orchestrator.http.slack import verify_signature
 from orchestrator.logs import get_logger
-from orchestrator.models import Event, Person
 
 router = APIRouter(tags=["slack"])
 log = get_logger(__name__)

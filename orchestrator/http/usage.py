@@ -18,12 +18,12 @@ from sqlmodel import col
 from orchestrator.auth.service import can_see
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import ACTIVE_STAGES, Stage
+from orchestrator.catalog.models import MicroApp
 from orchestrator.clock import as_utc, utcnow
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import Conflict, NotFound
 from orchestrator.http.deps import CurrentToken, PolicyDep
-from orchestrator.models import MicroApp
 
 router = APIRouter(prefix="/api/v1/apps", tags=["usage"])
 

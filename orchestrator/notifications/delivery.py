@@ -19,7 +19,9 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from orchestrator.approvals import messages
+from orchestrator.approvals.models import ApprovalRequest, ApprovalStatus
 from orchestrator.audit import service as audit
+from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.catalog.service import ensure_person
 from orchestrator.clock import utcnow
@@ -27,7 +29,6 @@ from orchestrator.config import get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import IntegrationError, TransientIntegrationError
 from orchestrator.logs import get_logger
-from orchestrator.models import ApprovalRequest, ApprovalStatus, MicroApp, Person
 from orchestrator.notifications.models import Notification, NotificationKind, NotificationStatus
 from orchestrator.notifications.service import LEASE, Notifier, get_notifier, hold_for_digest, over_threshold
 

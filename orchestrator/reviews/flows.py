@@ -20,12 +20,12 @@ from typing import Any
 
 import yaml
 
+from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.config import Settings, get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import IntegrationError, NotFound, OrchestratorError, TransientIntegrationError
 from orchestrator.logs import get_logger
-from orchestrator.models import MicroApp
 from orchestrator.reviews import outcome, publish, results, store
 from orchestrator.reviews.checks.engine import review_directory
 from orchestrator.reviews.checks.findings import Finding, ReviewResult, ReviewTimeout, fingerprint, severity_rank

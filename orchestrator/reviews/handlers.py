@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
+from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import get_policy
+from orchestrator.events.models import Event
 from orchestrator.events.registry import PoisonEvent, register_handler
-from orchestrator.models import Event, MicroApp
 from orchestrator.reviews import store
 
 TRIGGERS = ("app.created", "app.updated", "review.due")

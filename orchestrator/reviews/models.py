@@ -17,7 +17,7 @@ from sqlalchemy import JSON, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 from orchestrator.clock import UTCDateTime, utcnow
-from orchestrator.models import enum_field
+from orchestrator.db import enum_field
 
 
 class ReviewStatus(StrEnum):

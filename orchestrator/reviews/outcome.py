@@ -20,13 +20,14 @@ from sqlmodel import Session
 
 from orchestrator.approvals.flows import request_approval
 from orchestrator.approvals.messages import escape, redact
+from orchestrator.approvals.models import ApprovalKind
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import POLICY_ACTOR, Action, Stage
+from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.config import Settings
 from orchestrator.events.outbox import emit
-from orchestrator.models import ApprovalKind, MicroApp
 from orchestrator.notifications.delivery import app_url
 from orchestrator.notifications.service import notify
 from orchestrator.reviews.checks.findings import ReviewResult

@@ -25,11 +25,11 @@ from orchestrator.audit import service as audit
 from orchestrator.catalog import lifecycle
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import POLICY_ACTOR, Action, Stage
+from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.clock import utcnow
 from orchestrator.config import Settings
 from orchestrator.logs import get_logger
-from orchestrator.models import MicroApp
 from orchestrator.reviews.models import Review, ReviewStatus
 from orchestrator.reviews.publish import publish_after_commit
 from orchestrator.timers import service as deadlines

@@ -23,12 +23,15 @@ from typing import Any
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from orchestrator.approvals.models import ApprovalRequest
 from orchestrator.audit import service as audit
+from orchestrator.audit.models import AuditEntry
+from orchestrator.catalog.models import MicroApp
 from orchestrator.clock import as_utc, utcnow
 from orchestrator.credentials.models import Credential
 from orchestrator.integrations.archive import ArchiveStore
-from orchestrator.models import ApprovalRequest, AuditEntry, Deadline, MicroApp
 from orchestrator.sunset.models import ArchiveRecord, ArchiveStatus
+from orchestrator.timers.models import Deadline
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import RETIRABLE_STAGES, Action, Stage
+from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import utcnow
 from orchestrator.config import Settings, get_settings
@@ -34,7 +35,6 @@ from orchestrator.db import session_scope
 from orchestrator.errors import IntegrationError, NotFound, TransientIntegrationError
 from orchestrator.integrations.archive import store_from_settings
 from orchestrator.logs import get_logger
-from orchestrator.models import MicroApp
 from orchestrator.sunset import archive
 from orchestrator.sunset.models import SunsetRun, SunsetStatus, SunsetStep
 from orchestrator.sunset.notices import alert_it, tell

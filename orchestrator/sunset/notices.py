@@ -9,9 +9,9 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from orchestrator.audit import service as audit
+from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.logs import get_logger
-from orchestrator.models import MicroApp
 
 log = get_logger(__name__)
 

@@ -7,14 +7,16 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
+from orchestrator.approvals.models import ApprovalRequest
+from orchestrator.audit.models import AuditEntry
 from orchestrator.catalog.lifecycle import RETIRABLE_STAGES, Stage
+from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.clock import utcnow
 from orchestrator.config import Settings
 from orchestrator.credentials.models import Credential, CredentialStatus
 from orchestrator.credentials.service import live_credentials
 from orchestrator.integrations.archive import store_from_url
-from orchestrator.models import ApprovalRequest, AuditEntry, MicroApp
 from orchestrator.sunset.models import SunsetRun, SunsetStep
 from orchestrator.timers import service as deadlines
 

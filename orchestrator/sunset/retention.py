@@ -15,14 +15,15 @@ from sqlmodel import Session, select
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import POLICY_ACTOR, Action, Stage
+from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import as_utc, utcnow
 from orchestrator.db import session_scope
 from orchestrator.integrations.archive import ArchiveStore, store_from_settings
-from orchestrator.models import Deadline, DeadlineStatus, MicroApp
 from orchestrator.sunset import archive
 from orchestrator.sunset.models import ArchiveRecord, ArchiveStatus
 from orchestrator.timers import service as deadlines
+from orchestrator.timers.models import Deadline, DeadlineStatus
 from orchestrator.timers.service import DeadlineKind
 
 

@@ -17,11 +17,12 @@ from sqlmodel import Session
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import ACTIVE_STAGES, POLICY_ACTOR, Action, Stage
+from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import as_utc, utcnow
+from orchestrator.events.models import Event
 from orchestrator.events.registry import register_handler
 from orchestrator.logs import get_logger
-from orchestrator.models import Event, MicroApp
 from orchestrator.sunset import flows as sunset
 from orchestrator.timers import service as deadlines
 

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from orchestrator.catalog.lifecycle import ACTIVE_STAGES, Stage
+from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.clock import as_utc
-from orchestrator.models import MicroApp
 
 # The kinds this plan computes for an app.
 MANAGED_KINDS = ("review_due", "expiry_notice", "expiry", "inactivity")

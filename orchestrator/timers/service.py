@@ -19,12 +19,14 @@ from typing import Any
 from sqlalchemy import event, or_, update
 from sqlmodel import Session, col, select
 
+from orchestrator.approvals.models import ApprovalRequest, ApprovalStatus
+from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.clock import as_utc, utcnow
 from orchestrator.events.outbox import emit
 from orchestrator.logs import get_logger
-from orchestrator.models import ApprovalRequest, ApprovalStatus, Deadline, DeadlineStatus, MicroApp
 from orchestrator.timers import plan as deadline_plan
+from orchestrator.timers.models import Deadline, DeadlineStatus
 
 log = get_logger(__name__)
 

@@ -62,9 +62,9 @@ def use_redis(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 def make_app(db_url: str) -> Callable[..., Any]:
     """Create an app directly in the catalog: make_app(id, stage=production, **fields)."""
     from orchestrator.catalog.lifecycle import Stage
+    from orchestrator.catalog.models import DataClass, MicroApp
     from orchestrator.clock import utcnow
     from orchestrator.db import session_scope
-    from orchestrator.models import DataClass, MicroApp
 
     def _make(app_id: str = "expense-helper", stage: str = "production", **fields: Any) -> MicroApp:
         values: dict[str, Any] = {

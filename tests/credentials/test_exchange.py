@@ -48,8 +48,8 @@ class TestGoodExchange:
 
     def test_exchange_marks_the_app_used(self, client, make_token, make_app) -> None:
         """A successful exchange records the app's last-used time."""
+        from orchestrator.catalog.models import MicroApp
         from orchestrator.db import session_scope
-        from orchestrator.models import MicroApp
 
         make_app()
         subject = make_token("maker", "co@example.com")

@@ -18,9 +18,9 @@ def _cli(*args: str):
 
 def test_service_credential_on_approval_exchanges_and_dies_at_sunset(client, make_app, make_token) -> None:
     """An approved app's service identity exchanges for tokens; revoke_all_for_app kills it and its tokens."""
+    from orchestrator.catalog.models import MicroApp
     from orchestrator.credentials import flows
     from orchestrator.db import session_scope
-    from orchestrator.models import MicroApp
 
     make_app()
     gateway = make_token("admin", "it@example.com")
@@ -94,10 +94,10 @@ def test_cli_force_records_a_manual_revocation(sqlite_url, make_app) -> None:
 
 def test_service_credential_bounds_the_exchanged_scopes(client, make_app) -> None:
     """A token exchanged for a service credential never carries a scope the credential itself does not hold."""
+    from orchestrator.catalog.models import MicroApp
     from orchestrator.credentials import flows
     from orchestrator.credentials.models import Credential
     from orchestrator.db import session_scope
-    from orchestrator.models import MicroApp
 
     make_app()
     with session_scope() as session:

@@ -91,9 +91,9 @@ class TestIntrospection:
 
     def test_introspection_records_use_at_most_once_a_minute(self, client, issued) -> None:
         """Introspection writes last_used_at once per interval per app, not on every call."""
+        from orchestrator.catalog.models import MicroApp
         from orchestrator.credentials.usage import wait_idle
         from orchestrator.db import session_scope
-        from orchestrator.models import MicroApp
 
         with session_scope() as session:
             session.get(MicroApp, "expense-helper").last_used_at = None

@@ -20,12 +20,12 @@ def test_real_api_sees_other_processes_revocations_and_rotations(sqlite_url, use
     from sqlmodel import select
 
     from orchestrator.catalog.lifecycle import Stage
+    from orchestrator.catalog.models import DataClass, MicroApp
     from orchestrator.clock import utcnow
     from orchestrator.credentials import service
     from orchestrator.credentials.models import Credential
     from orchestrator.credentials.tokens.keys import rotate
     from orchestrator.db import session_scope
-    from orchestrator.models import DataClass, MicroApp
 
     with session_scope() as session:
         app = MicroApp(id="expense-helper", name="x", owner_email="maker@example.com", stage=Stage.production,

@@ -11,8 +11,8 @@ from tests.credentials.fakes import FakeProvider
 
 
 def _audit(action: str) -> list:
+    from orchestrator.audit.models import AuditEntry
     from orchestrator.db import session_scope
-    from orchestrator.models import AuditEntry
 
     with session_scope(write=False) as session:
         return list(session.exec(select(AuditEntry).where(AuditEntry.action == action)).all())

@@ -14,9 +14,9 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from orchestrator.audit import service as audit
+from orchestrator.audit.models import AuditEntry
 from orchestrator.cli import build
 from orchestrator.db import get_engine, session_scope
-from orchestrator.models import AuditEntry
 
 APPS = ("alpha", "beta")
 

@@ -11,8 +11,8 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from orchestrator.audit import service as audit
+from orchestrator.audit.models import AuditEntry
 from orchestrator.db import session_scope
-from orchestrator.models import AuditEntry
 
 WRITERS = 4
 TRANSACTIONS = 50

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from orchestrator.auth.models import Role
 from orchestrator.auth.service import TOKEN_PREFIX, authenticate, hash_token
 from orchestrator.cli import build
 from orchestrator.db import get_engine, session_scope
-from orchestrator.models import Role
 from tests.conftest import REPO_ROOT
 from tests.factories import auth
 

@@ -13,8 +13,8 @@ from sqlmodel import Session, select
 
 from orchestrator.db import get_engine, session_scope
 from orchestrator.events.group_commit import GroupCommitter
+from orchestrator.events.models import Event
 from orchestrator.events.outbox import emit
-from orchestrator.models import Event
 
 
 def _store(session: Session, key: str) -> str:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.catalog.manifest import load_manifest_text, parse_manifest, slugify
+from orchestrator.catalog.models import DataClass
 from orchestrator.errors import ValidationFailed
-from orchestrator.models import DataClass
 from tests.factories import manifest
 
 DATA = Path(__file__).parent / "data"

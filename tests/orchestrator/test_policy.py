@@ -10,11 +10,11 @@ import yaml
 from typer.testing import CliRunner
 
 from orchestrator.catalog import policy
+from orchestrator.catalog.models import DataClass
 from orchestrator.catalog.policy import DEFAULT_POLICY_PATH, get_policy, load_policy
 from orchestrator.cli import build
 from orchestrator.config import get_settings
 from orchestrator.errors import ConfigError
-from orchestrator.models import DataClass
 
 DATA = Path(__file__).parent / "data"
 

@@ -71,7 +71,7 @@ def events(**filters: Any) -> list[Any]:
     from sqlmodel import select
 
     from orchestrator.db import session_scope
-    from orchestrator.models import Event
+    from orchestrator.events.models import Event
 
     with session_scope(write=False) as session:
         query = select(Event)
@@ -84,8 +84,8 @@ def audit_actions(app_id: str | None = None) -> list[Any]:
     """The audit entries (of one app, or all) in chain order."""
     from sqlmodel import col, select
 
+    from orchestrator.audit.models import AuditEntry
     from orchestrator.db import session_scope
-    from orchestrator.models import AuditEntry
 
     with session_scope(write=False) as session:
         query = select(AuditEntry).order_by(col(AuditEntry.seq))

@@ -17,7 +17,7 @@ from sqlmodel import Session
 from orchestrator.audit import service as audit
 from orchestrator.errors import TransientIntegrationError
 from orchestrator.events import PoisonEvent, register_handler
-from orchestrator.models import Event
+from orchestrator.events.models import Event
 
 PROBE_DIR = Path(os.environ.get("PROBE_DIR", "/nonexistent-probe-dir"))
 

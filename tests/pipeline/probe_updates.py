@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from orchestrator.audit import service as audit
 from orchestrator.events import register_handler
-from orchestrator.models import Event
+from orchestrator.events.models import Event
 
 
 @register_handler("app.updated")

@@ -69,7 +69,7 @@ def test_cli_show_and_relay_once(sqlite_url, monkeypatch) -> None:
     from orchestrator.cli import build
     from orchestrator.config import get_settings
     from orchestrator.db import session_scope
-    from orchestrator.models import Event
+    from orchestrator.events.models import Event
 
     with session_scope() as session:
         session.add(Event(id="e" * 32, type="app.created", source="test", app_id="a", dedup_key="test:relay-once"))

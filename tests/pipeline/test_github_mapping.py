@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 
+from orchestrator.catalog.models import Person
 from orchestrator.events.runner import run_event
-from orchestrator.models import Person
 from tests.pipeline.helpers import HELLO_REPO, OCTO_REPO, audit_actions, catalogue, delivery, events, payload
 
 URL = "/webhooks/github"
@@ -13,8 +13,8 @@ GHES_REPO = "http://rachmari-0a7d40112fe15292b.ghe-test.net/Octocoders/Hello-Wor
 
 
 def _app(app_id: str):
+    from orchestrator.catalog.models import MicroApp
     from orchestrator.db import session_scope
-    from orchestrator.models import MicroApp
 
     with session_scope(write=False) as session:
         return session.get(MicroApp, app_id)

@@ -6,10 +6,11 @@ from datetime import timedelta
 
 from sqlmodel import select
 
+from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.clock import utcnow
 from orchestrator.events.runner import run_event
-from orchestrator.models import Deadline, MicroApp, Person
 from orchestrator.notifications.models import Notification
+from orchestrator.timers.models import Deadline
 from tests.factories import auth
 from tests.pipeline.helpers import audit_actions, catalogue, events
 

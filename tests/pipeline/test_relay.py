@@ -10,15 +10,14 @@ from sqlmodel import select
 
 from orchestrator.clock import utcnow
 from orchestrator.config import get_settings
+from orchestrator.events.models import Event, EventStatus
 from orchestrator.events.relay import SingleRelayLock, claim_due, republish_due
-from orchestrator.models import Event, EventStatus
 from tests.pipeline.helpers import events
 
 
 def _emit(type: str = "app.created", *, age_seconds: float = 0, status: EventStatus = EventStatus.pending) -> str:
     """An event row as a process that died before publishing would leave it (no after-commit publish)."""
-    from orchestrator.db import session_scope
-    from orchestrator.models import new_id
+    from orchestrator.db import new_id, session_scope
 
     at = utcnow() - timedelta(seconds=age_seconds)
     event = Event(type=type, source="test", app_id="a", dedup_key=f"test:{new_id()}", received_at=at, status=status)

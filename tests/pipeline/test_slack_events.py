@@ -85,8 +85,8 @@ def test_url_verification_answers_challenge(sqlite_client, signing_secret) -> No
 @pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
 def test_deleted_user_is_owner_left_once(client, signing_secret) -> None:
     """user_change with deleted:true emits owner.left for that Slack user; Slack's retry is a duplicate."""
+    from orchestrator.catalog.models import Person
     from orchestrator.db import session_scope
-    from orchestrator.models import Person
 
     with session_scope() as session:
         session.add(Person(email="leaver@example.com", slack_user_id="U42"))

@@ -81,10 +81,10 @@ def stack(
     _settings_reset()
     worker = start_worker(env=env, log_path=tmp / "worker.log", queues="ingest,reviews,notifications")
     try:
+        from orchestrator.auth.models import Role
         from orchestrator.auth.service import create_token
         from orchestrator.db import session_scope
         from orchestrator.http.app import create_app
-        from orchestrator.models import Role
 
         with session_scope() as session:
             token = create_token(session, name="maker", role=Role.maker, person_email="maker@example.com", actor="test")

@@ -13,8 +13,11 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
+from orchestrator.approvals.models import ApprovalRequest
+from orchestrator.audit.models import AuditEntry
+from orchestrator.catalog.models import MicroApp
 from orchestrator.db import session_scope
-from orchestrator.models import ApprovalRequest, AuditEntry, Event, MicroApp
+from orchestrator.events.models import Event
 from orchestrator.notifications.models import Notification
 from orchestrator.reviews.models import Review, ReviewFinding
 from tests.factories import auth

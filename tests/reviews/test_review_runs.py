@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
+from orchestrator.audit.models import AuditEntry
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import Action, Stage
 from orchestrator.catalog.manifest import parse_manifest
+from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import ReviewLimits, get_policy
 from orchestrator.clock import utcnow
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
-from orchestrator.models import AuditEntry, MicroApp
 from orchestrator.notifications.models import Notification
 from orchestrator.reviews import store
 from orchestrator.reviews.flows import run_review

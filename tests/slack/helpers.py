@@ -12,12 +12,13 @@ from urllib.parse import urlencode
 from sqlmodel import Session, select
 
 from orchestrator.approvals.flows import request_approval
+from orchestrator.approvals.models import ApprovalKind, ApprovalRequest
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import Action
 from orchestrator.catalog.manifest import parse_manifest
+from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import get_policy
 from orchestrator.db import session_scope
-from orchestrator.models import ApprovalKind, ApprovalRequest, MicroApp
 from orchestrator.notifications.delivery import deliver
 from orchestrator.notifications.models import Notification, NotificationStatus
 from tests.conftest import FIXTURES
@@ -73,8 +74,8 @@ def seeded_request(**kwargs: Any) -> tuple[str, int]:
 
 def api_token(role: str, email: str) -> str:
     """An API token on the configured database (make_token would switch to the parametrised one)."""
+    from orchestrator.auth.models import Role
     from orchestrator.auth.service import create_token
-    from orchestrator.models import Role
 
     with session_scope() as session:
         return create_token(session, name=f"{role}-{email}", role=Role(role), person_email=email, actor="test")

@@ -10,11 +10,15 @@ from sqlmodel import col, select
 
 from orchestrator.approvals import interactions
 from orchestrator.approvals.messages import SlackAction
+from orchestrator.approvals.models import ApprovalRequest
+from orchestrator.audit.models import AuditEntry
 from orchestrator.catalog.lifecycle import Stage
+from orchestrator.catalog.models import MicroApp
 from orchestrator.db import session_scope
+from orchestrator.events.models import Event
 from orchestrator.http.app import create_app
-from orchestrator.models import ApprovalRequest, AuditEntry, Deadline, Event, MicroApp
 from orchestrator.notifications.models import SlackInteraction
+from orchestrator.timers.models import Deadline
 from tests.slack.helpers import (
     APPROVER,
     APPROVER_2,

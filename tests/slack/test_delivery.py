@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from orchestrator.approvals.models import ApprovalRequest
 from orchestrator.db import session_scope
 from orchestrator.errors import TransientIntegrationError
-from orchestrator.models import ApprovalRequest
 from orchestrator.notifications.delivery import deliver
 from orchestrator.notifications.models import Notification
 from tests.slack.helpers import seeded_request

@@ -10,10 +10,11 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
+from orchestrator.audit.models import AuditEntry
+from orchestrator.catalog.models import MicroApp
 from orchestrator.cli import build
 from orchestrator.db import session_scope
 from orchestrator.logs import configure_logging
-from orchestrator.models import AuditEntry, MicroApp
 from orchestrator.notifications.models import Notification
 from tests.factories import auth
 from tests.harness import start_api

@@ -12,8 +12,9 @@ import pytest
 from sqlmodel import select
 
 from orchestrator.approvals.service import Decision, Result, decide
+from orchestrator.audit.models import AuditEntry
 from orchestrator.db import session_scope
-from orchestrator.models import AuditEntry, Event
+from orchestrator.events.models import Event
 from tests.factories import auth
 from tests.harness import start_api
 from tests.slack.helpers import APPROVER, APPROVER_2, api_token, seeded_request

@@ -11,12 +11,16 @@ from sqlmodel import select
 
 from orchestrator.approvals.flows import escalate, send_expiry_notice, send_reminder
 from orchestrator.approvals.messages import SlackAction
+from orchestrator.approvals.models import ApprovalRequest
+from orchestrator.audit.models import AuditEntry
+from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.clock import as_utc
 from orchestrator.db import session_scope
+from orchestrator.events.models import Event
 from orchestrator.events.registry import registration_for
 from orchestrator.http.app import create_app
-from orchestrator.models import ApprovalRequest, AuditEntry, Deadline, Event, MicroApp, Person
 from orchestrator.timers import service as deadlines
+from orchestrator.timers.models import Deadline
 from tests.factories import auth
 from tests.slack.helpers import (
     APPROVER,

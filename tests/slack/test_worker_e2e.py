@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from orchestrator.approvals.messages import SlackAction
+from orchestrator.approvals.models import ApprovalRequest
 from orchestrator.db import session_scope
 from orchestrator.http.app import create_app
-from orchestrator.models import ApprovalRequest
 from tests.harness import start_worker, wait_until
 from tests.slack.conftest import configure_slack
 from tests.slack.helpers import APPROVER, APPROVER_2, SLACK_IDS, click, quiet_redis_db, seeded_request, sign

@@ -49,10 +49,10 @@ class FakeProvider:
 def make_app(**fields: Any) -> Any:
     """Insert an app (committed) with sensible defaults; returns the detached row."""
     from orchestrator.catalog.lifecycle import Stage
+    from orchestrator.catalog.models import DataClass, MicroApp
     from orchestrator.catalog.service import ensure_person
     from orchestrator.clock import utcnow
     from orchestrator.db import session_scope
-    from orchestrator.models import DataClass, MicroApp
 
     now = utcnow()
     values: dict[str, Any] = {

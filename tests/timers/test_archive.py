@@ -18,9 +18,9 @@ from orchestrator.catalog.lifecycle import Stage
 from orchestrator.cli import build
 from orchestrator.clock import utcnow
 from orchestrator.db import session_scope
-from orchestrator.models import Deadline, DeadlineStatus
 from orchestrator.sunset import retention
 from orchestrator.sunset.models import ArchiveRecord, ArchiveStatus
+from orchestrator.timers.models import Deadline, DeadlineStatus
 from tests.harness import free_port
 from tests.timers.helpers import audit_actions
 

@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from orchestrator.approvals.models import ApprovalRequest
 from orchestrator.catalog.lifecycle import Stage
 from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import utcnow
 from orchestrator.db import session_scope
-from orchestrator.models import ApprovalRequest, Deadline, DeadlineStatus, Event
+from orchestrator.events.models import Event
 from orchestrator.timers import service as deadlines
+from orchestrator.timers.models import Deadline, DeadlineStatus
 
 
 def _pending(app_id: str) -> list[tuple[str, str | None]]:

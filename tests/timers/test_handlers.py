@@ -8,11 +8,12 @@ from typing import Any
 from sqlmodel import col, select
 
 from orchestrator.catalog.lifecycle import Stage
+from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import utcnow
 from orchestrator.db import session_scope
+from orchestrator.events.models import Event
 from orchestrator.events.runner import run_event
-from orchestrator.models import Event, MicroApp
 from orchestrator.notifications.models import Notification
 from orchestrator.sunset.models import SunsetRun
 from orchestrator.timers import service as deadlines

@@ -15,12 +15,13 @@ import pytest
 from sqlmodel import select
 
 from orchestrator.catalog.lifecycle import Stage
+from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import utcnow
 from orchestrator.db import session_scope
-from orchestrator.models import Deadline, DeadlineStatus, MicroApp
 from orchestrator.sunset.models import ArchiveRecord, SunsetRun, SunsetStatus, SunsetStep
 from orchestrator.timers import service as deadlines
+from orchestrator.timers.models import Deadline, DeadlineStatus
 from tests.harness import Proc, spawn, start_worker, wait_until
 from tests.timers.helpers import add_credential, audit_actions
 

@@ -9,12 +9,13 @@ import pytest
 from sqlmodel import select
 
 from orchestrator.catalog.lifecycle import Stage
+from orchestrator.catalog.models import MicroApp
 from orchestrator.credentials import service as credentials
 from orchestrator.credentials.models import Credential, CredentialStatus
 from orchestrator.db import session_scope
-from orchestrator.models import Deadline, MicroApp
 from orchestrator.sunset import flows as sunset
 from orchestrator.sunset.models import ArchiveRecord, SunsetRun, SunsetStatus, SunsetStep
+from orchestrator.timers.models import Deadline
 from tests.timers.helpers import FakeProvider, add_credential, audit_actions
 
 STEP_ACTIONS = ["sunset.freeze", "sunset.revoke", "sunset.archive", "sunset.retire"]

@@ -19,12 +19,12 @@ from typing import Any
 from sqlmodel import Session
 
 from orchestrator.catalog.lifecycle import Stage
+from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.credentials import service
 from orchestrator.credentials.tokens.subjects import SUBJECT_TYPES, BadSubject, Subject, verify_subject
 from orchestrator.credentials.usage import touch_in_session
 from orchestrator.integrations.credentials.builtin import ACCESS_TOKEN_TYPE, BUILTIN
-from orchestrator.models import MicroApp
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ISSUABLE_TYPES = frozenset({ACCESS_TOKEN_TYPE, "urn:ietf:params:oauth:token-type:jwt"})

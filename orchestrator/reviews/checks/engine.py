@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from orchestrator.catalog.models import DataClass
 from orchestrator.catalog.policy import Policy
 from orchestrator.errors import NotFound, ValidationFailed
-from orchestrator.models import DataClass
 from orchestrator.reviews.checks.dependencies import (
     advisories_dir_from_env,
     check_dependencies,

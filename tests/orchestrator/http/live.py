@@ -40,9 +40,9 @@ class LiveApi:
 @contextmanager
 def live_api(workdir: Path, sqlite_template: Path) -> Iterator[LiveApi]:
     """Copy the migrated template, create tokens in it, run the API on it; stop it afterwards."""
+    from orchestrator.auth.models import Role
     from orchestrator.auth.service import create_token
     from orchestrator.db import get_engine, session_scope
-    from orchestrator.models import Role
 
     db_path = workdir / "orchestrator.db"
     shutil.copy(sqlite_template, db_path)

@@ -7,11 +7,13 @@ from typing import Any
 import yaml
 from sqlmodel import select
 
+from orchestrator.approvals.models import ApprovalRequest, ApprovalStatus
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import Action
+from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.catalog.policy import get_policy
 from orchestrator.db import session_scope
-from orchestrator.models import ApprovalRequest, ApprovalStatus, Event, MicroApp, Person
+from orchestrator.events.models import Event
 from tests.factories import manifest
 from tests.orchestrator.http.helpers import MAKER, OTHER, Tokens, register, seed_app
 

@@ -7,10 +7,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import select
 
+from orchestrator.auth.models import ApiToken
 from orchestrator.auth.service import hash_token
+from orchestrator.catalog.models import Person
 from orchestrator.clock import utcnow
 from orchestrator.db import get_engine, session_scope
-from orchestrator.models import ApiToken, Person
 from tests.factories import auth
 from tests.orchestrator.http.helpers import MAKER, OTHER, Tokens, register, seed_app
 

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from orchestrator.models import ApprovalKind, Event, Person
+from orchestrator.approvals.models import ApprovalKind
+from orchestrator.catalog.models import Person
+from orchestrator.events.models import Event
 from tests.factories import auth
 from tests.orchestrator.http.helpers import seed_app
 
@@ -121,9 +123,9 @@ def test_left_idempotency_key_is_scoped_to_the_person(client: Any, make_token: A
 
 def test_decision_needs_a_token_of_a_person(client: Any, make_token: Any) -> None:
     """An approver token with no person gets a 403 saying so, and nothing is recorded for 'slack:None'."""
+    from orchestrator.audit.models import AuditEntry
     from orchestrator.catalog import service as catalog
     from orchestrator.db import session_scope
-    from orchestrator.models import AuditEntry
 
     app_id = seed_app()
     with session_scope() as session:

@@ -10,10 +10,10 @@ import pytest
 
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import Action
+from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import utcnow
 from orchestrator.db import session_scope
-from orchestrator.models import MicroApp
 from tests.orchestrator.http.helpers import MAKER, OTHER, Tokens, seed_app
 
 

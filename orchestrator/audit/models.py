@@ -1,0 +1,29 @@
+"""The audit table: append-only, hash-chained entries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Text
+from sqlmodel import Field, SQLModel
+
+from orchestrator.clock import UTCDateTime, utcnow
+from orchestrator.db import json_dict_field
+
+
+class AuditEntry(SQLModel, table=True):
+    """One append-only, hash-chained record of who did what to which app, and why."""
+
+    __tablename__ = "audit_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(unique=True, description="position in the chain; unique so writers cannot fork it")
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False)
+    app_id: str | None = Field(default=None, index=True, max_length=64)
+    actor: str = Field(max_length=320)
+    action: str = Field(max_length=100)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    data: dict[str, Any] = json_dict_field()
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
