@@ -7,8 +7,6 @@ transaction. No network I/O.
 
 from __future__ import annotations
 
-import base64
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +24,7 @@ from orchestrator.catalog.policy import Policy
 from orchestrator.clock import utcnow
 from orchestrator.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from orchestrator.events.outbox import Emitted, emit
+from orchestrator.pagination import decode_cursor, encode_cursor
 from orchestrator.timers import service as deadlines
 
 
@@ -228,29 +227,7 @@ def _owned_by(email: str) -> Any:
     )
 
 
-_CURSOR_PREFIX = "after:"
-_CURSOR_RE = re.compile(r"^[A-Za-z0-9_-]{1,400}$")
-
-
-def encode_cursor(app_id: str) -> str:
-    """An opaque cursor pointing after `app_id`."""
-    return base64.urlsafe_b64encode((_CURSOR_PREFIX + app_id).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    """The app id a cursor points after; ValidationFailed when it is not one we issued."""
-    reason = "not a cursor we issued"
-    bad = ValidationFailed("bad cursor", detail=[{"field": "cursor", "in": "query", "reason": reason}])
-    if not _CURSOR_RE.match(cursor):
-        raise bad
-    try:
-        # validate=True: the lenient decoder silently drops stray characters and accepts garbage.
-        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise bad from None
-    if not raw.startswith(_CURSOR_PREFIX) or len(raw) == len(_CURSOR_PREFIX):
-        raise bad
-    return raw[len(_CURSOR_PREFIX) :]
+_CURSOR_KIND = "apps"
 
 
 def list_apps(
@@ -270,9 +247,10 @@ def list_apps(
         # An empty email (a maker token with no person) matches nothing rather than everything.
         query = query.where(_owned_by(filters.visible_to))
     if cursor:
-        query = query.where(col(MicroApp.id) > decode_cursor(cursor))
+        (after,) = decode_cursor(cursor, _CURSOR_KIND, parts=1)
+        query = query.where(col(MicroApp.id) > after)
     rows = list(session.exec(query.order_by(col(MicroApp.id)).limit(limit + 1)).all())
-    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    next_cursor = encode_cursor(_CURSOR_KIND, rows[limit - 1].id) if len(rows) > limit else None
     return rows[:limit], next_cursor
 
 

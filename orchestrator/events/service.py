@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Any
 
@@ -11,24 +10,26 @@ from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
 from orchestrator.clock import as_utc
-from orchestrator.errors import Conflict, NotFound, ValidationFailed
+from orchestrator.errors import Conflict, NotFound
 from orchestrator.events.models import Event, EventStatus
+from orchestrator.pagination import BadCursor, decode_cursor, encode_cursor
 
 RETRYABLE = (EventStatus.failed, EventStatus.parked, EventStatus.pending, EventStatus.enqueued, EventStatus.handling)
 
 
+_CURSOR_KIND = "events"
+
+
 def _cursor(event: Event) -> str:
-    raw = f"{as_utc(event.received_at).isoformat()}|{event.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return encode_cursor(_CURSOR_KIND, as_utc(event.received_at).isoformat(), event.id)
 
 
 def _decode(cursor: str) -> tuple[datetime, str]:
+    at, event_id = decode_cursor(cursor, _CURSOR_KIND, parts=2)
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, _, event_id = raw.partition("|")
         return as_utc(datetime.fromisoformat(at)), event_id
     except ValueError:
-        raise ValidationFailed("bad cursor", detail=[{"field": "cursor", "reason": "not a cursor we issued"}]) from None
+        raise BadCursor("its position is not a time") from None
 
 
 def list_events(
