@@ -6,7 +6,9 @@ OrchestratorError
 │   └── InvalidTransition        state machine refused the action
 ├── Forbidden                    → 403 (authenticated, not allowed)
 ├── Unauthorized                 → 401 (no or bad credentials)
-├── SignatureInvalid             → 401, inbound webhook signature wrong or stale
+│   └── SignatureInvalid         → 401, inbound webhook signature missing, wrong or stale
+├── PayloadTooLarge              → 413, a request body over its endpoint's cap
+├── MalformedPayload             → 400, a request body (or webhook delivery) that does not parse
 ├── ValidationFailed             → 422, a named field is wrong
 ├── ConfigError                  start-up refuses to run (bad policy, bad provider config)
 └── IntegrationError             an adapter call failed
@@ -74,6 +76,20 @@ class SignatureInvalid(Unauthorized):
     """An inbound webhook's signature is missing, wrong or stale."""
 
     code = "invalid_signature"
+
+
+class PayloadTooLarge(OrchestratorError):
+    """A request body is (or says it is) larger than its endpoint accepts; reading stopped at the cap."""
+
+    code = "too_large"
+    status_code = 413
+
+
+class MalformedPayload(OrchestratorError):
+    """A request body, or a webhook delivery's required parts, cannot be parsed; `detail` names the field."""
+
+    code = "malformed_body"
+    status_code = 400
 
 
 class ValidationFailed(OrchestratorError):

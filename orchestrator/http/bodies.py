@@ -1,15 +1,23 @@
-"""Reading a document body (a manifest) as JSON or YAML, with a size cap and errors that name the field."""
+"""Reading request bodies: the one capped, streaming reader, and documents (manifests) as JSON or YAML.
+
+Every endpoint that reads its body by hand — webhooks, OAuth forms, manifests — reads it through
+`read_body`: a Content-Length over the cap is refused before a byte is read, and a body without one
+is read chunk by chunk from `request.stream()` and refused as soon as it passes the cap, so no
+endpoint ever holds more than the cap (plus one transport chunk) of a body it will refuse.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 from fastapi import Request
 
 from orchestrator.catalog.manifest import Manifest
-from orchestrator.http.errors import BodyTooLarge, MalformedBody, UnsupportedMediaType, field_error
+from orchestrator.errors import MalformedPayload, PayloadTooLarge
+from orchestrator.http.errors import UnsupportedMediaType, field_error
 
 # A manifest is a few hundred bytes; anything near this cap is a mistake or an attack.
 MAX_DOCUMENT_BYTES = 256 * 1024
@@ -21,27 +29,33 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def read_limited(request: Request, limit: int) -> bytes | None:
-    """The body, or None when it is (or says it is) larger than `limit` bytes.
+async def read_body(request: Request, limit: int, *, on_chunk: Callable[[bytes], None] | None = None) -> bytes:
+    """The whole body, at most `limit` bytes; PayloadTooLarge as soon as it is (or says it is) larger.
 
-    Checked while reading too: a chunked request has no Content-Length to refuse it by.
+    `on_chunk` sees every chunk as it arrives (a webhook feeds its HMACs this way, so the signature
+    is computed while reading rather than over a second pass).
     """
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
+    refuse_declared_oversize(request, limit)
     body = bytearray()
     async for chunk in request.stream():
+        if len(body) + len(chunk) > limit:
+            # Stop here: the rest of the body is never pulled from the client.
+            raise PayloadTooLarge(f"the body is over {limit} bytes (read while streaming)", detail=_too_large(limit))
+        if on_chunk is not None:
+            on_chunk(chunk)
         body += chunk
-        if len(body) > limit:
-            return None
     return bytes(body)
 
 
-async def _read_capped(request: Request) -> bytes:
-    raw = await read_limited(request, MAX_DOCUMENT_BYTES)
-    if raw is None:
-        raise BodyTooLarge(f"the body is over {MAX_DOCUMENT_BYTES} bytes")
-    return raw
+def refuse_declared_oversize(request: Request, limit: int) -> None:
+    """PayloadTooLarge when the Content-Length alone is over `limit`: refused before a byte is read."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is over {limit} bytes (Content-Length {declared})", detail=_too_large(limit))
+
+
+def _too_large(limit: int) -> str:
+    return f"the body is over {limit} bytes"
 
 
 async def read_document(request: Request) -> Any:
@@ -52,18 +66,18 @@ async def read_document(request: Request) -> Any:
             f"{media_type} is not JSON or YAML",
             detail=[field_error("content-type", "send application/json or application/yaml", "header")],
         )
-    raw = await _read_capped(request)
+    raw = await read_body(request, MAX_DOCUMENT_BYTES)
     if not raw.strip():
-        raise MalformedBody("empty body", detail=[field_error("(body)", "the body is empty")])
+        raise MalformedPayload("empty body", detail=[field_error("(body)", "the body is empty")])
     kind = "YAML" if media_type in YAML_TYPES else "JSON"
     try:
         text = raw.decode("utf-8")
         return yaml.safe_load(text) if kind == "YAML" else json.loads(text)
     except UnicodeDecodeError:
-        raise MalformedBody("body is not UTF-8", detail=[field_error("(body)", "not UTF-8 text")]) from None
+        raise MalformedPayload("body is not UTF-8", detail=[field_error("(body)", "not UTF-8 text")]) from None
     except (ValueError, yaml.YAMLError) as exc:
         reason = f"not valid {kind}: {_where(exc)}"
-        raise MalformedBody(f"the body is not valid {kind}", detail=[field_error("(body)", reason)]) from None
+        raise MalformedPayload(f"the body is not valid {kind}", detail=[field_error("(body)", reason)]) from None
 
 
 def _where(exc: Exception) -> str:

@@ -1,5 +1,10 @@
 """Maps every error to a JSON body `{"error": code, "detail": ...}`; no traceback reaches a client.
 
+This is the one place a refusal is answered and logged: an endpoint raises PayloadTooLarge (413),
+SignatureInvalid (401) or MalformedPayload (400) from `orchestrator.errors` and the handler here
+writes the body and one `request refused` log line (code and reason; never a secret or the body).
+The OAuth endpoints answer in RFC 6749's shape instead (`orchestrator.http.oauth.oauth_error`).
+
 Field errors are `{"field": name, "in": body|query|path|header, "reason": why}`; the input value is
 never echoed back (it may hold a secret).
 """
@@ -27,14 +32,9 @@ _HTTP_CODES = {
     413: "too_large",
     415: "unsupported_media_type",
 }
+# Statuses that refuse a request outright (size, credentials, signature, unparseable body): logged once here.
+_REFUSALS = frozenset({400, 401, 403, 413})
 _LOCATIONS = ("body", "query", "path", "header", "cookie")
-
-
-class MalformedBody(OrchestratorError):
-    """The request body is not parseable JSON or YAML."""
-
-    code = "malformed_body"
-    status_code = 400
 
 
 class UnsupportedMediaType(OrchestratorError):
@@ -42,13 +42,6 @@ class UnsupportedMediaType(OrchestratorError):
 
     code = "unsupported_media_type"
     status_code = 415
-
-
-class BodyTooLarge(OrchestratorError):
-    """The request body exceeds the endpoint's limit."""
-
-    code = "too_large"
-    status_code = 413
 
 
 def error_body(code: str, detail: Any) -> dict[str, Any]:
@@ -84,8 +77,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OrchestratorError)
     async def _ours(request: Request, exc: OrchestratorError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        if exc.status_code in (401, 403):
-            # Every refusal leaves a trace; the credential itself is never logged.
+        if exc.status_code in _REFUSALS:
+            # Every refusal leaves one trace; the credential or body itself is never logged.
             log.warning("request refused", path=request.url.path, error=exc.code, reason=exc.message)
         if exc.status_code >= 500 and not isinstance(exc, IntegrationError):
             # A ConfigError or a bare OrchestratorError here is our bug: log it, tell the client nothing.

@@ -1,9 +1,11 @@
 """`POST /webhooks/github`: verify, classify, store one event, answer — in a few milliseconds.
 
-Order of checks: size (Content-Length before reading, then while reading) → 413; signature
-(`X-Hub-Signature-256`, HMAC-SHA256 over the raw body, constant-time, against every secret in
-GITHUB_WEBHOOK_SECRET so a rotation can overlap) → 401, logged, nothing stored; `ping` → 200;
-JSON → 400; events we do not use → 202 `{"ignored": true}`; a delivery id seen before → 200
+Order of checks: a Content-Length over the cap → 413 before reading; no secret configured or no
+`sha256=` signature header → 401 before reading (an unsigned body is never read); the body is then
+streamed into one HMAC-SHA256 per secret in GITHUB_WEBHOOK_SECRET (so a rotation can overlap) and
+refused with 413 the moment it passes the cap; a signature matching none of them (constant-time) →
+401, nothing stored; `ping` → 200; JSON → 400; events we do not use → 202 `{"ignored": true}`; a
+delivery id seen before → 200
 `{"event_id": first, "duplicate": true}`; otherwise the event is committed and the answer is 202
 `{"event_id": ..., "duplicate": false}`. Concurrent deliveries share transactions (group commit, see
 `orchestrator.events.group_commit`); publishing happens after commit, off the request path.
@@ -24,16 +26,17 @@ from sqlmodel import Session
 
 import orchestrator.events.publisher  # noqa: F401 - registers the outbox publisher in the API process
 from orchestrator.config import get_settings
+from orchestrator.errors import MalformedPayload, SignatureInvalid
 from orchestrator.events.github import map_delivery
 from orchestrator.events.group_commit import GroupCommitter
 from orchestrator.events.outbox import emit
 from orchestrator.events.redelivery import DEDUP_PREFIX
-from orchestrator.http.bodies import read_limited
-from orchestrator.http.errors import error_body
-from orchestrator.logs import bind, get_logger
+from orchestrator.http.bodies import read_body, refuse_declared_oversize
+from orchestrator.http.errors import field_error
+from orchestrator.logs import bind
 
 router = APIRouter(tags=["webhooks"])
-log = get_logger(__name__)
+_BAD_SIGNATURE = "missing or bad signature"  # what the client is told; the log line says which
 
 
 def signature_for(secret: str, body: bytes) -> str:
@@ -51,17 +54,50 @@ def webhook_secrets() -> list[str]:
 
 def signature_valid(body: bytes, header: str | None, secrets: list[str]) -> bool:
     """True when `header` is the signature of `body` under one of `secrets` (constant-time compare)."""
+    macs = _macs(secrets)
+    for mac in macs:
+        mac.update(body)
+    return _matches(macs, header)
+
+
+def _macs(secrets: list[str]) -> list[hmac.HMAC]:
+    return [hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256) for secret in secrets]
+
+
+def _matches(macs: list[hmac.HMAC], header: str | None) -> bool:
     if not header or not header.startswith("sha256="):
         return False
     # Compare against every secret, without stopping early, so timing says nothing about which matched.
     # Bytes, not str: compare_digest raises TypeError on a str with non-ASCII characters.
     sent = header.encode("utf-8", "surrogateescape")
-    results = [hmac.compare_digest(signature_for(secret, body).encode(), sent) for secret in secrets]
+    results = [hmac.compare_digest(("sha256=" + mac.hexdigest()).encode(), sent) for mac in macs]
     return any(results)
 
 
-def _refuse(status: int, code: str, detail: str) -> JSONResponse:
-    return JSONResponse(error_body(code, detail), status_code=status)
+async def _read_signed(request: Request, limit: int) -> bytes:
+    """The body, read once with the signature computed as it streams in; 413 past `limit`, 401 if unsigned."""
+    refuse_declared_oversize(request, limit)
+    secrets = webhook_secrets()
+    header = request.headers.get("x-hub-signature-256")
+    if not secrets:
+        raise SignatureInvalid("no GITHUB_WEBHOOK_SECRET configured", detail=_BAD_SIGNATURE)
+    if not header or not header.startswith("sha256="):
+        # Nothing to check it against: refuse without reading the body at all.
+        raise SignatureInvalid("missing X-Hub-Signature-256", detail=_BAD_SIGNATURE)
+    macs = _macs(secrets)
+
+    def feed(chunk: bytes) -> None:
+        for mac in macs:
+            mac.update(chunk)
+
+    body = await read_body(request, limit, on_chunk=feed)
+    if not _matches(macs, header):
+        raise SignatureInvalid("bad X-Hub-Signature-256", detail=_BAD_SIGNATURE)
+    return body
+
+
+def _malformed(message: str, field: str = "(body)", where: str = "body") -> MalformedPayload:
+    return MalformedPayload(message, detail=[field_error(field, message, where)])
 
 
 def _parse(body: bytes, content_type: str) -> Any:
@@ -78,37 +114,33 @@ def _parse(body: bytes, content_type: str) -> Any:
 )
 async def github_webhook(request: Request) -> JSONResponse:
     """Receive one GitHub webhook delivery."""
-    limit = get_settings().github_webhook_max_bytes
     event_name = request.headers.get("x-github-event", "")
     delivery = request.headers.get("x-github-delivery", "")
-    body = await read_limited(request, limit)
-    if body is None:
-        log.warning("github webhook refused", reason="too large", delivery=delivery, github_event=event_name)
-        return _refuse(413, "too_large", f"the body is larger than {limit} bytes")
-    secrets = webhook_secrets()
-    if not signature_valid(body, request.headers.get("x-hub-signature-256"), secrets):
-        reason = "no GITHUB_WEBHOOK_SECRET configured" if not secrets else "missing or bad X-Hub-Signature-256"
-        log.warning("github webhook refused", reason=reason, delivery=delivery, github_event=event_name)
-        return _refuse(401, "invalid_signature", "missing or bad signature")
+    # Bound first so that the request's line, and the refusal line if any, say which delivery it was.
+    bind(delivery=delivery[:200], github_event=event_name[:100])
+    body = await _read_signed(request, get_settings().github_webhook_max_bytes)
     if event_name == "ping":
         return JSONResponse({"pong": True}, status_code=200)
     try:
         payload = _parse(body, request.headers.get("content-type", "application/json"))
     except (ValueError, UnicodeDecodeError):
-        return _refuse(400, "bad_request", "the body is not valid JSON")
+        raise _malformed("the body is not valid JSON") from None
     if not isinstance(payload, dict):
-        return _refuse(400, "bad_request", "the body must be a JSON object")
-    if not delivery or len(delivery) > 200 or not event_name:
-        return _refuse(400, "bad_request", "X-GitHub-Event and X-GitHub-Delivery are required")
+        raise _malformed("the body must be a JSON object")
+    if not event_name:
+        raise _malformed("X-GitHub-Event is required", "x-github-event", "header")
+    if not delivery or len(delivery) > 200:
+        raise _malformed("X-GitHub-Delivery is required (at most 200 characters)", "x-github-delivery", "header")
     status, answer, note = await _committer.submit(_Delivery(event_name, delivery, payload))
+    if status == 400:
+        # Signed by GitHub but not the shape its docs give for this event: refuse it, visibly.
+        shape = f"unexpected {event_name} payload shape"
+        raise MalformedPayload(f"{shape} ({note})", detail=[field_error("(body)", shape)])
     # The request's own log line carries these; a second line per delivery would double the logging.
-    bind(delivery=delivery, github_event=event_name)
     if note == "accepted":
         bind(event_id=answer["event_id"], duplicate=answer["duplicate"])
-    elif note == "ignored":
-        bind(ignored=answer["reason"])
     else:
-        log.warning("github delivery has an unexpected shape", delivery=delivery, github_event=event_name, error=note)
+        bind(ignored=answer["reason"])
     return JSONResponse(answer, status_code=status)
 
 
@@ -125,9 +157,7 @@ def _ingest(session: Session, item: _Delivery) -> tuple[int, dict[str, Any], str
     try:
         mapped = map_delivery(session, item.event_name, item.payload)
     except (AttributeError, TypeError, KeyError, ValueError) as exc:
-        # Signed by GitHub but not the shape its docs give for this event: refuse it, visibly.
-        answer = {"error": "bad_request", "detail": f"unexpected {item.event_name} payload shape"}
-        return 400, answer, type(exc).__name__
+        return 400, {}, type(exc).__name__  # the handler refuses it with MalformedPayload
     if isinstance(mapped, str):
         return 202, {"ignored": True, "reason": mapped}, "ignored"
     emitted = emit(

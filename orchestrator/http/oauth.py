@@ -7,7 +7,9 @@
 - `GET /.well-known/jwks.json` — the public keys that verify issued tokens.
 
 These endpoints answer errors in the OAuth shape `{"error": …, "error_description": …}` (RFC 6749
-§5.2), not the API's generic one.
+§5.2), not the API's generic one; `oauth_error` is the one place that writes that shape and logs the
+refusal. Forms are read with the API's capped reader (`read_body`); its PayloadTooLarge is answered
+here as `invalid_request` with status 413.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from orchestrator.credentials.tokens.exchange import ExchangeRequest, OAuthError
 from orchestrator.credentials.tokens.introspection import introspect
 from orchestrator.credentials.tokens.keys import get_keyring
 from orchestrator.db import session_scope
-from orchestrator.errors import TransientIntegrationError, Unauthorized
-from orchestrator.http.bodies import read_limited
+from orchestrator.errors import PayloadTooLarge, TransientIntegrationError, Unauthorized
+from orchestrator.http.bodies import read_body
 from orchestrator.integrations.credentials.registry import validate_providers
 from orchestrator.logs import get_logger
 
@@ -68,8 +70,12 @@ def _freeze_startup_objects() -> None:
         _frozen = True
 
 
-def oauth_error(error: OAuthError) -> JSONResponse:
-    """An RFC 6749 error response (401 ones carry a WWW-Authenticate challenge)."""
+def oauth_error(request: Request, exc: OAuthError | PayloadTooLarge) -> JSONResponse:
+    """The RFC 6749 error response for a refusal, logged once (401 ones carry a WWW-Authenticate challenge)."""
+    error = exc if isinstance(exc, OAuthError) else OAuthError("invalid_request", exc.message, exc.status_code)
+    # The description says what was wrong with the request; it never holds the token or the form.
+    level = log.warning if error.status in (401, 413) or error.status >= 500 else log.info
+    level("request refused", path=request.url.path, error=error.error, status=error.status, reason=error.description)
     headers = dict(_NO_STORE)
     if error.status == 401:
         headers["WWW-Authenticate"] = f'Bearer error="{error.error}"'
@@ -80,9 +86,7 @@ async def _form(request: Request) -> dict[str, list[str]]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != FORM:
         raise OAuthError("invalid_request", f"the body must be {FORM}")
-    body = await read_limited(request, MAX_FORM_BYTES)
-    if body is None:
-        raise OAuthError("invalid_request", f"the body is over {MAX_FORM_BYTES} bytes", 413)
+    body = await read_body(request, MAX_FORM_BYTES)
     try:
         return parse_qs(body.decode("utf-8"), max_num_fields=50, strict_parsing=False)
     except (UnicodeDecodeError, ValueError):
@@ -100,12 +104,10 @@ async def token(request: Request) -> JSONResponse:
     try:
         req = ExchangeRequest.from_form(await _form(request))
         body = await run_in_threadpool(_exchange, req)
-    except OAuthError as exc:
-        log.info("token exchange refused", error=exc.error, reason=exc.description)
-        return oauth_error(exc)
+    except (OAuthError, PayloadTooLarge) as exc:
+        return oauth_error(request, exc)
     except TransientIntegrationError as exc:
-        log.warning("token exchange unavailable", reason=exc.message)
-        return oauth_error(OAuthError("temporarily_unavailable", exc.message, 503))
+        return oauth_error(request, OAuthError("temporarily_unavailable", exc.message, 503))
     return JSONResponse(body, headers=_NO_STORE)
 
 
@@ -143,8 +145,8 @@ async def introspect_token(request: Request) -> JSONResponse:
         tokens = (await _form(request)).get("token", [])
         if len(tokens) != 1 or not tokens[0]:
             raise OAuthError("invalid_request", "exactly one `token` is required")
-    except OAuthError as exc:
-        return oauth_error(exc)
+    except (OAuthError, PayloadTooLarge) as exc:
+        return oauth_error(request, exc)
     return JSONResponse(await introspect(tokens[0]), headers=_NO_STORE)
 
 

@@ -19,7 +19,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 from slack_sdk.signature import Clock, SignatureVerifier
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -30,7 +30,7 @@ from orchestrator.catalog.models import MicroApp
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import IntegrationError, SignatureInvalid
-from orchestrator.http.bodies import read_limited
+from orchestrator.http.bodies import read_body
 from orchestrator.logs import get_logger
 from orchestrator.notifications.service import INTERACTION_TASK, enqueue, get_notifier
 
@@ -55,6 +55,19 @@ def verify_signature(body: bytes, headers: Any, *, secret: str, clock: Clock | N
     now = (clock or Clock()).now()
     stale = stamp is not None and stamp.lstrip("-").isdigit() and abs(now - int(stamp)) > MAX_AGE_SECONDS
     raise SignatureInvalid("stale Slack request timestamp" if stale else "bad or missing Slack signature")
+
+
+async def read_slack_body(request: Request, limit: int, *, clock: Clock | None = None) -> bytes:
+    """The body of a Slack request, read bounded (413 past `limit`) and then verified (401, SignatureInvalid).
+
+    slack_sdk's verifier needs the whole body, so it is read first — never more than `limit` bytes.
+    """
+    body = await read_body(request, limit)
+    secret = get_settings().slack_signing_secret
+    if secret is None:
+        raise SignatureInvalid("SLACK_SIGNING_SECRET is not configured; Slack requests cannot be verified")
+    verify_signature(body, request.headers, secret=secret.get_secret_value(), clock=clock)
+    return body
 
 
 def _payload(body: bytes) -> dict[str, Any]:
@@ -109,13 +122,7 @@ def _open_reason_modal(click: interactions.Click, dedup_key: str, retry_num: int
 @router.post("/slack/interactions", status_code=200)
 async def slack_interactions(request: Request) -> Response:
     """Slack's interactivity request URL: verified, recorded, acknowledged with an empty 200."""
-    body = await read_limited(request, MAX_BODY_BYTES)
-    if body is None:
-        raise HTTPException(status_code=413, detail=f"Slack interaction bodies are under {MAX_BODY_BYTES} bytes")
-    secret = get_settings().slack_signing_secret
-    if secret is None:
-        raise SignatureInvalid("SLACK_SIGNING_SECRET is not configured; Slack requests cannot be verified")
-    verify_signature(body, request.headers, secret=secret.get_secret_value())
+    body = await read_slack_body(request, MAX_BODY_BYTES)
     click = interactions.parse(_payload(body))
     if click is None:
         return Response(status_code=200)  # link buttons and payloads we do not handle: acknowledged only

@@ -1,7 +1,8 @@
 """`POST /slack/events`: the Slack Events API — `url_verification` and deleted users (`user_change`).
 
-Every request is checked with slack_sdk's SignatureVerifier against SLACK_SIGNING_SECRET (HMAC over
-`v0:{timestamp}:{raw body}`, at most 5 minutes old); a bad one is refused with 401 and logged.
+Every request is read bounded (413 past 1 MB) and checked with slack_sdk's SignatureVerifier against
+SLACK_SIGNING_SECRET (HMAC over `v0:{timestamp}:{raw body}`, at most 5 minutes old); a bad one is
+refused with 401 and logged (`orchestrator.http.slack.read_slack_body`).
 A `user_change` whose user is `deleted: true` becomes `owner.left` for the person with that Slack
 user id (or, failing that, that profile email), deduplicated on the Events API `event_id`, so
 Slack's retries (X-Slack-Retry-Num) answer 200 with the first event's id.
@@ -21,15 +22,13 @@ from sqlmodel import Session, col, select
 
 import orchestrator.events.publisher  # noqa: F401 - registers the outbox publisher in the API process
 from orchestrator.catalog.models import Person
-from orchestrator.config import get_settings
 from orchestrator.db import session_scope
-from orchestrator.errors import SignatureInvalid
+from orchestrator.errors import MalformedPayload, SignatureInvalid
 from orchestrator.events.models import Event
 from orchestrator.events.outbox import emit
-from orchestrator.http.bodies import read_limited
-from orchestrator.http.errors import error_body
-from orchestrator.http.slack import verify_signature
-from orchestrator.logs import get_logger
+from orchestrator.http.errors import field_error
+from orchestrator.http.slack import read_slack_body, verify_signature
+from orchestrator.logs import bind, get_logger
 
 router = APIRouter(tags=["slack"])
 log = get_logger(__name__)
@@ -51,20 +50,16 @@ def verify(body: bytes, headers: dict[str, str], secret: str) -> bool:
 @router.post("/slack/events", responses={401: {}, 400: {}, 413: {}})
 async def slack_events(request: Request) -> JSONResponse:
     """Receive one Slack Events API request."""
-    secret = get_settings().slack_signing_secret
-    body = await read_limited(request, MAX_BODY_BYTES)
-    if body is None:
-        return JSONResponse(error_body("too_large", "the body is too large"), status_code=413)
-    if secret is None or not verify(body, dict(request.headers), secret.get_secret_value()):
-        reason = "no SLACK_SIGNING_SECRET configured" if secret is None else "missing, bad or stale signature"
-        log.warning("slack event refused", reason=reason, retry=request.headers.get("x-slack-retry-num"))
-        return JSONResponse(error_body("invalid_signature", "missing, bad or stale signature"), status_code=401)
+    retry = request.headers.get("x-slack-retry-num")
+    if retry is not None:
+        bind(slack_retry=retry[:10])
+    body = await read_slack_body(request, MAX_BODY_BYTES, clock=clock)
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        return JSONResponse(error_body("bad_request", "the body is not valid JSON"), status_code=400)
+        raise _malformed("the body is not valid JSON") from None
     if not isinstance(payload, dict):
-        return JSONResponse(error_body("bad_request", "the body must be a JSON object"), status_code=400)
+        raise _malformed("the body must be a JSON object")
     if payload.get("type") == "url_verification":
         return JSONResponse({"challenge": payload.get("challenge", "")})
     inner = payload.get("event")
@@ -76,9 +71,13 @@ async def slack_events(request: Request) -> JSONResponse:
         return JSONResponse({"ignored": True, "reason": "user not deleted"})
     event_id = str(payload.get("event_id") or "")
     if not event_id or len(event_id) > 200:
-        return JSONResponse(error_body("bad_request", "event_id is required (at most 200 characters)"), status_code=400)
+        raise _malformed("event_id is required (at most 200 characters)", "event_id")
     answer = await run_in_threadpool(_ingest_deleted_user, event_id, user)
     return JSONResponse(answer)
+
+
+def _malformed(message: str, field: str = "(body)") -> MalformedPayload:
+    return MalformedPayload(message, detail=[field_error(field, message)])
 
 
 def _person(session: Session, user: dict[str, Any]) -> Person | None:

@@ -41,7 +41,7 @@ def test_bad_signature_is_401_logged_and_stores_nothing(sqlite_client, webhook_s
     missing = sqlite_client.post(URL, content=body, headers={"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-2"})
     assert missing.status_code == 401
     assert events(type="app.updated") == []
-    assert "github webhook refused" in caplog.text
+    assert "request refused" in caplog.text and "invalid_signature" in caplog.text
 
 
 def test_no_secret_configured_refuses_everything(sqlite_client, monkeypatch) -> None:
@@ -94,7 +94,7 @@ def test_malformed_json_is_400(sqlite_client, webhook_secret) -> None:
     """A correctly signed body that is not JSON answers 400."""
     response = sqlite_client.post(URL, **delivery("push", b"{not json", webhook_secret))
     assert response.status_code == 400
-    assert response.json()["error"] == "bad_request"
+    assert response.json()["error"] == "malformed_body"
 
 
 def test_rotation_accepts_old_and_new_secret(sqlite_client, monkeypatch) -> None:

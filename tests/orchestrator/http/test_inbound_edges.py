@@ -169,4 +169,4 @@ def test_github_payload_of_an_unexpected_shape_is_400(client, monkeypatch) -> No
         },
     )
     assert response.status_code == 400, response.text
-    assert response.json()["error"] == "bad_request" and "Traceback" not in response.text
+    assert response.json()["error"] == "malformed_body" and "Traceback" not in response.text
