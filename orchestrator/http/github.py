@@ -126,7 +126,7 @@ def _ingest(session: Session, item: _Delivery) -> tuple[int, dict[str, Any], str
         mapped = map_delivery(session, item.event_name, item.payload)
     except (AttributeError, TypeError, KeyError, ValueError) as exc:
         # Signed by GitHub but not the shape its docs give for this event: refuse it, visibly.
-        answer = {"error": "bad_request", "detail": f"unexpected {item.event_name} payload shape"}
+        answer: dict[str, Any] = {"error": "bad_request", "detail": f"unexpected {item.event_name} payload shape"}
         return 400, answer, type(exc).__name__
     if isinstance(mapped, str):
         return 202, {"ignored": True, "reason": mapped}, "ignored"
