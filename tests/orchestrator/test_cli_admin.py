@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from typer.testing import CliRunner, Result
 
 from orchestrator.auth.models import Role
