@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import jwt
 import pytest
 from sqlmodel import select
 
 from tests.credentials.conftest import ISSUER, IdentityProvider, exchange_form
+from tests.factories import Response
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -111,17 +112,7 @@ class TestGoodExchange:
         assert client.post("/oauth/token", data=form).status_code == 200
 
 
-class _Response(Protocol):
-    """The part of a test client's response that `_error` reads (httpx or httpx2, as Starlette picks)."""
-
-    @property
-    def status_code(self) -> int: ...
-    @property
-    def text(self) -> str: ...
-    def json(self) -> Any: ...
-
-
-def _error(response: _Response, status: int, error: str) -> None:
+def _error(response: Response, status: int, error: str) -> None:
     assert response.status_code == status, response.text
     body = response.json()
     assert body["error"] == error and body["error_description"]
