@@ -212,7 +212,7 @@ def claim(session: Session, review_id: int, *, settings: Settings, policy: Polic
         and_(col(Review.status) == ReviewStatus.failed, col(Review.retry_at).is_not(None)),
         and_(col(Review.status) == ReviewStatus.running, col(Review.lease_until) < now),
     )
-    won = session.execute(  # type: ignore[attr-defined]  # an UPDATE yields a CursorResult
+    won = session.exec(
         update(Review)
         .where(col(Review.id) == review_id, runnable)
         .values(
