@@ -61,6 +61,7 @@ ensure-services: $(BIN)/python
 lint: dev-install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 ## readme: regenerate the README's configuration table from orchestrator/config.py
 readme: install

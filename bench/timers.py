@@ -147,7 +147,7 @@ def _baseline(count: int) -> list[float]:
         due = session.execute(select(col(Deadline.id), col(Deadline.due_at)).where(col(Deadline.id) > first)).all()
     for deadline_id, due_at in sorted(due, key=lambda r: r[1]):
         time.sleep(max(0.0, (due_at - datetime.now(UTC)).total_seconds()))
-        fire_deadlines.apply_async(args=[[deadline_id]], queue="ingest")
+        fire_deadlines.apply_async(args=([deadline_id],), queue="ingest")
     deadline = time.monotonic() + 60
     while _pending() and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -39,7 +39,7 @@ def window(start: float | None, end: float) -> list[Due]:
     if start is not None:
         query = query.where(col(Deadline.due_at) >= _dt(start))
     with session_scope(write=False) as session:
-        return _pairs(session.execute(query).all())  # type: ignore[arg-type]
+        return _pairs(session.execute(query).all())
 
 
 def newer_than(after_id: int, upto_id: int, end: float) -> list[Due]:
@@ -48,7 +48,7 @@ def newer_than(after_id: int, upto_id: int, end: float) -> list[Due]:
         col(Deadline.id) > after_id, col(Deadline.id) <= upto_id, _PENDING, col(Deadline.due_at) < _dt(end)
     )
     with session_scope(write=False) as session:
-        return _pairs(session.execute(query).all())  # type: ignore[arg-type]
+        return _pairs(session.execute(query).all())
 
 
 def by_ids(ids: Sequence[int], end: float) -> list[Due]:
@@ -60,7 +60,7 @@ def by_ids(ids: Sequence[int], end: float) -> list[Due]:
             query = select(col(Deadline.id), col(Deadline.due_at)).where(
                 col(Deadline.id).in_(chunk), _PENDING, col(Deadline.due_at) < _dt(end)
             )
-            found.extend(_pairs(session.execute(query).all()))  # type: ignore[arg-type]
+            found.extend(_pairs(session.execute(query).all()))
     return found
 
 

@@ -26,7 +26,7 @@ def enqueue_fired(deadline_ids: list[int]) -> None:
     """Hand due deadline ids to the workers (one Celery task per batch)."""
     from workers.tasks.timers import fire_deadlines
 
-    fire_deadlines.apply_async(args=[deadline_ids], queue="ingest")
+    fire_deadlines.apply_async(args=(deadline_ids,), queue="ingest")
 
 
 def _install_signal_handlers(stop: threading.Event) -> None:

@@ -13,13 +13,16 @@ import os
 import random
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
@@ -169,7 +172,7 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-def client(db_url: str) -> Iterator[Any]:
+def client(db_url: str) -> Iterator[TestClient]:
     """A TestClient on the real app over the parametrised database."""
     from fastapi.testclient import TestClient
 
@@ -180,7 +183,7 @@ def client(db_url: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def make_token(db_url: str) -> Any:
+def make_token(db_url: str) -> Callable[..., str]:
     """Create an API token: make_token(role, email) → the bearer token string."""
     from orchestrator.auth.models import Role
     from orchestrator.auth.service import create_token

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
+
+
+class Response(Protocol):
+    """What tests read from a test client's answer, whichever HTTP library Starlette's TestClient uses."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def text(self) -> str: ...
+    def json(self) -> Any: ...
 
 
 def auth(token: str) -> dict[str, str]:

@@ -24,7 +24,8 @@ OUR_SERVICES = ("migrate", "api", "worker", "scheduler")
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     """compose.yaml as Compose reads it (YAML anchors and merge keys resolved)."""
-    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    return loaded
 
 
 def _ours(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:

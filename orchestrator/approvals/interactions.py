@@ -176,11 +176,11 @@ def _claim(interaction_id: int, now: datetime) -> SlackInteraction | None:
             return None
         if row.status == InteractionStatus.handling and row.lease_until and row.lease_until > now:
             return None
-        won = session.execute(
+        won = session.exec(
             update(SlackInteraction)
             .where(col(SlackInteraction.id) == row.id, col(SlackInteraction.attempts) == row.attempts)
             .values(status=InteractionStatus.handling, lease_until=now + LEASE, attempts=row.attempts + 1)
-        ).rowcount  # type: ignore[attr-defined]
+        ).rowcount
         return row if won else None
 
 

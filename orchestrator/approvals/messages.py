@@ -237,7 +237,7 @@ def digest(*, lines: list[str], window_minutes: int, shown: int = 20) -> Rendere
 
 def reason_modal(
     *, approval_id: int, decision: str, app_name: str, channel: str | None, message_ts: str | None
-) -> dict:
+) -> dict[str, Any]:
     """The modal that asks a rejecter (or a changes requester) for the reason."""
     word = "Reject" if decision == "reject" else "Request changes"
     meta = json.dumps({"approval_id": approval_id, "decision": decision, "channel": channel, "ts": message_ts})

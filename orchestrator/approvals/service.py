@@ -132,11 +132,11 @@ def decide(
         detail = [{"field": "reason", "reason": "required unless approving"}]
         raise ValidationFailed("a reason is required", detail=detail)
     request_reason = approval.reason
-    won = session.execute(
+    won = session.exec(
         update(ApprovalRequest)
         .where(col(ApprovalRequest.id) == approval_id, col(ApprovalRequest.status) == ApprovalStatus.pending)
         .values(status=STATUS_OF[decision], decided_by=actor, decided_at=now, reason=reason or None)
-    ).rowcount  # type: ignore[attr-defined]
+    ).rowcount
     session.refresh(approval)
     if not won:
         return _already(session, approval)
@@ -276,11 +276,11 @@ def cancel_pending(
     cancelled = []
     now = utcnow()
     for approval in pending:
-        won = session.execute(
+        won = session.exec(
             update(ApprovalRequest)
             .where(col(ApprovalRequest.id) == approval.id, col(ApprovalRequest.status) == ApprovalStatus.pending)
             .values(status=ApprovalStatus.cancelled, decided_by=actor, decided_at=now, reason=reason)
-        ).rowcount  # type: ignore[attr-defined]
+        ).rowcount
         if not won:
             continue  # decided by someone at the same moment: theirs stands
         session.refresh(approval)

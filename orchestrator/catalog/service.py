@@ -222,7 +222,7 @@ class AppFilter:
 def _owned_by(email: str) -> Any:
     escaped = email.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return or_(
-        MicroApp.owner_email == email.lower(),
+        col(MicroApp.owner_email) == email.lower(),
         cast(MicroApp.co_owners, String).like(f'%"{escaped}"%', escape="\\"),
     )
 

@@ -139,7 +139,8 @@ def main() -> None:
         typer.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
     except SQLAlchemyError as exc:
-        first_line = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0][:300]
+        orig = getattr(exc, "orig", None)
+        first_line = str(orig if orig else exc).splitlines()[0][:300]
         typer.echo(
             f"error: database error: {first_line} (is DATABASE_URL right, and has `orchestrator migrate` run?)",
             err=True,

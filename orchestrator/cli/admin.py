@@ -46,7 +46,8 @@ def _database_errors() -> Iterator[None]:
     try:
         yield
     except SQLAlchemyError as exc:
-        first = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
+        orig = getattr(exc, "orig", None)
+        first = str(orig if orig else exc).strip().splitlines()[0]
         fail(
             f"cannot use the database ({first}); is DATABASE_URL right and `orchestrator migrate` done?", EXIT_UNUSABLE
         )

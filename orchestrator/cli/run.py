@@ -58,7 +58,8 @@ def worker(
         argv += ["--hostname", hostname]
     # Start-up hooks belong on Celery's signals (worker_init / worker_ready / worker_shutdown) in the
     # workers package, not here: they then also run under `celery -A workers.app worker`.
-    code = celery_app.start(argv)
+    # Celery's stub says NoReturn, but `start` returns the exit code that the click command exited with.
+    code: int | None = celery_app.start(argv)
     raise typer.Exit(code or 0)
 
 

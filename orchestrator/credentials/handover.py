@@ -9,7 +9,7 @@ claim finds nothing. Revoking the credential deletes the sealed copy too.
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
 from orchestrator.catalog.models import MicroApp
@@ -52,7 +52,7 @@ def claim_service_credential(session: Session, app: MicroApp, *, actor: str) -> 
     """Return the sealed service secret of `app` once, deleting the sealed copy; NotFound afterwards."""
     rows = session.exec(
         select(Credential, CredentialSecret)
-        .join(CredentialSecret, CredentialSecret.credential_id == Credential.id)  # type: ignore[arg-type]
+        .join(CredentialSecret, col(CredentialSecret.credential_id) == col(Credential.id))
         .where(Credential.app_id == app.id, Credential.provider == SERVICE)
         .where(Credential.status == CredentialStatus.live)
         .with_for_update()

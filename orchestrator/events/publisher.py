@@ -70,7 +70,8 @@ def _producer(broker_url: str, *, fresh: bool = False) -> Any:
         connection = celery_app.connection_for_write(broker_url, transport_options=options)
         try:
             # One attempt, bounded: kombu's default would retry for seconds.
-            connection.ensure_connection(max_retries=1, interval_start=0, timeout=_CONNECT_TIMEOUT_SECONDS)
+            # kombu's stub types `timeout` as int; kombu compares it with float clock readings, so a float is right.
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=_CONNECT_TIMEOUT_SECONDS)  # type: ignore[arg-type]
         except Exception:
             connection.release()
             raise
@@ -111,6 +112,7 @@ def publish_now(
         return []
     size = 1 if suspect else BATCH_SIZE
     chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+    args: list[str] | list[list[str]]
     for attempt in (1, 2):
         try:
             producer = _producer(broker_url, fresh=attempt == 2)
@@ -143,7 +145,7 @@ def mark_enqueued(event_ids: list[str], *, database_url: str | None = None) -> N
     with session_scope(url=database_url) as session:
         session.execute(
             update(Event)
-            .where(col(Event.id).in_(event_ids), Event.status == EventStatus.pending)
+            .where(col(Event.id).in_(event_ids), col(Event.status) == EventStatus.pending)
             .values(status=EventStatus.enqueued, published_at=utcnow())
         )
 

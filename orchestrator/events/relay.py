@@ -50,7 +50,7 @@ def claim_due(session: Session, settings: Settings) -> list[str]:
     last_sent = func.coalesce(Event.published_at, Event.received_at)
     due = or_(
         and_(
-            Event.status == EventStatus.pending,
+            col(Event.status) == EventStatus.pending,
             last_sent < now - timedelta(seconds=settings.relay_pending_after_seconds),
         ),
         and_(

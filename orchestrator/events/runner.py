@@ -190,7 +190,7 @@ def _record_failure(
 
 def _claim(event_id: str, settings: Settings) -> Event | Outcome:
     with session_scope() as session:
-        won = session.execute(
+        won = session.exec(
             update(Event)
             .where(col(Event.id) == event_id, col(Event.status).in_(OPEN_STATUSES))
             .values(status=EventStatus.handling, attempts=col(Event.attempts) + 1)

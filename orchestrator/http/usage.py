@@ -49,7 +49,7 @@ def record_usage(app_id: str, token: CurrentToken, policy: PolicyDep) -> UsageRe
             raise NotFound(f"no app with id {app_id!r}")
         if app.stage not in ACTIVE_STAGES | {Stage.expiring}:
             raise Conflict(f"app {app_id} is {app.stage.value}; usage is no longer recorded")
-        written = session.exec(  # type: ignore[call-overload]
+        written = session.exec(
             update(MicroApp)
             .where(col(MicroApp.id) == app_id)
             .where(or_(col(MicroApp.last_used_at).is_(None), col(MicroApp.last_used_at) < now - interval))

@@ -120,7 +120,7 @@ def _claim(session: Session, row: Notification, notifier: Notifier, now: datetim
             _finish(session, row, NotificationStatus.failed, error=f"no Slack user has the email {row.recipient}")
             return "failed"
         job.target = user_id or row.recipient
-    won = session.execute(
+    won = session.exec(
         update(Notification)
         .where(
             col(Notification.id) == row.id,
@@ -128,7 +128,7 @@ def _claim(session: Session, row: Notification, notifier: Notifier, now: datetim
             col(Notification.attempts) == row.attempts,
         )
         .values(status=NotificationStatus.sending, lease_until=now + LEASE, attempts=row.attempts + 1)
-    ).rowcount  # type: ignore[attr-defined]
+    ).rowcount
     if not won:
         return "busy"
     if job.digest_items:

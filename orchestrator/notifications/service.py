@@ -246,11 +246,11 @@ def hold_for_digest(session: Session, row: Notification, policy: Policy, now: da
             digest = session.exec(select(Notification).where(Notification.key == key)).one()
     # A no-op UPDATE takes the digest's row lock and says whether it is still open: the digest's
     # claim also updates that row, so an item is either in the digest or sees it has left.
-    still_open = session.execute(
+    still_open = session.exec(
         update(Notification)
         .where(col(Notification.id) == digest.id, col(Notification.status) == NotificationStatus.pending)
         .values(attempts=Notification.attempts)
-    ).rowcount  # type: ignore[attr-defined]
+    ).rowcount
     if not still_open:
         return False
     row.status = NotificationStatus.held

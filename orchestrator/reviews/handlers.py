@@ -11,6 +11,8 @@ Imported by `workers.tasks.reviews`, which every worker loads (`workers.app.TASK
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from sqlmodel import Session
 
 from orchestrator.catalog.models import MicroApp
@@ -20,6 +22,14 @@ from orchestrator.events.registry import PoisonEvent, register_handler
 from orchestrator.reviews import store
 
 TRIGGERS = ("app.created", "app.updated", "review.due")
+
+
+class _Trigger(TypedDict):
+    """What started a review, as `join_queued` and `queue_new_review` take it."""
+
+    trigger: str
+    event_id: str | None
+    ref: str | None
 
 
 @register_handler("review.due")
@@ -38,7 +48,7 @@ def start_review(session: Session, event: Event) -> None:
         return
     # A push names its commit; a new app or a due review looks at the default branch as it is now.
     ref = store.safe_ref(event.payload.get("after") or event.payload.get("commit"))
-    trigger = {"trigger": event.type, "event_id": event.id, "ref": ref}
+    trigger: _Trigger = {"trigger": event.type, "event_id": event.id, "ref": ref}
     # Most pushes only join the review already queued: one statement, without loading the app.
     if store.join_queued(session, event.app_id, stage, **trigger) is not None:
         return

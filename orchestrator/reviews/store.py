@@ -47,11 +47,11 @@ def safe_ref(value: Any) -> str | None:
     """A commit sha or branch name that is safe to hand to git (never an option), else None."""
     if not isinstance(value, str):
         return None
-    value = value.strip()
-    if value.startswith("refs/heads/"):
-        value = value[len("refs/heads/") :]
-    if _SHA.match(value) or (_BRANCH.match(value) and ".." not in value):
-        return value
+    ref = value.strip()
+    if ref.startswith("refs/heads/"):
+        ref = ref[len("refs/heads/") :]
+    if _SHA.match(ref) or (_BRANCH.match(ref) and ".." not in ref):
+        return ref
     return None
 
 
@@ -142,7 +142,7 @@ def join_queued(
     row = session.connection().execute(_JOIN_QUEUED, params).first()
     if row is None:
         return None
-    review = session.identity_map.get(session.identity_key(Review, row[0]))  # type: ignore[no-untyped-call]
+    review = session.identity_map.get(session.identity_key(Review, row[0]))
     if review is not None:  # keep a review this session already holds in step with the row
         session.expire(review, ["ref", "trigger", "trigger_event_id"])
     return int(row[0])
@@ -212,7 +212,7 @@ def claim(session: Session, review_id: int, *, settings: Settings, policy: Polic
         and_(col(Review.status) == ReviewStatus.failed, col(Review.retry_at).is_not(None)),
         and_(col(Review.status) == ReviewStatus.running, col(Review.lease_until) < now),
     )
-    won = session.execute(  # type: ignore[attr-defined]  # an UPDATE yields a CursorResult
+    won = session.exec(
         update(Review)
         .where(col(Review.id) == review_id, runnable)
         .values(

@@ -201,7 +201,7 @@ def _freeze(app_id: str, policy: Policy) -> None:
 
 
 def _backoff(policy: Policy, attempts: int) -> float:
-    base = policy.sunset.revoke_backoff_seconds * 2 ** max(0, attempts - 1)
+    base: float = policy.sunset.revoke_backoff_seconds * 2 ** max(0, attempts - 1)
     return min(policy.sunset.revoke_backoff_max_seconds, base) * random.uniform(0.8, 1.2)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
 from orchestrator.catalog import service as catalog
@@ -49,9 +49,9 @@ def overdue_purges(session: Session, *, now: datetime | None = None) -> list[str
     now = now or utcnow()
     rows = session.exec(
         select(ArchiveRecord.app_id)
-        .join(MicroApp, MicroApp.id == ArchiveRecord.app_id)  # type: ignore[arg-type]
+        .join(MicroApp, col(MicroApp.id) == col(ArchiveRecord.app_id))
         .where(ArchiveRecord.status == ArchiveStatus.stored)
-        .where(ArchiveRecord.retain_until < now)  # type: ignore[operator]
+        .where(col(ArchiveRecord.retain_until) < now)
         .where(MicroApp.legal_hold == False)  # noqa: E712 - SQL comparison
         .distinct()
     ).all()

@@ -74,7 +74,7 @@ def _pending_changes(session: Session) -> dict[str, list[int]]:
         changes = session.info["deadline_changes"] = {"added": [], "cancelled": []}
         event.listen(session, "after_commit", _after_commit, once=True)
         event.listen(session, "after_rollback", _after_rollback, once=True)
-    return changes  # type: ignore[no-any-return]
+    return changes
 
 
 def _after_rollback(session: Session) -> None:

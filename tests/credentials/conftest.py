@@ -6,7 +6,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 import pytest
@@ -14,6 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from tests.credentials.servers import Answer, ScriptedServer
+
+if TYPE_CHECKING:
+    from orchestrator.catalog.models import MicroApp
 
 ISSUER = "http://orchestrator.test"
 IDP_ISSUER = "https://idp.test"
@@ -59,7 +62,7 @@ def use_redis(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture
-def make_app(db_url: str) -> Callable[..., Any]:
+def make_app(db_url: str) -> Callable[..., MicroApp]:
     """Create an app directly in the catalog: make_app(id, stage=production, **fields)."""
     from orchestrator.catalog.lifecycle import Stage
     from orchestrator.catalog.models import DataClass, MicroApp

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import jwt
 import pytest
 from sqlmodel import select
 
-from tests.credentials.conftest import ISSUER, exchange_form
+from tests.credentials.conftest import ISSUER, IdentityProvider, exchange_form
+from tests.factories import Response
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from orchestrator.catalog.models import MicroApp
+    from orchestrator.credentials.models import Credential
 
 
-def _ledger():
+def _ledger() -> list[Credential]:
     from orchestrator.credentials.models import Credential
     from orchestrator.db import session_scope
 
@@ -19,12 +28,14 @@ def _ledger():
         return list(session.exec(select(Credential)).all())
 
 
-def _claims(token: str) -> dict:
+def _claims(token: str) -> dict[str, Any]:
     return jwt.decode(token, options={"verify_signature": False})
 
 
 class TestGoodExchange:
-    def test_owner_gets_scoped_short_lived_token(self, client, make_token, make_app) -> None:
+    def test_owner_gets_scoped_short_lived_token(
+        self, client: TestClient, make_token: Callable[..., str], make_app: Callable[..., MicroApp]
+    ) -> None:
         """An owner's API token is exchanged for a signed JWT for the app, recorded in the ledger without the secret."""
         make_app()
         subject = make_token("maker", "maker@example.com")
@@ -46,7 +57,9 @@ class TestGoodExchange:
         assert row.scopes == ["sheets:read", "files:read"]
         assert body["access_token"] not in repr(row.model_dump())
 
-    def test_exchange_marks_the_app_used(self, client, make_token, make_app) -> None:
+    def test_exchange_marks_the_app_used(
+        self, client: TestClient, make_token: Callable[..., str], make_app: Callable[..., MicroApp]
+    ) -> None:
         """A successful exchange records the app's last-used time."""
         from orchestrator.catalog.models import MicroApp
         from orchestrator.db import session_scope
@@ -55,9 +68,11 @@ class TestGoodExchange:
         subject = make_token("maker", "co@example.com")
         assert client.post("/oauth/token", data=exchange_form(subject)).status_code == 200
         with session_scope(write=False) as session:
-            assert session.get(MicroApp, "expense-helper").last_used_at is not None
+            assert session.get_one(MicroApp, "expense-helper").last_used_at is not None
 
-    def test_scope_is_narrowed_to_approved_and_allowed(self, client, make_token, make_app) -> None:
+    def test_scope_is_narrowed_to_approved_and_allowed(
+        self, client: TestClient, make_token: Callable[..., str], make_app: Callable[..., MicroApp]
+    ) -> None:
         """Requested ∩ approved ∩ the data class's allowed scopes; unasked means everything permitted."""
         make_app(data_class="restricted", requested_scopes=["sheets:read", "sheets:write", "repo:read"])
         subject = make_token("maker", "maker@example.com")
@@ -68,7 +83,9 @@ class TestGoodExchange:
         everything = client.post("/oauth/token", data=exchange_form(subject))
         assert everything.json()["scope"] == "sheets:read repo:read"
 
-    def test_identity_provider_jwt_via_jwks(self, client, make_app, idp) -> None:
+    def test_identity_provider_jwt_via_jwks(
+        self, client: TestClient, make_app: Callable[..., MicroApp], idp: IdentityProvider
+    ) -> None:
         """A JWT from the identity provider, verified against its JWKS over HTTP, is a valid subject."""
         make_app()
         form = exchange_form(idp.token("Maker@Example.com"), resource="urn:microapp:expense-helper")
@@ -79,7 +96,9 @@ class TestGoodExchange:
         assert _claims(response.json()["access_token"])["sub"] == "maker@example.com"
         assert idp.server.seen and idp.server.seen[0].path.endswith("jwks.json")
 
-    def test_identity_provider_shared_key(self, client, make_app, monkeypatch) -> None:
+    def test_identity_provider_shared_key(
+        self, client: TestClient, make_app: Callable[..., MicroApp], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """With IDP_SHARED_KEY an HS256 identity token is accepted."""
         from tests.credentials.conftest import reset_credential_caches
 
@@ -93,7 +112,7 @@ class TestGoodExchange:
         assert client.post("/oauth/token", data=form).status_code == 200
 
 
-def _error(response, status: int, error: str) -> None:
+def _error(response: Response, status: int, error: str) -> None:
     assert response.status_code == status, response.text
     body = response.json()
     assert body["error"] == error and body["error_description"]
@@ -102,11 +121,11 @@ def _error(response, status: int, error: str) -> None:
 
 class TestErrors:
     @pytest.fixture
-    def subject(self, make_token, make_app) -> str:
+    def subject(self, make_token: Callable[..., str], make_app: Callable[..., MicroApp]) -> str:
         make_app()
         return make_token("maker", "maker@example.com")
 
-    def test_request_shape(self, client, subject) -> None:
+    def test_request_shape(self, client: TestClient, subject: str) -> None:
         """Missing or wrong parameters and a JSON body are invalid_request; another grant is unsupported."""
         form = exchange_form(subject)
         _error(client.post("/oauth/token", json=form), 400, "invalid_request")
@@ -116,7 +135,7 @@ class TestErrors:
                    "invalid_request")  # fmt: skip
         _error(client.post("/oauth/token", data={**form, "subject_token_type": "urn:x"}), 400, "invalid_request")
 
-    def test_bad_subject_tokens(self, client, subject, idp) -> None:
+    def test_bad_subject_tokens(self, client: TestClient, subject: str, idp: IdentityProvider) -> None:
         """Unknown API tokens, forged, expired or foreign-key IdP tokens are invalid_grant."""
         from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -130,7 +149,7 @@ class TestErrors:
         wrong_issuer = idp.token("maker@example.com", iss="https://evil.test")
         _error(client.post("/oauth/token", data=exchange_form(wrong_issuer, **jwt_type)), 400, "invalid_grant")
 
-    def test_targets(self, client, subject, make_app) -> None:
+    def test_targets(self, client: TestClient, subject: str, make_app: Callable[..., MicroApp]) -> None:
         """Unknown apps, apps not running, and two different targets are invalid_target."""
         _error(client.post("/oauth/token", data=exchange_form(subject, audience="nope")), 400, "invalid_target")
         for stage in ("registered", "rejected", "suspended", "sunsetting", "retired", "orphaned"):
@@ -140,7 +159,9 @@ class TestErrors:
         two = exchange_form(subject, resource="https://x.test/apps/other-app")
         _error(client.post("/oauth/token", data=two), 400, "invalid_target")
 
-    def test_rereview_of_an_approved_app_keeps_tokens_flowing(self, client, subject, make_app) -> None:
+    def test_rereview_of_an_approved_app_keeps_tokens_flowing(
+        self, client: TestClient, subject: str, make_app: Callable[..., MicroApp]
+    ) -> None:
         """An approved app under periodic re-review (in_review, approved before) still gets tokens."""
         from orchestrator.clock import utcnow
 
@@ -150,12 +171,12 @@ class TestErrors:
         _error(client.post("/oauth/token", data=exchange_form(subject, audience="never-approved")), 400,
                "invalid_target")  # fmt: skip
 
-    def test_not_an_owner(self, client, subject, make_token) -> None:
+    def test_not_an_owner(self, client: TestClient, subject: str, make_token: Callable[..., str]) -> None:
         """Someone who neither owns nor co-owns the app is unauthorized_client, whatever their role."""
         stranger = make_token("admin", "boss@example.com")
         _error(client.post("/oauth/token", data=exchange_form(stranger)), 400, "unauthorized_client")
 
-    def test_no_permitted_scope(self, client, subject) -> None:
+    def test_no_permitted_scope(self, client: TestClient, subject: str) -> None:
         """Asking only for scopes the app may not have is invalid_scope."""
         _error(client.post("/oauth/token", data=exchange_form(subject, scope="chat:write admin")), 400, "invalid_scope")
         assert _ledger() == []

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from tests.credentials.conftest import exchange_form
 from tests.factories import auth
 
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
-def _cli(*args: str):
+    from orchestrator.catalog.models import MicroApp
+
+
+def _cli(*args: str) -> Result:
     from orchestrator.cli import build
 
     return CliRunner().invoke(build(), list(args))
 
 
-def test_service_credential_on_approval_exchanges_and_dies_at_sunset(client, make_app, make_token) -> None:
+def test_service_credential_on_approval_exchanges_and_dies_at_sunset(
+    client: TestClient, make_app: Callable[..., MicroApp], make_token: Callable[..., str]
+) -> None:
     """An approved app's service identity exchanges for tokens; revoke_all_for_app kills it and its tokens."""
     from orchestrator.catalog.models import MicroApp
     from orchestrator.credentials import flows
@@ -25,7 +34,7 @@ def test_service_credential_on_approval_exchanges_and_dies_at_sunset(client, mak
     make_app()
     gateway = make_token("admin", "it@example.com")
     with session_scope() as session:
-        app = session.get(MicroApp, "expense-helper")
+        app = session.get_one(MicroApp, "expense-helper")
         [issued] = flows.issue_service_credentials(session, app)
         assert flows.issue_service_credentials(session, app) == []  # idempotent under redelivery
     assert issued.secret.startswith("mas_") and issued.scopes == ["sheets:read", "sheets:write", "files:read"]
@@ -37,7 +46,7 @@ def test_service_credential_on_approval_exchanges_and_dies_at_sunset(client, mak
     assert other.status_code == 400 and other.json()["error"] == "invalid_target"
     with session_scope() as session:
         result = flows.revoke_all_for_app(
-            session, session.get(MicroApp, "expense-helper"), actor="sunset", reason="retired"
+            session, session.get_one(MicroApp, "expense-helper"), actor="sunset", reason="retired"
         )
     assert result.complete and len(result.revoked) == 2
     introspected = client.post("/oauth/introspect", data={"token": token}, headers=auth(gateway)).json()
@@ -46,7 +55,7 @@ def test_service_credential_on_approval_exchanges_and_dies_at_sunset(client, mak
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
 
 
-def test_no_scopes_no_service_credential(sqlite_url, make_app) -> None:
+def test_no_scopes_no_service_credential(sqlite_url: str, make_app: Callable[..., MicroApp]) -> None:
     """An app whose manifest asks for no scopes gets no service credential."""
     from orchestrator.credentials import flows
     from orchestrator.db import session_scope
@@ -56,7 +65,9 @@ def test_no_scopes_no_service_credential(sqlite_url, make_app) -> None:
         assert flows.issue_service_credentials(session, app) == []
 
 
-def test_cli_list_and_revoke(client, make_app, make_token) -> None:
+def test_cli_list_and_revoke(
+    client: TestClient, make_app: Callable[..., MicroApp], make_token: Callable[..., str]
+) -> None:
     """`credentials list` shows the ledger without secrets; `revoke` revokes; `--force` needs a reason."""
     make_app()
     response = client.post("/oauth/token", data=exchange_form(make_token("maker", "maker@example.com")))
@@ -77,7 +88,7 @@ def test_cli_list_and_revoke(client, make_app, make_token) -> None:
     assert "Traceback" not in missing.output
 
 
-def test_cli_force_records_a_manual_revocation(sqlite_url, make_app) -> None:
+def test_cli_force_records_a_manual_revocation(sqlite_url: str, make_app: Callable[..., MicroApp]) -> None:
     """`revoke ID --force --reason …` records a revocation done outside the provider."""
     from orchestrator.credentials import service
     from orchestrator.db import session_scope
@@ -89,10 +100,11 @@ def test_cli_force_records_a_manual_revocation(sqlite_url, make_app) -> None:
     result = _cli("credentials", "revoke", str(row.id), "--force", "--reason", "removed the Slack app by hand")
     assert result.exit_code == 0, result.output
     with session_scope(write=False) as session:
+        assert row.id is not None
         assert service.get_credential(session, row.id).details["forced"] is True
 
 
-def test_service_credential_bounds_the_exchanged_scopes(client, make_app) -> None:
+def test_service_credential_bounds_the_exchanged_scopes(client: TestClient, make_app: Callable[..., MicroApp]) -> None:
     """A token exchanged for a service credential never carries a scope the credential itself does not hold."""
     from orchestrator.catalog.models import MicroApp
     from orchestrator.credentials import flows
@@ -101,8 +113,8 @@ def test_service_credential_bounds_the_exchanged_scopes(client, make_app) -> Non
 
     make_app()
     with session_scope() as session:
-        [issued] = flows.issue_service_credentials(session, session.get(MicroApp, "expense-helper"))
-        row = session.get(Credential, issued.credential_id)
+        [issued] = flows.issue_service_credentials(session, session.get_one(MicroApp, "expense-helper"))
+        row = session.get_one(Credential, issued.credential_id)
         row.scopes = ["files:read"]  # e.g. issued before the app's other scopes were allowed
         session.add(row)
     asked = client.post("/oauth/token", data=exchange_form(issued.secret, scope="sheets:write files:read"))

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from sqlalchemy import text
 
 from tests.credentials.conftest import exchange_form
 from tests.factories import auth
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from orchestrator.catalog.models import MicroApp
 
 
 def _approve(app_id: str) -> None:
@@ -30,7 +38,9 @@ def _dump(db_url: str) -> str:
     return "\n".join(out)
 
 
-def test_owner_claims_the_service_secret_once(client, make_app, make_token, db_url) -> None:
+def test_owner_claims_the_service_secret_once(
+    client: TestClient, make_app: Callable[..., MicroApp], make_token: Callable[..., str], db_url: str
+) -> None:
     """On approval the owner is told (without the secret), claims it once, and it exchanges for tokens."""
     make_app(stage="in_review", approved_at=None)
     _approve("expense-helper")
@@ -53,7 +63,9 @@ def test_owner_claims_the_service_secret_once(client, make_app, make_token, db_u
     assert "credential.claimed" in dump
 
 
-def test_no_scopes_nothing_to_claim(client, make_app, make_token) -> None:
+def test_no_scopes_nothing_to_claim(
+    client: TestClient, make_app: Callable[..., MicroApp], make_token: Callable[..., str]
+) -> None:
     """An app that asks for no scopes gets no service credential, so a claim is a 404."""
     make_app(stage="in_review", approved_at=None, requested_scopes=[])
     _approve("expense-helper")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import jwt
 import pytest
@@ -11,18 +13,27 @@ from typer.testing import CliRunner
 from tests.credentials.conftest import exchange_form
 from tests.factories import auth
 
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
-def _exchange(client, subject: str) -> str:
+    from orchestrator.catalog.models import MicroApp
+
+
+def _exchange(client: TestClient, subject: str) -> str:
     response = client.post("/oauth/token", data=exchange_form(subject))
     assert response.status_code == 200, response.text
-    return response.json()["access_token"]
+    token: str = response.json()["access_token"]
+    return token
 
 
-def _active(client, gateway: str, token: str) -> bool:
-    return client.post("/oauth/introspect", data={"token": token}, headers=auth(gateway)).json()["active"]
+def _active(client: TestClient, gateway: str, token: str) -> bool:
+    answer: bool = client.post("/oauth/introspect", data={"token": token}, headers=auth(gateway)).json()["active"]
+    return answer
 
 
-def test_rotation_keeps_previous_key_verifying(client, make_token, make_app) -> None:
+def test_rotation_keeps_previous_key_verifying(
+    client: TestClient, make_token: Callable[..., str], make_app: Callable[..., MicroApp]
+) -> None:
     """After a rotation new tokens carry the new kid, old tokens stay valid, and JWKS lists both keys."""
     from orchestrator.cli import build
 
@@ -45,7 +56,9 @@ def test_rotation_keeps_previous_key_verifying(client, make_token, make_app) -> 
     assert jwt.decode(old, public, algorithms=["EdDSA"], audience="expense-helper")["sub"] == "maker@example.com"
 
 
-def test_previous_key_retires_after_its_tokens_expire(client, make_token, make_app) -> None:
+def test_previous_key_retires_after_its_tokens_expire(
+    client: TestClient, make_token: Callable[..., str], make_app: Callable[..., MicroApp]
+) -> None:
     """Once the longest token lifetime has passed, the next rotation retires the old key and its tokens die."""
     from orchestrator.clock import utcnow
     from orchestrator.credentials.models import KeyStatus, SigningKey
@@ -62,13 +75,15 @@ def test_previous_key_retires_after_its_tokens_expire(client, make_token, make_a
     with session_scope() as session:
         rotation = rotate(session, actor="test", now=later)
         assert rotation.retired == [old_kid]
-        row = session.get(SigningKey, old_kid)
+        row = session.get_one(SigningKey, old_kid)
         assert row.status is KeyStatus.retired and row.private_sealed is None
     assert old_kid not in [k.kid for k in get_keyring().published()]
     assert not _active(client, gateway, old)
 
 
-def test_another_process_rotation_is_picked_up(client, make_token, make_app) -> None:
+def test_another_process_rotation_is_picked_up(
+    client: TestClient, make_token: Callable[..., str], make_app: Callable[..., MicroApp]
+) -> None:
     """A kid this process has not loaded (rotated elsewhere) is fetched once from the database."""
     from orchestrator.credentials.tokens.keys import get_keyring, reset_keyring, rotate
     from orchestrator.db import session_scope
@@ -86,7 +101,7 @@ def test_another_process_rotation_is_picked_up(client, make_token, make_app) -> 
     assert _active(client, gateway, token)
 
 
-def test_private_keys_are_sealed_with_the_configured_key(db_url, monkeypatch) -> None:
+def test_private_keys_are_sealed_with_the_configured_key(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The database holds no private key in clear, and a different CREDENTIAL_KEY cannot unseal it."""
     from orchestrator.config import get_settings
     from orchestrator.credentials.models import SigningKey
@@ -97,7 +112,8 @@ def test_private_keys_are_sealed_with_the_configured_key(db_url, monkeypatch) ->
     with session_scope() as session:
         kid = ensure_signing_key(session).kid
     with session_scope(write=False) as session:
-        row = session.get(SigningKey, kid)
+        row = session.get_one(SigningKey, kid)
+        assert row.private_sealed is not None
         assert "PRIVATE KEY" not in row.private_sealed and row.private_sealed.startswith("v1:")
     monkeypatch.setenv("CREDENTIAL_KEY", "another-key-of-enough-length")
     get_settings.cache_clear()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import jwt
@@ -15,7 +17,9 @@ from tests.harness import start_api
 
 @pytest.mark.redis
 @pytest.mark.slow
-def test_real_api_sees_other_processes_revocations_and_rotations(sqlite_url, use_redis, make_token, tmp_path) -> None:
+def test_real_api_sees_other_processes_revocations_and_rotations(
+    sqlite_url: str, use_redis: str, make_token: Callable[..., str], tmp_path: Path
+) -> None:
     """Tokens from a real API process die the moment another process revokes them, and a rotation is picked up."""
     from sqlmodel import select
 
@@ -39,7 +43,10 @@ def test_real_api_sees_other_processes_revocations_and_rotations(sqlite_url, use
             first = client.post("/oauth/token", data=exchange_form(subject)).json()["access_token"]
 
             def active(token: str) -> bool:
-                return client.post("/oauth/introspect", data={"token": token}, headers=auth(gateway)).json()["active"]
+                answer: bool = client.post("/oauth/introspect", data={"token": token}, headers=auth(gateway)).json()[
+                    "active"
+                ]
+                return answer
 
             assert active(first)
             with session_scope() as session:
@@ -50,6 +57,7 @@ def test_real_api_sees_other_processes_revocations_and_rotations(sqlite_url, use
             jti = jwt.decode(second, options={"verify_signature": False})["jti"]
             with session_scope() as session:
                 row = session.exec(select(Credential).where(Credential.external_ref == jti)).one()
+                assert row.id is not None
                 service.revoke_credential(session, row.id, actor="test", reason="leaked")
             assert not active(second) and active(first)
     finally:

@@ -5,15 +5,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.credentials.servers import Answer, ScriptedServer
 
+if TYPE_CHECKING:
+    from orchestrator.catalog.models import MicroApp
+    from orchestrator.integrations.credentials.http import HttpProvider
+    from orchestrator.integrations.credentials.slack import SlackProvider
+
 HMAC_KEY = "revocation-hook-key-for-tests"
 
 
-def _http_provider(server: ScriptedServer, **options):
+def _http_provider(server: ScriptedServer, **options: Any) -> HttpProvider:
     from orchestrator.integrations.credentials.http import HttpProvider
 
     options = {"timeout": 0.5, "max_attempts": 3, "max_wait": 0.05, **options}
@@ -73,7 +80,7 @@ class TestHttpProvider:
         assert len(server.seen) == 2
 
 
-def _slack(server: ScriptedServer):
+def _slack(server: ScriptedServer) -> SlackProvider:
     from orchestrator.integrations.credentials.slack import SlackProvider
 
     return SlackProvider(api_url=server.url + "/api/", timeout=2)
@@ -108,7 +115,9 @@ class TestSlackProvider:
             with pytest.raises(IntegrationError, match="no stored token"):
                 _slack(s).revoke(external_ref="r")
 
-    def test_registered_slack_token_is_revoked_from_its_sealed_copy(self, make_app, monkeypatch) -> None:
+    def test_registered_slack_token_is_revoked_from_its_sealed_copy(
+        self, make_app: Callable[..., MicroApp], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """A Slack token registered in the ledger is sealed apart, used at revocation, then shredded."""
         from orchestrator.credentials import service
         from orchestrator.credentials.models import Credential, CredentialSecret
@@ -125,9 +134,10 @@ class TestSlackProvider:
                 row = service.register_credential(session, "expense-helper", provider_name="slack",
                                                   external_ref="T1/B1", actor="it", secret=token)  # fmt: skip
             with session_scope(write=False) as session:
-                assert token not in json.dumps(session.get(Credential, row.id).model_dump(mode="json"))
-                assert token not in session.get(CredentialSecret, row.id).sealed
+                assert token not in json.dumps(session.get_one(Credential, row.id).model_dump(mode="json"))
+                assert token not in session.get_one(CredentialSecret, row.id).sealed
             with session_scope() as session:
+                assert row.id is not None
                 service.revoke_credential(session, row.id, actor="sunset", reason="retired", providers=get_providers())
             with session_scope(write=False) as session:
                 assert session.get(CredentialSecret, row.id) is None
@@ -135,7 +145,7 @@ class TestSlackProvider:
 
 
 class TestRegistry:
-    def test_defaults_and_configured_providers(self, monkeypatch) -> None:
+    def test_defaults_and_configured_providers(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The built-in providers and Slack are always there; CREDENTIAL_PROVIDERS adds more by name."""
         from orchestrator.config import get_settings
         from orchestrator.integrations.credentials.registry import validate_providers
@@ -157,7 +167,9 @@ class TestRegistry:
             ({"builtin": {"type": "slack"}}, "reserved"),
         ],
     )
-    def test_misconfiguration_fails_with_a_clear_message(self, monkeypatch, config, message) -> None:
+    def test_misconfiguration_fails_with_a_clear_message(
+        self, monkeypatch: pytest.MonkeyPatch, config: dict[str, Any], message: str
+    ) -> None:
         """Each kind of bad provider configuration is a ConfigError naming the provider and the option."""
         from orchestrator.config import get_settings
         from orchestrator.errors import ConfigError
@@ -170,7 +182,7 @@ class TestRegistry:
         with pytest.raises(ConfigError, match=message):
             validate_providers()
 
-    def test_api_refuses_to_start_with_a_bad_provider(self, sqlite_url, monkeypatch) -> None:
+    def test_api_refuses_to_start_with_a_bad_provider(self, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
         """The API's start-up runs the provider check, so a bad configuration stops it."""
         from fastapi.testclient import TestClient
 

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlmodel import select
 
 from tests.credentials.fakes import FakeProvider
 
+if TYPE_CHECKING:
+    from orchestrator.audit.models import AuditEntry
+    from orchestrator.catalog.models import MicroApp
+    from orchestrator.credentials.models import Credential
+    from orchestrator.integrations.credentials.registry import Providers
 
-def _audit(action: str) -> list:
+
+def _audit(action: str) -> list[AuditEntry]:
     from orchestrator.audit.models import AuditEntry
     from orchestrator.db import session_scope
 
@@ -24,7 +32,7 @@ def fake() -> FakeProvider:
 
 
 @pytest.fixture
-def issued(make_app, fake) -> int:
+def issued(make_app: Callable[..., MicroApp], fake: FakeProvider) -> int:
     """One credential from the fake provider, for a production app; its ledger id."""
     from orchestrator.credentials import service
     from orchestrator.db import session_scope
@@ -36,10 +44,11 @@ def issued(make_app, fake) -> int:
             providers={"fake": fake},
         )  # fmt: skip
         assert secret.secret and secret.secret not in repr(credential.model_dump())
+        assert credential.id is not None
         return credential.id
 
 
-def _revoke(credential_id: int, providers: dict) -> object:
+def _revoke(credential_id: int, providers: Providers) -> Credential:
     from orchestrator.credentials import service
     from orchestrator.db import session_scope
 
@@ -47,7 +56,7 @@ def _revoke(credential_id: int, providers: dict) -> object:
         return service.revoke_credential(session, credential_id, actor="test", reason="sunset", providers=providers)
 
 
-def test_revoke_is_idempotent(issued, fake) -> None:
+def test_revoke_is_idempotent(issued: int, fake: FakeProvider) -> None:
     """Revoking twice calls the provider once and writes one revocation."""
     first = _revoke(issued, {"fake": fake})
     second = _revoke(issued, {"fake": fake})
@@ -56,7 +65,7 @@ def test_revoke_is_idempotent(issued, fake) -> None:
     assert len(_audit("credential.revoked")) == 1
 
 
-def test_transient_failure_is_counted_and_kept(issued) -> None:
+def test_transient_failure_is_counted_and_kept(issued: int) -> None:
     """A transient error raises TransientIntegrationError after the attempt count and error are committed."""
     from orchestrator.credentials import service
     from orchestrator.db import session_scope
@@ -68,12 +77,12 @@ def test_transient_failure_is_counted_and_kept(issued) -> None:
             _revoke(issued, {"fake": flaky})
     with session_scope(write=False) as session:
         row = service.get_credential(session, issued)
-        assert (row.status, row.revoke_attempts) == ("live", 2) and "upstream 503" in row.last_error
+        assert (row.status, row.revoke_attempts) == ("live", 2) and "upstream 503" in (row.last_error or "")
     done = _revoke(issued, {"fake": flaky})
     assert (done.status, done.revoke_attempts, done.last_error) == ("revoked", 3, None)
 
 
-def test_permanent_failure_then_zombie_then_manual_record(issued) -> None:
+def test_permanent_failure_then_zombie_then_manual_record(issued: int) -> None:
     """A permanent error raises IntegrationError; the sunset job may mark a zombie; a human records the fix."""
     from orchestrator.credentials import service
     from orchestrator.db import session_scope
@@ -92,7 +101,7 @@ def test_permanent_failure_then_zombie_then_manual_record(issued) -> None:
     assert len(_audit("credential.zombie")) == 1 and len(_audit("credential.revoked")) == 1
 
 
-def test_unknown_or_expired_is_a_success(issued, make_app) -> None:
+def test_unknown_or_expired_is_a_success(issued: int, make_app: Callable[..., MicroApp]) -> None:
     """An already-gone answer is a revocation with a note; an expired entry becomes expired without a call."""
     from datetime import timedelta
 
@@ -108,18 +117,19 @@ def test_unknown_or_expired_is_a_success(issued, make_app) -> None:
             session, "expense-helper", provider_name="fake", external_ref="old", actor="test",
             expires_at=utcnow() - timedelta(minutes=1), providers={"fake": never_called},
         )  # fmt: skip
+    assert row.id is not None
     expired = _revoke(row.id, {"fake": never_called})
     assert expired.status == "expired" and never_called.calls == []
 
 
-def test_revoke_all_carries_on_past_failures(make_app) -> None:
+def test_revoke_all_carries_on_past_failures(make_app: Callable[..., MicroApp]) -> None:
     """revoke_all revokes what it can and reports the rest, which stay live for a retry."""
     from orchestrator.credentials import service
     from orchestrator.db import session_scope
 
     make_app()
     good, bad = FakeProvider("good"), FakeProvider("bad", script=["transient"])
-    providers = {"good": good, "bad": bad}
+    providers: Providers = {"good": good, "bad": bad}
     with session_scope() as session:
         ids = [
             service.register_credential(session, "expense-helper", provider_name=name, external_ref=f"r{i}",
@@ -133,7 +143,7 @@ def test_revoke_all_carries_on_past_failures(make_app) -> None:
         assert [c.id for c in service.live_credentials(session, "expense-helper")] == [ids[1]]
 
 
-def test_concurrent_revocation_updates_the_ledger_once(issued) -> None:
+def test_concurrent_revocation_updates_the_ledger_once(issued: int) -> None:
     """Eight threads revoking the same credential at once: one provider call, one ledger update, one audit entry."""
     slow = FakeProvider(delay=0.3)
     barrier = threading.Barrier(8)

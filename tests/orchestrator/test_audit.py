@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlmodel import select
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from orchestrator.audit import service as audit
 from orchestrator.audit.models import AuditEntry
@@ -64,7 +64,7 @@ def row_id(seq: int) -> int:
         return entry.id
 
 
-def cli(*args: str) -> object:
+def cli(*args: str) -> Result:
     """Invoke the real CLI in-process."""
     return CliRunner().invoke(build(), list(args))
 

@@ -65,9 +65,7 @@ def assert_one_unbroken_chain() -> None:
     expected = WRITERS * PER_WRITER
     with session_scope(write=False) as session:
         seqs = session.exec(select(AuditEntry.seq).order_by(col(AuditEntry.seq))).all()
-        per_writer = dict(
-            session.exec(select(AuditEntry.actor, func.count()).group_by(col(AuditEntry.actor))).all()  # type: ignore[arg-type]
-        )
+        per_writer = dict(session.exec(select(AuditEntry.actor, func.count()).group_by(col(AuditEntry.actor))).all())
         distinct_prev = session.exec(select(func.count(func.distinct(AuditEntry.prev_hash)))).one()
         result = audit.verify(session)
     assert seqs == list(range(1, expected + 1))

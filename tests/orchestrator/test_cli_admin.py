@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import text
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from orchestrator.auth.models import Role
 from orchestrator.auth.service import TOKEN_PREFIX, authenticate, hash_token
@@ -22,7 +23,7 @@ from tests.factories import auth
 TOKEN_RE = re.compile(rf"^{TOKEN_PREFIX}[A-Za-z0-9_-]{{40,}}$")
 
 
-def cli(*args: str) -> object:
+def cli(*args: str) -> Result:
     """Invoke the real CLI in-process."""
     return CliRunner().invoke(build(), list(args))
 
@@ -65,7 +66,7 @@ def test_each_token_is_new(db_url: str) -> None:
         assert conn.execute(text("SELECT count(*) FROM api_token")).scalar_one() == 2
 
 
-def test_created_token_works_against_the_api(client, db_url: str) -> None:
+def test_created_token_works_against_the_api(client: TestClient, db_url: str) -> None:
     """A token from the CLI authenticates on the HTTP API with its role."""
     admin = create("--role", "ADMIN", "--name", "ops")
     assert client.get("/api/v1/apps", headers=auth(admin)).status_code == 200

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog.manifest import load_manifest_text, parse_manifest, slugify
+from orchestrator.catalog.manifest import Manifest, load_manifest_text, parse_manifest, slugify
 from orchestrator.catalog.models import DataClass
 from orchestrator.errors import ValidationFailed
 from tests.factories import manifest
@@ -26,7 +26,7 @@ BAD_FILES = {
 }
 
 
-def load(name: str) -> object:
+def load(name: str) -> Manifest:
     """Load a sample manifest file from the test data."""
     return load_manifest_text((DATA / name).read_text(encoding="utf-8"))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from orchestrator.catalog import policy
 from orchestrator.catalog.models import DataClass
@@ -43,7 +43,7 @@ def fresh_caches() -> Iterator[None]:
     policy._cached.clear()
 
 
-def run_cli(*args: str) -> object:
+def run_cli(*args: str) -> Result:
     """Invoke the real CLI in-process."""
     return CliRunner().invoke(build(), list(args))
 

@@ -6,9 +6,12 @@ import hashlib
 import hmac
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.conftest import FIXTURES
+
+if TYPE_CHECKING:
+    from orchestrator.events.models import Event
 
 GITHUB_FIXTURES = FIXTURES / "github"
 # The repository of the octokit example payloads (push, repository.*).
@@ -18,7 +21,8 @@ OCTO_REPO = "https://github.com/Octocoders/Hello-World"
 
 def payload(name: str) -> dict[str, Any]:
     """A real GitHub webhook payload from the shared fixtures."""
-    return json.loads((GITHUB_FIXTURES / f"{name}.json").read_text())
+    loaded: dict[str, Any] = json.loads((GITHUB_FIXTURES / f"{name}.json").read_text())
+    return loaded
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -66,7 +70,7 @@ def catalogue(
         catalog.register_app(session, manifest, actor="test", policy=get_policy(), source="test")
 
 
-def events(**filters: Any) -> list[Any]:
+def events(**filters: Any) -> list[Event]:
     """Every event row matching `filters` (column=value)."""
     from sqlmodel import select
 

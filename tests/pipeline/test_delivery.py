@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -71,7 +72,7 @@ def _env(db_url: str, broker_url: str, probe_dir: Path, **extra: str) -> dict[st
     }
 
 
-def _emit(type: str, payload: dict | None = None) -> str:
+def _emit(type: str, payload: dict[str, Any] | None = None) -> str:
     """Write an event in its own transaction; the outbox publisher sends it after commit."""
     from orchestrator.db import session_scope
     from orchestrator.events.outbox import emit
@@ -95,7 +96,9 @@ def _effects(event_id: str) -> int:
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_broker_down_then_relay_handles_every_event_once(db_url, broker, probe_dir, procs, tmp_path) -> None:
+def test_broker_down_then_relay_handles_every_event_once(
+    db_url: str, broker: str, probe_dir: Path, procs: list[Proc], tmp_path: Path
+) -> None:
     """Broker on a closed port: 100 webhooks get 2xx; with Redis reachable the relay gets each handled once."""
     import secrets
 
@@ -135,7 +138,9 @@ def test_broker_down_then_relay_handles_every_event_once(db_url, broker, probe_d
 
 
 @pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
-def test_killed_pool_process_is_redelivered_and_handled_once(db_url, broker, probe_dir, procs, tmp_path) -> None:
+def test_killed_pool_process_is_redelivered_and_handled_once(
+    db_url: str, broker: str, probe_dir: Path, procs: list[Proc], tmp_path: Path
+) -> None:
     """SIGKILL of the pool process running a handler: the message is redelivered and takes effect once."""
     procs.append(start_worker(env=_env(db_url, broker, probe_dir), log_path=tmp_path / "worker.log", concurrency=1))
     (probe_dir / "hold").touch()
@@ -167,7 +172,9 @@ def _queued_tasks(broker_url: str) -> list[str]:
 
 
 @pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
-def test_events_committed_together_travel_in_one_message(db_url, broker, probe_dir, procs, tmp_path) -> None:
+def test_events_committed_together_travel_in_one_message(
+    db_url: str, broker: str, probe_dir: Path, procs: list[Proc], tmp_path: Path
+) -> None:
     """30 events of one commit: one handle_events message; each takes effect once; a poison one is parked alone."""
     ids = _emit_together(*(["test.effect"] * 29), "test.poison")
     assert orchestrator.events.publisher.flush(10)
@@ -181,12 +188,16 @@ def test_events_committed_together_travel_in_one_message(db_url, broker, probe_d
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_unparseable_messages_are_dropped_and_never_block(db_url, broker, probe_dir, procs, tmp_path) -> None:
+def test_unparseable_messages_are_dropped_and_never_block(
+    db_url: str, broker: str, probe_dir: Path, procs: list[Proc], tmp_path: Path
+) -> None:
     """Messages no event can be read from are dropped, logged, not retried; the event behind them is handled."""
     from workers.app import app as celery_app
 
-    bad = [("workers.handle_events", ["not-a-list"]), ("workers.handle_events", [["../etc"]]),
-           ("workers.handle_event", [42])]  # fmt: skip
+    bad: list[tuple[str, list[Any]]] = [
+        ("workers.handle_events", ["not-a-list"]), ("workers.handle_events", [["../etc"]]),
+        ("workers.handle_event", [42]),
+    ]  # fmt: skip
     with celery_app.connection_for_write(broker) as connection:
         for name, args in bad:
             celery_app.send_task(name, args=args, queue="ingest", connection=connection)
@@ -201,7 +212,9 @@ def test_unparseable_messages_are_dropped_and_never_block(db_url, broker, probe_
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_a_transient_failure_in_a_batch_is_retried_alone(db_url, broker, probe_dir, procs, tmp_path) -> None:
+def test_a_transient_failure_in_a_batch_is_retried_alone(
+    db_url: str, broker: str, probe_dir: Path, procs: list[Proc], tmp_path: Path
+) -> None:
     """A flaky event in a batch goes on as its own delayed retry; its batch-mates are handled at once."""
     ids = _emit_together("test.flaky", "test.effect", "test.effect")
     assert orchestrator.events.publisher.flush(10)
@@ -217,7 +230,9 @@ def test_a_transient_failure_in_a_batch_is_retried_alone(db_url, broker, probe_d
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
-def test_killed_worker_mid_batch_splits_it_and_handles_each_once(db_url, broker, probe_dir, procs, tmp_path) -> None:
+def test_killed_worker_mid_batch_splits_it_and_handles_each_once(
+    db_url: str, broker: str, probe_dir: Path, procs: list[Proc], tmp_path: Path
+) -> None:
     """SIGKILL while a batch runs its first event: the redelivered batch goes on as single messages, each once."""
     procs.append(start_worker(env=_env(db_url, broker, probe_dir), log_path=tmp_path / "worker.log", concurrency=1))
     (probe_dir / "hold").touch()
@@ -232,7 +247,9 @@ def test_killed_worker_mid_batch_splits_it_and_handles_each_once(db_url, broker,
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
-def test_messages_lost_by_the_broker_are_published_again(db_url, broker, probe_dir, procs, tmp_path) -> None:
+def test_messages_lost_by_the_broker_are_published_again(
+    db_url: str, broker: str, probe_dir: Path, procs: list[Proc], tmp_path: Path
+) -> None:
     """Redis loses its queued messages (restart without persistence): the relay publishes the events again."""
     ids = [_emit("test.effect") for _ in range(20)]
     assert orchestrator.events.publisher.flush(10)
@@ -245,7 +262,9 @@ def test_messages_lost_by_the_broker_are_published_again(db_url, broker, probe_d
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_killed_worker_is_recovered_by_the_relay(db_url, broker, probe_dir, procs, tmp_path) -> None:
+def test_killed_worker_is_recovered_by_the_relay(
+    db_url: str, broker: str, probe_dir: Path, procs: list[Proc], tmp_path: Path
+) -> None:
     """SIGKILL of the whole worker mid-handler: the next worker's relay republishes; the event takes effect once."""
     first = start_worker(env=_env(db_url, broker, probe_dir), log_path=tmp_path / "worker1.log", concurrency=1)
     procs.append(first)
@@ -263,7 +282,9 @@ def test_killed_worker_is_recovered_by_the_relay(db_url, broker, probe_dir, proc
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_retries_then_failed_poison_parked_and_redriven(db_url, broker, probe_dir, procs, tmp_path) -> None:
+def test_retries_then_failed_poison_parked_and_redriven(
+    db_url: str, broker: str, probe_dir: Path, procs: list[Proc], tmp_path: Path
+) -> None:
     """Transient errors retry with backoff then fail; poison and unknown types park; the CLI re-drives a failure."""
     from orchestrator.cli import build
 
@@ -275,12 +296,12 @@ def test_retries_then_failed_poison_parked_and_redriven(db_url, broker, probe_di
     wait_until(lambda: _status(after) == EventStatus.handled, timeout=60, what="the event behind the poison ones")
     wait_until(lambda: _status(crash) == EventStatus.parked, timeout=60, what="the worker-killing event parked")
     # The first (uncounted) run, then two counted ones; the third counted claim parks it.
-    assert len(_runs(probe_dir, crash)) == 3 and "without an outcome" in events(id=crash)[0].last_error
+    assert len(_runs(probe_dir, crash)) == 3 and "without an outcome" in (events(id=crash)[0].last_error or "")
     wait_until(lambda: _status(flaky) == EventStatus.failed, timeout=30, what="the flaky event to fail")
     assert len(_runs(probe_dir, flaky)) == 2
-    assert "dependency is down" in events(id=flaky)[0].last_error
+    assert "dependency is down" in (events(id=flaky)[0].last_error or "")
     assert (_status(poison), _status(unknown)) == (EventStatus.parked, EventStatus.parked)
-    assert "no handler" in events(id=unknown)[0].last_error
+    assert "no handler" in (events(id=unknown)[0].last_error or "")
 
     runner = CliRunner()
     listed = runner.invoke(build(), ["events", "failed"])
@@ -295,7 +316,9 @@ def test_retries_then_failed_poison_parked_and_redriven(db_url, broker, probe_di
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_embedded_sqlite_broker_delivers(db_url, probe_dir, procs, tmp_path, monkeypatch) -> None:
+def test_embedded_sqlite_broker_delivers(
+    db_url: str, probe_dir: Path, procs: list[Proc], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The server-less default broker (kombu's SQLAlchemy transport on SQLite) carries events to a worker."""
     from orchestrator.config import get_settings
 

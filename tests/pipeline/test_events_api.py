@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import pytest
 
 import tests.pipeline.probe_handlers  # noqa: F401 - registers test.poison / test.flaky here
 from orchestrator.events.runner import run_event
 from tests.factories import auth
 from tests.pipeline.helpers import audit_actions, events
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 
 def _emit(type: str) -> str:
@@ -28,7 +34,7 @@ def parked(db_url: str) -> list[str]:
     return ids
 
 
-def test_list_by_status_with_pagination(client, make_token, parked) -> None:
+def test_list_by_status_with_pagination(client: TestClient, make_token: Callable[..., str], parked: list[str]) -> None:
     """Approvers list events by status, newest first, page by page; makers may not."""
     approver = make_token("approver", "approver@example.com")
     assert client.get("/api/v1/events", headers=auth(make_token("maker", "m@example.com"))).status_code == 403
@@ -45,7 +51,7 @@ def test_list_by_status_with_pagination(client, make_token, parked) -> None:
     assert one["status"] == "parked" and "no handler" in one["last_error"]
 
 
-def test_retry_is_admin_only_and_audited(client, make_token, parked) -> None:
+def test_retry_is_admin_only_and_audited(client: TestClient, make_token: Callable[..., str], parked: list[str]) -> None:
     """An admin re-drives a parked event (fresh attempts, audited); handled or unknown events are refused."""
     admin = make_token("admin", "it@example.com")
     assert (
@@ -62,7 +68,7 @@ def test_retry_is_admin_only_and_audited(client, make_token, parked) -> None:
     assert client.post("/api/v1/events/nope/retry", headers=auth(admin)).status_code == 404
 
 
-def test_cli_show_and_relay_once(sqlite_url, monkeypatch) -> None:
+def test_cli_show_and_relay_once(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """`events show` prints an event; `relay --once` publishes what is due; errors exit non-zero."""
     from typer.testing import CliRunner
 

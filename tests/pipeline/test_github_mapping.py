@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
-from orchestrator.catalog.models import Person
+from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.events.runner import run_event
 from tests.pipeline.helpers import HELLO_REPO, OCTO_REPO, audit_actions, catalogue, delivery, events, payload
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from tests.pipeline.fake_github import FakeGitHub
 
 URL = "/webhooks/github"
 GHES_REPO = "http://rachmari-0a7d40112fe15292b.ghe-test.net/Octocoders/Hello-World"
 
 
-def _app(app_id: str):
+def _app(app_id: str) -> MicroApp | None:
     from orchestrator.catalog.models import MicroApp
     from orchestrator.db import session_scope
 
@@ -20,7 +26,7 @@ def _app(app_id: str):
         return session.get(MicroApp, app_id)
 
 
-def test_push_to_default_branch_is_app_updated(client, webhook_secret) -> None:
+def test_push_to_default_branch_is_app_updated(client: TestClient, webhook_secret: str) -> None:
     """A push to the default branch of a catalogued repo becomes app.updated with its commit, handled once."""
     catalogue("hello", repo=HELLO_REPO + ".git")
     body = payload("push.with-new-branch.payload")
@@ -34,7 +40,7 @@ def test_push_to_default_branch_is_app_updated(client, webhook_secret) -> None:
     assert run_event(event_id).status == "skipped"
 
 
-def test_other_pushes_are_ignored(client, webhook_secret) -> None:
+def test_other_pushes_are_ignored(client: TestClient, webhook_secret: str) -> None:
     """Tag pushes, deleted branches, other branches and unknown repositories are 202 ignored."""
     catalogue("hello", repo=HELLO_REPO)
     tag = payload("push.payload")
@@ -51,7 +57,9 @@ def test_other_pushes_are_ignored(client, webhook_secret) -> None:
     assert {e.type for e in events()} <= {"app.created"}
 
 
-def test_repository_created_with_manifest_registers_app(client, webhook_secret, fake_github) -> None:
+def test_repository_created_with_manifest_registers_app(
+    client: TestClient, webhook_secret: str, fake_github: FakeGitHub
+) -> None:
     """repository.created whose repo holds microapp.yaml (read via the contents API) catalogues the app."""
     fake_github.files[("Octocoders/Hello-World", "microapp.yaml")] = (
         b"name: Hello World\nowner: octo@example.com\ndata_class: internal\ndescription: from GitHub\n"
@@ -66,7 +74,9 @@ def test_repository_created_with_manifest_registers_app(client, webhook_secret, 
     assert created.source == "github"
 
 
-def test_repository_created_without_manifest_catalogues_nothing(client, webhook_secret, fake_github) -> None:
+def test_repository_created_without_manifest_catalogues_nothing(
+    client: TestClient, webhook_secret: str, fake_github: FakeGitHub
+) -> None:
     """A new repository without microapp.yaml is handled with a note and catalogues nothing."""
     response = client.post(URL, **delivery("repository", payload("repository.created.payload"), webhook_secret))
     event_id = response.json()["event_id"]
@@ -76,7 +86,7 @@ def test_repository_created_without_manifest_catalogues_nothing(client, webhook_
     assert _app("hello-world") is None
 
 
-def test_repository_archived_or_deleted_retires_app(client, webhook_secret) -> None:
+def test_repository_archived_or_deleted_retires_app(client: TestClient, webhook_secret: str) -> None:
     """repository archived or deleted moves the app to sunsetting and emits app.retire_requested."""
     catalogue("ghes-app", repo=GHES_REPO)
     catalogue("octo-app", repo=OCTO_REPO)
@@ -87,29 +97,32 @@ def test_repository_archived_or_deleted_retires_app(client, webhook_secret) -> N
         response = client.post(URL, **delivery("repository", body, webhook_secret))
         assert response.status_code == 202, response.text
         assert run_event(response.json()["event_id"]).status == "handled"
-        assert _app(app_id).stage.value == "sunsetting"
+        app = _app(app_id)
+        assert app is not None and app.stage.value == "sunsetting"
         [retire] = events(type="app.retire_requested", app_id=app_id)
         assert retire.source == "github"
 
 
-def test_repository_renamed_or_transferred_updates_repo_url(client, webhook_secret) -> None:
+def test_repository_renamed_or_transferred_updates_repo_url(client: TestClient, webhook_secret: str) -> None:
     """renamed / transferred update the app's repo URL and write an audit entry."""
     renamed = payload("repository.renamed.payload")
     renamed["changes"]["repository"]["name"]["from"] = "Old-Name"
     catalogue("renamed-app", repo="https://github.com/Octocoders/Old-Name")
     response = client.post(URL, **delivery("repository", renamed, webhook_secret))
     assert run_event(response.json()["event_id"]).status == "handled"
-    assert _app("renamed-app").repo_url == OCTO_REPO
+    app = _app("renamed-app")
+    assert app is not None and app.repo_url == OCTO_REPO
     [moved] = [e for e in audit_actions("renamed-app") if e.action == "app.repo_moved"]
     assert moved.data == {"from": "https://github.com/Octocoders/Old-Name", "to": OCTO_REPO}
 
     catalogue("moved-app", repo="https://github.com/octocat/Hello-World")
     response = client.post(URL, **delivery("repository", payload("repository.transferred.payload"), webhook_secret))
     assert run_event(response.json()["event_id"]).status == "handled"
-    assert _app("moved-app").repo_url == OCTO_REPO
+    app = _app("moved-app")
+    assert app is not None and app.repo_url == OCTO_REPO
 
 
-def test_member_removed_is_owner_left(client, webhook_secret) -> None:
+def test_member_removed_is_owner_left(client: TestClient, webhook_secret: str) -> None:
     """organization.member_removed for a known GitHub login becomes owner.left for that person."""
     from orchestrator.db import session_scope
 

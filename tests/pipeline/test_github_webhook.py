@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import pytest
@@ -12,10 +13,13 @@ from orchestrator.http.github import signature_for, signature_valid
 from tests.conftest import FIXTURES
 from tests.pipeline.helpers import HELLO_REPO, catalogue, delivery, events, payload, sign
 
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
 URL = "/webhooks/github"
 
 
-def _push(app_id: str = "hello") -> dict:
+def _push(app_id: str = "hello") -> dict[str, Any]:
     catalogue(app_id, repo=HELLO_REPO)
     return payload("push.with-new-branch.payload")
 
@@ -31,7 +35,9 @@ def test_github_documented_vector_verifies() -> None:
     assert not signature_valid(body, header.replace("sha256=", "sha1="), [vector["secret"]])
 
 
-def test_bad_signature_is_401_logged_and_stores_nothing(sqlite_client, webhook_secret, caplog) -> None:
+def test_bad_signature_is_401_logged_and_stores_nothing(
+    sqlite_client: TestClient, webhook_secret: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """A wrong or missing signature answers 401, writes a log line and stores no event."""
     body = json.dumps(_push()).encode()
     wrong = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-1", "X-Hub-Signature-256": sign("nope", body)}
@@ -44,7 +50,7 @@ def test_bad_signature_is_401_logged_and_stores_nothing(sqlite_client, webhook_s
     assert "request refused" in caplog.text and "invalid_signature" in caplog.text
 
 
-def test_no_secret_configured_refuses_everything(sqlite_client, monkeypatch) -> None:
+def test_no_secret_configured_refuses_everything(sqlite_client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without GITHUB_WEBHOOK_SECRET nothing can be verified, so every delivery is refused."""
     from orchestrator.config import get_settings
 
@@ -54,14 +60,14 @@ def test_no_secret_configured_refuses_everything(sqlite_client, monkeypatch) -> 
     assert response.status_code == 401
 
 
-def test_ping_is_200(sqlite_client, webhook_secret) -> None:
+def test_ping_is_200(sqlite_client: TestClient, webhook_secret: str) -> None:
     """A signed ping answers 200 and stores nothing."""
     response = sqlite_client.post(URL, **delivery("ping", payload("ping.payload"), webhook_secret))
     assert response.status_code == 200
     assert events() == []
 
 
-def test_unused_event_is_202_ignored(sqlite_client, webhook_secret) -> None:
+def test_unused_event_is_202_ignored(sqlite_client: TestClient, webhook_secret: str) -> None:
     """An event type we do not use answers 202 {"ignored": true}."""
     response = sqlite_client.post(
         URL, **delivery("pull_request", payload("pull_request.opened.payload"), webhook_secret)
@@ -71,14 +77,16 @@ def test_unused_event_is_202_ignored(sqlite_client, webhook_secret) -> None:
     assert events() == []
 
 
-def test_declared_size_over_limit_is_413(sqlite_client, webhook_secret) -> None:
+def test_declared_size_over_limit_is_413(sqlite_client: TestClient, webhook_secret: str) -> None:
     """A Content-Length over 25 MB is refused with 413 before the body is read."""
     kwargs = delivery("push", b"{}", webhook_secret)
     kwargs["headers"]["Content-Length"] = str(25 * 1024 * 1024 + 1)
     assert sqlite_client.post(URL, **kwargs).status_code == 413
 
 
-def test_streamed_body_over_limit_is_413(sqlite_client, webhook_secret, monkeypatch) -> None:
+def test_streamed_body_over_limit_is_413(
+    sqlite_client: TestClient, webhook_secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A body that grows past the limit while it is read (no Content-Length) is refused with 413."""
     from orchestrator.config import get_settings
 
@@ -90,14 +98,14 @@ def test_streamed_body_over_limit_is_413(sqlite_client, webhook_secret, monkeypa
     assert sqlite_client.post(URL, **kwargs).status_code == 413
 
 
-def test_malformed_json_is_400(sqlite_client, webhook_secret) -> None:
+def test_malformed_json_is_400(sqlite_client: TestClient, webhook_secret: str) -> None:
     """A correctly signed body that is not JSON answers 400."""
     response = sqlite_client.post(URL, **delivery("push", b"{not json", webhook_secret))
     assert response.status_code == 400
     assert response.json()["error"] == "malformed_body"
 
 
-def test_rotation_accepts_old_and_new_secret(sqlite_client, monkeypatch) -> None:
+def test_rotation_accepts_old_and_new_secret(sqlite_client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """With GITHUB_WEBHOOK_SECRET=old,new deliveries signed with either secret are accepted."""
     from orchestrator.config import get_settings
 
@@ -110,7 +118,7 @@ def test_rotation_accepts_old_and_new_secret(sqlite_client, monkeypatch) -> None
     assert sqlite_client.post(URL, **delivery("push", body, "third")).status_code == 401
 
 
-def test_form_encoded_delivery_is_accepted(sqlite_client, webhook_secret) -> None:
+def test_form_encoded_delivery_is_accepted(sqlite_client: TestClient, webhook_secret: str) -> None:
     """A hook configured for application/x-www-form-urlencoded (payload=<json>) works too."""
     raw = urlencode({"payload": json.dumps(_push())}).encode()
     kwargs = delivery("push", raw, webhook_secret)
@@ -120,7 +128,7 @@ def test_form_encoded_delivery_is_accepted(sqlite_client, webhook_secret) -> Non
 
 
 @pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
-def test_duplicate_delivery_answers_first_event(client, webhook_secret) -> None:
+def test_duplicate_delivery_answers_first_event(client: TestClient, webhook_secret: str) -> None:
     """A redelivery (same X-GitHub-Delivery) answers 200 with the first event id and stores nothing new."""
     body = _push()
     first = client.post(URL, **delivery("push", body, webhook_secret, guid="guid-1"))

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlmodel import select
+from sqlmodel import SQLModel, select
 
 from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.clock import utcnow
 from orchestrator.events.runner import run_event
 from orchestrator.notifications.models import Notification
 from orchestrator.timers.models import Deadline
-from tests.factories import auth
+from tests.factories import Response, auth
 from tests.pipeline.helpers import audit_actions, catalogue, events
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 
 def _people() -> None:
@@ -26,7 +31,10 @@ def _people() -> None:
         session.add(Person(email="other@example.com"))
 
 
-def _rows(model, **filters):
+_Row = TypeVar("_Row", bound=SQLModel)
+
+
+def _rows(model: type[_Row], **filters: Any) -> list[_Row]:
     from orchestrator.db import session_scope
 
     with session_scope(write=False) as session:
@@ -36,12 +44,12 @@ def _rows(model, **filters):
         return list(session.exec(query).all())
 
 
-def _left(client, token: str, email: str, key: str | None = None):
+def _left(client: TestClient, token: str, email: str, key: str | None = None) -> Response:
     headers = {**auth(token), **({"Idempotency-Key": key} if key else {})}
     return client.post(f"/api/v1/people/{email}/left", json={"reason": "left the company"}, headers=headers)
 
 
-def test_people_left_api_is_admin_only_and_idempotent(client, make_token) -> None:
+def test_people_left_api_is_admin_only_and_idempotent(client: TestClient, make_token: Callable[..., str]) -> None:
     """Only an admin may report a departure; an Idempotency-Key makes a repeat a duplicate."""
     _people()
     admin, maker = make_token("admin", "it@example.com"), make_token("maker", "maker@example.com")
@@ -56,7 +64,7 @@ def test_people_left_api_is_admin_only_and_idempotent(client, make_token) -> Non
     assert event.payload["actor"] == "it@example.com"
 
 
-def test_owner_left_promotes_co_owner_or_orphans(client, make_token) -> None:
+def test_owner_left_promotes_co_owner_or_orphans(client: TestClient, make_token: Callable[..., str]) -> None:
     """Co-owned apps get the co-owner as owner; the rest are orphaned with a grace deadline and an ask for an owner."""
     _people()
     catalogue("with-co", owner="leaver@example.com", co_owners=("co@example.com",))
@@ -71,6 +79,7 @@ def test_owner_left_promotes_co_owner_or_orphans(client, make_token) -> None:
     assert (with_co.owner_email, with_co.stage.value) == ("co@example.com", "registered")
     assert "app.owner_transferred" in [e.action for e in audit_actions("with-co")]
     [alone] = _rows(MicroApp, id="alone")
+    assert alone.previous_stage is not None
     assert (alone.stage.value, alone.previous_stage.value) == ("orphaned", "registered")
     [grace] = _rows(Deadline, app_id="alone", kind="owner_left_grace")
     assert abs(grace.due_at - (utcnow() + timedelta(days=7))) < timedelta(minutes=5)  # restricted: 7 days
@@ -102,7 +111,7 @@ def test_owner_left_promotes_co_owner_or_orphans(client, make_token) -> None:
     assert (alone.owner_email, alone.stage.value) == ("co@example.com", "registered")
 
 
-def test_owner_left_without_email_is_parked(sqlite_url) -> None:
+def test_owner_left_without_email_is_parked(sqlite_url: str) -> None:
     """An owner.left event without an email can never be handled: it is parked, not retried."""
     from orchestrator.db import session_scope
     from orchestrator.events.outbox import emit
@@ -112,4 +121,4 @@ def test_owner_left_without_email_is_parked(sqlite_url) -> None:
     outcome = run_event(event_id)
     assert outcome.status == "parked"
     [event] = events(id=event_id)
-    assert event.status.value == "parked" and "without an email" in event.last_error
+    assert event.status.value == "parked" and "without an email" in (event.last_error or "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -10,11 +11,14 @@ from orchestrator.clock import utcnow
 from orchestrator.errors import ConfigError
 from orchestrator.events.redelivery import parse_hooks, redeliver_failed
 
+if TYPE_CHECKING:
+    from tests.pipeline.fake_github import FakeGitHub
+
 REPO_HOOK = "repos/acme/expense-helper/hooks/42"
 ORG_HOOK = "orgs/acme/hooks/7"
 
 
-def _delivery(id: int, guid: str, status_code: int, *, minutes_ago: float, redelivery: bool = False) -> dict:
+def _delivery(id: int, guid: str, status_code: int, *, minutes_ago: float, redelivery: bool = False) -> dict[str, Any]:
     at = (utcnow() - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
     status = "OK" if status_code < 300 else "Invalid HTTP Response: 503"
     return {
@@ -23,7 +27,7 @@ def _delivery(id: int, guid: str, status_code: int, *, minutes_ago: float, redel
     }  # fmt: skip
 
 
-def _configure(monkeypatch, **env: str) -> None:
+def _configure(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
     from orchestrator.config import get_settings
 
     for key, value in env.items():
@@ -31,7 +35,9 @@ def _configure(monkeypatch, **env: str) -> None:
     get_settings.cache_clear()
 
 
-def test_failed_deliveries_are_redelivered_once(sqlite_url, fake_github, monkeypatch) -> None:
+def test_failed_deliveries_are_redelivered_once(
+    sqlite_url: str, fake_github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Only GUIDs that never got a 2xx, are unknown here and have attempts left are redelivered (latest attempt)."""
     from orchestrator.db import session_scope
     from orchestrator.events.outbox import emit
@@ -60,7 +66,7 @@ def test_failed_deliveries_are_redelivered_once(sqlite_url, fake_github, monkeyp
     assert any("cursor=" in path for _, path in fake_github.requests)
 
 
-def test_job_is_skipped_without_hooks_or_token(sqlite_url, monkeypatch) -> None:
+def test_job_is_skipped_without_hooks_or_token(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """With no GITHUB_HOOKS (or no GITHUB_TOKEN) the job does nothing."""
     _configure(monkeypatch, GITHUB_HOOKS="")
     assert redeliver_failed().skipped

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
-from sqlmodel import select
+from sqlmodel import col, select
 
 from orchestrator.clock import utcnow
 from orchestrator.config import get_settings
@@ -35,7 +35,7 @@ def _claim() -> list[str]:
         return claim_due(session, get_settings())
 
 
-def test_due_events_are_claimed_once_per_lease(db_url) -> None:
+def test_due_events_are_claimed_once_per_lease(db_url: str) -> None:
     """Old pending and long-unhandled events are claimed; young ones and a fresh lease are left alone."""
     young = _emit(age_seconds=1)
     old = _emit(age_seconds=60)
@@ -47,7 +47,7 @@ def test_due_events_are_claimed_once_per_lease(db_url) -> None:
     assert {young, waiting, done}.isdisjoint(_claim())
 
 
-def test_republish_marks_enqueued(db_url) -> None:
+def test_republish_marks_enqueued(db_url: str) -> None:
     """republish_due sends what is due to the broker and marks pending events enqueued."""
     old = _emit(age_seconds=60)
     assert republish_due() == 1
@@ -56,7 +56,7 @@ def test_republish_marks_enqueued(db_url) -> None:
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
-def test_rows_locked_by_a_handler_are_skipped(db_url) -> None:
+def test_rows_locked_by_a_handler_are_skipped(db_url: str) -> None:
     """On PostgreSQL a row held FOR UPDATE (a running handler) is skipped, not waited for."""
     from orchestrator.db import session_scope
 
@@ -64,10 +64,10 @@ def test_rows_locked_by_a_handler_are_skipped(db_url) -> None:
     with session_scope() as handler:
         handler.exec(select(Event).where(Event.id == held).with_for_update()).one()
         assert _claim() == [free]
-        handler.execute(update(Event).where(Event.id == held).values(status=EventStatus.handled))
+        handler.execute(update(Event).where(col(Event.id) == held).values(status=EventStatus.handled))
 
 
-def test_one_relay_per_sqlite_file(sqlite_url) -> None:
+def test_one_relay_per_sqlite_file(sqlite_url: str) -> None:
     """Two relays on one SQLite database: the second stands by until the first lets go."""
     first, second = SingleRelayLock(sqlite_url), SingleRelayLock(sqlite_url)
     assert first.acquire() and first.acquire()

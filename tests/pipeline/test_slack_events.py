@@ -7,12 +7,17 @@ import hmac
 import json
 import secrets
 import time
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import pytest
+from slack_sdk.signature import Clock
 
 from orchestrator.http import slack_events
 from tests.conftest import FIXTURES
 from tests.pipeline.helpers import events
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 URL = "/slack/events"
 
@@ -28,7 +33,14 @@ def signing_secret(monkeypatch: pytest.MonkeyPatch) -> str:
     return secret
 
 
-def _signed(body: dict | bytes, secret: str, *, at: int | None = None) -> dict:
+class _Signed(TypedDict):
+    """The keyword arguments of a signed Slack request for the test client's `post`."""
+
+    content: bytes
+    headers: dict[str, str]
+
+
+def _signed(body: dict[str, Any] | bytes, secret: str, *, at: int | None = None) -> _Signed:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     ts = str(at if at is not None else int(time.time()))
     digest = hmac.new(secret.encode(), f"v0:{ts}:".encode() + raw, hashlib.sha256).hexdigest()
@@ -36,7 +48,9 @@ def _signed(body: dict | bytes, secret: str, *, at: int | None = None) -> dict:
     return {"content": raw, "headers": headers}
 
 
-def _user_change(user_id: str, *, deleted: bool = True, event_id: str = "Ev0001", email: str | None = None) -> dict:
+def _user_change(
+    user_id: str, *, deleted: bool = True, event_id: str = "Ev0001", email: str | None = None
+) -> dict[str, Any]:
     user = {"id": user_id, "deleted": deleted, "profile": {"email": email} if email else {}}
     return {
         "type": "event_callback",
@@ -46,11 +60,11 @@ def _user_change(user_id: str, *, deleted: bool = True, event_id: str = "Ev0001"
     }
 
 
-def test_documented_slack_vector_verifies(monkeypatch) -> None:
+def test_documented_slack_vector_verifies(monkeypatch: pytest.MonkeyPatch) -> None:
     """Slack's documented signing example verifies (with the clock frozen at its timestamp)."""
     vector = json.loads((FIXTURES / "slack" / "vectors.json").read_text())["slack_request_signing"]
 
-    class Frozen(slack_events.Clock):
+    class Frozen(Clock):
         def now(self) -> float:
             return float(vector["timestamp"])
 
@@ -58,11 +72,11 @@ def test_documented_slack_vector_verifies(monkeypatch) -> None:
     body = vector["body"].encode()
     assert slack_events.verify(body, vector["headers"], vector["signing_secret"])
     assert not slack_events.verify(body + b"x", vector["headers"], vector["signing_secret"])
-    monkeypatch.setattr(slack_events, "clock", slack_events.Clock())
+    monkeypatch.setattr(slack_events, "clock", Clock())
     assert not slack_events.verify(body, vector["headers"], vector["signing_secret"]), "a 2018 timestamp is stale"
 
 
-def test_bad_or_stale_signature_is_401(sqlite_client, signing_secret) -> None:
+def test_bad_or_stale_signature_is_401(sqlite_client: TestClient, signing_secret: str) -> None:
     """A wrong secret, a stale timestamp or no signature at all is refused with 401."""
     body = _user_change("U1")
     assert sqlite_client.post(URL, **_signed(body, "other")).status_code == 401
@@ -74,7 +88,7 @@ def test_bad_or_stale_signature_is_401(sqlite_client, signing_secret) -> None:
     assert events() == []
 
 
-def test_url_verification_answers_challenge(sqlite_client, signing_secret) -> None:
+def test_url_verification_answers_challenge(sqlite_client: TestClient, signing_secret: str) -> None:
     """A signed url_verification request gets its challenge back."""
     body = {"type": "url_verification", "token": "x", "challenge": secrets.token_urlsafe(24)}
     response = sqlite_client.post(URL, **_signed(body, signing_secret))
@@ -83,7 +97,7 @@ def test_url_verification_answers_challenge(sqlite_client, signing_secret) -> No
 
 
 @pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
-def test_deleted_user_is_owner_left_once(client, signing_secret) -> None:
+def test_deleted_user_is_owner_left_once(client: TestClient, signing_secret: str) -> None:
     """user_change with deleted:true emits owner.left for that Slack user; Slack's retry is a duplicate."""
     from orchestrator.catalog.models import Person
     from orchestrator.db import session_scope
@@ -107,7 +121,7 @@ def test_deleted_user_is_owner_left_once(client, signing_secret) -> None:
     assert {e.payload["email"] for e in events(type="owner.left")} == {"leaver@example.com", "by-email@example.com"}
 
 
-def test_other_events_are_ignored(sqlite_client, signing_secret) -> None:
+def test_other_events_are_ignored(sqlite_client: TestClient, signing_secret: str) -> None:
     """A user_change that is not a deletion, an unknown user, or another event type is acknowledged and ignored."""
     for body in (
         _user_change("U1", deleted=False),

@@ -167,7 +167,7 @@ def database_dump(url: str) -> str:
     from orchestrator.db import get_engine
 
     engine = get_engine(url)
-    parts = []
+    parts: list[str] = []
     with engine.connect() as conn:
         for name in inspect(engine).get_table_names():
             parts.extend(repr(tuple(row)) for row in conn.execute(text(f'SELECT * FROM "{name}"')))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,9 @@ from orchestrator.reviews.checks.dependencies import (
 )
 
 
-def write_osv(directory: Path, adv_id: str, ecosystem: str, name: str, ranges: list[dict], **extra: object) -> None:
+def write_osv(
+    directory: Path, adv_id: str, ecosystem: str, name: str, ranges: list[dict[str, Any]], **extra: Any
+) -> None:
     """Write one OSV advisory file into `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     doc = {

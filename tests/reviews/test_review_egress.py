@@ -6,6 +6,7 @@ import pytest
 
 from orchestrator.catalog.policy import load_policy
 from orchestrator.reviews.checks.egress import EgressScan, declared, egress_findings
+from orchestrator.reviews.checks.findings import Finding
 from orchestrator.reviews.checks.pii import iban_ok, luhn_ok, pii_findings
 from orchestrator.reviews.checks.scopes import is_broad, scope_findings
 
@@ -20,7 +21,7 @@ def scan(files: dict[str, str]) -> EgressScan:
     return result
 
 
-def rules(findings: list) -> set[str]:
+def rules(findings: list[Finding]) -> set[str]:
     """The rule ids of some findings."""
     return {f.rule for f in findings}
 

@@ -43,7 +43,12 @@ def make_app(root: Path, data_class: str = "internal", files: dict[str, str] | N
 def test_clean_internal_app_passes(tmp_path: Path) -> None:
     """A clean app in a data class that auto-approves passes."""
     result = review_directory(make_app(tmp_path / "app"), policy=load_policy())
-    assert result.verdict == "pass" and result.findings == [] and result.manifest["name"] == "Expense helper"
+    assert (
+        result.verdict == "pass"
+        and result.findings == []
+        and result.manifest is not None
+        and result.manifest["name"] == "Expense helper"
+    )
 
 
 def test_clean_restricted_app_needs_approval(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import secrets
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,9 +21,9 @@ from tests.reviews.helpers import FakeGitHubTarballs, make_repo, tarball_of
 LIMITS = ReviewLimits()
 
 
-def settings(**overrides: object) -> Settings:
+def settings(**overrides: Any) -> Settings:
     """Settings as a worker would read them, with overrides."""
-    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **overrides)
 
 
 @pytest.fixture
@@ -255,7 +256,7 @@ class TestUnpacking:
         written = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
         assert written == ["ok.py", "sub/fine.txt"]
         assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "out" / "escape.txt").exists()
-        reasons = {s["path"]: s["reason"] for s in out.skipped}
+        reasons = {s["path"]: str(s["reason"]) for s in out.skipped}
         assert "unsafe path" in reasons["top/../../escape.txt"] and "unsafe path" in reasons["/etc/evil.txt"]
         assert "link" in reasons["link"] and "link" in reasons["hard"] and "not a regular file" in reasons["dev"]
         assert not any(p.is_symlink() for p in dest.rglob("*"))

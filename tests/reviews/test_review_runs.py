@@ -100,7 +100,7 @@ def test_a_run_whose_worker_died_is_taken_over_after_its_lease_then_capped(db_ur
         session.get(Review, review_id).lease_until = utcnow() - timedelta(seconds=1)  # type: ignore[union-attr]
     with session_scope() as session:
         job = store.claim(session, review_id, settings=settings, policy=policy)
-        assert job is not None and job.attempt == 2
+        assert isinstance(job, store.Job) and job.attempt == 2
         session.get(Review, review_id).lease_until = utcnow() - timedelta(seconds=1)  # type: ignore[union-attr]
     with session_scope() as session:
         assert store.claim(session, review_id, settings=settings, policy=policy) is None

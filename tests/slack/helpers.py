@@ -9,7 +9,7 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from orchestrator.approvals.flows import request_approval
 from orchestrator.approvals.models import ApprovalKind, ApprovalRequest
@@ -89,7 +89,7 @@ def deliver_all(rounds: int = 5) -> list[str]:
             ids = session.exec(
                 select(Notification.id)
                 .where(Notification.status == NotificationStatus.pending)
-                .order_by(Notification.id)
+                .order_by(col(Notification.id))
             ).all()
         if not ids:
             break
@@ -110,7 +110,8 @@ def sign(body: bytes, secret: str, *, timestamp: int | None = None) -> dict[str,
 
 def fixture_payload(name: str) -> dict[str, Any]:
     """A real Slack payload from the shared fixtures."""
-    return json.loads((FIXTURES / "slack" / name).read_text())
+    loaded: dict[str, Any] = json.loads((FIXTURES / "slack" / name).read_text())
+    return loaded
 
 
 def click(action_id: str, value: str, *, user_id: str, channel: str = "C0APPROVAL", ts: str = "1.000001") -> bytes:

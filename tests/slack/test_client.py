@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,7 @@ def test_rate_limit_waits_for_retry_after(slack: FakeSlack) -> None:
     ],
     ids=["5xx-after-post", "timeout-after-post"],
 )
-def test_retry_after_lost_answer_does_not_post_twice(slack: FakeSlack, fault: dict) -> None:
+def test_retry_after_lost_answer_does_not_post_twice(slack: FakeSlack, fault: dict[str, Any]) -> None:
     """A retry after a 5xx or a timeout finds the first post by its metadata key instead of posting again."""
     slack.fail("chat.postMessage", **fault)
     posted = client(slack, timeout=0.7).post(channel=CHANNEL, text="once", blocks=[], key="k-once")

@@ -138,8 +138,7 @@ def test_extend_button_asks_and_approval_sets_new_expiry(signing_secret: str, sl
     assert handle_all()[-1] == "decided"
     deliver_all()
     with session_scope(write=False) as session:
-        app = session.get(MicroApp, app_id)
-        assert app is not None
+        app = session.get_one(MicroApp, app_id)
         assert as_utc(app.expires_at) - old_expiry == timedelta(days=60)  # type: ignore[arg-type]
         expiry = session.exec(
             select(Deadline).where(Deadline.app_id == app_id, Deadline.kind == "expiry", Deadline.status == "pending")

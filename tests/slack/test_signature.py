@@ -33,7 +33,8 @@ class FixedClock(Clock):
 
 
 def _vector() -> dict[str, Any]:
-    return json.loads((FIXTURES / "slack" / "vectors.json").read_text())["slack_request_signing"]
+    vector: dict[str, Any] = json.loads((FIXTURES / "slack" / "vectors.json").read_text())["slack_request_signing"]
+    return vector
 
 
 def test_documented_example_verifies() -> None:

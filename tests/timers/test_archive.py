@@ -111,7 +111,7 @@ def test_overdue_purges_are_found_again(app_factory: Any, timer_settings: dict[s
     record = _record(app.id)
     with session_scope() as session:
         assert retention.overdue_purges(session) == []  # not due yet
-        row = session.get(ArchiveRecord, record.id)
+        row = session.get_one(ArchiveRecord, record.id)
         row.retain_until = utcnow() - timedelta(minutes=1)
         session.add(row)
     with session_scope(write=False) as session:

@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 @pytest.fixture
 def env(
     sqlite_url: str, private_redis: str, redis_client: Any, timer_settings: dict[str, str], monkeypatch: Any
-) -> dict:
+) -> dict[str, str]:
     """Settings shared by this process and the children: SQLite file, Redis broker/locks, short timers."""
     from orchestrator.config import get_settings
 
@@ -53,7 +53,7 @@ def env(
     return values
 
 
-def _scheduler(env: dict, log_path: Path) -> Proc:
+def _scheduler(env: dict[str, str], log_path: Path) -> Proc:
     return spawn([sys.executable, "-m", "orchestrator.cli", "scheduler"], env=env, log_path=log_path)
 
 
@@ -68,7 +68,7 @@ def _status(deadline_id: int) -> DeadlineStatus:
         return row.status
 
 
-def test_expiry_end_to_end(env: dict, tmp_path: Path) -> None:
+def test_expiry_end_to_end(env: dict[str, str], tmp_path: Path) -> None:
     """A sandbox expiry fires on time through scheduler → worker → event → sunset, ending retired and archived."""
     with session_scope() as session:
         missed = deadlines.schedule(session, kind="probe", due_at=utcnow() - timedelta(minutes=5))
@@ -82,8 +82,9 @@ def test_expiry_end_to_end(env: dict, tmp_path: Path) -> None:
     worker = start_worker(env=env, log_path=tmp_path / "worker.log", queues="ingest,sunset,notifications")
     scheduler = _scheduler(env, tmp_path / "scheduler.log")
     try:
-        assert missed.id is not None
-        wait_until(lambda: _status(missed.id) is DeadlineStatus.fired, timeout=30, what="catch-up of a missed deadline")
+        missed_id = missed.id
+        assert missed_id is not None
+        wait_until(lambda: _status(missed_id) is DeadlineStatus.fired, timeout=30, what="catch-up of a missed deadline")
         wait_until(lambda: _stage(app.id) is Stage.retired, timeout=60, what="expiry → retired")
     finally:
         scheduler.stop()
@@ -115,7 +116,7 @@ def _queued_ids(redis_client: Any) -> set[int]:
     return ids
 
 
-def test_standby_takes_over_within_the_ttl(env: dict, tmp_path: Path, redis_client: Any) -> None:
+def test_standby_takes_over_within_the_ttl(env: dict[str, str], tmp_path: Path, redis_client: Any) -> None:
     """Two schedulers: one leads; SIGKILL it and the other leads within the lock TTL and fires new deadlines."""
     first = _scheduler(env, tmp_path / "a.log")
     second = _scheduler(env, tmp_path / "b.log")
@@ -137,7 +138,7 @@ def test_standby_takes_over_within_the_ttl(env: dict, tmp_path: Path, redis_clie
         second.stop()
 
 
-def test_killed_worker_sunset_resumes_without_repeating(env: dict, tmp_path: Path) -> None:
+def test_killed_worker_sunset_resumes_without_repeating(env: dict[str, str], tmp_path: Path) -> None:
     """SIGKILL the worker between sunset steps: a new worker resumes at the next step; no step runs twice."""
     from orchestrator.catalog import service as catalog
     from orchestrator.catalog.lifecycle import Action

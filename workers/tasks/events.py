@@ -31,7 +31,7 @@ _EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 @app.task(name="workers.handle_event", queue="ingest", bind=True, max_retries=None)
-def handle_event(self: Task, event_id: Any, suspect: bool = False) -> str:
+def handle_event(self: Task[Any, Any], event_id: Any, suspect: bool = False) -> str:
     """Handle one event by id; returns the outcome (handled, skipped, parked, failed, missing).
 
     A message the broker redelivers (the worker died holding it) or the relay re-publishes is
@@ -61,7 +61,7 @@ BATCH_BUDGET_SECONDS = 60.0
 
 
 @app.task(name="workers.handle_events", queue="ingest", bind=True, max_retries=None)
-def handle_events(self: Task, event_ids: Any, suspect: bool = False) -> dict[str, int]:
+def handle_events(self: Task[Any, Any], event_ids: Any, suspect: bool = False) -> dict[str, int]:
     """Handle a batch of events, each in its own transaction; counts of the outcomes.
 
     An event to retry later, and the rest of the batch when the database fails, go on as
@@ -74,14 +74,14 @@ def handle_events(self: Task, event_ids: Any, suspect: bool = False) -> dict[str
         return {"dropped": 1}
     if suspect or (self.request.delivery_info or {}).get("redelivered"):
         for event_id in event_ids:
-            handle_event.apply_async(args=[event_id], kwargs={"suspect": True}, task_id=event_id)
+            handle_event.apply_async(args=(event_id,), kwargs={"suspect": True}, task_id=event_id)
         return {"split": len(event_ids)}
     settings = get_settings()
     counts: Counter[str] = Counter()
     started = time.monotonic()
     for index, event_id in enumerate(event_ids):
         if index and time.monotonic() - started > BATCH_BUDGET_SECONDS:
-            handle_events.apply_async(args=[event_ids[index:]], task_id=f"batch-{event_id}")
+            handle_events.apply_async(args=(event_ids[index:],), task_id=f"batch-{event_id}")
             counts["passed_on"] += len(event_ids) - index
             break
         try:
@@ -89,11 +89,11 @@ def handle_events(self: Task, event_ids: Any, suspect: bool = False) -> dict[str
         except Exception as exc:  # the database itself failed: each event left retries on its own
             log.warning("database failed in a batch; its events go on singly", error=str(exc)[:300])
             for rest in event_ids[index:]:
-                handle_event.apply_async(args=[rest], task_id=rest, countdown=backoff_seconds(1, settings))
+                handle_event.apply_async(args=(rest,), task_id=rest, countdown=backoff_seconds(1, settings))
             counts["passed_on"] += len(event_ids) - index
             break
         if outcome.retry_in is not None:
-            handle_event.apply_async(args=[event_id], task_id=event_id, countdown=outcome.retry_in)
+            handle_event.apply_async(args=(event_id,), task_id=event_id, countdown=outcome.retry_in)
         counts[outcome.status] += 1
     return dict(counts)
 

@@ -41,7 +41,7 @@ def resume_stalled_sunsets() -> int:
         purges = retention.overdue_purges(session, now=utcnow())
     sunset.enqueue(app_ids)
     for app_id in purges:
-        purge_archives.apply_async(args=[app_id], queue="sunset")
+        purge_archives.apply_async(args=(app_id,), queue="sunset")
     return len(app_ids)
 
 

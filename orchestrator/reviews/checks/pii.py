@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from orchestrator.reviews.checks.findings import Finding, fingerprint, redact
@@ -131,9 +131,9 @@ def scan_pii(text: str) -> Iterator[PiiHit]:
     for span in _NUMERIC_RE.finditer(text):
         chunk, offset = span.group(0), span.start()
         for pattern, kind, valid in _NUMBER_KINDS:
-            m = pattern.search(chunk)
-            if m and valid(m):
-                yield PiiHit(kind, _line_of(text, offset + m.start(), newlines), m.group(0))
+            number = pattern.search(chunk)
+            if number and valid(number):
+                yield PiiHit(kind, _line_of(text, offset + number.start(), newlines), number.group(0))
                 break
     if _IBAN_HINT_RE.search(text):
         for m in _IBAN_RE.finditer(text):
@@ -141,7 +141,7 @@ def scan_pii(text: str) -> Iterator[PiiHit]:
                 yield PiiHit("iban", _line_of(text, m.start(), newlines), m.group(1))
 
 
-_NUMBER_KINDS = (
+_NUMBER_KINDS: tuple[tuple[re.Pattern[str], str, Callable[[re.Match[str]], bool]], ...] = (
     (_SSN_RE, "us-ssn", lambda m: ssn_ok(*m.groups())),
     (_CARD_RE, "payment-card", lambda m: _card_ok(m.group(0))),
     (_PHONE_RE, "phone-number", lambda m: len(set(re.sub(r"\D", "", m.group(0)))) >= 4),

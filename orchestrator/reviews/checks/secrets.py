@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import TypeAlias
 
 from orchestrator.reviews.checks import secret_assign
 from orchestrator.reviews.checks.findings import Finding, fingerprint, redact
@@ -38,15 +39,19 @@ class SecretHit:
     source: str = "orchestrator"
 
 
+# A character trie: each key is one character ("" marks the end of a word) leading to the next level.
+_Trie: TypeAlias = dict[str, "_Trie"]
+
+
 def _trie_pattern(words: Iterable[str]) -> str:
-    trie: dict[str, dict] = {}
+    trie: _Trie = {}
     for word in words:
         node = trie
         for ch in word:
             node = node.setdefault(ch, {})
         node[""] = {}
 
-    def build(node: dict[str, dict]) -> str:
+    def build(node: _Trie) -> str:
         alternatives = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
         if not alternatives:
             return ""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from fastapi.testclient import TestClient
+
 from tests.factories import auth, manifest
 
 
-def test_register_then_show(client, make_token) -> None:
+def test_register_then_show(client: TestClient, make_token: Callable[..., str]) -> None:
     """A maker registers their app and sees it with its audit timeline."""
     token = make_token("maker", "maker@example.com")
     created = client.post("/api/v1/apps", json=manifest(), headers=auth(token))
@@ -19,7 +23,7 @@ def test_register_then_show(client, make_token) -> None:
     assert [e["action"] for e in shown.json()["timeline"]] == ["app.registered"]
 
 
-def test_no_token_is_401(client) -> None:
+def test_no_token_is_401(client: TestClient) -> None:
     """Without a bearer token the API answers 401 in the error shape."""
     response = client.get("/api/v1/apps")
     assert response.status_code == 401

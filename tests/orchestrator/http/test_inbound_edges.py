@@ -58,7 +58,9 @@ FORM = {"content-type": "application/x-www-form-urlencoded"}
     ids=["timestamp-not-a-number", "signature-not-ascii", "body-not-utf8"],
 )
 @pytest.mark.parametrize("url", ["/slack/interactions", "/slack/events"])
-def test_malformed_slack_signature_is_401(client: Any, secrets_set: None, url: str, headers: dict, body: bytes) -> None:
+def test_malformed_slack_signature_is_401(
+    client: Any, secrets_set: None, url: str, headers: dict[str, str], body: bytes
+) -> None:
     """slack_sdk raises on these; the endpoint must refuse them as bad signatures, not answer 500."""
     response = client.post(url, content=body, headers={**FORM, **headers})
     assert response.status_code == 401, response.text
@@ -76,7 +78,7 @@ def test_non_ascii_github_signature_is_401(client: Any, secrets_set: None) -> No
     "url, headers",
     [("/slack/interactions", FORM), ("/slack/events", {}), ("/oauth/token", FORM)],
 )
-def test_chunked_body_over_the_cap_is_413(client: Any, secrets_set: None, url: str, headers: dict) -> None:
+def test_chunked_body_over_the_cap_is_413(client: Any, secrets_set: None, url: str, headers: dict[str, str]) -> None:
     """Without a Content-Length the cap is enforced while reading, before any signature work."""
     response = client.post(url, content=_chunks(2 * 1024 * 1024), headers=headers)
     assert response.status_code == 413, response.text
@@ -94,7 +96,7 @@ def test_chunked_body_over_the_cap_is_413(client: Any, secrets_set: None, url: s
     ],
     ids=["event-not-object", "profile-not-object"],
 )
-def test_odd_slack_event_shapes_are_not_a_500(client: Any, secrets_set: None, event: dict) -> None:
+def test_odd_slack_event_shapes_are_not_a_500(client: Any, secrets_set: None, event: dict[str, Any]) -> None:
     """A signed event of an unexpected shape is acknowledged and ignored."""
     response = client.post("/slack/events", **_slack_signed(json.dumps(event).encode()))
     assert response.status_code == 200, response.text
@@ -144,7 +146,7 @@ def test_decision_needs_a_token_of_a_person(client: Any, make_token: Any) -> Non
     assert "slack:None" not in actors
 
 
-def test_github_payload_of_an_unexpected_shape_is_400(client, monkeypatch) -> None:
+def test_github_payload_of_an_unexpected_shape_is_400(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """A signed delivery whose `repository` is not an object is refused with 400, not a 500."""
     import hashlib
     import hmac
