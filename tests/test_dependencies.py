@@ -100,3 +100,35 @@ def test_s3_archive_without_boto3_names_the_extra() -> None:
     proc = _run(code)
     assert proc.returncode == 0, proc.stderr
     assert "microapp-orchestrator[s3]" in proc.stdout and "s3://archives" in proc.stdout
+
+
+def _pinned(lock: Path) -> dict[str, str]:
+    """name -> version of every `name==version` line of a lock file (normalized names)."""
+    pins = {}
+    for line in lock.read_text(encoding="utf-8").splitlines():
+        if "==" in line and not line.startswith((" ", "#")):
+            name, _, rest = line.partition("==")
+            pins[name.strip().lower().replace("_", "-")] = rest.split()[0].rstrip(";")
+    return pins
+
+
+def test_lock_files_pin_every_declared_dependency() -> None:
+    """Each dependency of pyproject.toml is pinned, at a version it accepts, in the lock the Makefile installs
+    (a dependency added without `make lock` would otherwise be missing from CI and the image)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    expected = {
+        "lock.txt": project["dependencies"],
+        "dev-lock.txt": project["dependencies"] + extras["s3"] + extras["dev"],
+    }
+    for lock, declared in expected.items():
+        pins = _pinned(ROOT / "requirements" / lock)
+        for line in declared:
+            req = Requirement(line)
+            name = req.name.lower().replace("_", "-")
+            if name == project["name"]:
+                continue  # the self-reference that pulls in an extra
+            assert name in pins, f"{req.name} is not in requirements/{lock}; run `make lock`"
+            assert req.specifier.contains(pins[name], prereleases=True), (
+                f"requirements/{lock} pins {name}=={pins[name]}, outside {req}; run `make lock`"
+            )
