@@ -8,12 +8,15 @@ PYTHON := $(shell for p in python3.13 python3.12 python3.11 python3; do \
 endif
 VENV := .venv
 BIN := $(VENV)/bin
-# Installs are redone when pyproject.toml changes: the stamps carry its checksum.
-SUM := $(shell cksum pyproject.toml | cut -d' ' -f1)
+# Dependencies come pinned (with hashes) from the lock files; `make lock` regenerates them from pyproject.toml.
+LOCK := requirements/lock.txt
+DEV_LOCK := requirements/dev-lock.txt
+# Installs are redone when pyproject.toml or a lock file changes: the stamps carry their checksum.
+SUM := $(shell cat pyproject.toml $(LOCK) $(DEV_LOCK) | cksum | cut -d' ' -f1)
 RUN_STAMP := $(VENV)/.installed-run-$(SUM)
 DEV_STAMP := $(VENV)/.installed-dev-$(SUM)
 
-.PHONY: run test install dev-install ensure-services lint readme clean distclean
+.PHONY: run test check install dev-install ensure-services lint lock readme clean distclean
 
 $(BIN)/python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -23,15 +26,17 @@ $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || { echo "error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu install python3-venv" >&2; exit 2; }
 	@$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(RUN_STAMP): $(BIN)/python pyproject.toml
+$(RUN_STAMP): $(BIN)/python pyproject.toml $(LOCK)
 	@echo "installing the orchestrator into $(VENV) (the first time takes a minute or two)"
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@rm -f $(VENV)/.installed-run-*
 	@touch $(RUN_STAMP)
 
-$(DEV_STAMP): $(BIN)/python pyproject.toml
+$(DEV_STAMP): $(BIN)/python pyproject.toml $(DEV_LOCK)
 	@echo "installing the orchestrator with its dev extras into $(VENV)"
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r $(DEV_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@rm -f $(VENV)/.installed-run-* $(VENV)/.installed-dev-*
 	@touch $(RUN_STAMP) $(DEV_STAMP)
 
@@ -58,10 +63,26 @@ test: dev-install ensure-services
 ensure-services: $(BIN)/python
 	@$(BIN)/python scripts/ensure_services.py
 
+## check: lint, format, types and the import contracts of pyproject.toml (what CI runs before the tests)
+# mypy runs once pyproject.toml configures it ([tool.mypy]); until then it is skipped with a note.
+check: dev-install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	@if grep -q '^\[tool\.mypy\]' pyproject.toml; then echo "$(BIN)/mypy"; $(BIN)/mypy; \
+	else echo "make check: no [tool.mypy] in pyproject.toml; mypy skipped" >&2; fi
+	$(BIN)/lint-imports
+
 lint: dev-install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## lock: re-pin requirements/*.txt from pyproject.toml (keeps current pins where they still fit; UPGRADE=1 to refresh)
+LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --quiet $(if $(UPGRADE),--upgrade)
+lock: $(BIN)/python
+	@[ -x $(BIN)/uv ] || $(BIN)/python -m pip install --quiet 'uv>=0.5'
+	$(BIN)/uv pip compile pyproject.toml $(LOCK_FLAGS) -o $(LOCK)
+	$(BIN)/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) -o $(DEV_LOCK)
 
 ## readme: regenerate the README's configuration table from orchestrator/config.py
 readme: install

@@ -75,10 +75,11 @@ _spawned: list[Proc] = []
 def spawn(args: list[str], *, env: dict[str, str], log_path: Path) -> Proc:
     """Start `args` in its own process group with `env` added to ours, output to `log_path`."""
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-    log_file = log_path.open("wb")
-    popen = subprocess.Popen(
-        args, cwd=REPO_ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    # The child gets its own copy of the descriptor; ours is closed as soon as it has started.
+    with log_path.open("wb") as log_file:
+        popen = subprocess.Popen(
+            args, cwd=REPO_ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
     proc = Proc(popen=popen, log_path=log_path)
     _spawned.append(proc)
     return proc

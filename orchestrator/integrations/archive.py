@@ -91,8 +91,15 @@ class S3Store:
     """Archives as objects in an S3-compatible bucket under a prefix."""
 
     def __init__(self, bucket: str, prefix: str, *, endpoint_url: str | None, region: str) -> None:
-        import boto3
-        from botocore.config import Config
+        # boto3 is an optional extra: only deployments that archive to S3 install it.
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError:
+            raise ConfigError(
+                f"ARCHIVE_URL s3://{bucket}: the S3 archive store needs boto3; "
+                "install the s3 extra: pip install 'microapp-orchestrator[s3]'"
+            ) from None
 
         self.bucket = bucket
         self.prefix = prefix.strip("/")

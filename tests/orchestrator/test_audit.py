@@ -234,7 +234,8 @@ def test_export_csv_one_app_to_file(db_url: str, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     assert "wrote 3 entries" in result.stderr
-    rows = list(csv.DictReader(target.open(encoding="utf-8", newline="")))
+    with target.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
     assert [(r["seq"], r["app_id"]) for r in rows] == [("1", "beta"), ("3", "beta"), ("5", "beta")]
 
 

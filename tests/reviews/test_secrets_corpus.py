@@ -43,7 +43,8 @@ def results() -> list[tuple[str, str, bool]]:
     """(family, expectation, detected) for every corpus line."""
     if not CORPUS.exists():
         pytest.skip(f"corpus not found at {CORPUS}")
-    rows = [json.loads(line) for line in gzip.open(CORPUS, "rt", encoding="utf-8")]
+    with gzip.open(CORPUS, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
     return [(family_of(r["rule"]), r["expect"], bool(scan_text(r["text"], "case.txt"))) for r in rows]
 
 
