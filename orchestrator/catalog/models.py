@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
+from orchestrator.catalog.enums import DataClass
 from orchestrator.catalog.lifecycle import Stage
 from orchestrator.clock import UTCDateTime, utcnow
 from orchestrator.db import enum_field, json_dict_field, json_list_field, timestamp_field
-
-
-class DataClass(StrEnum):
-    """How sensitive the data an app touches is; picks the policy that applies."""
-
-    public = "public"
-    internal = "internal"
-    restricted = "restricted"
-    regulated = "regulated"
 
 
 class Person(SQLModel, table=True):

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from orchestrator.cli import cli_actor, fail
-from orchestrator.clock import utcnow
-from orchestrator.credentials.models import Credential, CredentialStatus
+from orchestrator.credentials.enums import CredentialStatus
 from orchestrator.errors import OrchestratorError
+
+if TYPE_CHECKING:
+    from orchestrator.credentials.models import Credential
 
 credentials_app = typer.Typer(help="The credential ledger and the token service's keys.", no_args_is_help=True)
 
@@ -42,8 +44,9 @@ def list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
 ) -> None:
     """List ledger entries, newest first (never secrets)."""
+    from orchestrator.cli import session_scope
+    from orchestrator.clock import utcnow
     from orchestrator.credentials.service import list_credentials
-    from orchestrator.db import session_scope
 
     with session_scope(write=False) as session:
         now = utcnow()
@@ -70,8 +73,8 @@ def revoke_cmd(
     reason: Annotated[str | None, typer.Option(help="why; required with --force")] = None,
 ) -> None:
     """Revoke one credential through its provider (or, with --force, record a revocation done by hand)."""
+    from orchestrator.cli import session_scope
     from orchestrator.credentials import service
-    from orchestrator.db import session_scope
 
     if force and not reason:
         fail("--force needs --reason saying how it was revoked", 2)
@@ -93,8 +96,8 @@ def revoke_cmd(
 @credentials_app.command("rotate-keys")
 def rotate_keys_cmd() -> None:
     """Make a new signing key; the previous one keeps verifying until its last token has expired."""
+    from orchestrator.cli import session_scope
     from orchestrator.credentials.tokens.keys import rotate
-    from orchestrator.db import session_scope
 
     try:
         with session_scope() as session:

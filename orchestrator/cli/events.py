@@ -15,12 +15,10 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
-import orchestrator.events.publisher  # noqa: F401 - every CLI command that emits events publishes them after commit
 from orchestrator.cli import cli_actor, fail
 from orchestrator.errors import OrchestratorError
-from orchestrator.events.models import EventStatus
+from orchestrator.events.enums import EventStatus
 
 events_app = typer.Typer(help="Inspect and re-drive lifecycle events.", no_args_is_help=True)
 
@@ -33,6 +31,8 @@ def register(app: typer.Typer) -> None:
 
 @contextmanager
 def _guarded() -> Iterator[None]:
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         yield
     except OrchestratorError as exc:
@@ -57,7 +57,7 @@ def events_failed(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
 ) -> None:
     """List failed events (or another status with --status parked), newest first."""
-    from orchestrator.db import session_scope
+    from orchestrator.cli import session_scope
     from orchestrator.events.service import describe_event, list_events
 
     with _guarded(), session_scope(write=False) as session:
@@ -71,7 +71,7 @@ def events_failed(
 @events_app.command("show")
 def events_show(event_id: Annotated[str, typer.Argument(help="the event id")]) -> None:
     """Print one event as JSON."""
-    from orchestrator.db import session_scope
+    from orchestrator.cli import session_scope
     from orchestrator.events.service import describe_event, get_event
 
     with _guarded(), session_scope(write=False) as session:
@@ -82,7 +82,7 @@ def events_show(event_id: Annotated[str, typer.Argument(help="the event id")]) -
 @events_app.command("retry")
 def events_retry(event_id: Annotated[str, typer.Argument(help="the event id")]) -> None:
     """Send a failed, parked or stuck event round again (fresh attempts), and publish it now."""
-    from orchestrator.db import session_scope
+    from orchestrator.cli import session_scope
     from orchestrator.events.publisher import publish_now
     from orchestrator.events.service import retry_event
 

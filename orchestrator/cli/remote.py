@@ -16,11 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-import httpx
 import typer
 
+from orchestrator.catalog.enums import DataClass
 from orchestrator.catalog.lifecycle import Stage
-from orchestrator.catalog.models import DataClass
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TIMEOUT_SECONDS = 15.0
@@ -59,39 +58,107 @@ def _reason(exc: Exception) -> str:
 
 
 class Api:
-    """A thin client for /api/v1: JSON in, JSON out; failures become CLI errors."""
+    """A thin client for /api/v1: JSON in, JSON out; failures become CLI errors.
+
+    Built on the standard library rather than httpx: each command runs in a fresh process, and
+    importing httpx and setting up its TLS context would take longer than the request itself.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
         self.token = os.environ.get("ORCHESTRATOR_TOKEN", "").strip()
         self.headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
-    def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
         """Send one request; the status and parsed JSON on 2xx, else print `error: code: detail` and exit."""
-        try:
-            with httpx.Client(base_url=self.url, headers=self.headers, timeout=TIMEOUT_SECONDS) as client:
-                response = client.request(method, path, **kwargs)
-        except httpx.ConnectError as exc:
-            _fail(
-                f"cannot reach the API at {self.url} ({_reason(exc)}); is `orchestrator api` running?", EXIT_UNREACHABLE
-            )
-        except httpx.TimeoutException:
-            _fail(f"the API at {self.url} did not answer within {TIMEOUT_SECONDS:g}s", EXIT_UNREACHABLE)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            _fail(f"cannot talk to the API at {self.url}: {exc}", EXIT_UNREACHABLE)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if response.is_success:
-            return response.status_code, body
+        status, reason, raw = self._send(method, path, params=params, json_body=json, content=content, headers=headers)
+        text = raw.decode("utf-8", errors="replace")
+        body = _parsed(text)
+        if 200 <= status < 300:
+            return status, body
         if isinstance(body, dict) and "error" in body:
             message = f"{body['error']}: {_describe_detail(body.get('detail'))}"
         else:
-            message = f"http_{response.status_code}: {response.text.strip()[:200] or response.reason_phrase}"
-        if response.status_code == 401 and not self.token:
+            message = f"http_{status}: {text.strip()[:200] or reason}"
+        if status == 401 and not self.token:
             message += " (set ORCHESTRATOR_TOKEN to an API token)"
         _fail(message, EXIT_API_ERROR)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None,
+        json_body: Any,
+        content: bytes | None,
+        headers: dict[str, str] | None,
+    ) -> tuple[int, str, bytes]:
+        """(status, reason phrase, body) of one exchange; a transport failure exits with EXIT_UNREACHABLE."""
+        import http.client
+        import urllib.error
+        import urllib.request
+        from urllib.parse import urlencode
+
+        url = self.url + path
+        if params:
+            url += "?" + urlencode({k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()})
+        sent_headers = {**self.headers, **(headers or {})}
+        data = content
+        if json_body is not None:
+            data = json.dumps(json_body).encode()
+            sent_headers.setdefault("Content-Type", "application/json")
+        if data is None and method in ("POST", "PUT", "PATCH"):
+            data = b""  # an explicit empty body (Content-Length: 0), as HTTP clients send it
+        try:
+            request = urllib.request.Request(url, data=data, headers=sent_headers, method=method)
+            with _opener().open(request, timeout=TIMEOUT_SECONDS) as response:
+                return response.status, response.reason, response.read()
+        except urllib.error.HTTPError as exc:  # an answer, just not a 2xx one
+            with exc:
+                return exc.code, str(exc.reason), exc.read()
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, TimeoutError):
+                self._timed_out()
+            _fail(
+                f"cannot reach the API at {self.url} ({_reason(exc.reason)}); is `orchestrator api` running?",
+                EXIT_UNREACHABLE,
+            )
+        except TimeoutError:
+            self._timed_out()
+        except (http.client.HTTPException, OSError, ValueError) as exc:
+            _fail(f"cannot talk to the API at {self.url}: {exc}", EXIT_UNREACHABLE)
+
+    def _timed_out(self) -> NoReturn:
+        _fail(f"the API at {self.url} did not answer within {TIMEOUT_SECONDS:g}s", EXIT_UNREACHABLE)
+
+
+def _parsed(text: str) -> Any:
+    """The JSON in `text`, or None when it is empty or not JSON (an error page from a proxy)."""
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def _opener() -> Any:
+    """A urllib opener that hands back 3xx answers instead of following them (an API never redirects)."""
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    return urllib.request.build_opener(NoRedirect)
 
 
 # ---------------------------------------------------------------- rendering

@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from orchestrator.catalog.models import DataClass
-from orchestrator.catalog.policy import load_policy
+from orchestrator.catalog.enums import DataClass
 from orchestrator.errors import ConfigError, ValidationFailed
-from orchestrator.reviews.checks.engine import ReviewResult, ReviewTimeout, review_directory
+
+if TYPE_CHECKING:
+    from orchestrator.reviews.checks.engine import ReviewResult
 
 app = typer.Typer(help="Review a micro-app's source the way the orchestrator will.", add_completion=False)
 
@@ -56,6 +58,9 @@ def review(
     json_output: bool = typer.Option(False, "--json", help="print a JSON object instead of a table"),
 ) -> None:
     """Run the secret, dependency, egress, PII and scope checks on PATH and print the findings."""
+    from orchestrator.catalog.policy import load_policy
+    from orchestrator.reviews.checks.engine import ReviewTimeout, review_directory
+
     if not path.exists():
         typer.echo(f"error: {path} does not exist", err=True)
         raise typer.Exit(2)
