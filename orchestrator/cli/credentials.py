@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from orchestrator.cli import cli_actor, fail
+from orchestrator.cli.output import JsonLinesFlag, print_rows
 from orchestrator.credentials.enums import CredentialStatus
 from orchestrator.errors import OrchestratorError
 
@@ -41,7 +41,7 @@ def list_cmd(
     app_id: Annotated[str | None, typer.Option("--app", help="only this app's credentials")] = None,
     status: Annotated[CredentialStatus | None, typer.Option(help="only credentials in this status")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 200,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    as_json: JsonLinesFlag = False,
 ) -> None:
     """List ledger entries, newest first (never secrets)."""
     from orchestrator.cli import session_scope
@@ -51,19 +51,23 @@ def list_cmd(
     with session_scope(write=False) as session:
         now = utcnow()
         rows = [_row(c, now) for c in list_credentials(session, app_id=app_id, status=status, limit=limit)]
-    if as_json:
-        for row in rows:
-            typer.echo(json.dumps(row))
-        return
-    if not rows:
+    if not rows and not as_json:
         typer.echo("no credentials")
         return
-    typer.echo(f"{'ID':>6}  {'APP':<24} {'PROVIDER':<16} {'STATUS':<8} {'EXPIRES':<20} SUBJECT / SCOPES")
-    for r in rows:
-        expires = str(r["expires_at"] or "-")[:19]
-        scopes = " ".join(r["scopes"])  # type: ignore[arg-type]
-        head = f"{r['id']:>6}  {r['app_id']:<24} {r['provider']:<16} {r['status']:<8} {expires:<20}"
-        typer.echo(f"{head} {r['subject']} [{scopes}]")
+    table = [
+        [
+            r["id"], r["app_id"], r["provider"], r["status"], str(r["expires_at"] or "-")[:19],
+            f"{r['subject']} [{' '.join(r['scopes'])}]",  # type: ignore[arg-type]
+        ]
+        for r in rows
+    ]  # fmt: skip
+    print_rows(
+        ["ID", "APP", "PROVIDER", "STATUS", "EXPIRES", "SUBJECT / SCOPES"],
+        table,
+        as_json=as_json,
+        data=rows,
+        lines=True,
+    )
 
 
 @credentials_app.command("revoke")

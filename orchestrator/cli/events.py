@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from orchestrator.cli import cli_actor, fail
+from orchestrator.cli.output import JsonLinesFlag, print_rows
 from orchestrator.errors import OrchestratorError
 from orchestrator.events.enums import EventStatus
 
@@ -42,19 +43,19 @@ def _guarded() -> Iterator[None]:
         fail(f"cannot use the database ({first}); is DATABASE_URL right and `orchestrator migrate` done?", 2)
 
 
-def _line(event: dict[str, Any]) -> str:
+def _cells(event: dict[str, Any]) -> list[object]:
     error = (event["last_error"] or "").replace("\n", " ")
-    return (
-        f"{event['id']}  {event['status']:<8}  {event['type']:<22}  {event['app_id'] or '-':<24}  "
-        f"attempts={event['attempts']}  {event['received_at'][:19]}  {error[:120]}"
-    )
+    return [
+        event["id"], event["status"], event["type"], event["app_id"] or "-", event["attempts"],
+        str(event["received_at"])[:19], error[:120],
+    ]  # fmt: skip
 
 
 @events_app.command("failed")
 def events_failed(
     status: Annotated[EventStatus, typer.Option(help="which status to list")] = EventStatus.failed,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    as_json: JsonLinesFlag = False,
 ) -> None:
     """List failed events (or another status with --status parked), newest first."""
     from orchestrator.cli import session_scope
@@ -62,10 +63,11 @@ def events_failed(
 
     with _guarded(), session_scope(write=False) as session:
         rows = [describe_event(e) for e in list_events(session, status=status, limit=limit)[0]]
-    for row in rows:
-        typer.echo(json.dumps(row, default=str) if as_json else _line(row))
     if not rows and not as_json:
         typer.echo(f"no {status.value} events", err=True)
+        return
+    columns = ["ID", "STATUS", "TYPE", "APP", "ATTEMPTS", "RECEIVED", "ERROR"]
+    print_rows(columns, [_cells(row) for row in rows], as_json=as_json, data=rows, lines=True)
 
 
 @events_app.command("show")

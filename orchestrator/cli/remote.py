@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -20,6 +19,7 @@ import typer
 
 from orchestrator.catalog.enums import DataClass
 from orchestrator.catalog.lifecycle import Stage
+from orchestrator.cli.output import print_json, print_rows, render_table
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TIMEOUT_SECONDS = 15.0
@@ -173,19 +173,8 @@ def _when(value: str | None) -> str:
         return value
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns separated by two spaces."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [headers, *rows]]
-    return "\n".join(lines)
-
-
 def _listed(values: list[str] | None) -> str:
     return ", ".join(values) if values else "-"
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, sort_keys=False, default=str))
 
 
 def _app_lines(app: dict[str, Any]) -> str:
@@ -235,7 +224,7 @@ def register_cmd(
         headers["Idempotency-Key"] = idempotency_key
     _, body = Api(url).call("POST", "/api/v1/apps", content=content, headers=headers)
     if as_json:
-        _print_json(body)
+        print_json(body)
         return
     app = body.get("app") or {}
     if body.get("duplicate"):
@@ -281,27 +270,25 @@ def list_cmd(
         cursor = page.get("next_cursor")
         if not cursor:
             break
-    if as_json:
-        _print_json(items)
-        return
-    if not items:
+    if not items and not as_json:
         typer.echo("no apps match")
         return
     rows = [[a["id"], a["name"], a["stage"], a["data_class"], a["owner"], _when(a.get("expires_at"))] for a in items]
-    typer.echo(_table(["ID", "NAME", "STAGE", "CLASS", "OWNER", "EXPIRES"], rows))
-    typer.echo(f"{len(items)} app{'s' if len(items) != 1 else ''}")
+    print_rows(["ID", "NAME", "STAGE", "CLASS", "OWNER", "EXPIRES"], rows, as_json=as_json, data=items)
+    if not as_json:
+        typer.echo(f"{len(items)} app{'s' if len(items) != 1 else ''}")
 
 
 def show_cmd(app_id: AppIdArg, url: UrlOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
     """Show one app and its audit timeline."""
     _, app = Api(url).call("GET", f"/api/v1/apps/{app_id}")
     if as_json:
-        _print_json(app)
+        print_json(app)
         return
     typer.echo(_app_lines(app))
     typer.echo("\ntimeline")
     rows = [[str(e["seq"]), _when(e["at"]), e["actor"], e["action"], e.get("reason") or ""] for e in app["timeline"]]
-    typer.echo(_table(["SEQ", "AT", "ACTOR", "ACTION", "REASON"], rows))
+    typer.echo(render_table(["SEQ", "AT", "ACTOR", "ACTION", "REASON"], rows))
 
 
 def retire_cmd(
@@ -310,7 +297,7 @@ def retire_cmd(
     """Retire an app: it moves to sunsetting and its credentials are revoked."""
     _, body = Api(url).call("POST", f"/api/v1/apps/{app_id}/retire", json={"reason": reason})
     if as_json:
-        _print_json(body)
+        print_json(body)
         return
     typer.echo(f"{app_id}: retirement requested; stage {body['app']['stage']} (event {body['event_id']})")
 
@@ -325,7 +312,7 @@ def extend_cmd(
     """Ask for an extension of an app's expiry (opens an approval request)."""
     _, body = Api(url).call("POST", f"/api/v1/apps/{app_id}/extension", json={"days": days, "reason": reason})
     if as_json:
-        _print_json(body)
+        print_json(body)
         return
     if body.get("duplicate"):
         typer.echo(f"{app_id}: extension request #{body['approval_id']} is already waiting for a decision")
@@ -343,7 +330,7 @@ def transfer_cmd(
     """Give an app a new owner (an orphaned app returns to its previous stage)."""
     _, body = Api(url).call("POST", f"/api/v1/apps/{app_id}/owner", json={"owner": owner, "reason": reason})
     if as_json:
-        _print_json(body)
+        print_json(body)
         return
     typer.echo(f"{app_id}: owner is now {body['app']['owner']}; stage {body['app']['stage']}")
 

@@ -7,7 +7,6 @@ otherwise. The policy is the shipped default, or the file named by POLICY_FILE.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from orchestrator.catalog.enums import DataClass
+from orchestrator.cli.output import print_json, render_table
 from orchestrator.errors import ConfigError, ValidationFailed
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Review a micro-app's source the way the orchestrator will.", add_completion=False)
 
-_COLUMNS = (("severity", 8), ("check", 12), ("rule", 34), ("location", 40), ("preview", 24))
+_COLUMNS = ("SEVERITY", "CHECK", "RULE", "LOCATION", "PREVIEW", "MESSAGE")
 
 
 def _table(result: ReviewResult) -> str:
@@ -35,15 +35,19 @@ def _table(result: ReviewResult) -> str:
     if not result.findings:
         lines.append("no findings")
         return "\n".join(lines)
+    rows = [
+        [
+            f.severity + ("*" if f.allowed else ""),
+            f.check,
+            f.rule,
+            f"{f.file or '-'}{':' + str(f.line) if f.line else ''}",
+            f.preview,
+            f.message + (f" [allowed: {f.allow_reason}]" if f.allowed else ""),
+        ]
+        for f in result.findings
+    ]
     lines.append("")
-    lines.append("  ".join(name.upper().ljust(width) for name, width in _COLUMNS) + "  MESSAGE")
-    for f in result.findings:
-        location = f"{f.file or '-'}{':' + str(f.line) if f.line else ''}"
-        severity = f.severity + ("*" if f.allowed else "")
-        cells = (severity, f.check, f.rule, location, f.preview)
-        row = "  ".join(str(c)[:w].ljust(w) for c, (_, w) in zip(cells, _COLUMNS, strict=True))
-        message = f.message + (f" [allowed: {f.allow_reason}]" if f.allowed else "")
-        lines.append(f"{row}  {message}")
+    lines.append(render_table(_COLUMNS, rows))
     if any(f.allowed for f in result.findings):
         lines.append("\n* allow-listed: kept for the audit trail, not counted in the verdict")
     return "\n".join(lines)
@@ -82,17 +86,7 @@ def review(
         raise typer.Exit(1) from None
     if json_output:
         payload = result.to_dict()
-        typer.echo(
-            json.dumps(
-                {
-                    "verdict": payload["verdict"],
-                    "findings": payload["findings"],
-                    "skipped": payload["skipped"],
-                    "stats": payload["stats"],
-                },
-                indent=2,
-            )
-        )
+        print_json({key: payload[key] for key in ("verdict", "findings", "skipped", "stats")})
     else:
         typer.echo(_table(result))
     raise typer.Exit(1 if result.verdict == "fail" else 0)

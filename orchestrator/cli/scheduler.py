@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli import cli_actor, fail, load_policy_or_exit
+from orchestrator.cli.output import JsonLinesFlag, print_rows
 from orchestrator.errors import OrchestratorError
 
 archive_app = typer.Typer(help="Verify archives of retired apps and place legal holds.", no_args_is_help=True)
@@ -121,14 +122,22 @@ def archive_hold(
     typer.echo(f"legal hold {state} on {app_id}" + ("" if changed else " (no change)"))
 
 
-def deadlines_list(app_id: Annotated[str, typer.Argument(help="the app whose pending deadlines to list")]) -> None:
+def deadlines_list(
+    app_id: Annotated[str, typer.Argument(help="the app whose pending deadlines to list")],
+    as_json: JsonLinesFlag = False,
+) -> None:
     """List an app's pending deadlines, soonest first."""
     from orchestrator.cli import session_scope
     from orchestrator.timers import service as deadlines
 
     with session_scope(write=False) as session:
-        for row in deadlines.pending_for(session, app_id):
-            typer.echo(f"{row.id}\t{row.kind}\t{row.due_at.isoformat()}\t{row.ref or ''}")
+        rows = [
+            [row.id, row.kind, row.due_at.isoformat(), row.ref or ""] for row in deadlines.pending_for(session, app_id)
+        ]
+    if not rows and not as_json:
+        typer.echo(f"no pending deadlines for {app_id}", err=True)
+        return
+    print_rows(["ID", "KIND", "DUE AT", "REF"], rows, as_json=as_json, lines=True)
 
 
 def register(app: typer.Typer) -> None:
