@@ -52,7 +52,7 @@ def _describe_detail(detail: Any) -> str:
     return json.dumps(detail, default=str)
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: object) -> str:
     text = str(exc).lower()
     return "connection refused" if "refused" in text else (str(exc) or type(exc).__name__)
 
