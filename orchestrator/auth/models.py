@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlmodel import Field, SQLModel
 
+from orchestrator.auth.enums import Role as Role  # re-exported beside the tables
 from orchestrator.clock import UTCDateTime, utcnow
 from orchestrator.db import enum_field, timestamp_field
-
-
-class Role(StrEnum):
-    """What an API token may do."""
-
-    maker = "maker"
-    approver = "approver"
-    admin = "admin"
 
 
 class ApiToken(SQLModel, table=True):

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
 
-from orchestrator.catalog.data_class import DataClass
+from orchestrator.catalog.enums import DataClass
 from orchestrator.errors import ValidationFailed
 
 _SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")

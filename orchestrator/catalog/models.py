@@ -8,8 +8,7 @@ from typing import Any
 from sqlalchemy import Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
-# Re-exported: the enum lives in a pure module so the review checks need no database code.
-from orchestrator.catalog.data_class import DataClass as DataClass
+from orchestrator.catalog.enums import DataClass as DataClass  # re-exported beside the tables
 from orchestrator.catalog.lifecycle import Stage
 from orchestrator.clock import UTCDateTime, utcnow
 from orchestrator.db import enum_field, json_dict_field, json_list_field, timestamp_field

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from orchestrator.catalog.data_class import DataClass
+from orchestrator.catalog.enums import DataClass
 from orchestrator.errors import ConfigError
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.yaml")

@@ -1,18 +1,25 @@
 """The `orchestrator` command line: run the services, administer the catalog, talk to the API.
 
 Sub-command groups live in their own modules of this package, listed in `GROUPS` and attached here.
+Every command answers in a fresh process, so this package and the group modules import only typer
+and light modules at their top: the database layer, Celery, FastAPI and the review engine are
+imported inside the commands that use them (tests/cli/test_lazy_imports.py holds this).
 """
 
 from __future__ import annotations
 
 import getpass
 import sys
-from typing import Annotated, NoReturn
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
 from orchestrator.errors import ConfigError, OrchestratorError
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 app = typer.Typer(
     name="orchestrator",
@@ -37,6 +44,28 @@ def cli_actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli"
+
+
+@contextmanager
+def session_scope(*, write: bool = True) -> Iterator[Session]:
+    """`orchestrator.db.session_scope` for commands: events the session writes are published after commit."""
+    # Importing the publisher registers it with the outbox; here rather than at the top, so that only
+    # commands that use the database pay for it.
+    import orchestrator.events.publisher  # noqa: F401
+    from orchestrator.db import session_scope as db_session_scope
+
+    with db_session_scope(write=write) as session:
+        yield session
+
+
+def _database_error_line(exc: BaseException) -> str | None:
+    """The first line of a SQLAlchemy error, or None when `exc` is not one."""
+    # SQLAlchemy is only loaded when a command used the database; if it is not, this is no database error.
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is None or not isinstance(exc, sa_exc.SQLAlchemyError):
+        return None
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig else exc).strip().splitlines()[0][:300]
 
 
 def load_policy_or_exit() -> None:
@@ -138,9 +167,10 @@ def main() -> None:
     except OrchestratorError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
-    except SQLAlchemyError as exc:
-        orig = getattr(exc, "orig", None)
-        first_line = str(orig if orig else exc).splitlines()[0][:300]
+    except Exception as exc:
+        first_line = _database_error_line(exc)
+        if first_line is None:
+            raise
         typer.echo(
             f"error: database error: {first_line} (is DATABASE_URL right, and has `orchestrator migrate` run?)",
             err=True,

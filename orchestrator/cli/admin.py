@@ -11,14 +11,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
-from orchestrator.audit.models import AuditEntry
-from orchestrator.auth.models import Role
+from orchestrator.auth.enums import Role
 from orchestrator.cli import cli_actor, fail
+
+if TYPE_CHECKING:
+    from orchestrator.audit.models import AuditEntry
 
 audit_app = typer.Typer(help="Verify and export the hash-chained audit trail.", no_args_is_help=True)
 token_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
@@ -43,6 +44,8 @@ def register(app: typer.Typer) -> None:
 @contextmanager
 def _database_errors() -> Iterator[None]:
     # A missing table or an unreachable server is an operator problem, not a crash: one line, no traceback.
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         yield
     except SQLAlchemyError as exc:
@@ -61,7 +64,7 @@ def _entries(count: int) -> str:
 def audit_verify() -> None:
     """Walk the audit chain; exit 0 if intact, 1 naming the first broken entry."""
     from orchestrator.audit import service as audit
-    from orchestrator.db import session_scope
+    from orchestrator.cli import session_scope
 
     with _database_errors(), session_scope(write=False) as session:
         result = audit.verify(session)
@@ -84,7 +87,7 @@ def audit_export(
 ) -> None:
     """Stream the audit trail in chain order as JSON lines or CSV."""
     from orchestrator.audit import service as audit
-    from orchestrator.db import session_scope
+    from orchestrator.cli import session_scope
 
     render = audit.export_jsonl if fmt is ExportFormat.jsonl else audit.export_csv
     target: TextIO
@@ -135,7 +138,7 @@ def token_create(
 ) -> None:
     """Create an API token and print it alone on stdout; it is shown this once and stored hashed."""
     from orchestrator.auth.service import create_token
-    from orchestrator.db import session_scope
+    from orchestrator.cli import session_scope
 
     email = _valid_email(email)
     if not name.strip():

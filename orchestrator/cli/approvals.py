@@ -13,7 +13,8 @@ from typing import Annotated, Any
 import typer
 
 # The remote commands' client and output helpers, so every remote command behaves the same.
-from orchestrator.cli.remote import DEFAULT_URL, Api, JsonOption, UrlOption, _print_json, _table, _when
+from orchestrator.cli.output import print_json, print_rows
+from orchestrator.cli.remote import DEFAULT_URL, Api, JsonOption, UrlOption, _when
 
 approvals_app = typer.Typer(help="List and decide approval requests (the fallback to Slack).", no_args_is_help=True)
 IdArg = Annotated[int, typer.Argument(help="the approval request id")]
@@ -34,11 +35,8 @@ def list_cmd(
     if app_id:
         params["app_id"] = app_id
     _, body = Api(url).call("GET", "/api/v1/approvals", params=params)
-    if as_json:
-        _print_json(body)
-        return
     items = body.get("items", [])
-    if not items:
+    if not items and not as_json:
         typer.echo(f"no {status} approval requests")
         return
     rows = [
@@ -48,7 +46,8 @@ def list_cmd(
         ]
         for a in items
     ]  # fmt: skip
-    typer.echo(_table(["ID", "APP", "CLASS", "KIND", "STATUS", "REQUESTED BY", "OPENED", "DECIDED BY"], rows))
+    columns = ["ID", "APP", "CLASS", "KIND", "STATUS", "REQUESTED BY", "OPENED", "DECIDED BY"]
+    print_rows(columns, rows, as_json=as_json, data=body)
 
 
 def _decide(approval_id: int, decision: str, reason: str, url: str, as_json: bool) -> None:
@@ -56,7 +55,7 @@ def _decide(approval_id: int, decision: str, reason: str, url: str, as_json: boo
         "POST", f"/api/v1/approvals/{approval_id}/decision", json={"decision": decision, "reason": reason}
     )
     if as_json:
-        _print_json(body)
+        print_json(body)
         return
     typer.echo(f"request #{body['id']} for {body['app_id']}: {body['status']} by {body['decided_by']}")
 

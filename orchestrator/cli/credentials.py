@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from orchestrator.cli import cli_actor, fail
-from orchestrator.clock import utcnow
-from orchestrator.credentials.models import Credential, CredentialStatus
+from orchestrator.cli.output import JsonLinesFlag, print_rows
+from orchestrator.credentials.enums import CredentialStatus
 from orchestrator.errors import OrchestratorError
+
+if TYPE_CHECKING:
+    from orchestrator.credentials.models import Credential
 
 credentials_app = typer.Typer(help="The credential ledger and the token service's keys.", no_args_is_help=True)
 
@@ -39,28 +41,33 @@ def list_cmd(
     app_id: Annotated[str | None, typer.Option("--app", help="only this app's credentials")] = None,
     status: Annotated[CredentialStatus | None, typer.Option(help="only credentials in this status")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 200,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    as_json: JsonLinesFlag = False,
 ) -> None:
     """List ledger entries, newest first (never secrets)."""
+    from orchestrator.cli import session_scope
+    from orchestrator.clock import utcnow
     from orchestrator.credentials.service import list_credentials
-    from orchestrator.db import session_scope
 
     with session_scope(write=False) as session:
         now = utcnow()
         rows = [_row(c, now) for c in list_credentials(session, app_id=app_id, status=status, limit=limit)]
-    if as_json:
-        for row in rows:
-            typer.echo(json.dumps(row))
-        return
-    if not rows:
+    if not rows and not as_json:
         typer.echo("no credentials")
         return
-    typer.echo(f"{'ID':>6}  {'APP':<24} {'PROVIDER':<16} {'STATUS':<8} {'EXPIRES':<20} SUBJECT / SCOPES")
-    for r in rows:
-        expires = str(r["expires_at"] or "-")[:19]
-        scopes = " ".join(r["scopes"])  # type: ignore[arg-type]
-        head = f"{r['id']:>6}  {r['app_id']:<24} {r['provider']:<16} {r['status']:<8} {expires:<20}"
-        typer.echo(f"{head} {r['subject']} [{scopes}]")
+    table = [
+        [
+            r["id"], r["app_id"], r["provider"], r["status"], str(r["expires_at"] or "-")[:19],
+            f"{r['subject']} [{' '.join(r['scopes'])}]",  # type: ignore[arg-type]
+        ]
+        for r in rows
+    ]  # fmt: skip
+    print_rows(
+        ["ID", "APP", "PROVIDER", "STATUS", "EXPIRES", "SUBJECT / SCOPES"],
+        table,
+        as_json=as_json,
+        data=rows,
+        lines=True,
+    )
 
 
 @credentials_app.command("revoke")
@@ -70,8 +77,8 @@ def revoke_cmd(
     reason: Annotated[str | None, typer.Option(help="why; required with --force")] = None,
 ) -> None:
     """Revoke one credential through its provider (or, with --force, record a revocation done by hand)."""
+    from orchestrator.cli import session_scope
     from orchestrator.credentials import service
-    from orchestrator.db import session_scope
 
     if force and not reason:
         fail("--force needs --reason saying how it was revoked", 2)
@@ -93,8 +100,8 @@ def revoke_cmd(
 @credentials_app.command("rotate-keys")
 def rotate_keys_cmd() -> None:
     """Make a new signing key; the previous one keeps verifying until its last token has expired."""
+    from orchestrator.cli import session_scope
     from orchestrator.credentials.tokens.keys import rotate
-    from orchestrator.db import session_scope
 
     try:
         with session_scope() as session:

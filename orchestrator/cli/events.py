@@ -15,12 +15,11 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
-import orchestrator.events.publisher  # noqa: F401 - every CLI command that emits events publishes them after commit
 from orchestrator.cli import cli_actor, fail
+from orchestrator.cli.output import JsonLinesFlag, print_rows
 from orchestrator.errors import OrchestratorError
-from orchestrator.events.models import EventStatus
+from orchestrator.events.enums import EventStatus
 
 events_app = typer.Typer(help="Inspect and re-drive lifecycle events.", no_args_is_help=True)
 
@@ -33,6 +32,8 @@ def register(app: typer.Typer) -> None:
 
 @contextmanager
 def _guarded() -> Iterator[None]:
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         yield
     except OrchestratorError as exc:
@@ -42,36 +43,37 @@ def _guarded() -> Iterator[None]:
         fail(f"cannot use the database ({first}); is DATABASE_URL right and `orchestrator migrate` done?", 2)
 
 
-def _line(event: dict[str, Any]) -> str:
+def _cells(event: dict[str, Any]) -> list[object]:
     error = (event["last_error"] or "").replace("\n", " ")
-    return (
-        f"{event['id']}  {event['status']:<8}  {event['type']:<22}  {event['app_id'] or '-':<24}  "
-        f"attempts={event['attempts']}  {event['received_at'][:19]}  {error[:120]}"
-    )
+    return [
+        event["id"], event["status"], event["type"], event["app_id"] or "-", event["attempts"],
+        str(event["received_at"])[:19], error[:120],
+    ]  # fmt: skip
 
 
 @events_app.command("failed")
 def events_failed(
     status: Annotated[EventStatus, typer.Option(help="which status to list")] = EventStatus.failed,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    as_json: JsonLinesFlag = False,
 ) -> None:
     """List failed events (or another status with --status parked), newest first."""
-    from orchestrator.db import session_scope
+    from orchestrator.cli import session_scope
     from orchestrator.events.service import describe_event, list_events
 
     with _guarded(), session_scope(write=False) as session:
         rows = [describe_event(e) for e in list_events(session, status=status, limit=limit)[0]]
-    for row in rows:
-        typer.echo(json.dumps(row, default=str) if as_json else _line(row))
     if not rows and not as_json:
         typer.echo(f"no {status.value} events", err=True)
+        return
+    columns = ["ID", "STATUS", "TYPE", "APP", "ATTEMPTS", "RECEIVED", "ERROR"]
+    print_rows(columns, [_cells(row) for row in rows], as_json=as_json, data=rows, lines=True)
 
 
 @events_app.command("show")
 def events_show(event_id: Annotated[str, typer.Argument(help="the event id")]) -> None:
     """Print one event as JSON."""
-    from orchestrator.db import session_scope
+    from orchestrator.cli import session_scope
     from orchestrator.events.service import describe_event, get_event
 
     with _guarded(), session_scope(write=False) as session:
@@ -82,7 +84,7 @@ def events_show(event_id: Annotated[str, typer.Argument(help="the event id")]) -
 @events_app.command("retry")
 def events_retry(event_id: Annotated[str, typer.Argument(help="the event id")]) -> None:
     """Send a failed, parked or stuck event round again (fresh attempts), and publish it now."""
-    from orchestrator.db import session_scope
+    from orchestrator.cli import session_scope
     from orchestrator.events.publisher import publish_now
     from orchestrator.events.service import retry_event
 

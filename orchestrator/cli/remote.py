@@ -11,16 +11,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-import httpx
 import typer
 
+from orchestrator.catalog.enums import DataClass
 from orchestrator.catalog.lifecycle import Stage
-from orchestrator.catalog.models import DataClass
+from orchestrator.cli.output import print_json, print_rows, render_table
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TIMEOUT_SECONDS = 15.0
@@ -53,45 +52,113 @@ def _describe_detail(detail: Any) -> str:
     return json.dumps(detail, default=str)
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: object) -> str:
     text = str(exc).lower()
     return "connection refused" if "refused" in text else (str(exc) or type(exc).__name__)
 
 
 class Api:
-    """A thin client for /api/v1: JSON in, JSON out; failures become CLI errors."""
+    """A thin client for /api/v1: JSON in, JSON out; failures become CLI errors.
+
+    Built on the standard library rather than httpx: each command runs in a fresh process, and
+    importing httpx and setting up its TLS context would take longer than the request itself.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
         self.token = os.environ.get("ORCHESTRATOR_TOKEN", "").strip()
         self.headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
-    def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
         """Send one request; the status and parsed JSON on 2xx, else print `error: code: detail` and exit."""
-        try:
-            with httpx.Client(base_url=self.url, headers=self.headers, timeout=TIMEOUT_SECONDS) as client:
-                response = client.request(method, path, **kwargs)
-        except httpx.ConnectError as exc:
-            _fail(
-                f"cannot reach the API at {self.url} ({_reason(exc)}); is `orchestrator api` running?", EXIT_UNREACHABLE
-            )
-        except httpx.TimeoutException:
-            _fail(f"the API at {self.url} did not answer within {TIMEOUT_SECONDS:g}s", EXIT_UNREACHABLE)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            _fail(f"cannot talk to the API at {self.url}: {exc}", EXIT_UNREACHABLE)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if response.is_success:
-            return response.status_code, body
+        status, reason, raw = self._send(method, path, params=params, json_body=json, content=content, headers=headers)
+        text = raw.decode("utf-8", errors="replace")
+        body = _parsed(text)
+        if 200 <= status < 300:
+            return status, body
         if isinstance(body, dict) and "error" in body:
             message = f"{body['error']}: {_describe_detail(body.get('detail'))}"
         else:
-            message = f"http_{response.status_code}: {response.text.strip()[:200] or response.reason_phrase}"
-        if response.status_code == 401 and not self.token:
+            message = f"http_{status}: {text.strip()[:200] or reason}"
+        if status == 401 and not self.token:
             message += " (set ORCHESTRATOR_TOKEN to an API token)"
         _fail(message, EXIT_API_ERROR)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None,
+        json_body: Any,
+        content: bytes | None,
+        headers: dict[str, str] | None,
+    ) -> tuple[int, str, bytes]:
+        """(status, reason phrase, body) of one exchange; a transport failure exits with EXIT_UNREACHABLE."""
+        import http.client
+        import urllib.error
+        import urllib.request
+        from urllib.parse import urlencode
+
+        url = self.url + path
+        if params:
+            url += "?" + urlencode({k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()})
+        sent_headers = {**self.headers, **(headers or {})}
+        data = content
+        if json_body is not None:
+            data = json.dumps(json_body).encode()
+            sent_headers.setdefault("Content-Type", "application/json")
+        if data is None and method in ("POST", "PUT", "PATCH"):
+            data = b""  # an explicit empty body (Content-Length: 0), as HTTP clients send it
+        try:
+            request = urllib.request.Request(url, data=data, headers=sent_headers, method=method)
+            with _opener().open(request, timeout=TIMEOUT_SECONDS) as response:
+                return response.status, response.reason, response.read()
+        except urllib.error.HTTPError as exc:  # an answer, just not a 2xx one
+            with exc:
+                return exc.code, str(exc.reason), exc.read()
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, TimeoutError):
+                self._timed_out()
+            _fail(
+                f"cannot reach the API at {self.url} ({_reason(exc.reason)}); is `orchestrator api` running?",
+                EXIT_UNREACHABLE,
+            )
+        except TimeoutError:
+            self._timed_out()
+        except (http.client.HTTPException, OSError, ValueError) as exc:
+            _fail(f"cannot talk to the API at {self.url}: {exc}", EXIT_UNREACHABLE)
+
+    def _timed_out(self) -> NoReturn:
+        _fail(f"the API at {self.url} did not answer within {TIMEOUT_SECONDS:g}s", EXIT_UNREACHABLE)
+
+
+def _parsed(text: str) -> Any:
+    """The JSON in `text`, or None when it is empty or not JSON (an error page from a proxy)."""
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def _opener() -> Any:
+    """A urllib opener that hands back 3xx answers instead of following them (an API never redirects)."""
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    return urllib.request.build_opener(NoRedirect)
 
 
 # ---------------------------------------------------------------- rendering
@@ -106,19 +173,8 @@ def _when(value: str | None) -> str:
         return value
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns separated by two spaces."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [headers, *rows]]
-    return "\n".join(lines)
-
-
 def _listed(values: list[str] | None) -> str:
     return ", ".join(values) if values else "-"
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, sort_keys=False, default=str))
 
 
 def _app_lines(app: dict[str, Any]) -> str:
@@ -168,7 +224,7 @@ def register_cmd(
         headers["Idempotency-Key"] = idempotency_key
     _, body = Api(url).call("POST", "/api/v1/apps", content=content, headers=headers)
     if as_json:
-        _print_json(body)
+        print_json(body)
         return
     app = body.get("app") or {}
     if body.get("duplicate"):
@@ -214,27 +270,25 @@ def list_cmd(
         cursor = page.get("next_cursor")
         if not cursor:
             break
-    if as_json:
-        _print_json(items)
-        return
-    if not items:
+    if not items and not as_json:
         typer.echo("no apps match")
         return
     rows = [[a["id"], a["name"], a["stage"], a["data_class"], a["owner"], _when(a.get("expires_at"))] for a in items]
-    typer.echo(_table(["ID", "NAME", "STAGE", "CLASS", "OWNER", "EXPIRES"], rows))
-    typer.echo(f"{len(items)} app{'s' if len(items) != 1 else ''}")
+    print_rows(["ID", "NAME", "STAGE", "CLASS", "OWNER", "EXPIRES"], rows, as_json=as_json, data=items)
+    if not as_json:
+        typer.echo(f"{len(items)} app{'s' if len(items) != 1 else ''}")
 
 
 def show_cmd(app_id: AppIdArg, url: UrlOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
     """Show one app and its audit timeline."""
     _, app = Api(url).call("GET", f"/api/v1/apps/{app_id}")
     if as_json:
-        _print_json(app)
+        print_json(app)
         return
     typer.echo(_app_lines(app))
     typer.echo("\ntimeline")
     rows = [[str(e["seq"]), _when(e["at"]), e["actor"], e["action"], e.get("reason") or ""] for e in app["timeline"]]
-    typer.echo(_table(["SEQ", "AT", "ACTOR", "ACTION", "REASON"], rows))
+    typer.echo(render_table(["SEQ", "AT", "ACTOR", "ACTION", "REASON"], rows))
 
 
 def retire_cmd(
@@ -243,7 +297,7 @@ def retire_cmd(
     """Retire an app: it moves to sunsetting and its credentials are revoked."""
     _, body = Api(url).call("POST", f"/api/v1/apps/{app_id}/retire", json={"reason": reason})
     if as_json:
-        _print_json(body)
+        print_json(body)
         return
     typer.echo(f"{app_id}: retirement requested; stage {body['app']['stage']} (event {body['event_id']})")
 
@@ -258,7 +312,7 @@ def extend_cmd(
     """Ask for an extension of an app's expiry (opens an approval request)."""
     _, body = Api(url).call("POST", f"/api/v1/apps/{app_id}/extension", json={"days": days, "reason": reason})
     if as_json:
-        _print_json(body)
+        print_json(body)
         return
     if body.get("duplicate"):
         typer.echo(f"{app_id}: extension request #{body['approval_id']} is already waiting for a decision")
@@ -276,7 +330,7 @@ def transfer_cmd(
     """Give an app a new owner (an orphaned app returns to its previous stage)."""
     _, body = Api(url).call("POST", f"/api/v1/apps/{app_id}/owner", json={"owner": owner, "reason": reason})
     if as_json:
-        _print_json(body)
+        print_json(body)
         return
     typer.echo(f"{app_id}: owner is now {body['app']['owner']}; stage {body['app']['stage']}")
 

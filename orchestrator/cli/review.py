@@ -7,20 +7,22 @@ otherwise. The policy is the shipped default, or the file named by POLICY_FILE.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from orchestrator.catalog.models import DataClass
-from orchestrator.catalog.policy import load_policy
+from orchestrator.catalog.enums import DataClass
+from orchestrator.cli.output import print_json, render_table
 from orchestrator.errors import ConfigError, ValidationFailed
-from orchestrator.reviews.checks.engine import ReviewResult, ReviewTimeout, review_directory
+
+if TYPE_CHECKING:
+    from orchestrator.reviews.checks.engine import ReviewResult
 
 app = typer.Typer(help="Review a micro-app's source the way the orchestrator will.", add_completion=False)
 
-_COLUMNS = (("severity", 8), ("check", 12), ("rule", 34), ("location", 40), ("preview", 24))
+_COLUMNS = ("SEVERITY", "CHECK", "RULE", "LOCATION", "PREVIEW", "MESSAGE")
 
 
 def _table(result: ReviewResult) -> str:
@@ -33,15 +35,19 @@ def _table(result: ReviewResult) -> str:
     if not result.findings:
         lines.append("no findings")
         return "\n".join(lines)
+    rows = [
+        [
+            f.severity + ("*" if f.allowed else ""),
+            f.check,
+            f.rule,
+            f"{f.file or '-'}{':' + str(f.line) if f.line else ''}",
+            f.preview,
+            f.message + (f" [allowed: {f.allow_reason}]" if f.allowed else ""),
+        ]
+        for f in result.findings
+    ]
     lines.append("")
-    lines.append("  ".join(name.upper().ljust(width) for name, width in _COLUMNS) + "  MESSAGE")
-    for f in result.findings:
-        location = f"{f.file or '-'}{':' + str(f.line) if f.line else ''}"
-        severity = f.severity + ("*" if f.allowed else "")
-        cells = (severity, f.check, f.rule, location, f.preview)
-        row = "  ".join(str(c)[:w].ljust(w) for c, (_, w) in zip(cells, _COLUMNS, strict=True))
-        message = f.message + (f" [allowed: {f.allow_reason}]" if f.allowed else "")
-        lines.append(f"{row}  {message}")
+    lines.append(render_table(_COLUMNS, rows))
     if any(f.allowed for f in result.findings):
         lines.append("\n* allow-listed: kept for the audit trail, not counted in the verdict")
     return "\n".join(lines)
@@ -56,6 +62,9 @@ def review(
     json_output: bool = typer.Option(False, "--json", help="print a JSON object instead of a table"),
 ) -> None:
     """Run the secret, dependency, egress, PII and scope checks on PATH and print the findings."""
+    from orchestrator.catalog.policy import load_policy
+    from orchestrator.reviews.checks.engine import ReviewTimeout, review_directory
+
     if not path.exists():
         typer.echo(f"error: {path} does not exist", err=True)
         raise typer.Exit(2)
@@ -77,17 +86,7 @@ def review(
         raise typer.Exit(1) from None
     if json_output:
         payload = result.to_dict()
-        typer.echo(
-            json.dumps(
-                {
-                    "verdict": payload["verdict"],
-                    "findings": payload["findings"],
-                    "skipped": payload["skipped"],
-                    "stats": payload["stats"],
-                },
-                indent=2,
-            )
-        )
+        print_json({key: payload[key] for key in ("verdict", "findings", "skipped", "stats")})
     else:
         typer.echo(_table(result))
     raise typer.Exit(1 if result.verdict == "fail" else 0)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 import time
-import urllib.error
-import urllib.request
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
@@ -71,6 +68,8 @@ def _registered_commands() -> set[str]:
 
 
 def _check_port_free(host: str, port: int) -> None:
+    import socket
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -153,6 +152,9 @@ class _ReadinessProbe:
         if self.done or now < self.next_try:
             return
         self.next_try = now + 0.5
+        import urllib.error
+        import urllib.request
+
         try:
             with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
                 ready = response.status == 200
@@ -170,7 +172,7 @@ class _ReadinessProbe:
 def _load_demo_if_empty() -> None:
     from orchestrator.catalog.demo import load_demo
     from orchestrator.catalog.policy import get_policy
-    from orchestrator.db import session_scope
+    from orchestrator.cli import session_scope
 
     with session_scope() as session:
         result = load_demo(session, policy=get_policy())
@@ -187,8 +189,8 @@ def demo(
     """Load the demo catalog (a few apps, people, an admin token) into an empty database."""
     from orchestrator.catalog.demo import load_demo
     from orchestrator.catalog.policy import get_policy
+    from orchestrator.cli import session_scope
     from orchestrator.config import get_settings
-    from orchestrator.db import session_scope
 
     load_policy_or_exit()
     with session_scope() as session:

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli import cli_actor, fail, load_policy_or_exit
+from orchestrator.cli.output import JsonLinesFlag, print_rows
 from orchestrator.errors import OrchestratorError
 
 archive_app = typer.Typer(help="Verify archives of retired apps and place legal holds.", no_args_is_help=True)
@@ -26,6 +27,7 @@ def _errors() -> Iterator[None]:
 
 def scheduler() -> None:
     """Run the scheduler: deadlines → timers → Celery tasks (one active replica behind a Redis lock)."""
+    import orchestrator.events.publisher  # noqa: F401 - events the timers write are published after commit
     from schedules.main import run
 
     load_policy_or_exit()
@@ -48,8 +50,8 @@ def _sunset(app_id: str, *, dry_run: bool, reason: str, inline: bool) -> None:
     from orchestrator.catalog import service as catalog
     from orchestrator.catalog.lifecycle import RETIRABLE_STAGES, Action, Stage
     from orchestrator.catalog.policy import get_policy
+    from orchestrator.cli import session_scope
     from orchestrator.config import get_settings
-    from orchestrator.db import session_scope
     from orchestrator.sunset import flows as sunset_job
     from orchestrator.sunset.preview import preview
 
@@ -83,7 +85,7 @@ def _sunset(app_id: str, *, dry_run: bool, reason: str, inline: bool) -> None:
 @archive_app.command("verify")
 def archive_verify(app_id: Annotated[str, typer.Argument(help="the app whose archives to check")]) -> None:
     """Recompute every digest of the app's archives; exit 1 on any mismatch."""
-    from orchestrator.db import session_scope
+    from orchestrator.cli import session_scope
     from orchestrator.integrations.archive import store_from_settings
     from orchestrator.sunset import archive
 
@@ -110,7 +112,7 @@ def archive_hold(
 ) -> None:
     """Place a legal hold on an app's archives (the retention purge skips them), or lift it."""
     from orchestrator.catalog import service as catalog
-    from orchestrator.db import session_scope
+    from orchestrator.cli import session_scope
     from orchestrator.sunset import retention
 
     with _errors(), session_scope() as session:
@@ -120,14 +122,22 @@ def archive_hold(
     typer.echo(f"legal hold {state} on {app_id}" + ("" if changed else " (no change)"))
 
 
-def deadlines_list(app_id: Annotated[str, typer.Argument(help="the app whose pending deadlines to list")]) -> None:
+def deadlines_list(
+    app_id: Annotated[str, typer.Argument(help="the app whose pending deadlines to list")],
+    as_json: JsonLinesFlag = False,
+) -> None:
     """List an app's pending deadlines, soonest first."""
-    from orchestrator.db import session_scope
+    from orchestrator.cli import session_scope
     from orchestrator.timers import service as deadlines
 
     with session_scope(write=False) as session:
-        for row in deadlines.pending_for(session, app_id):
-            typer.echo(f"{row.id}\t{row.kind}\t{row.due_at.isoformat()}\t{row.ref or ''}")
+        rows = [
+            [row.id, row.kind, row.due_at.isoformat(), row.ref or ""] for row in deadlines.pending_for(session, app_id)
+        ]
+    if not rows and not as_json:
+        typer.echo(f"no pending deadlines for {app_id}", err=True)
+        return
+    print_rows(["ID", "KIND", "DUE AT", "REF"], rows, as_json=as_json, lines=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,16 +10,8 @@ from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from orchestrator.clock import UTCDateTime, utcnow
+from orchestrator.credentials.enums import CredentialStatus as CredentialStatus  # re-exported beside the tables
 from orchestrator.db import enum_field
-
-
-class CredentialStatus(StrEnum):
-    """Live until it expires or is revoked; a zombie could not be revoked after every attempt."""
-
-    live = "live"
-    expired = "expired"
-    revoked = "revoked"
-    zombie = "zombie"
 
 
 class Credential(SQLModel, table=True):

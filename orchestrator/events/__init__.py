@@ -7,6 +7,21 @@ Public seam for other features:
 See `orchestrator.events.registry` for the contract and docs/pipeline.md for the whole pipeline.
 """
 
-from orchestrator.events.registry import HANDLERS, PoisonEvent, prepared, register_handler
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from orchestrator.events.registry import HANDLERS, PoisonEvent, prepared, register_handler
 
 __all__ = ["HANDLERS", "PoisonEvent", "prepared", "register_handler"]
+
+
+def __getattr__(name: str) -> Any:
+    # The registry (and with it the database layer) loads on first use, so light modules of this
+    # package such as `orchestrator.events.enums` can be imported alone (the CLI does).
+    if name in __all__:
+        from orchestrator.events import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Column, Index, Text
@@ -11,17 +10,7 @@ from sqlmodel import Field, SQLModel
 
 from orchestrator.clock import UTCDateTime, utcnow
 from orchestrator.db import enum_field, json_dict_field, new_id, timestamp_field
-
-
-class EventStatus(StrEnum):
-    """Where an event is in the outbox → broker → handler pipeline."""
-
-    pending = "pending"
-    enqueued = "enqueued"
-    handling = "handling"
-    handled = "handled"
-    failed = "failed"
-    parked = "parked"
+from orchestrator.events.enums import EventStatus as EventStatus  # re-exported beside the tables
 
 
 class Event(SQLModel, table=True):

@@ -127,7 +127,9 @@ def test_models_match_migrations(empty_url: str) -> None:
         skipped.add(match["name"])
     assert skipped <= set(EXPRESSION_INDEXES)
     with get_engine(empty_url).connect() as conn:
-        found = dict(conn.execute(text("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'")).all())
+        found: dict[str, str] = dict(
+            conn.execute(text("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'")).all()
+        )
     assert {name: found.get(name) for name in EXPRESSION_INDEXES} == EXPRESSION_INDEXES
 
 

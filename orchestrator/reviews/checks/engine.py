@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from orchestrator.catalog.data_class import DataClass
+from orchestrator.catalog.enums import DataClass
 from orchestrator.catalog.policy import Policy
 from orchestrator.errors import NotFound, ValidationFailed
 from orchestrator.reviews.checks.dependencies import (

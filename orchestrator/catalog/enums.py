@@ -1,4 +1,7 @@
-"""The data classes an app can declare: a plain enum, so the pure review checks can use it without the tables."""
+"""The catalog's enumerations, importable without the database layer (the CLI builds its options from them).
+
+`orchestrator.catalog.models` re-exports them beside the tables that use them.
+"""
 
 from __future__ import annotations
 
