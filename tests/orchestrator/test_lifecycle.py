@@ -1,6 +1,6 @@
 """The lifecycle state machine: every stage × action pair, and every guard.
 
-The expected table below is written out by hand from DESIGN.md's lifecycle diagram, not derived from
+The expected table below is written out by hand from the design's lifecycle diagram, not derived from
 the module under test, so a change to the machine has to be a deliberate change to this table too.
 """
 

@@ -17,7 +17,7 @@ OCTO_REPO = "https://github.com/Octocoders/Hello-World"
 
 
 def payload(name: str) -> dict[str, Any]:
-    """A real GitHub webhook payload from the shared fixtures."""
+    """A real GitHub webhook payload recorded in tests/data/github."""
     return json.loads((GITHUB_FIXTURES / f"{name}.json").read_text())
 
 

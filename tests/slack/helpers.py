@@ -109,7 +109,7 @@ def sign(body: bytes, secret: str, *, timestamp: int | None = None) -> dict[str,
 
 
 def fixture_payload(name: str) -> dict[str, Any]:
-    """A real Slack payload from the shared fixtures."""
+    """A real Slack payload recorded in tests/data/slack."""
     return json.loads((FIXTURES / "slack" / name).read_text())
 
 
