@@ -18,7 +18,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.local_http import QuietHandler, base_url, serve, shut
+from bench.local_http import QuietHandler, base_url, serve, shut
 
 TEAM = "T0TEST0001"
 BOT_USER = "U0BOT00001"

@@ -1,4 +1,4 @@
-"""Real processes for tests: a Celery worker on Redis, and a uvicorn server on a free port.
+"""Real processes for tests and benchmarks: a Celery worker on Redis, and a uvicorn server on a free port.
 
 Both run as subprocesses with the test's DATABASE_URL/BROKER_URL, so tests exercise the real
 broker, real acks and real process death (SIGKILL), never eager mode.

@@ -40,7 +40,7 @@ def _unavailable(what: str, why: str) -> None:
 def _no_leftover_processes() -> Iterator[None]:
     """Kill any subprocess (worker, API, scheduler) a test module started and did not stop."""
     yield
-    from tests.harness import reap_all
+    from bench.harness import reap_all
 
     reap_all()
 

@@ -149,9 +149,9 @@ class TestWithRedis:
 
 def test_unreachable_redis_falls_back_and_refuses_to_lose_revocations(client, issued, monkeypatch) -> None:
     """With Redis down, introspection answers from the ledger and a revocation fails transiently (stays live)."""
+    from bench.harness import free_port
     from orchestrator.errors import TransientIntegrationError
     from tests.credentials.conftest import reset_credential_caches
-    from tests.harness import free_port
 
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
     reset_credential_caches()

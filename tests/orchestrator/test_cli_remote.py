@@ -11,9 +11,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from bench.harness import free_port
 from orchestrator.cli import build
 from tests.factories import manifest
-from tests.harness import free_port
 from tests.orchestrator.http.live import LiveApi, live_api
 
 

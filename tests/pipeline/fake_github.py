@@ -15,7 +15,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from tests.local_http import QuietHandler, base_url, serve, shut
+from bench.local_http import QuietHandler, base_url, serve, shut
 
 _CONTENTS = re.compile(r"^/repos/([^/]+/[^/]+)/contents/(.+)$")
 _DELIVERIES = re.compile(r"^/((?:repos/[^/]+/[^/]+|orgs/[^/]+)/hooks/\d+)/deliveries$")

@@ -20,8 +20,8 @@ import redis
 from typer.testing import CliRunner
 
 import orchestrator.events.publisher  # noqa: F401 - this process emits events too: publish them after commit
+from bench.harness import Proc, free_port, start_api, start_worker, wait_until
 from orchestrator.events.models import EventStatus
-from tests.harness import Proc, free_port, start_api, start_worker, wait_until
 from tests.pipeline.helpers import HELLO_REPO, audit_actions, catalogue, delivery, events, payload
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
+from bench.harness import wait_until
 from orchestrator.approvals.models import ApprovalRequest
 from orchestrator.audit.models import AuditEntry
 from orchestrator.catalog.models import MicroApp
@@ -21,7 +22,6 @@ from orchestrator.events.models import Event
 from orchestrator.notifications.models import Notification
 from orchestrator.reviews.models import Review, ReviewFinding
 from tests.factories import auth
-from tests.harness import wait_until
 from tests.reviews.conftest import Stack
 from tests.reviews.helpers import database_dump, github_token, make_repo, manifest_text, tarball_of
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from bench.harness import wait_until
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.manifest import parse_manifest
 from orchestrator.catalog.policy import get_policy
@@ -17,7 +18,6 @@ from orchestrator.config import get_settings
 from orchestrator.db import session_scope
 from orchestrator.reviews import publish
 from orchestrator.reviews.models import Review
-from tests.harness import wait_until
 
 
 def _published_review_ids(client: object) -> list[int]:

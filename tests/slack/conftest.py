@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.slack.helpers import CHANNELS, SLACK_IDS
-from tests.slack.slack_server import FakeSlack
+from bench.fake_slack import FakeSlack
+from bench.slack_requests import CHANNELS, SLACK_IDS
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import col, select
 
+from bench.fake_slack import FakeSlack
+from bench.slack_requests import APPROVER, APPROVER_2, OUTSIDER, OWNER, SLACK_IDS, click, sign
 from orchestrator.approvals import interactions
 from orchestrator.approvals.messages import SlackAction
 from orchestrator.approvals.models import ApprovalRequest
@@ -19,18 +21,7 @@ from orchestrator.events.models import Event
 from orchestrator.http.app import create_app
 from orchestrator.notifications.models import SlackInteraction
 from orchestrator.timers.models import Deadline
-from tests.slack.helpers import (
-    APPROVER,
-    APPROVER_2,
-    OUTSIDER,
-    OWNER,
-    SLACK_IDS,
-    click,
-    deliver_all,
-    seeded_request,
-    sign,
-)
-from tests.slack.slack_server import FakeSlack
+from tests.slack.helpers import deliver_all, seeded_request
 
 CHANNEL = "C0APPROVAL"
 REVIEW = {
@@ -178,7 +169,7 @@ def test_reject_opens_modal_and_submission_records_reason(signing_secret: str, s
         view = opened["view"]
         meta = json.loads(view["private_metadata"])
         assert meta == {"approval_id": approval_id, "decision": "reject", "channel": CHANNEL, "ts": ts}
-        from tests.slack.helpers import submission
+        from bench.slack_requests import submission
 
         body = submission(approval_id, "reject", "Uses a personal token", user_id=SLACK_IDS[APPROVER], ts=ts)
         assert post(api, body, signing_secret).status_code == 200

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from bench.fake_slack import FakeSlack
 from orchestrator.errors import TransientIntegrationError
 from orchestrator.integrations.slack import METADATA_EVENT_TYPE, SlackClient, SlackOperatorError
-from tests.slack.slack_server import FakeSlack
 
 CHANNEL = "C0APPROVAL"
 

@@ -7,13 +7,13 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from bench.fake_slack import FakeSlack
 from orchestrator.approvals.models import ApprovalRequest
 from orchestrator.db import session_scope
 from orchestrator.errors import TransientIntegrationError
 from orchestrator.notifications.delivery import deliver
 from orchestrator.notifications.models import Notification
 from tests.slack.helpers import seeded_request
-from tests.slack.slack_server import FakeSlack
 
 CHANNEL = "C0APPROVAL"
 

@@ -8,12 +8,13 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from bench.fake_slack import FakeSlack
+from bench.slack_requests import APPROVER, OWNER, SLACK_IDS
 from orchestrator.db import session_scope
 from orchestrator.notifications.delivery import deliver
 from orchestrator.notifications.models import Notification, NotificationKind
 from orchestrator.notifications.service import notify
-from tests.slack.helpers import APPROVER, OWNER, SLACK_IDS, deliver_all
-from tests.slack.slack_server import FakeSlack
+from tests.slack.helpers import deliver_all
 
 
 def _digests() -> list[Notification]:

@@ -10,6 +10,8 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
+from bench.harness import start_api
+from bench.slack_requests import APPROVER, APPROVER_2, OWNER, REQUESTER
 from orchestrator.audit.models import AuditEntry
 from orchestrator.catalog.models import MicroApp
 from orchestrator.cli import build
@@ -17,9 +19,8 @@ from orchestrator.db import session_scope
 from orchestrator.logs import configure_logging
 from orchestrator.notifications.models import Notification
 from tests.factories import auth
-from tests.harness import start_api
 from tests.slack.conftest import configure_slack
-from tests.slack.helpers import APPROVER, APPROVER_2, OWNER, REQUESTER, api_token, deliver_all, seeded_request
+from tests.slack.helpers import api_token, deliver_all, seeded_request
 
 
 @pytest.fixture

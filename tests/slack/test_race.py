@@ -11,13 +11,14 @@ import httpx
 import pytest
 from sqlmodel import select
 
+from bench.harness import start_api
+from bench.slack_requests import APPROVER, APPROVER_2
 from orchestrator.approvals.service import Decision, Result, decide
 from orchestrator.audit.models import AuditEntry
 from orchestrator.db import session_scope
 from orchestrator.events.models import Event
 from tests.factories import auth
-from tests.harness import start_api
-from tests.slack.helpers import APPROVER, APPROVER_2, api_token, seeded_request
+from tests.slack.helpers import api_token, seeded_request
 
 pytestmark = pytest.mark.postgres
 

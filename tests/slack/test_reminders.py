@@ -9,6 +9,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
+from bench.fake_slack import FakeSlack
+from bench.slack_requests import APPROVER, OUTSIDER, OWNER, REQUESTER, SLACK_IDS, click, seed_app, sign
 from orchestrator.approvals.flows import escalate, send_expiry_notice, send_reminder
 from orchestrator.approvals.messages import SlackAction
 from orchestrator.approvals.models import ApprovalRequest
@@ -22,19 +24,7 @@ from orchestrator.http.app import create_app
 from orchestrator.timers import service as deadlines
 from orchestrator.timers.models import Deadline
 from tests.factories import auth
-from tests.slack.helpers import (
-    APPROVER,
-    OUTSIDER,
-    OWNER,
-    REQUESTER,
-    SLACK_IDS,
-    click,
-    deliver_all,
-    seed_app,
-    seeded_request,
-    sign,
-)
-from tests.slack.slack_server import FakeSlack
+from tests.slack.helpers import deliver_all, seeded_request
 from tests.slack.test_approval_flow import handle_all
 
 CHANNEL, LEADS = "C0APPROVAL", "C0ITLEADS0"

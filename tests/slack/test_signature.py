@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from slack_sdk.signature import Clock
 from sqlmodel import select
 
+from bench.slack_requests import APPROVER, SLACK_IDS, click, sign
 from orchestrator.approvals.messages import SlackAction
 from orchestrator.db import session_scope
 from orchestrator.errors import SignatureInvalid
@@ -18,7 +19,6 @@ from orchestrator.http.app import create_app
 from orchestrator.http.slack import verify_signature
 from orchestrator.notifications.models import SlackInteraction
 from tests.conftest import FIXTURES
-from tests.slack.helpers import APPROVER, SLACK_IDS, click, sign
 
 
 class FixedClock(Clock):

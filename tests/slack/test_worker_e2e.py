@@ -10,14 +10,15 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from bench.fake_slack import FakeSlack
+from bench.harness import start_worker, wait_until
+from bench.slack_requests import APPROVER, APPROVER_2, SLACK_IDS, click, sign
 from orchestrator.approvals.messages import SlackAction
 from orchestrator.approvals.models import ApprovalRequest
 from orchestrator.db import session_scope
 from orchestrator.http.app import create_app
-from tests.harness import start_worker, wait_until
 from tests.slack.conftest import configure_slack
-from tests.slack.helpers import APPROVER, APPROVER_2, SLACK_IDS, click, quiet_redis_db, seeded_request, sign
-from tests.slack.slack_server import FakeSlack
+from tests.slack.helpers import quiet_redis_db, seeded_request
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 CHANNEL = "C0APPROVAL"

@@ -56,7 +56,7 @@ def private_redis(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
 
     import redis
 
-    from tests.harness import free_port, wait_until
+    from bench.harness import free_port, wait_until
 
     server = shutil.which("redis-server")
     if server is None:

@@ -14,6 +14,7 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
+from bench.harness import free_port
 from orchestrator.catalog.lifecycle import Stage
 from orchestrator.cli import build
 from orchestrator.clock import utcnow
@@ -21,7 +22,6 @@ from orchestrator.db import session_scope
 from orchestrator.sunset import retention
 from orchestrator.sunset.models import ArchiveRecord, ArchiveStatus
 from orchestrator.timers.models import Deadline, DeadlineStatus
-from tests.harness import free_port
 from tests.timers.helpers import audit_actions
 
 runner = CliRunner()

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from bench.harness import wait_until
 from orchestrator.clock import utcnow
 from orchestrator.config import Settings
 from orchestrator.db import session_scope
 from orchestrator.timers import service as deadlines
 from schedules.engine import TimerEngine
-from tests.harness import wait_until
 
 
 class Recorder:

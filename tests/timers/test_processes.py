@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from bench.harness import Proc, spawn, start_worker, wait_until
 from orchestrator.catalog.lifecycle import Stage
 from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import get_policy
@@ -22,7 +23,6 @@ from orchestrator.db import session_scope
 from orchestrator.sunset.models import ArchiveRecord, SunsetRun, SunsetStatus, SunsetStep
 from orchestrator.timers import service as deadlines
 from orchestrator.timers.models import Deadline, DeadlineStatus
-from tests.harness import Proc, spawn, start_worker, wait_until
 from tests.timers.helpers import add_credential, audit_actions
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.harness import Proc, start_api
+from bench.harness import Proc, start_api
 
 ROLES = {"admin": "admin@example.com", "approver": "approver@example.com", "maker": "maker@example.com"}
 

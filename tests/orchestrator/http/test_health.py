@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from bench.harness import free_port
 from orchestrator.config import get_settings
 from orchestrator.http.app import create_app
-from tests.harness import free_port
 from tests.orchestrator.http.helpers import Tokens
 
 

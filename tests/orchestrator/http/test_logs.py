@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.harness import wait_until
 from tests.factories import auth, manifest
-from tests.harness import wait_until
 from tests.orchestrator.http.live import LiveApi, live_api
 
 
