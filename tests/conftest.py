@@ -22,6 +22,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Fixtures more than one domain's tests use (none is autouse, so registering them for all costs nothing).
+pytest_plugins = ["tests.helpers.slack_fixtures", "tests.helpers.timer_fixtures"]
 # Recorded third-party payloads and corpora; tests/data/SOURCES.md says where each file comes from.
 FIXTURES = REPO_ROOT / "tests" / "data"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

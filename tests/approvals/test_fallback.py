@@ -19,8 +19,8 @@ from orchestrator.db import session_scope
 from orchestrator.logs import configure_logging
 from orchestrator.notifications.models import Notification
 from tests.factories import auth
-from tests.slack.conftest import configure_slack
-from tests.slack.helpers import api_token, deliver_all, seeded_request
+from tests.helpers.slack import api_token, deliver_all, seeded_request
+from tests.helpers.slack_fixtures import configure_slack
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from orchestrator.events.models import Event
 from orchestrator.http.app import create_app
 from orchestrator.notifications.models import SlackInteraction
 from orchestrator.timers.models import Deadline
-from tests.slack.helpers import deliver_all, seeded_request
+from tests.helpers.slack import deliver_all, seeded_request
 
 CHANNEL = "C0APPROVAL"
 REVIEW = {

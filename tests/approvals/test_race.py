@@ -18,7 +18,7 @@ from orchestrator.audit.models import AuditEntry
 from orchestrator.db import session_scope
 from orchestrator.events.models import Event
 from tests.factories import auth
-from tests.slack.helpers import api_token, seeded_request
+from tests.helpers.slack import api_token, seeded_request
 
 pytestmark = pytest.mark.postgres
 

@@ -23,9 +23,9 @@ from orchestrator.events.registry import registration_for
 from orchestrator.http.app import create_app
 from orchestrator.timers import service as deadlines
 from orchestrator.timers.models import Deadline
+from tests.approvals.test_flow import handle_all
 from tests.factories import auth
-from tests.slack.helpers import deliver_all, seeded_request
-from tests.slack.test_approval_flow import handle_all
+from tests.helpers.slack import deliver_all, seeded_request
 
 CHANNEL, LEADS = "C0APPROVAL", "C0ITLEADS0"
 

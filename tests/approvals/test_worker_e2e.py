@@ -17,8 +17,8 @@ from orchestrator.approvals.messages import SlackAction
 from orchestrator.approvals.models import ApprovalRequest
 from orchestrator.db import session_scope
 from orchestrator.http.app import create_app
-from tests.slack.conftest import configure_slack
-from tests.slack.helpers import quiet_redis_db, seeded_request
+from tests.helpers.slack import quiet_redis_db, seeded_request
+from tests.helpers.slack_fixtures import configure_slack
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 CHANNEL = "C0APPROVAL"

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from bench.harness import free_port
 from orchestrator.cli import build
 from tests.factories import manifest
-from tests.orchestrator.http.live import LiveApi, live_api
+from tests.http.live import LiveApi, live_api
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from orchestrator.catalog.lifecycle import Stage
 from orchestrator.cli import build
 from tests.factories import auth
-from tests.timers.helpers import add_credential, audit_actions
+from tests.helpers.timers import add_credential, audit_actions
 
 runner = CliRunner()
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.pipeline.fake_github import FakeGitHub
+from tests.events.fake_github import FakeGitHub
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """End to end with real processes: broker outage + relay, SIGKILLed workers, retries, poison messages.
 
 Each test runs real Celery workers (and the real API under uvicorn) against the session's Redis
-database; test-only handlers come from tests/pipeline/probe_handlers.py via EVENT_HANDLER_MODULES.
+database; test-only handlers come from tests/events/probe_handlers.py via EVENT_HANDLER_MODULES.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 import orchestrator.events.publisher  # noqa: F401 - this process emits events too: publish them after commit
 from bench.harness import Proc, free_port, start_api, start_worker, wait_until
 from orchestrator.events.models import EventStatus
-from tests.pipeline.helpers import HELLO_REPO, audit_actions, catalogue, delivery, events, payload
+from tests.events.helpers import HELLO_REPO, audit_actions, catalogue, delivery, events, payload
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -61,7 +61,7 @@ def _env(db_url: str, broker_url: str, probe_dir: Path, **extra: str) -> dict[st
     return {
         "DATABASE_URL": db_url,
         "BROKER_URL": broker_url,
-        "EVENT_HANDLER_MODULES": "tests.pipeline.probe_handlers",
+        "EVENT_HANDLER_MODULES": "tests.events.probe_handlers",
         "PROBE_DIR": str(probe_dir),
         "RELAY_INTERVAL_SECONDS": "0.3",
         "RELAY_PENDING_AFTER_SECONDS": "1",
@@ -124,7 +124,7 @@ def test_broker_down_then_relay_handles_every_event_once(db_url, broker, probe_d
     assert {e.status for e in events(type="app.updated")} == {EventStatus.pending}
     assert sorted(latencies)[98] < 1.0, "a request waited for the dead broker"
 
-    modules = "tests.pipeline.probe_handlers,tests.pipeline.probe_updates"
+    modules = "tests.events.probe_handlers,tests.events.probe_updates"
     worker_env = _env(db_url, broker, probe_dir, EVENT_HANDLER_MODULES=modules)
     procs.append(start_worker(env=worker_env, log_path=tmp_path / "worker.log"))
     wait_until(lambda: {e.status for e in events(type="app.updated")} == {EventStatus.handled}, timeout=60,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-import tests.pipeline.probe_handlers  # noqa: F401 - registers test.poison / test.flaky here
+import tests.events.probe_handlers  # noqa: F401 - registers test.poison / test.flaky here
 from orchestrator.events.runner import run_event
+from tests.events.helpers import audit_actions, events
 from tests.factories import auth
-from tests.pipeline.helpers import audit_actions, events
 
 
 def _emit(type: str) -> str:

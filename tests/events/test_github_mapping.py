@@ -6,7 +6,7 @@ import copy
 
 from orchestrator.catalog.models import Person
 from orchestrator.events.runner import run_event
-from tests.pipeline.helpers import HELLO_REPO, OCTO_REPO, audit_actions, catalogue, delivery, events, payload
+from tests.events.helpers import HELLO_REPO, OCTO_REPO, audit_actions, catalogue, delivery, events, payload
 
 URL = "/webhooks/github"
 GHES_REPO = "http://rachmari-0a7d40112fe15292b.ghe-test.net/Octocoders/Hello-World"

@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.http.github import signature_for, signature_valid
 from tests.conftest import FIXTURES
-from tests.pipeline.helpers import HELLO_REPO, catalogue, delivery, events, payload, sign
+from tests.events.helpers import HELLO_REPO, catalogue, delivery, events, payload, sign
 
 URL = "/webhooks/github"
 

@@ -11,8 +11,8 @@ from orchestrator.clock import utcnow
 from orchestrator.events.runner import run_event
 from orchestrator.notifications.models import Notification
 from orchestrator.timers.models import Deadline
+from tests.events.helpers import audit_actions, catalogue, events
 from tests.factories import auth
-from tests.pipeline.helpers import audit_actions, catalogue, events
 
 
 def _people() -> None:

@@ -12,7 +12,7 @@ from orchestrator.clock import utcnow
 from orchestrator.config import get_settings
 from orchestrator.events.models import Event, EventStatus
 from orchestrator.events.relay import SingleRelayLock, claim_due, republish_due
-from tests.pipeline.helpers import events
+from tests.events.helpers import events
 
 
 def _emit(type: str = "app.created", *, age_seconds: float = 0, status: EventStatus = EventStatus.pending) -> str:

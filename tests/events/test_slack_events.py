@@ -12,7 +12,7 @@ import pytest
 
 from orchestrator.http import slack_events
 from tests.conftest import FIXTURES
-from tests.pipeline.helpers import events
+from tests.events.helpers import events
 
 URL = "/slack/events"
 

@@ -1,4 +1,4 @@
-"""Fixtures for the Slack tests: the local Slack Web API server and the settings that point at it."""
+"""Slack fixtures (approvals, notifications, integrations, HTTP tests): the local Slack Web API and its settings."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fixtures of the timer and sunset tests: catalogued apps, a recording credential provider, process env."""
+"""Fixtures of the timer, sunset, schedule and CLI tests: catalogued apps, a recording provider, process env."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.timers.helpers import FakeProvider, make_app
+from tests.helpers.timers import FakeProvider, make_app
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.orchestrator.http.helpers import MAKER, OTHER, Tokens
+from tests.http.helpers import MAKER, OTHER, Tokens
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from orchestrator.catalog.policy import get_policy
 from orchestrator.db import session_scope
 from orchestrator.events.models import Event
 from tests.factories import manifest
-from tests.orchestrator.http.helpers import MAKER, OTHER, Tokens, register, seed_app
+from tests.http.helpers import MAKER, OTHER, Tokens, register, seed_app
 
 
 def _events(app_id: str, type_: str) -> list[Event]:

@@ -13,7 +13,7 @@ from orchestrator.catalog.models import Person
 from orchestrator.clock import utcnow
 from orchestrator.db import get_engine, session_scope
 from tests.factories import auth
-from tests.orchestrator.http.helpers import MAKER, OTHER, Tokens, register, seed_app
+from tests.http.helpers import MAKER, OTHER, Tokens, register, seed_app
 
 
 class TestUnauthorized:

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from orchestrator.db import get_engine
 from orchestrator.http.bodies import MAX_DOCUMENT_BYTES
 from tests.factories import manifest
-from tests.orchestrator.http.helpers import Tokens, register
+from tests.http.helpers import Tokens, register
 
 YAML = {"Content-Type": "application/yaml"}
 JSON = {"Content-Type": "application/json"}

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from bench.harness import free_port
 from orchestrator.config import get_settings
 from orchestrator.http.app import create_app
-from tests.orchestrator.http.helpers import Tokens
+from tests.http.helpers import Tokens
 
 
 def _point(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:

@@ -16,7 +16,7 @@ from orchestrator.approvals.models import ApprovalKind
 from orchestrator.catalog.models import Person
 from orchestrator.events.models import Event
 from tests.factories import auth
-from tests.orchestrator.http.helpers import seed_app
+from tests.http.helpers import seed_app
 
 SLACK_SECRET = "slack-signing-secret-for-tests"
 GITHUB_SECRET = "github-webhook-secret-for-tests"

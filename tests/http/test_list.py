@@ -14,7 +14,7 @@ from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import utcnow
 from orchestrator.db import session_scope
-from tests.orchestrator.http.helpers import MAKER, OTHER, Tokens, seed_app
+from tests.http.helpers import MAKER, OTHER, Tokens, seed_app
 
 
 def _ids(client: Any, tokens: Tokens, **params: Any) -> list[str]:

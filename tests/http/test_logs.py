@@ -11,7 +11,7 @@ import pytest
 
 from bench.harness import wait_until
 from tests.factories import auth, manifest
-from tests.orchestrator.http.live import LiveApi, live_api
+from tests.http.live import LiveApi, live_api
 
 
 @pytest.fixture(scope="module")

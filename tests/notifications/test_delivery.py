@@ -13,7 +13,7 @@ from orchestrator.db import session_scope
 from orchestrator.errors import TransientIntegrationError
 from orchestrator.notifications.delivery import deliver
 from orchestrator.notifications.models import Notification
-from tests.slack.helpers import seeded_request
+from tests.helpers.slack import seeded_request
 
 CHANNEL = "C0APPROVAL"
 
@@ -56,8 +56,8 @@ def test_sweep_requeues_what_lost_its_message(sqlite_url: str, redis_url: str, m
     from orchestrator.clock import utcnow
     from orchestrator.notifications.models import NotificationKind, NotificationStatus
     from orchestrator.notifications.service import notify, sweep
-    from tests.slack.conftest import configure_slack
-    from tests.slack.helpers import quiet_redis_db
+    from tests.helpers.slack import quiet_redis_db
+    from tests.helpers.slack_fixtures import configure_slack
 
     broker = quiet_redis_db(redis_url)
     configure_slack(monkeypatch, None, broker_url=broker)
@@ -84,7 +84,7 @@ def test_decided_while_posting_the_post_loses_its_buttons(
     from sqlalchemy import update
 
     from orchestrator.notifications import delivery
-    from tests.slack.helpers import deliver_all
+    from tests.helpers.slack import deliver_all
 
     _, approval_id = seeded_request()
     real_send = delivery._send

@@ -14,7 +14,7 @@ from orchestrator.db import session_scope
 from orchestrator.notifications.delivery import deliver
 from orchestrator.notifications.models import Notification, NotificationKind
 from orchestrator.notifications.service import notify
-from tests.slack.helpers import deliver_all
+from tests.helpers.slack import deliver_all
 
 
 def _digests() -> list[Notification]:
@@ -35,7 +35,7 @@ def test_burst_to_one_person_is_one_digest(
     sqlite_url: str, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch, count: int
 ) -> None:
     """An owner of many apps notified in one go gets a single digest message, not one per app."""
-    from tests.slack.conftest import configure_slack
+    from tests.helpers.slack_fixtures import configure_slack
 
     configure_slack(monkeypatch, slack)
     with session_scope() as session:
@@ -63,7 +63,7 @@ def test_trickle_sends_up_to_threshold_then_digests(
     sqlite_url: str, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first `digest_threshold` messages of the window go out alone; the rest wait for the digest."""
-    from tests.slack.conftest import configure_slack
+    from tests.helpers.slack_fixtures import configure_slack
 
     configure_slack(monkeypatch, slack)
     outcomes = []
@@ -80,7 +80,7 @@ def test_trickle_sends_up_to_threshold_then_digests(
 
 def test_different_people_are_counted_apart(sqlite_url: str, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch) -> None:
     """Four messages each to two people stay under the threshold of each: eight direct messages."""
-    from tests.slack.conftest import configure_slack
+    from tests.helpers.slack_fixtures import configure_slack
 
     configure_slack(monkeypatch, slack)
     with session_scope() as session:

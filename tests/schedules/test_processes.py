@@ -23,7 +23,7 @@ from orchestrator.db import session_scope
 from orchestrator.sunset.models import ArchiveRecord, SunsetRun, SunsetStatus, SunsetStep
 from orchestrator.timers import service as deadlines
 from orchestrator.timers.models import Deadline, DeadlineStatus
-from tests.timers.helpers import add_credential, audit_actions
+from tests.helpers.timers import add_credential, audit_actions
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -73,7 +73,7 @@ def test_expiry_end_to_end(env: dict, tmp_path: Path) -> None:
     with session_scope() as session:
         missed = deadlines.schedule(session, kind="probe", due_at=utcnow() - timedelta(minutes=5))
     expires = utcnow() + timedelta(seconds=4)
-    from tests.timers.helpers import make_app
+    from tests.helpers.timers import make_app
 
     app = make_app(expires_at=expires)
     add_credential(app.id, provider="builtin-service")
@@ -142,7 +142,7 @@ def test_killed_worker_sunset_resumes_without_repeating(env: dict, tmp_path: Pat
     from orchestrator.catalog import service as catalog
     from orchestrator.catalog.lifecycle import Action
     from orchestrator.sunset import flows as sunset
-    from tests.timers.helpers import make_app
+    from tests.helpers.timers import make_app
 
     slow = {**env, "SUNSET_STEP_PAUSE_SECONDS": "3", "SUNSET_RESUME_SECONDS": "4"}
     app = make_app(stage=Stage.production, expires_at=None)

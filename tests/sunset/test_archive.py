@@ -22,7 +22,7 @@ from orchestrator.db import session_scope
 from orchestrator.sunset import retention
 from orchestrator.sunset.models import ArchiveRecord, ArchiveStatus
 from orchestrator.timers.models import Deadline, DeadlineStatus
-from tests.timers.helpers import audit_actions
+from tests.helpers.timers import audit_actions
 
 runner = CliRunner()
 

@@ -16,7 +16,7 @@ from orchestrator.db import session_scope
 from orchestrator.sunset import flows as sunset
 from orchestrator.sunset.models import ArchiveRecord, SunsetRun, SunsetStatus, SunsetStep
 from orchestrator.timers.models import Deadline
-from tests.timers.helpers import FakeProvider, add_credential, audit_actions
+from tests.helpers.timers import FakeProvider, add_credential, audit_actions
 
 STEP_ACTIONS = ["sunset.freeze", "sunset.revoke", "sunset.archive", "sunset.retire"]
 
