@@ -6,7 +6,7 @@
 One uvicorn process serves the orchestrator plus a bare endpoint that only verifies the Slack
 signature and answers 200 (the same-run baseline: same server, middleware, body and signing). A
 real Celery worker (2 processes) on Redis handles the clicks; Slack is the local test server
-(`tests/slack/slack_server.py`). Each approval message is posted first, then clicked once by an
+(`bench/fake_slack.py`). Each approval message is posted first, then clicked once by an
 approver, alternating with a signed request to the baseline endpoint. Measured:
 
 - click ack: POST /slack/interactions round trip (target p99 < 100 ms), next to the baseline's;
@@ -52,8 +52,8 @@ def bench_app() -> FastAPI:
 
 
 def _seed(count: int) -> list[int]:
+    from bench.slack_requests import open_request, seed_app
     from orchestrator.db import migrate, session_scope
-    from tests.slack.helpers import open_request, seed_app
 
     migrate()
     ids = []
@@ -83,9 +83,9 @@ def main() -> None:
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args()
 
-    from tests.harness import free_port, spawn, start_worker, wait_until
-    from tests.slack.helpers import APPROVER, CHANNELS, SLACK_IDS
-    from tests.slack.slack_server import FakeSlack
+    from bench.fake_slack import FakeSlack
+    from bench.harness import free_port, spawn, start_worker, wait_until
+    from bench.slack_requests import APPROVER, CHANNELS, SLACK_IDS
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-approvals-"))
     slack = FakeSlack(token="-".join(["xoxb", secrets.token_hex(6), secrets.token_hex(12)]))
@@ -163,7 +163,7 @@ def _up(base: str) -> bool:
 
 def _clicks(base: str, approval_ids: list[int], ts_of: dict[int, str], secret: str, rate: float,
             user_id: str) -> dict[str, Any]:  # fmt: skip
-    from tests.slack.helpers import click, sign
+    from bench.slack_requests import click, sign
 
     echo: list[float] = []
     ack: list[float] = []

@@ -48,6 +48,8 @@ from workers.app import app as celery_app
 
 BARE_TASK = "bench.redis_write"
 COUNTER_KEY = "bench:pipeline:bare"
+# A recorded octokit push payload (see tests/data/SOURCES.md), re-addressed to each bench app.
+GITHUB_PAYLOADS = Path(__file__).resolve().parents[1] / "tests" / "data" / "github"
 
 
 @celery_app.task(name=BARE_TASK, queue="ingest")
@@ -106,10 +108,9 @@ def _seed(apps: int) -> list[str]:
 
 def _bodies(urls: list[str], count: int, secret: str, prefix: str) -> list[tuple[bytes, dict[str, str]]]:
     """Signed push deliveries, round-robin over the apps (signing is not part of the measurement)."""
-    from tests.conftest import FIXTURES
-    from tests.pipeline.helpers import sign
+    from orchestrator.http.github import signature_for
 
-    template = json.loads((FIXTURES / "github" / "push.with-new-branch.payload.json").read_text())
+    template = json.loads((GITHUB_PAYLOADS / "push.with-new-branch.payload.json").read_text())
     out = []
     for i in range(count):
         url = urls[i % len(urls)]
@@ -120,7 +121,7 @@ def _bodies(urls: list[str], count: int, secret: str, prefix: str) -> list[tuple
         headers = {
             "X-GitHub-Event": "push",
             "X-GitHub-Delivery": f"{prefix}-{i}-{uuid.uuid4().hex[:8]}",
-            "X-Hub-Signature-256": sign(secret, raw),
+            "X-Hub-Signature-256": signature_for(secret, raw),
             "Content-Type": "application/json",
         }
         out.append((raw, headers))
@@ -289,7 +290,7 @@ def main() -> None:
     reset_engines()
 
     celery_app.conf.update(celery_config(args.redis))
-    from tests.harness import spawn, start_api, wait_until
+    from bench.harness import spawn, start_api, wait_until
 
     _redis().flushdb()
     urls = _seed(args.apps)

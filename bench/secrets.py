@@ -3,7 +3,7 @@
     python -m bench.secrets            # ~200 MB generated tree
     python -m bench.secrets --mb 20    # quicker
 
-Accuracy: recall and false positives on ../shared/fixtures/secrets/cases.jsonl.gz, overall and per rule
+Accuracy: recall and false positives on tests/data/secrets/cases.jsonl.gz, overall and per rule
 family. Speed: both scanners over the same generated tree (code files with occasional planted secrets,
 built at run time), in the same run; detect-secrets runs as a subprocess from this virtualenv.
 """
@@ -27,7 +27,7 @@ from orchestrator.catalog.policy import ReviewLimits
 from orchestrator.reviews.checks.secrets import scan_text
 from orchestrator.reviews.checks.walk import Deadline, read_text, walk_checkout
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared/fixtures/secrets/cases.jsonl.gz"
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "secrets" / "cases.jsonl.gz"
 FAMILIES = {
     "aws": ("aws", "appsync", "bedrock"),
     "github": ("github",),

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     )
     slack_api_url: str = Field(default="https://slack.com/api/", description="Slack Web API base URL")
 
-    # --- credentials (issue 7): token exchange, introspection, providers; see docs/credentials.md
+    # --- credentials: token exchange, introspection, providers; see docs/credentials.md
     credential_key: SecretStr | None = Field(
         default=None,
         description="Encrypts signing keys and stored provider secrets at rest; var/credential.key when unset",
@@ -72,7 +72,7 @@ class Settings(BaseSettings):
         ),
     )
 
-    # Timers and sunset (issue 6; docs/timers.md)
+    # Timers and sunset (docs/timers.md)
     scheduler_horizon_seconds: float = Field(
         default=600, gt=0, description="Deadlines due within this many seconds get an exact in-memory wake-up"
     )
@@ -129,7 +129,7 @@ class Settings(BaseSettings):
         default=300, gt=0, description="Sunset runs idle this long are resumed by the scheduler (also its interval)"
     )
 
-    # Slack approvals (issue 5; docs/slack.md)
+    # Slack approvals (docs/slack.md)
     slack_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Timeout of one Slack Web API call (views.open uses at most 2.5 s)"
     )
@@ -137,7 +137,7 @@ class Settings(BaseSettings):
         default=3, ge=0, description="How many 429 answers a Slack call waits out (Retry-After) before failing"
     )
 
-    # Event pipeline (issue 3; docs/pipeline.md)
+    # Event pipeline (docs/pipeline.md)
     relay_in_worker: bool = Field(
         default=True, description="Run the outbox relay (and GitHub redelivery job) inside every Celery worker"
     )
@@ -181,7 +181,7 @@ class Settings(BaseSettings):
     )
     github_timeout_seconds: float = Field(default=10.0, gt=0, description="Timeout of one GitHub API call")
 
-    # Automated reviews (issue 4; docs/reviews.md)
+    # Automated reviews (docs/reviews.md)
     review_fetch: str = Field(
         default="auto",
         pattern=r"^(auto|git|github-tarball)$",

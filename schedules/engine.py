@@ -9,7 +9,7 @@ task marks each deadline fired with a compare-and-set, so an extra enqueue is ha
 The in-memory index is refreshed by the periodic jobs in `schedules.jobs` (poll for new rows, roll
 the horizon forward, rebuild from scratch) and by nudges; the overdue sweep catches up whatever was
 missed, oldest first and at a bounded rate. The MemoryJobStore is private to this process and
-thrown away on step-down (pitfalls §3: never share a job store).
+thrown away on step-down: a job store shared between schedulers makes them run each other's jobs.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class TimerEngine:
             timezone=UTC,
             jobstores={"default": MemoryJobStore()},
             executors={"default": ThreadPoolExecutor(4)},
-            # A missed one-shot job is deleted under the defaults (pitfalls §3); never skip one.
+            # Under APScheduler's defaults a one-shot job that misses its time is deleted; never skip one.
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
         )
 

@@ -1,6 +1,7 @@
 """Leader election for scheduler replicas: a redis-py Lock with a TTL that the active one renews.
 
-APScheduler 3 has no high availability and its job stores must never be shared (pitfalls §3), so
+APScheduler 3 has no high availability and its job stores must never be shared (two schedulers on
+one store run the same jobs twice), so
 exactly one replica runs timers. The leader renews the lock every third of its TTL with
 `reacquire()`; when renewal fails (LockNotOwnedError, or Redis unreachable for longer than the
 TTL allows) it steps down at once, because another replica may already have taken over. Without

@@ -25,8 +25,10 @@ if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
-FIXTURES = SHARED / "fixtures"
+# Fixtures more than one domain's tests use (none is autouse, so registering them for all costs nothing).
+pytest_plugins = ["tests.helpers.slack_fixtures", "tests.helpers.timer_fixtures"]
+# Recorded third-party payloads and corpora; tests/data/SOURCES.md says where each file comes from.
+FIXTURES = REPO_ROOT / "tests" / "data"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN_URL = os.environ.get("PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_BASE_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379")
@@ -43,7 +45,7 @@ def _unavailable(what: str, why: str) -> None:
 def _no_leftover_processes() -> Iterator[None]:
     """Kill any subprocess (worker, API, scheduler) a test module started and did not stop."""
     yield
-    from tests.harness import reap_all
+    from bench.harness import reap_all
 
     reap_all()
 

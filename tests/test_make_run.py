@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.harness import free_port, wait_until
 from orchestrator.config import Settings
-from tests.harness import free_port, wait_until
 
 DEMO_APP_COUNT = 8
 SETTINGS_ENV = {name.upper() for name in Settings.model_fields}

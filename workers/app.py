@@ -1,4 +1,4 @@
-"""The Celery application, configured for at-least-once delivery (see research/pitfalls.md §1).
+"""The Celery application, configured for at-least-once delivery (acks late, lost workers requeued).
 
 Queues: ingest (lifecycle events), reviews (slow), notifications (Slack), sunset (revocations,
 archives), so a slow review never starves an approval.

@@ -94,7 +94,7 @@ def register_app(
         reason=f"registered from {source}",
         data={"data_class": app.data_class.value, "owner": app.owner_email, "expires_at": app.expires_at},
     )
-    deadlines.reschedule_app(session, app, policy, now=now)  # timers hook (issue 6)
+    deadlines.reschedule_app(session, app, policy, now=now)  # timers follow the new dates (docs/timers.md)
     emitted = emit(
         session, type="app.created", source=source, app_id=app.id, payload={"actor": actor}, dedup_key=dedup_key
     )
@@ -156,7 +156,7 @@ def apply_action(
         from orchestrator.credentials.handover import on_app_approved
 
         on_app_approved(session, app, policy=policy, actor=actor)
-    deadlines.reschedule_app(session, app, policy, now=now)  # timers hook (issue 6)
+    deadlines.reschedule_app(session, app, policy, now=now)  # timers follow the new dates (docs/timers.md)
     session.flush()
     return move
 

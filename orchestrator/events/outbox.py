@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 from orchestrator.db import new_id
 from orchestrator.events.models import Event
 
-# Event names are part of the public interface (DESIGN.md, "Lifecycle").
+# Event names are part of the public interface (docs/pipeline.md): renaming one breaks subscribers.
 EVENT_TYPES = frozenset(
     {
         "app.created",

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.harness import REPO_ROOT, start_api
 from orchestrator.catalog.demo import load_demo
 from orchestrator.catalog.policy import get_policy
 from orchestrator.db import session_scope
-from tests.harness import REPO_ROOT, start_api
 
 HEAVY = ("celery", "sqlalchemy", "sqlmodel", "orchestrator.reviews.checks.engine", "fastapi", "httpx")
 

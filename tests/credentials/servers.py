@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from tests.local_http import QuietHandler, base_url, serve, shut
+from bench.local_http import QuietHandler, base_url, serve, shut
 
 
 @dataclass

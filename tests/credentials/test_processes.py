@@ -10,9 +10,9 @@ import httpx
 import jwt
 import pytest
 
+from bench.harness import start_api
 from tests.credentials.conftest import exchange_form
 from tests.factories import auth
-from tests.harness import start_api
 
 
 @pytest.mark.redis

@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.slack_requests import sign
 from orchestrator.http.bodies import MAX_DOCUMENT_BYTES
 from orchestrator.http.oauth import MAX_FORM_BYTES
 from orchestrator.http.slack import MAX_BODY_BYTES as SLACK_MAX
 from tests.factories import auth
-from tests.slack.helpers import sign
 
 CHUNK = 64 * 1024
 GITHUB_SECRET = "github-secret-for-body-tests"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import Proc, start_worker
+from bench.harness import Proc, start_worker
 from tests.reviews.helpers import FakeGitHubTarballs
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from tests.local_http import QuietHandler, base_url, serve, shut
+from bench.local_http import QuietHandler, base_url, serve, shut
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Maker",

@@ -1,0 +1,1 @@
+"""Helpers and fixtures that tests of more than one domain use."""
