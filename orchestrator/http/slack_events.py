@@ -26,6 +26,7 @@ from orchestrator.db import session_scope
 from orchestrator.errors import SignatureInvalid
 from orchestrator.events.models import Event
 from orchestrator.events.outbox import emit
+from orchestrator.events.types import EventType
 from orchestrator.http.bodies import read_limited
 from orchestrator.http.errors import error_body
 from orchestrator.http.slack import verify_signature
@@ -106,7 +107,7 @@ def _ingest_deleted_user(event_id: str, user: dict[str, Any]) -> dict[str, Any]:
             return {"ignored": True, "reason": "not a known person"}
         emitted = emit(
             session,
-            type="owner.left",
+            type=EventType.owner_left,
             source="slack",
             payload={
                 "email": person.email,

@@ -23,6 +23,7 @@ from sqlalchemy import event
 from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import RETIRABLE_STAGES, Action, Stage
 from orchestrator.catalog.models import MicroApp
@@ -106,7 +107,7 @@ def start_sunset(
         session.add(run)
         session.flush()
         audit.record(
-            session, actor=actor, action="sunset.started", app_id=app.id, reason=reason,
+            session, actor=actor, action=AuditAction.sunset_started, app_id=app.id, reason=reason,
             data={"run_id": run.id, "trigger": trigger, "stage": app.stage.value},
         )  # fmt: skip
         new = True
@@ -147,7 +148,7 @@ def _complete(session: Session, run: SunsetRun, step: SunsetStep, record: dict[s
     run.last_error = None
     session.add(run)
     audit.record(
-        session, actor=run.actor, action=f"sunset.{step.value}", app_id=run.app_id, reason=run.reason,
+        session, actor=run.actor, action=AuditAction(f"sunset.{step.value}"), app_id=run.app_id, reason=run.reason,
         data={"run_id": run.id, **record},
     )  # fmt: skip
 
@@ -254,7 +255,7 @@ def _revoke(app_id: str, policy: Policy, providers: Any) -> bool:
                 run.status = SunsetStatus.blocked
                 run.last_error = f"zombie credential(s) {[z.id for z in zombies]}: revoke by hand with --force"
                 audit.record(
-                    session, actor=run.actor, action="sunset.blocked", app_id=app_id, reason=run.last_error,
+                    session, actor=run.actor, action=AuditAction.sunset_blocked, app_id=app_id, reason=run.last_error,
                     data={"run_id": run.id, "zombies": [z.id for z in zombies]},
                 )  # fmt: skip
             run.updated_at = utcnow()
