@@ -32,7 +32,7 @@ from orchestrator.events.outbox import emit
 from orchestrator.events.types import EventType
 from orchestrator.notifications.delivery import app_url
 from orchestrator.notifications.service import notify
-from orchestrator.reviews.checks.findings import ReviewResult
+from orchestrator.reviews.checks.findings import ReviewResult, Severity, severity_rank
 from orchestrator.reviews.models import Review
 from orchestrator.timers import service as deadlines
 
@@ -52,7 +52,7 @@ def _lines(review: dict[str, Any]) -> list[str]:
 
 def _counts(review: dict[str, Any]) -> str:
     counts = review.get("counts") or {}
-    order = ("critical", "high", "medium", "low")
+    order = sorted(Severity, key=severity_rank, reverse=True)
     return ", ".join(f"{counts[s]} {s}" for s in order if counts.get(s)) or "no findings"
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from orchestrator.reviews.checks import secret_assign
-from orchestrator.reviews.checks.findings import Finding, fingerprint, redact
+from orchestrator.reviews.checks.findings import Finding, Severity, fingerprint, redact
 from orchestrator.reviews.checks.secret_rules import RULES, Rule, value_ok
 from orchestrator.reviews.checks.secret_values import is_placeholder, is_template
 
@@ -34,7 +34,7 @@ class SecretHit:
     family: str
     line: int
     value: str = field(repr=False)  # a failing test or a log line must not print it
-    severity: str = "high"
+    severity: Severity = Severity.high
     source: str = "orchestrator"
 
 
