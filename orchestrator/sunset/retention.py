@@ -113,8 +113,8 @@ def set_hold(session: Session, app: MicroApp, *, on: bool, actor: str, reason: s
     app.updated_at = utcnow()
     session.add(app)
     audit.record(
-        session, actor=actor, action=AuditAction.archive_hold_placed if on else "archive.hold_lifted", app_id=app.id,
-        reason=reason, data={"changed": changed},
+        session, actor=actor, action=AuditAction.archive_hold_placed if on else AuditAction.archive_hold_lifted,
+        app_id=app.id, reason=reason, data={"changed": changed},
     )  # fmt: skip
     if not on:
         _rearm_purges(session, app)
