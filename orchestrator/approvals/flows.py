@@ -27,16 +27,18 @@ from sqlmodel import Session, col, select
 from orchestrator.approvals import messages
 from orchestrator.approvals.models import ApprovalRequest, ApprovalStatus
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import as_utc, utcnow
 from orchestrator.events.models import Event
-from orchestrator.events.registry import register_handler
+from orchestrator.events.registry import PoisonEvent, register_handler
+from orchestrator.events.types import EventType
 from orchestrator.notifications.delivery import app_url, mention
 from orchestrator.notifications.models import Notification, NotificationKind, NotificationStatus
 from orchestrator.notifications.service import notify
 from orchestrator.timers import service as deadlines
-from orchestrator.timers.models import Deadline
+from orchestrator.timers.models import Deadline, DeadlineKind
 
 
 def _pending(session: Session, approval_id: int) -> tuple[ApprovalRequest, MicroApp] | None:
@@ -57,14 +59,15 @@ def request_approval(session: Session, approval_id: int, *, policy: Policy | Non
     have = set(
         session.exec(
             select(Deadline.kind).where(
-                Deadline.ref == str(approval_id), col(Deadline.kind).in_(["approval_reminder", "approval_escalation"])
+                Deadline.ref == str(approval_id),
+                col(Deadline.kind).in_([DeadlineKind.approval_reminder, DeadlineKind.approval_escalation]),
             )
         ).all()
     )
     opened = as_utc(approval.created_at)
     for kind, hours in (
-        ("approval_reminder", rules.approval_reminder_hours),
-        ("approval_escalation", rules.approval_escalation_hours),
+        (DeadlineKind.approval_reminder, rules.approval_reminder_hours),
+        (DeadlineKind.approval_escalation, rules.approval_escalation_hours),
     ):
         if kind not in have:
             deadlines.schedule(
@@ -119,7 +122,9 @@ def send_reminder(session: Session, approval_id: int, *, deadline_id: int | None
         approval_id=approval_id,
         thread_ts=approval.message_ts,
     )
-    audit.record(session, actor="policy", action="approval.reminded", app_id=app.id, data={"approval_id": approval_id})
+    audit.record(
+        session, actor="policy", action=AuditAction.approval_reminded, app_id=app.id, data={"approval_id": approval_id}
+    )
     return row
 
 
@@ -170,7 +175,7 @@ def escalate(session: Session, approval_id: int, *, deadline_id: int | None = No
     audit.record(
         session,
         actor="policy",
-        action="approval.escalated",
+        action=AuditAction.approval_escalated,
         app_id=app.id,
         data={"approval_id": approval_id, "to": targets, "deadline_id": deadline_id},
     )
@@ -199,19 +204,31 @@ def _approval_id(event: Event) -> int:
     return int(event.payload.get("approval_id") or event.payload["ref"])
 
 
-@register_handler("extension.requested")
+@register_handler(EventType.extension_requested)
 def on_extension_requested(session: Session, event: Event) -> None:
     """Post the approval message of a new extension request."""
     request_approval(session, _approval_id(event))
 
 
-@register_handler("approval.reminder_due")
+@register_handler(EventType.approval_decided)
+def on_decided(session: Session, event: Event) -> None:
+    """Nothing left to do: the decision moved the app, its timers and messages in its own transaction.
+
+    The event is the decision's public record for other consumers; this handler only refuses one
+    that names no decided request, so every decision ends handled rather than parked.
+    """
+    approval = session.get(ApprovalRequest, _approval_id(event))
+    if approval is None or approval.status == ApprovalStatus.pending:
+        raise PoisonEvent(f"approval.decided for a request that is not decided: {event.payload.get('approval_id')}")
+
+
+@register_handler(EventType.approval_reminder_due)
 def on_reminder_due(session: Session, event: Event) -> None:
     """The reminder deadline fired: nudge the approvers in the thread."""
     send_reminder(session, _approval_id(event), deadline_id=event.payload.get("deadline_id"))
 
 
-@register_handler("approval.escalation_due")
+@register_handler(EventType.approval_escalation_due)
 def on_escalation_due(session: Session, event: Event) -> None:
     """The escalation deadline fired: take the request higher."""
     escalate(session, _approval_id(event), deadline_id=event.payload.get("deadline_id"))

@@ -23,6 +23,7 @@ from orchestrator.approvals.messages import SlackAction
 from orchestrator.approvals.models import ApprovalRequest
 from orchestrator.approvals.service import Decision, Outcome, Result, approvers_of, decide
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.catalog.policy import get_policy
@@ -210,7 +211,7 @@ def _extend(session: Session, row: SlackInteraction, notifier: Notifier) -> str:
     actor = person_for(session, row.slack_user_id, set(app.owners), notifier)
     if actor is None or actor not in app.owners:
         why = "only the app's owners can ask for an extension"
-        audit.record(session, actor=actor or f"slack:{row.slack_user_id}", action="extension.refused",
+        audit.record(session, actor=actor or f"slack:{row.slack_user_id}", action=AuditAction.extension_refused,
                      app_id=app.id, reason=why, data={"via": "slack"})  # fmt: skip
         row.outcome = Result.not_allowed.value
         return f"Not allowed: {why}."

@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 from orchestrator.approvals import messages
 from orchestrator.approvals.models import ApprovalKind, ApprovalRequest, ApprovalStatus
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import Action, Stage
 from orchestrator.catalog.models import MicroApp
@@ -34,12 +35,14 @@ from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import as_utc, utcnow
 from orchestrator.errors import NotFound, ValidationFailed
 from orchestrator.events.outbox import emit
+from orchestrator.events.types import EventType
 from orchestrator.notifications.delivery import app_url, mention
 from orchestrator.notifications.models import NotificationKind
 from orchestrator.notifications.service import notify
 from orchestrator.timers import service as deadlines
+from orchestrator.timers.models import DeadlineKind
 
-APPROVAL_DEADLINES = ("approval_reminder", "approval_escalation")
+APPROVAL_DEADLINES = (DeadlineKind.approval_reminder, DeadlineKind.approval_escalation)
 
 
 class Decision(StrEnum):
@@ -120,7 +123,7 @@ def decide(
         audit.record(
             session,
             actor=actor or f"slack:{slack_user_id}",
-            action="approval.refused",
+            action=AuditAction.approval_refused,
             app_id=app.id,
             reason=why,
             data={"approval_id": approval_id, "decision": decision.value, "via": via, "slack_user": slack_user_id},
@@ -146,7 +149,7 @@ def decide(
     audit.record(
         session,
         actor=actor,
-        action="approval.decided",
+        action=AuditAction.approval_decided,
         app_id=app.id,
         reason=reason,
         data={"approval_id": approval_id, "kind": str(approval.kind), "decision": decision.value, "via": via},
@@ -164,7 +167,7 @@ def _emit_decided(
 ) -> None:
     emit(
         session,
-        type="approval.decided",
+        type=EventType.approval_decided,
         source=via,
         app_id=app.id,
         payload={
@@ -228,7 +231,7 @@ def extend_expiry(
     audit.record(
         session,
         actor=actor,
-        action="app.expiry_extended",
+        action=AuditAction.app_expiry_extended,
         app_id=app.id,
         reason=f"{days} days",
         data={"approval_id": approval.id, "from": old.isoformat() if old else None, "to": new.isoformat()},
@@ -288,7 +291,7 @@ def cancel_pending(
         audit.record(
             session,
             actor=actor,
-            action="approval.cancelled",
+            action=AuditAction.approval_cancelled,
             app_id=app_id,
             reason=reason,
             data={"approval_id": approval.id, "kind": str(approval.kind)},

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
+from orchestrator.audit.actions import AuditAction, audit_action
 from orchestrator.audit.models import AuditEntry
 from orchestrator.clock import as_utc, utcnow
 
@@ -56,13 +57,18 @@ def record(
     session: Session,
     *,
     actor: str,
-    action: str,
+    action: AuditAction | str,
     app_id: str | None = None,
     reason: str = "",
     data: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> AuditEntry:
-    """Append one entry to the chain inside the caller's transaction."""
+    """Append one entry to the chain inside the caller's transaction.
+
+    `action` must be an AuditAction (or its value): ValueError otherwise, before anything is written.
+    """
+    # Stored as the plain value: the hash covers exactly what the database hands back later.
+    known = str(audit_action(action))
     _lock_chain(session)
     tail = session.exec(select(AuditEntry).order_by(col(AuditEntry.seq).desc()).limit(1)).first()
     # JSON round trip so the hashed form equals what the database hands back later.
@@ -72,7 +78,7 @@ def record(
         at=as_utc(at) if at else utcnow(),
         app_id=app_id,
         actor=actor,
-        action=action,
+        action=known,
         reason=reason,
         data=clean,
         prev_hash=tail.hash if tail else GENESIS_HASH,

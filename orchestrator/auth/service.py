@@ -8,6 +8,7 @@ import secrets
 from sqlmodel import Session, select
 
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.auth.models import ApiToken, Role
 from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.errors import Forbidden, Unauthorized
@@ -33,7 +34,11 @@ def create_token(session: Session, *, name: str, role: Role, person_email: str |
         )
     )
     audit.record(
-        session, actor=actor, action="token.created", reason=name, data={"role": role.value, "person": person_email}
+        session,
+        actor=actor,
+        action=AuditAction.token_created,
+        reason=name,
+        data={"role": role.value, "person": person_email},
     )
     session.flush()
     return token

@@ -19,6 +19,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.auth.models import Role
 from orchestrator.auth.service import create_token
 from orchestrator.catalog.lifecycle import Action
@@ -119,7 +120,7 @@ def load_demo(session: Session, *, policy: Policy, catalog: DemoCatalog | None =
     audit.record(
         session,
         actor=DEMO_ACTOR,
-        action="demo.loaded",
+        action=AuditAction.demo_loaded,
         reason="demo catalog loaded into an empty database",
         data={"apps": len(catalog.apps), "people": len(catalog.people)},
     )

@@ -21,6 +21,7 @@ from sqlalchemy import String, cast
 from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import ACTIVE_STAGES, Action, Stage
 from orchestrator.catalog.models import MicroApp, Person
@@ -28,12 +29,14 @@ from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import utcnow
 from orchestrator.events.models import Event
 from orchestrator.events.registry import PoisonEvent, register_handler
+from orchestrator.events.types import EventType
 from orchestrator.logs import get_logger
 from orchestrator.timers import service as deadlines
+from orchestrator.timers.models import DeadlineKind
 
 log = get_logger(__name__)
 
-GRACE_KIND = deadlines.DeadlineKind.owner_left_grace
+GRACE_KIND = DeadlineKind.owner_left_grace
 _ORPHANABLE = ACTIVE_STAGES | {Stage.expiring}
 _GONE = (Stage.sunsetting, Stage.retired)
 
@@ -45,7 +48,7 @@ def tell(session: Session, *, to: str, text: str, app_id: str | None, key: str) 
     notify(session, to=to, text=text, app_id=app_id, key=key)
 
 
-@register_handler("owner.left")
+@register_handler(EventType.owner_left)
 def handle_owner_left(session: Session, event: Event) -> None:
     """Deactivate the person and move each of their apps to a co-owner or to `orphaned`."""
     email = str(event.payload.get("email") or "").strip().lower()
@@ -63,7 +66,7 @@ def handle_owner_left(session: Session, event: Event) -> None:
         person.left_at = now
         session.add(person)
         session.flush()
-        audit.record(session, actor=actor, action="person.left", reason=reason, data={"email": email})
+        audit.record(session, actor=actor, action=AuditAction.person_left, reason=reason, data={"email": email})
     policy = get_policy()
     owned = session.exec(
         select(MicroApp)
@@ -153,5 +156,10 @@ def _drop_from_co_owners(session: Session, email: str, *, actor: str, reason: st
         app.updated_at = utcnow()
         session.add(app)
         audit.record(
-            session, actor=actor, action="app.co_owner_removed", app_id=app.id, reason=reason, data={"email": email}
+            session,
+            actor=actor,
+            action=AuditAction.app_co_owner_removed,
+            app_id=app.id,
+            reason=reason,
+            data={"email": email},
         )

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from orchestrator.approvals.models import ApprovalKind, ApprovalRequest, ApprovalStatus
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog import lifecycle
 from orchestrator.catalog.lifecycle import Action, Facts, Stage, Transition
 from orchestrator.catalog.manifest import Manifest
@@ -24,6 +25,7 @@ from orchestrator.catalog.policy import Policy
 from orchestrator.clock import utcnow
 from orchestrator.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from orchestrator.events.outbox import Emitted, emit
+from orchestrator.events.types import EventType
 from orchestrator.pagination import decode_cursor, encode_cursor
 from orchestrator.timers import service as deadlines
 
@@ -89,14 +91,14 @@ def register_app(
     audit.record(
         session,
         actor=actor,
-        action="app.registered",
+        action=AuditAction.app_registered,
         app_id=app.id,
         reason=f"registered from {source}",
         data={"data_class": app.data_class.value, "owner": app.owner_email, "expires_at": app.expires_at},
     )
     deadlines.reschedule_app(session, app, policy, now=now)  # timers follow the new dates (docs/timers.md)
     emitted = emit(
-        session, type="app.created", source=source, app_id=app.id, payload={"actor": actor}, dedup_key=dedup_key
+        session, type=EventType.app_created, source=source, app_id=app.id, payload={"actor": actor}, dedup_key=dedup_key
     )
     return app, emitted
 
@@ -146,7 +148,7 @@ def apply_action(
     audit.record(
         session,
         actor=actor,
-        action=f"lifecycle.{action.value}",
+        action=AuditAction(f"lifecycle.{action.value}"),
         app_id=app.id,
         reason=reason,
         data={"from": move.from_stage.value, "to": move.to_stage.value, **(data or {})},
@@ -199,7 +201,7 @@ def transfer_owner(
     audit.record(
         session,
         actor=actor,
-        action="app.owner_transferred",
+        action=AuditAction.app_owner_transferred,
         app_id=app.id,
         reason=reason,
         data={"from": old_owner, "to": new_owner},
@@ -261,7 +263,7 @@ def request_retirement(
     apply_action(session, app, Action.retire, actor=actor, reason=reason, policy=policy)
     return emit(
         session,
-        type="app.retire_requested",
+        type=EventType.app_retire_requested,
         source=source,
         app_id=app.id,
         payload={"actor": actor, "reason": reason},
@@ -309,7 +311,7 @@ def open_approval(
     audit.record(
         session,
         actor=requested_by,
-        action="approval.requested",
+        action=AuditAction.approval_requested,
         app_id=app.id,
         reason=reason,
         data={"approval_id": request.id, "kind": kind.value, "cycle": request.cycle},
@@ -345,7 +347,7 @@ def request_extension(
         return request, None
     emitted = emit(
         session,
-        type="extension.requested",
+        type=EventType.extension_requested,
         source=source,
         app_id=app.id,
         payload={"approval_id": request.id, "days": days or max_days, "actor": actor},

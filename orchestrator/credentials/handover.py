@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.credentials import flows, service
@@ -66,7 +67,7 @@ def claim_service_credential(session: Session, app: MicroApp, *, actor: str) -> 
     audit.record(
         session,
         actor=actor,
-        action="credential.claimed",
+        action=AuditAction.credential_claimed,
         app_id=app.id,
         reason="service credential handed to an owner",
         data={"credential_id": credential.id},

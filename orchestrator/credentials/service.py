@@ -15,6 +15,7 @@ from typing import Any
 from sqlmodel import Session, col, or_, select
 
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog.models import MicroApp
 from orchestrator.clock import utcnow
 from orchestrator.credentials.models import Credential, CredentialSecret, CredentialStatus
@@ -97,7 +98,7 @@ def issue_credential(
     audit.record(
         session,
         actor=actor or subject,
-        action="credential.issued",
+        action=AuditAction.credential_issued,
         app_id=app.id,
         data={"credential_id": credential.id, "provider": provider_name, "scopes": credential.scopes},
     )
@@ -138,7 +139,7 @@ def register_credential(
     audit.record(
         session,
         actor=actor,
-        action="credential.registered",
+        action=AuditAction.credential_registered,
         app_id=app_id,
         data={"credential_id": credential.id, "provider": provider_name, "external_ref": external_ref},
     )
@@ -178,7 +179,7 @@ def _finish(
     audit.record(
         session,
         actor=actor,
-        action=f"credential.{status.value}",
+        action=AuditAction(f"credential.{status.value}"),
         app_id=credential.app_id,
         reason=reason,
         data={"credential_id": credential.id, "provider": credential.provider, "note": note, **data},
@@ -235,7 +236,7 @@ def mark_zombie(session: Session, credential_id: int, *, reason: str, actor: str
     audit.record(
         session,
         actor=actor,
-        action="credential.zombie",
+        action=AuditAction.credential_zombie,
         app_id=credential.app_id,
         reason=reason,
         data={"credential_id": credential.id, "provider": credential.provider, "attempts": credential.revoke_attempts},

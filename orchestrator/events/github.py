@@ -22,6 +22,7 @@ from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog import lifecycle
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import Action, Stage
@@ -33,8 +34,9 @@ from orchestrator.errors import Conflict, ValidationFailed
 from orchestrator.events.models import Event
 from orchestrator.events.outbox import emit
 from orchestrator.events.registry import prepared, register_handler
+from orchestrator.events.types import EventType
 
-REPOSITORY_EVENT = "github.repository"
+REPOSITORY_EVENT = EventType.github_repository
 MANIFEST_PATH = "microapp.yaml"
 _URL_KEYS = ("html_url", "clone_url", "git_url", "ssh_url", "svn_url")
 
@@ -43,7 +45,7 @@ _URL_KEYS = ("html_url", "clone_url", "git_url", "ssh_url", "svn_url")
 class Mapped:
     """The event a delivery becomes."""
 
-    type: str
+    type: EventType
     app_id: str | None
     payload: dict[str, Any]
 
@@ -132,7 +134,7 @@ def map_delivery(session: Session, event_name: str, body: dict[str, Any]) -> Map
         org = (body.get("organization") or {}).get("login") or "the organization"
         reason = f"removed from GitHub organization {org}"
         return Mapped(
-            "owner.left",
+            EventType.owner_left,
             None,
             {
                 "email": person.email,
@@ -165,7 +167,7 @@ def _map_push(session: Session, body: dict[str, Any]) -> Mapped | str:
         "pusher": (body.get("pusher") or {}).get("name"),
         "actor": _sender(body),
     }
-    return Mapped("app.updated", app.id, payload)
+    return Mapped(EventType.app_updated, app.id, payload)
 
 
 # ----------------------------------------------------------------------------- handler
@@ -229,7 +231,7 @@ def _retire(session: Session, event: Event, app: MicroApp) -> None:
     catalog.apply_action(session, app, Action.retire, actor=actor, reason=reason, policy=get_policy())
     emit(
         session,
-        type="app.retire_requested",
+        type=EventType.app_retire_requested,
         source="github",
         app_id=app.id,
         payload={"actor": actor, "reason": reason},
@@ -250,7 +252,7 @@ def _move(session: Session, event: Event, app: MicroApp) -> None:
     audit.record(
         session,
         actor=str(event.payload.get("actor") or "github"),
-        action="app.repo_moved",
+        action=AuditAction.app_repo_moved,
         app_id=app.id,
         reason=f"repository {event.payload.get('action')} on GitHub",
         data={"from": old_url, "to": new_url},

@@ -12,16 +12,17 @@ from sqlmodel import Session
 
 from orchestrator.events.models import Event
 from orchestrator.events.registry import PoisonEvent, register_handler
+from orchestrator.events.types import EventType
 
 
-@register_handler("app.created")
+@register_handler(EventType.app_created)
 def record_created(session: Session, event: Event) -> None:
     """Nothing to do beyond marking the event handled; present so the event is never parked."""
     if not event.app_id:
         raise PoisonEvent("app.created without an app id")
 
 
-@register_handler("app.updated")
+@register_handler(EventType.app_updated)
 def check_updated(session: Session, event: Event) -> None:
     """Refuse an app.updated that names no app; the re-review is the reviews feature's handler."""
     if not event.app_id:

@@ -18,23 +18,7 @@ from sqlmodel import Session, select
 
 from orchestrator.db import new_id
 from orchestrator.events.models import Event
-
-# Event names are part of the public interface (docs/pipeline.md): renaming one breaks subscribers.
-EVENT_TYPES = frozenset(
-    {
-        "app.created",
-        "app.updated",
-        "review.due",
-        "review.completed",
-        "approval.decided",
-        "owner.left",
-        "app.expiring",
-        "app.expired",
-        "app.retire_requested",
-        "extension.requested",
-    }
-)
-
+from orchestrator.events.types import EventType, event_type
 
 Publisher = Callable[[list[str]], None]
 _publishers: list[Publisher] = []
@@ -78,7 +62,7 @@ class Emitted:
 def emit(
     session: Session,
     *,
-    type: str,
+    type: EventType | str,
     source: str,
     app_id: str | None = None,
     payload: dict[str, Any] | None = None,
@@ -88,10 +72,12 @@ def emit(
 
     One statement in the common case: INSERT … ON CONFLICT (dedup_key) DO NOTHING RETURNING id.
     On PostgreSQL a concurrent transaction inserting the same key makes it wait for that one to
-    end, so the loser then reads the winner's row; no savepoint is needed.
+    end, so the loser then reads the winner's row; no savepoint is needed. A `type` that is not an
+    EventType raises ValueError before anything is written: every type has a handler (see its test).
     """
+    known = str(event_type(type))  # the plain value: it is what the row holds once read back
     key = dedup_key or f"{source}:{new_id()}"
-    event = Event(type=type, source=source, app_id=app_id, payload=payload or {}, dedup_key=key)
+    event = Event(type=known, source=source, app_id=app_id, payload=payload or {}, dedup_key=key)
     values = {name: getattr(event, name) for name in _EVENT_TABLE.columns.keys()}
     inserted = session.connection().execute(_insert_statement(session), values).first()
     if inserted is None:

@@ -9,6 +9,7 @@ from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.clock import as_utc
 from orchestrator.errors import Conflict, NotFound
 from orchestrator.events.models import Event, EventStatus
@@ -88,7 +89,7 @@ def retry_event(session: Session, event_id: str, *, actor: str) -> Event:
     audit.record(
         session,
         actor=actor,
-        action="event.retried",
+        action=AuditAction.event_retried,
         app_id=event.app_id,
         reason=f"re-driven from {previous.value}",
         data={"event_id": event.id, "type": event.type, "last_error": event.last_error},

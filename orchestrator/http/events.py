@@ -25,6 +25,7 @@ from orchestrator.events.models import EventStatus
 from orchestrator.events.outbox import emit
 from orchestrator.events.publisher import publish_after_commit
 from orchestrator.events.service import describe_event, get_event, list_events, retry_event
+from orchestrator.events.types import EventType
 from orchestrator.http.deps import CurrentToken, ReadSession, role_at_least
 from orchestrator.logs import get_logger
 
@@ -108,7 +109,7 @@ def person_left(
             raise NotFound(f"no person with email {email!r}")
         emitted = emit(
             session,
-            type="owner.left",
+            type=EventType.owner_left,
             source="api",
             payload={"email": email, "actor": actor, "reason": (body.reason if body else "") or f"{email} left"},
             dedup_key=_left_dedup_key(email, idempotency_key) if idempotency_key else None,

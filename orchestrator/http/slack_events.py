@@ -26,6 +26,7 @@ from orchestrator.db import session_scope
 from orchestrator.errors import MalformedPayload, SignatureInvalid
 from orchestrator.events.models import Event
 from orchestrator.events.outbox import emit
+from orchestrator.events.types import EventType
 from orchestrator.http.errors import field_error
 from orchestrator.http.slack import read_slack_body, verify_signature
 from orchestrator.logs import bind, get_logger
@@ -105,7 +106,7 @@ def _ingest_deleted_user(event_id: str, user: dict[str, Any]) -> dict[str, Any]:
             return {"ignored": True, "reason": "not a known person"}
         emitted = emit(
             session,
-            type="owner.left",
+            type=EventType.owner_left,
             source="slack",
             payload={
                 "email": person.email,

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from orchestrator.approvals import messages
 from orchestrator.approvals.models import ApprovalRequest, ApprovalStatus
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.catalog.service import ensure_person
@@ -279,7 +280,7 @@ def deliver(notification_id: int, *, notifier: Notifier | None = None, now: date
             audit.record(
                 session,
                 actor="slack" if notifier.enabled else "log",
-                action="approval.message_posted",
+                action=AuditAction.approval_message_posted,
                 app_id=row.app_id,
                 data={"approval_id": row.approval_id, "kind": str(job.kind), "channel": posted.channel_id,
                       "ts": posted.ts or None, "found_existing": posted.found},

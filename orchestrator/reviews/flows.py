@@ -28,7 +28,14 @@ from orchestrator.errors import IntegrationError, NotFound, OrchestratorError, T
 from orchestrator.logs import get_logger
 from orchestrator.reviews import outcome, publish, results, store
 from orchestrator.reviews.checks.engine import review_directory
-from orchestrator.reviews.checks.findings import Finding, ReviewResult, ReviewTimeout, fingerprint, severity_rank
+from orchestrator.reviews.checks.findings import (
+    Finding,
+    ReviewResult,
+    ReviewTimeout,
+    Severity,
+    fingerprint,
+    severity_rank,
+)
 from orchestrator.reviews.checks.verdict import decide_verdict
 from orchestrator.reviews.source.fetch import Checkout, fetch_source, scrub
 
@@ -37,7 +44,7 @@ log = get_logger(__name__)
 WAIT_SECONDS = 15.0
 
 
-def _finding(rule: str, message: str, severity: str = "medium") -> Finding:
+def _finding(rule: str, message: str, severity: Severity = Severity.medium) -> Finding:
     return Finding(
         check="source",
         rule=rule,

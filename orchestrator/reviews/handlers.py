@@ -19,9 +19,10 @@ from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import get_policy
 from orchestrator.events.models import Event
 from orchestrator.events.registry import PoisonEvent, register_handler
+from orchestrator.events.types import EventType
 from orchestrator.reviews import store
 
-TRIGGERS = ("app.created", "app.updated", "review.due")
+TRIGGERS = (EventType.app_created, EventType.app_updated, EventType.review_due)
 
 
 class _Trigger(TypedDict):
@@ -32,9 +33,9 @@ class _Trigger(TypedDict):
     ref: str | None
 
 
-@register_handler("review.due")
-@register_handler("app.updated")
-@register_handler("app.created")
+@register_handler(EventType.review_due)
+@register_handler(EventType.app_updated)
+@register_handler(EventType.app_created)
 def start_review(session: Session, event: Event) -> None:
     """Queue a review of the event's app at the pushed commit (or its default branch)."""
     if not event.app_id:
@@ -59,6 +60,6 @@ def start_review(session: Session, event: Event) -> None:
     store.queue_new_review(session, app, **trigger, policy=get_policy())
 
 
-@register_handler("review.completed")
+@register_handler(EventType.review_completed)
 def review_completed(session: Session, event: Event) -> None:
     """Nothing to do here: the review already acted when it finished; other features may listen."""

@@ -22,15 +22,17 @@ from orchestrator.approvals.flows import request_approval
 from orchestrator.approvals.messages import escape, redact
 from orchestrator.approvals.models import ApprovalKind
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import POLICY_ACTOR, Action, Stage
 from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.config import Settings
 from orchestrator.events.outbox import emit
+from orchestrator.events.types import EventType
 from orchestrator.notifications.delivery import app_url
 from orchestrator.notifications.service import notify
-from orchestrator.reviews.checks.findings import ReviewResult
+from orchestrator.reviews.checks.findings import ReviewResult, Severity, severity_rank
 from orchestrator.reviews.models import Review
 from orchestrator.timers import service as deadlines
 
@@ -50,7 +52,7 @@ def _lines(review: dict[str, Any]) -> list[str]:
 
 def _counts(review: dict[str, Any]) -> str:
     counts = review.get("counts") or {}
-    order = ("critical", "high", "medium", "low")
+    order = sorted(Severity, key=severity_rank, reverse=True)
     return ", ".join(f"{counts[s]} {s}" for s in order if counts.get(s)) or "no findings"
 
 
@@ -105,14 +107,14 @@ def drive_lifecycle(
     audit.record(
         session,
         actor=POLICY_ACTOR,
-        action="review.completed",
+        action=AuditAction.review_completed,
         app_id=app.id,
         reason=f"verdict {verdict}: {done}",
         data={"review_id": review.id, "verdict": verdict, "commit": review.commit, "counts": attached["counts"]},
     )
     emit(
         session,
-        type="review.completed",
+        type=EventType.review_completed,
         source="worker",
         app_id=app.id,
         payload={
@@ -154,7 +156,7 @@ def _audit_allowed(session: Session, app: MicroApp, review: Review, result: Revi
     audit.record(
         session,
         actor=POLICY_ACTOR,
-        action="review.findings_allowed",
+        action=AuditAction.review_findings_allowed,
         app_id=app.id,
         reason=f"{len(allowed)} allow-listed finding(s) not counted",
         data={"review_id": review.id, "findings": listed},
@@ -180,7 +182,7 @@ def _ask_for_approval(
         audit.record(
             session,
             actor=POLICY_ACTOR,
-            action="approval.review_updated",
+            action=AuditAction.approval_review_updated,
             app_id=app.id,
             data={"approval_id": approval.id, "review_id": review.id},
         )
@@ -231,7 +233,7 @@ def _escalate(
     audit.record(
         session,
         actor=POLICY_ACTOR,
-        action="review.handover",
+        action=AuditAction.review_handover,
         app_id=app.id,
         reason=f"handed to engineering: {why}",
         data=handover,

@@ -22,6 +22,7 @@ from sqlalchemy import Table, and_, bindparam, or_, update
 from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog import lifecycle
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import POLICY_ACTOR, Action, Stage
@@ -108,7 +109,7 @@ def queue_new_review(
         audit.record(
             session,
             actor=POLICY_ACTOR,
-            action="review.queued",
+            action=AuditAction.review_queued,
             app_id=app.id,
             reason=trigger,
             data={"review_id": review.id, "ref": ref, "event_id": event_id},
@@ -265,7 +266,7 @@ def _fail(session: Session, review: Review, error: str, *, now: Any, retry: bool
     audit.record(
         session,
         actor=POLICY_ACTOR,
-        action="review.failed",
+        action=AuditAction.review_failed,
         app_id=review.app_id,
         reason=review.error,
         data={"review_id": review.id, "attempt": review.attempts, "retrying": retry},

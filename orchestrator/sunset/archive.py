@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 
 from orchestrator.approvals.models import ApprovalRequest
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.audit.models import AuditEntry
 from orchestrator.catalog.models import MicroApp
 from orchestrator.clock import as_utc, utcnow
@@ -185,7 +186,7 @@ def record(
     audit.record(
         session,
         actor=actor,
-        action="archive.created",
+        action=AuditAction.archive_created,
         app_id=app.id,
         reason=reason,
         data={
@@ -227,7 +228,7 @@ def verify(session: Session, row: ArchiveRecord, store: ArchiveStore) -> VerifyR
     assert row.id is not None
     report = VerifyReport(archive_id=row.id, uri=row.uri)
     chained = session.exec(
-        select(AuditEntry).where(AuditEntry.app_id == row.app_id, AuditEntry.action == "archive.created")
+        select(AuditEntry).where(AuditEntry.app_id == row.app_id, AuditEntry.action == AuditAction.archive_created)
     ).all()
     if not any(e.data.get("sha256") == row.sha256 and e.data.get("archive_id") == row.id for e in chained):
         report.problems.append("the archive's digest is not in the audit chain")
@@ -279,7 +280,7 @@ def mark_purged(session: Session, row: ArchiveRecord, *, actor: str, reason: str
     audit.record(
         session,
         actor=actor,
-        action="archive.purged",
+        action=AuditAction.archive_purged,
         app_id=row.app_id,
         reason=reason,
         data={"archive_id": row.id, "uri": row.uri, "sha256": row.sha256, "object_existed": existed},

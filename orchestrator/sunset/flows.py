@@ -23,6 +23,7 @@ from sqlalchemy import event
 from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import RETIRABLE_STAGES, Action, Stage
 from orchestrator.catalog.models import MicroApp
@@ -39,6 +40,7 @@ from orchestrator.sunset import archive
 from orchestrator.sunset.models import SunsetRun, SunsetStatus, SunsetStep
 from orchestrator.sunset.notices import alert_it, tell
 from orchestrator.timers import service as deadlines
+from orchestrator.timers.models import DeadlineKind
 
 log = get_logger(__name__)
 RUN_TASK = "workers.run_sunset"
@@ -106,7 +108,7 @@ def start_sunset(
         session.add(run)
         session.flush()
         audit.record(
-            session, actor=actor, action="sunset.started", app_id=app.id, reason=reason,
+            session, actor=actor, action=AuditAction.sunset_started, app_id=app.id, reason=reason,
             data={"run_id": run.id, "trigger": trigger, "stage": app.stage.value},
         )  # fmt: skip
         new = True
@@ -147,7 +149,7 @@ def _complete(session: Session, run: SunsetRun, step: SunsetStep, record: dict[s
     run.last_error = None
     session.add(run)
     audit.record(
-        session, actor=run.actor, action=f"sunset.{step.value}", app_id=run.app_id, reason=run.reason,
+        session, actor=run.actor, action=AuditAction(f"sunset.{step.value}"), app_id=run.app_id, reason=run.reason,
         data={"run_id": run.id, **record},
     )  # fmt: skip
 
@@ -254,7 +256,7 @@ def _revoke(app_id: str, policy: Policy, providers: Any) -> bool:
                 run.status = SunsetStatus.blocked
                 run.last_error = f"zombie credential(s) {[z.id for z in zombies]}: revoke by hand with --force"
                 audit.record(
-                    session, actor=run.actor, action="sunset.blocked", app_id=app_id, reason=run.last_error,
+                    session, actor=run.actor, action=AuditAction.sunset_blocked, app_id=app_id, reason=run.last_error,
                     data={"run_id": run.id, "zombies": [z.id for z in zombies]},
                 )  # fmt: skip
             run.updated_at = utcnow()
@@ -314,7 +316,7 @@ def _archive(app_id: str, policy: Policy, settings: Settings) -> None:
             session, app, built, key=key, uri=uri, actor=run.actor, reason=run.reason, retain_until=retain_until
         )
         deadlines.schedule(
-            session, kind=deadlines.DeadlineKind.retention_purge, due_at=retain_until, app_id=app_id,
+            session, kind=DeadlineKind.retention_purge, due_at=retain_until, app_id=app_id,
             ref=str(row.id), payload={"archive_id": row.id},
         )  # fmt: skip
         run.archive_id = row.id

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.logs import get_logger
@@ -22,7 +23,11 @@ def _send(session: Session, *, to: str, text: str, key: str, app_id: str) -> Non
     except ImportError:  # notifications not installed: the log and the audit trail carry the message
         log.info("notification", to=to, text=text, key=key, app_id=app_id)
         audit.record(
-            session, actor="sunset", action="notification.logged", app_id=app_id, data={"to": to, "text": text}
+            session,
+            actor="sunset",
+            action=AuditAction.notification_logged,
+            app_id=app_id,
+            data={"to": to, "text": text},
         )
         return
     notify(session, to=to, text=text, key=key, app_id=app_id)
@@ -40,5 +45,7 @@ def alert_it(session: Session, app: MicroApp, policy: Policy, text: str, *, key:
     group = policy.for_class(app.data_class).approver_group
     to = group.escalation_channel or group.slack_channel
     log.error("IT alert", app_id=app.id, to=to, text=text)
-    audit.record(session, actor="sunset", action="sunset.it_alerted", app_id=app.id, reason=text, data={"to": to})
+    audit.record(
+        session, actor="sunset", action=AuditAction.sunset_it_alerted, app_id=app.id, reason=text, data={"to": to}
+    )
     _send(session, to=to, text=f":rotating_light: {text}", key=f"sunset:{app.id}:{key}", app_id=app.id)

@@ -19,6 +19,7 @@ from orchestrator.credentials.service import live_credentials
 from orchestrator.integrations.archive import store_from_url
 from orchestrator.sunset.models import SunsetRun, SunsetStep
 from orchestrator.timers import service as deadlines
+from orchestrator.timers.models import DeadlineKind
 
 _STEPS = [SunsetStep.freeze, SunsetStep.revoke, SunsetStep.archive, SunsetStep.retire]
 
@@ -58,7 +59,7 @@ def preview(session: Session, app: MicroApp, policy: Policy, settings: Settings)
         "timers_to_cancel": [
             {"id": d.id, "kind": d.kind, "due_at": d.due_at.isoformat()}
             for d in deadlines.pending_for(session, app.id)
-            if d.kind != deadlines.DeadlineKind.retention_purge
+            if d.kind != DeadlineKind.retention_purge
         ],
         "archive": {
             "destination": store.uri(f"{app.id}/"),

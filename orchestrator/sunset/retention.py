@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import POLICY_ACTOR, Action, Stage
 from orchestrator.catalog.models import MicroApp
@@ -23,8 +24,7 @@ from orchestrator.integrations.archive import ArchiveStore, store_from_settings
 from orchestrator.sunset import archive
 from orchestrator.sunset.models import ArchiveRecord, ArchiveStatus
 from orchestrator.timers import service as deadlines
-from orchestrator.timers.models import Deadline, DeadlineStatus
-from orchestrator.timers.service import DeadlineKind
+from orchestrator.timers.models import Deadline, DeadlineKind, DeadlineStatus
 
 
 @dataclass
@@ -84,7 +84,7 @@ def purge(
             if app.legal_hold:
                 result.held = True
                 audit.record(
-                    session, actor=actor, action="archive.purge_skipped", app_id=app_id,
+                    session, actor=actor, action=AuditAction.archive_purge_skipped, app_id=app_id,
                     reason="legal hold", data={"archive_id": archive_id},
                 )  # fmt: skip
                 continue
@@ -112,8 +112,8 @@ def set_hold(session: Session, app: MicroApp, *, on: bool, actor: str, reason: s
     app.updated_at = utcnow()
     session.add(app)
     audit.record(
-        session, actor=actor, action="archive.hold_placed" if on else "archive.hold_lifted", app_id=app.id,
-        reason=reason, data={"changed": changed},
+        session, actor=actor, action=AuditAction.archive_hold_placed if on else AuditAction.archive_hold_lifted,
+        app_id=app.id, reason=reason, data={"changed": changed},
     )  # fmt: skip
     if not on:
         _rearm_purges(session, app)

@@ -15,6 +15,7 @@ from sqlalchemy import event as sa_event
 from sqlmodel import Session
 
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import ACTIVE_STAGES, POLICY_ACTOR, Action, Stage
 from orchestrator.catalog.models import MicroApp
@@ -22,6 +23,7 @@ from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import as_utc, utcnow
 from orchestrator.events.models import Event
 from orchestrator.events.registry import register_handler
+from orchestrator.events.types import EventType
 from orchestrator.logs import get_logger
 from orchestrator.sunset import flows as sunset
 from orchestrator.timers import service as deadlines
@@ -65,7 +67,7 @@ def _send_after_commit(session: Session, task: str, args: list[Any], queue: str)
     sa_event.listen(session, "after_commit", _send, once=True)
 
 
-@register_handler("app.expiring")
+@register_handler(EventType.app_expiring)
 def on_expiring(session: Session, event: Event) -> None:
     """An expiry notice is due: the app enters `expiring` and the owner gets the notice with "Extend"."""
     app = _app(session, event)
@@ -83,12 +85,12 @@ def on_expiring(session: Session, event: Event) -> None:
     left = max(0, round((as_utc(app.expires_at) - utcnow()).total_seconds() / 86400)) if app.expires_at else days
     send_expiry_notice(session, app, days_left=left, key=f"expiry-notice:{event.id}")
     audit.record(
-        session, actor=POLICY_ACTOR, action="app.expiry_notice_sent", app_id=app.id,
+        session, actor=POLICY_ACTOR, action=AuditAction.app_expiry_notice_sent, app_id=app.id,
         data={"days_before": days, "expires_at": app.expires_at, "deadline_id": event.payload.get("deadline_id")},
     )  # fmt: skip
 
 
-@register_handler("app.expired")
+@register_handler(EventType.app_expired)
 def on_expired(session: Session, event: Event) -> None:
     """The expiry is reached: the app goes to `sunsetting` and its sunset job starts."""
     app = _app(session, event)
@@ -99,10 +101,10 @@ def on_expired(session: Session, event: Event) -> None:
     if app.stage in ACTIVE_STAGES:
         catalog.apply_action(session, app, Action.mark_expiring, actor=POLICY_ACTOR, reason=reason, policy=policy)
     catalog.apply_action(session, app, Action.expire, actor=POLICY_ACTOR, reason=reason, policy=policy)
-    sunset.start_sunset(session, app, trigger="app.expired", actor=POLICY_ACTOR, reason=reason)
+    sunset.start_sunset(session, app, trigger=EventType.app_expired, actor=POLICY_ACTOR, reason=reason)
 
 
-@register_handler("app.retire_requested")
+@register_handler(EventType.app_retire_requested)
 def on_retire_requested(session: Session, event: Event) -> None:
     """Someone asked to retire the app (it is already `sunsetting`): start its sunset job."""
     app = _app(session, event)
@@ -110,10 +112,10 @@ def on_retire_requested(session: Session, event: Event) -> None:
         return
     actor = str(event.payload.get("actor") or event.source)
     reason = str(event.payload.get("reason") or "retirement requested")
-    sunset.start_sunset(session, app, trigger="app.retire_requested", actor=actor, reason=reason)
+    sunset.start_sunset(session, app, trigger=EventType.app_retire_requested, actor=actor, reason=reason)
 
 
-@register_handler("owner.grace_over")
+@register_handler(EventType.owner_grace_over)
 def on_owner_grace_over(session: Session, event: Event) -> None:
     """Nobody took over an orphaned app in time: suspend it and start its sunset job."""
     app = _app(session, event)
@@ -123,10 +125,10 @@ def on_owner_grace_over(session: Session, event: Event) -> None:
     reason = "owner left and the grace period is over"
     catalog.apply_action(session, app, Action.suspend, actor=POLICY_ACTOR, reason=reason, policy=policy)
     catalog.apply_action(session, app, Action.expire, actor=POLICY_ACTOR, reason=reason, policy=policy)
-    sunset.start_sunset(session, app, trigger="owner.grace_over", actor=POLICY_ACTOR, reason=reason)
+    sunset.start_sunset(session, app, trigger=EventType.owner_grace_over, actor=POLICY_ACTOR, reason=reason)
 
 
-@register_handler("app.inactive")
+@register_handler(EventType.app_inactive)
 def on_inactive(session: Session, event: Event) -> None:
     """No use for the policy's inactivity period: the app gets an expiry, notices first, like a sandbox."""
     app = _app(session, event)
@@ -146,14 +148,14 @@ def on_inactive(session: Session, event: Event) -> None:
         app.updated_at = now
         session.add(app)
     audit.record(
-        session, actor=POLICY_ACTOR, action="app.inactive", app_id=app.id,
+        session, actor=POLICY_ACTOR, action=AuditAction.app_inactive, app_id=app.id,
         reason=f"no use since {last.date().isoformat()} ({rules.inactivity_days} days)",
         data={"last_used_at": last, "expires_at": app.expires_at},
     )  # fmt: skip
     deadlines.reschedule_app(session, app, policy, now=now)
 
 
-@register_handler("archive.retention_due")
+@register_handler(EventType.archive_retention_due)
 def on_retention_due(session: Session, event: Event) -> None:
     """The retention period of an archive is over: purge it (unless on legal hold) off this transaction."""
     if _app(session, event) is None:

@@ -21,6 +21,21 @@ class DeadlineStatus(StrEnum):
     cancelled = "cancelled"
 
 
+class DeadlineKind(StrEnum):
+    """What a deadline is for; each maps onto the lifecycle event it emits when it fires."""
+
+    review_due = "review_due"
+    expiry_notice = "expiry_notice"
+    expiry = "expiry"
+    approval_reminder = "approval_reminder"
+    approval_escalation = "approval_escalation"
+    owner_left_grace = "owner_left_grace"
+    inactivity = "inactivity"
+    retention_purge = "retention_purge"
+    # A deadline that only proves the timer path works (benchmark, smoke checks): no event.
+    probe = "probe"
+
+
 class Deadline(SQLModel, table=True):
     """A due date the scheduler turns into a timer; the database is its source of truth."""
 

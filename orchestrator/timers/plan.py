@@ -17,19 +17,20 @@ from orchestrator.catalog.lifecycle import ACTIVE_STAGES, Stage
 from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.clock import as_utc
+from orchestrator.timers.models import DeadlineKind
 
 # The kinds this plan computes for an app.
-MANAGED_KINDS = ("review_due", "expiry_notice", "expiry", "inactivity")
+MANAGED_KINDS = (DeadlineKind.review_due, DeadlineKind.expiry_notice, DeadlineKind.expiry, DeadlineKind.inactivity)
 # Kinds other features schedule (approval requests, owner departures); the plan only cancels them
 # once they no longer apply.
-GUARDED_KINDS = ("approval_reminder", "approval_escalation", "owner_left_grace")
+GUARDED_KINDS = (DeadlineKind.approval_reminder, DeadlineKind.approval_escalation, DeadlineKind.owner_left_grace)
 
 
 @dataclass(frozen=True)
 class Planned:
     """One deadline the app should have."""
 
-    kind: str
+    kind: DeadlineKind
     ref: str | None
     due_at: datetime
     payload: dict[str, Any] = field(default_factory=dict)
@@ -46,14 +47,14 @@ def _expiry(app: MicroApp, policy: Policy, now: datetime) -> list[Planned]:
         return []
     expires = as_utc(app.expires_at)
     basis = _iso(expires)
-    planned = [Planned("expiry", basis, expires, {"expires_at": basis})]
+    planned = [Planned(DeadlineKind.expiry, basis, expires, {"expires_at": basis})]
     rules = policy.for_class(app.data_class)
     passed: list[int] = []
     for days in rules.expiry_notice_days:
         due = expires - timedelta(days=days)
         if due > now:
             planned.append(
-                Planned("expiry_notice", f"{days}d:{basis}", due, {"days_before": days, "expires_at": basis})
+                Planned(DeadlineKind.expiry_notice, f"{days}d:{basis}", due, {"days_before": days, "expires_at": basis})
             )
         else:
             passed.append(days)
@@ -62,7 +63,7 @@ def _expiry(app: MicroApp, policy: Policy, now: datetime) -> list[Planned]:
         days = min(passed)
         payload = {"days_before": days, "expires_at": basis}
         meant = expires - timedelta(days=days)
-        planned.append(Planned("expiry_notice", f"{days}d:{basis}", now, payload, basis_due=meant))
+        planned.append(Planned(DeadlineKind.expiry_notice, f"{days}d:{basis}", now, payload, basis_due=meant))
     return planned
 
 
@@ -70,7 +71,7 @@ def _review(app: MicroApp) -> list[Planned]:
     if app.stage is not Stage.production or app.next_review_at is None:
         return []
     due = as_utc(app.next_review_at)
-    return [Planned("review_due", _iso(due), due)]
+    return [Planned(DeadlineKind.review_due, _iso(due), due)]
 
 
 def _inactivity(app: MicroApp, policy: Policy) -> list[Planned]:
@@ -78,16 +79,16 @@ def _inactivity(app: MicroApp, policy: Policy) -> list[Planned]:
         return []
     base = as_utc(app.last_used_at or app.approved_at or app.created_at)
     days = policy.for_class(app.data_class).inactivity_days
-    return [Planned("inactivity", _iso(base), base + timedelta(days=days), {"inactivity_days": days})]
+    return [Planned(DeadlineKind.inactivity, _iso(base), base + timedelta(days=days), {"inactivity_days": days})]
 
 
 def still_applies(app: MicroApp, kind: str, ref: str | None, pending_approval_ids: set[str]) -> bool:
     """Whether a deadline of a guarded kind, scheduled by another feature, should stay pending."""
     if app.stage in (Stage.sunsetting, Stage.retired):
         return False
-    if kind == "owner_left_grace":
+    if kind == DeadlineKind.owner_left_grace:
         return app.stage is Stage.orphaned
-    if kind in ("approval_reminder", "approval_escalation"):
+    if kind in (DeadlineKind.approval_reminder, DeadlineKind.approval_escalation):
         return ref in pending_approval_ids
     return True
 

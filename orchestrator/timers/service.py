@@ -13,7 +13,6 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import event, or_, update
@@ -24,38 +23,24 @@ from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.clock import as_utc, utcnow
 from orchestrator.events.outbox import emit
+from orchestrator.events.types import EventType
 from orchestrator.logs import get_logger
 from orchestrator.timers import plan as deadline_plan
-from orchestrator.timers.models import Deadline, DeadlineStatus
+from orchestrator.timers.models import Deadline, DeadlineKind, DeadlineStatus
 
 log = get_logger(__name__)
 
 
-class DeadlineKind(StrEnum):
-    """What a deadline is for; each maps onto the lifecycle event it emits when it fires."""
-
-    review_due = "review_due"
-    expiry_notice = "expiry_notice"
-    expiry = "expiry"
-    approval_reminder = "approval_reminder"
-    approval_escalation = "approval_escalation"
-    owner_left_grace = "owner_left_grace"
-    inactivity = "inactivity"
-    retention_purge = "retention_purge"
-    # A deadline that only proves the timer path works (benchmark, smoke checks): no event.
-    probe = "probe"
-
-
 # The event each kind emits through the outbox when it fires (None: mark fired only).
-KIND_EVENTS: dict[str, str | None] = {
-    DeadlineKind.review_due: "review.due",
-    DeadlineKind.expiry_notice: "app.expiring",
-    DeadlineKind.expiry: "app.expired",
-    DeadlineKind.approval_reminder: "approval.reminder_due",
-    DeadlineKind.approval_escalation: "approval.escalation_due",
-    DeadlineKind.owner_left_grace: "owner.grace_over",
-    DeadlineKind.inactivity: "app.inactive",
-    DeadlineKind.retention_purge: "archive.retention_due",
+KIND_EVENTS: dict[str, EventType | None] = {
+    DeadlineKind.review_due: EventType.review_due,
+    DeadlineKind.expiry_notice: EventType.app_expiring,
+    DeadlineKind.expiry: EventType.app_expired,
+    DeadlineKind.approval_reminder: EventType.approval_reminder_due,
+    DeadlineKind.approval_escalation: EventType.approval_escalation_due,
+    DeadlineKind.owner_left_grace: EventType.owner_grace_over,
+    DeadlineKind.inactivity: EventType.app_inactive,
+    DeadlineKind.retention_purge: EventType.archive_retention_due,
     DeadlineKind.probe: None,
 }
 

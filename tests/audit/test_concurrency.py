@@ -11,6 +11,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.audit.models import AuditEntry
 from orchestrator.db import session_scope
 
@@ -30,9 +31,15 @@ def _writer(url: str, name: str, barrier: Any, errors: Any) -> None:
         barrier.wait(timeout=60)
         for i in range(TRANSACTIONS):
             with session_scope(url=url) as session:
-                audit.record(session, actor=name, action="concurrency.test", app_id=name, reason=f"{name} #{i}")
+                audit.record(session, actor=name, action=AuditAction.app_registered, app_id=name, reason=f"{name} #{i}")
                 if i % PAIR_EVERY == 0:
-                    audit.record(session, actor=name, action="concurrency.pair", app_id=name, reason=f"{name} #{i}b")
+                    audit.record(
+                        session,
+                        actor=name,
+                        action=AuditAction.app_owner_transferred,
+                        app_id=name,
+                        reason=f"{name} #{i}b",
+                    )
     except BaseException:
         errors.put(f"{name}: {traceback.format_exc()}")
         raise

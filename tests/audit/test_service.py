@@ -14,6 +14,7 @@ from sqlmodel import select
 from typer.testing import CliRunner, Result
 
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.audit.models import AuditEntry
 from orchestrator.cli import build
 from orchestrator.db import get_engine, session_scope
@@ -30,7 +31,7 @@ def seed(count: int = 8) -> list[AuditEntry]:
                 audit.record(
                     session,
                     actor=f"user{i}@example.com",
-                    action="lifecycle.test",
+                    action=AuditAction.lifecycle_extend,
                     app_id=APPS[i % 2],
                     reason=f'step {i}: été, "quoted", comma, ✓\nsecond line',
                     data={
@@ -195,7 +196,7 @@ def test_export_jsonl_everything(db_url: str) -> None:
         "at": written[2].at.isoformat(),
         "app_id": "beta",
         "actor": "user3@example.com",
-        "action": "lifecycle.test",
+        "action": "lifecycle.extend",
         "reason": written[2].reason,
         "data": json.loads(json.dumps(written[2].data)),
         "prev_hash": written[1].hash,

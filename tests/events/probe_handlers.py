@@ -18,6 +18,9 @@ from orchestrator.audit import service as audit
 from orchestrator.errors import TransientIntegrationError
 from orchestrator.events import PoisonEvent, register_handler
 from orchestrator.events.models import Event
+from tests.events import probe_vocabulary
+
+probe_vocabulary.allow()  # the probe event types and the `test.effect` audit action
 
 PROBE_DIR = Path(os.environ.get("PROBE_DIR", "/nonexistent-probe-dir"))
 

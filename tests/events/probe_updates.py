@@ -11,6 +11,9 @@ from sqlmodel import Session
 from orchestrator.audit import service as audit
 from orchestrator.events import register_handler
 from orchestrator.events.models import Event
+from tests.events import probe_vocabulary
+
+probe_vocabulary.allow()  # the probe event types and the `test.effect` audit action
 
 
 @register_handler("app.updated")

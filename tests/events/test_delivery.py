@@ -23,7 +23,10 @@ from typer.testing import CliRunner
 import orchestrator.events.publisher  # noqa: F401 - this process emits events too: publish them after commit
 from bench.harness import Proc, free_port, start_api, start_worker, wait_until
 from orchestrator.events.models import EventStatus
+from tests.events import probe_vocabulary
 from tests.events.helpers import HELLO_REPO, audit_actions, catalogue, delivery, events, payload
+
+probe_vocabulary.allow()  # this process emits the probe event types
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

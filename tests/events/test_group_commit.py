@@ -15,11 +15,15 @@ from orchestrator.db import get_engine, session_scope
 from orchestrator.events.group_commit import GroupCommitter
 from orchestrator.events.models import Event
 from orchestrator.events.outbox import emit
+from orchestrator.events.types import EventType
+
+# Any real type: nothing handles events in these tests, they only check how they are stored.
+GROUP_TYPE = EventType.app_updated
 
 
 def _store(session: Session, key: str) -> str:
     """Emit one event under `key`; a key starting with "bad" fails after writing (a bug in one item)."""
-    emitted = emit(session, type="test.group", source="test", dedup_key=key)
+    emitted = emit(session, type=GROUP_TYPE, source="test", dedup_key=key)
     if key.startswith("bad"):
         raise ValueError(f"cannot store {key}")
     return emitted.event.id
@@ -61,7 +65,7 @@ def test_concurrent_items_share_transactions_and_get_their_own_results(db_url: s
 
     ids = asyncio.run(main())
     with session_scope(write=False) as session:
-        stored = {e.dedup_key: e.id for e in session.exec(select(Event).where(Event.type == "test.group"))}
+        stored = {e.dedup_key: e.id for e in session.exec(select(Event).where(Event.type == GROUP_TYPE))}
     assert len(stored) == 60
     assert ids == [stored["first"], *[stored[f"key-{i}"] for i in range(59)]]
     # The first item alone, then the 59 that queued behind it (up to 100 a batch) together.
@@ -79,7 +83,7 @@ def test_one_failing_item_gets_its_error_and_the_others_are_stored(db_url: str) 
     results = asyncio.run(main())
     assert isinstance(results[1], ValueError) and "bad-1" in str(results[1])
     with session_scope(write=False) as session:
-        keys = set(session.exec(select(Event.dedup_key).where(Event.type == "test.group")))
+        keys = set(session.exec(select(Event.dedup_key).where(Event.type == GROUP_TYPE)))
     assert keys == {"ok-1", "ok-2", "ok-3"}, "the failed item's write was rolled back, the others kept"
     assert all(isinstance(r, str) for i, r in enumerate(results) if i != 1)
 
@@ -88,7 +92,7 @@ def test_a_repeated_key_in_one_batch_is_a_duplicate_of_the_first(db_url: str) ->
     """The same dedup key twice among concurrent items: one row, both callers get its id."""
 
     def store(session: Session, key: str) -> tuple[str, bool]:
-        emitted = emit(session, type="test.group", source="test", dedup_key=key)
+        emitted = emit(session, type=GROUP_TYPE, source="test", dedup_key=key)
         return emitted.event.id, emitted.duplicate
 
     committer: GroupCommitter[str, tuple[str, bool]] = GroupCommitter(store, name="test-group-commit-dup")
@@ -122,7 +126,7 @@ def test_an_item_that_swallows_a_database_error_is_not_told_it_was_stored(db_url
     results = asyncio.run(main())
     assert isinstance(results[1], RuntimeError), results
     with session_scope(write=False) as session:
-        keys = set(session.exec(select(Event.dedup_key).where(Event.type == "test.group")))
+        keys = set(session.exec(select(Event.dedup_key).where(Event.type == GROUP_TYPE)))
     assert keys == {"ok-a", "ok-b"}
     assert all(isinstance(r, str) and r != "stored?" for i, r in enumerate(results) if i != 1)
 

@@ -24,6 +24,7 @@ from jwt.algorithms import OKPAlgorithm
 from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import utcnow
 from orchestrator.credentials.models import KeyStatus, SigningKey
@@ -188,7 +189,7 @@ def ensure_signing_key(session: Session) -> LoadedKey:
         row = _new_row()
         session.add(row)
         session.flush()
-        audit.record(session, actor="system", action="credential.key_created", data={"kid": row.kid})
+        audit.record(session, actor="system", action=AuditAction.credential_key_created, data={"kid": row.kid})
         ring.refresh(session)
         key = ring.signing_key()
     assert key is not None
@@ -234,7 +235,7 @@ def rotate(session: Session, *, actor: str, now: datetime | None = None) -> Rota
     audit.record(
         session,
         actor=actor,
-        action="credential.keys_rotated",
+        action=AuditAction.credential_keys_rotated,
         data={"new_kid": new.kid, "previous": list(previous), "retired": retired},
     )
     get_keyring().refresh(session)

@@ -17,7 +17,9 @@ import semver
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-_SEVERITY_WORDS = {"low": "low", "moderate": "medium", "medium": "medium", "high": "high", "critical": "critical"}
+from orchestrator.reviews.checks.findings import Severity
+
+_SEVERITY_WORDS = {**{s.value: s for s in Severity}, "moderate": Severity.medium}
 
 
 def normalize_name(ecosystem: str, name: str) -> str:
@@ -54,7 +56,7 @@ class Match:
 
     advisory_id: str
     summary: str
-    severity: str
+    severity: Severity
     fixed: str | None
 
 
@@ -64,11 +66,11 @@ class Advisory:
 
     id: str
     summary: str
-    severity: str
+    severity: Severity
     affected: list[dict[str, Any]]
 
 
-def _severity(raw: dict[str, Any], affected: dict[str, Any] | None = None) -> str:
+def _severity(raw: dict[str, Any], affected: dict[str, Any] | None = None) -> Severity:
     candidates: list[Any] = []
     if affected:
         candidates += [
@@ -86,8 +88,11 @@ def _severity(raw: dict[str, Any], affected: dict[str, Any] | None = None) -> st
                     number = float(score)  # type: ignore[arg-type]
                 except (TypeError, ValueError):
                     continue
-                return "critical" if number >= 9 else "high" if number >= 7 else "medium" if number >= 4 else "low"
-    return "medium"  # unknown severity: worth a human look, not an automatic failure
+                for floor, severity in ((9, Severity.critical), (7, Severity.high), (4, Severity.medium)):
+                    if number >= floor:
+                        return severity
+                return Severity.low
+    return Severity.medium  # unknown severity: worth a human look, not an automatic failure
 
 
 def load_advisories(directory: Path | None) -> dict[tuple[str, str], list[Advisory]]:

@@ -20,7 +20,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from orchestrator.catalog.policy import Policy
 from orchestrator.reviews.checks.advisories import affected_by, load_advisories, normalize_name, version_in_range
-from orchestrator.reviews.checks.findings import Finding, fingerprint
+from orchestrator.reviews.checks.findings import Finding, Severity, fingerprint
 
 CHECK = "dependencies"
 _STRICT_CLASSES = ("restricted", "regulated")
@@ -166,7 +166,7 @@ def parse_dependency_file(rel: str, text: str) -> list[Dependency]:
     return parse_requirements(text, rel)
 
 
-def _finding(rule: str, dep: Dependency, severity: str, message: str, **extra: Any) -> Finding:
+def _finding(rule: str, dep: Dependency, severity: Severity, message: str, **extra: Any) -> Finding:
     identity = f"{rule}:{dep.ecosystem}:{dep.name}:{dep.version or dep.spec}:{extra.get('advisory', '')}"
     return Finding(
         check=CHECK,
@@ -218,7 +218,7 @@ def check_dependencies(
                 _finding(
                     "blocked-dependency" if certain else "possibly-blocked-dependency",
                     dep,
-                    "high" if certain else "medium",
+                    Severity.high if certain else Severity.medium,
                     f"{dep.name} is blocked by policy{why}"
                     if certain
                     else f"{dep.name} {dep.spec} may resolve to a blocked version ({blocked.versions}){why}",
@@ -247,7 +247,7 @@ def check_dependencies(
                 _finding(
                     "unpinned-dependency",
                     dep,
-                    "medium",
+                    Severity.medium,
                     f"{dep.name} is not pinned to one version ({dep.spec or 'any'}); {data_class} apps must pin",
                 )
             )

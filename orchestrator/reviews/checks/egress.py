@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from orchestrator.reviews.checks.findings import Finding, fingerprint
+from orchestrator.reviews.checks.findings import Finding, Severity, fingerprint
 
 CHECK = "egress"
 STRICT_CLASSES = ("restricted", "regulated")
@@ -220,7 +220,9 @@ def declared(host: str, endpoints: Iterable[str]) -> bool:
     return False
 
 
-def _finding(rule: str, severity: str, message: str, where: list[tuple[str, int]], key: str, **extra: Any) -> Finding:
+def _finding(
+    rule: str, severity: Severity, message: str, where: list[tuple[str, int]], key: str, **extra: Any
+) -> Finding:
     file, line = where[0] if where else (None, None)
     return Finding(
         check=CHECK,
@@ -258,7 +260,7 @@ def egress_findings(
         findings.append(
             _finding(
                 "llm-direct-endpoint",
-                "high",
+                Severity.high,
                 f"code calls the {provider} API at {host} directly instead of an approved connector "
                 f"({', '.join(sorted(approved)) or 'none approved'})",
                 where,
@@ -290,7 +292,7 @@ def egress_findings(
             findings.append(
                 _finding(
                     "llm-sdk-without-approved-connector",
-                    "high",
+                    Severity.high,
                     f"the {provider} SDK is used but the manifest declares no approved LLM connector",
                     where,
                     f"sdk:{provider}",
@@ -302,7 +304,7 @@ def egress_findings(
         findings.append(
             _finding(
                 "llm-connector-not-approved",
-                "high",
+                Severity.high,
                 f"manifest LLM connector {connector!r} is not one of the approved connectors",
                 [("microapp.yaml", 0)],
                 f"connector:{connector}",
@@ -314,7 +316,7 @@ def egress_findings(
         findings.append(
             _finding(
                 "llm-undeclared",
-                "medium",
+                Severity.medium,
                 "the code uses an LLM but the manifest says it does not",
                 [("microapp.yaml", 0)],
                 "undeclared-llm",
@@ -324,7 +326,7 @@ def egress_findings(
         findings.append(
             _finding(
                 "llm-unmasked-pii",
-                "medium",
+                Severity.medium,
                 f"{data_class} app sends data to an LLM without declaring PII masking",
                 [("microapp.yaml", 0)],
                 "masks_pii",
@@ -337,7 +339,7 @@ def egress_findings(
         findings.append(
             _finding(
                 "undeclared-endpoint",
-                "medium",
+                Severity.medium,
                 f"code reaches {host}, which is not in the manifest's external_endpoints",
                 where,
                 host,

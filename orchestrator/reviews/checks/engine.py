@@ -21,7 +21,14 @@ from orchestrator.reviews.checks.dependencies import (
     is_dependency_file,
 )
 from orchestrator.reviews.checks.egress import EgressScan, egress_findings, endpoint_hosts
-from orchestrator.reviews.checks.findings import Finding, ReviewResult, ReviewTimeout, fingerprint, severity_rank
+from orchestrator.reviews.checks.findings import (
+    Finding,
+    ReviewResult,
+    ReviewTimeout,
+    Severity,
+    fingerprint,
+    severity_rank,
+)
 from orchestrator.reviews.checks.manifest_check import MANIFEST_NAMES, read_manifest
 from orchestrator.reviews.checks.pii import pii_findings
 from orchestrator.reviews.checks.scopes import scope_findings
@@ -125,7 +132,7 @@ def review_directory(
                 rule="review-incomplete",
                 file=None,
                 line=None,
-                severity="medium",
+                severity=Severity.medium,
                 fingerprint=fingerprint(f"limits:{inventory.truncated}"),
                 preview="limit",
                 message=inventory.truncated,

@@ -11,11 +11,21 @@ import hashlib
 import hmac
 import os
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from orchestrator.errors import OrchestratorError
 
-SEVERITIES = ("low", "medium", "high", "critical")
+
+class Severity(StrEnum):
+    """How serious a finding is, in rising order; the values are stored with findings and printed."""
+
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
 VERDICTS = ("pass", "needs_approval", "fail", "escalate")
 
 # A fixed default keeps fingerprints stable on a laptop; deployments set FINDING_SALT so a leaked
@@ -37,13 +47,17 @@ class Finding:
     rule: str
     file: str | None
     line: int | None
-    severity: str
+    severity: Severity
     fingerprint: str
     preview: str
     message: str
     allowed: bool = False
     allow_reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A finding read back from JSON carries the plain value; an unknown one is a bug, refuse it.
+        self.severity = Severity(self.severity)
 
     def public_dict(self) -> dict[str, Any]:
         """The JSON shape the maker tool prints for one finding."""
@@ -109,9 +123,12 @@ def redact(value: str, *, max_head: int = 4) -> str:
     return f"{head}…({len(value)} chars)"
 
 
+_RANKS: dict[str, int] = {severity.value: rank for rank, severity in enumerate(Severity)}
+
+
 def severity_rank(severity: str) -> int:
     """Order of severities, low → critical (unknown ones sort lowest)."""
-    return SEVERITIES.index(severity) if severity in SEVERITIES else -1
+    return _RANKS.get(severity, -1)
 
 
 def finding_from_dict(raw: dict[str, Any]) -> Finding:

@@ -8,7 +8,7 @@ import yaml
 
 from orchestrator.catalog.manifest import parse_manifest
 from orchestrator.errors import ValidationFailed
-from orchestrator.reviews.checks.findings import Finding, fingerprint
+from orchestrator.reviews.checks.findings import Finding, Severity, fingerprint
 
 CHECK = "manifest"
 MANIFEST_NAMES = ("microapp.yaml", "microapp.yml")
@@ -20,7 +20,7 @@ def _finding(rule: str, message: str, file: str | None, **extra: Any) -> Finding
         rule=rule,
         file=file,
         line=None,
-        severity="high",
+        severity=Severity.high,
         fingerprint=fingerprint(rule),
         preview=rule,
         message=message,

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from orchestrator.reviews.checks.findings import Finding, fingerprint, redact
+from orchestrator.reviews.checks.findings import Finding, Severity, fingerprint, redact
 
 CHECK = "pii"
 _NEWLINE_RE = re.compile("\n")
@@ -147,7 +147,13 @@ _NUMBER_KINDS: tuple[tuple[re.Pattern[str], str, Callable[[re.Match[str]], bool]
     (_PHONE_RE, "phone-number", lambda m: len(set(re.sub(r"\D", "", m.group(0)))) >= 4),
 )
 
-_SEVERITY = {"email": "low", "phone-number": "low", "us-ssn": "medium", "payment-card": "medium", "iban": "medium"}
+_SEVERITY = {
+    "email": Severity.low,
+    "phone-number": Severity.low,
+    "us-ssn": Severity.medium,
+    "payment-card": Severity.medium,
+    "iban": Severity.medium,
+}
 
 
 def pii_findings(text: str, path: str) -> list[Finding]:

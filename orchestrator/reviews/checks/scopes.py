@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from orchestrator.catalog.policy import DataClassPolicy
-from orchestrator.reviews.checks.findings import Finding, fingerprint
+from orchestrator.reviews.checks.findings import Finding, Severity, fingerprint
 
 CHECK = "scopes"
 _BROAD_RE = re.compile(r"(^|[:._/-])(admin|write[-_:]?all|all|full|owner|root|sudo)($|[:._/-])|\*", re.I)
@@ -23,7 +23,7 @@ def is_broad(scope: str) -> bool:
     return scope.strip().lower() in _BROAD_EXACT or _BROAD_RE.search(scope) is not None
 
 
-def _finding(rule: str, severity: str, subject: str, message: str) -> Finding:
+def _finding(rule: str, severity: Severity, subject: str, message: str) -> Finding:
     return Finding(
         check=CHECK,
         rule=rule,
@@ -46,10 +46,14 @@ def scope_findings(manifest: dict[str, Any] | None, rules: DataClassPolicy, data
     for scope in [str(s) for s in manifest.get("scopes") or []]:
         if scope not in allowed:
             findings.append(
-                _finding("scope-not-allowed", "high", scope, f"scope {scope!r} is not allowed for {data_class} apps")
+                _finding(
+                    "scope-not-allowed", Severity.high, scope, f"scope {scope!r} is not allowed for {data_class} apps"
+                )
             )
         elif is_broad(scope):
-            findings.append(_finding("broad-scope", "medium", scope, f"scope {scope!r} is broad; check it is needed"))
+            findings.append(
+                _finding("broad-scope", Severity.medium, scope, f"scope {scope!r} is broad; check it is needed")
+            )
         if scope not in allowed and is_broad(scope):
             findings[-1].extra["broad"] = True
     allowed_connectors = set(rules.allowed_connectors)
@@ -58,7 +62,7 @@ def scope_findings(manifest: dict[str, Any] | None, rules: DataClassPolicy, data
             findings.append(
                 _finding(
                     "connector-not-allowed",
-                    "medium",
+                    Severity.medium,
                     connector,
                     f"connector {connector!r} is not in the {data_class} allow-list",
                 )

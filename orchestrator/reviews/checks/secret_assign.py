@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from orchestrator.reviews.checks.findings import Severity
 from orchestrator.reviews.checks.secret_values import (
     is_placeholder,
     is_template,
@@ -116,7 +117,7 @@ class Assignment:
     rule: str
     name: str
     value: str
-    severity: str
+    severity: Severity
 
 
 def classify_name(name: str) -> str | None:
@@ -239,8 +240,8 @@ def _operator(line: str, b: int, key_quoted: bool) -> tuple[str, int] | None:
     return None
 
 
-def _severity(family: str, op: str) -> str:
-    return "medium" if op in _COMPARISONS else "high"
+def _severity(family: str, op: str) -> Severity:
+    return Severity.medium if op in _COMPARISONS else Severity.high
 
 
 def find_assignments(line: str, *, code_file: bool) -> list[Assignment]:
@@ -300,10 +301,10 @@ def find_assignments(line: str, *, code_file: bool) -> list[Assignment]:
     for m in _REVERSED_RE.finditer(line):
         family = classify_name(m.group("k").split(".")[-1])
         if family in ("password", "secret") and value_acceptable(family, m.group("v"), quoted=True):
-            found.append(Assignment(f"generic-{family}", m.group("k"), m.group("v"), "medium"))
+            found.append(Assignment(f"generic-{family}", m.group("k"), m.group("v"), Severity.medium))
     if "value" in line:
         for m in _XML_ADD_RE.finditer(line):
             family = classify_name(m.group("k"))
             if family and value_acceptable(family, m.group("v"), quoted=True):
-                found.append(Assignment(f"generic-{family}", m.group("k"), m.group("v"), "high"))
+                found.append(Assignment(f"generic-{family}", m.group("k"), m.group("v"), Severity.high))
     return found

@@ -23,6 +23,7 @@ from detect_secrets.plugins.ibm_cos_hmac import IbmCosHmacDetector
 from detect_secrets.plugins.npm import NpmDetector
 from detect_secrets.plugins.softlayer import SoftlayerDetector
 
+from orchestrator.reviews.checks.findings import Severity
 from orchestrator.reviews.checks.secret_values import mixed_alnum, shannon_entropy
 
 
@@ -34,7 +35,7 @@ class Rule:
     family: str
     pattern: re.Pattern[str]
     anchors: tuple[str, ...]
-    severity: str = "high"
+    severity: Severity = Severity.high
     min_entropy: float = 0.0
     sequences: bool = True
     placeholder: bool = True
@@ -107,7 +108,7 @@ RULES: tuple[Rule, ...] = (
         "aws",
         L + r"(?P<s>(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})" + R,
         _AWS_PREFIXES,
-        severity="critical",
+        severity=Severity.critical,
     ),
     _r(
         "aws-secret-access-key",
@@ -115,7 +116,7 @@ RULES: tuple[Rule, ...] = (
         r"(?i:aws)[\w.\-]{0,40}?(?i:secret|sec|key|token)[^\n]{0,60}?(?<![A-Za-z0-9/+])"
         r"(?P<s>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
         "aws",
-        severity="critical",
+        severity=Severity.critical,
         min_entropy=3.0,
         validator=mixed_alnum,
     ),
@@ -124,11 +125,11 @@ RULES: tuple[Rule, ...] = (
         "aws",
         L + r"(?P<s>bedrock-api-key-[A-Za-z0-9+/]{20,}={0,2}|ABSK[A-Za-z0-9+/]{40,}={0,2})",
         ("bedrock-api-key-", "absk"),
-        severity="critical",
+        severity=Severity.critical,
     ),
     _r("aws-appsync-api-key", "aws", L + r"(?P<s>da2-[a-z0-9]{26})" + R, "da2-"),
     # --- cloud: Google
-    _r("gcp-api-key", "google", L + r"(?P<s>AIza[\w-]{35})(?![\w-])", "aiza", severity="critical"),
+    _r("gcp-api-key", "google", L + r"(?P<s>AIza[\w-]{35})(?![\w-])", "aiza", severity=Severity.critical),
     _r("google-oauth-client-secret", "google", L + r"(?P<s>GOCSPX-[\w-]{28})(?![\w-])", "gocspx-"),
     _r("google-oauth-access-token", "google", L + r"(?P<s>ya29\.[\w-]{20,})", "ya29."),
     # --- cloud: Azure
@@ -137,14 +138,14 @@ RULES: tuple[Rule, ...] = (
         "azure",
         r"(?i:AccountKey|SharedAccessKey)\s*=\s*(?P<s>[A-Za-z0-9+/]{40,}={0,2})",
         ("accountkey", "sharedaccesskey"),
-        severity="critical",
+        severity=Severity.critical,
     ),
     _r(
         "azure-ad-client-secret",
         "azure",
         r"(?:^|[\\'\"`\s>=:(,)])(?P<s>[a-zA-Z0-9_~.]{3}\dQ~[a-zA-Z0-9_~.-]{31,34})(?:$|[\\'\"`\s<),])",
         "q~",
-        severity="critical",
+        severity=Severity.critical,
     ),
     _r(
         "azure-app-config-connection-string",
@@ -219,14 +220,14 @@ RULES: tuple[Rule, ...] = (
         "stripe",
         r"(?<![A-Za-z0-9])(?P<s>[rs]k_(?:live|prod)_[A-Za-z0-9]{20,247})" + R,
         ("sk_live_", "rk_live_", "sk_prod_", "rk_prod_"),
-        severity="critical",
+        severity=Severity.critical,
     ),
     _r(
         "stripe-test-key",
         "stripe",
         r"(?<![A-Za-z0-9])(?P<s>[rs]k_test_[A-Za-z0-9]{20,247})" + R,
         ("sk_test_", "rk_test_"),
-        severity="medium",
+        severity=Severity.medium,
     ),
     _r(
         "square-token",
@@ -271,7 +272,7 @@ RULES: tuple[Rule, ...] = (
         "private-key",
         r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----(?P<s>(?:(?!-----END)[\s\S]){0,8000})",
         "private key",
-        severity="critical",
+        severity=Severity.critical,
         window=80,
         validator=_pem_body_ok,
         placeholder=False,
@@ -281,7 +282,7 @@ RULES: tuple[Rule, ...] = (
         "private-key",
         r"(?P<s>LS0tLS1CRUdJTi[A-Za-z0-9+/]{40,}={0,2})",
         "ls0tls1crudjti",
-        severity="critical",
+        severity=Severity.critical,
         validator=_b64_pem,
     ),
     _r(
@@ -289,10 +290,14 @@ RULES: tuple[Rule, ...] = (
         "private-key",
         r"(?P<s>PuTTY-User-Key-File-\d: .*)",
         "putty-user-key-file",
-        severity="critical",
+        severity=Severity.critical,
     ),
     _r(
-        "age-secret-key", "private-key", r"(?P<s>AGE-SECRET-KEY-1[0-9A-Z]{58})", "age-secret-key-1", severity="critical"
+        "age-secret-key",
+        "private-key",
+        r"(?P<s>AGE-SECRET-KEY-1[0-9A-Z]{58})",
+        "age-secret-key-1",
+        severity=Severity.critical,
     ),
     _r(
         "jwt",
@@ -537,7 +542,7 @@ RULES: tuple[Rule, ...] = (
         "generic",
         r"(?i:\bpassword\b)(?:\s+for\s+(?:the\s+)?user\s+[\"']?[^\"'\s]+[\"']?)?\s+is\s+[\"'](?P<s>[^\"'\n]{3,64})[\"']",
         ("password is", "password for"),
-        severity="medium",
+        severity=Severity.medium,
         kind="credential",
     ),
     # --- detect-secrets plugins for formats the rules above do not cover

@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 from typing import TypeAlias
 
 from orchestrator.reviews.checks import secret_assign
-from orchestrator.reviews.checks.findings import Finding, fingerprint, redact
+from orchestrator.reviews.checks.findings import Finding, Severity, fingerprint, redact
 from orchestrator.reviews.checks.secret_rules import RULES, Rule, value_ok
 from orchestrator.reviews.checks.secret_values import is_placeholder, is_template
 
@@ -35,7 +35,7 @@ class SecretHit:
     family: str
     line: int
     value: str = field(repr=False)  # a failing test or a log line must not print it
-    severity: str = "high"
+    severity: Severity = Severity.high
     source: str = "orchestrator"
 
 

@@ -10,11 +10,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from orchestrator.catalog.policy import DataClassPolicy, Policy
-from orchestrator.reviews.checks.findings import Finding, fingerprint
+from orchestrator.reviews.checks.findings import Finding, Severity, fingerprint
 
 STRICT_CLASSES = frozenset({"restricted", "regulated"})
 _FAILING_RULES = frozenset({"blocked-dependency", "scope-not-allowed"})
-_SERIOUS = frozenset({"high", "critical"})
+_SERIOUS = frozenset({Severity.high, Severity.critical})
 
 
 def is_failing(finding: Finding, data_class: str) -> bool:
@@ -50,7 +50,7 @@ def _escalation(rule: str, message: str, **extra: Any) -> Finding:
         rule=rule,
         file="microapp.yaml",
         line=None,
-        severity="medium",
+        severity=Severity.medium,
         fingerprint=fingerprint(f"escalation:{rule}:{sorted(extra.items())}"),
         preview=rule,
         message=message,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from orchestrator.catalog.policy import load_policy
-from orchestrator.reviews.checks.findings import Finding
+from orchestrator.reviews.checks.findings import Finding, Severity
 from orchestrator.reviews.checks.verdict import decide_verdict, escalation_findings
 
 
-def f(check: str, rule: str, severity: str, *, allowed: bool = False, **extra: object) -> Finding:
+def f(check: str, rule: str, severity: Severity | str, *, allowed: bool = False, **extra: object) -> Finding:
     """A finding with just the fields the verdict reads."""
-    return Finding(check, rule, "x", 1, severity, "fp", "prev", "msg", allowed=allowed, extra=dict(extra))
+    return Finding(check, rule, "x", 1, Severity(severity), "fp", "prev", "msg", allowed=allowed, extra=dict(extra))
 
 
 def test_clean_review_passes_when_the_class_auto_approves() -> None:
