@@ -27,6 +27,7 @@ from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.catalog.service import apply_action, ensure_person, register_app
 from orchestrator.clock import utcnow
+from orchestrator.events import outbox
 from orchestrator.events.models import Event, EventStatus
 
 DEMO_CATALOG = Path(__file__).with_name("demo_catalog.yaml")
@@ -170,8 +171,5 @@ def _mark_history_handled(session: Session, app_ids: list[str], *, now: datetime
         event.handled_at = now
         session.add(event)
     # Nothing to publish after commit either: these events are history, not work.
-    handled = {e.id for e in events}
-    pending = session.info.get("outbox_pending")
-    if pending:
-        session.info["outbox_pending"] = [i for i in pending if i not in handled]
+    outbox.forget(session, {e.id for e in events})
     session.flush()

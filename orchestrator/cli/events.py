@@ -17,7 +17,6 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-import orchestrator.events.publisher  # noqa: F401 - every CLI command that emits events publishes them after commit
 from orchestrator.cli import cli_actor, fail
 from orchestrator.errors import OrchestratorError
 from orchestrator.events.models import EventStatus

@@ -32,7 +32,7 @@ from orchestrator.clock import utcnow
 from orchestrator.errors import Conflict, ValidationFailed
 from orchestrator.events.models import Event
 from orchestrator.events.outbox import emit
-from orchestrator.events.registry import prepared, register_handler
+from orchestrator.events.registry import prepared
 
 REPOSITORY_EVENT = "github.repository"
 MANIFEST_PATH = "microapp.yaml"
@@ -182,7 +182,6 @@ def fetch_manifest(event: Event) -> dict[str, Any]:
     return {"manifest": content.decode("utf-8", errors="replace") if content is not None else None}
 
 
-@register_handler(REPOSITORY_EVENT, prepare=fetch_manifest)
 def handle_repository(session: Session, event: Event) -> None:
     """Apply a repository lifecycle change from GitHub to the catalog."""
     action = event.payload.get("action")

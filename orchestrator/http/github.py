@@ -22,7 +22,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
-import orchestrator.events.publisher  # noqa: F401 - registers the outbox publisher in the API process
 from orchestrator.config import get_settings
 from orchestrator.events.github import map_delivery
 from orchestrator.events.group_commit import GroupCommitter

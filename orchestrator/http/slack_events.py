@@ -19,7 +19,6 @@ from slack_sdk.signature import Clock
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-import orchestrator.events.publisher  # noqa: F401 - registers the outbox publisher in the API process
 from orchestrator.catalog.models import Person
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope

@@ -19,7 +19,7 @@ import pytest
 import redis
 from typer.testing import CliRunner
 
-import orchestrator.events.publisher  # noqa: F401 - this process emits events too: publish them after commit
+from orchestrator.events import publisher
 from orchestrator.events.models import EventStatus
 from tests.harness import Proc, free_port, start_api, start_worker, wait_until
 from tests.pipeline.helpers import HELLO_REPO, audit_actions, catalogue, delivery, events, payload
@@ -170,7 +170,7 @@ def _queued_tasks(broker_url: str) -> list[str]:
 def test_events_committed_together_travel_in_one_message(db_url, broker, probe_dir, procs, tmp_path) -> None:
     """30 events of one commit: one handle_events message; each takes effect once; a poison one is parked alone."""
     ids = _emit_together(*(["test.effect"] * 29), "test.poison")
-    assert orchestrator.events.publisher.flush(10)
+    assert publisher.flush(10)
     assert _queued_tasks(broker) == ["workers.handle_events"]
     assert {_status(i) for i in ids} == {EventStatus.enqueued}
     procs.append(start_worker(env=_env(db_url, broker, probe_dir), log_path=tmp_path / "worker.log"))
@@ -204,7 +204,7 @@ def test_unparseable_messages_are_dropped_and_never_block(db_url, broker, probe_
 def test_a_transient_failure_in_a_batch_is_retried_alone(db_url, broker, probe_dir, procs, tmp_path) -> None:
     """A flaky event in a batch goes on as its own delayed retry; its batch-mates are handled at once."""
     ids = _emit_together("test.flaky", "test.effect", "test.effect")
-    assert orchestrator.events.publisher.flush(10)
+    assert publisher.flush(10)
     assert _queued_tasks(broker) == ["workers.handle_events"]
     env = _env(db_url, broker, probe_dir, EVENT_MAX_ATTEMPTS="3", EVENT_RETRY_BASE_SECONDS="2")
     procs.append(start_worker(env=env, log_path=tmp_path / "worker.log", concurrency=1))
@@ -235,7 +235,7 @@ def test_killed_worker_mid_batch_splits_it_and_handles_each_once(db_url, broker,
 def test_messages_lost_by_the_broker_are_published_again(db_url, broker, probe_dir, procs, tmp_path) -> None:
     """Redis loses its queued messages (restart without persistence): the relay publishes the events again."""
     ids = [_emit("test.effect") for _ in range(20)]
-    assert orchestrator.events.publisher.flush(10)
+    assert publisher.flush(10)
     assert {_status(i) for i in ids} == {EventStatus.enqueued}
     redis.Redis.from_url(broker).flushdb()  # what a Redis restart without AOF does to the queue
     env = _env(db_url, broker, probe_dir, RELAY_STALE_AFTER_SECONDS="1")

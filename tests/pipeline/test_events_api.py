@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-import tests.pipeline.probe_handlers  # noqa: F401 - registers test.poison / test.flaky here
+from orchestrator.events.registry import load_extra_handlers
 from orchestrator.events.runner import run_event
 from tests.factories import auth
 from tests.pipeline.helpers import audit_actions, events
+
+load_extra_handlers("tests.pipeline.probe_handlers")  # test.poison / test.flaky, as a worker loads them
 
 
 def _emit(type: str) -> str:

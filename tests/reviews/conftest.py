@@ -48,7 +48,6 @@ def stack(
     import redis
     from fastapi.testclient import TestClient
 
-    import orchestrator.events.publisher  # noqa: F401 - the in-process API publishes its events after commit
     from tests.conftest import _truncate_all
 
     tmp = tmp_path_factory.mktemp(f"reviews-{request.param}")
