@@ -139,7 +139,7 @@ class Settings(BaseSettings):
 
     # Event pipeline (issue 3; docs/pipeline.md)
     relay_interval_seconds: float = Field(
-        default=2.0, gt=0, description="How often the relay job (scheduler, or `orchestrator relay`) looks for due events"
+        default=2.0, gt=0, description="How often the relay (a scheduler job, or `orchestrator relay`) looks for events"
     )
     relay_pending_after_seconds: float = Field(
         default=10.0, gt=0, description="An event committed but never published is published by the relay after this"

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from orchestrator.events import publisher
 from orchestrator.events.models import EventStatus
-from tests.harness import Proc, free_port, start_api, start_worker, wait_until
+from tests.harness import Proc, free_port, start_api, start_scheduler, start_worker, wait_until
 from tests.pipeline.helpers import HELLO_REPO, audit_actions, catalogue, delivery, events, payload
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -127,6 +127,7 @@ def test_broker_down_then_relay_handles_every_event_once(db_url, broker, probe_d
     modules = "tests.pipeline.probe_handlers,tests.pipeline.probe_updates"
     worker_env = _env(db_url, broker, probe_dir, EVENT_HANDLER_MODULES=modules)
     procs.append(start_worker(env=worker_env, log_path=tmp_path / "worker.log"))
+    procs.append(start_scheduler(env=worker_env, log_path=tmp_path / "scheduler.log"))  # its relay job
     wait_until(lambda: {e.status for e in events(type="app.updated")} == {EventStatus.handled}, timeout=60,
                what="all 100 events handled")  # fmt: skip
     handled = [e.data["event_id"] for e in audit_actions("hello") if e.action == "test.effect"]
@@ -240,13 +241,14 @@ def test_messages_lost_by_the_broker_are_published_again(db_url, broker, probe_d
     redis.Redis.from_url(broker).flushdb()  # what a Redis restart without AOF does to the queue
     env = _env(db_url, broker, probe_dir, RELAY_STALE_AFTER_SECONDS="1")
     procs.append(start_worker(env=env, log_path=tmp_path / "worker.log"))
+    procs.append(start_scheduler(env=env, log_path=tmp_path / "scheduler.log"))  # its relay job
     wait_until(lambda: {_status(i) for i in ids} == {EventStatus.handled}, timeout=30, what="all 20 handled")
     assert [_effects(i) for i in ids] == [1] * 20
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_killed_worker_is_recovered_by_the_relay(db_url, broker, probe_dir, procs, tmp_path) -> None:
-    """SIGKILL of the whole worker mid-handler: the next worker's relay republishes; the event takes effect once."""
+    """SIGKILL of the whole worker mid-handler: the scheduler's relay job republishes; it takes effect once."""
     first = start_worker(env=_env(db_url, broker, probe_dir), log_path=tmp_path / "worker1.log", concurrency=1)
     procs.append(first)
     (probe_dir / "hold").touch()
@@ -257,6 +259,7 @@ def test_killed_worker_is_recovered_by_the_relay(db_url, broker, probe_dir, proc
     assert _status(event_id) == EventStatus.enqueued and _effects(event_id) == 0, "the attempt rolled back"
     env = _env(db_url, broker, probe_dir, RELAY_STALE_AFTER_SECONDS="2")
     procs.append(start_worker(env=env, log_path=tmp_path / "worker2.log", concurrency=1))
+    procs.append(start_scheduler(env=env, log_path=tmp_path / "scheduler.log"))  # its relay job
     wait_until(lambda: _status(event_id) == EventStatus.handled, timeout=30, what="the event handled by worker 2")
     assert len(_runs(probe_dir, event_id)) == 2
     assert _effects(event_id) == 1
