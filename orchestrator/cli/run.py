@@ -169,10 +169,11 @@ class _ReadinessProbe:
 def _load_demo_if_empty() -> None:
     from orchestrator.catalog.demo import load_demo
     from orchestrator.catalog.policy import get_policy
+    from orchestrator.credentials.handover import on_app_approved
     from orchestrator.db import session_scope
 
     with session_scope() as session:
-        result = load_demo(session, policy=get_policy())
+        result = load_demo(session, policy=get_policy(), on_approved=on_app_approved)
     if result.loaded and result.token:
         typer.echo(f"demo: loaded {result.apps} apps")
         _print_demo_token(result.token)
@@ -187,11 +188,12 @@ def demo(
     from orchestrator.catalog.demo import load_demo
     from orchestrator.catalog.policy import get_policy
     from orchestrator.config import get_settings
+    from orchestrator.credentials.handover import on_app_approved
     from orchestrator.db import session_scope
 
     load_policy_or_exit()
     with session_scope() as session:
-        result = load_demo(session, policy=get_policy())
+        result = load_demo(session, policy=get_policy(), on_approved=on_app_approved)
     if not result.loaded:
         message = f"the catalog already has {result.existing_apps} app(s); the demo loads only into an empty one"
         if if_empty:
