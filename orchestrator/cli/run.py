@@ -41,7 +41,7 @@ def worker(
     from orchestrator.logs import configure_logging
 
     load_policy_or_exit()
-    from workers.app import QUEUES
+    from orchestrator.tasks import QUEUES
     from workers.app import app as celery_app
 
     wanted = [q.strip() for q in queues.split(",") if q.strip()]
