@@ -102,6 +102,8 @@ def celery_config(broker_url: str) -> dict[str, Any]:
         "task_soft_time_limit": 840,
         "task_default_queue": Queue.ingest.value,
         "task_queues": [KombuQueue(name) for name in QUEUES],
+        # The same table routes tasks sent from inside a worker (Celery 6 drops the task's `queue` option).
+        "task_routes": {task.value: {"queue": queue.value} for task, queue in QUEUE_OF.items()},
         "worker_hijack_root_logger": False,
         "enable_utc": True,
         "timezone": "UTC",

@@ -25,6 +25,10 @@ def test_each_task_consumes_the_queue_its_senders_use() -> None:
     for name in TaskName:
         assert registered[name.value] == QUEUE_OF[name].value, name
     assert {QUEUE_OF[name] for name in TaskName} == set(Queue)
+    from workers.app import app
+
+    for name in TaskName:
+        assert app.amqp.router.route({}, name.value)["queue"].name == QUEUE_OF[name].value, name
 
 
 def test_the_worker_app_and_the_sender_share_the_configuration() -> None:
