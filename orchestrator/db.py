@@ -7,6 +7,7 @@ because a deferred read→write upgrade fails with SQLITE_BUSY that the busy tim
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -205,7 +206,7 @@ def _run_after_commit(session: OrmSession) -> None:
         elif entry.flush is not None:
             if entry.flush not in batches:
                 batches[entry.flush] = []
-                calls.append(lambda flush=entry.flush: flush(batches[flush]))
+                calls.append(functools.partial(entry.flush, batches[entry.flush]))
             batches[entry.flush].append(entry.item)
     for call in calls:
         try:
