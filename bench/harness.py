@@ -118,6 +118,22 @@ def start_worker(
     return proc
 
 
+def start_scheduler(*, env: dict[str, str], log_path: Path) -> Proc:
+    """The real scheduler (`orchestrator scheduler`), leading; runs the re-publishing sweeps (the relay too).
+
+    Its leader lock and nudge channel get names of their own unless `env` sets them, so that
+    schedulers of other tests on the same Redis never take its place.
+    """
+    unique = f"{os.getpid()}-{time.monotonic_ns()}"
+    env = {"SCHEDULER_LOCK_NAME": f"test-lock-{unique}", "DEADLINE_NUDGE_CHANNEL": f"test-nudge-{unique}", **env}
+    proc = spawn([sys.executable, "-m", "orchestrator.cli", "scheduler"], env=env, log_path=log_path)
+    leading = '"scheduler leading"'
+    wait_until(lambda: leading in proc.log() or proc.popen.poll() is not None, timeout=60, what="scheduler leading")
+    if proc.popen.poll() is not None:
+        raise AssertionError(f"scheduler exited at start:\n{proc.log()[-3000:]}")
+    return proc
+
+
 def start_api(*, env: dict[str, str], log_path: Path) -> tuple[Proc, str]:
     """The real API under uvicorn on a free port; returns the process and its base URL."""
     port = free_port()

@@ -63,9 +63,10 @@ _client: redis.Redis | None = None
 
 def _keep_only_pipeline_handlers() -> None:
     """--pipeline-only, in the worker: app.updated runs the pipeline's own handler, not the features'."""
-    from orchestrator.events.registry import HANDLERS, load_handlers
+    from orchestrator import wiring
+    from orchestrator.events.registry import HANDLERS
 
-    load_handlers()
+    wiring.install()
     registration = HANDLERS["app.updated"]
     registration.handlers = [h for h in registration.handlers if h.__module__ == "orchestrator.events.handlers"]
 
@@ -284,7 +285,7 @@ def main() -> None:
     os.environ.update(env)
     from orchestrator.config import get_settings
     from orchestrator.db import reset_engines
-    from workers.app import celery_config
+    from orchestrator.tasks import celery_config
 
     get_settings.cache_clear()  # importing workers.app read the settings before DATABASE_URL was set
     reset_engines()

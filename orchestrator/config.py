@@ -138,10 +138,9 @@ class Settings(BaseSettings):
     )
 
     # Event pipeline (docs/pipeline.md)
-    relay_in_worker: bool = Field(
-        default=True, description="Run the outbox relay (and GitHub redelivery job) inside every Celery worker"
+    relay_interval_seconds: float = Field(
+        default=2.0, gt=0, description="How often the relay (a scheduler job, or `orchestrator relay`) looks for events"
     )
-    relay_interval_seconds: float = Field(default=2.0, gt=0, description="How often the relay looks for due events")
     relay_pending_after_seconds: float = Field(
         default=10.0, gt=0, description="An event committed but never published is published by the relay after this"
     )
@@ -203,7 +202,7 @@ class Settings(BaseSettings):
         description="A review still queued this long after it was published is published again (lost message)",
     )
     review_sweep_interval_seconds: float = Field(
-        default=60, ge=0, description="How often each worker looks for reviews to re-publish (0 disables the sweep)"
+        default=60, ge=0, description="How often the scheduler looks for reviews to re-publish (0 disables the sweep)"
     )
     review_engineering_channel: str = Field(
         default="#microapp-engineering",

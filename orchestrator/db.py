@@ -7,11 +7,13 @@ because a deferred read→write upgrade fails with SQLITE_BUSY that the busy tim
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ from sqlalchemy import JSON, Column, Engine, create_engine, event
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Field, Session
 
 from orchestrator.clock import UTCDateTime
@@ -139,11 +143,94 @@ def session_scope(*, write: bool = True, url: str | None = None) -> Iterator[Ses
         raise
     finally:
         session.close()
-    pending = session.info.pop("outbox_pending", None)
-    if pending:
-        from orchestrator.events.outbox import after_commit
 
-        after_commit(pending)
+
+# ----------------------------------------------------------------------------- after commit
+#
+# Work that must follow a commit (sending a task, publishing an event, nudging the scheduler) is
+# queued on the session with `after_commit`; the rules are here, once:
+# - a callback queued in a transaction runs once, after the OUTERMOST commit (releasing a SAVEPOINT
+#   commits nothing yet);
+# - rolling back the transaction drops it; rolling back a SAVEPOINT drops what was queued inside it;
+# - a callback that raises is logged and does not stop the others (the commit has happened; every
+#   queued piece of work has a sweep that re-sends what was lost).
+# `after_commit_batch` gathers items under one flush function, called once per commit with all of them.
+
+_QUEUED = "after_commit_queued"
+
+
+@dataclass
+class _Queued:
+    owner: SessionTransaction | None  # the innermost SAVEPOINT when it was queued (None: the transaction)
+    callback: Callable[[], None] | None = None
+    flush: Callable[[list[Any]], None] | None = None
+    item: Any = None
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback()` once the caller's transaction has committed; never if it rolls back."""
+    session.info.setdefault(_QUEUED, []).append(_Queued(session.get_nested_transaction(), callback=callback))
+
+
+def after_commit_batch(session: Session, flush: Callable[[list[Any]], None], item: Any) -> None:
+    """Queue `item` for `flush(items)`, called once after commit with every item queued for it."""
+    session.info.setdefault(_QUEUED, []).append(_Queued(session.get_nested_transaction(), flush=flush, item=item))
+
+
+def discard_after_commit(session: Session, flush: Callable[[list[Any]], None], drop: Callable[[Any], bool]) -> None:
+    """Forget the items queued for `flush` that `drop` selects (e.g. work made moot in the same transaction)."""
+    queued: list[_Queued] = session.info.get(_QUEUED) or []
+    session.info[_QUEUED] = [q for q in queued if q.flush is not flush or not drop(q.item)]
+
+
+def _within(owner: SessionTransaction | None, transaction: SessionTransaction) -> bool:
+    while owner is not None:
+        if owner is transaction:
+            return True
+        owner = owner.parent
+    return False
+
+
+@event.listens_for(OrmSession, "after_commit")
+def _run_after_commit(session: OrmSession) -> None:
+    if session.in_nested_transaction():
+        return  # a SAVEPOINT was released; nothing is committed yet
+    queued: list[_Queued] | None = session.info.pop(_QUEUED, None)
+    if not queued:
+        return
+    batches: dict[Callable[[list[Any]], None], list[Any]] = {}
+    calls: list[Callable[[], None]] = []
+    for entry in queued:
+        if entry.callback is not None:
+            calls.append(entry.callback)
+        elif entry.flush is not None:
+            if entry.flush not in batches:
+                batches[entry.flush] = []
+                calls.append(functools.partial(entry.flush, batches[entry.flush]))
+            batches[entry.flush].append(entry.item)
+    for call in calls:
+        try:
+            call()
+        except Exception as exc:  # committed already: the sweeps re-send what this failed to send
+            from orchestrator.logs import get_logger
+
+            get_logger(__name__).error("after-commit work failed", error=str(exc)[:300], callback=repr(call)[:120])
+
+
+@event.listens_for(OrmSession, "after_soft_rollback")
+def _drop_after_rollback(session: OrmSession, previous: SessionTransaction) -> None:
+    queued: list[_Queued] | None = session.info.get(_QUEUED)
+    if not queued:
+        return
+    if previous.nested:
+        session.info[_QUEUED] = [q for q in queued if not _within(q.owner, previous)]
+
+
+@event.listens_for(OrmSession, "after_transaction_end")
+def _forget_at_end(session: OrmSession, transaction: SessionTransaction) -> None:
+    # The outermost transaction ended: committed (its callbacks already ran), rolled back or closed.
+    if transaction.parent is None:
+        session.info.pop(_QUEUED, None)
 
 
 def alembic_config(url: str | None = None) -> Any:

@@ -27,7 +27,10 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from orchestrator.config import Settings
+from orchestrator.events.relay import Relay
 from orchestrator.logs import get_logger
+from orchestrator.reviews import publish as reviews_publish
+from orchestrator.tasks import TaskName, send
 from schedules import loader
 from schedules.jobs import JOBS
 
@@ -51,6 +54,7 @@ class TimerEngine:
         self._dispatched: dict[int, float] = {}  # deadline id → monotonic time it was enqueued
         self._loaded_until = 0.0
         self._max_id = 0
+        self._relay = Relay(settings, stop)
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             jobstores={"default": MemoryJobStore()},
@@ -67,6 +71,8 @@ class TimerEngine:
         now = datetime.now(UTC)
         for job in JOBS:
             interval = float(getattr(self.settings, job.interval_setting))
+            if interval <= 0:
+                continue  # turned off
             # Passing next_run_time=None would add the job paused, so it is only passed to run now.
             first = {"next_run_time": now} if job.run_at_start else {}
             self.scheduler.add_job(
@@ -83,6 +89,7 @@ class TimerEngine:
         """Stop every timer; what they held stays pending in the database for the next leader."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        self._relay.release()
 
     @property
     def timers(self) -> int:
@@ -273,18 +280,28 @@ class TimerEngine:
 
     def sweep_notifications(self) -> None:
         """Re-queue notifications and Slack clicks whose Celery message was lost."""
-        from workers.tasks.notifications import sweep_notifications
-
         try:
-            sweep_notifications.apply_async(queue="notifications")
+            send(TaskName.sweep_notifications)
         except Exception as exc:
             log.error("enqueueing the notification sweep failed", error=str(exc))
 
     def resume_sunsets(self) -> None:
         """Re-enqueue sunset runs that stalled (a lost message, a crashed worker)."""
-        from workers.tasks.sunset import resume_stalled_sunsets
-
         try:
-            resume_stalled_sunsets.apply_async(queue="sunset")
+            send(TaskName.resume_stalled_sunsets)
         except Exception as exc:
             log.error("enqueueing the sunset resume sweep failed", error=str(exc))
+
+    def relay(self) -> None:
+        """One pass of the outbox relay: publish again the events committed but not handled in time."""
+        try:
+            self._relay.tick()
+        except Exception as exc:  # e.g. the database is briefly unreachable; the next pass retries
+            log.warning("relay pass failed", error=str(exc)[:300])
+
+    def sweep_reviews(self) -> None:
+        """Publish again the reviews whose `workers.run_review` message looks lost."""
+        try:
+            reviews_publish.redrive_stale(self.settings)
+        except Exception as exc:  # the next pass retries
+            log.warning("review sweep failed", error=str(exc)[:300])

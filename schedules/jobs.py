@@ -1,7 +1,9 @@
 """The scheduler's periodic jobs, declared in one list (ids are kebab-case and stable).
 
-Each job names a method of `schedules.engine.TimerEngine` and the setting holding its interval.
-The per-deadline wake-ups are not listed here: the engine adds them as one-shot jobs per slot.
+Each job names a method of `schedules.engine.TimerEngine` and the setting holding its interval (a
+job whose interval is 0 is off). The per-deadline wake-ups are not listed here: the engine adds them
+as one-shot jobs per slot. Every sweep that re-publishes lost work is declared here and runs on the
+leader only.
 """
 
 from __future__ import annotations
@@ -32,4 +34,9 @@ JOBS: list[Job] = [
     Job(id="resume-stalled-sunsets", method="resume_sunsets", interval_setting="sunset_resume_seconds"),
     # Notifications and Slack clicks whose Celery message was lost.
     Job(id="sweep-notifications", method="sweep_notifications", interval_setting="notification_sweep_seconds"),
+    # The outbox relay: events committed but never published, or published and lost (plus the
+    # GitHub redelivery job). `orchestrator relay` runs the same pass in the foreground.
+    Job(id="relay-outbox", method="relay", interval_setting="relay_interval_seconds"),
+    # Reviews whose `workers.run_review` message was lost.
+    Job(id="sweep-reviews", method="sweep_reviews", interval_setting="review_sweep_interval_seconds"),
 ]

@@ -14,8 +14,10 @@ import signal
 import threading
 from typing import Any
 
+from orchestrator import wiring
 from orchestrator.config import get_settings
 from orchestrator.logs import configure_logging, get_logger
+from orchestrator.tasks import TaskName, send
 from schedules.engine import TimerEngine
 from schedules.leader import Leadership, leadership_from_settings
 
@@ -24,9 +26,7 @@ log = get_logger(__name__)
 
 def enqueue_fired(deadline_ids: list[int]) -> None:
     """Hand due deadline ids to the workers (one Celery task per batch)."""
-    from workers.tasks.timers import fire_deadlines
-
-    fire_deadlines.apply_async(args=(deadline_ids,), queue="ingest")
+    send(TaskName.fire_deadlines, deadline_ids)
 
 
 def _install_signal_handlers(stop: threading.Event) -> None:
@@ -95,6 +95,7 @@ def run(stop: threading.Event | None = None) -> None:
     configure_logging(settings.log_level, json=settings.log_json)
     # APScheduler logs every job run at INFO: with a wake-up per slot that drowns everything else.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    wiring.install()  # the relay and sweep jobs run here
     stop = stop or threading.Event()
     _install_signal_handlers(stop)
     leadership = leadership_from_settings()

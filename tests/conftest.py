@@ -41,6 +41,14 @@ def _unavailable(what: str, why: str) -> None:
     pytest.skip(f"{message}; start it to run these tests")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _wiring() -> None:
+    """Wire this process as the entry points do: event handlers and the outbox publisher."""
+    from orchestrator import wiring
+
+    wiring.install()
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _no_leftover_processes() -> Iterator[None]:
     """Kill any subprocess (worker, API, scheduler) a test module started and did not stop."""

@@ -32,8 +32,7 @@ from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import as_utc, utcnow
 from orchestrator.events.models import Event
-from orchestrator.events.registry import PoisonEvent, register_handler
-from orchestrator.events.types import EventType
+from orchestrator.events.registry import PoisonEvent
 from orchestrator.notifications.delivery import app_url, mention
 from orchestrator.notifications.models import Notification, NotificationKind, NotificationStatus
 from orchestrator.notifications.service import notify
@@ -204,13 +203,11 @@ def _approval_id(event: Event) -> int:
     return int(event.payload.get("approval_id") or event.payload["ref"])
 
 
-@register_handler(EventType.extension_requested)
 def on_extension_requested(session: Session, event: Event) -> None:
     """Post the approval message of a new extension request."""
     request_approval(session, _approval_id(event))
 
 
-@register_handler(EventType.approval_decided)
 def on_decided(session: Session, event: Event) -> None:
     """Nothing left to do: the decision moved the app, its timers and messages in its own transaction.
 
@@ -222,13 +219,11 @@ def on_decided(session: Session, event: Event) -> None:
         raise PoisonEvent(f"approval.decided for a request that is not decided: {event.payload.get('approval_id')}")
 
 
-@register_handler(EventType.approval_reminder_due)
 def on_reminder_due(session: Session, event: Event) -> None:
     """The reminder deadline fired: nudge the approvers in the thread."""
     send_reminder(session, _approval_id(event), deadline_id=event.payload.get("deadline_id"))
 
 
-@register_handler(EventType.approval_escalation_due)
 def on_escalation_due(session: Session, event: Event) -> None:
     """The escalation deadline fired: take the request higher."""
     escalate(session, _approval_id(event), deadline_id=event.payload.get("deadline_id"))

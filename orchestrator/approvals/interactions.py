@@ -32,7 +32,8 @@ from orchestrator.db import session_scope
 from orchestrator.errors import OrchestratorError, TransientIntegrationError
 from orchestrator.logs import get_logger
 from orchestrator.notifications.models import InteractionStatus, SlackInteraction
-from orchestrator.notifications.service import INTERACTION_TASK, LEASE, Notifier, enqueue_after_commit, get_notifier
+from orchestrator.notifications.service import INTERACTION_TASK, LEASE, Notifier, get_notifier
+from orchestrator.tasks import send_after_commit
 
 log = get_logger(__name__)
 
@@ -144,7 +145,7 @@ def record(session: Session, click: Click, *, dedup_key: str, retry_num: int = 0
         return None
     assert row.id is not None
     if queue:
-        enqueue_after_commit(session, INTERACTION_TASK, row.id)
+        send_after_commit(session, INTERACTION_TASK, row.id)
     return row.id
 
 

@@ -33,6 +33,7 @@ from orchestrator.catalog.lifecycle import Action, Stage
 from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import as_utc, utcnow
+from orchestrator.credentials import handover
 from orchestrator.errors import NotFound, ValidationFailed
 from orchestrator.events.outbox import emit
 from orchestrator.events.types import EventType
@@ -205,6 +206,9 @@ def _move_lifecycle(
     if approval.kind == ApprovalKind.promotion:
         action = Action.approve if decision is Decision.approve else Action.reject
         catalog.apply_action(session, app, action, actor=actor, reason=reason, policy=policy, data=data)
+        if action is Action.approve:
+            # The approved app's service credential, sealed for its owner to claim.
+            handover.on_app_approved(session, app, policy=policy, actor=actor)
         return None
     if decision is not Decision.approve:
         return None  # a refused extension changes nothing: the app expires as planned

@@ -8,6 +8,7 @@ them (a review of an example.com repository would only fail).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,7 @@ from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.catalog.service import apply_action, ensure_person, register_app
 from orchestrator.clock import utcnow
+from orchestrator.events import outbox
 from orchestrator.events.models import Event, EventStatus
 
 DEMO_CATALOG = Path(__file__).with_name("demo_catalog.yaml")
@@ -102,8 +104,17 @@ def count_apps(session: Session) -> int:
     return int(session.exec(select(func.count()).select_from(MicroApp)).one())
 
 
-def load_demo(session: Session, *, policy: Policy, catalog: DemoCatalog | None = None) -> DemoResult:
-    """Load the demo into an empty catalog in the caller's transaction; skip when it has apps."""
+# What happens when the demo approves an app (the CLI hands over its service credential, as an approval does).
+OnApproved = Callable[..., Any]
+
+
+def load_demo(
+    session: Session, *, policy: Policy, catalog: DemoCatalog | None = None, on_approved: OnApproved | None = None
+) -> DemoResult:
+    """Load the demo into an empty catalog in the caller's transaction; skip when it has apps.
+
+    `on_approved(session, app, policy=, actor=)` runs after each `approve` step of the history.
+    """
     existing = count_apps(session)
     if existing:
         return DemoResult(loaded=False, apps=0, existing_apps=existing)
@@ -112,7 +123,7 @@ def load_demo(session: Session, *, policy: Policy, catalog: DemoCatalog | None =
     for person in catalog.people:
         _add_person(session, person, now=now)
     for demo_app in catalog.apps:
-        _add_app(session, demo_app, policy=policy, now=now)
+        _add_app(session, demo_app, policy=policy, now=now, on_approved=on_approved)
     _mark_history_handled(session, [a.manifest.slug for a in catalog.apps], now=now)
     token = create_token(
         session, name=catalog.admin.token_name, role=Role.admin, person_email=catalog.admin.email, actor=DEMO_ACTOR
@@ -141,7 +152,9 @@ def _add_person(session: Session, person: DemoPerson, *, now: datetime) -> None:
     session.add(row)
 
 
-def _add_app(session: Session, demo_app: DemoApp, *, policy: Policy, now: datetime) -> None:
+def _add_app(
+    session: Session, demo_app: DemoApp, *, policy: Policy, now: datetime, on_approved: OnApproved | None
+) -> None:
     registered_at = now - timedelta(days=demo_app.age_days)
     app, _ = register_app(
         session,
@@ -156,6 +169,8 @@ def _add_app(session: Session, demo_app: DemoApp, *, policy: Policy, now: dateti
     for index, step in enumerate(demo_app.steps):
         days_ago = step.days_ago if step.days_ago is not None else demo_app.age_days * (count - index) / (count + 1)
         _apply_step(session, app, step, policy=policy, at=now - timedelta(days=days_ago))
+        if step.action is Action.approve and on_approved is not None:
+            on_approved(session, app, policy=policy, actor=step.actor)
 
 
 def _apply_step(session: Session, app: MicroApp, step: DemoStep, *, policy: Policy, at: datetime) -> None:
@@ -171,8 +186,5 @@ def _mark_history_handled(session: Session, app_ids: list[str], *, now: datetime
         event.handled_at = now
         session.add(event)
     # Nothing to publish after commit either: these events are history, not work.
-    handled = {e.id for e in events}
-    pending = session.info.get("outbox_pending")
-    if pending:
-        session.info["outbox_pending"] = [i for i in pending if i not in handled]
+    outbox.forget(session, {e.id for e in events})
     session.flush()

@@ -28,8 +28,7 @@ from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import utcnow
 from orchestrator.events.models import Event
-from orchestrator.events.registry import PoisonEvent, register_handler
-from orchestrator.events.types import EventType
+from orchestrator.events.registry import PoisonEvent
 from orchestrator.logs import get_logger
 from orchestrator.timers import service as deadlines
 from orchestrator.timers.models import DeadlineKind
@@ -48,7 +47,6 @@ def tell(session: Session, *, to: str, text: str, app_id: str | None, key: str) 
     notify(session, to=to, text=text, app_id=app_id, key=key)
 
 
-@register_handler(EventType.owner_left)
 def handle_owner_left(session: Session, event: Event) -> None:
     """Deactivate the person and move each of their apps to a co-owner or to `orphaned`."""
     email = str(event.payload.get("email") or "").strip().lower()

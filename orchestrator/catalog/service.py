@@ -153,11 +153,6 @@ def apply_action(
         reason=reason,
         data={"from": move.from_stage.value, "to": move.to_stage.value, **(data or {})},
     )
-    if action is Action.approve:
-        # Imported here: the credentials package itself builds on the catalog.
-        from orchestrator.credentials.handover import on_app_approved
-
-        on_app_approved(session, app, policy=policy, actor=actor)
     deadlines.reschedule_app(session, app, policy, now=now)  # timers follow the new dates (docs/timers.md)
     session.flush()
     return move

@@ -161,6 +161,9 @@ def build() -> typer.Typer:
 
 def main() -> None:
     """Entry point of the `orchestrator` console script."""
+    from orchestrator import wiring
+
+    wiring.install()  # commands that emit events publish them, and `events retry` may run handlers
     build()
     try:
         app()

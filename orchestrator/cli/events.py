@@ -104,7 +104,7 @@ def relay(
 ) -> None:
     """Run the outbox relay (and the GitHub redelivery job) in the foreground.
 
-    Workers already run it when RELAY_IN_WORKER is true; this is for deployments that want it apart.
+    The scheduler already runs it as a job; this is for deployments that want it apart.
     """
     from orchestrator.config import get_settings
     from orchestrator.events.relay import Relay, republish_due

@@ -38,7 +38,7 @@ def worker(
     from orchestrator.logs import configure_logging
 
     load_policy_or_exit()
-    from workers.app import QUEUES
+    from orchestrator.tasks import QUEUES
     from workers.app import app as celery_app
 
     wanted = [q.strip() for q in queues.split(",") if q.strip()]
@@ -173,9 +173,10 @@ def _load_demo_if_empty() -> None:
     from orchestrator.catalog.demo import load_demo
     from orchestrator.catalog.policy import get_policy
     from orchestrator.cli import session_scope
+    from orchestrator.credentials.handover import on_app_approved
 
     with session_scope() as session:
-        result = load_demo(session, policy=get_policy())
+        result = load_demo(session, policy=get_policy(), on_approved=on_app_approved)
     if result.loaded and result.token:
         typer.echo(f"demo: loaded {result.apps} apps")
         _print_demo_token(result.token)
@@ -191,10 +192,11 @@ def demo(
     from orchestrator.catalog.policy import get_policy
     from orchestrator.cli import session_scope
     from orchestrator.config import get_settings
+    from orchestrator.credentials.handover import on_app_approved
 
     load_policy_or_exit()
     with session_scope() as session:
-        result = load_demo(session, policy=get_policy())
+        result = load_demo(session, policy=get_policy(), on_approved=on_app_approved)
     if not result.loaded:
         message = f"the catalog already has {result.existing_apps} app(s); the demo loads only into an empty one"
         if if_empty:

@@ -1,6 +1,7 @@
 """Event handling: the handler registry, the runner that applies handlers once, the relay.
 
-Public seam for other features:
+Built-in handlers are wired per event type in `orchestrator.wiring`. The public seam for modules
+named in EVENT_HANDLER_MODULES (extensions, test probes):
 
     from orchestrator.events import PoisonEvent, prepared, register_handler
 

@@ -33,7 +33,7 @@ from orchestrator.clock import utcnow
 from orchestrator.errors import Conflict, ValidationFailed
 from orchestrator.events.models import Event
 from orchestrator.events.outbox import emit
-from orchestrator.events.registry import prepared, register_handler
+from orchestrator.events.registry import prepared
 from orchestrator.events.types import EventType
 
 REPOSITORY_EVENT = EventType.github_repository
@@ -184,7 +184,6 @@ def fetch_manifest(event: Event) -> dict[str, Any]:
     return {"manifest": content.decode("utf-8", errors="replace") if content is not None else None}
 
 
-@register_handler(REPOSITORY_EVENT, prepare=fetch_manifest)
 def handle_repository(session: Session, event: Event) -> None:
     """Apply a repository lifecycle change from GitHub to the catalog."""
     action = event.payload.get("action")

@@ -1,4 +1,4 @@
-"""Handlers of the catalog's own events; other features add theirs with `register_handler`.
+"""Handlers of the catalog's own events (wired in `orchestrator.wiring`, beside other features' handlers).
 
 `app.created` needs nothing here (registration already wrote the app and its audit entry), nor
 does `app.updated` (a push to the default branch: the event row keeps the commit and the pusher).
@@ -11,18 +11,15 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from orchestrator.events.models import Event
-from orchestrator.events.registry import PoisonEvent, register_handler
-from orchestrator.events.types import EventType
+from orchestrator.events.registry import PoisonEvent
 
 
-@register_handler(EventType.app_created)
 def record_created(session: Session, event: Event) -> None:
     """Nothing to do beyond marking the event handled; present so the event is never parked."""
     if not event.app_id:
         raise PoisonEvent("app.created without an app id")
 
 
-@register_handler(EventType.app_updated)
 def check_updated(session: Session, event: Event) -> None:
     """Refuse an app.updated that names no app; the re-review is the reviews feature's handler."""
     if not event.app_id:

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
-from orchestrator.db import new_id
+from orchestrator.db import after_commit_batch, discard_after_commit, new_id
 from orchestrator.events.models import Event
 from orchestrator.events.types import EventType, event_type
 
@@ -83,9 +83,13 @@ def emit(
     if inserted is None:
         existing = session.exec(select(Event).where(Event.dedup_key == key)).one()
         return Emitted(existing, duplicate=True)
-    pending = session.info.setdefault("outbox_pending", [])
-    pending.append(event.id)
+    after_commit_batch(session, after_commit, event.id)
     return Emitted(event, duplicate=False)
+
+
+def forget(session: Session, event_ids: set[str]) -> None:
+    """Do not publish these events after commit (they were settled in the same transaction)."""
+    discard_after_commit(session, after_commit, lambda event_id: event_id in event_ids)
 
 
 _EVENT_TABLE: Table = Event.__table__  # type: ignore[attr-defined]

@@ -1,7 +1,8 @@
 """Outbox → broker: publish committed events to Celery, and a relay for what was never handled.
 
 After a transaction that wrote events commits, `orchestrator.events.outbox` hands their ids to
-`publish_after_commit`, which queues them for a background publisher thread and returns at once:
+`publish_after_commit` (installed by `orchestrator.wiring.install`), which queues them for a
+background publisher thread and returns at once:
 a request never waits for the broker (a closed port costs kombu seconds of retries). The thread
 gathers what commits within LINGER_SECONDS, sends it on the ingest queue — a lone event as
 `workers.handle_event` with `task_id = event id`, several as `workers.handle_events` with up to
@@ -32,15 +33,16 @@ from orchestrator.db import session_scope
 from orchestrator.events import outbox
 from orchestrator.events.models import Event, EventStatus
 from orchestrator.logs import get_logger
+from orchestrator.tasks import QUEUE_OF, TaskName, sender
 
 log = get_logger(__name__)
 
-TASK_NAME = "workers.handle_event"
-BATCH_TASK_NAME = "workers.handle_events"
+TASK_NAME = TaskName.handle_event
+BATCH_TASK_NAME = TaskName.handle_events
 # Events committed together under load travel together: one message, and one task's overhead in the
 # worker, for up to this many (each event is still handled in a transaction of its own).
 BATCH_SIZE = 50
-QUEUE = "ingest"
+QUEUE = QUEUE_OF[TaskName.handle_events].value
 # After a failed connection, skip publishing for this long (the relay catches up) instead of
 # paying a connection attempt per request while the broker is down.
 BROKER_DOWN_BACKOFF_SECONDS = 5.0
@@ -56,8 +58,7 @@ _local = threading.local()
 
 def _producer(broker_url: str, *, fresh: bool = False) -> Any:
     """This thread's producer for `broker_url` (kombu connections are not thread-safe)."""
-    from workers.app import app as celery_app
-
+    celery_app = sender(broker_url)
     cache: dict[str, Any] = _local.__dict__.setdefault("producers", {})
     if fresh:
         _drop_producer(broker_url)
@@ -103,10 +104,9 @@ def publish_now(
     broker restarted). `suspect` (the relay) sends one message per id and tells the task that an
     earlier delivery may have crashed, so it counts the attempt before running handlers.
     """
-    from workers.app import app as celery_app
-
     settings = get_settings()
     broker_url = broker_url or settings.broker_url
+    celery_app = sender(broker_url)
     ids = list(event_ids)
     if not ids:
         return []
@@ -123,7 +123,7 @@ def publish_now(
                     else:
                         name, args, task_id = BATCH_TASK_NAME, [chunk], f"batch-{chunk[0]}"
                     celery_app.send_task(
-                        name,
+                        name.value,
                         args=args,
                         kwargs={"suspect": True} if suspect else None,
                         task_id=task_id,
@@ -240,6 +240,14 @@ def flush(timeout: float = 5.0) -> bool:
     return _publisher.flush(timeout)
 
 
-outbox.add_publisher(publish_after_commit)
-# A short-lived process (the CLI) gets its events out before it exits; the relay covers a failure.
-atexit.register(flush, 3.0)
+_installed = False
+
+
+def install() -> None:
+    """Make this process publish committed events (called by `orchestrator.wiring.install`; idempotent)."""
+    global _installed
+    outbox.add_publisher(publish_after_commit)
+    if not _installed:
+        _installed = True
+        # A short-lived process (the CLI) gets its events out before it exits; the relay covers a failure.
+        atexit.register(flush, 3.0)

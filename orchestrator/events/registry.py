@@ -1,6 +1,9 @@
 """The handler registry: which functions handle which event type.
 
-A feature adds behaviour to an event type by decorating a function in its own module:
+The built-in handlers are wired explicitly: `orchestrator.wiring.EVENT_HANDLERS` maps each event type
+to its handlers (and prepare step), and `orchestrator.wiring.install()` puts that table here in every
+process that handles events. A module named in EVENT_HANDLER_MODULES (an extension, or a test) may
+still add handlers with the decorator when `install()` imports it:
 
     from orchestrator.events import register_handler
 
@@ -17,7 +20,7 @@ result is read in the handler with `prepared(session)`.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,13 +28,12 @@ from sqlmodel import Session
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.events.models import Event
+from orchestrator.events.types import EventType
 
 Handler = Callable[[Session, Event], None]
 # Receives a detached copy of the event; returns JSON-able facts for the handler.
 Prepare = Callable[[Event], dict[str, Any]]
 
-# The modules that register the built-in handlers; a worker imports them before taking work.
-BUILTIN_HANDLER_MODULES = ("orchestrator.events.handlers", "orchestrator.events.github", "orchestrator.catalog.owners")
 _PREPARED_KEY = "event_prepared"
 
 
@@ -53,17 +55,31 @@ class Registration:
 HANDLERS: dict[str, Registration] = {}
 
 
+def add_handler(event_type: str, handler: Handler, *, prepare: Prepare | None = None) -> None:
+    """Run `handler` for every event of `event_type`, after those added before it (once per handler)."""
+    registration = HANDLERS.setdefault(event_type, Registration())
+    if handler not in registration.handlers:
+        registration.handlers.append(handler)
+    if prepare is not None:
+        if registration.prepare not in (None, prepare):
+            raise ValueError(f"event type {event_type!r} already has a prepare step")
+        registration.prepare = prepare
+
+
+def install_table(table: Mapping[EventType, Registration] | Mapping[str, Registration]) -> None:
+    """Add every handler (and prepare step) of `table` (see `orchestrator.wiring`); idempotent."""
+    for event_type, registration in table.items():
+        for handler in registration.handlers:
+            add_handler(event_type, handler, prepare=registration.prepare)
+        if not registration.handlers and registration.prepare is not None:
+            raise ValueError(f"event type {event_type!r} has a prepare step but no handler")
+
+
 def register_handler(event_type: str, *, prepare: Prepare | None = None) -> Callable[[Handler], Handler]:
-    """Decorator: run the function for every event of `event_type` (see the module docstring)."""
+    """Decorator for modules in EVENT_HANDLER_MODULES: run the function for every event of `event_type`."""
 
     def _register(handler: Handler) -> Handler:
-        registration = HANDLERS.setdefault(event_type, Registration())
-        if handler not in registration.handlers:
-            registration.handlers.append(handler)
-        if prepare is not None:
-            if registration.prepare not in (None, prepare):
-                raise ValueError(f"event type {event_type!r} already has a prepare step")
-            registration.prepare = prepare
+        add_handler(event_type, handler, prepare=prepare)
         return handler
 
     return _register
@@ -88,23 +104,9 @@ def set_prepared(session: Session, facts: dict[str, Any]) -> None:
 _loaded: set[str] = set()
 
 
-def load_handlers(extra: str | None = None) -> None:
-    """Import the built-in handler modules, the Celery task modules and `extra` (comma-separated).
-
-    Handlers live in the modules of their feature; importing the task modules (as the worker does)
-    registers them. EVENT_HANDLER_MODULES names any others.
-    """
-    from orchestrator.config import get_settings
-
-    names = list(BUILTIN_HANDLER_MODULES)
-    try:
-        from workers.app import TASK_MODULES
-
-        names += list(TASK_MODULES)
-    except ImportError:  # the API can run without the workers package on its path
-        pass
-    spec = extra if extra is not None else get_settings().event_handler_modules
-    names += [n.strip() for n in spec.split(",") if n.strip()]
+def load_extra_handlers(spec: str) -> None:
+    """Import the comma-separated modules of `spec` (EVENT_HANDLER_MODULES), which register handlers."""
+    names = [n.strip() for n in spec.split(",") if n.strip()]
     for name in names:
         if name not in _loaded:
             importlib.import_module(name)

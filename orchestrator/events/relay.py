@@ -11,24 +11,18 @@ work and skip rows a handler holds locked. SQLite has no SKIP LOCKED: there a fi
 database keeps exactly one relay active; the others stand by. Publishing happens after the claim
 commits; a crash in between means one more publish later, never a loss.
 
-It runs beside every Celery worker as a spawned child process (RELAY_IN_WORKER, started and stopped
-by the worker's ready/shutdown signals in workers/tasks/events.py), or in the foreground with
-`orchestrator relay`. The same loop runs the GitHub redelivery job.
+It runs as a job of the scheduler's leader (`schedules.jobs`, every RELAY_INTERVAL_SECONDS), or in
+the foreground with `orchestrator relay`. The same pass runs the GitHub redelivery job.
 """
 
 from __future__ import annotations
 
 import fcntl
-import multiprocessing
 import os
-import signal
-import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from multiprocessing.process import BaseProcess
 from typing import IO
 
 from sqlalchemy import and_, func, or_, update
@@ -151,6 +145,10 @@ class Relay:
                 log.warning("github redelivery job failed", error=str(exc)[:300])
         return published
 
+    def release(self) -> None:
+        """Let another relay take over (gives up the SQLite file lock, if held)."""
+        self._lock.release()
+
     def run(self) -> None:
         """Loop until `stop` is set; errors are logged and the loop goes on."""
         log.info("relay started", pid=os.getpid(), interval=self.settings.relay_interval_seconds)
@@ -164,85 +162,3 @@ class Relay:
         finally:
             self._lock.release()
             log.info("relay stopped")
-
-
-# The relay beside a Celery worker is a separate *spawned* process, not a thread of the worker's main
-# process: prefork replaces a lost pool process by forking the main process, and a fork taken while
-# a relay thread holds a lock (SQLite's, the engine's, logging's) leaves the new child deadlocked.
-# The reviews sweep (`orchestrator.reviews.publish`) runs the same way, through `spawn_child`.
-_background: BaseProcess | None = None
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with(parent_pid: int) -> None:
-    """Ask Linux to SIGTERM us when the worker dies; elsewhere the loop below polls the parent."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        except (OSError, AttributeError):  # best effort: the parent check still ends us
-            pass
-    if os.getppid() != parent_pid:
-        os._exit(0)
-
-
-def _child_main(parent_pid: int, loop: Callable[[threading.Event], None]) -> None:
-    """Entry point of a spawned helper process: runs `loop(stop)` until SIGTERM or the parent's death."""
-    from orchestrator.logs import configure_logging
-
-    _die_with(parent_pid)
-    settings = get_settings()
-    configure_logging(settings.log_level, json=settings.log_json)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the worker, which stops us
-
-    def watch_parent() -> None:
-        while not stop.wait(1.0):
-            if os.getppid() != parent_pid:
-                stop.set()
-
-    threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
-    loop(stop)
-
-
-def spawn_child(loop: Callable[[threading.Event], None], name: str) -> BaseProcess:
-    """Start `loop(stop)` (a module-level function) in a spawned daemon child that dies with this process."""
-    process = multiprocessing.get_context("spawn").Process(
-        target=_child_main, args=(os.getpid(), loop), name=name, daemon=True
-    )
-    process.start()
-    return process
-
-
-def stop_child(process: BaseProcess | None, timeout: float) -> None:
-    """SIGTERM a child from `spawn_child` and wait for it (SIGKILL after `timeout`)."""
-    if process is None or not process.is_alive():
-        return
-    process.terminate()
-    process.join(timeout)
-    if process.is_alive():
-        process.kill()
-        process.join(1.0)
-
-
-def _run_relay(stop: threading.Event) -> None:
-    Relay(get_settings(), stop).run()
-
-
-def start_background_relay(settings: Settings | None = None) -> bool:
-    """Start the relay as a spawned child process of this one (once); False when disabled."""
-    global _background
-    settings = settings or get_settings()
-    if not settings.relay_in_worker or (_background is not None and _background.is_alive()):
-        return False
-    _background = spawn_child(_run_relay, "outbox-relay")
-    return True
-
-
-def stop_background_relay(timeout: float = 10.0) -> None:
-    """Stop the relay process, if any, and wait for it (SIGKILL after `timeout`)."""
-    global _background
-    process, _background = _background, None
-    stop_child(process, timeout)

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,8 +31,9 @@ from orchestrator.config import Settings, get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import TransientIntegrationError
 from orchestrator.events.models import Event, EventStatus
-from orchestrator.events.registry import PoisonEvent, Prepare, load_handlers, registration_for, set_prepared
+from orchestrator.events.registry import PoisonEvent, Prepare, registration_for, set_prepared
 from orchestrator.logs import get_logger
+from orchestrator.tasks import backoff_seconds
 
 log = get_logger(__name__)
 
@@ -75,10 +75,9 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT_ERRORS)
 
 
-def backoff_seconds(attempt: int, settings: Settings) -> float:
-    """Exponential backoff with jitter for the retry after `attempt` (1-based), capped."""
-    ceiling = min(settings.event_retry_max_seconds, settings.event_retry_base_seconds * 2 ** max(attempt - 1, 0))
-    return round(random.uniform(ceiling / 2, ceiling), 3)
+def event_backoff_seconds(attempt: int, settings: Settings) -> float:
+    """The delay before an event's retry after `attempt` (1-based): EVENT_RETRY_BASE/MAX_SECONDS, half jitter."""
+    return backoff_seconds(attempt, settings.event_retry_base_seconds, settings.event_retry_max_seconds, jitter=0.5)
 
 
 def run_event(event_id: str, *, suspect: bool = False, settings: Settings | None = None) -> Outcome:
@@ -89,7 +88,6 @@ def run_event(event_id: str, *, suspect: bool = False, settings: Settings | None
     and eventually parked. A first delivery takes the fast path: one transaction in all.
     """
     settings = settings or get_settings()
-    load_handlers()
     structlog.contextvars.bind_contextvars(event_id=event_id)
     try:
         return _run(event_id, settings, suspect)
@@ -178,7 +176,7 @@ def _record_failure(
         elif transient and row.attempts < settings.event_max_attempts:
             # published_at moves on so the relay only steps in if the retry message itself is lost.
             row.status, row.published_at = EventStatus.enqueued, utcnow()
-            outcome = Outcome("retry", retry_in=backoff_seconds(row.attempts, settings), error=error)
+            outcome = Outcome("retry", retry_in=event_backoff_seconds(row.attempts, settings), error=error)
             log.warning("event will be retried", attempt=row.attempts, retry_in=outcome.retry_in, error=error)
         else:
             row.status = EventStatus.failed

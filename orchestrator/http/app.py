@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from orchestrator import __version__
+from orchestrator import __version__, wiring
 from orchestrator.catalog.policy import get_policy
 from orchestrator.config import get_settings
 from orchestrator.http.errors import install_error_handlers
@@ -17,6 +17,7 @@ def create_app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
     get_policy()
+    wiring.install()
     app = FastAPI(title="Micro-app lifecycle orchestrator", version=__version__, docs_url="/docs")
     install_error_handlers(app)
     install_middleware(app)

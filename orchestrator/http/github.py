@@ -24,7 +24,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
-import orchestrator.events.publisher  # noqa: F401 - registers the outbox publisher in the API process
 from orchestrator.config import get_settings
 from orchestrator.errors import MalformedPayload, SignatureInvalid
 from orchestrator.events.github import map_delivery

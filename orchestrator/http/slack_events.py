@@ -20,7 +20,6 @@ from slack_sdk.signature import Clock
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-import orchestrator.events.publisher  # noqa: F401 - registers the outbox publisher in the API process
 from orchestrator.catalog.models import Person
 from orchestrator.db import session_scope
 from orchestrator.errors import MalformedPayload, SignatureInvalid

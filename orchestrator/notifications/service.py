@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, event, func, or_, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -30,12 +30,12 @@ from orchestrator.notifications.models import (
     NotificationStatus,
     SlackInteraction,
 )
+from orchestrator.tasks import TaskName, send, send_after_commit
 
 log = get_logger(__name__)
 
-DELIVER_TASK = "workers.deliver_notification"
-INTERACTION_TASK = "workers.handle_slack_interaction"
-QUEUE = "notifications"
+DELIVER_TASK = TaskName.deliver_notification
+INTERACTION_TASK = TaskName.handle_slack_interaction
 LEASE = timedelta(minutes=5)  # longer than a post that waits out a few 429s
 STALE = timedelta(seconds=30)  # the sweep re-enqueues rows left pending this long
 
@@ -110,55 +110,14 @@ def get_notifier(*, timeout: float | None = None) -> Notifier:
     return from_settings(timeout=timeout) or LogNotifier()
 
 
-# ---------------------------------------------------------------- enqueue after commit
+# ---------------------------------------------------------------- sending
 
 
-def _after_commit(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # a SAVEPOINT was released; the rows are not committed yet
-    pending = session.info.pop("notifications_enqueue", None)
-    if pending:
-        enqueue(pending)
-
-
-def _after_soft_rollback(session: Session, previous: Any) -> None:
-    if previous.parent is None:  # the whole transaction, not a SAVEPOINT, was rolled back
-        session.info.pop("notifications_enqueue", None)
-
-
-def enqueue_after_commit(session: Session, task: str, row_id: int, *, eta: datetime | None = None) -> None:
-    """Queue a Celery task for a row once the caller's transaction has committed."""
-    if not session.info.get("notifications_listening"):
-        session.info["notifications_listening"] = True
-        event.listen(session, "after_commit", _after_commit)
-        event.listen(session, "after_soft_rollback", _after_soft_rollback)
-    session.info.setdefault("notifications_enqueue", []).append((task, row_id, eta))
-
-
-_celery_apps: dict[str, Any] = {}
-_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
-
-
-def _celery() -> Any:
-    """The workers' Celery app, or one on BROKER_URL if the settings changed since it was built."""
-    from orchestrator.config import get_settings
-    from workers.app import app, make_celery
-
-    broker = get_settings().broker_url
-    if app.conf.broker_url == broker:
-        return app
-    if broker not in _celery_apps:
-        _celery_apps[broker] = make_celery(broker)
-    return _celery_apps[broker]
-
-
-def enqueue(items: list[tuple[str, int, datetime | None]]) -> None:
+def enqueue(items: list[tuple[TaskName, int, datetime | None]]) -> None:
     """Send tasks to the notifications queue; a failure loses nothing (the sweep re-enqueues)."""
     try:
-        celery = _celery()
         for task, row_id, eta in items:
-            # Bounded: one quick retry, then the sweep's turn (kombu's default retries for seconds).
-            celery.send_task(task, args=[row_id], queue=QUEUE, eta=eta, retry=True, retry_policy=_RETRY_POLICY)
+            send(task, row_id, eta=eta)
     except Exception as exc:  # broker down: rows stay pending and `sweep` picks them up
         log.warning("enqueue failed; the sweep will retry", error=str(exc), count=len(items))
 
@@ -201,7 +160,7 @@ def notify(
     except IntegrityError:  # a concurrent writer used the same key first
         return session.exec(select(Notification).where(Notification.key == key)).one()
     assert row.id is not None
-    enqueue_after_commit(session, DELIVER_TASK, row.id)
+    send_after_commit(session, DELIVER_TASK, row.id)
     return row
 
 
@@ -241,7 +200,7 @@ def hold_for_digest(session: Session, row: Notification, policy: Policy, now: da
                 session.add(digest)
                 session.flush()
             assert digest.id is not None
-            enqueue_after_commit(session, DELIVER_TASK, digest.id, eta=due)
+            send_after_commit(session, DELIVER_TASK, digest.id, eta=due)
         except IntegrityError:
             digest = session.exec(select(Notification).where(Notification.key == key)).one()
     # A no-op UPDATE takes the digest's row lock and says whether it is still open: the digest's
@@ -293,7 +252,7 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
                 )
             )
         ).all()
-    items: list[tuple[str, int, datetime | None]] = []
+    items: list[tuple[TaskName, int, datetime | None]] = []
     for row_id, kind, due_at in stuck:
         if kind == NotificationKind.digest and due_at and due_at > now:
             continue  # its own delayed task is still waiting for the window to close

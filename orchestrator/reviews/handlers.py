@@ -3,10 +3,10 @@
 Each runs inside the transaction that marks its event handled (see `orchestrator.events.registry`):
 it moves the app to `in_review` when the state machine allows it and writes a queued Review; the
 review task is published after that transaction commits (`orchestrator.reviews.publish`), and the
-worker's sweep re-publishes it if that message is ever lost. `review.completed` gets a handler too,
-so the event is marked handled rather than parked when no other feature listens to it.
+scheduler's review sweep re-publishes it if that message is ever lost. `review.completed` gets a
+handler too, so the event is marked handled rather than parked when no other feature listens to it.
 
-Imported by `workers.tasks.reviews`, which every worker loads (`workers.app.TASK_MODULES`).
+Wired to their event types in `orchestrator.wiring`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sqlmodel import Session
 from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import get_policy
 from orchestrator.events.models import Event
-from orchestrator.events.registry import PoisonEvent, register_handler
+from orchestrator.events.registry import PoisonEvent
 from orchestrator.events.types import EventType
 from orchestrator.reviews import store
 
@@ -33,9 +33,6 @@ class _Trigger(TypedDict):
     ref: str | None
 
 
-@register_handler(EventType.review_due)
-@register_handler(EventType.app_updated)
-@register_handler(EventType.app_created)
 def start_review(session: Session, event: Event) -> None:
     """Queue a review of the event's app at the pushed commit (or its default branch)."""
     if not event.app_id:
@@ -60,6 +57,5 @@ def start_review(session: Session, event: Event) -> None:
     store.queue_new_review(session, app, **trigger, policy=get_policy())
 
 
-@register_handler(EventType.review_completed)
 def review_completed(session: Session, event: Event) -> None:
     """Nothing to do here: the review already acted when it finished; other features may listen."""

@@ -28,6 +28,7 @@ from orchestrator.catalog.lifecycle import POLICY_ACTOR, Action, Stage
 from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.config import Settings
+from orchestrator.credentials import handover
 from orchestrator.events.outbox import emit
 from orchestrator.events.types import EventType
 from orchestrator.notifications.delivery import app_url
@@ -85,6 +86,8 @@ def drive_lifecycle(
             reason=f"automated review #{review.id} is clean and {app.data_class.value} apps are approved automatically",
             data={"review_id": review.id, "commit": review.commit},
         )
+        # The approved app's service credential, sealed for its owner to claim.
+        handover.on_app_approved(session, app, policy=policy, actor=POLICY_ACTOR)
         deadlines.reschedule_app(session, app, policy)
         notify(
             session,

@@ -6,44 +6,28 @@ on the `reviews` queue only once the transaction has committed, so a worker neve
 that is not there yet. If the process dies between commit and publish, or the broker loses the
 message, `redrive_stale` finds the row — still `queued` (or `failed` with a retry due) long after it
 was published, or `running` past its lease because its worker died — and publishes it again. It runs
-in a child process of every worker (REVIEW_SWEEP_INTERVAL_SECONDS) and as the task `workers.sweep_reviews`.
+as a job of the scheduler (`schedules.jobs`, every REVIEW_SWEEP_INTERVAL_SECONDS) and as the task
+`workers.sweep_reviews`.
 A duplicate message is harmless: the task claims the row with a compare-and-set.
 """
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
-from multiprocessing.process import BaseProcess
-from typing import Any
 
-from sqlalchemy import and_, event, func, or_, update
+from sqlalchemy import and_, func, or_, update
 from sqlmodel import Session, col, select
 
 from orchestrator.clock import utcnow
 from orchestrator.config import Settings, get_settings
+from orchestrator.db import after_commit_batch
 from orchestrator.logs import get_logger
 from orchestrator.reviews.models import Review, ReviewStatus
+from orchestrator.tasks import Queue, TaskName, send
 
 log = get_logger(__name__)
 
-TASK = "workers.run_review"
-QUEUE = "reviews"
-_PENDING_KEY = "reviews_publish"
-_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
-_celery_apps: dict[str, Any] = {}
-
-
-def _celery() -> Any:
-    """The workers' Celery app, or one on BROKER_URL when the settings changed since it was built."""
-    from workers.app import app, make_celery
-
-    broker = get_settings().broker_url
-    if app.conf.broker_url == broker:
-        return app
-    if broker not in _celery_apps:
-        _celery_apps[broker] = make_celery(broker)
-    return _celery_apps[broker]
+QUEUE = Queue.reviews
 
 
 def publish(review_ids: list[int], *, countdown: float | None = None) -> int:
@@ -53,37 +37,21 @@ def publish(review_ids: list[int], *, countdown: float | None = None) -> int:
     """
     sent = 0
     try:
-        celery = _celery()
         for review_id in review_ids:
-            celery.send_task(
-                TASK, args=[review_id], queue=QUEUE, countdown=countdown, retry=True, retry_policy=_RETRY_POLICY
-            )
+            send(TaskName.run_review, review_id, countdown=countdown)
             sent += 1
     except Exception as exc:  # broker down: the rows stay queued and `redrive_stale` publishes them later
         log.warning("publishing reviews failed; the sweep will retry", error=str(exc)[:300], reviews=len(review_ids))
     return sent
 
 
-def _after_commit(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # a SAVEPOINT was released, not the transaction
-    pending = session.info.pop(_PENDING_KEY, None)
-    if pending:
-        publish(list(dict.fromkeys(pending)))
-
-
-def _after_soft_rollback(session: Session, previous: Any) -> None:
-    if previous.parent is None:  # the whole transaction was rolled back: nothing to publish
-        session.info.pop(_PENDING_KEY, None)
+def _publish_committed(review_ids: list[int]) -> None:
+    publish(list(dict.fromkeys(review_ids)))
 
 
 def publish_after_commit(session: Session, review_id: int) -> None:
-    """Publish the review task once the caller's transaction has committed."""
-    if not session.info.get("reviews_listening"):
-        session.info["reviews_listening"] = True
-        event.listen(session, "after_commit", _after_commit)
-        event.listen(session, "after_soft_rollback", _after_soft_rollback)
-    session.info.setdefault(_PENDING_KEY, []).append(review_id)
+    """Publish the review task once the caller's transaction has committed (each id once)."""
+    after_commit_batch(session, _publish_committed, review_id)
 
 
 def claim_stale(session: Session, settings: Settings, *, limit: int = 200) -> list[int]:
@@ -115,40 +83,3 @@ def redrive_stale(settings: Settings | None = None) -> int:
         return 0
     log.info("re-publishing reviews", reviews=len(ids))
     return publish(ids)
-
-
-# A spawned child process, not a thread: prefork forks the worker's main process to replace a pool
-# process, and a fork taken while a sweep thread holds a lock would deadlock the new child.
-_background: BaseProcess | None = None
-
-
-def _sweep_loop(stop: threading.Event) -> None:
-    settings = get_settings()
-    log.info("review sweep started", interval=settings.review_sweep_interval_seconds)
-    while not stop.wait(settings.review_sweep_interval_seconds):
-        try:
-            redrive_stale(settings)
-        except Exception as exc:  # e.g. the database is briefly unreachable; the next pass retries
-            log.warning("review sweep failed", error=str(exc)[:300])
-    log.info("review sweep stopped")
-
-
-def start_background_sweep(settings: Settings | None = None) -> bool:
-    """Start the re-publishing sweep as a spawned child process of this one (once); False when disabled."""
-    from orchestrator.events.relay import spawn_child
-
-    global _background
-    settings = settings or get_settings()
-    if settings.review_sweep_interval_seconds <= 0 or (_background is not None and _background.is_alive()):
-        return False
-    _background = spawn_child(_sweep_loop, "review-sweep")
-    return True
-
-
-def stop_background_sweep(timeout: float = 5.0) -> None:
-    """Stop the sweep process, if any, and wait for it (SIGKILL after `timeout`)."""
-    from orchestrator.events.relay import stop_child
-
-    global _background
-    process, _background = _background, None
-    stop_child(process, timeout)

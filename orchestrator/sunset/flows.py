@@ -11,7 +11,6 @@ credential is live or a zombie (the lifecycle guard `complete_sunset` also refus
 
 from __future__ import annotations
 
-import random
 import tempfile
 import time
 import uuid
@@ -19,7 +18,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
 from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
@@ -39,11 +37,11 @@ from orchestrator.logs import get_logger
 from orchestrator.sunset import archive
 from orchestrator.sunset.models import SunsetRun, SunsetStatus, SunsetStep
 from orchestrator.sunset.notices import alert_it, tell
+from orchestrator.tasks import TaskName, backoff_seconds, send, send_after_commit
 from orchestrator.timers import service as deadlines
 from orchestrator.timers.models import DeadlineKind
 
 log = get_logger(__name__)
-RUN_TASK = "workers.run_sunset"
 _NEXT = {
     SunsetStep.freeze: SunsetStep.revoke,
     SunsetStep.revoke: SunsetStep.archive,
@@ -63,36 +61,13 @@ class RetryLater(Exception):
 # ----------------------------------------------------------------------------- starting
 
 
-_senders: dict[str, Any] = {}
-
-
-def celery_sender() -> Any:
-    """A Celery app on the broker of the current settings (the workers' app, unless settings changed)."""
-    from workers.app import app, make_celery
-
-    url = get_settings().broker_url
-    if app.conf.broker_url == url:
-        return app
-    if url not in _senders:
-        _senders[url] = make_celery(url)
-    return _senders[url]
-
-
 def enqueue(app_ids: list[str]) -> None:
     """Send the sunset task for these apps (a failure is logged; the resume sweep retries)."""
-    celery = celery_sender()
     for app_id in app_ids:
         try:
-            celery.send_task(RUN_TASK, args=[app_id], queue="sunset")
+            send(TaskName.run_sunset, app_id)
         except Exception as exc:
             log.error("enqueueing a sunset run failed", app_id=app_id, error=str(exc))
-
-
-def _enqueue_after_commit(session: Session, app_id: str) -> None:
-    queued: list[str] = session.info.setdefault("sunset_enqueue", [])
-    if not queued:
-        event.listen(session, "after_commit", lambda s: enqueue(s.info.pop("sunset_enqueue", [])), once=True)
-    queued.append(app_id)
 
 
 def start_sunset(
@@ -115,7 +90,7 @@ def start_sunset(
     else:
         new = False
     if enqueue and run.status is not SunsetStatus.done:
-        _enqueue_after_commit(session, app.id)
+        send_after_commit(session, TaskName.run_sunset, app.id)
     return run, new
 
 
@@ -203,8 +178,7 @@ def _freeze(app_id: str, policy: Policy) -> None:
 
 
 def _backoff(policy: Policy, attempts: int) -> float:
-    base: float = policy.sunset.revoke_backoff_seconds * 2 ** max(0, attempts - 1)
-    return min(policy.sunset.revoke_backoff_max_seconds, base) * random.uniform(0.8, 1.2)
+    return backoff_seconds(attempts, policy.sunset.revoke_backoff_seconds, policy.sunset.revoke_backoff_max_seconds)
 
 
 def _revoke_one(app: MicroApp, credential_id: int, policy: Policy, providers: Any, actor: str) -> int | None:

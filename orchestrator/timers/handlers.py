@@ -9,9 +9,7 @@ still applies — an extension, a transfer or a usage ping may have happened sin
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import event as sa_event
 from sqlmodel import Session
 
 from orchestrator.audit import service as audit
@@ -22,14 +20,13 @@ from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import as_utc, utcnow
 from orchestrator.events.models import Event
-from orchestrator.events.registry import register_handler
 from orchestrator.events.types import EventType
 from orchestrator.logs import get_logger
 from orchestrator.sunset import flows as sunset
+from orchestrator.tasks import TaskName, send_after_commit
 from orchestrator.timers import service as deadlines
 
 log = get_logger(__name__)
-PURGE_TASK = "workers.purge_archives"
 # An expiry that moved by less than this is the same expiry (rounding of stored timestamps).
 _SAME = timedelta(seconds=1)
 
@@ -57,17 +54,6 @@ def _expiry_moved(app: MicroApp, event: Event) -> bool:
     return due is not None and as_utc(app.expires_at) > due + _SAME
 
 
-def _send_after_commit(session: Session, task: str, args: list[Any], queue: str) -> None:
-    def _send(_session: Session) -> None:
-        try:
-            sunset.celery_sender().send_task(task, args=args, queue=queue)
-        except Exception as exc:  # the deadline stays recorded; the periodic sweep re-sends
-            log.error("enqueue after commit failed", task=task, error=str(exc))
-
-    sa_event.listen(session, "after_commit", _send, once=True)
-
-
-@register_handler(EventType.app_expiring)
 def on_expiring(session: Session, event: Event) -> None:
     """An expiry notice is due: the app enters `expiring` and the owner gets the notice with "Extend"."""
     app = _app(session, event)
@@ -90,7 +76,6 @@ def on_expiring(session: Session, event: Event) -> None:
     )  # fmt: skip
 
 
-@register_handler(EventType.app_expired)
 def on_expired(session: Session, event: Event) -> None:
     """The expiry is reached: the app goes to `sunsetting` and its sunset job starts."""
     app = _app(session, event)
@@ -104,7 +89,6 @@ def on_expired(session: Session, event: Event) -> None:
     sunset.start_sunset(session, app, trigger=EventType.app_expired, actor=POLICY_ACTOR, reason=reason)
 
 
-@register_handler(EventType.app_retire_requested)
 def on_retire_requested(session: Session, event: Event) -> None:
     """Someone asked to retire the app (it is already `sunsetting`): start its sunset job."""
     app = _app(session, event)
@@ -115,7 +99,6 @@ def on_retire_requested(session: Session, event: Event) -> None:
     sunset.start_sunset(session, app, trigger=EventType.app_retire_requested, actor=actor, reason=reason)
 
 
-@register_handler(EventType.owner_grace_over)
 def on_owner_grace_over(session: Session, event: Event) -> None:
     """Nobody took over an orphaned app in time: suspend it and start its sunset job."""
     app = _app(session, event)
@@ -128,7 +111,6 @@ def on_owner_grace_over(session: Session, event: Event) -> None:
     sunset.start_sunset(session, app, trigger=EventType.owner_grace_over, actor=POLICY_ACTOR, reason=reason)
 
 
-@register_handler(EventType.app_inactive)
 def on_inactive(session: Session, event: Event) -> None:
     """No use for the policy's inactivity period: the app gets an expiry, notices first, like a sandbox."""
     app = _app(session, event)
@@ -155,9 +137,9 @@ def on_inactive(session: Session, event: Event) -> None:
     deadlines.reschedule_app(session, app, policy, now=now)
 
 
-@register_handler(EventType.archive_retention_due)
 def on_retention_due(session: Session, event: Event) -> None:
     """The retention period of an archive is over: purge it (unless on legal hold) off this transaction."""
     if _app(session, event) is None:
         return
-    _send_after_commit(session, PURGE_TASK, [event.app_id], "sunset")
+    # A lost message is re-sent by the sunset resume sweep (`retention.overdue_purges`).
+    send_after_commit(session, TaskName.purge_archives, event.app_id)

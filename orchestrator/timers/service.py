@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, or_, update
+from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from orchestrator.approvals.models import ApprovalRequest, ApprovalStatus
 from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.clock import as_utc, utcnow
+from orchestrator.db import after_commit_batch
 from orchestrator.events.outbox import emit
 from orchestrator.events.types import EventType
 from orchestrator.logs import get_logger
@@ -53,23 +54,12 @@ def dedup_key(deadline_id: int) -> str:
 # ----------------------------------------------------------------------------- nudging
 
 
-def _pending_changes(session: Session) -> dict[str, list[int]]:
-    changes = session.info.get("deadline_changes")
-    if changes is None:
-        changes = session.info["deadline_changes"] = {"added": [], "cancelled": []}
-        event.listen(session, "after_commit", _after_commit, once=True)
-        event.listen(session, "after_rollback", _after_rollback, once=True)
-    return changes
-
-
-def _after_rollback(session: Session) -> None:
-    session.info.pop("deadline_changes", None)
-
-
-def _after_commit(session: Session) -> None:
-    changes = session.info.pop("deadline_changes", None)
-    if changes and (changes["added"] or changes["cancelled"]):
-        nudge(added=changes["added"], cancelled=changes["cancelled"])
+def _nudge_committed(changes: list[tuple[str, int]]) -> None:
+    """After commit: one nudge with every deadline the transaction added or cancelled."""
+    added = [deadline_id for change, deadline_id in changes if change == "added"]
+    cancelled = [deadline_id for change, deadline_id in changes if change == "cancelled"]
+    if added or cancelled:
+        nudge(added=added, cancelled=cancelled)
 
 
 _nudgers: dict[str, Any] = {}
@@ -113,7 +103,7 @@ def schedule(
     session.add(row)
     session.flush()
     assert row.id is not None
-    _pending_changes(session)["added"].append(row.id)
+    after_commit_batch(session, _nudge_committed, ("added", row.id))
     return row
 
 
@@ -143,7 +133,8 @@ def cancel(
         .where(col(Deadline.id).in_(found), col(Deadline.status) == DeadlineStatus.pending)
         .values(status=DeadlineStatus.cancelled)
     )
-    _pending_changes(session)["cancelled"].extend(found)
+    for deadline_id in found:
+        after_commit_batch(session, _nudge_committed, ("cancelled", deadline_id))
     return found
 
 

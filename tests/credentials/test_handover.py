@@ -17,14 +17,20 @@ if TYPE_CHECKING:
 
 
 def _approve(app_id: str) -> None:
-    from orchestrator.catalog import service as catalog
-    from orchestrator.catalog.lifecycle import Action
-    from orchestrator.catalog.policy import get_policy
+    """An approver approves the app's promotion request (the approval flow hands the credential over)."""
+    from orchestrator.approvals import service as approvals
+    from orchestrator.approvals.models import ApprovalRequest
     from orchestrator.db import session_scope
 
     with session_scope() as session:
-        app = catalog.get_app(session, app_id)
-        catalog.apply_action(session, app, Action.approve, actor="approver@example.com", policy=get_policy())
+        request = ApprovalRequest(app_id=app_id, requested_by="maker@example.com")
+        session.add(request)
+        session.flush()
+        assert request.id is not None
+        outcome = approvals.decide(
+            session, request.id, decision=approvals.Decision.approve, actor="approver@example.com", via="test"
+        )
+        assert outcome.result is approvals.Result.decided, outcome.message
 
 
 def _dump(db_url: str) -> str:

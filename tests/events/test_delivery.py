@@ -20,8 +20,8 @@ import pytest
 import redis
 from typer.testing import CliRunner
 
-import orchestrator.events.publisher  # noqa: F401 - this process emits events too: publish them after commit
-from bench.harness import Proc, free_port, start_api, start_worker, wait_until
+from bench.harness import Proc, free_port, start_api, start_scheduler, start_worker, wait_until
+from orchestrator.events import publisher
 from orchestrator.events.models import EventStatus
 from tests.events import probe_vocabulary
 from tests.events.helpers import HELLO_REPO, audit_actions, catalogue, delivery, events, payload
@@ -133,6 +133,7 @@ def test_broker_down_then_relay_handles_every_event_once(
     modules = "tests.events.probe_handlers,tests.events.probe_updates"
     worker_env = _env(db_url, broker, probe_dir, EVENT_HANDLER_MODULES=modules)
     procs.append(start_worker(env=worker_env, log_path=tmp_path / "worker.log"))
+    procs.append(start_scheduler(env=worker_env, log_path=tmp_path / "scheduler.log"))  # its relay job
     wait_until(lambda: {e.status for e in events(type="app.updated")} == {EventStatus.handled}, timeout=60,
                what="all 100 events handled")  # fmt: skip
     handled = [e.data["event_id"] for e in audit_actions("hello") if e.action == "test.effect"]
@@ -180,7 +181,7 @@ def test_events_committed_together_travel_in_one_message(
 ) -> None:
     """30 events of one commit: one handle_events message; each takes effect once; a poison one is parked alone."""
     ids = _emit_together(*(["test.effect"] * 29), "test.poison")
-    assert orchestrator.events.publisher.flush(10)
+    assert publisher.flush(10)
     assert _queued_tasks(broker) == ["workers.handle_events"]
     assert {_status(i) for i in ids} == {EventStatus.enqueued}
     procs.append(start_worker(env=_env(db_url, broker, probe_dir), log_path=tmp_path / "worker.log"))
@@ -220,7 +221,7 @@ def test_a_transient_failure_in_a_batch_is_retried_alone(
 ) -> None:
     """A flaky event in a batch goes on as its own delayed retry; its batch-mates are handled at once."""
     ids = _emit_together("test.flaky", "test.effect", "test.effect")
-    assert orchestrator.events.publisher.flush(10)
+    assert publisher.flush(10)
     assert _queued_tasks(broker) == ["workers.handle_events"]
     env = _env(db_url, broker, probe_dir, EVENT_MAX_ATTEMPTS="3", EVENT_RETRY_BASE_SECONDS="2")
     procs.append(start_worker(env=env, log_path=tmp_path / "worker.log", concurrency=1))
@@ -255,11 +256,12 @@ def test_messages_lost_by_the_broker_are_published_again(
 ) -> None:
     """Redis loses its queued messages (restart without persistence): the relay publishes the events again."""
     ids = [_emit("test.effect") for _ in range(20)]
-    assert orchestrator.events.publisher.flush(10)
+    assert publisher.flush(10)
     assert {_status(i) for i in ids} == {EventStatus.enqueued}
     redis.Redis.from_url(broker).flushdb()  # what a Redis restart without AOF does to the queue
     env = _env(db_url, broker, probe_dir, RELAY_STALE_AFTER_SECONDS="1")
     procs.append(start_worker(env=env, log_path=tmp_path / "worker.log"))
+    procs.append(start_scheduler(env=env, log_path=tmp_path / "scheduler.log"))  # its relay job
     wait_until(lambda: {_status(i) for i in ids} == {EventStatus.handled}, timeout=30, what="all 20 handled")
     assert [_effects(i) for i in ids] == [1] * 20
 
@@ -268,7 +270,7 @@ def test_messages_lost_by_the_broker_are_published_again(
 def test_killed_worker_is_recovered_by_the_relay(
     db_url: str, broker: str, probe_dir: Path, procs: list[Proc], tmp_path: Path
 ) -> None:
-    """SIGKILL of the whole worker mid-handler: the next worker's relay republishes; the event takes effect once."""
+    """SIGKILL of the whole worker mid-handler: the scheduler's relay job republishes; it takes effect once."""
     first = start_worker(env=_env(db_url, broker, probe_dir), log_path=tmp_path / "worker1.log", concurrency=1)
     procs.append(first)
     (probe_dir / "hold").touch()
@@ -279,6 +281,7 @@ def test_killed_worker_is_recovered_by_the_relay(
     assert _status(event_id) == EventStatus.enqueued and _effects(event_id) == 0, "the attempt rolled back"
     env = _env(db_url, broker, probe_dir, RELAY_STALE_AFTER_SECONDS="2")
     procs.append(start_worker(env=env, log_path=tmp_path / "worker2.log", concurrency=1))
+    procs.append(start_scheduler(env=env, log_path=tmp_path / "scheduler.log"))  # its relay job
     wait_until(lambda: _status(event_id) == EventStatus.handled, timeout=30, what="the event handled by worker 2")
     assert len(_runs(probe_dir, event_id)) == 2
     assert _effects(event_id) == 1

@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-import tests.events.probe_handlers  # noqa: F401 - registers test.poison / test.flaky here
+from orchestrator.events.registry import load_extra_handlers
 from orchestrator.events.runner import run_event
 from tests.events.helpers import audit_actions, events
 from tests.factories import auth
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
+
+load_extra_handlers("tests.events.probe_handlers")  # test.poison / test.flaky, as a worker loads them
 
 
 def _emit(type: str) -> str:

@@ -10,11 +10,12 @@ import pytest
 from sqlmodel import func, select
 
 from bench.slack_requests import APPROVER
+from orchestrator import wiring
 from orchestrator.approvals.service import Decision, decide
 from orchestrator.db import session_scope
 from orchestrator.events.models import Event, EventStatus
 from orchestrator.events.outbox import emit
-from orchestrator.events.registry import HANDLERS, load_handlers, registration_for
+from orchestrator.events.registry import HANDLERS, registration_for
 from orchestrator.events.runner import run_event
 from orchestrator.events.types import EventType
 from orchestrator.timers.models import DeadlineKind
@@ -24,15 +25,15 @@ from tests.helpers.slack import seeded_request
 
 
 def test_every_event_type_has_a_handler() -> None:
-    """With the handlers loaded as a worker loads them, no EventType is left without one."""
-    load_handlers(extra="")
-    missing = [t.value for t in EventType if registration_for(t) is None]
+    """With the wiring installed as every process installs it, no EventType is left without a handler."""
+    wiring.install()
+    missing = [t.value for t in EventType if t not in wiring.EVENT_HANDLERS or registration_for(t) is None]
     assert missing == [], f"event types with no handler (each event would be parked): {missing}"
 
 
 def test_every_handled_type_is_an_event_type() -> None:
     """No handler listens for a name outside the vocabulary (a typo would never be called)."""
-    load_handlers(extra="")
+    wiring.install()
     # The pipeline tests' probe handlers may be registered in this process too; they are not ours.
     unknown = sorted(str(t) for t in HANDLERS if not str(t).startswith(PROBE_PREFIX) and t not in set(EventType))
     assert unknown == []

@@ -1,4 +1,5 @@
-"""Fixtures of the review flow tests: one real stack per database (API in-process, Celery worker on Redis).
+"""Fixtures of the review flow tests: one real stack per database (API in-process, Celery worker on Redis,
+and the scheduler, whose jobs re-publish lost events and reviews).
 
 `stack` is module-scoped so the worker starts once per database; every test registers its own apps
 (distinct ids), so they do not see each other's state.
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bench.harness import Proc, start_worker
+from bench.harness import Proc, start_scheduler, start_worker
 from tests.reviews.helpers import FakeGitHubTarballs
 
 
@@ -48,7 +49,6 @@ def stack(
     import redis
     from fastapi.testclient import TestClient
 
-    import orchestrator.events.publisher  # noqa: F401 - the in-process API publishes its events after commit
     from tests.conftest import _truncate_all
 
     tmp = tmp_path_factory.mktemp(f"reviews-{request.param}")
@@ -80,6 +80,7 @@ def stack(
         patch.setenv(key, value)
     _settings_reset()
     worker = start_worker(env=env, log_path=tmp / "worker.log", queues="ingest,reviews,notifications")
+    scheduler = start_scheduler(env=env, log_path=tmp / "scheduler.log")
     try:
         from orchestrator.auth.models import Role
         from orchestrator.auth.service import create_token
@@ -91,6 +92,7 @@ def stack(
         with TestClient(create_app(), raise_server_exceptions=False) as api:
             yield Stack(url=url, worker=worker, github=github, api=api, maker_token=token)
     finally:
+        scheduler.stop()
         worker.stop()
         github.stop()
         patch.undo()

@@ -223,7 +223,7 @@ def test_the_review_task_run_twice_does_the_work_once(stack: Stack, tmp_path: Pa
 
 
 def test_a_review_whose_message_was_lost_is_published_again(stack: Stack, tmp_path: Path) -> None:
-    """A queued review whose task never reached the broker is found by the worker's sweep and run."""
+    """A queued review whose task never reached the broker is found by the scheduler's sweep and run."""
     from datetime import timedelta
 
     from orchestrator.clock import utcnow

@@ -45,7 +45,6 @@ def env(
         "SCHEDULER_LOCK_TTL_SECONDS": "3",
         "SCHEDULER_LOCK_NAME": f"test-lock-{uuid.uuid4().hex[:8]}",
         "DEADLINE_NUDGE_CHANNEL": f"test-nudge-{uuid.uuid4().hex[:8]}",
-        "RELAY_IN_WORKER": "false",
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)

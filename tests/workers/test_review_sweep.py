@@ -1,4 +1,4 @@
-"""The worker's review sweep runs in a spawned child process, never as a thread of the worker's main process."""
+"""The review sweep is a job of the scheduler's leader: it publishes again the reviews whose message was lost."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import base64
 import json
 import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,11 @@ from orchestrator.reviews import publish
 from orchestrator.reviews.models import Review
 
 
+def _sweep_then_published(engine: Any, client: object) -> list[int]:
+    engine.sweep_reviews()
+    return _published_review_ids(client)
+
+
 def _published_review_ids(client: object) -> list[int]:
     bodies = client.lrange(publish.QUEUE, 0, -1)  # type: ignore[attr-defined]
     ids = []
@@ -30,14 +36,17 @@ def _published_review_ids(client: object) -> list[int]:
     return ids
 
 
-def test_sweep_is_a_child_process_that_republishes_and_stops(
+def test_the_scheduler_job_republishes_a_lost_review(
     sqlite_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """start_background_sweep spawns a process (no thread here) that publishes a lost review; stop ends it."""
+    """The leader's `sweep-reviews` job publishes again a review whose message never reached the broker."""
     import redis
 
+    from schedules.engine import TimerEngine
+    from schedules.jobs import JOBS
+
+    assert {"sweep-reviews": "sweep_reviews"}.items() <= {job.id: job.method for job in JOBS}.items()
     monkeypatch.setenv("BROKER_URL", redis_url)
-    monkeypatch.setenv("REVIEW_SWEEP_INTERVAL_SECONDS", "0.2")
     monkeypatch.setenv("REVIEW_REDRIVE_AFTER_SECONDS", "1")
     get_settings.cache_clear()
     broker = redis.Redis.from_url(redis_url)
@@ -52,15 +61,19 @@ def test_sweep_is_a_child_process_that_republishes_and_stops(
         session.add(row)
         session.flush()
         review_id = row.id
+    broker.delete(publish.QUEUE)  # only the sweep's message counts below
+    engine = TimerEngine(get_settings(), lambda ids: None, stop=threading.Event())
     try:
-        assert publish.start_background_sweep()
-        assert not publish.start_background_sweep()  # once per process
-        assert "review-sweep" not in {t.name for t in threading.enumerate()}
-        process = publish._background
-        assert process is not None and process.is_alive() and process.pid is not None
-        wait_until(lambda: review_id in _published_review_ids(broker), timeout=30, what="the lost review re-published")
+        engine.sweep_reviews()
+        assert _published_review_ids(broker) == [review_id]
+        engine.sweep_reviews()
+        assert _published_review_ids(broker) == [review_id], "the lease holds until REVIEW_REDRIVE_AFTER_SECONDS"
+        wait_until(
+            lambda: _sweep_then_published(engine, broker) == [review_id, review_id],
+            timeout=10,
+            what="the review published again once the lease ran out",
+        )
     finally:
-        publish.stop_background_sweep()
+        engine.shutdown()
         broker.delete(publish.QUEUE)
         get_settings.cache_clear()
-    assert not process.is_alive() and publish._background is None

@@ -1,12 +1,11 @@
 """The event tasks on the ingest queue, `workers.handle_event(event_id)` and
-`workers.handle_events([event_id, …])` (what the publisher sends for events committed together),
-plus the in-worker relay.
+`workers.handle_events([event_id, …])` (what the publisher sends for events committed together).
 
 The tasks are thin: they hand each id to `orchestrator.events.runner.run_event`, which claims the
 event, runs its handlers once and records the outcome; a transient failure comes back with a
 backoff delay and is retried through Celery (countdown capped by EVENT_RETRY_MAX_SECONDS, well
-under the broker's visibility timeout). The relay process starts when the worker is ready
-(RELAY_IN_WORKER) and stops with it.
+under the broker's visibility timeout). The relay that re-publishes lost events is a scheduler job
+(`schedules.jobs`), not part of the worker.
 """
 
 from __future__ import annotations
@@ -17,20 +16,18 @@ from collections import Counter
 from typing import Any
 
 from celery import Task
-from celery.signals import worker_ready, worker_shutdown
 
-import orchestrator.events.publisher  # noqa: F401 - registers the outbox publisher in worker processes
 from orchestrator.config import get_settings
-from orchestrator.events.relay import start_background_relay, stop_background_relay
-from orchestrator.events.runner import backoff_seconds, run_event
+from orchestrator.events.runner import event_backoff_seconds, run_event
 from orchestrator.logs import get_logger
+from orchestrator.tasks import QUEUE_OF, TaskName
 from workers.app import app
 
 log = get_logger(__name__)
 _EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-@app.task(name="workers.handle_event", queue="ingest", bind=True, max_retries=None)
+@app.task(name=TaskName.handle_event, queue=QUEUE_OF[TaskName.handle_event], bind=True, max_retries=None)
 def handle_event(self: Task[Any, Any], event_id: Any, suspect: bool = False) -> str:
     """Handle one event by id; returns the outcome (handled, skipped, parked, failed, missing).
 
@@ -49,7 +46,7 @@ def handle_event(self: Task[Any, Any], event_id: Any, suspect: bool = False) -> 
         if self.request.retries >= settings.event_max_attempts:
             log.error("giving up on the message; the relay will publish the event again", error=str(exc)[:300])
             raise
-        raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries + 1, settings)) from exc
+        raise self.retry(exc=exc, countdown=event_backoff_seconds(self.request.retries + 1, settings)) from exc
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in)
     return outcome.status
@@ -60,7 +57,7 @@ def handle_event(self: Task[Any, Any], event_id: Any, suspect: bool = False) -> 
 BATCH_BUDGET_SECONDS = 60.0
 
 
-@app.task(name="workers.handle_events", queue="ingest", bind=True, max_retries=None)
+@app.task(name=TaskName.handle_events, queue=QUEUE_OF[TaskName.handle_events], bind=True, max_retries=None)
 def handle_events(self: Task[Any, Any], event_ids: Any, suspect: bool = False) -> dict[str, int]:
     """Handle a batch of events, each in its own transaction; counts of the outcomes.
 
@@ -89,21 +86,10 @@ def handle_events(self: Task[Any, Any], event_ids: Any, suspect: bool = False) -
         except Exception as exc:  # the database itself failed: each event left retries on its own
             log.warning("database failed in a batch; its events go on singly", error=str(exc)[:300])
             for rest in event_ids[index:]:
-                handle_event.apply_async(args=(rest,), task_id=rest, countdown=backoff_seconds(1, settings))
+                handle_event.apply_async(args=(rest,), task_id=rest, countdown=event_backoff_seconds(1, settings))
             counts["passed_on"] += len(event_ids) - index
             break
         if outcome.retry_in is not None:
             handle_event.apply_async(args=(event_id,), task_id=event_id, countdown=outcome.retry_in)
         counts[outcome.status] += 1
     return dict(counts)
-
-
-@worker_ready.connect
-def _start_relay(**_: Any) -> None:
-    if start_background_relay():
-        log.info("outbox relay started beside this worker")
-
-
-@worker_shutdown.connect
-def _stop_relay(**_: Any) -> None:
-    stop_background_relay()

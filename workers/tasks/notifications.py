@@ -1,43 +1,54 @@
-"""Celery tasks for the notifications queue (thin: parse ids, call a service, record the outcome).
-
-Importing this module also registers the approval event handlers (`extension.requested`,
-`approval.reminder_due`, `approval.escalation_due`) with the event registry.
-"""
+"""Celery tasks for the notifications queue (thin: parse ids, call a service, record the outcome)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.approvals import flows as approval_requests  # noqa: F401  (registers the approval event handlers)
 from orchestrator.approvals import interactions
 from orchestrator.errors import TransientIntegrationError
 from orchestrator.notifications import delivery
 from orchestrator.notifications import service as notifications
+from orchestrator.tasks import QUEUE_OF, TaskName, backoff_seconds
 from workers.app import app
 
 # Bounded: a Slack outage longer than this leaves the row for `sweep_notifications`.
-RETRY: dict[str, Any] = {
-    "autoretry_for": (TransientIntegrationError,),
-    "retry_backoff": 2,
-    "retry_backoff_max": 300,
-    "retry_jitter": True,
-    "max_retries": 8,
-}
+MAX_RETRIES = 8
 
 
-@app.task(name="workers.deliver_notification", queue="notifications", **RETRY)
-def deliver_notification(notification_id: int) -> str:
+def _retry_later(task: Any, exc: TransientIntegrationError) -> Exception:
+    """Retry after 2·2^n seconds (at most 300), fully jittered; past MAX_RETRIES `exc` is raised."""
+    return task.retry(countdown=backoff_seconds(task.request.retries + 1, 2, 300, jitter=1.0), exc=exc)  # type: ignore[no-any-return]
+
+
+@app.task(
+    bind=True,
+    name=TaskName.deliver_notification,
+    queue=QUEUE_OF[TaskName.deliver_notification],
+    max_retries=MAX_RETRIES,
+)
+def deliver_notification(self: Any, notification_id: int) -> str:
     """Post (or update) one notification at most once; returns its outcome."""
-    return delivery.deliver(int(notification_id))
+    try:
+        return delivery.deliver(int(notification_id))
+    except TransientIntegrationError as exc:
+        raise _retry_later(self, exc) from None
 
 
-@app.task(name="workers.handle_slack_interaction", queue="notifications", **RETRY)
-def handle_slack_interaction(interaction_id: int) -> str:
+@app.task(
+    bind=True,
+    name=TaskName.handle_slack_interaction,
+    queue=QUEUE_OF[TaskName.handle_slack_interaction],
+    max_retries=MAX_RETRIES,
+)
+def handle_slack_interaction(self: Any, interaction_id: int) -> str:
     """Act on one recorded Slack click or modal submission; returns its outcome."""
-    return interactions.handle(int(interaction_id))
+    try:
+        return interactions.handle(int(interaction_id))
+    except TransientIntegrationError as exc:
+        raise _retry_later(self, exc) from None
 
 
-@app.task(name="workers.sweep_notifications", queue="notifications")
+@app.task(name=TaskName.sweep_notifications, queue=QUEUE_OF[TaskName.sweep_notifications])
 def sweep_notifications() -> dict[str, int]:
     """Re-enqueue notifications and interactions whose Celery message was lost."""
     return notifications.sweep()

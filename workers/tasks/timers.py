@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import orchestrator.timers.handlers  # noqa: F401  (registers the handlers of the events timers emit)
 from orchestrator.clock import utcnow
 from orchestrator.db import session_scope
 from orchestrator.logs import get_logger
+from orchestrator.tasks import QUEUE_OF, TaskName
 from orchestrator.timers import service as deadlines
 from workers.app import app
 
 log = get_logger(__name__)
 
 
-@app.task(name="workers.fire_deadlines", queue="ingest")
+@app.task(name=TaskName.fire_deadlines, queue=QUEUE_OF[TaskName.fire_deadlines])
 def fire_deadlines(deadline_ids: list[int]) -> int:
     """Mark these deadlines fired exactly once and emit their events; returns how many this call fired."""
     started_at = utcnow()
