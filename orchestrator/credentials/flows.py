@@ -23,9 +23,9 @@ from sqlmodel import Session
 from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.credentials import service
+from orchestrator.credentials.providers import Providers
+from orchestrator.credentials.tokens.builtin import SERVICE, service_subject
 from orchestrator.credentials.tokens.exchange import effective_scopes
-from orchestrator.integrations.credentials.builtin import SERVICE, service_subject
-from orchestrator.integrations.credentials.registry import Providers
 
 
 @dataclass(frozen=True)

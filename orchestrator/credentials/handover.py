@@ -17,9 +17,9 @@ from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.credentials import flows, service
 from orchestrator.credentials.models import Credential, CredentialSecret, CredentialStatus
+from orchestrator.credentials.tokens.builtin import SERVICE
 from orchestrator.credentials.tokens.sealing import seal, unseal
 from orchestrator.errors import NotFound
-from orchestrator.integrations.credentials.builtin import SERVICE
 
 
 def on_app_approved(session: Session, app: MicroApp, *, policy: Policy, actor: str) -> list[int]:

@@ -19,12 +19,12 @@ from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog.models import MicroApp
 from orchestrator.clock import utcnow
 from orchestrator.credentials.models import Credential, CredentialSecret, CredentialStatus
+from orchestrator.credentials.providers import Providers, get_provider
 from orchestrator.credentials.tokens import keys
+from orchestrator.credentials.tokens.builtin import BUILTIN
 from orchestrator.credentials.tokens.sealing import seal, unseal
 from orchestrator.errors import IntegrationError, NotFound, TransientIntegrationError
 from orchestrator.integrations.credentials.base import IssuedCredential
-from orchestrator.integrations.credentials.builtin import BUILTIN
-from orchestrator.integrations.credentials.registry import Providers, get_provider
 
 _TERMINAL = (CredentialStatus.revoked, CredentialStatus.expired)
 

@@ -27,13 +27,13 @@ from starlette.concurrency import run_in_threadpool
 
 from orchestrator.auth.service import authenticate, hash_token
 from orchestrator.catalog.policy import get_policy
+from orchestrator.credentials.providers import validate_providers
 from orchestrator.credentials.tokens.exchange import ExchangeRequest, OAuthError, exchange
 from orchestrator.credentials.tokens.introspection import introspect
 from orchestrator.credentials.tokens.keys import get_keyring
 from orchestrator.db import session_scope
 from orchestrator.errors import PayloadTooLarge, TransientIntegrationError, Unauthorized
 from orchestrator.http.bodies import read_body
-from orchestrator.integrations.credentials.registry import validate_providers
 from orchestrator.logs import get_logger
 
 AUTH_CACHE_SECONDS = 30.0

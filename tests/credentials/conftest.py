@@ -25,12 +25,12 @@ IDP_ISSUER = "https://idp.test"
 def reset_credential_caches() -> None:
     """Forget every per-process cache of the credential code (keys, Redis clients, providers, …)."""
     from orchestrator.config import get_settings
+    from orchestrator.credentials import providers as registry
     from orchestrator.credentials import usage
     from orchestrator.credentials.tokens.keys import reset_keyring
     from orchestrator.credentials.tokens.revocation import reset_revocation_lists
     from orchestrator.credentials.tokens.subjects import reset_jwks_clients
     from orchestrator.http.oauth import forget_callers
-    from orchestrator.integrations.credentials import registry
 
     get_settings.cache_clear()
     reset_keyring()

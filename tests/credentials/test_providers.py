@@ -121,8 +121,8 @@ class TestSlackProvider:
         """A Slack token registered in the ledger is sealed apart, used at revocation, then shredded."""
         from orchestrator.credentials import service
         from orchestrator.credentials.models import Credential, CredentialSecret
+        from orchestrator.credentials.providers import get_providers
         from orchestrator.db import session_scope
-        from orchestrator.integrations.credentials.registry import get_providers
         from tests.credentials.conftest import reset_credential_caches
 
         token = "xoxb-" + "9" * 12
@@ -148,7 +148,7 @@ class TestRegistry:
     def test_defaults_and_configured_providers(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The built-in providers and Slack are always there; CREDENTIAL_PROVIDERS adds more by name."""
         from orchestrator.config import get_settings
-        from orchestrator.integrations.credentials.registry import validate_providers
+        from orchestrator.credentials.providers import validate_providers
 
         monkeypatch.setenv("HR_KEY", HMAC_KEY)
         monkeypatch.setenv("CREDENTIAL_PROVIDERS", json.dumps(
@@ -172,8 +172,8 @@ class TestRegistry:
     ) -> None:
         """Each kind of bad provider configuration is a ConfigError naming the provider and the option."""
         from orchestrator.config import get_settings
+        from orchestrator.credentials.providers import validate_providers
         from orchestrator.errors import ConfigError
-        from orchestrator.integrations.credentials.registry import validate_providers
 
         monkeypatch.setenv("HR_KEY", HMAC_KEY)
         monkeypatch.delenv("UNSET_VAR", raising=False)

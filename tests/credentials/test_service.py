@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from orchestrator.audit.models import AuditEntry
     from orchestrator.catalog.models import MicroApp
     from orchestrator.credentials.models import Credential
-    from orchestrator.integrations.credentials.registry import Providers
+    from orchestrator.credentials.providers import Providers
 
 
 def _audit(action: str) -> list[AuditEntry]:

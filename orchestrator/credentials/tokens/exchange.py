@@ -22,9 +22,9 @@ from orchestrator.catalog.lifecycle import Stage
 from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.credentials import service
+from orchestrator.credentials.tokens.builtin import ACCESS_TOKEN_TYPE, BUILTIN
 from orchestrator.credentials.tokens.subjects import SUBJECT_TYPES, BadSubject, Subject, verify_subject
 from orchestrator.credentials.usage import touch_in_session
-from orchestrator.integrations.credentials.builtin import ACCESS_TOKEN_TYPE, BUILTIN
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ISSUABLE_TYPES = frozenset({ACCESS_TOKEN_TYPE, "urn:ietf:params:oauth:token-type:jwt"})

@@ -23,11 +23,11 @@ from cryptography.exceptions import InvalidSignature
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.clock import utcnow
+from orchestrator.credentials.tokens.builtin import token_issuer
 from orchestrator.credentials.tokens.keys import ALGORITHM, LoadedKey, get_keyring
 from orchestrator.credentials.tokens.revocation import get_revocation_list, revoked_in_ledger
 from orchestrator.credentials.usage import schedule_use
 from orchestrator.db import session_scope
-from orchestrator.integrations.credentials.builtin import token_issuer
 from orchestrator.logs import get_logger
 
 INACTIVE: dict[str, Any] = {"active": False}

@@ -21,8 +21,8 @@ from orchestrator.auth.service import TOKEN_PREFIX, authenticate
 from orchestrator.clock import utcnow
 from orchestrator.config import get_settings
 from orchestrator.credentials.models import Credential, CredentialStatus
+from orchestrator.credentials.tokens.builtin import SERVICE, SERVICE_PREFIX, service_digest
 from orchestrator.errors import TransientIntegrationError, Unauthorized
-from orchestrator.integrations.credentials.builtin import SERVICE, SERVICE_PREFIX, service_digest
 
 JWT_TYPES = frozenset({"urn:ietf:params:oauth:token-type:jwt", "urn:ietf:params:oauth:token-type:id_token"})
 ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"

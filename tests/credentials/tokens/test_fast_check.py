@@ -18,9 +18,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from orchestrator.credentials.models import KeyStatus
+from orchestrator.credentials.tokens.builtin import token_issuer
 from orchestrator.credentials.tokens.introspection import verify
 from orchestrator.credentials.tokens.keys import ALGORITHM, LoadedKey
-from orchestrator.integrations.credentials.builtin import token_issuer
 
 AUDIENCE = "expense-helper"
 REQUIRED = ["exp", "iat", "jti", "sub", "aud"]

@@ -18,14 +18,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
 from orchestrator.config import Settings, get_settings
-from orchestrator.errors import ConfigError, IntegrationError
-from orchestrator.integrations.credentials.base import CredentialProvider
-from orchestrator.integrations.credentials.builtin import (
+from orchestrator.credentials.tokens.builtin import (
     BUILTIN,
     SERVICE,
     BuiltinTokenProvider,
     ServiceCredentialProvider,
 )
+from orchestrator.errors import ConfigError, IntegrationError
+from orchestrator.integrations.credentials.base import CredentialProvider
 from orchestrator.integrations.credentials.http import HttpProvider
 from orchestrator.integrations.credentials.slack import SlackProvider
 
