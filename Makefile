@@ -64,18 +64,13 @@ ensure-services: $(BIN)/python
 	@$(BIN)/python scripts/ensure_services.py
 
 ## check: lint, format, types and the import contracts of pyproject.toml (what CI runs before the tests)
-# mypy runs once pyproject.toml configures it ([tool.mypy]); until then it is skipped with a note.
 check: dev-install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	@if grep -q '^\[tool\.mypy\]' pyproject.toml; then echo "$(BIN)/mypy"; $(BIN)/mypy; \
-	else echo "make check: no [tool.mypy] in pyproject.toml; mypy skipped" >&2; fi
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-lint: dev-install
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+lint: check
 
 ## lock: re-pin requirements/*.txt from pyproject.toml (keeps current pins where they still fit; UPGRADE=1 to refresh)
 LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --quiet $(if $(UPGRADE),--upgrade)

@@ -5,15 +5,29 @@ Alembic's env.py and the tests import this; a feature that adds tables adds its 
 
 from sqlmodel import SQLModel
 
-from orchestrator.approvals import models as approval_models  # noqa: F401
-from orchestrator.audit import models as audit_models  # noqa: F401
-from orchestrator.auth import models as auth_models  # noqa: F401
-from orchestrator.catalog import models as catalog_models  # noqa: F401
-from orchestrator.credentials import models as credential_models  # noqa: F401
-from orchestrator.events import models as event_models  # noqa: F401
-from orchestrator.notifications import models as notification_models  # noqa: F401
-from orchestrator.reviews import models as review_models  # noqa: F401
-from orchestrator.sunset import models as sunset_models  # noqa: F401
-from orchestrator.timers import models as timer_models  # noqa: F401
+from orchestrator.approvals import models as approval_models
+from orchestrator.audit import models as audit_models
+from orchestrator.auth import models as auth_models
+from orchestrator.catalog import models as catalog_models
+from orchestrator.credentials import models as credential_models
+from orchestrator.events import models as event_models
+from orchestrator.notifications import models as notification_models
+from orchestrator.reviews import models as review_models
+from orchestrator.sunset import models as sunset_models
+from orchestrator.timers import models as timer_models
+
+# Every module that defines tables; listed so that importing this module defines them all.
+MODEL_MODULES = (
+    approval_models,
+    audit_models,
+    auth_models,
+    catalog_models,
+    credential_models,
+    event_models,
+    notification_models,
+    review_models,
+    sunset_models,
+    timer_models,
+)
 
 metadata = SQLModel.metadata

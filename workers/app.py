@@ -18,7 +18,7 @@ from orchestrator.tasks import QUEUES, celery_config
 
 __all__ = ["QUEUES", "TASK_MODULES", "app", "make_celery"]
 
-# Task modules; each registers its tasks with @app.task(name=TaskName.X, queue=QUEUE_OF[TaskName.X]).
+# Task modules; each registers its tasks with @app.task(name=TaskName.X); task_routes sends each to QUEUE_OF[X].
 TASK_MODULES = [
     "workers.tasks.events",
     "workers.tasks.reviews",

@@ -48,11 +48,16 @@ def cli_actor() -> str:
 
 @contextmanager
 def session_scope(*, write: bool = True) -> Iterator[Session]:
-    """`orchestrator.db.session_scope` for commands: events the session writes are published after commit."""
-    # Importing the publisher registers it with the outbox; here rather than at the top, so that only
-    # commands that use the database pay for it.
-    import orchestrator.events.publisher  # noqa: F401
+    """`orchestrator.db.session_scope` for commands, with the process wired first.
+
+    Wiring (the event handlers and the outbox publisher) happens here rather than in `main()`, so that
+    only commands that use the database pay for importing every domain: events a command writes are
+    published after commit, and `events retry` can run handlers.
+    """
+    from orchestrator import wiring
     from orchestrator.db import session_scope as db_session_scope
+
+    wiring.install()
 
     with db_session_scope(write=write) as session:
         yield session
@@ -161,9 +166,6 @@ def build() -> typer.Typer:
 
 def main() -> None:
     """Entry point of the `orchestrator` console script."""
-    from orchestrator import wiring
-
-    wiring.install()  # commands that emit events publish them, and `events retry` may run handlers
     build()
     try:
         app()

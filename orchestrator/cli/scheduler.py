@@ -27,7 +27,6 @@ def _errors() -> Iterator[None]:
 
 def scheduler() -> None:
     """Run the scheduler: deadlines → timers → Celery tasks (one active replica behind a Redis lock)."""
-    import orchestrator.events.publisher  # noqa: F401 - events the timers write are published after commit
     from schedules.main import run
 
     load_policy_or_exit()

@@ -20,14 +20,14 @@ from celery import Task
 from orchestrator.config import get_settings
 from orchestrator.events.runner import event_backoff_seconds, run_event
 from orchestrator.logs import get_logger
-from orchestrator.tasks import QUEUE_OF, TaskName
+from orchestrator.tasks import TaskName
 from workers.app import app
 
 log = get_logger(__name__)
 _EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-@app.task(name=TaskName.handle_event, queue=QUEUE_OF[TaskName.handle_event], bind=True, max_retries=None)
+@app.task(name=TaskName.handle_event, bind=True, max_retries=None)
 def handle_event(self: Task[Any, Any], event_id: Any, suspect: bool = False) -> str:
     """Handle one event by id; returns the outcome (handled, skipped, parked, failed, missing).
 
@@ -57,7 +57,7 @@ def handle_event(self: Task[Any, Any], event_id: Any, suspect: bool = False) -> 
 BATCH_BUDGET_SECONDS = 60.0
 
 
-@app.task(name=TaskName.handle_events, queue=QUEUE_OF[TaskName.handle_events], bind=True, max_retries=None)
+@app.task(name=TaskName.handle_events, bind=True, max_retries=None)
 def handle_events(self: Task[Any, Any], event_ids: Any, suspect: bool = False) -> dict[str, int]:
     """Handle a batch of events, each in its own transaction; counts of the outcomes.
 

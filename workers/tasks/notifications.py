@@ -8,7 +8,7 @@ from orchestrator.approvals import interactions
 from orchestrator.errors import TransientIntegrationError
 from orchestrator.notifications import delivery
 from orchestrator.notifications import service as notifications
-from orchestrator.tasks import QUEUE_OF, TaskName, backoff_seconds
+from orchestrator.tasks import TaskName, backoff_seconds
 from workers.app import app
 
 # Bounded: a Slack outage longer than this leaves the row for `sweep_notifications`.
@@ -23,7 +23,6 @@ def _retry_later(task: Any, exc: TransientIntegrationError) -> Exception:
 @app.task(
     bind=True,
     name=TaskName.deliver_notification,
-    queue=QUEUE_OF[TaskName.deliver_notification],
     max_retries=MAX_RETRIES,
 )
 def deliver_notification(self: Any, notification_id: int) -> str:
@@ -37,7 +36,6 @@ def deliver_notification(self: Any, notification_id: int) -> str:
 @app.task(
     bind=True,
     name=TaskName.handle_slack_interaction,
-    queue=QUEUE_OF[TaskName.handle_slack_interaction],
     max_retries=MAX_RETRIES,
 )
 def handle_slack_interaction(self: Any, interaction_id: int) -> str:
@@ -48,7 +46,7 @@ def handle_slack_interaction(self: Any, interaction_id: int) -> str:
         raise _retry_later(self, exc) from None
 
 
-@app.task(name=TaskName.sweep_notifications, queue=QUEUE_OF[TaskName.sweep_notifications])
+@app.task(name=TaskName.sweep_notifications)
 def sweep_notifications() -> dict[str, int]:
     """Re-enqueue notifications and interactions whose Celery message was lost."""
     return notifications.sweep()

@@ -10,13 +10,13 @@ from typing import Any
 
 from orchestrator.logs import get_logger
 from orchestrator.reviews import flows, publish
-from orchestrator.tasks import QUEUE_OF, TaskName
+from orchestrator.tasks import TaskName
 from workers.app import app
 
 log = get_logger(__name__)
 
 
-@app.task(name=TaskName.run_review, queue=QUEUE_OF[TaskName.run_review])
+@app.task(name=TaskName.run_review)
 def run_review(review_id: Any) -> str:
     """Run one automated review by id; a review already done (or running elsewhere) is skipped."""
     try:
@@ -27,7 +27,7 @@ def run_review(review_id: Any) -> str:
     return flows.run_review(parsed)
 
 
-@app.task(name=TaskName.sweep_reviews, queue=QUEUE_OF[TaskName.sweep_reviews])
+@app.task(name=TaskName.sweep_reviews)
 def sweep_reviews() -> int:
     """Publish again the reviews whose message looks lost; returns how many."""
     return publish.redrive_stale()

@@ -12,13 +12,13 @@ from orchestrator.errors import TransientIntegrationError
 from orchestrator.logs import get_logger
 from orchestrator.sunset import flows as sunset
 from orchestrator.sunset import retention
-from orchestrator.tasks import QUEUE_OF, TaskName, backoff_seconds
+from orchestrator.tasks import TaskName, backoff_seconds
 from workers.app import app
 
 log = get_logger(__name__)
 
 
-@app.task(bind=True, name=TaskName.run_sunset, queue=QUEUE_OF[TaskName.run_sunset], max_retries=100)
+@app.task(bind=True, name=TaskName.run_sunset, max_retries=100)
 def run_sunset(self: Any, app_id: str) -> str:
     """Run (or resume) the app's sunset from its first unfinished step; returns the run's status."""
     try:
@@ -32,7 +32,7 @@ def run_sunset(self: Any, app_id: str) -> str:
     return run.status.value
 
 
-@app.task(name=TaskName.resume_stalled_sunsets, queue=QUEUE_OF[TaskName.resume_stalled_sunsets])
+@app.task(name=TaskName.resume_stalled_sunsets)
 def resume_stalled_sunsets() -> int:
     """Re-enqueue every sunset run that stopped moving, and overdue archive purges; returns the runs."""
     idle = timedelta(seconds=get_settings().sunset_resume_seconds)
@@ -42,11 +42,11 @@ def resume_stalled_sunsets() -> int:
         purges = retention.overdue_purges(session, now=utcnow())
     sunset.enqueue(app_ids)
     for app_id in purges:
-        purge_archives.apply_async(args=(app_id,), queue=QUEUE_OF[TaskName.purge_archives])
+        purge_archives.apply_async(args=(app_id,))
     return len(app_ids)
 
 
-@app.task(bind=True, name=TaskName.purge_archives, queue=QUEUE_OF[TaskName.purge_archives], max_retries=20)
+@app.task(bind=True, name=TaskName.purge_archives, max_retries=20)
 def purge_archives(self: Any, app_id: str) -> int:
     """Delete the app's archives past retention unless it is on legal hold; returns how many."""
     try:

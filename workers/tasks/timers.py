@@ -5,14 +5,14 @@ from __future__ import annotations
 from orchestrator.clock import utcnow
 from orchestrator.db import session_scope
 from orchestrator.logs import get_logger
-from orchestrator.tasks import QUEUE_OF, TaskName
+from orchestrator.tasks import TaskName
 from orchestrator.timers import service as deadlines
 from workers.app import app
 
 log = get_logger(__name__)
 
 
-@app.task(name=TaskName.fire_deadlines, queue=QUEUE_OF[TaskName.fire_deadlines])
+@app.task(name=TaskName.fire_deadlines)
 def fire_deadlines(deadline_ids: list[int]) -> int:
     """Mark these deadlines fired exactly once and emit their events; returns how many this call fired."""
     started_at = utcnow()
