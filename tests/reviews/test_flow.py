@@ -58,7 +58,7 @@ def app_row(app_id: str) -> MicroApp:
         return app
 
 
-def wait_done(app_id: str, count: int = 1, timeout: float = 60) -> list[Review]:
+def wait_done(app_id: str, count: int = 1, timeout: float = 120) -> list[Review]:
     """Wait until the app has `count` finished reviews; all its reviews."""
 
     def finished() -> bool:
@@ -136,7 +136,7 @@ def test_secret_fails_then_the_fix_resolves_it(stack: Stack, tmp_path: Path) -> 
 
     wait_until(
         lambda: any(n.key == f"review:{review.id}:failed" and n.status == "logged" for n in notifications(app_id)),
-        timeout=30,
+        timeout=90,
         what="owner notified",
     )
     [note] = [n for n in notifications(app_id) if n.key == f"review:{review.id}:failed"]
@@ -170,7 +170,7 @@ def test_too_many_endpoints_hands_the_app_to_engineering(stack: Stack, tmp_path:
     assert len(handover.data["external_endpoints"]) == 7
     wait_until(
         lambda: {n.recipient for n in notifications(app_id)} >= {"#microapp-engineering", "maker@example.com"},
-        timeout=30,
+        timeout=90,
         what="engineering and owner told",
     )
 
@@ -210,7 +210,7 @@ def test_the_review_task_run_twice_does_the_work_once(stack: Stack, tmp_path: Pa
     assert publish.publish([review_id, review_id]) == 2  # plus the one published after commit
     wait_done(app_id, count=2)
     publish.publish([review_id])  # a late duplicate, after the review is done
-    wait_until(lambda: task_runs(stack) >= runs_before + 4, timeout=30, what="all four deliveries handled")
+    wait_until(lambda: task_runs(stack) >= runs_before + 4, timeout=90, what="all four deliveries handled")
     with session_scope(write=False) as session:
         review = session.get(Review, review_id)
         assert review is not None and review.status == "done" and review.attempts == 1
@@ -237,7 +237,7 @@ def test_a_review_whose_message_was_lost_is_published_again(stack: Stack, tmp_pa
             app_id=app_id, trigger="review.due", data_class="public", published_at=utcnow() - timedelta(minutes=5)
         )
         session.add(row)
-    reviewed = wait_done(app_id, count=2, timeout=60)
+    reviewed = wait_done(app_id, count=2, timeout=120)
     assert reviewed[-1].status == "done" and reviewed[-1].trigger == "review.due"
 
 

@@ -92,7 +92,7 @@ def test_expiry_end_to_end(env: dict[str, str], tmp_path: Path) -> None:
         expiry = session.exec(select(Deadline).where(Deadline.app_id == app.id, Deadline.kind == "expiry")).one()
         archived = session.exec(select(ArchiveRecord).where(ArchiveRecord.app_id == app.id)).one()
     # Precise lateness is measured by bench/timers.py; here only "on time, not early" on a busy machine.
-    assert expiry.fired_at is not None and 0 <= (expiry.fired_at - expiry.due_at).total_seconds() < 5
+    assert expiry.fired_at is not None and 0 <= (expiry.fired_at - expiry.due_at).total_seconds() < 10
     assert Path(archived.uri.removeprefix("file://")).is_file()
     actions = audit_actions(app.id)
     assert "lifecycle.mark_expiring" in actions and "lifecycle.expire" in actions and "sunset.retire" in actions

@@ -70,7 +70,7 @@ def test_the_scheduler_job_republishes_a_lost_review(
         assert _published_review_ids(broker) == [review_id], "the lease holds until REVIEW_REDRIVE_AFTER_SECONDS"
         wait_until(
             lambda: _sweep_then_published(engine, broker) == [review_id, review_id],
-            timeout=10,
+            timeout=30,
             what="the review published again once the lease ran out",
         )
     finally:
