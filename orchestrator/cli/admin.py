@@ -147,6 +147,8 @@ def audit_checkpoint() -> None:
             written = checkpoints.checkpoint_now(get_settings(), actor=cli_actor(), force=True)
     except OrchestratorError as exc:
         fail(f"cannot write a checkpoint: {exc.message}", EXIT_UNUSABLE)
+    except OSError as exc:  # a directory store that cannot be written (permissions, a full disk)
+        fail(f"cannot write a checkpoint: {exc}", EXIT_UNUSABLE)
     if written.refused:
         fail(f"checkpoint refused: {written.refused}", EXIT_BROKEN)
     if written.checkpoint is None:
