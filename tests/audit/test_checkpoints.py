@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import os
 import stat
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from sqlmodel import col, select
 
+from bench.harness import free_port
 from orchestrator.audit import checkpoints, keys
 from orchestrator.audit.models import AuditCheckpoint, AuditEntry
 from orchestrator.config import get_settings
@@ -292,3 +295,49 @@ def test_malformed_documents_are_refused(doc: object) -> None:
     """A stored document of the wrong shape is refused with the field at fault, never half-trusted."""
     with pytest.raises(checkpoints.CheckpointMalformed):
         checkpoints.Checkpoint.from_document(doc)
+
+
+# ---------------------------------------------------------------- an S3 archive store
+
+
+@pytest.fixture
+def s3_checkpoints(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
+    """A moto S3 server with a new bucket as the archive store, and a checkpoint key; yields (endpoint, bucket).
+
+    moto keeps buckets in process-wide state across servers, so each test gets a bucket of its own.
+    """
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-access")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+    monkeypatch.setenv("ARCHIVE_S3_ENDPOINT_URL", endpoint)
+    configure(monkeypatch, tmp_path / "unused")
+    bucket = f"audit-anchor-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("ARCHIVE_URL", f"s3://{bucket}/orchestrator")
+    get_settings.cache_clear()
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    yield endpoint, bucket
+    server.stop()
+
+
+def test_checkpoints_in_an_s3_bucket(s3_checkpoints: tuple[str, str], db_url: str) -> None:
+    """Checkpoints go to the bucket under audit-checkpoints/; the bucket's copy catches a truncation alone."""
+    import boto3
+
+    endpoint, bucket = s3_checkpoints
+    append(4)
+    written = checkpoint_now()
+    assert written.location == f"s3://{bucket}/orchestrator/audit-checkpoints/000000000004.json"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    body = client.get_object(Bucket=bucket, Key="orchestrator/audit-checkpoints/latest.json")["Body"].read()
+    assert written.checkpoint is not None and json.loads(body) == written.checkpoint.document()
+    assert check().ok
+    sql(db_url, "DELETE FROM audit_entry WHERE seq = 4")
+    sql(db_url, "DELETE FROM audit_checkpoint")
+    result = check()
+    assert not result.ok and f"archive store s3://{bucket}/" in result.problems[0]
