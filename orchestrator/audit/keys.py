@@ -18,6 +18,7 @@ import base64
 import binascii
 import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,13 +104,19 @@ def _create_key_file(path: Path) -> None:
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    # O_EXCL: when two processes start together, one creates the file and the other reads it.
+    # Written whole under a temporary name, then linked into place: link fails when the file exists,
+    # so of two processes starting together one key wins and no reader ever sees half a file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".audit-key-")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)
 
 
 def checkpoint_key(*, create: bool, settings: Settings | None = None) -> CheckpointKey | None:
