@@ -111,6 +111,15 @@ class Settings(BaseSettings):
         default=None, description="S3-compatible endpoint for s3:// archives (MinIO, moto); AWS when unset"
     )
     archive_s3_region: str = Field(default="us-east-1", description="Region for the S3 client")
+    # Audit checkpoints (docs/admin-cli.md): the chain's head, signed and kept in the archive store
+    audit_checkpoint_key: SecretStr | None = Field(
+        default=None,
+        description="Ed25519 key signing audit checkpoints (base64 of the 32-byte seed, or PEM); "
+        "var/audit-checkpoint.key when unset",
+    )
+    audit_checkpoint_seconds: float = Field(
+        default=300, ge=0, description="How often the scheduler checkpoints the audit chain's head (0 disables)"
+    )
     log_source_dir: Path = Field(
         default=DEFAULT_VAR_DIR / "app-logs", description="Runtime logs of app X are read from LOG_SOURCE_DIR/X/"
     )

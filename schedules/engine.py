@@ -26,6 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from orchestrator.audit import checkpoints as audit_checkpoints
 from orchestrator.config import Settings
 from orchestrator.events.relay import Relay
 from orchestrator.logs import get_logger
@@ -305,3 +306,17 @@ class TimerEngine:
             reviews_publish.redrive_stale(self.settings)
         except Exception as exc:  # the next pass retries
             log.warning("review sweep failed", error=str(exc)[:300])
+
+    def audit_checkpoint(self) -> audit_checkpoints.Written | None:
+        """Sign the audit chain's head and put it in the archive store, unless it did not move."""
+        try:
+            written = audit_checkpoints.checkpoint_now(self.settings, actor="scheduler")
+        except Exception as exc:  # store or database briefly unreachable, or a bad key: logged, retried next time
+            log.error("audit checkpoint failed", error=str(exc)[:300])
+            return None
+        if written.refused:
+            # Someone cut or rewrote the chain's tail: no checkpoint may paper over it.
+            log.error("audit checkpoint refused", reason=written.refused)
+        elif written.checkpoint is not None and written.skipped is None:
+            log.info("audit checkpoint written", seq=written.checkpoint.seq, location=written.location)
+        return written

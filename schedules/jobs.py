@@ -39,4 +39,6 @@ JOBS: list[Job] = [
     Job(id="relay-outbox", method="relay", interval_setting="relay_interval_seconds"),
     # Reviews whose `workers.run_review` message was lost.
     Job(id="sweep-reviews", method="sweep_reviews", interval_setting="review_sweep_interval_seconds"),
+    # A signed checkpoint of the audit chain's head in the archive store (skipped when it did not move).
+    Job(id="audit-checkpoint", method="audit_checkpoint", interval_setting="audit_checkpoint_seconds"),
 ]

@@ -27,3 +27,23 @@ class AuditEntry(SQLModel, table=True):
     data: dict[str, Any] = json_dict_field()
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed checkpoint of the chain's head, as also written to the archive store.
+
+    Not part of the chain (recording one there would move the head it anchors). Verification
+    does not trust this table alone: each row carries its Ed25519 signature, and the archive
+    store holds a copy out of the database's reach.
+    """
+
+    __tablename__ = "audit_checkpoint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(index=True, description="the head entry's seq when the checkpoint was made")
+    hash: str = Field(max_length=64, description="the head entry's hash")
+    at: datetime = Field(sa_type=UTCDateTime(), nullable=False, description="when the checkpoint was signed")
+    key_id: str = Field(max_length=64)
+    signature: str = Field(max_length=200, description="base64url Ed25519 signature over the signed fields")
+    location: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_by: str = Field(default="", max_length=320)

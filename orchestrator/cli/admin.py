@@ -1,7 +1,8 @@
-"""Admin commands that work on the database directly: `audit verify`, `audit export`, `token create`.
+"""Admin commands that work on the database directly: `audit verify|checkpoint|public-key|export`, `token create`.
 
 They read DATABASE_URL like the services do and need no running API. Exit codes: 0 success, 1 the
-audit chain is broken, 2 the command could not run (bad option, database unreachable or not migrated).
+audit chain is broken (or no longer matches its signed checkpoint), 2 the command could not run (bad
+option, database unreachable or not migrated, no checkpoint key).
 """
 
 from __future__ import annotations
@@ -61,20 +62,119 @@ def _entries(count: int) -> str:
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Walk the audit chain; exit 0 if intact, 1 naming the first broken entry."""
+def audit_verify(
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key",
+            help="check checkpoint signatures with this public key (PEM) instead of the configured key",
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Walk the audit chain and check it against its newest signed checkpoint; exit 0 if intact, 1 if not."""
+    from orchestrator.audit import checkpoints
     from orchestrator.audit import service as audit
+    from orchestrator.audit.keys import CheckpointKey, checkpoint_key, public_key_from_file
     from orchestrator.cli import session_scope
+    from orchestrator.config import get_settings
+    from orchestrator.errors import ConfigError
+    from orchestrator.integrations.archive import ArchiveStore
 
+    key: CheckpointKey | None
+    try:
+        key = public_key_from_file(public_key) if public_key else checkpoint_key(create=False)
+    except ConfigError as exc:
+        fail(exc.message, EXIT_UNUSABLE)
+    store: ArchiveStore | None = None
+    store_error = None
+    try:
+        store = checkpoints.store_for(get_settings())
+    except ConfigError as exc:
+        store_error = exc.message
     with _database_errors(), session_scope(write=False) as session:
         result = audit.verify(session)
-    if not result.ok:
-        fail(
-            f"audit chain broken at entry seq={result.broken_seq} id={result.broken_id}: {result.reason} "
-            f"({_entries(result.checked)} before it intact)",
-            EXIT_BROKEN,
-        )
+        if not result.ok:
+            fail(
+                f"audit chain broken at entry seq={result.broken_seq} id={result.broken_id}: {result.reason} "
+                f"({_entries(result.checked)} before it intact)",
+                EXIT_BROKEN,
+            )
+        if key is None:
+            sources = checkpoints.newest_checkpoints(session, store)
+            if sources.found:
+                fail(
+                    "a checkpoint exists but no key to check its signature: set AUDIT_CHECKPOINT_KEY "
+                    f"(or have {checkpoint_key_file()}), or pass --public-key",
+                    EXIT_UNUSABLE,
+                )
+            anchored = None
+            store_error = store_error or sources.store_error
+        else:
+            anchored = checkpoints.check(session, store, key)
+            store_error = store_error or anchored.store_error
+    if store_error:
+        typer.echo(f"warning: cannot read checkpoints from the archive store ({store_error}); used the table", err=True)
+    if anchored is not None and not anchored.ok:
+        fail("audit chain does not match its checkpoint: " + "; ".join(anchored.problems), EXIT_BROKEN)
     typer.echo(f"audit chain intact: {_entries(result.checked)}")
+    newest = anchored.checkpoint if anchored else None
+    if newest is None:
+        typer.echo("checkpoint: none yet, the tail is not anchored (`orchestrator audit checkpoint` writes one)")
+        return
+    typer.echo(f"checkpoint: {newest.checkpoint.describe()} (from the {newest.source}; signature good)")
+    after = result.checked - newest.checkpoint.seq
+    if after:
+        typer.echo(f"{_entries(after)} after the checkpoint, not yet anchored")
+
+
+def checkpoint_key_file() -> str:
+    """Where the checkpoint key file is looked for (for messages)."""
+    from orchestrator.audit.keys import KEY_FILE
+
+    return str(KEY_FILE)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign a checkpoint of the chain's head now and put it in the archive store (the scheduler does so on a timer)."""
+    from orchestrator.audit import checkpoints
+    from orchestrator.config import get_settings
+    from orchestrator.errors import OrchestratorError
+
+    try:
+        with _database_errors():
+            written = checkpoints.checkpoint_now(get_settings(), actor=cli_actor(), force=True)
+    except OrchestratorError as exc:
+        fail(f"cannot write a checkpoint: {exc.message}", EXIT_UNUSABLE)
+    except OSError as exc:  # a directory store that cannot be written (permissions, a full disk)
+        fail(f"cannot write a checkpoint: {exc}", EXIT_UNUSABLE)
+    if written.refused:
+        fail(f"checkpoint refused: {written.refused}", EXIT_BROKEN)
+    if written.checkpoint is None:
+        typer.echo(f"no checkpoint written: {written.skipped}")
+        return
+    typer.echo(f"checkpoint written: {written.checkpoint.describe()}")
+    typer.echo(f"stored at {written.location}")
+
+
+@audit_app.command("public-key")
+def audit_public_key() -> None:
+    """Print the public key that checks checkpoint signatures (PEM on stdout, its key id on stderr)."""
+    from orchestrator.audit.keys import checkpoint_key
+    from orchestrator.errors import ConfigError
+
+    try:
+        key = checkpoint_key(create=False)
+    except ConfigError as exc:
+        fail(exc.message, EXIT_UNUSABLE)
+    if key is None:
+        fail(
+            f"no checkpoint key yet: set AUDIT_CHECKPOINT_KEY, or write a checkpoint to create {checkpoint_key_file()}",
+            EXIT_UNUSABLE,
+        )
+    typer.echo(key.public_pem(), nl=False)
+    typer.echo(f"key id: {key.key_id}", err=True)
 
 
 @audit_app.command("export")
