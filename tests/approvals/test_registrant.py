@@ -45,7 +45,9 @@ def test_an_approver_cannot_approve_an_app_they_registered(client: Any, make_tok
     assert "approval.refused" in [e["action"] for e in shown["timeline"]]
 
     other = make_token("approver", OTHER_APPROVER)
-    decided = client.post(f"/api/v1/approvals/{approval_id}/decision", json={"decision": "approve"}, headers=auth(other))
+    decided = client.post(
+        f"/api/v1/approvals/{approval_id}/decision", json={"decision": "approve"}, headers=auth(other)
+    )
     assert decided.status_code == 200, decided.text
     assert client.get(f"/api/v1/apps/{app_id}", headers=auth(other)).json()["stage"] == "production"
 
