@@ -5,8 +5,8 @@ the app's approved scopes ∩ the data class's allowed scopes (∩ the service c
 when that is the subject), and a lifetime of the data class's `token_ttl_minutes`. Only the app's
 owners, co-owners or its service identity may exchange for it (anyone else is answered exactly as
 for an app that does not exist), and only while the app is running: in `production`, or in
-`in_review`/`expiring` when it was approved before (a periodic re-review or an expiry notice must not stop a live app). Errors are
-`OAuthError`s carrying the RFC 6749 error code.
+`in_review`/`expiring` when it was approved before (a periodic re-review or an expiry notice must
+not stop a live app). Errors are `OAuthError`s carrying the RFC 6749 error code.
 """
 
 from __future__ import annotations
