@@ -3,7 +3,8 @@
 Slack buttons, the API and the CLI all end up in `decide()`, under the same rules:
 
 - the decider must be an approver (or escalation approver) of the app's data class in the policy,
-  and must be neither an owner/co-owner of the app nor the person who asked;
+  and must be neither an owner/co-owner of the app, nor the person who registered it (a party to the
+  app whoever they named as its owner), nor the person who asked;
 - one decision per request, guarded in the database by a compare-and-set
   (`UPDATE approval_request SET status=… WHERE id=? AND status='pending'`), so double clicks,
   retries and two approvers at the same moment yield one decision; the others learn who decided;
@@ -22,9 +23,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
-from orchestrator.approvals import messages
+from orchestrator.approvals import closing, messages
 from orchestrator.approvals.models import ApprovalKind, ApprovalRequest, ApprovalStatus
 from orchestrator.audit import service as audit
 from orchestrator.audit.actions import AuditAction
@@ -41,9 +42,8 @@ from orchestrator.notifications.delivery import app_url, mention
 from orchestrator.notifications.models import NotificationKind
 from orchestrator.notifications.service import notify
 from orchestrator.timers import service as deadlines
-from orchestrator.timers.models import DeadlineKind
 
-APPROVAL_DEADLINES = (DeadlineKind.approval_reminder, DeadlineKind.approval_escalation)
+APPROVAL_DEADLINES = closing.APPROVAL_DEADLINES
 
 
 class Decision(StrEnum):
@@ -93,6 +93,9 @@ def refusal(policy: Policy, app: MicroApp, approval: ApprovalRequest, actor: str
         return f"you are not an approver for {app.data_class} apps"
     if actor in {o.lower() for o in app.owners}:
         return "you own or co-own this app"
+    if app.registered_by and actor == app.registered_by.lower():
+        # Otherwise an approver could register an app under a made-up owner and approve it themselves.
+        return "you registered this app"
     if actor == approval.requested_by.lower():
         return "you asked for this decision yourself"
     return None
@@ -273,43 +276,4 @@ def cancel_pending(
     session: Session, app_id: str, *, reason: str, actor: str = "policy", kind: ApprovalKind = ApprovalKind.promotion
 ) -> list[int]:
     """Withdraw the app's pending request of `kind` (e.g. a newer review failed): its message loses its buttons."""
-    pending = session.exec(
-        select(ApprovalRequest).where(
-            col(ApprovalRequest.app_id) == app_id,
-            col(ApprovalRequest.kind) == kind,
-            col(ApprovalRequest.status) == ApprovalStatus.pending,
-        )
-    ).all()
-    cancelled = []
-    now = utcnow()
-    for approval in pending:
-        won = session.exec(
-            update(ApprovalRequest)
-            .where(col(ApprovalRequest.id) == approval.id, col(ApprovalRequest.status) == ApprovalStatus.pending)
-            .values(status=ApprovalStatus.cancelled, decided_by=actor, decided_at=now, reason=reason)
-        ).rowcount
-        if not won:
-            continue  # decided by someone at the same moment: theirs stands
-        session.refresh(approval)
-        assert approval.id is not None
-        audit.record(
-            session,
-            actor=actor,
-            action=AuditAction.approval_cancelled,
-            app_id=app_id,
-            reason=reason,
-            data={"approval_id": approval.id, "kind": str(approval.kind)},
-        )
-        deadlines.cancel(session, app_id=app_id, kinds=APPROVAL_DEADLINES, ref=str(approval.id))
-        if approval.message_ts:
-            notify(
-                session,
-                to=approval.channel or "approvals",
-                text="",
-                kind=NotificationKind.approval_update,
-                key=f"approval:{approval.id}:update",
-                app_id=app_id,
-                approval_id=approval.id,
-            )
-        cancelled.append(approval.id)
-    return cancelled
+    return closing.cancel_open(session, app_id, reason=reason, actor=actor, kinds=[kind])

@@ -38,6 +38,8 @@ class MicroApp(SQLModel, table=True):
     name: str = Field(max_length=200)
     description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     owner_email: str = Field(index=True, max_length=320)
+    # Who registered the app: a party to it, who may not decide its approvals (approvals.service.refusal).
+    registered_by: str | None = Field(default=None, max_length=320)
     co_owners: list[str] = json_list_field()
     team: str = Field(default="", max_length=200)
     data_class: DataClass = enum_field(DataClass, index=True)

@@ -57,6 +57,11 @@ class DataClassPolicy(_Strict):
     log_retention_days: int = Field(gt=0)
     auto_approve_clean: bool = False
     token_ttl_minutes: int = Field(gt=0, le=24 * 60, description="lifetime cap of an exchanged token")
+    review_on_transfer: bool | None = Field(
+        default=None,
+        description="a transfer of an approved app to a new owner re-opens its review; "
+        "unset: yes for restricted and regulated, no otherwise",
+    )
 
     @field_validator("expiry_notice_days")
     @classmethod
@@ -134,6 +139,13 @@ class Policy(_Strict):
     def for_class(self, data_class: DataClass | str) -> DataClassPolicy:
         """The rules for one data class."""
         return self.data_classes[DataClass(data_class)]
+
+    def reviews_on_transfer(self, data_class: DataClass | str) -> bool:
+        """Whether handing an approved app of this class to a new owner re-opens its review."""
+        explicit = self.for_class(data_class).review_on_transfer
+        if explicit is not None:
+            return explicit
+        return DataClass(data_class) in (DataClass.restricted, DataClass.regulated)
 
 
 def _format_errors(exc: ValidationError) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import String, cast, func, or_
 from sqlmodel import Session, col, select
 
+from orchestrator.approvals import closing
 from orchestrator.approvals.models import ApprovalKind, ApprovalRequest, ApprovalStatus
 from orchestrator.audit import service as audit
 from orchestrator.audit.actions import AuditAction
@@ -72,6 +73,7 @@ def register_app(
         name=manifest.name,
         description=manifest.description,
         owner_email=str(manifest.owner).lower(),
+        registered_by=actor.lower(),
         co_owners=[str(c).lower() for c in manifest.co_owners],
         team=manifest.team,
         data_class=manifest.data_class,
@@ -154,6 +156,10 @@ def apply_action(
         data={"from": move.from_stage.value, "to": move.to_stage.value, **(data or {})},
     )
     deadlines.reschedule_app(session, app, policy, now=now)  # timers follow the new dates (docs/timers.md)
+    if move.from_stage is not move.to_stage:
+        # A request left pending outside the active stages could never be decided (issue: retired apps
+        # kept theirs forever): close it and its buttons with the move.
+        closing.close_on_leaving(session, app.id, to_stage=move.to_stage, actor=actor)
     session.flush()
     return move
 
@@ -161,14 +167,29 @@ def apply_action(
 def transfer_owner(
     session: Session, app: MicroApp, new_owner: str, *, actor: str, reason: str, policy: Policy
 ) -> MicroApp:
-    """Give `app` a new owner; an orphaned or suspended app goes back to its stage."""
+    """Give `app` a new owner; an orphaned or suspended app goes back to its stage.
+
+    An approved app (one that was in production) goes only to a person the catalog already knows
+    and who is active: an approval vouched for its owners, so it is not handed to a made-up
+    address. When the new owner was not already an owner or co-owner of an app ending up in
+    production and the policy's `review_on_transfer` says so, the app goes back to `in_review`
+    and `review.due` queues its review, whose promotion request the approvers decide again.
+    """
     new_owner = new_owner.lower()
-    person = ensure_person(session, new_owner)
+    approved = app.approved_at is not None or app.stage is Stage.production
+    existing = session.get(Person, new_owner)
+    if approved and existing is None:
+        raise ValidationFailed(
+            f"{new_owner} is not a known person",
+            detail=[{"field": "owner", "reason": "an approved app goes only to a known, active person"}],
+        )
+    person = existing or ensure_person(session, new_owner)
     if not person.active:
         raise ValidationFailed(
             f"{new_owner} has left", detail=[{"field": "owner", "reason": "the new owner must be active"}]
         )
     old_owner = app.owner_email
+    newcomer = new_owner not in app.owners
     if app.stage in (Stage.orphaned, Stage.suspended):
         apply_action(
             session,
@@ -193,15 +214,34 @@ def transfer_owner(
     app.version += 1
     app.updated_at = utcnow()
     session.add(app)
+    reopen = newcomer and app.stage is Stage.production and policy.reviews_on_transfer(app.data_class)
     audit.record(
         session,
         actor=actor,
         action=AuditAction.app_owner_transferred,
         app_id=app.id,
         reason=reason,
-        data={"from": old_owner, "to": new_owner},
+        data={"from": old_owner, "to": new_owner, "review_reopened": reopen},
     )
     session.flush()
+    if reopen:
+        apply_action(
+            session,
+            app,
+            Action.submit_for_review,
+            actor=actor,
+            policy=policy,
+            reason=f"owner transferred to {new_owner}: the policy re-opens its review",
+            data={"from_owner": old_owner, "to_owner": new_owner},
+        )
+        emit(
+            session,
+            type=EventType.review_due,
+            source="catalog",
+            app_id=app.id,
+            payload={"reason": "owner_transferred", "from": old_owner, "to": new_owner, "actor": actor},
+            dedup_key=f"transfer-review:{app.id}:{app.version}",
+        )
     return app
 
 

@@ -3,10 +3,10 @@
 The issued token is a JWT signed by the token service with `aud` = the app, `scope` = requested ∩
 the app's approved scopes ∩ the data class's allowed scopes (∩ the service credential's own scopes
 when that is the subject), and a lifetime of the data class's `token_ttl_minutes`. Only the app's
-owners, co-owners or its service identity may exchange for it,
-and only while the app is running: in `production`, or in `in_review`/`expiring` when it was
-approved before (a periodic re-review or an expiry notice must not stop a live app). Errors are
-`OAuthError`s carrying the RFC 6749 error code.
+owners, co-owners or its service identity may exchange for it (anyone else is answered exactly as
+for an app that does not exist), and only while the app is running: in `production`, or in
+`in_review`/`expiring` when it was approved before (a periodic re-review or an expiry notice must
+not stop a live app). Errors are `OAuthError`s carrying the RFC 6749 error code.
 """
 
 from __future__ import annotations
@@ -144,12 +144,12 @@ def exchange(session: Session, req: ExchangeRequest, *, policy: Policy) -> dict[
     except BadSubject as exc:
         raise OAuthError("invalid_grant", str(exc)) from None
     app = session.get(MicroApp, app_id)
-    if app is None:
+    if app is None or not may_act_for(subject, app):
+        # Someone who may not act for an app learns nothing about it, not even that it exists or
+        # its stage: exactly the answer for an id nobody has.
         raise OAuthError("invalid_target", f"no micro-app {app_id!r}")
     if not is_running(app):
         raise OAuthError("invalid_target", f"micro-app {app_id!r} is {app.stage.value}: no tokens are issued for it")
-    if not may_act_for(subject, app):
-        raise OAuthError("unauthorized_client", f"{subject.sub} is not an owner of {app_id!r} nor its service")
     scopes = effective_scopes(app, req.scope, policy, held=subject.scopes)
     if not scopes:
         raise OAuthError("invalid_scope", "none of the requested scopes is approved for this app and its data class")

@@ -172,9 +172,9 @@ class TestErrors:
                "invalid_target")  # fmt: skip
 
     def test_not_an_owner(self, client: TestClient, subject: str, make_token: Callable[..., str]) -> None:
-        """Someone who neither owns nor co-owns the app is unauthorized_client, whatever their role."""
+        """Someone who neither owns nor co-owns the app is answered as for a missing app, whatever their role."""
         stranger = make_token("admin", "boss@example.com")
-        _error(client.post("/oauth/token", data=exchange_form(stranger)), 400, "unauthorized_client")
+        _error(client.post("/oauth/token", data=exchange_form(stranger)), 400, "invalid_target")
 
     def test_no_permitted_scope(self, client: TestClient, subject: str) -> None:
         """Asking only for scopes the app may not have is invalid_scope."""
