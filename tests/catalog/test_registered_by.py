@@ -29,7 +29,7 @@ def test_registration_records_the_registrant(db_url: str) -> None:
 
 
 def test_the_migration_backfills_from_the_audit_trail(db_url: str) -> None:
-    """Apps catalogued before migration 0010_registered_by get the actor of their first `app.registered` entry."""
+    """Apps catalogued before migration 0011_registered_by get the actor of their first `app.registered` entry."""
     from sqlalchemy import text
 
     from orchestrator.db import alembic_config, get_engine

@@ -3,8 +3,8 @@
 The registrant is a party to the app and may not decide its approvals. Existing rows take the
 actor of their first `app.registered` audit entry.
 
-Revision ID: 0010_registered_by
-Revises: 0009
+Revision ID: 0011_registered_by
+Revises: 0010_audit_checkpoint
 Create Date: 2026-12-04 22:00:00.000000
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010_registered_by"
-down_revision: str | Sequence[str] | None = "0009"
+revision: str = "0011_registered_by"
+down_revision: str | Sequence[str] | None = "0010_audit_checkpoint"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
