@@ -177,7 +177,8 @@ class Job:
     repo_url: str | None
     ref: str | None
     data_class: str
-    manifest: dict[str, Any]
+    manifest: dict[str, Any]  # the catalog's, when the review was claimed
+    proposed_manifest: dict[str, Any] | None = None  # sent through the API: reviewed instead of the repository's
 
 
 def lease_seconds(settings: Settings, policy: Policy) -> float:
@@ -250,7 +251,8 @@ def claim(session: Session, review_id: int, *, settings: Settings, policy: Polic
         repo_url=app.repo_url,
         ref=review.ref or safe_ref(app.default_branch),
         data_class=review.data_class or app.data_class.value,
-        manifest=dict(app.manifest or {}),
+        manifest=catalog.manifest_of(app),
+        proposed_manifest=dict(review.proposed_manifest) if review.proposed_manifest else None,
     )
 
 
