@@ -9,8 +9,9 @@ Slack buttons, the API and the CLI all end up in `decide()`, under the same rule
   retries and two approvers at the same moment yield one decision; the others learn who decided;
 - after the decision, in the same transaction: one audit entry for the decision, the lifecycle
   step (approve → production with the approved review's manifest made the catalog's, reject/request
-  changes → rejected, an approved extension sets the new expiry), the reminder/escalation deadlines cancelled, `approval.decided` emitted, and the
-  Slack message update plus the owner's DM queued.
+  changes → rejected, an approved extension sets the new expiry), the reminder/escalation
+  deadlines cancelled, `approval.decided` emitted, and the Slack message update plus the owner's
+  DM queued.
 
 Opening, reminding and escalating live in `orchestrator.approvals.flows`.
 """
