@@ -20,11 +20,42 @@ from sqlmodel import Session
 
 from orchestrator.catalog import changes
 from orchestrator.catalog import service as catalog
+from orchestrator.catalog.manifest import Manifest
 from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.credentials import flows as credentials
+from orchestrator.errors import ValidationFailed
 from orchestrator.notifications.delivery import app_url
 from orchestrator.notifications.service import notify
+
+
+def _same_repo(a: str | None, b: str | None) -> bool:
+    def norm(url: str | None) -> str:
+        return (url or "").strip().lower().rstrip("/").removesuffix(".git")
+
+    return norm(a) == norm(b)
+
+
+def check_update(app: MicroApp, manifest: Manifest) -> None:
+    """Refuse (ValidationFailed, naming each field) a manifest update that would change what a manifest cannot.
+
+    The id, the owner and co-owners, and the repository stay as catalogued: ownership changes through a
+    transfer, and a manifest names the app it belongs to.
+    """
+    errors = []
+    if manifest.id is not None and manifest.id != app.id:
+        errors.append({"field": "id", "reason": f"must be {app.id!r} (or absent): a manifest cannot rename an app"})
+    if str(manifest.owner).lower() != app.owner_email.lower():
+        errors.append(
+            {"field": "owner", "reason": f"must stay {app.owner_email}: ownership changes through a transfer"}
+        )
+    if {str(c).lower() for c in manifest.co_owners} != {c.lower() for c in app.co_owners}:
+        errors.append({"field": "co_owners", "reason": "must stay as catalogued: ownership changes through a transfer"})
+    if manifest.repo is not None and not _same_repo(manifest.repo, app.repo_url):
+        errors.append({"field": "repo", "reason": "must stay as catalogued (or be absent)"})
+    if errors:
+        summary = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
+        raise ValidationFailed(f"invalid manifest update: {summary}", detail=errors)
 
 
 def apply_at_once(
