@@ -3,7 +3,7 @@
 - `apply_at_once` runs when a new manifest is seen (a finished review read it, or an owner sent it
   through the API): removed scopes, connectors and endpoints, less LLM use and the descriptive fields
   become the catalog's now, the live service credential loses the removed scopes, and the owner is
-  told what changed and what waits for an approval.
+  told what changed and what waits for an approval (a change that only widens is told on approval).
 - `adopt_approved` runs when the app is approved on the strength of a review (automatically or by an
   approver): the reviewed manifest becomes the catalog's whole, and the owner is told. The approval
   flow then calls `credentials.handover.on_app_approved`, which issues the service credential or
@@ -63,22 +63,19 @@ def apply_at_once(
 ) -> changes.ManifestChange:
     """Apply the part of `proposed` that needs no approval and tell the owner; the whole change against the catalog."""
     change = changes.diff(catalog.manifest_of(app), proposed)
-    if not change.changed:
-        return change
-    if change.narrowed:
-        catalog.adopt_manifest(
-            session,
-            app,
-            changes.narrowed(catalog.manifest_of(app), proposed),
-            actor=actor,
-            reason=f"{source}: the narrowing part applies at once",
-            policy=policy,
-            data={"source": source},
-        )
-        credentials.sync_service_credential(session, app, actor=actor, policy=policy, widen=False)
-    lines = [f"Manifest of {app.name} changed ({source})."]
-    if change.narrowed:
-        lines.append("Applied now: " + "; ".join(change.narrowing_lines()) + ".")
+    if not change.narrowed:
+        return change  # a pure widening is told when it is approved (`adopt_approved`)
+    catalog.adopt_manifest(
+        session,
+        app,
+        changes.narrowed(catalog.manifest_of(app), proposed),
+        actor=actor,
+        reason=f"{source}: the narrowing part applies at once",
+        policy=policy,
+        data={"source": source},
+    )
+    credentials.sync_service_credential(session, app, actor=actor, policy=policy, widen=False)
+    lines = [f"Manifest of {app.name} changed ({source}).", "Applied now: " + "; ".join(change.narrowing_lines()) + "."]
     if change.widened:
         lines.append("Waiting for an approval: " + "; ".join(change.widening_lines()) + ".")
     lines.append(app_url(app.id))

@@ -142,8 +142,10 @@ def check_source(job: store.Job, work: Path, *, settings: Settings, policy: Poli
             # The app asks to hold more sensitive data: it is reviewed under the rules it will live by.
             data_class = reviewed["data_class"]
             result = review(data_class)
+        # Before a first approval the review's verdict decides as for any new app; after it, more reach than
+        # the approved manifest holds waits for a person, even in a data class approved automatically.
         change = changes.diff(job.manifest, reviewed)
-        if change.widened:
+        if job.approved_before and change.widened:
             extra.append(widening_finding(change))
     if checkout.method == "manifest-only":
         extra.append(

@@ -219,6 +219,7 @@ class Job:
     data_class: str
     manifest: dict[str, Any]  # the catalog's, when the review was claimed
     proposed_manifest: dict[str, Any] | None = None  # sent through the API: reviewed instead of the repository's
+    approved_before: bool = False  # the catalog's manifest was approved once: reaching further needs an approval
 
 
 def lease_seconds(settings: Settings, policy: Policy) -> float:
@@ -293,6 +294,7 @@ def claim(session: Session, review_id: int, *, settings: Settings, policy: Polic
         data_class=review.data_class or app.data_class.value,
         manifest=catalog.manifest_of(app),
         proposed_manifest=dict(review.proposed_manifest) if review.proposed_manifest else None,
+        approved_before=app.approved_at is not None,
     )
 
 
