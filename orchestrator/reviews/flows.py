@@ -4,9 +4,13 @@
    that is done (or running elsewhere) is left alone, so a repeated message does nothing.
 2. outside any transaction: the source is fetched into a scratch directory (`fetch`) and
    `review_directory` runs with the policy's limits and `deadline_seconds` = its review timeout.
-   An app without a repository is reviewed on its catalogued manifest alone, with a finding.
-3. one transaction: the Review and its findings are stored, the previous review's findings that
-   are gone are resolved, and the verdict drives the lifecycle (`outcome.drive_lifecycle`).
+   An app without a repository is reviewed on its catalogued manifest alone, with a finding; a
+   manifest sent through the API (`Review.proposed_manifest`) stands in for the repository's.
+   Once the app was approved, a valid manifest that reaches further than the catalog's adds a
+   `manifest-widened` finding: a person approves the wider reach.
+3. one transaction: the Review, the valid manifest it read and its findings are stored, the previous
+   review's findings that are gone are resolved, and the verdict drives the lifecycle
+   (`outcome.drive_lifecycle`, which also applies the manifest's narrowing at once).
 
 A timeout or a network error fails the attempt with its reason and retries it once; any other
 error fails the review for good, visible on the row and in the audit trail.
