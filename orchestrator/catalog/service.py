@@ -209,6 +209,9 @@ def manifest_of(app: MicroApp) -> dict[str, Any]:
     """The catalog's manifest of `app` as a dict: its stored manifest with the catalogued fields over it."""
     return {
         **(app.manifest or {}),
+        "id": app.id,
+        "owner": app.owner_email,
+        "co_owners": list(app.co_owners),
         "name": app.name,
         "description": app.description,
         "team": app.team,
