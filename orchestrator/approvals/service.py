@@ -9,9 +9,10 @@ Slack buttons, the API and the CLI all end up in `decide()`, under the same rule
   (`UPDATE approval_request SET status=… WHERE id=? AND status='pending'`), so double clicks,
   retries and two approvers at the same moment yield one decision; the others learn who decided;
 - after the decision, in the same transaction: one audit entry for the decision, the lifecycle
-  step (approve → production, reject/request changes → rejected, an approved extension sets the
-  new expiry), the reminder/escalation deadlines cancelled, `approval.decided` emitted, and the
-  Slack message update plus the owner's DM queued.
+  step (approve → production with the approved review's manifest made the catalog's, reject/request
+  changes → rejected, an approved extension sets the new expiry), the reminder/escalation
+  deadlines cancelled, `approval.decided` emitted, and the Slack message update plus the owner's
+  DM queued.
 
 Opening, reminding and escalating live in `orchestrator.approvals.flows`.
 """
@@ -30,6 +31,7 @@ from orchestrator.approvals.models import ApprovalKind, ApprovalRequest, Approva
 from orchestrator.audit import service as audit
 from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog import service as catalog
+from orchestrator.catalog import updates
 from orchestrator.catalog.lifecycle import Action, Stage
 from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy, get_policy
@@ -41,6 +43,7 @@ from orchestrator.events.types import EventType
 from orchestrator.notifications.delivery import app_url, mention
 from orchestrator.notifications.models import NotificationKind
 from orchestrator.notifications.service import notify
+from orchestrator.reviews.models import Review
 from orchestrator.timers import service as deadlines
 
 APPROVAL_DEADLINES = closing.APPROVAL_DEADLINES
@@ -208,6 +211,8 @@ def _move_lifecycle(
     data = {"approval_id": approval.id}
     if approval.kind == ApprovalKind.promotion:
         action = Action.approve if decision is Decision.approve else Action.reject
+        if action is Action.approve:
+            _adopt_reviewed_manifest(session, app, approval, actor=actor, policy=policy)
         catalog.apply_action(session, app, action, actor=actor, reason=reason, policy=policy, data=data)
         if action is Action.approve:
             # The approved app's service credential, sealed for its owner to claim.
@@ -216,6 +221,16 @@ def _move_lifecycle(
     if decision is not Decision.approve:
         return None  # a refused extension changes nothing: the app expires as planned
     return extend_expiry(session, app, approval, actor=actor, policy=policy, now=now)
+
+
+def _adopt_reviewed_manifest(
+    session: Session, app: MicroApp, approval: ApprovalRequest, *, actor: str, policy: Policy
+) -> None:
+    """The manifest the approved review read becomes the catalog's (before the credential is handed over)."""
+    review = session.get(Review, approval.review_id) if approval.review_id is not None else None
+    if review is None or review.app_id != app.id or not review.manifest:
+        return
+    updates.adopt_approved(session, app, review.manifest, actor=actor, policy=policy, review_id=review.id)
 
 
 def extend_expiry(

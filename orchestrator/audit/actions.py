@@ -21,6 +21,7 @@ class AuditAction(StrEnum):
     app_expiry_extended = "app.expiry_extended"
     app_inactive = "app.inactive"
     app_repo_moved = "app.repo_moved"
+    app_manifest_updated = "app.manifest_updated"
     person_left = "person.left"
     demo_loaded = "demo.loaded"
     # lifecycle moves: "lifecycle." + the catalog's lifecycle Action
@@ -49,6 +50,7 @@ class AuditAction(StrEnum):
     extension_refused = "extension.refused"
     # reviews
     review_queued = "review.queued"
+    review_requested = "review.requested"
     review_completed = "review.completed"
     review_failed = "review.failed"
     review_findings_allowed = "review.findings_allowed"
@@ -57,6 +59,7 @@ class AuditAction(StrEnum):
     credential_issued = "credential.issued"
     credential_registered = "credential.registered"
     credential_claimed = "credential.claimed"
+    credential_scopes_changed = "credential.scopes_changed"
     credential_expired = "credential.expired"
     credential_revoked = "credential.revoked"
     credential_zombie = "credential.zombie"

@@ -18,7 +18,7 @@ from orchestrator.approvals import closing
 from orchestrator.approvals.models import ApprovalKind, ApprovalRequest, ApprovalStatus
 from orchestrator.audit import service as audit
 from orchestrator.audit.actions import AuditAction
-from orchestrator.catalog import lifecycle
+from orchestrator.catalog import changes, lifecycle
 from orchestrator.catalog.lifecycle import Action, Facts, Stage, Transition
 from orchestrator.catalog.manifest import Manifest
 from orchestrator.catalog.models import DataClass, MicroApp, Person
@@ -243,6 +243,70 @@ def transfer_owner(
             dedup_key=f"transfer-review:{app.id}:{app.version}",
         )
     return app
+
+
+def manifest_of(app: MicroApp) -> dict[str, Any]:
+    """The catalog's manifest of `app` as a dict: its stored manifest with the catalogued fields over it."""
+    return {
+        **(app.manifest or {}),
+        "id": app.id,
+        "owner": app.owner_email,
+        "co_owners": list(app.co_owners),
+        "name": app.name,
+        "description": app.description,
+        "team": app.team,
+        "data_class": app.data_class.value,
+        "connectors": list(app.connectors),
+        "scopes": list(app.requested_scopes),
+        "external_endpoints": list(app.external_endpoints),
+        "llm": dict(app.llm or {}),
+    }
+
+
+def adopt_manifest(
+    session: Session,
+    app: MicroApp,
+    manifest: dict[str, Any],
+    *,
+    actor: str,
+    reason: str,
+    policy: Policy,
+    data: dict[str, Any] | None = None,
+) -> changes.ManifestChange:
+    """Make `manifest`'s adopted fields (see `orchestrator.catalog.changes`) the catalog's, audited; the change.
+
+    Nothing is written when nothing changes. The caller decides what may be adopted: the whole
+    reviewed manifest on approval, or only `changes.narrowed(...)` at once.
+    """
+    current = manifest_of(app)
+    change = changes.diff(current, manifest)
+    if not change.changed:
+        return change
+    new = changes.adopted(current, manifest)
+    app.name = str(new.get("name") or app.name)
+    app.description = str(new.get("description") or "")
+    app.team = str(new.get("team") or "")
+    app.data_class = DataClass(new["data_class"])
+    app.connectors = [str(c) for c in new.get("connectors") or []]
+    app.requested_scopes = [str(s) for s in new.get("scopes") or []]
+    app.external_endpoints = [str(e) for e in new.get("external_endpoints") or []]
+    app.llm = dict(new.get("llm") or {})
+    app.manifest = new
+    app.version += 1
+    app.updated_at = utcnow()
+    session.add(app)
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.app_manifest_updated,
+        app_id=app.id,
+        reason=reason,
+        data={**change.as_data(), **(data or {})},
+    )
+    if change.data_class is not None:
+        deadlines.reschedule_app(session, app, policy)  # the review cadence follows the data class
+    session.flush()
+    return change
 
 
 @dataclass(frozen=True)

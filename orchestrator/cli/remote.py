@@ -1,4 +1,5 @@
-"""Catalog commands that talk to a running API: `register`, `list`, `show`, `retire`, `extend`, `transfer`.
+"""Catalog commands that talk to a running API: `register`, `list`, `show`, `retire`, `extend`, `transfer`,
+`update-manifest` and `request-review`.
 
 The API is at `--url` (default: ORCHESTRATOR_URL, else http://127.0.0.1:8000) and the bearer token
 comes from ORCHESTRATOR_TOKEN (never from the command line, where `ps` would show it). Output is a
@@ -214,12 +215,7 @@ def register_cmd(
     ] = None,
 ) -> None:
     """Register an app from its manifest."""
-    try:
-        content = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
-    except OSError as exc:
-        _fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_LOCAL_ERROR)
-    content_type = "application/json" if file.lower().endswith(".json") else "application/yaml"
-    headers = {"Content-Type": content_type}
+    content, headers = _read_manifest(file)
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key
     _, body = Api(url).call("POST", "/api/v1/apps", content=content, headers=headers)
@@ -234,6 +230,46 @@ def register_cmd(
         f"registered {app['id']}: stage {app['stage']}, expires {_when(app.get('expires_at'))} "
         f"(event {body['event_id']})"
     )
+
+
+def _read_manifest(file: str) -> tuple[bytes, dict[str, str]]:
+    """The manifest file's bytes (stdin for -) and the Content-Type to send them with."""
+    try:
+        content = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_LOCAL_ERROR)
+    content_type = "application/json" if file.lower().endswith(".json") else "application/yaml"
+    return content, {"Content-Type": content_type}
+
+
+def update_manifest_cmd(
+    app_id: AppIdArg,
+    file: Annotated[str, typer.Argument(help="the new microapp.yaml (or .json); - reads stdin")],
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Send a new manifest: less reach applies at once, more reach waits for its review and an approval."""
+    content, headers = _read_manifest(file)
+    _, body = Api(url).call("PUT", f"/api/v1/apps/{app_id}/manifest", content=content, headers=headers)
+    if as_json:
+        print_json(body)
+        return
+    typer.echo(f"{app_id}: review #{body['review_id']} queued; stage {body['app']['stage']}")
+    for line in body.get("applied") or []:
+        typer.echo(f"  applied now: {line}")
+    for line in body.get("waiting_for_approval") or []:
+        typer.echo(f"  waiting for approval: {line}")
+    if not body.get("applied") and not body.get("waiting_for_approval"):
+        typer.echo("  the manifest changes nothing the catalog holds")
+
+
+def request_review_cmd(app_id: AppIdArg, url: UrlOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
+    """Review an app now, without a push."""
+    _, body = Api(url).call("POST", f"/api/v1/apps/{app_id}/reviews")
+    if as_json:
+        print_json(body)
+        return
+    typer.echo(f"{app_id}: review #{body['review_id']} queued; stage {body['app']['stage']}")
 
 
 def list_cmd(
@@ -343,3 +379,5 @@ def register(app: typer.Typer) -> None:
     app.command("retire")(retire_cmd)
     app.command("extend")(extend_cmd)
     app.command("transfer")(transfer_cmd)
+    app.command("update-manifest")(update_manifest_cmd)
+    app.command("request-review")(request_review_cmd)

@@ -20,9 +20,12 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
+from orchestrator.audit import service as audit
+from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.credentials import service
+from orchestrator.credentials.models import Credential
 from orchestrator.credentials.providers import Providers
 from orchestrator.credentials.tokens.builtin import SERVICE, service_subject
 from orchestrator.credentials.tokens.exchange import effective_scopes
@@ -60,6 +63,46 @@ def issue_service_credentials(
     )  # fmt: skip
     assert credential.id is not None and issued.secret is not None
     return [IssuedServiceCredential(credential.id, app.id, issued.secret, list(credential.scopes))]
+
+
+def sync_service_credential(
+    session: Session, app: MicroApp, *, actor: str, policy: Policy | None = None, widen: bool
+) -> list[Credential]:
+    """Bring the scopes of `app`'s live service credential in line with its catalogued manifest; what changed.
+
+    Called when the catalog's manifest changes. `widen=False` (a narrowing applied at once) only ever
+    removes scopes; `widen=True` (an approved manifest) gives the credential every scope the app may now
+    exchange for. The secret stays the same, so the running app keeps working with the new scopes; a
+    credential left with no scope at all is revoked.
+    """
+    policy = policy or get_policy()
+    wanted = effective_scopes(app, None, policy)
+    touched: list[Credential] = []
+    for credential in [c for c in service.live_credentials(session, app.id) if c.provider == SERVICE]:
+        assert credential.id is not None
+        old = list(credential.scopes)
+        new = wanted if widen else [s for s in old if s in wanted]
+        if not new:
+            service.revoke_credential(
+                session, credential.id, actor=actor, reason="the app's manifest no longer asks for any scope"
+            )
+            touched.append(credential)
+            continue
+        if new == old:
+            continue
+        credential.scopes = list(new)
+        session.add(credential)
+        audit.record(
+            session,
+            actor=actor,
+            action=AuditAction.credential_scopes_changed,
+            app_id=app.id,
+            reason="the catalog's manifest changed",
+            data={"credential_id": credential.id, "from": old, "to": new},
+        )
+        touched.append(credential)
+    session.flush()
+    return touched
 
 
 def revoke_all_for_app(

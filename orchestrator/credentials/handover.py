@@ -23,7 +23,12 @@ from orchestrator.errors import NotFound
 
 
 def on_app_approved(session: Session, app: MicroApp, *, policy: Policy, actor: str) -> list[int]:
-    """Issue the app's service credential (if its manifest asks for scopes) and park it for a claim."""
+    """Issue the app's service credential (if its manifest asks for scopes) and park it for a claim.
+
+    An app that already holds one (a re-approval after its manifest changed) keeps it, with its scopes
+    brought in line with the approved manifest: the running app needs no new claim.
+    """
+    flows.sync_service_credential(session, app, actor=actor, policy=policy, widen=True)
     issued = flows.issue_service_credentials(session, app, actor=actor, policy=policy)
     for item in issued:
         session.add(

@@ -1,4 +1,4 @@
-"""Catalog routes under /api/v1/apps: register, list, show, retire, extend, transfer.
+"""Catalog routes under /api/v1/apps: register, list, show, retire, extend, transfer, update the manifest.
 
 Handlers stay thin: authorise, call `orchestrator.catalog.service` inside one write transaction (committed
 before the response goes out), and shape the answer. A maker only ever sees their own apps: any
@@ -23,12 +23,13 @@ from orchestrator.audit.models import AuditEntry
 from orchestrator.auth.models import ApiToken, Role
 from orchestrator.auth.service import can_see, owns, principal
 from orchestrator.catalog import service as catalog
+from orchestrator.catalog import updates
 from orchestrator.catalog.lifecycle import Stage
 from orchestrator.catalog.manifest import Manifest, parse_manifest
 from orchestrator.catalog.models import DataClass, MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.db import session_scope
-from orchestrator.errors import Conflict, Forbidden, NotFound
+from orchestrator.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from orchestrator.events.models import Event
 from orchestrator.http.bodies import MANIFEST_REQUEST_BODY, read_document
 from orchestrator.http.deps import CurrentToken, PolicyDep, ReadSession, bind_path_ids
@@ -40,11 +41,13 @@ from orchestrator.http.schemas import (
     AppRead,
     AuditRead,
     ExtensionBody,
+    ManifestUpdated,
     OwnerBody,
     ReasonBody,
     Registered,
 )
 from orchestrator.logs import bind, get_logger
+from orchestrator.reviews import store as reviews
 
 router = APIRouter(
     prefix="/api/v1/apps", tags=["apps"], dependencies=[Depends(bind_path_ids)], responses=ERROR_RESPONSES
@@ -233,4 +236,54 @@ def transfer_owner(app_id: str, body: OwnerBody, token: CurrentToken, policy: Po
         catalog.transfer_owner(session, app, body.owner, actor=principal(token), reason=body.reason, policy=policy)
         result = ActionResult(app=AppRead.of(app))
     log.info("owner transferred", stage=result.app.stage)
+    return result
+
+
+@router.put(
+    "/{app_id}/manifest",
+    response_model=ManifestUpdated,
+    status_code=202,
+    openapi_extra=MANIFEST_REQUEST_BODY,
+)
+async def update_manifest(app_id: str, request: Request, token: CurrentToken, policy: PolicyDep) -> ManifestUpdated:
+    """Send a new manifest (JSON, or YAML with Content-Type application/yaml) and queue its review.
+
+    What narrows the app's reach (removed scopes, connectors, endpoints; descriptive fields) applies at
+    once; what widens it (added scopes, connectors or endpoints, another data class, more LLM use) is
+    reviewed and becomes the catalog's when the app is approved. Owners and admins only.
+    """
+    manifest = parse_manifest(await read_document(request))
+    return await run_in_threadpool(_update_manifest, app_id, manifest, token, policy)
+
+
+def _update_manifest(app_id: str, manifest: Manifest, token: ApiToken, policy: Policy) -> ManifestUpdated:
+    actor = principal(token)
+    with session_scope() as session:
+        app = _visible_app(session, token, app_id, lock=True)
+        if Role(token.role) is not Role.admin and not owns(token, app.owners):
+            raise Forbidden("only an owner or an admin can update an app's manifest")
+        updates.check_update(app, manifest)
+        if app.stage in reviews.NOT_REVIEWED:
+            raise InvalidTransition(
+                f"an app in stage {app.stage.value} is not reviewed any more",
+                stage=app.stage.value,
+                action="update_manifest",
+                allowed=[],
+            )
+        proposed = manifest.model_dump(mode="json")
+        change = updates.apply_at_once(
+            session, app, proposed, actor=actor, policy=policy, source=f"sent through the API by {actor}"
+        )
+        review_id = reviews.request_review(
+            session, app, actor=actor, policy=policy, trigger="manifest.updated", proposed_manifest=proposed
+        )
+        result = ManifestUpdated(
+            app=AppRead.of(app),
+            review_id=review_id,
+            applied=change.narrowing_lines(),
+            waiting_for_approval=change.widening_lines(),
+            change=change.as_data(),
+        )
+    bind(review_id=review_id)
+    log.info("manifest updated", widened=change.widened, narrowed=change.narrowed)
     return result

@@ -1,9 +1,11 @@
-"""Read-only review routes: an app's reviews, and one review with its findings.
+"""Review routes: an app's reviews, one review with its findings, and a review requested by hand.
 
 `GET /api/v1/apps/{app_id}/reviews` lists the reviews newest first (status, verdict, commit, the
 reason of a failed one); `GET /api/v1/reviews/{review_id}` adds the findings — fingerprints and
 redacted previews only, never a secret — with their first sighting and resolution. Visibility is
 the app's: a maker sees only reviews of their own apps (anything else is a 404).
+`POST /api/v1/apps/{app_id}/reviews` queues a review now (or joins the one already queued), for anyone
+who can see the app; a production app goes to `in_review` as on a push.
 """
 
 from __future__ import annotations
@@ -15,13 +17,17 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlmodel import col, select
 
-from orchestrator.auth.service import can_see
+from orchestrator.auth.service import can_see, principal
 from orchestrator.catalog.models import MicroApp
+from orchestrator.db import session_scope
 from orchestrator.errors import NotFound
-from orchestrator.http.deps import CurrentToken, ReadSession, bind_path_ids
-from orchestrator.http.schemas import ERROR_RESPONSES
+from orchestrator.http.deps import CurrentToken, PolicyDep, ReadSession, bind_path_ids
+from orchestrator.http.schemas import ERROR_RESPONSES, AppRead, ReviewRequested
+from orchestrator.logs import bind, get_logger
+from orchestrator.reviews import store
 from orchestrator.reviews.models import Review, ReviewFinding
 
+log = get_logger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["reviews"], dependencies=[Depends(bind_path_ids)], responses=ERROR_RESPONSES)
 
 
@@ -92,6 +98,21 @@ def list_reviews(
         select(Review).where(Review.app_id == app_id).order_by(col(Review.id).desc()).limit(limit)
     ).all()
     return [ReviewRead.of(r) for r in rows]
+
+
+@router.post("/apps/{app_id}/reviews", response_model=ReviewRequested, status_code=202)
+def request_review(app_id: str, token: CurrentToken, policy: PolicyDep) -> ReviewRequested:
+    """Review the app now (its repository's default branch, or its catalogued manifest): no push needed."""
+    actor = principal(token)
+    with session_scope() as session:
+        app = session.get(MicroApp, app_id, with_for_update=True)
+        if app is None or not can_see(token, app):
+            raise NotFound(f"no app with id {app_id!r}")
+        review_id = store.request_review(session, app, actor=actor, policy=policy, trigger="review.requested")
+        result = ReviewRequested(app=AppRead.of(app), review_id=review_id)
+    bind(review_id=review_id)
+    log.info("review requested", stage=result.app.stage)
+    return result
 
 
 @router.get("/reviews/{review_id}", response_model=ReviewDetail)

@@ -126,6 +126,23 @@ class ActionResult(BaseModel):
     duplicate: bool = Field(default=False, description="true when an identical request was already open")
 
 
+class ManifestUpdated(BaseModel):
+    """A manifest update: the app as it is now, the review queued, and what applied or waits."""
+
+    app: AppRead
+    review_id: int
+    applied: list[str] = Field(description="what applied at once (less reach, descriptive fields)")
+    waiting_for_approval: list[str] = Field(description="what waits for the review and an approval (more reach)")
+    change: dict[str, Any]
+
+
+class ReviewRequested(BaseModel):
+    """A review requested by hand: the app as it is now and the review queued (or joined)."""
+
+    app: AppRead
+    review_id: int
+
+
 class ErrorBody(BaseModel):
     """Every error the API returns: a stable code and a detail (text, field list or object)."""
 

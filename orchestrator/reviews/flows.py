@@ -4,9 +4,13 @@
    that is done (or running elsewhere) is left alone, so a repeated message does nothing.
 2. outside any transaction: the source is fetched into a scratch directory (`fetch`) and
    `review_directory` runs with the policy's limits and `deadline_seconds` = its review timeout.
-   An app without a repository is reviewed on its catalogued manifest alone, with a finding.
-3. one transaction: the Review and its findings are stored, the previous review's findings that
-   are gone are resolved, and the verdict drives the lifecycle (`outcome.drive_lifecycle`).
+   An app without a repository is reviewed on its catalogued manifest alone, with a finding; a
+   manifest sent through the API (`Review.proposed_manifest`) stands in for the repository's.
+   Once the app was approved, a valid manifest that reaches further than the catalog's adds a
+   `manifest-widened` finding: a person approves the wider reach.
+3. one transaction: the Review, the valid manifest it read and its findings are stored, the previous
+   review's findings that are gone are resolved, and the verdict drives the lifecycle
+   (`outcome.drive_lifecycle`, which also applies the manifest's narrowing at once).
 
 A timeout or a network error fails the attempt with its reason and retries it once; any other
 error fails the review for good, visible on the row and in the audit trail.
@@ -20,11 +24,20 @@ from typing import Any
 
 import yaml
 
+from orchestrator.catalog import changes
+from orchestrator.catalog.enums import DataClass
+from orchestrator.catalog.manifest import parse_manifest
 from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.config import Settings, get_settings
 from orchestrator.db import session_scope
-from orchestrator.errors import IntegrationError, NotFound, OrchestratorError, TransientIntegrationError
+from orchestrator.errors import (
+    IntegrationError,
+    NotFound,
+    OrchestratorError,
+    TransientIntegrationError,
+    ValidationFailed,
+)
 from orchestrator.logs import get_logger
 from orchestrator.reviews import outcome, publish, results, store
 from orchestrator.reviews.checks.engine import review_directory
@@ -36,6 +49,7 @@ from orchestrator.reviews.checks.findings import (
     fingerprint,
     severity_rank,
 )
+from orchestrator.reviews.checks.manifest_check import MANIFEST_NAMES
 from orchestrator.reviews.checks.verdict import decide_verdict
 from orchestrator.reviews.source.fetch import Checkout, fetch_source, scrub
 
@@ -57,28 +71,86 @@ def _finding(rule: str, message: str, severity: Severity = Severity.medium) -> F
     )
 
 
+def _write_manifest(tree: Path, manifest: dict[str, Any]) -> None:
+    for name in MANIFEST_NAMES:
+        (tree / name).unlink(missing_ok=True)
+    kept = {k: v for k, v in manifest.items() if v not in (None, "", [], {})}
+    (tree / "microapp.yaml").write_text(yaml.safe_dump(kept, sort_keys=False), encoding="utf-8")
+
+
 def _source(job: store.Job, work: Path, settings: Settings, policy: Policy) -> Checkout:
-    """The tree to review: the repository at the job's ref, or the catalogued manifest alone."""
+    """The tree to review: the repository at the job's ref, or the catalogued manifest alone.
+
+    A manifest sent through the API replaces the repository's `microapp.yaml` (or stands alone).
+    """
     tree = work / "src"
     if job.repo_url:
-        return fetch_source(job.repo_url, ref=job.ref, dest=tree, limits=policy.review_limits, settings=settings)
+        checkout = fetch_source(job.repo_url, ref=job.ref, dest=tree, limits=policy.review_limits, settings=settings)
+        if job.proposed_manifest is not None:
+            _write_manifest(checkout.path, job.proposed_manifest)
+        return checkout
     tree.mkdir()
-    manifest = {k: v for k, v in job.manifest.items() if v not in (None, "", [], {})}
-    (tree / "microapp.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
+    _write_manifest(tree, job.proposed_manifest if job.proposed_manifest is not None else job.manifest)
     return Checkout(path=tree, commit=None, method="manifest-only")
+
+
+def valid_manifest(raw: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The manifest a review read, validated and normalised; None when it is missing or invalid."""
+    if raw is None:
+        return None
+    try:
+        return parse_manifest(dict(raw)).model_dump(mode="json")
+    except ValidationFailed:
+        return None
+
+
+def _stricter(a: str, b: str) -> bool:
+    order = list(DataClass)
+    return order.index(DataClass(a)) > order.index(DataClass(b))
+
+
+def widening_finding(change: changes.ManifestChange) -> Finding:
+    """Why a review whose manifest reaches further than the catalog's needs an approver, whatever else it finds."""
+    lines = change.widening_lines()
+    return Finding(
+        check="manifest",
+        rule="manifest-widened",
+        file="microapp.yaml",
+        line=None,
+        severity=Severity.medium,
+        fingerprint=fingerprint("manifest-widened:" + "\n".join(lines)),
+        preview="manifest-widened",
+        message="the manifest reaches further than the catalog's and needs an approval: " + "; ".join(lines),
+    )
 
 
 def check_source(job: store.Job, work: Path, *, settings: Settings, policy: Policy) -> tuple[Checkout, ReviewResult]:
     """Fetch and review; the result's verdict also counts what fetching found (no repository, limits)."""
     checkout = _source(job, work, settings, policy)
-    result = review_directory(
-        checkout.path,
-        policy=policy,
-        data_class=job.data_class,
-        advisories_dir=settings.advisories_dir,
-        deadline_seconds=policy.review_limits.timeout_seconds,
-    )
+    data_class = job.data_class
+
+    def review(data_class: str) -> ReviewResult:
+        return review_directory(
+            checkout.path,
+            policy=policy,
+            data_class=data_class,
+            advisories_dir=settings.advisories_dir,
+            deadline_seconds=policy.review_limits.timeout_seconds,
+        )
+
+    result = review(data_class)
     extra: list[Finding] = []
+    reviewed = valid_manifest(result.manifest)
+    if reviewed is not None:
+        if _stricter(reviewed["data_class"], data_class):
+            # The app asks to hold more sensitive data: it is reviewed under the rules it will live by.
+            data_class = reviewed["data_class"]
+            result = review(data_class)
+        # Before a first approval the review's verdict decides as for any new app; after it, more reach than
+        # the approved manifest holds waits for a person, even in a data class approved automatically.
+        change = changes.diff(job.manifest, reviewed)
+        if job.approved_before and change.widened:
+            extra.append(widening_finding(change))
     if checkout.method == "manifest-only":
         extra.append(
             _finding("no-repository", "the app has no repository URL; only its catalogued manifest was reviewed")
@@ -92,8 +164,8 @@ def check_source(job: store.Job, work: Path, *, settings: Settings, policy: Poli
             result.findings + extra,
             key=lambda f: (-severity_rank(f.severity), f.check, f.file or "", f.line or 0, f.rule),
         )
-        rules = policy.for_class(job.data_class)
-        verdict = decide_verdict(findings, data_class=job.data_class, auto_approve_clean=rules.auto_approve_clean)
+        rules = policy.for_class(data_class)
+        verdict = decide_verdict(findings, data_class=data_class, auto_approve_clean=rules.auto_approve_clean)
         result = ReviewResult(
             verdict=verdict,
             findings=findings,
@@ -141,8 +213,9 @@ def _failed(job: store.Job, error: str, *, retryable: bool, settings: Settings) 
 def _finish(job: store.Job, checkout: Checkout, result: ReviewResult, *, settings: Settings, policy: Policy) -> str:
     skipped: list[dict[str, Any]] = [*checkout.skipped, *result.skipped]
     with session_scope() as session:
+        reviewed = valid_manifest(result.manifest)
         stored = results.store_result(
-            session, job, result, commit=checkout.commit, source=checkout.method, skipped=skipped
+            session, job, result, commit=checkout.commit, source=checkout.method, skipped=skipped, manifest=reviewed
         )
         if stored is None:
             return "superseded"
@@ -151,7 +224,9 @@ def _finish(job: store.Job, checkout: Checkout, result: ReviewResult, *, setting
             return result.verdict  # deleted meanwhile: the review is kept, there is nothing to move
         attached = results.summary(result, review_id=job.review_id, commit=checkout.commit)
         attached["resolved"] = stored.resolved
-        done = outcome.drive_lifecycle(session, app, stored.review, result, attached, policy=policy, settings=settings)
+        done = outcome.drive_lifecycle(
+            session, app, stored.review, result, attached, policy=policy, settings=settings, reviewed=reviewed
+        )
     log.info(
         "review done",
         review_id=job.review_id,

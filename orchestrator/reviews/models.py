@@ -62,6 +62,10 @@ class Review(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     stats: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     skipped: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # A manifest sent through the API (PUT /apps/{id}/manifest): reviewed in place of the repository's.
+    proposed_manifest: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # The valid manifest the review read: what the catalog adopts when the app is approved on this review.
+    manifest: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False)
     published_at: datetime | None = _ts()
     started_at: datetime | None = _ts()

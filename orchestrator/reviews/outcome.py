@@ -1,6 +1,11 @@
 """What a finished review does to the app, in the transaction that stores it.
 
-- `pass` in a data class whose policy auto-approves clean reviews → approved (actor "policy");
+First, the manifest the review read (when valid) is compared with the catalog's: what narrows the
+app's reach applies at once, and the owner is told (`orchestrator.catalog.updates`); what widens it
+made the verdict `needs_approval` (a `manifest-widened` finding) and is adopted on approval.
+
+- `pass` in a data class whose policy auto-approves clean reviews → the reviewed manifest becomes the
+  catalog's and the app is approved (actor "policy");
 - `needs_approval` (or a pass the data class does not auto-approve) → a promotion ApprovalRequest
   with the review attached, handed to the Slack approvals feature (`request_approval`);
 - `escalate` → the app moves to `engineering`, with a hand-over summary in the audit trail, the
@@ -24,6 +29,7 @@ from orchestrator.approvals.models import ApprovalKind
 from orchestrator.audit import service as audit
 from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog import service as catalog
+from orchestrator.catalog import updates
 from orchestrator.catalog.lifecycle import POLICY_ACTOR, Action, Stage
 from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
@@ -66,10 +72,16 @@ def drive_lifecycle(
     *,
     policy: Policy,
     settings: Settings,
+    reviewed: dict[str, Any] | None = None,
 ) -> str:
     """Apply the verdict to the app (see the module docstring); returns what was done."""
     assert review.id is not None
     verdict = result.verdict
+    if reviewed is not None:
+        # Less reach applies whatever the verdict; more waits for the approval of this review.
+        updates.apply_at_once(
+            session, app, reviewed, actor=POLICY_ACTOR, policy=policy, source=f"read by automated review #{review.id}"
+        )
     rules = policy.for_class(app.data_class)
     _audit_allowed(session, app, review, result)
     if app.stage is not Stage.in_review:
@@ -77,6 +89,8 @@ def drive_lifecycle(
         if verdict == "fail":
             _notify_failed(session, app, review, attached)
     elif verdict == "pass" and rules.auto_approve_clean:
+        if reviewed is not None:
+            updates.adopt_approved(session, app, reviewed, actor=POLICY_ACTOR, policy=policy, review_id=review.id)
         catalog.apply_action(
             session,
             app,

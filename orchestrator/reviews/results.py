@@ -85,8 +85,13 @@ def store_result(
     commit: str | None,
     source: str,
     skipped: list[dict[str, Any]],
+    manifest: dict[str, Any] | None = None,
 ) -> Stored | None:
-    """Record the run's result (compare-and-set on this run's claim); None if another run took over."""
+    """Record the run's result (compare-and-set on this run's claim); None if another run took over.
+
+    `manifest` is the valid manifest the review read (None when missing or invalid): the catalog adopts
+    it when the app is approved on this review.
+    """
     now = utcnow()
     review = session.exec(select(Review).where(Review.id == job.review_id).with_for_update()).one()
     if review.status is not ReviewStatus.running or review.attempts != job.attempt:
@@ -96,6 +101,7 @@ def store_result(
     review.finished_at, review.lease_until, review.retry_at, review.error = now, None, None, None
     review.stats = dict(result.stats)
     review.skipped = list(skipped)[:1000]
+    review.manifest = manifest
     session.add(review)
 
     previous = previous_done(session, job.app_id, job.review_id)

@@ -30,6 +30,7 @@ from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.clock import utcnow
 from orchestrator.config import Settings
+from orchestrator.errors import InvalidTransition
 from orchestrator.logs import get_logger
 from orchestrator.reviews.models import Review, ReviewStatus
 from orchestrator.reviews.publish import publish_after_commit
@@ -71,6 +72,45 @@ def queue_review(
     if joined_id is not None:
         return joined_id
     return queue_new_review(session, app, trigger=trigger, event_id=event_id, ref=ref, policy=policy)
+
+
+def request_review(
+    session: Session,
+    app: MicroApp,
+    *,
+    actor: str,
+    policy: Policy,
+    trigger: str,
+    proposed_manifest: dict[str, Any] | None = None,
+) -> int:
+    """Queue a review of `app` on a person's request (API, CLI), audited under their name; its id.
+
+    With `proposed_manifest` (a manifest sent through the API) the review reads that manifest in place
+    of the repository's `microapp.yaml`. InvalidTransition when the app is no longer reviewed.
+    """
+    review_id = queue_review(session, app, trigger=trigger, event_id=None, ref=None, policy=policy)
+    if review_id is None:
+        raise InvalidTransition(
+            f"an app in stage {app.stage.value} is not reviewed any more",
+            stage=app.stage.value,
+            action="review",
+            allowed=[a.value for a in lifecycle.allowed_actions(app.stage)],
+        )
+    review = session.get(Review, review_id)
+    assert review is not None
+    if proposed_manifest is not None:
+        review.proposed_manifest = proposed_manifest
+        session.add(review)
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.review_requested,
+        app_id=app.id,
+        reason=trigger,
+        data={"review_id": review_id, "manifest": proposed_manifest is not None},
+    )
+    session.flush()
+    return review_id
 
 
 def queue_new_review(
@@ -177,7 +217,9 @@ class Job:
     repo_url: str | None
     ref: str | None
     data_class: str
-    manifest: dict[str, Any]
+    manifest: dict[str, Any]  # the catalog's, when the review was claimed
+    proposed_manifest: dict[str, Any] | None = None  # sent through the API: reviewed instead of the repository's
+    approved_before: bool = False  # the catalog's manifest was approved once: reaching further needs an approval
 
 
 def lease_seconds(settings: Settings, policy: Policy) -> float:
@@ -250,7 +292,9 @@ def claim(session: Session, review_id: int, *, settings: Settings, policy: Polic
         repo_url=app.repo_url,
         ref=review.ref or safe_ref(app.default_branch),
         data_class=review.data_class or app.data_class.value,
-        manifest=dict(app.manifest or {}),
+        manifest=catalog.manifest_of(app),
+        proposed_manifest=dict(review.proposed_manifest) if review.proposed_manifest else None,
+        approved_before=app.approved_at is not None,
     )
 
 

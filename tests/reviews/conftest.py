@@ -74,6 +74,9 @@ def stack(
         "RELAY_PENDING_AFTER_SECONDS": "1",
         "GITHUB_REDELIVERY_INTERVAL_SECONDS": "0",
         "REVIEW_WORK_DIR": str(tmp / "work"),
+        # Approved apps' service secrets are sealed by the worker and claimed through the API: one key for both.
+        "CREDENTIAL_KEY": secrets.token_urlsafe(32),
+        "TOKEN_ISSUER": "http://orchestrator.test",
     }
     patch = pytest.MonkeyPatch()
     for key, value in env.items():
