@@ -5,7 +5,8 @@
 - `POST /oauth/introspect` — RFC 7662 (form-encoded `token`); the caller (the API gateway)
   authenticates with an orchestrator API token as a Bearer header, cached for AUTH_CACHE_SECONDS
   unless access changed meanwhile (a token revoked, a person left: see `orchestrator.auth.changes`).
-- `GET /.well-known/jwks.json` — the public keys that verify issued tokens.
+- `GET /.well-known/jwks.json` — the public keys that verify issued tokens, a rotated key included
+  from within SIGNING_KEYS_REFRESH_SECONDS of the rotation (before it signs: see `tokens.keys`).
 
 These endpoints answer errors in the OAuth shape `{"error": …, "error_description": …}` (RFC 6749
 §5.2), not the API's generic one; `oauth_error` is the one place that writes that shape and logs the
@@ -29,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from orchestrator.auth import changes
 from orchestrator.auth.service import authenticate, hash_token
 from orchestrator.catalog.policy import get_policy
+from orchestrator.config import get_settings
 from orchestrator.credentials.providers import validate_providers
 from orchestrator.credentials.tokens.exchange import ExchangeRequest, OAuthError, exchange
 from orchestrator.credentials.tokens.introspection import introspect
@@ -168,9 +170,10 @@ def _jwks() -> dict[str, Any]:
 
 @router.get("/.well-known/jwks.json")
 async def jwks() -> JSONResponse:
-    """The public keys that verify the tokens this service issues (current and previous)."""
+    """The public keys that verify the tokens this service issues (next, current and previous)."""
     body = await run_in_threadpool(_jwks)
-    return JSONResponse(body, headers={"Cache-Control": "public, max-age=300"})
+    max_age = get_settings().jwks_max_age_seconds
+    return JSONResponse(body, headers={"Cache-Control": f"public, max-age={max_age}"})
 
 
 def forget_callers() -> None:
