@@ -42,6 +42,8 @@ def _redis() -> redis.Redis | None:
 
 
 def _bump() -> None:
+    # This process reads the new version on its next check; the others within CHECK_SECONDS.
+    access_version.forget()
     client = _redis()
     if client is None:
         return  # the database fingerprint changes with the commit itself
