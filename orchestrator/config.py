@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         description="Encrypts signing keys and stored provider secrets at rest; var/credential.key when unset",
     )
     token_issuer: str | None = Field(default=None, description="`iss` of issued tokens; PUBLIC_URL when unset")
+    jwks_max_age_seconds: int = Field(
+        default=300, ge=0, le=86_400, description="how long verifiers may cache /.well-known/jwks.json (max-age)"
+    )
+    signing_keys_refresh_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="how often each API process reloads the signing keys it publishes"
+    )
     idp_jwks_url: str | None = Field(default=None, description="JWKS URL of the identity provider's signing keys")
     idp_shared_key: SecretStr | None = Field(default=None, description="HS256 key of the identity provider")
     idp_issuer: str | None = Field(default=None, description="required `iss` of identity-provider tokens")

@@ -66,6 +66,8 @@ class AuditAction(StrEnum):
     credential_key_created = "credential.key_created"
     credential_keys_rotated = "credential.keys_rotated"
     token_created = "token.created"
+    token_revoked = "token.revoked"
+    credential_key_activated = "credential.key_activated"
     # sunset: "sunset." + each completed SunsetStep, and the run's own events
     sunset_started = "sunset.started"
     sunset_freeze = "sunset.freeze"

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
 from orchestrator.audit.actions import AuditAction
+from orchestrator.auth.changes import announce
 from orchestrator.auth.models import ApiToken, Role
 from orchestrator.catalog.models import MicroApp, Person
-from orchestrator.errors import Forbidden, Unauthorized
+from orchestrator.clock import utcnow
+from orchestrator.errors import Forbidden, NotFound, Unauthorized
 
 TOKEN_PREFIX = "mao_"
 _RANK = {Role.maker: 0, Role.approver: 1, Role.admin: 2}
@@ -42,6 +45,54 @@ def create_token(session: Session, *, name: str, role: Role, person_email: str |
     )
     session.flush()
     return token
+
+
+def list_tokens(session: Session, *, include_revoked: bool = False) -> list[ApiToken]:
+    """API tokens, oldest first; live ones only unless `include_revoked`."""
+    query = select(ApiToken)
+    if not include_revoked:
+        query = query.where(col(ApiToken.revoked_at).is_(None))
+    return list(session.exec(query.order_by(col(ApiToken.id))).all())
+
+
+def revoke_token(
+    session: Session, token_id: int, *, actor: str, reason: str | None = None, now: datetime | None = None
+) -> ApiToken:
+    """Revoke API token `token_id` (NotFound if there is none); idempotent, audited once.
+
+    Every process stops accepting it once the transaction commits: requests look tokens up in the
+    database, and caches of authenticated callers are told through `changes.announce`.
+    """
+    row = session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound(f"no API token with id {token_id}")
+    if row.revoked_at is not None:
+        return row
+    row.revoked_at = now or utcnow()
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.token_revoked,
+        reason=reason or row.name,
+        data={"token_id": row.id, "name": row.name, "role": Role(row.role).value, "person": row.person_email},
+    )
+    announce(session)
+    return row
+
+
+def revoke_tokens_of(session: Session, email: str, *, actor: str, reason: str) -> list[int]:
+    """Revoke every live API token acting for `email`; the ids revoked."""
+    rows = session.exec(
+        select(ApiToken).where(ApiToken.person_email == email.lower(), col(ApiToken.revoked_at).is_(None))
+    ).all()
+    revoked = []
+    for row in rows:
+        assert row.id is not None
+        revoke_token(session, row.id, actor=actor, reason=reason)
+        revoked.append(row.id)
+    return revoked
 
 
 def authenticate(session: Session, token: str | None) -> ApiToken:

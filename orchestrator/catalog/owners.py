@@ -11,6 +11,11 @@ For every live app the person owns:
   data class's approver group — is asked for a new owner.
 Apps the person only co-owns lose them from their co-owner list. `POST /api/v1/apps/{id}/owner`
 (catalog.transfer_owner) reassigns an orphaned app and returns it to its stage.
+
+The person's access ends with the same transaction: their API tokens are revoked, and so is every
+token the token service issued to them (ledger rows whose subject is their email) — those would
+otherwise introspect active until they expire. A revocation the revocation list cannot take yet
+(Redis down) fails the event, which is retried; the steps before it are idempotent.
 """
 
 from __future__ import annotations
@@ -74,6 +79,21 @@ def handle_owner_left(session: Session, event: Event) -> None:
     for app in owned:
         _reassign_or_orphan(session, event, app, person, policy, actor=actor)
     _drop_from_co_owners(session, email, actor=actor, reason=reason)
+    _revoke_access(session, email, actor=actor, reason=reason)
+
+
+def _revoke_access(session: Session, email: str, *, actor: str, reason: str) -> None:
+    # Imported here: the credential ledger imports the catalog's models.
+    from orchestrator.auth import changes
+    from orchestrator.auth.service import revoke_tokens_of
+    from orchestrator.credentials import service as ledger
+    from orchestrator.credentials.tokens.builtin import BUILTIN
+
+    revoke_tokens_of(session, email, actor=actor, reason=reason)
+    # Caches of authenticated callers drop the person's tokens even when none was live to revoke.
+    changes.announce(session)
+    for credential_id in ledger.live_issued_to(session, email, provider=BUILTIN):
+        ledger.revoke_credential(session, credential_id, actor=actor, reason=reason)
 
 
 def _successor(session: Session, app: MicroApp) -> str | None:

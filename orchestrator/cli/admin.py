@@ -1,4 +1,5 @@
-"""Admin commands that work on the database directly: `audit verify|checkpoint|public-key|export`, `token create`.
+"""Admin commands that work on the database directly: `audit verify|checkpoint|public-key|export`,
+`token create|list|revoke`.
 
 They read DATABASE_URL like the services do and need no running API. Exit codes: 0 success, 1 the
 audit chain is broken (or no longer matches its signed checkpoint), 2 the command could not run (bad
@@ -18,6 +19,7 @@ import typer
 
 from orchestrator.auth.enums import Role
 from orchestrator.cli import cli_actor, fail
+from orchestrator.cli.output import JsonFlag
 
 if TYPE_CHECKING:
     from orchestrator.audit.models import AuditEntry
@@ -246,3 +248,52 @@ def token_create(
     with _database_errors(), session_scope() as session:
         token = create_token(session, name=name.strip(), role=role, person_email=email, actor=cli_actor())
     typer.echo(token)
+
+
+@token_app.command("list")
+def token_list(
+    include_revoked: Annotated[bool, typer.Option("--all", help="list revoked tokens too")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """List API tokens (never their values): id, name, role, person, created, revoked."""
+    from orchestrator.auth.service import list_tokens
+    from orchestrator.cli import session_scope
+    from orchestrator.cli.output import print_rows
+
+    with _database_errors(), session_scope(write=False) as session:
+        rows = list_tokens(session, include_revoked=include_revoked)
+    data = [
+        {
+            "id": row.id,
+            "name": row.name,
+            "role": Role(row.role).value,
+            "person_email": row.person_email,
+            "created_at": row.created_at.isoformat(timespec="seconds"),
+            "last_used_at": row.last_used_at.isoformat(timespec="seconds") if row.last_used_at else None,
+            "revoked_at": row.revoked_at.isoformat(timespec="seconds") if row.revoked_at else None,
+        }
+        for row in rows
+    ]
+    columns = ("ID", "Name", "Role", "Person", "Created", "Revoked")
+    table = [(d["id"], d["name"], d["role"], d["person_email"], d["created_at"], d["revoked_at"]) for d in data]
+    print_rows(columns, table, as_json=as_json, data=data)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="the token's id (see `token list`)", min=1, max=2**63 - 1)],
+    reason: Annotated[str | None, typer.Option("--reason", help="why, for the audit trail")] = None,
+) -> None:
+    """Revoke an API token; every running API process refuses it within a second. Audited."""
+    from orchestrator.auth.service import revoke_token
+    from orchestrator.cli import session_scope
+    from orchestrator.errors import NotFound
+
+    try:
+        with _database_errors(), session_scope() as session:
+            row = revoke_token(session, token_id, actor=cli_actor(), reason=reason)
+            name = row.name
+    except NotFound as exc:
+        fail(exc.message, EXIT_UNUSABLE)
+        return
+    typer.echo(f"token {token_id} ({name}) revoked")

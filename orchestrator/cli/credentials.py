@@ -99,7 +99,7 @@ def revoke_cmd(
 
 @credentials_app.command("rotate-keys")
 def rotate_keys_cmd() -> None:
-    """Make a new signing key; the previous one keeps verifying until its last token has expired."""
+    """Publish a new signing key now; it signs once every JWKS cache has it, and the old key verifies on."""
     from orchestrator.cli import session_scope
     from orchestrator.credentials.tokens.keys import rotate
 
@@ -109,9 +109,10 @@ def rotate_keys_cmd() -> None:
     except OrchestratorError as exc:
         fail(exc.message)
         return
-    typer.echo(f"new signing key: {rotation.new_kid}")
+    signs_from = rotation.activates_at.isoformat(timespec="seconds")
+    typer.echo(f"new signing key: {rotation.new_kid} (published now, signs from {signs_from})")
     for kid, until in rotation.previous.items():
-        typer.echo(f"previous key {kid} verifies until {until.isoformat(timespec='seconds')}")
+        typer.echo(f"previous key {kid} signs until then and verifies until {until.isoformat(timespec='seconds')}")
     for kid in rotation.retired:
         typer.echo(f"retired key {kid}")
 

@@ -37,8 +37,10 @@ class Credential(SQLModel, table=True):
 
 
 class KeyStatus(StrEnum):
-    """A signing key signs while active, only verifies while previous, and is gone when retired."""
+    """A key is published while next, signs (from `activates_at`) while active, only verifies while
+    previous, and is gone when retired."""
 
+    next = "next"
     active = "active"
     previous = "previous"
     retired = "retired"
@@ -55,6 +57,9 @@ class SigningKey(SQLModel, table=True):
     private_sealed: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     status: KeyStatus = enum_field(KeyStatus, default=KeyStatus.active, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False)
+    activates_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime(), nullable=True, description="a next key signs from then on"
+    )
     verify_until: datetime | None = Field(
         default=None, sa_type=UTCDateTime(), nullable=True, description="a previous key verifies until then"
     )

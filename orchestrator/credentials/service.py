@@ -56,6 +56,18 @@ def live_credentials(session: Session, app_id: str, *, now: datetime | None = No
     return list(session.exec(query.order_by(col(Credential.id))).all())
 
 
+def live_issued_to(session: Session, subject: str, *, provider: str, now: datetime | None = None) -> list[int]:
+    """Ids of the live, unexpired credentials of `provider` issued to `subject`, oldest first."""
+    now = now or utcnow()
+    query = select(Credential.id).where(
+        Credential.provider == provider,
+        Credential.subject == subject,
+        Credential.status == CredentialStatus.live,
+        or_(col(Credential.expires_at).is_(None), col(Credential.expires_at) > now),
+    )
+    return [credential_id for credential_id in session.exec(query.order_by(col(Credential.id))).all() if credential_id]
+
+
 def list_credentials(
     session: Session, *, app_id: str | None = None, status: CredentialStatus | None = None, limit: int = 200
 ) -> list[Credential]:

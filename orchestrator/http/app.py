@@ -39,8 +39,22 @@ def routers() -> list[APIRouter]:
         service_credentials,
         slack,
         slack_events,
+        tokens,
         usage,
     )
 
-    modules = (approvals, apps, events, github, health, oauth, reviews, service_credentials, slack, slack_events, usage)
+    modules = (
+        approvals,
+        apps,
+        events,
+        github,
+        health,
+        oauth,
+        reviews,
+        service_credentials,
+        slack,
+        slack_events,
+        tokens,
+        usage,
+    )
     return [module.router for module in modules]

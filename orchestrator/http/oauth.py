@@ -3,8 +3,10 @@
 - `POST /oauth/token` — RFC 8693 token exchange (form-encoded); no caller authentication beyond
   the `subject_token` itself.
 - `POST /oauth/introspect` — RFC 7662 (form-encoded `token`); the caller (the API gateway)
-  authenticates with an orchestrator API token as a Bearer header, cached for AUTH_CACHE_SECONDS.
-- `GET /.well-known/jwks.json` — the public keys that verify issued tokens.
+  authenticates with an orchestrator API token as a Bearer header, cached for AUTH_CACHE_SECONDS
+  unless access changed meanwhile (a token revoked, a person left: see `orchestrator.auth.changes`).
+- `GET /.well-known/jwks.json` — the public keys that verify issued tokens, a rotated key included
+  from within SIGNING_KEYS_REFRESH_SECONDS of the rotation (before it signs: see `tokens.keys`).
 
 These endpoints answer errors in the OAuth shape `{"error": …, "error_description": …}` (RFC 6749
 §5.2), not the API's generic one; `oauth_error` is the one place that writes that shape and logs the
@@ -25,8 +27,10 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from orchestrator.auth import changes
 from orchestrator.auth.service import authenticate, hash_token
 from orchestrator.catalog.policy import get_policy
+from orchestrator.config import get_settings
 from orchestrator.credentials.providers import validate_providers
 from orchestrator.credentials.tokens.exchange import ExchangeRequest, OAuthError, exchange
 from orchestrator.credentials.tokens.introspection import introspect
@@ -111,7 +115,8 @@ async def token(request: Request) -> JSONResponse:
     return JSONResponse(body, headers=_NO_STORE)
 
 
-_callers: dict[str, float] = {}
+# digest of a caller's token → (until when it is trusted, the access version it was checked under)
+_callers: dict[str, tuple[float, str]] = {}
 
 
 def _check_caller(token: str) -> None:
@@ -126,15 +131,21 @@ async def _authenticate_caller(request: Request) -> None:
         raise OAuthError("invalid_client", "authenticate with an orchestrator API token (Bearer)", 401)
     digest = hash_token(value)
     now = time.monotonic()
-    if _callers.get(digest, 0.0) > now:
+    versions = changes.access_version
+    # The version is read at most every CHECK_SECONDS; only that read leaves the event loop.
+    version = versions.current() if versions.fresh() else await run_in_threadpool(versions.current)
+    until, checked_under = _callers.get(digest, (0.0, ""))
+    if until > now and version is not None and checked_under == version:
         return
     try:
         await run_in_threadpool(_check_caller, value)
     except Unauthorized:
+        _callers.pop(digest, None)
         raise OAuthError("invalid_client", "unknown or revoked API token", 401) from None
     if len(_callers) > 10_000:
         _callers.clear()
-    _callers[digest] = now + AUTH_CACHE_SECONDS
+    if version is not None:
+        _callers[digest] = (now + AUTH_CACHE_SECONDS, version)
 
 
 @router.post("/oauth/introspect", response_model=None)
@@ -159,11 +170,13 @@ def _jwks() -> dict[str, Any]:
 
 @router.get("/.well-known/jwks.json")
 async def jwks() -> JSONResponse:
-    """The public keys that verify the tokens this service issues (current and previous)."""
+    """The public keys that verify the tokens this service issues (next, current and previous)."""
     body = await run_in_threadpool(_jwks)
-    return JSONResponse(body, headers={"Cache-Control": "public, max-age=300"})
+    max_age = get_settings().jwks_max_age_seconds
+    return JSONResponse(body, headers={"Cache-Control": f"public, max-age={max_age}"})
 
 
 def forget_callers() -> None:
     """Drop the cache of authenticated introspection callers (tests)."""
     _callers.clear()
+    changes.reset_access_version()

@@ -28,7 +28,7 @@ def test_real_api_sees_other_processes_revocations_and_rotations(
     from orchestrator.clock import utcnow
     from orchestrator.credentials import service
     from orchestrator.credentials.models import Credential
-    from orchestrator.credentials.tokens.keys import rotate
+    from orchestrator.credentials.tokens.keys import publish_delay, rotate
     from orchestrator.db import session_scope
 
     with session_scope() as session:
@@ -50,7 +50,7 @@ def test_real_api_sees_other_processes_revocations_and_rotations(
 
             assert active(first)
             with session_scope() as session:
-                rotate(session, actor="test")
+                rotate(session, actor="test", now=utcnow() - publish_delay())  # due at once
             second = client.post("/oauth/token", data=exchange_form(subject)).json()["access_token"]
             assert jwt.get_unverified_header(second)["kid"] != jwt.get_unverified_header(first)["kid"]
             assert active(first) and active(second)

@@ -19,7 +19,7 @@ from typing import Any
 from sqlmodel import Session
 
 from orchestrator.catalog.lifecycle import Stage
-from orchestrator.catalog.models import MicroApp
+from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.catalog.policy import Policy
 from orchestrator.credentials import service
 from orchestrator.credentials.tokens.builtin import ACCESS_TOKEN_TYPE, BUILTIN
@@ -143,6 +143,11 @@ def exchange(session: Session, req: ExchangeRequest, *, policy: Policy) -> dict[
         subject = verify_subject(session, req.subject_token, req.subject_token_type)
     except BadSubject as exc:
         raise OAuthError("invalid_grant", str(exc)) from None
+    if subject.kind == "person":
+        person = session.get(Person, subject.name)
+        # Someone who has left gets no new tokens, whatever their identity provider still says.
+        if person is not None and not person.active:
+            raise OAuthError("invalid_grant", f"{subject.name} is no longer active")
     app = session.get(MicroApp, app_id)
     if app is None or not may_act_for(subject, app):
         # Someone who may not act for an app learns nothing about it, not even that it exists or

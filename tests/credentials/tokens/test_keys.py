@@ -31,10 +31,26 @@ def _active(client: TestClient, gateway: str, token: str) -> bool:
     return answer
 
 
+def _activation_due() -> None:
+    """Move the rotated key's activation into the past, as if the publication delay had passed."""
+    from sqlalchemy import update
+
+    from orchestrator.clock import utcnow
+    from orchestrator.credentials.models import KeyStatus, SigningKey
+    from orchestrator.db import session_scope
+
+    with session_scope() as session:
+        session.exec(
+            update(SigningKey)
+            .where(SigningKey.status == KeyStatus.next)  # type: ignore[arg-type]
+            .values(activates_at=utcnow() - timedelta(seconds=1))
+        )
+
+
 def test_rotation_keeps_previous_key_verifying(
     client: TestClient, make_token: Callable[..., str], make_app: Callable[..., MicroApp]
 ) -> None:
-    """After a rotation new tokens carry the new kid, old tokens stay valid, and JWKS lists both keys."""
+    """A rotated key is published at once and signs after the delay; old tokens stay valid, JWKS lists both."""
     from orchestrator.cli import build
 
     make_app()
@@ -43,10 +59,15 @@ def test_rotation_keeps_previous_key_verifying(
     old_kid = jwt.get_unverified_header(old)["kid"]
     result = CliRunner().invoke(build(), ["credentials", "rotate-keys"])
     assert result.exit_code == 0, result.output
-    assert f"previous key {old_kid} verifies until" in result.output
+    assert f"previous key {old_kid} signs until then and verifies until" in result.output
+    published = [k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]]
+    assert published[1:] == [old_kid] and published[0] in result.output
+    # Pre-publication: until the delay has passed the old key still signs.
+    assert jwt.get_unverified_header(_exchange(client, subject))["kid"] == old_kid
+    _activation_due()
     new = _exchange(client, subject)
     new_kid = jwt.get_unverified_header(new)["kid"]
-    assert new_kid != old_kid and new_kid in result.output
+    assert new_kid == published[0]
     assert _active(client, gateway, old) and _active(client, gateway, new)
     jwks = client.get("/.well-known/jwks.json").json()["keys"]
     assert [k["kid"] for k in jwks] == [new_kid, old_kid]
@@ -62,7 +83,7 @@ def test_previous_key_retires_after_its_tokens_expire(
     """Once the longest token lifetime has passed, the next rotation retires the old key and its tokens die."""
     from orchestrator.clock import utcnow
     from orchestrator.credentials.models import KeyStatus, SigningKey
-    from orchestrator.credentials.tokens.keys import get_keyring, max_token_lifetime, rotate
+    from orchestrator.credentials.tokens.keys import get_keyring, max_token_lifetime, publish_delay, rotate
     from orchestrator.db import session_scope
 
     make_app()
@@ -71,7 +92,7 @@ def test_previous_key_retires_after_its_tokens_expire(
     old_kid = jwt.get_unverified_header(old)["kid"]
     with session_scope() as session:
         rotate(session, actor="test")
-    later = utcnow() + max_token_lifetime() + timedelta(minutes=6)
+    later = utcnow() + publish_delay() + max_token_lifetime() + timedelta(minutes=6)
     with session_scope() as session:
         rotation = rotate(session, actor="test", now=later)
         assert rotation.retired == [old_kid]
@@ -85,17 +106,19 @@ def test_another_process_rotation_is_picked_up(
     client: TestClient, make_token: Callable[..., str], make_app: Callable[..., MicroApp]
 ) -> None:
     """A kid this process has not loaded (rotated elsewhere) is fetched once from the database."""
-    from orchestrator.credentials.tokens.keys import get_keyring, reset_keyring, rotate
+    from orchestrator.clock import utcnow
+    from orchestrator.credentials.tokens.keys import get_keyring, publish_delay, reset_keyring, rotate
     from orchestrator.db import session_scope
 
     make_app()
     gateway = make_token("admin", "it@example.com")
     subject = make_token("maker", "maker@example.com")
-    _exchange(client, subject)
+    first = _exchange(client, subject)
     ring_before = get_keyring()
     with session_scope() as session:
-        rotate(session, actor="elsewhere")
+        rotation = rotate(session, actor="elsewhere", now=utcnow() - publish_delay())  # signs at once
     token = _exchange(client, subject)
+    assert jwt.get_unverified_header(token)["kid"] == rotation.new_kid != jwt.get_unverified_header(first)["kid"]
     reset_keyring()  # this process now knows nothing, like a sibling worker
     assert get_keyring() is not ring_before
     assert _active(client, gateway, token)
