@@ -110,8 +110,9 @@ def _register(
                 session, manifest, actor=actor, policy=policy, source="api", dedup_key=dedup_key
             )
             result = Registered(app=AppRead.of(app), event_id=emitted.event.id, duplicate=False)
-    except IntegrityError:
-        # A concurrent request inserted the same app or key between our check and our insert.
+    except (IntegrityError, Conflict):
+        # A concurrent request inserted the same app or key between our check and our insert (the
+        # catalog's own existence check sees a registration committed after our repeat check).
         log.info("registration lost a race", idempotent=bool(dedup_key))
         with session_scope(write=False) as session:
             repeat = _repeat(session, dedup_key, manifest) if dedup_key else None
