@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_
@@ -25,7 +25,7 @@ from orchestrator.auth.models import ApiToken
 from orchestrator.catalog.lifecycle import ACTIVE_STAGES, Stage
 from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.catalog.policy import Policy, get_policy
-from orchestrator.clock import utcnow
+from orchestrator.clock import as_utc, utcnow
 from orchestrator.credentials.models import Credential, CredentialStatus
 from orchestrator.credentials.tokens.builtin import SERVICE
 from orchestrator.credentials.tokens.exchange import effective_scopes
@@ -406,3 +406,89 @@ def counts(violations: Iterable[Violation]) -> dict[str, int]:
     for violation in violations:
         tally[violation.rule] = tally.get(violation.rule, 0) + 1
     return tally
+
+
+# ---------------------------------------------------------------- gauges: the snapshot the metrics export
+
+# Where the scheduler leaves the latest snapshot for every API process to export (JSON).
+SNAPSHOT_KEY = "orchestrator:health:snapshot"
+# A pending deadline this late is overdue (the sweep runs every few seconds; a minute means it is stuck).
+OVERDUE_GRACE = timedelta(seconds=60)
+
+
+def operational_counts(session: Session, *, now: datetime | None = None) -> dict[str, float]:
+    """The pipeline's health: outbox lag, parked/failed events, stuck notifications, blocked sunsets, overdue deadlines.
+
+    Each is one indexed COUNT or MIN, cheap enough to run on every refresh.
+    """
+    from orchestrator.notifications.models import Notification, NotificationStatus
+    from orchestrator.sunset.models import SunsetRun, SunsetStatus
+
+    now = now or utcnow()
+    oldest = session.exec(
+        select(func.min(Event.received_at)).where(col(Event.status).in_([EventStatus.pending, EventStatus.enqueued]))
+    ).one()
+    by_status = dict(
+        session.exec(
+            select(Event.status, func.count())
+            .where(col(Event.status).in_([EventStatus.parked, EventStatus.failed]))
+            .group_by(Event.status)
+        ).all()
+    )
+
+    def count(query: Any) -> int:
+        return int(session.exec(query).one())
+
+    return {
+        "outbox_lag_seconds": max(0.0, (now - as_utc(oldest)).total_seconds()) if oldest else 0.0,
+        "events_parked": by_status.get(EventStatus.parked, 0),
+        "events_failed": by_status.get(EventStatus.failed, 0),
+        "notifications_sending": count(
+            select(func.count()).select_from(Notification).where(Notification.status == NotificationStatus.sending)
+        ),
+        "sunsets_blocked": count(
+            select(func.count()).select_from(SunsetRun).where(SunsetRun.status == SunsetStatus.blocked)
+        ),
+        "deadlines_overdue": count(
+            select(func.count())
+            .select_from(Deadline)
+            .where(Deadline.status == DeadlineStatus.pending, col(Deadline.due_at) < now - OVERDUE_GRACE)
+        ),
+    }
+
+
+def snapshot(session: Session, *, now: datetime | None = None, policy: Policy | None = None) -> dict[str, Any]:
+    """Everything the gauges show: violations per rule and the operational counts, with when it was taken."""
+    now = now or utcnow()
+    return {
+        "at": now.isoformat(),
+        "violations": counts(check_all(session, now=now, policy=policy)),
+        "operations": operational_counts(session, now=now),
+    }
+
+
+def publish_snapshot(redis_url: str, value: dict[str, Any], *, ttl_seconds: float) -> None:
+    """Leave `value` in Redis for the API processes; it lapses if the scheduler stops refreshing it."""
+    import json
+
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.set(SNAPSHOT_KEY, json.dumps(value), px=max(1, int(ttl_seconds * 1000)))
+    finally:
+        client.close()
+
+
+def load_snapshot(redis_url: str) -> dict[str, Any] | None:
+    """The snapshot the scheduler published last, or None when there is none (or it lapsed)."""
+    import json
+
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        raw = client.get(SNAPSHOT_KEY)
+    finally:
+        client.close()
+    return json.loads(raw) if raw else None

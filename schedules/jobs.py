@@ -39,4 +39,12 @@ JOBS: list[Job] = [
     Job(id="relay-outbox", method="relay", interval_setting="relay_interval_seconds"),
     # Reviews whose `workers.run_review` message was lost.
     Job(id="sweep-reviews", method="sweep_reviews", interval_setting="review_sweep_interval_seconds"),
+    # The invariant and operations gauges, into Redis for every API process's /metrics (the rules walk
+    # the audit chain: too costly per scrape).
+    Job(
+        id="refresh-health-metrics",
+        method="refresh_health",
+        interval_setting="health_metrics_seconds",
+        run_at_start=True,
+    ),
 ]
