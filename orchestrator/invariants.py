@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
-from orchestrator.approvals.models import ApprovalRequest, ApprovalStatus
+from orchestrator.approvals.models import ApprovalKind, ApprovalRequest, ApprovalStatus
 from orchestrator.audit import service as audit
 from orchestrator.audit.models import AuditEntry
 from orchestrator.auth.models import ApiToken
@@ -84,50 +84,51 @@ def _live(now: datetime) -> Any:
     )
 
 
-def inactive_app_holds_nothing(session: Session, ctx: Context) -> list[Violation]:
-    """An app outside the active stages has no live credential and no pending approval request.
+def inactive_app_holds_no_credential(session: Session, ctx: Context) -> list[Violation]:
+    """An app outside the active stages has no live credential in the ledger.
 
-    An expiring app is frozen until extended, so it holds nothing live either; a pending extension
-    request is what an expiring app waits on, so that one is allowed.
+    An expiring app is frozen until extended or expired, and the sunset revokes what it holds; it is
+    the one inactive stage allowed to keep credentials.
     """
-    rule = "inactive-app-holds-nothing"
-    out: list[Violation] = []
-    inactive = [s for s in Stage if s not in ACTIVE_STAGES]
+    rule = "inactive-app-holds-no-credential"
+    inactive = [s for s in Stage if s not in ACTIVE_STAGES and s is not Stage.expiring]
     live = session.exec(
         select(Credential, MicroApp.stage)
         .join(MicroApp, col(MicroApp.id) == col(Credential.app_id))
         .where(col(MicroApp.stage).in_(inactive), *_live(ctx.now))
         .order_by(col(Credential.id))
     ).all()
-    for credential, stage in live:
-        if stage is Stage.expiring:
-            continue  # the expiry is what ends it; the sunset revokes
-        out.append(
-            Violation(
-                rule,
-                credential.app_id,
-                f"credential #{credential.id} ({credential.provider}) is live in stage {stage}",
-                f"orchestrator credentials revoke {credential.id}",
-            )
+    return [
+        Violation(
+            rule,
+            credential.app_id,
+            f"credential #{credential.id} ({credential.provider}) is live in stage {stage}",
+            f"orchestrator credentials revoke {credential.id}",
         )
+        for credential, stage in live
+    ]
+
+
+def inactive_app_has_no_pending_request(session: Session, ctx: Context) -> list[Violation]:
+    """An app outside the active stages has no pending approval request (an expiring one may await its extension)."""
+    rule = "inactive-app-has-no-pending-request"
+    inactive = [s for s in Stage if s not in ACTIVE_STAGES]
     pending = session.exec(
         select(ApprovalRequest, MicroApp.stage)
         .join(MicroApp, col(MicroApp.id) == col(ApprovalRequest.app_id))
         .where(col(MicroApp.stage).in_(inactive), ApprovalRequest.status == ApprovalStatus.pending)
         .order_by(col(ApprovalRequest.id))
     ).all()
-    for request, stage in pending:
-        if stage is Stage.expiring and request.kind == "extension":
-            continue
-        out.append(
-            Violation(
-                rule,
-                request.app_id,
-                f"approval request #{request.id} ({request.kind}) is pending in stage {stage}",
-                f"orchestrator approvals reject {request.id} --reason 'app left the active stages'",
-            )
+    return [
+        Violation(
+            rule,
+            request.app_id,
+            f"approval request #{request.id} ({request.kind}) is pending in stage {stage}",
+            f"orchestrator approvals reject {request.id} --reason 'the app left the active stages'",
         )
-    return out
+        for request, stage in pending
+        if not (stage is Stage.expiring and request.kind == ApprovalKind.extension)
+    ]
 
 
 def events_handled(session: Session, ctx: Context) -> list[Violation]:
@@ -225,14 +226,21 @@ def production_app_holds_service_credential(session: Session, ctx: Context) -> l
     return out
 
 
-def leavers_hold_nothing(session: Session, ctx: Context) -> list[Violation]:
-    """A person who left has no active API token or token-service token and owns no app outside the hand-over chain."""
-    rule = "leavers-hold-nothing"
+def _leavers(session: Session) -> list[Person]:
+    return list(
+        session.exec(
+            select(Person)
+            .where(or_(col(Person.active).is_(False), col(Person.left_at).is_not(None)))
+            .order_by(col(Person.email))
+        ).all()
+    )
+
+
+def leavers_hold_no_token(session: Session, ctx: Context) -> list[Violation]:
+    """A person who left has no unrevoked API token and no live token issued to them by the token service."""
+    rule = "leavers-hold-no-token"
     out: list[Violation] = []
-    leavers = session.exec(
-        select(Person).where(or_(col(Person.active).is_(False), col(Person.left_at).is_not(None)))
-    ).all()
-    for person in leavers:
+    for person in _leavers(session):
         email = person.email.lower()
         tokens = session.exec(
             select(ApiToken).where(func.lower(ApiToken.person_email) == email, col(ApiToken.revoked_at).is_(None))
@@ -256,17 +264,29 @@ def leavers_hold_nothing(session: Session, ctx: Context) -> list[Violation]:
                     f"orchestrator credentials revoke {credential.id}",
                 )
             )
-        for app in _apps(session):
-            if email in {o.lower() for o in app.owners} and app.stage not in HANDOVER_STAGES:
-                role = "owns" if app.owner_email.lower() == email else "co-owns"
-                out.append(
-                    Violation(
-                        rule,
-                        app.id,
-                        f"{person.email} left but {role} it in stage {app.stage}",
-                        f"orchestrator transfer {app.id} --owner NEW_OWNER",
-                    )
+    return out
+
+
+def leavers_own_no_active_app(session: Session, ctx: Context) -> list[Violation]:
+    """A person who left owns or co-owns no app outside the hand-over chain (orphaned, suspended, on the way out)."""
+    rule = "leavers-own-no-active-app"
+    out: list[Violation] = []
+    leavers = {p.email.lower(): p for p in _leavers(session)}
+    if not leavers:
+        return out
+    for app in _apps(session):
+        if app.stage in HANDOVER_STAGES:
+            continue
+        for email in sorted({o.lower() for o in app.owners} & leavers.keys()):
+            role = "owns" if app.owner_email.lower() == email else "co-owns"
+            out.append(
+                Violation(
+                    rule,
+                    app.id,
+                    f"{leavers[email].email} left but {role} it in stage {app.stage}",
+                    f"orchestrator transfer {app.id} --owner NEW_OWNER",
                 )
+            )
     return out
 
 
@@ -369,11 +389,13 @@ def deadlines_belong(session: Session, ctx: Context) -> list[Violation]:
 
 # Every rule, in the order doctor lists them; the name is the function's.
 RULES: dict[str, Rule] = {
-    "inactive-app-holds-nothing": inactive_app_holds_nothing,
+    "inactive-app-holds-no-credential": inactive_app_holds_no_credential,
+    "inactive-app-has-no-pending-request": inactive_app_has_no_pending_request,
     "events-handled": events_handled,
     "catalog-manifest-approved": catalog_manifest_approved,
     "production-app-holds-service-credential": production_app_holds_service_credential,
-    "leavers-hold-nothing": leavers_hold_nothing,
+    "leavers-hold-no-token": leavers_hold_no_token,
+    "leavers-own-no-active-app": leavers_own_no_active_app,
     "audit-chain-verifies": audit_chain_verifies,
     "stage-changes-audited": stage_changes_audited,
     "deadlines-belong": deadlines_belong,

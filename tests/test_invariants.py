@@ -99,12 +99,13 @@ def test_an_inactive_app_with_a_live_credential_or_a_pending_request(clean: str)
         assert app is not None
         catalog.apply_action(session, app, Action.retire, actor="test", policy=get_policy())
         session.add(ApprovalRequest(app_id="clean-app", requested_by="policy", cycle=9))
-    found = violations("inactive-app-holds-nothing")
-    details = " | ".join(v.detail for v in found)
-    assert "builtin-service" in details and "is live in stage sunsetting" in details
-    assert "is pending in stage sunsetting" in details
-    assert {v.app_id for v in found} == {"clean-app"}
-    assert any(v.fix.startswith("orchestrator credentials revoke ") for v in found)
+    found = violations("inactive-app-holds-no-credential")
+    assert [v.app_id for v in found] == ["clean-app"]
+    assert "builtin-service" in found[0].detail and "is live in stage sunsetting" in found[0].detail
+    assert found[0].fix.startswith("orchestrator credentials revoke ")
+    found = violations("inactive-app-has-no-pending-request")
+    assert [v.app_id for v in found] == ["clean-app"]
+    assert "is pending in stage sunsetting" in found[0].detail
 
 
 def test_a_parked_event_and_an_event_type_without_handler(clean: str) -> None:
@@ -165,10 +166,11 @@ def test_a_leaver_with_a_token_an_issued_token_and_an_app(clean: str) -> None:
                 expires_at=utcnow() + timedelta(minutes=5),
             )
         )
-    found = violations("leavers-hold-nothing")
+    found = violations("leavers-hold-no-token")
     details = " | ".join(v.detail for v in found)
-    assert "API token" in details and "token #" in details and "owns it in stage production" in details
-    assert len(found) == 3
+    assert "API token" in details and "token #" in details and len(found) == 2
+    found = violations("leavers-own-no-active-app")
+    assert [v.app_id for v in found] == ["clean-app"] and "owns it in stage production" in found[0].detail
 
 
 def test_an_edited_audit_entry(clean: str) -> None:
