@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 from sqlalchemy import text
 from sqlmodel import col, select
 
@@ -38,6 +38,7 @@ from orchestrator.approvals.service import Decision, decide
 from orchestrator.auth.models import ApiToken, Role
 from orchestrator.auth.service import create_token
 from orchestrator.catalog import service as catalog
+from orchestrator.catalog.lifecycle import Stage
 from orchestrator.catalog.manifest import parse_manifest
 from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.catalog.policy import get_policy
@@ -130,6 +131,32 @@ def run_events() -> None:
     raise AssertionError("events keep emitting events: a loop")
 
 
+def _exists(query: Any) -> bool:
+    """Whether `query` finds a row now (the steps' preconditions, so no step is wasted on nothing to do)."""
+    with session_scope(write=False) as session:
+        return session.exec(query.limit(1)).first() is not None
+
+
+def _queued_review() -> bool:
+    return _exists(select(Review.id).where(Review.status == ReviewStatus.queued))
+
+
+def _pending_request() -> bool:
+    return _exists(select(ApprovalRequest.id).where(ApprovalRequest.status == ApprovalStatus.pending))
+
+
+def _pending_deadline() -> bool:
+    return _exists(select(Deadline.id).where(Deadline.status == DeadlineStatus.pending))
+
+
+def _open_sunset() -> bool:
+    return _exists(select(SunsetRun.id).where(SunsetRun.status != SunsetStatus.done))
+
+
+def _app_in(*stages: Stage) -> bool:
+    return _exists(select(MicroApp.id).where(col(MicroApp.stage).in_(stages)))
+
+
 class LifecycleModel(RuleBasedStateMachine):
     """The catalog driven through its services; the invariants checked after every step."""
 
@@ -162,6 +189,7 @@ class LifecycleModel(RuleBasedStateMachine):
             pass
         run_events()
 
+    @precondition(lambda self: _queued_review())
     @rule(pick=st.integers(0, 5), findings=st.lists(FINDING, max_size=3, unique_by=lambda f: f.fingerprint))
     def finish_review(self, pick: int, findings: list[Finding]) -> None:
         """A queued review completes with these findings (the scanners are not run)."""
@@ -173,6 +201,7 @@ class LifecycleModel(RuleBasedStateMachine):
         if not queued:
             return
         review_id = queued[pick % len(queued)]
+        assert review_id is not None
         with session_scope() as session:
             job = store.claim(session, review_id, settings=cfg, policy=policy)
         if not isinstance(job, store.Job):
@@ -191,6 +220,7 @@ class LifecycleModel(RuleBasedStateMachine):
                 outcome.drive_lifecycle(session, app, stored.review, result, attached, policy=policy, settings=cfg)
         run_events()
 
+    @precondition(lambda self: _pending_request())
     @rule(pick=st.integers(0, 5), decision=st.sampled_from(list(Decision)))
     def decide_request(self, pick: int, decision: Decision) -> None:
         """The approver decides one of the pending requests (promotion or extension)."""
@@ -211,6 +241,7 @@ class LifecycleModel(RuleBasedStateMachine):
                 return
         run_events()
 
+    @precondition(lambda self: _app_in(Stage.expiring))
     @rule(app_id=st.sampled_from(APP_IDS))
     def ask_extension(self, app_id: str) -> None:
         """The owner asks for more time (only an expiring app can be extended)."""
@@ -260,6 +291,7 @@ class LifecycleModel(RuleBasedStateMachine):
             person.active, person.left_at = True, None
             session.add(person)
 
+    @precondition(lambda self: _app_in(Stage.production))
     @rule(app_id=st.sampled_from(APP_IDS))
     def exchange_token(self, app_id: str) -> None:
         """The owner claims the service credential once, and the app exchanges it for a short-lived token."""
@@ -292,6 +324,7 @@ class LifecycleModel(RuleBasedStateMachine):
         with session_scope() as session:
             keys.rotate(session, actor="admin")
 
+    @precondition(lambda self: _pending_deadline())
     @rule(pick=st.integers(0, 20))
     def fire_deadline(self, pick: int) -> None:
         """One pending deadline fires now (time jumps to it: expiry, review, grace, retention …)."""
@@ -301,7 +334,7 @@ class LifecycleModel(RuleBasedStateMachine):
             ).all()
             if not pending:
                 return
-            timers.fire(session, [pending[pick % len(pending)]])
+            timers.fire(session, [i for i in [pending[pick % len(pending)]] if i is not None])
         run_events()
 
     @rule(app_id=st.sampled_from(APP_IDS))
@@ -315,6 +348,7 @@ class LifecycleModel(RuleBasedStateMachine):
             return
         run_events()
 
+    @precondition(lambda self: _open_sunset())
     @rule(fail=st.sampled_from(("ok", "transient", "permanent")))
     def run_sunsets(self, fail: str) -> None:
         """The worker runs every unfinished sunset; the credential providers fail as told."""
@@ -331,6 +365,7 @@ class LifecycleModel(RuleBasedStateMachine):
                 pass  # a transient provider failure: the run stays where it is, retried later
         run_events()
 
+    @precondition(lambda self: _app_in(Stage.retired))
     @rule(app_id=st.sampled_from(APP_IDS))
     def purge_archives(self, app_id: str) -> None:
         """The retention purge runs as if the retention were over."""
