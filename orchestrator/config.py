@@ -218,7 +218,7 @@ class Settings(BaseSettings):
         "the API then computes them itself, at most this often — 60 s when 0)",
     )
     worker_metrics_port: int | None = Field(
-        default=None, description="Port on which each Celery worker exports its Prometheus task metrics (off when unset)"
+        default=None, description="Port where each Celery worker exports its Prometheus task metrics (off when unset)"
     )
     finding_salt: SecretStr | None = Field(
         default=None, description="Salt of finding fingerprints (HMAC-SHA256); a built-in constant when unset"
