@@ -85,28 +85,37 @@ def _live(now: datetime) -> Any:
 
 
 def inactive_app_holds_no_credential(session: Session, ctx: Context) -> list[Violation]:
-    """An app outside the active stages has no live credential in the ledger.
+    """An app outside the active stages holds no live credential in the ledger, once it could have let go.
 
-    An expiring app is frozen until extended or expired, and the sunset revokes what it holds; it is
-    the one inactive stage allowed to keep credentials.
+    A retired or suspended app holds none. A sunsetting app holds none once its sunset has passed the
+    revoke step (until then the run is what revokes them). An expiring app is frozen until extended or
+    expired, and an orphaned one keeps running through its grace period: both may still hold theirs.
     """
+    from orchestrator.sunset.models import SunsetRun, SunsetStep
+
     rule = "inactive-app-holds-no-credential"
-    inactive = [s for s in Stage if s not in ACTIVE_STAGES and s is not Stage.expiring]
+    checked = [Stage.retired, Stage.suspended, Stage.sunsetting]
     live = session.exec(
         select(Credential, MicroApp.stage)
         .join(MicroApp, col(MicroApp.id) == col(Credential.app_id))
-        .where(col(MicroApp.stage).in_(inactive), *_live(ctx.now))
+        .where(col(MicroApp.stage).in_(checked), *_live(ctx.now))
         .order_by(col(Credential.id))
     ).all()
-    return [
-        Violation(
-            rule,
-            credential.app_id,
-            f"credential #{credential.id} ({credential.provider}) is live in stage {stage}",
-            f"orchestrator credentials revoke {credential.id}",
+    out: list[Violation] = []
+    for credential, stage in live:
+        if stage is Stage.sunsetting:
+            run = session.exec(select(SunsetRun).where(SunsetRun.app_id == credential.app_id)).first()
+            if run is None or run.step in (SunsetStep.freeze, SunsetStep.revoke):
+                continue  # the sunset has yet to revoke it (a missing run is the sunset's own problem)
+        out.append(
+            Violation(
+                rule,
+                credential.app_id,
+                f"credential #{credential.id} ({credential.provider}) is live in stage {stage}",
+                f"orchestrator credentials revoke {credential.id}",
+            )
         )
-        for credential, stage in live
-    ]
+    return out
 
 
 def inactive_app_has_no_pending_request(session: Session, ctx: Context) -> list[Violation]:

@@ -25,6 +25,7 @@ from orchestrator.events.models import Event, EventStatus
 from orchestrator.events.runner import run_event
 from orchestrator.reviews.flows import run_review
 from orchestrator.reviews.models import Review
+from orchestrator.sunset.models import SunsetRun, SunsetStep
 from orchestrator.timers.models import Deadline, DeadlineKind, DeadlineStatus
 
 APPROVER = "it-platform@example.com"  # an approver of internal apps in the default policy
@@ -93,12 +94,16 @@ def test_a_catalog_built_through_the_services_is_clean(clean: str) -> None:
 
 
 def test_an_inactive_app_with_a_live_credential_or_a_pending_request(clean: str) -> None:
-    """A retired app holding a live credential, and a pending request of a sunsetting app, are both named."""
+    """A sunsetting app past its revoke step holding a live credential, and its pending request, are named."""
     with session_scope() as session:
         app = session.get(MicroApp, "clean-app")
         assert app is not None
         catalog.apply_action(session, app, Action.retire, actor="test", policy=get_policy())
         session.add(ApprovalRequest(app_id="clean-app", requested_by="policy", cycle=9))
+    # While its sunset has not revoked yet, a sunsetting app may hold its credential.
+    assert violations("inactive-app-holds-no-credential") == []
+    with session_scope() as session:
+        session.add(SunsetRun(app_id="clean-app", trigger="manual", actor="test", step=SunsetStep.archive))
     found = violations("inactive-app-holds-no-credential")
     assert [v.app_id for v in found] == ["clean-app"]
     assert "builtin-service" in found[0].detail and "is live in stage sunsetting" in found[0].detail
