@@ -226,6 +226,15 @@ class Settings(BaseSettings):
     advisories_dir: Path | None = Field(
         default=None, description="Directory of OSV-format advisory JSON files the dependency check matches against"
     )
+    health_metrics_seconds: float = Field(
+        default=60,
+        ge=0,
+        description="How often the scheduler refreshes the invariant and operations gauges in Redis (0: off; "
+        "the API then computes them itself, at most this often — 60 s when 0)",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None, description="Port where each Celery worker exports its Prometheus task metrics (off when unset)"
+    )
     finding_salt: SecretStr | None = Field(
         default=None, description="Salt of finding fingerprints (HMAC-SHA256); a built-in constant when unset"
     )

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
@@ -320,3 +321,24 @@ class TimerEngine:
         elif written.checkpoint is not None and written.skipped is None:
             log.info("audit checkpoint written", seq=written.checkpoint.seq, location=written.location)
         return written
+
+    def refresh_health(self) -> None:
+        """Compute the invariant and operations gauges and leave them in Redis for the API's /metrics."""
+        url = self.settings.effective_redis_url
+        if not url:
+            return  # embedded setup: the API computes the gauges itself (orchestrator.http.health)
+        try:
+            refresh_health_snapshot(self.settings, url)
+        except Exception as exc:  # the next pass retries; the snapshot lapses meanwhile and the API computes
+            log.warning("health gauges refresh failed", error=str(exc)[:300])
+
+
+def refresh_health_snapshot(settings: Settings, url: str) -> dict[str, Any]:
+    """One refresh of the health snapshot in Redis (kept three intervals, so one missed pass is harmless)."""
+    from orchestrator import invariants
+    from orchestrator.db import session_scope
+
+    with session_scope(write=False) as session:
+        value = invariants.snapshot(session)
+    invariants.publish_snapshot(url, value, ttl_seconds=3 * settings.health_metrics_seconds)
+    return value

@@ -41,4 +41,12 @@ JOBS: list[Job] = [
     Job(id="sweep-reviews", method="sweep_reviews", interval_setting="review_sweep_interval_seconds"),
     # A signed checkpoint of the audit chain's head in the archive store (skipped when it did not move).
     Job(id="audit-checkpoint", method="audit_checkpoint", interval_setting="audit_checkpoint_seconds"),
+    # The invariant and operations gauges, into Redis for every API process's /metrics (the rules walk
+    # the audit chain: too costly per scrape).
+    Job(
+        id="refresh-health-metrics",
+        method="refresh_health",
+        interval_setting="health_metrics_seconds",
+        run_at_start=True,
+    ),
 ]

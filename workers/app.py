@@ -15,6 +15,7 @@ from celery.signals import worker_process_init
 from orchestrator import wiring
 from orchestrator.config import get_settings
 from orchestrator.tasks import QUEUES, celery_config
+from workers import metrics
 
 __all__ = ["QUEUES", "TASK_MODULES", "app", "make_celery"]
 
@@ -35,6 +36,7 @@ def make_celery(broker_url: str | None = None) -> Celery:
     return celery
 
 
+metrics.install(get_settings())  # before wiring imports anything that may load prometheus_client
 wiring.install()
 app = make_celery()
 

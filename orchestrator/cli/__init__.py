@@ -144,6 +144,7 @@ GROUPS = (
     "orchestrator.cli.admin",
     "orchestrator.cli.approvals",
     "orchestrator.cli.credentials",
+    "orchestrator.cli.doctor",
     "orchestrator.cli.events",
     "orchestrator.cli.remote",
     "orchestrator.cli.review",

@@ -23,6 +23,9 @@ def create_app() -> FastAPI:
     install_middleware(app)
     for router in routers():
         app.include_router(router)
+    from orchestrator.http.health import register_collector
+
+    register_collector()  # the invariant and operations gauges of /metrics
     return app
 
 

@@ -1,25 +1,43 @@
-"""Liveness, readiness and Prometheus metrics.
+"""Liveness, readiness, the lifecycle invariants and Prometheus metrics.
 
 `/readyz` checks the database and the broker side by side, each bounded by a timeout so a probe
 never hangs on a black-holed host, and names every failing part in a 503.
+
+`GET /api/v1/health/invariants` (admin) runs the invariant rules (orchestrator.invariants) against the
+live database, on demand. `/metrics` exports them as gauges with the pipeline's health (outbox lag,
+parked and failed events, notifications stuck in `sending`, blocked sunsets, overdue deadlines), the
+scheduler leader and the Celery queue depths. Running every rule walks the audit chain, too costly
+per scrape: the leading scheduler computes the snapshot every HEALTH_METRICS_SECONDS and leaves it
+in Redis, where each scrape reads it with one GET. Without Redis (the embedded single-machine setup)
+the API computes it itself, at most once per that interval.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import text
 
-from orchestrator.config import get_settings
+from orchestrator import invariants
+from orchestrator.auth.models import Role
+from orchestrator.clock import utcnow
+from orchestrator.config import Settings, get_settings
 from orchestrator.db import session_scope
+from orchestrator.http.deps import ReadSession, role_at_least
 from orchestrator.logs import get_logger
+from orchestrator.tasks import QUEUES
 
 router = APIRouter(tags=["health"])
 log = get_logger(__name__)
@@ -93,3 +111,142 @@ def readyz() -> Any:
 def metrics() -> Response:
     """Prometheus exposition of this process's metrics."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/api/v1/health/invariants", dependencies=[role_at_least(Role.admin)])
+def health_invariants(session: ReadSession) -> dict[str, Any]:
+    """Every invariant violation now (the app, the rule, what is wrong, the fix), and the count per rule."""
+    found = invariants.check_all(session)
+    return {
+        "ok": not found,
+        "counts": invariants.counts(found),
+        "violations": [v.as_dict() for v in found],
+    }
+
+
+# ---------------------------------------------------------------- gauges
+
+_DEFAULT_REFRESH_SECONDS = 60.0
+_OPERATION_HELP = {
+    "outbox_lag_seconds": "Age of the oldest event not yet handed to the broker",
+    "events_parked": "Events parked as poison",
+    "events_failed": "Events that failed for good",
+    "notifications_sending": "Notifications in sending (a post that may or may not have reached Slack)",
+    "sunsets_blocked": "Sunset runs blocked on a credential that could not be revoked",
+    "deadlines_overdue": "Pending deadlines more than a minute past due",
+}
+
+
+class _LocalSnapshot:
+    """The snapshot computed in this process, reused until it is `max_age` seconds old."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: dict[str, Any] | None = None
+        self._taken = 0.0
+
+    def get(self, max_age: float) -> dict[str, Any]:
+        with self._lock:  # one computation at a time; concurrent scrapes wait for it and share it
+            if self._value is None or time.monotonic() - self._taken >= max_age:
+                with session_scope(write=False) as session:
+                    self._value = invariants.snapshot(session)
+                self._taken = time.monotonic()
+            return self._value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._value = None
+
+
+_local = _LocalSnapshot()
+
+
+def current_snapshot(settings: Settings) -> dict[str, Any]:
+    """The scheduler's snapshot from Redis when there is one, else one computed here (cached)."""
+    url = settings.effective_redis_url
+    if url and settings.health_metrics_seconds > 0:
+        published = invariants.load_snapshot(url)
+        if published is not None:
+            return published
+    return _local.get(settings.health_metrics_seconds or _DEFAULT_REFRESH_SECONDS)
+
+
+def _redis_client(url: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+
+
+class HealthCollector(Collector):
+    """Yields the invariant, operations, leader and queue gauges at each scrape (never raises)."""
+
+    def collect(self) -> Iterator[Metric]:
+        """The gauges; a part that cannot be read is left out and counted in the errors gauge."""
+        settings = get_settings()
+        errors = GaugeMetricFamily(
+            "orchestrator_health_collect_errors", "Parts of the health gauges that could not be read this scrape",
+            labels=["part"],
+        )  # fmt: skip
+        try:
+            yield from self._snapshot(settings)
+        except Exception as exc:
+            log.warning("health gauges unavailable", error=_describe(exc))
+            errors.add_metric(["snapshot"], 1)
+        url = settings.effective_redis_url
+        if url:
+            try:
+                yield from self._redis_parts(settings, url)
+            except Exception as exc:
+                log.warning("redis gauges unavailable", error=_describe(exc))
+                errors.add_metric(["redis"], 1)
+        yield errors
+
+    def _snapshot(self, settings: Settings) -> Iterator[Metric]:
+        snap = current_snapshot(settings)
+        rules = GaugeMetricFamily(
+            "orchestrator_invariant_violations", "Violations of each lifecycle invariant (orchestrator doctor)",
+            labels=["rule"],
+        )  # fmt: skip
+        for rule, count in sorted(snap["violations"].items()):
+            rules.add_metric([rule], float(count))
+        yield rules
+        for name, value in snap["operations"].items():
+            yield GaugeMetricFamily(f"orchestrator_{name}", _OPERATION_HELP.get(name, name), value=float(value))
+        taken = datetime.fromisoformat(snap["at"])
+        yield GaugeMetricFamily(
+            "orchestrator_health_snapshot_age_seconds", "Age of the snapshot these gauges come from",
+            value=max(0.0, (utcnow() - taken).total_seconds()),
+        )  # fmt: skip
+
+    def _redis_parts(self, settings: Settings, url: str) -> Iterator[Metric]:
+        client = _redis_client(url)
+        try:
+            holder = client.get(f"{settings.scheduler_lock_name}:holder")
+            leader = GaugeMetricFamily(
+                "orchestrator_scheduler_leader", "1 for the scheduler replica holding the leader lock",
+                labels=["replica"],
+            )  # fmt: skip
+            if holder:
+                leader.add_metric([holder.decode() if isinstance(holder, bytes) else str(holder)], 1)
+            yield leader
+            if settings.broker_url.startswith(("redis://", "rediss://")):
+                broker = client if settings.broker_url == url else _redis_client(settings.broker_url)
+                depth = GaugeMetricFamily(
+                    "orchestrator_celery_queue_depth", "Messages waiting in each broker queue", labels=["queue"]
+                )
+                for queue in QUEUES:
+                    depth.add_metric([queue], float(broker.llen(queue)))
+                yield depth
+        finally:
+            client.close()
+
+
+_registered = False
+
+
+def register_collector() -> None:
+    """Add the health gauges to the process's default registry (idempotent)."""
+    global _registered
+    if not _registered:
+        REGISTRY.register(HealthCollector())
+        _registered = True

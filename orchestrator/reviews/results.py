@@ -100,6 +100,12 @@ def store_result(
     review.commit, review.source = commit, source
     review.finished_at, review.lease_until, review.retry_at, review.error = now, None, None, None
     review.stats = dict(result.stats)
+    if result.manifest is not None:
+        # What the review read, so the invariants can tell whether the catalog adopted it (orchestrator.invariants).
+        review.stats["manifest_summary"] = {
+            "scopes": sorted(set(result.manifest.get("scopes") or [])),
+            "connectors": sorted(set(result.manifest.get("connectors") or [])),
+        }
     review.skipped = list(skipped)[:1000]
     review.manifest = manifest
     session.add(review)
