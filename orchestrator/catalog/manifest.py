@@ -6,18 +6,37 @@ bad field and why; `load_manifest_text` does the same for YAML or JSON text.
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
 
 from orchestrator.catalog.enums import DataClass
+from orchestrator.documents import DocumentRefused, control_character, load_json, load_yaml
 from orchestrator.errors import ValidationFailed
 
 _SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _SCOPE_RE = re.compile(r"^[A-Za-z0-9_.:*/-]{1,100}$")
+
+
+def _plain(value: str) -> str:
+    # A NUL or other control character breaks PostgreSQL, log lines and Slack messages further on:
+    # refuse it here, where the maker can be told which field.
+    if control_character(value):
+        raise ValueError("must not contain control characters (NUL, escape, line breaks, ...)")
+    return value
+
+
+def _free_text(value: str) -> str:
+    if control_character(value, free_text=True):
+        raise ValueError("must not contain control characters other than tabs and line breaks")
+    return value
+
+
+# Every string of a manifest is one of these two.
+Text = Annotated[str, AfterValidator(_plain)]
+FreeText = Annotated[str, AfterValidator(_free_text)]
 
 
 def slugify(name: str) -> str:
@@ -32,8 +51,8 @@ class LlmUsage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     uses_llm: bool = False
-    connector: str | None = Field(default=None, description="approved connector the calls go through")
-    provider: str | None = Field(default=None, description="model provider, e.g. openai")
+    connector: Text | None = Field(default=None, description="approved connector the calls go through")
+    provider: Text | None = Field(default=None, description="model provider, e.g. openai")
     masks_pii: bool = False
 
 
@@ -42,17 +61,17 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    id: str | None = Field(default=None, description="slug; derived from the name when absent")
-    name: str = Field(min_length=1, max_length=200)
+    id: Text | None = Field(default=None, description="slug; derived from the name when absent")
+    name: Text = Field(min_length=1, max_length=200)
     owner: EmailStr
     co_owners: list[EmailStr] = Field(default_factory=list)
-    team: str = Field(default="", max_length=200)
+    team: Text = Field(default="", max_length=200)
     data_class: DataClass
-    description: str = Field(default="", max_length=5000)
-    repo: str | None = Field(default=None, max_length=500)
-    connectors: list[str] = Field(default_factory=list)
-    scopes: list[str] = Field(default_factory=list, description="token scopes the app asks for")
-    external_endpoints: list[str] = Field(default_factory=list)
+    description: FreeText = Field(default="", max_length=5000)
+    repo: Text | None = Field(default=None, max_length=500)
+    connectors: list[Text] = Field(default_factory=list)
+    scopes: list[Text] = Field(default_factory=list, description="token scopes the app asks for")
+    external_endpoints: list[Text] = Field(default_factory=list)
     llm: LlmUsage = Field(default_factory=LlmUsage)
 
     @field_validator("id")
@@ -106,17 +125,29 @@ def parse_manifest(raw: Any) -> Manifest:
         raise ValidationFailed(f"invalid manifest: {summary}", detail=errors) from None
 
 
+def _refused(exc: DocumentRefused) -> ValidationFailed:
+    return ValidationFailed(f"the manifest is refused: {exc}", detail=[{"field": "(document)", "reason": str(exc)}])
+
+
 def load_manifest_text(text: str) -> Manifest:
     """Parse YAML or JSON text and validate it."""
     # JSON is not quite a subset of YAML 1.1 for PyYAML (tab indentation is refused), so a document
     # that looks like JSON is read as JSON first; a YAML flow mapping falls through to YAML.
     if text.lstrip().startswith("{"):
         try:
-            return parse_manifest(json.loads(text))
-        except json.JSONDecodeError:
+            return parse_manifest(load_json(text))
+        except DocumentRefused as exc:
+            raise ValidationFailed(
+                f"the manifest is {exc}", detail=[{"field": "(document)", "reason": str(exc)}]
+            ) from None
+        except ValueError:  # not JSON after all (json.JSONDecodeError is a ValueError)
             pass
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
+    except DocumentRefused as exc:
+        raise ValidationFailed(
+            f"the manifest is refused: {exc}", detail=[{"field": "(document)", "reason": str(exc)}]
+        ) from None
     except yaml.YAMLError as exc:
         # str(exc) quotes the offending line, which may hold a secret: keep only what and where.
         mark = getattr(exc, "problem_mark", None)

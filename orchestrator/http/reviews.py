@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from orchestrator.auth.service import can_see
 from orchestrator.catalog.models import MicroApp
 from orchestrator.errors import NotFound
-from orchestrator.http.deps import CurrentToken, ReadSession, bind_path_ids
+from orchestrator.http.deps import CurrentToken, ReadSession, RowId, bind_path_ids
 from orchestrator.http.schemas import ERROR_RESPONSES
 from orchestrator.reviews.models import Review, ReviewFinding
 
@@ -95,7 +95,7 @@ def list_reviews(
 
 
 @router.get("/reviews/{review_id}", response_model=ReviewDetail)
-def show_review(review_id: int, session: ReadSession, token: CurrentToken) -> ReviewDetail:
+def show_review(review_id: RowId, session: ReadSession, token: CurrentToken) -> ReviewDetail:
     """One review with its findings, most severe first."""
     row = session.get(Review, review_id)
     if row is None:

@@ -14,7 +14,6 @@ again. The decision itself only ever happens in the worker, from the modal's `vi
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -29,8 +28,10 @@ from orchestrator.approvals.models import ApprovalRequest, ApprovalStatus
 from orchestrator.catalog.models import MicroApp
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
-from orchestrator.errors import IntegrationError, SignatureInvalid
+from orchestrator.documents import DocumentRefused, load_json
+from orchestrator.errors import IntegrationError, MalformedPayload, SignatureInvalid
 from orchestrator.http.bodies import read_body
+from orchestrator.http.errors import field_error
 from orchestrator.logs import get_logger
 from orchestrator.notifications.service import INTERACTION_TASK, enqueue, get_notifier
 
@@ -70,14 +71,22 @@ async def read_slack_body(request: Request, limit: int, *, clock: Clock | None =
     return body
 
 
-def _payload(body: bytes) -> dict[str, Any]:
+def _payload(body: bytes) -> Any:
+    """The JSON document in the form's `payload` field; MalformedPayload (400) when absent or unparseable."""
     form = parse_qs(body.decode("utf-8", errors="replace"))
-    raw = (form.get("payload") or ["{}"])[0]
+    raw = form.get("payload")
+    if not raw:
+        raise _malformed("the form has no payload field", "payload")
     try:
-        payload = json.loads(raw)
+        return load_json(raw[0], refuse_nul=True)
+    except DocumentRefused as exc:
+        raise _malformed(f"the payload is refused: {exc}", "payload") from None
     except ValueError:
-        return {}
-    return payload if isinstance(payload, dict) else {}
+        raise _malformed("the payload is not valid JSON", "payload") from None
+
+
+def _malformed(message: str, field: str) -> MalformedPayload:
+    return MalformedPayload(message, detail=[field_error(field, message)])
 
 
 def _record(click: interactions.Click, dedup_key: str, retry_num: int) -> int | None:
