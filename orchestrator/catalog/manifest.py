@@ -7,12 +7,15 @@ bad field and why; `load_manifest_text` does the same for YAML or JSON text.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
 
 from orchestrator.catalog.enums import DataClass
+from orchestrator.config import Settings, get_settings
 from orchestrator.documents import DocumentRefused, control_character, load_json, load_yaml
 from orchestrator.errors import ValidationFailed
 
@@ -37,6 +40,33 @@ def _free_text(value: str) -> str:
 # Every string of a manifest is one of these two.
 Text = Annotated[str, AfterValidator(_plain)]
 FreeText = Annotated[str, AfterValidator(_free_text)]
+
+
+def repo_refusal(repo: str, settings: Settings) -> str | None:
+    """Why the review worker may not fetch `repo`, or None when it may.
+
+    The worker fetches whatever a manifest names, so a repository is the maker's choice of a URL the
+    worker host opens: only https:// on REVIEW_REPO_HOSTS, or a local path (or file:// URL) under
+    REVIEW_LOCAL_ROOT when that is set. Never http://, ssh, git@, or another scheme.
+    """
+    parsed = urlsplit(repo)
+    if parsed.scheme == "https":
+        host = (parsed.hostname or "").lower()
+        if host and host in settings.repo_hosts and not parsed.port:
+            return None
+        return f"must be a repository on an allowed host ({', '.join(sorted(settings.repo_hosts)) or 'none'})"
+    if parsed.scheme == "file" or (not parsed.scheme and repo.startswith("/")):
+        root = settings.review_local_root
+        if root is None:
+            return "local repositories are not accepted here (REVIEW_LOCAL_ROOT is unset)"
+        path = Path(unquote(parsed.path) if parsed.scheme else repo)
+        if parsed.scheme == "file" and parsed.netloc not in ("", "localhost"):
+            return "a file:// URL must name a local path"
+        # Resolved, so neither `..` nor a symbolic link leads out of the root.
+        if not path.is_absolute() or not path.resolve().is_relative_to(root.resolve()):
+            return "a local repository must be under REVIEW_LOCAL_ROOT"
+        return None
+    return "must be an https:// URL (http://, ssh and git@ repositories are not accepted)"
 
 
 def slugify(name: str) -> str:
@@ -92,8 +122,10 @@ class Manifest(BaseModel):
     @field_validator("repo")
     @classmethod
     def _repo(cls, value: str | None) -> str | None:
-        if value and not re.match(r"^(https?://|git@|file://|/)", value):
-            raise ValueError("must be an https://, git@, file:// URL or an absolute path")
+        if value:
+            refusal = repo_refusal(value, get_settings())
+            if refusal:
+                raise ValueError(refusal)
         return value
 
     @property
