@@ -3,6 +3,8 @@
 This is the one place a refusal is answered and logged: an endpoint raises PayloadTooLarge (413),
 SignatureInvalid (401) or MalformedPayload (400) from `orchestrator.errors` and the handler here
 writes the body and one `request refused` log line (code and reason; never a secret or the body).
+A database that cannot be reached (connection refused or lost, pool exhausted) is a 503 with
+`Retry-After`, not a 500: the request was fine and will succeed once the database is back.
 The OAuth endpoints answer in RFC 6749's shape instead (`orchestrator.http.oauth.oauth_error`).
 
 Field errors are `{"field": name, "in": body|query|path|header, "reason": why}`; the input value is
@@ -16,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator.errors import IntegrationError, OrchestratorError
@@ -35,6 +38,9 @@ _HTTP_CODES = {
 # Statuses that refuse a request outright (size, credentials, signature, unparseable body): logged once here.
 _REFUSALS = frozenset({400, 401, 403, 413})
 _LOCATIONS = ("body", "query", "path", "header", "cookie")
+# A database outage is the server's trouble but a passing one: 503 and a hint when to come back.
+DATABASE_RETRY_AFTER_SECONDS = 5
+_DATABASE_DOWN = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, sa_exc.DisconnectionError)
 
 
 class UnsupportedMediaType(OrchestratorError):
@@ -100,6 +106,28 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
+
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        # The driver's message names hosts and sometimes more: log its kind only, tell the client to retry.
+        kind = type(getattr(exc, "orig", None) or exc).__name__
+        log.error("database unavailable", path=request.url.path, error=type(exc).__name__, kind=kind)
+        return JSONResponse(
+            error_body("database_unavailable", "the database cannot be reached; retry shortly"),
+            status_code=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+
+    for database_error in _DATABASE_DOWN:
+        app.add_exception_handler(database_error, _database_down)
+
+    @app.exception_handler(sa_exc.DBAPIError)
+    async def _dbapi(request: Request, exc: sa_exc.DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:  # the connection died under the statement: an outage too
+            return await _database_down(request, exc)
+        # Any other driver error is our bug (bad input reaches the database only past validation).
+        kind = type(exc.orig or exc).__name__
+        log.error("database error", path=request.url.path, error=type(exc).__name__, kind=kind, exc_info=exc)
+        return JSONResponse(error_body("internal_error", "an internal error occurred; it has been logged"), 500)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
