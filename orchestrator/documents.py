@@ -17,7 +17,7 @@ import yaml
 
 MAX_DEPTH = 64
 # Strings (with their escapes) are removed before brackets are counted, so "[[[" inside a string is text.
-_JSON_STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')  # the unrolled form: linear, no backtracking
 _BRACKET_RE = re.compile(r"[\[\]{}]")
 _NUL_ESCAPE_RE = re.compile(r"\\u0000")
 # C0 controls and DEL; tab, newline and carriage return are allowed only where free text is (see `control_character`).
