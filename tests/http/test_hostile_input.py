@@ -182,3 +182,19 @@ def test_nul_in_a_webhook_body_is_400(client: Any, secrets_set: None, door: str)
     else:
         response = client.post("/slack/events", **_slack_signed(body))
     assert "NUL" in json.dumps(_refused(response, 400)["detail"])
+
+
+@pytest.mark.parametrize("field", ["client_id", "subject_token", "resource"])
+def test_nul_in_an_oauth_form_is_400(client: Any, field: str) -> None:
+    """The token endpoint refuses a NUL in any form value with RFC 6749's invalid_request."""
+    form = {
+        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+        "subject_token": "a.b.c",
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+        "resource": "expense-helper",
+        "client_id": "expense-helper",
+    }
+    form[field] = form[field] + "\x00"
+    response = client.post("/oauth/token", data=form)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_request" and "control character" in response.text
