@@ -198,3 +198,15 @@ def test_nul_in_an_oauth_form_is_400(client: Any, field: str) -> None:
     response = client.post("/oauth/token", data=form)
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "invalid_request" and "control character" in response.text
+
+
+@pytest.mark.parametrize("path", ["/api/v1/apps", "/api/v1/events"])
+def test_nul_inside_a_hand_made_cursor_is_422(client: Any, tokens: Tokens, path: str) -> None:
+    """A cursor decodes to strings the database sees: a NUL hidden inside one is refused, naming `cursor`."""
+    from orchestrator.pagination import encode_cursor
+
+    kind = "apps" if path.endswith("apps") else "events"
+    parts = ["x\x00"] if kind == "apps" else ["2026-01-01T00:00:00+00:00", "ev\x00"]
+    response = client.get(path, params={"cursor": encode_cursor(kind, *parts)}, headers=tokens.headers("admin"))
+    body = _refused(response, 422)
+    assert body["detail"][0]["field"] == "cursor", body
