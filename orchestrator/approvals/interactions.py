@@ -171,7 +171,7 @@ def _shape_error(exc: ValidationError) -> MalformedPayload:
 
 
 def _approval_id(value: str | None) -> int | None:
-    if not value or not value.isdigit() or int(value) > _MAX_ROW_ID:
+    if not value or not (value.isascii() and value.isdigit()) or int(value) > _MAX_ROW_ID:
         return None
     return int(value)
 

@@ -51,7 +51,7 @@ async def read_body(request: Request, limit: int, *, on_chunk: Callable[[bytes],
 def refuse_declared_oversize(request: Request, limit: int) -> None:
     """PayloadTooLarge when the Content-Length alone is over `limit`: refused before a byte is read."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is over {limit} bytes (Content-Length {declared})", detail=_too_large(limit))
 
 

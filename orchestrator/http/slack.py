@@ -43,6 +43,11 @@ MAX_AGE_SECONDS = 300
 MAX_BODY_BYTES = 1024 * 1024  # interaction payloads are a few KB, a big modal's state a few hundred
 
 
+def _digits(text: str) -> bool:
+    # str.isdigit() is true for "²" and other Unicode digits that int() refuses: ASCII only.
+    return text.isascii() and text.isdigit()
+
+
 def verify_signature(body: bytes, headers: Any, *, secret: str, clock: Clock | None = None) -> None:
     """Raise SignatureInvalid unless `body` carries Slack's valid, fresh v0 signature."""
     verifier = SignatureVerifier(secret, clock=clock or Clock())
@@ -54,7 +59,7 @@ def verify_signature(body: bytes, headers: Any, *, secret: str, clock: Clock | N
         pass
     stamp = headers.get("x-slack-request-timestamp") or headers.get("X-Slack-Request-Timestamp")
     now = (clock or Clock()).now()
-    stale = stamp is not None and stamp.lstrip("-").isdigit() and abs(now - int(stamp)) > MAX_AGE_SECONDS
+    stale = stamp is not None and _digits(stamp.lstrip("-")) and abs(now - int(stamp)) > MAX_AGE_SECONDS
     raise SignatureInvalid("stale Slack request timestamp" if stale else "bad or missing Slack signature")
 
 
@@ -137,7 +142,7 @@ async def slack_interactions(request: Request) -> Response:
         return Response(status_code=200)  # link buttons and payloads we do not handle: acknowledged only
     dedup_key = hashlib.sha256(body).hexdigest()  # a Slack retry repeats the body byte for byte
     retry = request.headers.get("x-slack-retry-num", "0")
-    retry_num = int(retry) if retry.isdigit() else 0
+    retry_num = int(retry) if _digits(retry) and len(retry) <= 4 else 0
     if click.opens_modal:
         return Response(status_code=200, background=BackgroundTask(_open_reason_modal, click, dedup_key, retry_num))
     interaction_id = await run_in_threadpool(_record, click, dedup_key, retry_num)

@@ -18,6 +18,7 @@ from orchestrator.approvals.messages import REASON_ACTION_ID, REASON_BLOCK_ID, R
 from orchestrator.errors import MalformedPayload
 
 SECRET = "slack-signing-secret-for-shapes"
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 SAMPLES = Path(__file__).parents[1] / "data" / "slack"
 
 
@@ -139,3 +140,29 @@ def test_signed_foreign_button_is_acknowledged(client: Any, signing_secret: None
     """A well-formed payload we do not act on is still an empty 200."""
     response = _post(client, ("payload=" + quote(json.dumps(_sample("block_actions.button_in_message.json")))).encode())
     assert response.status_code == 200, response.text
+
+
+def test_a_unicode_digit_is_not_an_approval_id() -> None:
+    """'²' passes str.isdigit() but not int(): it is no approval id, not a crash."""
+    click = interactions.parse(_button(value="²"))
+    assert click is not None and click.approval_id is None
+
+
+def test_odd_retry_and_timestamp_headers_are_not_a_500(client: Any, signing_secret: None) -> None:
+    """A Unicode-digit timestamp is a bad signature (401); a huge retry number is ignored, not stored."""
+    form = ("payload=" + quote(json.dumps(_sample("block_actions.button_in_message.json")))).encode()
+    headers = {
+        "X-Slack-Request-Timestamp": b"\xb2",
+        "X-Slack-Signature": "v0=00",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    assert client.post("/slack/interactions", content=form, headers=headers).status_code == 401
+    ts = str(int(time.time()))
+    digest = hmac.new(SECRET.encode(), f"v0:{ts}:".encode() + form, hashlib.sha256).hexdigest()
+    signed = {
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": f"v0={digest}",
+        "X-Slack-Retry-Num": "9" * 40,
+        **FORM,
+    }
+    assert client.post("/slack/interactions", content=form, headers=signed).status_code == 200
