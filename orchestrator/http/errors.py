@@ -40,7 +40,25 @@ _REFUSALS = frozenset({400, 401, 403, 413})
 _LOCATIONS = ("body", "query", "path", "header", "cookie")
 # A database outage is the server's trouble but a passing one: 503 and a hint when to come back.
 DATABASE_RETRY_AFTER_SECONDS = 5
-_DATABASE_DOWN = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, sa_exc.DisconnectionError)
+_SQLITE_BUSY = ("database is locked", "unable to open database file", "disk i/o error")
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """True when `exc` means the database cannot be reached right now (rather than a bad statement).
+
+    That is: no connection could be made (the error carries no statement), the connection died under
+    the statement, the pool had none to give, or SQLite's file is locked or cannot be opened.
+    A missing table or a bad query is an OperationalError too in SQLite: those stay a 500.
+    """
+    if isinstance(exc, (sa_exc.TimeoutError, sa_exc.DisconnectionError)):
+        return True
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+        return exc.statement is None or str(exc.orig).lower().startswith(_SQLITE_BUSY)
+    return False
 
 
 class UnsupportedMediaType(OrchestratorError):
@@ -107,7 +125,9 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
-    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+        if not database_unreachable(exc):
+            raise exc  # our bug, not an outage: the observing middleware logs it with its traceback (a 500)
         # The driver's message names hosts and sometimes more: log its kind only, tell the client to retry.
         kind = type(getattr(exc, "orig", None) or exc).__name__
         log.error("database unavailable", path=request.url.path, error=type(exc).__name__, kind=kind)
@@ -117,17 +137,9 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         )
 
-    for database_error in _DATABASE_DOWN:
-        app.add_exception_handler(database_error, _database_down)
-
-    @app.exception_handler(sa_exc.DBAPIError)
-    async def _dbapi(request: Request, exc: sa_exc.DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:  # the connection died under the statement: an outage too
-            return await _database_down(request, exc)
-        # Any other driver error is our bug (bad input reaches the database only past validation).
-        kind = type(exc.orig or exc).__name__
-        log.error("database error", path=request.url.path, error=type(exc).__name__, kind=kind, exc_info=exc)
-        return JSONResponse(error_body("internal_error", "an internal error occurred; it has been logged"), 500)
+    app.add_exception_handler(sa_exc.DBAPIError, _database_error)
+    app.add_exception_handler(sa_exc.TimeoutError, _database_error)
+    app.add_exception_handler(sa_exc.DisconnectionError, _database_error)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
