@@ -202,6 +202,16 @@ class Settings(BaseSettings):
         description="How a review gets the source: git (clone), github-tarball (GitHub API tarball for GitHub "
         "repository URLs), or auto (the tarball for GitHub URLs when GITHUB_TOKEN is set, else git)",
     )
+    review_repo_hosts: str = Field(
+        default="github.com",
+        description="Hosts whose https:// repositories may be registered and reviewed, comma-separated "
+        "(no http://, ssh or git@ URLs)",
+    )
+    review_local_root: Path | None = Field(
+        default=None,
+        description="Directory under which local repository paths (and file:// URLs) may be registered and "
+        "reviewed; unset: local repositories are refused",
+    )
     review_fetch_timeout_seconds: float = Field(
         default=120, gt=0, description="Time limit of fetching one repository (git or tarball download)"
     )
@@ -247,6 +257,11 @@ class Settings(BaseSettings):
         if self.broker_url.startswith(("redis://", "rediss://")):
             return self.broker_url
         return None
+
+    @property
+    def repo_hosts(self) -> frozenset[str]:
+        """REVIEW_REPO_HOSTS as a set of lower-case host names."""
+        return frozenset(h.strip().lower() for h in self.review_repo_hosts.split(",") if h.strip())
 
     @property
     def is_sqlite(self) -> bool:

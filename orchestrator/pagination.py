@@ -19,6 +19,7 @@ from orchestrator.errors import ValidationFailed
 
 MAX_CURSOR_CHARS = 400
 _ALPHABET_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class BadCursor(ValidationFailed):
@@ -64,6 +65,9 @@ def decode_cursor(cursor: str, kind: str, *, parts: int) -> tuple[str, ...]:
         raise BadCursor(f"it is not a cursor of the {kind} list")
     if len(value) != parts + 1 or not all(value[1:]):
         raise BadCursor("it has the wrong shape")
+    if any(_CONTROL_RE.search(item) for item in value):
+        # No id or timestamp holds one, and PostgreSQL refuses NUL in a query parameter (a 500).
+        raise BadCursor("it holds a control character")
     # Re-encoding must give back the same text: refuses non-canonical spellings of a cursor (padding
     # bits set, whitespace in the JSON) so that one position has exactly one cursor.
     try:

@@ -49,6 +49,18 @@ def _wiring() -> None:
     wiring.install()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _local_repositories(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests review git repositories they make under the session's temp dir: allow exactly that root.
+
+    Set in the environment (not only in a Settings object) so the workers and APIs tests start inherit it.
+    """
+    from orchestrator.config import get_settings
+
+    os.environ.setdefault("REVIEW_LOCAL_ROOT", str(tmp_path_factory.getbasetemp()))
+    get_settings.cache_clear()
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _no_leftover_processes() -> Iterator[None]:
     """Kill any subprocess (worker, API, scheduler) a test module started and did not stop."""

@@ -8,11 +8,11 @@ ephemeral message when the click changed nothing ("already decided by @x", "not 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -29,7 +29,8 @@ from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import utcnow
 from orchestrator.db import session_scope
-from orchestrator.errors import OrchestratorError, TransientIntegrationError
+from orchestrator.documents import control_character, load_json
+from orchestrator.errors import MalformedPayload, OrchestratorError, TransientIntegrationError
 from orchestrator.logs import get_logger
 from orchestrator.notifications.models import InteractionStatus, SlackInteraction
 from orchestrator.notifications.service import INTERACTION_TASK, LEASE, Notifier, get_notifier
@@ -61,63 +62,183 @@ class Click:
         return self.type == "block_actions" and self.action in MODAL_ACTIONS
 
 
-def _int(value: Any) -> int | None:
+# The largest id a BIGINT column holds: a bigger approval id in a payload is a shape error, not an overflow.
+_MAX_ROW_ID = 2**63 - 1
+
+
+def _plain(value: str) -> str:
+    if control_character(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _free_text(value: str) -> str:
+    if control_character(value, free_text=True):
+        raise ValueError("must not contain control characters other than tabs and line breaks")
+    return value
+
+
+Plain = Annotated[str, AfterValidator(_plain)]
+FreeText = Annotated[str, AfterValidator(_free_text)]
+
+
+class _Part(BaseModel):
+    """A piece of a Slack payload: unknown keys are Slack's business and ignored; known ones must have our types."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class SlackUser(_Part):
+    """The clicker."""
+
+    id: Plain = Field(min_length=1, max_length=100)
+    username: FreeText = Field(default="", max_length=500)
+    name: FreeText = Field(default="", max_length=500)
+
+
+class ActionPart(_Part):
+    """One element of `actions`."""
+
+    action_id: Plain = Field(default="", max_length=255)
+    value: FreeText | None = Field(default=None, max_length=2000)
+
+
+class ContainerPart(_Part):
+    """Where the clicked message lives."""
+
+    channel_id: Plain | None = Field(default=None, max_length=100)
+    message_ts: Plain | None = Field(default=None, max_length=100)
+
+
+class ChannelPart(_Part):
+    """The channel of the clicked message."""
+
+    id: Plain | None = Field(default=None, max_length=100)
+
+
+class MessagePart(_Part):
+    """The clicked message."""
+
+    ts: Plain | None = Field(default=None, max_length=100)
+
+
+class BlockActions(_Part):
+    """A `block_actions` payload: a button was clicked."""
+
+    type: Literal["block_actions"]
+    user: SlackUser
+    actions: list[ActionPart] = Field(default_factory=list)
+    container: ContainerPart = Field(default_factory=ContainerPart)
+    channel: ChannelPart | None = None
+    message: MessagePart | None = None
+    trigger_id: Plain | None = Field(default=None, max_length=500)
+
+
+class ViewPart(_Part):
+    """The submitted modal; `state` is read only for our reason block."""
+
+    callback_id: Plain = Field(default="", max_length=255)
+    private_metadata: FreeText = Field(default="", max_length=3000)
+    state: dict[str, Any] = Field(default_factory=dict)
+
+
+class ViewSubmission(_Part):
+    """A `view_submission` payload: a modal was submitted."""
+
+    type: Literal["view_submission"]
+    user: SlackUser
+    view: ViewPart
+
+
+class ReasonMeta(_Part):
+    """What our reason modal carries in `private_metadata` (written by us, but it comes back through Slack)."""
+
+    approval_id: int | None = Field(default=None, ge=1, le=_MAX_ROW_ID)
+    decision: Plain = ""
+    channel: Plain | None = None
+    ts: Plain | None = None
+
+
+class _Reason(_Part):
+    value: FreeText | None = Field(default=None, max_length=2000)
+
+
+def _shape_error(exc: ValidationError) -> MalformedPayload:
+    fields = sorted({".".join(str(p) for p in err["loc"]) or "(payload)" for err in exc.errors()})
+    # Where, never the value: a payload may carry a user's text or a response_url.
+    detail = [{"field": f"payload.{f}", "in": "body", "reason": "unexpected type or value"} for f in fields[:10]]
+    return MalformedPayload(f"the Slack payload is not of the expected shape ({', '.join(fields[:10])})", detail=detail)
+
+
+def _approval_id(value: str | None) -> int | None:
+    if not value or not (value.isascii() and value.isdigit()) or int(value) > _MAX_ROW_ID:
+        return None
+    return int(value)
+
+
+def parse(payload: Any) -> Click | None:
+    """Our part of a payload, or None for anything we do not act on (link buttons, other callbacks).
+
+    MalformedPayload when a payload of a type we handle (or one without a type) is not the shape
+    Slack documents for it: the endpoint answers 400 rather than fail on it later.
+    """
+    if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+        raise MalformedPayload(
+            "the Slack payload has no type", detail=[{"field": "payload.type", "in": "body", "reason": "required"}]
+        )
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def parse(payload: dict[str, Any]) -> Click | None:
-    """Our part of a payload, or None for anything we do not act on (link buttons, other callbacks)."""
-    user = payload.get("user") or {}
-    user_id = str(user.get("id") or "")
-    if not user_id:
-        return None
-    name = str(user.get("username") or user.get("name") or "")
-    if payload.get("type") == "block_actions":
-        action = (payload.get("actions") or [{}])[0]
-        action_id = str(action.get("action_id", ""))
-        if action_id not in {a.value for a in SlackAction} or action_id == SlackAction.open_app:
-            return None
-        container = payload.get("container") or {}
-        channel = (payload.get("channel") or {}).get("id") or container.get("channel_id")
-        value = str(action.get("value") or "")
-        return Click(
-            type="block_actions",
-            action=action_id,
-            user_id=user_id,
-            user_name=name,
-            approval_id=None if action_id == SlackAction.extend else _int(value),
-            app_id=value if action_id == SlackAction.extend else None,
-            channel=channel,
-            message_ts=container.get("message_ts") or (payload.get("message") or {}).get("ts"),
-            trigger_id=payload.get("trigger_id"),
-        )
-    if payload.get("type") == "view_submission":
-        view = payload.get("view") or {}
-        if view.get("callback_id") != messages.REASON_CALLBACK_ID:
-            return None
-        try:
-            meta = json.loads(view.get("private_metadata") or "{}")
-        except ValueError:
-            return None
-        values = (view.get("state") or {}).get("values") or {}
-        reason = ((values.get(messages.REASON_BLOCK_ID) or {}).get(messages.REASON_ACTION_ID) or {}).get("value")
-        decision = meta.get("decision")
-        if decision not in MODAL_ACTIONS.values():
-            return None
-        return Click(
-            type="view_submission",
-            action=decision,
-            user_id=user_id,
-            user_name=name,
-            approval_id=_int(meta.get("approval_id")),
-            channel=meta.get("channel"),
-            message_ts=meta.get("ts"),
-            reason=(reason or "").strip(),
-        )
+        if payload["type"] == "block_actions":
+            return _block_actions(BlockActions.model_validate(payload))
+        if payload["type"] == "view_submission":
+            return _view_submission(ViewSubmission.model_validate(payload))
+    except ValidationError as exc:
+        raise _shape_error(exc) from None
     return None
+
+
+def _block_actions(payload: BlockActions) -> Click | None:
+    action = payload.actions[0] if payload.actions else ActionPart()
+    action_id = action.action_id
+    if action_id not in {a.value for a in SlackAction} or action_id == SlackAction.open_app:
+        return None
+    channel = (payload.channel.id if payload.channel else None) or payload.container.channel_id
+    value = action.value or ""
+    return Click(
+        type="block_actions",
+        action=action_id,
+        user_id=payload.user.id,
+        user_name=payload.user.username or payload.user.name,
+        approval_id=None if action_id == SlackAction.extend else _approval_id(value),
+        app_id=value if action_id == SlackAction.extend else None,
+        channel=channel,
+        message_ts=payload.container.message_ts or (payload.message.ts if payload.message else None),
+        trigger_id=payload.trigger_id,
+    )
+
+
+def _view_submission(payload: ViewSubmission) -> Click | None:
+    view = payload.view
+    if view.callback_id != messages.REASON_CALLBACK_ID:
+        return None
+    try:
+        meta = ReasonMeta.model_validate(load_json(view.private_metadata or "{}"))
+    except ValueError:  # not JSON, too deep, or (ValidationError) not our metadata's shape
+        return None
+    block = view.state.get("values", {}).get(messages.REASON_BLOCK_ID) if isinstance(view.state, dict) else None
+    element = block.get(messages.REASON_ACTION_ID) if isinstance(block, dict) else None
+    reason = _Reason.model_validate(element if isinstance(element, dict) else {}).value
+    if meta.decision not in MODAL_ACTIONS.values():
+        return None
+    return Click(
+        type="view_submission",
+        action=meta.decision,
+        user_id=payload.user.id,
+        user_name=payload.user.username or payload.user.name,
+        approval_id=meta.approval_id,
+        channel=meta.channel,
+        message_ts=meta.ts,
+        reason=(reason or "").strip(),
+    )
 
 
 def record(session: Session, click: Click, *, dedup_key: str, retry_num: int = 0, queue: bool = True) -> int | None:

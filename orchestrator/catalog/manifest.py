@@ -6,18 +6,67 @@ bad field and why; `load_manifest_text` does the same for YAML or JSON text.
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
 
 from orchestrator.catalog.enums import DataClass
+from orchestrator.config import Settings, get_settings
+from orchestrator.documents import DocumentRefused, control_character, load_json, load_yaml
 from orchestrator.errors import ValidationFailed
 
 _SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _SCOPE_RE = re.compile(r"^[A-Za-z0-9_.:*/-]{1,100}$")
+
+
+def _plain(value: str) -> str:
+    # A NUL or other control character breaks PostgreSQL, log lines and Slack messages further on:
+    # refuse it here, where the maker can be told which field.
+    if control_character(value):
+        raise ValueError("must not contain control characters (NUL, escape, line breaks, ...)")
+    return value
+
+
+def _free_text(value: str) -> str:
+    if control_character(value, free_text=True):
+        raise ValueError("must not contain control characters other than tabs and line breaks")
+    return value
+
+
+# Every string of a manifest is one of these two.
+Text = Annotated[str, AfterValidator(_plain)]
+FreeText = Annotated[str, AfterValidator(_free_text)]
+
+
+def repo_refusal(repo: str, settings: Settings) -> str | None:
+    """Why the review worker may not fetch `repo`, or None when it may.
+
+    The worker fetches whatever a manifest names, so a repository is the maker's choice of a URL the
+    worker host opens: only https:// on REVIEW_REPO_HOSTS, or a local path (or file:// URL) under
+    REVIEW_LOCAL_ROOT when that is set. Never http://, ssh, git@, or another scheme.
+    """
+    parsed = urlsplit(repo)
+    if parsed.scheme == "https":
+        host = (parsed.hostname or "").lower()
+        if host and host in settings.repo_hosts and not parsed.port:
+            return None
+        return f"must be a repository on an allowed host ({', '.join(sorted(settings.repo_hosts)) or 'none'})"
+    if parsed.scheme == "file" or (not parsed.scheme and repo.startswith("/")):
+        root = settings.review_local_root
+        if root is None:
+            return "local repositories are not accepted here (REVIEW_LOCAL_ROOT is unset)"
+        path = Path(unquote(parsed.path) if parsed.scheme else repo)
+        if parsed.scheme == "file" and parsed.netloc not in ("", "localhost"):
+            return "a file:// URL must name a local path"
+        # Resolved, so neither `..` nor a symbolic link leads out of the root.
+        if not path.is_absolute() or not path.resolve().is_relative_to(root.resolve()):
+            return "a local repository must be under REVIEW_LOCAL_ROOT"
+        return None
+    return "must be an https:// URL (http://, ssh and git@ repositories are not accepted)"
 
 
 def slugify(name: str) -> str:
@@ -32,8 +81,8 @@ class LlmUsage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     uses_llm: bool = False
-    connector: str | None = Field(default=None, description="approved connector the calls go through")
-    provider: str | None = Field(default=None, description="model provider, e.g. openai")
+    connector: Text | None = Field(default=None, description="approved connector the calls go through")
+    provider: Text | None = Field(default=None, description="model provider, e.g. openai")
     masks_pii: bool = False
 
 
@@ -42,17 +91,17 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    id: str | None = Field(default=None, description="slug; derived from the name when absent")
-    name: str = Field(min_length=1, max_length=200)
+    id: Text | None = Field(default=None, description="slug; derived from the name when absent")
+    name: Text = Field(min_length=1, max_length=200)
     owner: EmailStr
     co_owners: list[EmailStr] = Field(default_factory=list)
-    team: str = Field(default="", max_length=200)
+    team: Text = Field(default="", max_length=200)
     data_class: DataClass
-    description: str = Field(default="", max_length=5000)
-    repo: str | None = Field(default=None, max_length=500)
-    connectors: list[str] = Field(default_factory=list)
-    scopes: list[str] = Field(default_factory=list, description="token scopes the app asks for")
-    external_endpoints: list[str] = Field(default_factory=list)
+    description: FreeText = Field(default="", max_length=5000)
+    repo: Text | None = Field(default=None, max_length=500)
+    connectors: list[Text] = Field(default_factory=list)
+    scopes: list[Text] = Field(default_factory=list, description="token scopes the app asks for")
+    external_endpoints: list[Text] = Field(default_factory=list)
     llm: LlmUsage = Field(default_factory=LlmUsage)
 
     @field_validator("id")
@@ -73,8 +122,10 @@ class Manifest(BaseModel):
     @field_validator("repo")
     @classmethod
     def _repo(cls, value: str | None) -> str | None:
-        if value and not re.match(r"^(https?://|git@|file://|/)", value):
-            raise ValueError("must be an https://, git@, file:// URL or an absolute path")
+        if value:
+            refusal = repo_refusal(value, get_settings())
+            if refusal:
+                raise ValueError(refusal)
         return value
 
     @property
@@ -106,17 +157,29 @@ def parse_manifest(raw: Any) -> Manifest:
         raise ValidationFailed(f"invalid manifest: {summary}", detail=errors) from None
 
 
+def _refused(exc: DocumentRefused) -> ValidationFailed:
+    return ValidationFailed(f"the manifest is refused: {exc}", detail=[{"field": "(document)", "reason": str(exc)}])
+
+
 def load_manifest_text(text: str) -> Manifest:
     """Parse YAML or JSON text and validate it."""
     # JSON is not quite a subset of YAML 1.1 for PyYAML (tab indentation is refused), so a document
     # that looks like JSON is read as JSON first; a YAML flow mapping falls through to YAML.
     if text.lstrip().startswith("{"):
         try:
-            return parse_manifest(json.loads(text))
-        except json.JSONDecodeError:
+            return parse_manifest(load_json(text))
+        except DocumentRefused as exc:
+            raise ValidationFailed(
+                f"the manifest is {exc}", detail=[{"field": "(document)", "reason": str(exc)}]
+            ) from None
+        except ValueError:  # not JSON after all (json.JSONDecodeError is a ValueError)
             pass
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
+    except DocumentRefused as exc:
+        raise ValidationFailed(
+            f"the manifest is refused: {exc}", detail=[{"field": "(document)", "reason": str(exc)}]
+        ) from None
     except yaml.YAMLError as exc:
         # str(exc) quotes the offending line, which may hold a secret: keep only what and where.
         mark = getattr(exc, "problem_mark", None)

@@ -20,7 +20,8 @@ from orchestrator.auth.models import ApiToken, Role
 from orchestrator.catalog.models import MicroApp
 from orchestrator.db import session_scope
 from orchestrator.errors import Conflict, Forbidden
-from orchestrator.http.deps import PolicyDep, ReadSession, role_at_least
+from orchestrator.http.deps import PolicyDep, ReadSession, RowId, role_at_least
+from orchestrator.http.schemas import InputBody
 
 router = APIRouter(prefix="/api/v1/approvals", tags=["approvals"])
 Approver = Annotated[ApiToken, role_at_least(Role.approver)]
@@ -74,7 +75,7 @@ class ApprovalPage(BaseModel):
     items: list[ApprovalRead]
 
 
-class DecisionBody(BaseModel):
+class DecisionBody(InputBody):
     """An approver's answer; a reason is required unless approving."""
 
     decision: Decision
@@ -100,7 +101,7 @@ def list_approvals(
 
 
 @router.post("/{approval_id}/decision", response_model=ApprovalRead)
-def post_decision(approval_id: int, body: DecisionBody, token: Approver, policy: PolicyDep) -> ApprovalRead:
+def post_decision(approval_id: RowId, body: DecisionBody, token: Approver, policy: PolicyDep) -> ApprovalRead:
     """Approve, reject or request changes, as the token's person (403 not allowed, 409 already decided)."""
     if token.person_email is None:
         raise Forbidden("a decision is made by a person: use a token created with --email")

@@ -16,6 +16,7 @@ import yaml
 from fastapi import Request
 
 from orchestrator.catalog.manifest import Manifest
+from orchestrator.documents import DocumentRefused, load_json, load_yaml
 from orchestrator.errors import MalformedPayload, PayloadTooLarge
 from orchestrator.http.errors import UnsupportedMediaType, field_error
 
@@ -50,7 +51,7 @@ async def read_body(request: Request, limit: int, *, on_chunk: Callable[[bytes],
 def refuse_declared_oversize(request: Request, limit: int) -> None:
     """PayloadTooLarge when the Content-Length alone is over `limit`: refused before a byte is read."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is over {limit} bytes (Content-Length {declared})", detail=_too_large(limit))
 
 
@@ -72,7 +73,10 @@ async def read_document(request: Request) -> Any:
     kind = "YAML" if media_type in YAML_TYPES else "JSON"
     try:
         text = raw.decode("utf-8")
-        return yaml.safe_load(text) if kind == "YAML" else json.loads(text)
+        return load_yaml(text) if kind == "YAML" else load_json(text)
+    except DocumentRefused as exc:
+        reason = f"not accepted as {kind}: {exc}"
+        raise MalformedPayload(f"the body is refused: {exc}", detail=[field_error("(body)", reason)]) from None
     except UnicodeDecodeError:
         raise MalformedPayload("body is not UTF-8", detail=[field_error("(body)", "not UTF-8 text")]) from None
     except (ValueError, yaml.YAMLError) as exc:

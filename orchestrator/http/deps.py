@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -28,6 +28,10 @@ def read_session() -> Iterator[Session]:
 
 
 ReadSession = Annotated[Session, Depends(read_session)]
+
+# The largest id a BIGINT holds; a bigger one in a path is a 422 here rather than an overflow in the driver.
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="a row id (a positive 64-bit integer)")]
 PolicyDep = Annotated[Policy, Depends(get_policy)]
 
 # auto_error=False: a missing header is our 401 in our error shape, not FastAPI's 403.

@@ -3,6 +3,8 @@
 This is the one place a refusal is answered and logged: an endpoint raises PayloadTooLarge (413),
 SignatureInvalid (401) or MalformedPayload (400) from `orchestrator.errors` and the handler here
 writes the body and one `request refused` log line (code and reason; never a secret or the body).
+A database that cannot be reached (connection refused or lost, pool exhausted) is a 503 with
+`Retry-After`, not a 500: the request was fine and will succeed once the database is back.
 The OAuth endpoints answer in RFC 6749's shape instead (`orchestrator.http.oauth.oauth_error`).
 
 Field errors are `{"field": name, "in": body|query|path|header, "reason": why}`; the input value is
@@ -16,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator.errors import IntegrationError, OrchestratorError
@@ -35,6 +38,27 @@ _HTTP_CODES = {
 # Statuses that refuse a request outright (size, credentials, signature, unparseable body): logged once here.
 _REFUSALS = frozenset({400, 401, 403, 413})
 _LOCATIONS = ("body", "query", "path", "header", "cookie")
+# A database outage is the server's trouble but a passing one: 503 and a hint when to come back.
+DATABASE_RETRY_AFTER_SECONDS = 5
+_SQLITE_BUSY = ("database is locked", "unable to open database file", "disk i/o error")
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """True when `exc` means the database cannot be reached right now (rather than a bad statement).
+
+    That is: no connection could be made (the error carries no statement), the connection died under
+    the statement, the pool had none to give, or SQLite's file is locked or cannot be opened.
+    A missing table or a bad query is an OperationalError too in SQLite: those stay a 500.
+    """
+    if isinstance(exc, (sa_exc.TimeoutError, sa_exc.DisconnectionError)):
+        return True
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+        return exc.statement is None or str(exc.orig).lower().startswith(_SQLITE_BUSY)
+    return False
 
 
 class UnsupportedMediaType(OrchestratorError):
@@ -100,6 +124,22 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
+
+    async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+        if not database_unreachable(exc):
+            raise exc  # our bug, not an outage: the observing middleware logs it with its traceback (a 500)
+        # The driver's message names hosts and sometimes more: log its kind only, tell the client to retry.
+        kind = type(getattr(exc, "orig", None) or exc).__name__
+        log.error("database unavailable", path=request.url.path, error=type(exc).__name__, kind=kind)
+        return JSONResponse(
+            error_body("database_unavailable", "the database cannot be reached; retry shortly"),
+            status_code=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+
+    app.add_exception_handler(sa_exc.DBAPIError, _database_error)
+    app.add_exception_handler(sa_exc.TimeoutError, _database_error)
+    app.add_exception_handler(sa_exc.DisconnectionError, _database_error)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

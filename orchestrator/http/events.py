@@ -27,6 +27,7 @@ from orchestrator.events.publisher import publish_after_commit
 from orchestrator.events.service import describe_event, get_event, list_events, retry_event
 from orchestrator.events.types import EventType
 from orchestrator.http.deps import CurrentToken, ReadSession, role_at_least
+from orchestrator.http.schemas import InputBody
 from orchestrator.logs import get_logger
 
 router = APIRouter(tags=["events"])
@@ -47,7 +48,7 @@ class Accepted(BaseModel):
     duplicate: bool
 
 
-class LeftBody(BaseModel):
+class LeftBody(InputBody):
     """Why the person is recorded as gone."""
 
     reason: str = Field(default="", max_length=2000)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -25,6 +24,7 @@ from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from orchestrator.config import get_settings
+from orchestrator.documents import DocumentRefused, load_json
 from orchestrator.errors import MalformedPayload, SignatureInvalid
 from orchestrator.events.github import map_delivery
 from orchestrator.events.group_commit import GroupCommitter
@@ -103,7 +103,7 @@ def _parse(body: bytes, content_type: str) -> Any:
     # GitHub sends JSON, or `payload=<json>` when the hook is set to application/x-www-form-urlencoded.
     if content_type.startswith("application/x-www-form-urlencoded"):
         body = (parse_qs(body.decode("utf-8")).get("payload") or [""])[0].encode("utf-8")
-    return json.loads(body)
+    return load_json(body, refuse_nul=True)
 
 
 @router.post(
@@ -122,6 +122,8 @@ async def github_webhook(request: Request) -> JSONResponse:
         return JSONResponse({"pong": True}, status_code=200)
     try:
         payload = _parse(body, request.headers.get("content-type", "application/json"))
+    except DocumentRefused as exc:
+        raise _malformed(f"the body is refused: {exc}") from None
     except (ValueError, UnicodeDecodeError):
         raise _malformed("the body is not valid JSON") from None
     if not isinstance(payload, dict):

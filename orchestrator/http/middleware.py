@@ -12,11 +12,13 @@ import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from orchestrator.documents import control_character
 from orchestrator.logs import get_logger, request_context
 
 REQUESTS = Counter("orchestrator_http_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -39,6 +41,25 @@ def internal_error_body(request_id: str) -> dict[str, Any]:
     """The one body a client sees for an unexpected failure."""
     detail = f"an internal error occurred; it has been logged (request {request_id})"
     return {"error": "internal_error", "detail": detail}
+
+
+def url_refusal(scope: Scope) -> dict[str, str] | None:
+    """The field error for a control character (NUL included) in the URL's path or query, else None.
+
+    Checked before routing, for every endpoint at once: such a value can only be a mistake or an
+    attack, and PostgreSQL refuses NUL in text, which would otherwise surface as a 500.
+    """
+    path = str(scope.get("path", ""))
+    if control_character(path):
+        return {"field": "(path)", "in": "path", "reason": "contains a control character"}
+    query = bytes(scope.get("query_string", b"")).decode("latin-1")
+    if not control_character(query) and "%" not in query:
+        return None
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if control_character(name) or control_character(value):
+            field = name if not control_character(name) else "(query)"
+            return {"field": field, "in": "query", "reason": "contains a control character"}
+    return None
 
 
 def _request_id(scope: Scope) -> str:
@@ -73,6 +94,12 @@ class ObserveMiddleware:
         with request_context(request_id=request_id) as ctx:
             start = time.perf_counter()
             try:
+                refusal = url_refusal(scope)
+                if refusal is not None:
+                    # The value itself is never logged: only where it was.
+                    log.warning("request refused", error="bad_request", field=refusal["field"], where=refusal["in"])
+                    await _send_json(_send, 400, {"error": "bad_request", "detail": [refusal]})
+                    return
                 await self.app(scope, receive, _send)
             except Exception as exc:
                 log.error("unhandled error", path=scope.get("path"), exc_info=exc, **ctx)

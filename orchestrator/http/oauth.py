@@ -36,6 +36,7 @@ from orchestrator.credentials.tokens.exchange import ExchangeRequest, OAuthError
 from orchestrator.credentials.tokens.introspection import introspect
 from orchestrator.credentials.tokens.keys import get_keyring
 from orchestrator.db import session_scope
+from orchestrator.documents import control_character
 from orchestrator.errors import PayloadTooLarge, TransientIntegrationError, Unauthorized
 from orchestrator.http.bodies import read_body
 from orchestrator.logs import get_logger
@@ -92,9 +93,15 @@ async def _form(request: Request) -> dict[str, list[str]]:
         raise OAuthError("invalid_request", f"the body must be {FORM}")
     body = await read_body(request, MAX_FORM_BYTES)
     try:
-        return parse_qs(body.decode("utf-8"), max_num_fields=50, strict_parsing=False)
+        form = parse_qs(body.decode("utf-8"), max_num_fields=50, strict_parsing=False)
     except (UnicodeDecodeError, ValueError):
         raise OAuthError("invalid_request", "the body is not valid form data") from None
+    for name, values in form.items():
+        # No token, id or scope holds one; PostgreSQL would refuse a NUL further on (a 500).
+        if control_character(name) or any(control_character(v) for v in values):
+            field = "a parameter name" if control_character(name) else f"`{name}`"
+            raise OAuthError("invalid_request", f"{field} contains a control character")
+    return form
 
 
 def _exchange(req: ExchangeRequest) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from orchestrator.auth.service import can_see, principal
 from orchestrator.catalog.models import MicroApp
 from orchestrator.db import session_scope
 from orchestrator.errors import NotFound
-from orchestrator.http.deps import CurrentToken, PolicyDep, ReadSession, bind_path_ids
+from orchestrator.http.deps import CurrentToken, PolicyDep, ReadSession, RowId, bind_path_ids
 from orchestrator.http.schemas import ERROR_RESPONSES, AppRead, ReviewRequested
 from orchestrator.logs import bind, get_logger
 from orchestrator.reviews import store
@@ -116,7 +116,7 @@ def request_review(app_id: str, token: CurrentToken, policy: PolicyDep) -> Revie
 
 
 @router.get("/reviews/{review_id}", response_model=ReviewDetail)
-def show_review(review_id: int, session: ReadSession, token: CurrentToken) -> ReviewDetail:
+def show_review(review_id: RowId, session: ReadSession, token: CurrentToken) -> ReviewDetail:
     """One review with its findings, most severe first."""
     row = session.get(Review, review_id)
     if row is None:

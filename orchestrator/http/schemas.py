@@ -5,9 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from orchestrator.catalog.models import MicroApp
+from orchestrator.documents import control_character
+
+
+class InputBody(BaseModel):
+    """Base of every JSON request body: no string field may hold a control character (tabs and line breaks aside).
+
+    PostgreSQL refuses NUL in text and a stray escape garbles logs and Slack messages, so such a
+    value is a 422 naming the field instead of a failure further on.
+    """
+
+    @field_validator("*")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        if isinstance(value, str) and control_character(value, free_text=True):
+            raise ValueError("must not contain control characters other than tabs and line breaks")
+        return value
 
 
 class AppRead(BaseModel):
@@ -97,20 +113,20 @@ class Registered(BaseModel):
     duplicate: bool = Field(description="true when this Idempotency-Key was seen before")
 
 
-class ReasonBody(BaseModel):
+class ReasonBody(InputBody):
     """An action that only needs a reason."""
 
     reason: str = Field(default="", max_length=2000)
 
 
-class ExtensionBody(BaseModel):
+class ExtensionBody(InputBody):
     """A request for more time."""
 
     days: int | None = Field(default=None, gt=0, description="defaults to the data class's maximum extension")
     reason: str = Field(default="", max_length=2000)
 
 
-class OwnerBody(BaseModel):
+class OwnerBody(InputBody):
     """A transfer of ownership."""
 
     owner: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")

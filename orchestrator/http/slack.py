@@ -14,7 +14,6 @@ again. The decision itself only ever happens in the worker, from the modal's `vi
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -29,8 +28,10 @@ from orchestrator.approvals.models import ApprovalRequest, ApprovalStatus
 from orchestrator.catalog.models import MicroApp
 from orchestrator.config import get_settings
 from orchestrator.db import session_scope
-from orchestrator.errors import IntegrationError, SignatureInvalid
+from orchestrator.documents import DocumentRefused, load_json
+from orchestrator.errors import IntegrationError, MalformedPayload, SignatureInvalid
 from orchestrator.http.bodies import read_body
+from orchestrator.http.errors import field_error
 from orchestrator.logs import get_logger
 from orchestrator.notifications.service import INTERACTION_TASK, enqueue, get_notifier
 
@@ -40,6 +41,11 @@ log = get_logger(__name__)
 MODAL_TIMEOUT_SECONDS = 2.5  # inside Slack's 3 s trigger_id lifetime
 MAX_AGE_SECONDS = 300
 MAX_BODY_BYTES = 1024 * 1024  # interaction payloads are a few KB, a big modal's state a few hundred
+
+
+def _digits(text: str) -> bool:
+    # str.isdigit() is true for "²" and other Unicode digits that int() refuses: ASCII only.
+    return text.isascii() and text.isdigit()
 
 
 def verify_signature(body: bytes, headers: Any, *, secret: str, clock: Clock | None = None) -> None:
@@ -53,7 +59,7 @@ def verify_signature(body: bytes, headers: Any, *, secret: str, clock: Clock | N
         pass
     stamp = headers.get("x-slack-request-timestamp") or headers.get("X-Slack-Request-Timestamp")
     now = (clock or Clock()).now()
-    stale = stamp is not None and stamp.lstrip("-").isdigit() and abs(now - int(stamp)) > MAX_AGE_SECONDS
+    stale = stamp is not None and _digits(stamp.lstrip("-")) and abs(now - int(stamp)) > MAX_AGE_SECONDS
     raise SignatureInvalid("stale Slack request timestamp" if stale else "bad or missing Slack signature")
 
 
@@ -70,14 +76,22 @@ async def read_slack_body(request: Request, limit: int, *, clock: Clock | None =
     return body
 
 
-def _payload(body: bytes) -> dict[str, Any]:
+def _payload(body: bytes) -> Any:
+    """The JSON document in the form's `payload` field; MalformedPayload (400) when absent or unparseable."""
     form = parse_qs(body.decode("utf-8", errors="replace"))
-    raw = (form.get("payload") or ["{}"])[0]
+    raw = form.get("payload")
+    if not raw:
+        raise _malformed("the form has no payload field", "payload")
     try:
-        payload = json.loads(raw)
+        return load_json(raw[0], refuse_nul=True)
+    except DocumentRefused as exc:
+        raise _malformed(f"the payload is refused: {exc}", "payload") from None
     except ValueError:
-        return {}
-    return payload if isinstance(payload, dict) else {}
+        raise _malformed("the payload is not valid JSON", "payload") from None
+
+
+def _malformed(message: str, field: str) -> MalformedPayload:
+    return MalformedPayload(message, detail=[field_error(field, message)])
 
 
 def _record(click: interactions.Click, dedup_key: str, retry_num: int) -> int | None:
@@ -128,7 +142,7 @@ async def slack_interactions(request: Request) -> Response:
         return Response(status_code=200)  # link buttons and payloads we do not handle: acknowledged only
     dedup_key = hashlib.sha256(body).hexdigest()  # a Slack retry repeats the body byte for byte
     retry = request.headers.get("x-slack-retry-num", "0")
-    retry_num = int(retry) if retry.isdigit() else 0
+    retry_num = int(retry) if _digits(retry) and len(retry) <= 4 else 0
     if click.opens_modal:
         return Response(status_code=200, background=BackgroundTask(_open_reason_modal, click, dedup_key, retry_num))
     interaction_id = await run_in_threadpool(_record, click, dedup_key, retry_num)

@@ -10,7 +10,6 @@ Slack's retries (X-Slack-Retry-Num) answer 200 with the first event's id.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -22,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from orchestrator.catalog.models import Person
 from orchestrator.db import session_scope
+from orchestrator.documents import DocumentRefused, load_json
 from orchestrator.errors import MalformedPayload, SignatureInvalid
 from orchestrator.events.models import Event
 from orchestrator.events.outbox import emit
@@ -55,7 +55,9 @@ async def slack_events(request: Request) -> JSONResponse:
         bind(slack_retry=retry[:10])
     body = await read_slack_body(request, MAX_BODY_BYTES, clock=clock)
     try:
-        payload = json.loads(body)
+        payload = load_json(body, refuse_nul=True)
+    except DocumentRefused as exc:
+        raise _malformed(f"the body is refused: {exc}") from None
     except (ValueError, UnicodeDecodeError):
         raise _malformed("the body is not valid JSON") from None
     if not isinstance(payload, dict):

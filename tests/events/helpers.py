@@ -52,10 +52,14 @@ def catalogue(
 ) -> None:
     """Register an app with the catalog service (in the current DATABASE_URL)."""
     from orchestrator.catalog import service as catalog
-    from orchestrator.catalog.manifest import parse_manifest
+    from orchestrator.catalog.manifest import parse_manifest, repo_refusal
     from orchestrator.catalog.policy import get_policy
+    from orchestrator.config import get_settings
     from orchestrator.db import session_scope
 
+    # GitHub's recorded GHES payloads name http:// repositories, which a manifest may no longer name:
+    # such an app stands for a row catalogued before the rule, so its URL is stored directly.
+    stored_before_the_rule = repo_refusal(repo, get_settings()) is not None
     manifest = parse_manifest(
         {
             "id": app_id,
@@ -63,11 +67,14 @@ def catalogue(
             "owner": owner,
             "co_owners": list(co_owners),
             "data_class": data_class,
-            "repo": repo,
+            "repo": None if stored_before_the_rule else repo,
         }
     )
     with session_scope() as session:
-        catalog.register_app(session, manifest, actor="test", policy=get_policy(), source="test")
+        app, _ = catalog.register_app(session, manifest, actor="test", policy=get_policy(), source="test")
+        if stored_before_the_rule:
+            app.repo_url = repo
+            session.add(app)
 
 
 def events(**filters: Any) -> list[Event]:

@@ -7,6 +7,7 @@ from typing import Any
 import yaml
 
 from orchestrator.catalog.manifest import parse_manifest
+from orchestrator.documents import DocumentRefused, load_yaml
 from orchestrator.errors import ValidationFailed
 from orchestrator.reviews.checks.findings import Finding, Severity, fingerprint
 
@@ -33,7 +34,9 @@ def read_manifest(text: str | None, file: str | None) -> tuple[dict[str, Any] | 
     if text is None:
         return None, [_finding("manifest-missing", "no microapp.yaml at the root of the repository", None)]
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
+    except DocumentRefused as exc:  # nested too deep or aliased: refused before the recursive composer runs
+        return None, [_finding("manifest-invalid-yaml", f"microapp.yaml is refused: {exc}", file)]
     except yaml.YAMLError as exc:
         return None, [_finding("manifest-invalid-yaml", f"microapp.yaml is not valid YAML: {_yaml_problem(exc)}", file)]
     try:

@@ -1,6 +1,10 @@
 """Getting an app's source at a commit: a shallow `git` fetch, or a tarball from the GitHub API.
 
-- **git** (local paths, `file://`, `https://`, `ssh`/`git@` URLs): `git init`, `git fetch --depth 1
+Only `https://` repositories on REVIEW_REPO_HOSTS, and local paths or `file://` URLs under
+REVIEW_LOCAL_ROOT when it is set, are fetched (`orchestrator.catalog.manifest.repo_refusal`): a
+manifest must not make the worker read its host's files or internal HTTP services.
+
+- **git** (`https://`, and local paths / `file://`): `git init`, `git fetch --depth 1
   <url> <commit or branch>`, checkout of FETCH_HEAD — so a commit is fetched without cloning
   history. Git runs with a time limit, `GIT_TERMINAL_PROMPT=0` (never waits for a password), no
   hooks, and the `ext::` transport refused. With GITHUB_TOKEN set, a GitHub URL gets an
@@ -31,6 +35,7 @@ from urllib.parse import quote, urlparse
 
 import httpx
 
+from orchestrator.catalog.manifest import repo_refusal
 from orchestrator.catalog.policy import ReviewLimits
 from orchestrator.config import Settings
 from orchestrator.errors import IntegrationError, TransientIntegrationError
@@ -89,7 +94,14 @@ def choose_method(repo_url: str, settings: Settings) -> str:
 
 
 def fetch_source(repo_url: str, *, ref: str | None, dest: Path, limits: ReviewLimits, settings: Settings) -> Checkout:
-    """Fetch `repo_url` at `ref` (a commit sha, a branch, or None for the default branch) into `dest`."""
+    """Fetch `repo_url` at `ref` (a commit sha, a branch, or None for the default branch) into `dest`.
+
+    The repository is checked against REVIEW_REPO_HOSTS / REVIEW_LOCAL_ROOT again here, not only at
+    registration: a URL stored before the rule, or changed since by a webhook, is refused the same way.
+    """
+    refusal = repo_refusal(repo_url, settings)
+    if refusal:
+        raise IntegrationError(f"repository refused: {refusal}")
     if choose_method(repo_url, settings) == "github-tarball":
         found = github_repo(repo_url, settings)
         assert found is not None
@@ -123,7 +135,8 @@ def _git_env(repo_url: str, settings: Settings) -> dict[str, str]:
             "GIT_TERMINAL_PROMPT": "0",
             "GIT_ASKPASS": "true",  # answers any credential prompt with nothing
             "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh",
+            # https only (and file when local repositories are allowed): redirects and submodules included.
+            "GIT_ALLOW_PROTOCOL": "file:https" if settings.review_local_root else "https",
             "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new",
             "LC_ALL": "C",
         }

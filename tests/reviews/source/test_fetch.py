@@ -92,7 +92,7 @@ class TestGit:
         with socket.socket() as server:
             server.bind(("127.0.0.1", 0))
             server.listen()
-            url = f"http://127.0.0.1:{server.getsockname()[1]}/silent.git"
+            url = f"https://127.0.0.1:{server.getsockname()[1]}/silent.git"
             with pytest.raises(TransientIntegrationError, match="took longer"):
                 fetch_git(
                     url,
