@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_VAR_DIR = Path("var")
@@ -33,7 +33,11 @@ class Settings(BaseSettings):
         description="Redis for locks, nudges and the revocation list; defaults to BROKER_URL when that is Redis",
     )
     policy_file: Path | None = Field(default=None, description="policy.yaml; the shipped default when unset")
-    public_url: str = Field(default="http://127.0.0.1:8000", description="Base URL people reach the API at")
+    public_url: str = Field(
+        default="",
+        description="Base URL people reach the API at (links, token issuer, Slack buttons); "
+        "http://API_HOST:API_PORT when unset (127.0.0.1 for a wildcard host)",
+    )
     api_host: str = Field(default="127.0.0.1", description="Interface the API binds (0.0.0.0 in a container)")
     api_port: int = Field(default=8000, description="Port the API listens on")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
@@ -215,6 +219,14 @@ class Settings(BaseSettings):
         default=None, description="Salt of finding fingerprints (HMAC-SHA256); a built-in constant when unset"
     )
 
+    @model_validator(mode="after")
+    def _derive_public_url(self) -> Settings:
+        # Every link, the token issuer and the printed hints come from this one value, so a port
+        # set with API_PORT is the port they all name.
+        if not self.public_url:
+            self.public_url = local_url(self.api_host, self.api_port)
+        return self
+
     @property
     def effective_redis_url(self) -> str | None:
         """Redis URL for locks and pub/sub: REDIS_URL, else the broker when it is Redis."""
@@ -228,6 +240,14 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         """True when the catalog lives in an embedded SQLite file."""
         return self.database_url.startswith("sqlite")
+
+
+def local_url(host: str, port: int) -> str:
+    """The http URL of an API bound to host:port, as reachable from this machine (wildcards → loopback)."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown:  # an IPv6 literal
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"
 
 
 @lru_cache(maxsize=1)
