@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 # A stand-in for `orchestrator up`: the real supervisor with one sleeping child.
+SLEEPER = "import time; print('ready', flush=True); time.sleep(60)"
 UP = (
     "import sys; from orchestrator.cli.supervisor import Child, Supervisor; "
-    "code, _ = Supervisor([Child('sleeper', [sys.executable, '-c', 'import time; print(\"ready\", flush=True); time.sleep(60)'])], "
-    "stop_timeout=5).run(); print('supervisor exit', code, flush=True); sys.exit(code)"
+    f"code, _ = Supervisor([Child('sleeper', [sys.executable, '-c', {SLEEPER!r}])], stop_timeout=5).run(); "
+    "print('supervisor exit', code, flush=True); sys.exit(code)"
 )
 
 
