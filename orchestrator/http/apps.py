@@ -2,9 +2,7 @@
 
 Handlers stay thin: authorise, call `orchestrator.catalog.service` inside one write transaction (committed
 before the response goes out), and shape the answer. A maker only ever sees their own apps: any
-other app is a 404 for them, exactly as if it did not exist, and registering an id another maker's
-app holds is a 403 "not available to you" that says nothing about that app (a 409 "already exists"
-is kept for callers who may see the app).
+other app is a 404 for them, exactly as if it did not exist.
 """
 
 from __future__ import annotations
@@ -80,18 +78,6 @@ def _repeat(session: Session, dedup_key: str, manifest: Manifest) -> Registered 
     return Registered(app=AppRead.of(app) if app else None, event_id=first.id, duplicate=True)
 
 
-UNAVAILABLE_ID = "this app id is not available to you: choose another name (or id)"
-
-
-def _refuse_unseen_id(session: Session, token: ApiToken, app_id: str) -> None:
-    """403 when `app_id` is taken by an app the caller may not see (see docs/catalog-api.md, "App ids")."""
-    existing = session.get(MicroApp, app_id)
-    if existing is not None and not can_see(token, existing):
-        # Not the 409 "already exists": that would tell a maker another maker's app exists. The
-        # answer names no owner, stage or app, and is the same whatever holds the id.
-        raise Forbidden(UNAVAILABLE_ID)
-
-
 def _register(
     manifest: Manifest, token: ApiToken, policy: Policy, idempotency_key: str | None
 ) -> tuple[Registered, int]:
@@ -102,7 +88,6 @@ def _register(
             repeat = _repeat(session, dedup_key, manifest) if dedup_key else None
             if repeat is not None:
                 return repeat, 200
-            _refuse_unseen_id(session, token, manifest.slug)
             app, emitted = catalog.register_app(
                 session, manifest, actor=actor, policy=policy, source="api", dedup_key=dedup_key
             )
@@ -110,12 +95,11 @@ def _register(
     except IntegrityError:
         # A concurrent request inserted the same app or key between our check and our insert.
         log.info("registration lost a race", idempotent=bool(dedup_key))
-        with session_scope(write=False) as session:
-            repeat = _repeat(session, dedup_key, manifest) if dedup_key else None
-            if repeat is None:
-                _refuse_unseen_id(session, token, manifest.slug)
-        if repeat is not None:
-            return repeat, 200
+        if dedup_key:
+            with session_scope(write=False) as session:
+                repeat = _repeat(session, dedup_key, manifest)
+            if repeat is not None:
+                return repeat, 200
         raise Conflict(f"an app with id {manifest.slug!r} already exists", detail={"id": manifest.slug}) from None
     bind(event_id=result.event_id)
     log.info("app registered", data_class=manifest.data_class.value, owner=str(manifest.owner))
