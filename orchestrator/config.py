@@ -13,6 +13,18 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_VAR_DIR = Path("var")
+CATALOG_FILE = "orchestrator.db"
+
+
+def find_data_dir(start: Path | None = None) -> Path:
+    """The default data directory: the nearest `var/` holding a catalog, from `start` (the working
+    directory) upwards, so that a command run in a sub-folder of a deployment finds its catalog;
+    else `start/var`."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / DEFAULT_VAR_DIR / CATALOG_FILE).is_file():
+            return folder / DEFAULT_VAR_DIR
+    return here / DEFAULT_VAR_DIR
 
 
 class Settings(BaseSettings):
@@ -20,9 +32,15 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", env_ignore_empty=True, extra="ignore")
 
+    data_dir: Path | None = Field(
+        default=None,
+        description="Home of the embedded defaults (SQLite catalog and broker, archives, app logs, the generated "
+        "credential key); when unset, the nearest ./var holding a catalog from the working directory up, else ./var. "
+        "Admin commands refuse (no catalog at …) rather than create an empty catalog; migrate, up and worker create it",
+    )
     database_url: str = Field(
         default=f"sqlite:///{DEFAULT_VAR_DIR}/orchestrator.db",
-        description="SQLAlchemy URL; sqlite:///path or postgresql+psycopg://user@host/db",
+        description="SQLAlchemy URL; sqlite:///path or postgresql+psycopg://user@host/db (DATA_DIR/orchestrator.db)",
     )
     broker_url: str = Field(
         default=f"sqla+sqlite:///{DEFAULT_VAR_DIR}/broker.db",
@@ -220,12 +238,40 @@ class Settings(BaseSettings):
     )
 
     @model_validator(mode="after")
-    def _derive_public_url(self) -> Settings:
+    def _derive_defaults(self) -> Settings:
+        # The embedded defaults all live in one data directory, found the same way from any folder.
+        if self.data_dir is None:
+            self.data_dir = find_data_dir()
+        data_dir = self.data_dir.resolve()
+        given = self.model_fields_set
+        if "database_url" not in given:
+            self.database_url = f"sqlite:///{data_dir / CATALOG_FILE}"
+        if "broker_url" not in given:
+            self.broker_url = f"sqla+sqlite:///{data_dir / 'broker.db'}"
+        if "archive_url" not in given:
+            self.archive_url = str(data_dir / "archive")
+        if "log_source_dir" not in given:
+            self.log_source_dir = data_dir / "app-logs"
         # Every link, the token issuer and the printed hints come from this one value, so a port
         # set with API_PORT is the port they all name.
         if not self.public_url:
             self.public_url = local_url(self.api_host, self.api_port)
         return self
+
+    @property
+    def credential_key_file(self) -> Path:
+        """Where the generated credential key is kept when CREDENTIAL_KEY is unset."""
+        assert self.data_dir is not None  # set by the validator
+        return self.data_dir / "credential.key"
+
+    def sqlite_paths(self) -> list[Path]:
+        """The files of the embedded SQLite catalog and broker, for the URLs that use them."""
+        paths = []
+        for url in (self.database_url, self.broker_url):
+            for prefix in ("sqlite:///", "sqla+sqlite:///"):
+                if url.startswith(prefix) and url[len(prefix) :] not in ("", ":memory:"):
+                    paths.append(Path(url[len(prefix) :].split("?", 1)[0]))
+        return paths
 
     @property
     def effective_redis_url(self) -> str | None:

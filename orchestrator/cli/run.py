@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from orchestrator.cli import fail, load_policy_or_exit
+from orchestrator.cli import ensure_data_dirs, fail, load_policy_or_exit, require_catalog
 
 if TYPE_CHECKING:
     from orchestrator.cli.supervisor import Supervisor
@@ -39,6 +39,8 @@ def worker(
     from orchestrator.logs import configure_logging
 
     load_policy_or_exit()
+    # The embedded broker is a SQLite file: its folder must exist before Celery opens it.
+    ensure_data_dirs()
     from orchestrator.tasks import QUEUES
     from workers.app import app as celery_app
 
@@ -112,6 +114,8 @@ def up(
     settings = get_settings()
     host = host or settings.api_host
     port = port or settings.api_port
+    ensure_data_dirs()
+    require_catalog()
     _check_schema_current()
     if settings.demo_data:
         _load_demo_if_empty()
