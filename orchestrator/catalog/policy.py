@@ -41,7 +41,7 @@ def parse_days(value: Any) -> Any:
         text = value.strip().upper()
         match = _ISO_DURATION.match(text)
         if match is None or text in ("P", "PT") or text.endswith("T"):
-            raise ValueError(f"{value!r} is not an ISO 8601 duration such as P30D or PT10M (years and months: use days)")
+            raise ValueError(f"{value!r} is not an ISO 8601 duration such as P30D or PT10M (for months or years: days)")
         return sum(float(amount) * _DAYS_PER_UNIT[unit] for unit, amount in match.groupdict().items() if amount)
     return value
 
