@@ -63,6 +63,8 @@ class AuditAction(StrEnum):
     credential_key_created = "credential.key_created"
     credential_keys_rotated = "credential.keys_rotated"
     token_created = "token.created"
+    # timers
+    deadline_fired_by_hand = "deadline.fired_by_hand"
     # sunset: "sunset." + each completed SunsetStep, and the run's own events
     sunset_started = "sunset.started"
     sunset_freeze = "sunset.freeze"
