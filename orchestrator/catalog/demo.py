@@ -76,6 +76,9 @@ class DemoApp(_Strict):
     manifest: Manifest
     age_days: float = 0
     steps: list[DemoStep] = Field(default_factory=list)
+    pending_approval: str | None = Field(
+        default=None, description="after the steps, a promotion approval request is opened with this reason"
+    )
 
 
 class DemoAdmin(_Strict):
@@ -213,6 +216,17 @@ def _add_app(
 
             start_sunset(session, app, trigger="manual", actor=step.actor, reason=step.reason, enqueue=False)
             sunsets.append(app.id)
+    if demo_app.pending_approval:
+        # As a passing review would: the request goes to the approver group (Slack, when configured).
+        from orchestrator.approvals.flows import request_approval
+        from orchestrator.approvals.models import ApprovalKind
+        from orchestrator.catalog.service import open_approval
+
+        approval, _ = open_approval(
+            session, app, kind=ApprovalKind.promotion, requested_by=app.owner_email, reason=demo_app.pending_approval
+        )
+        assert approval.id is not None
+        request_approval(session, approval.id, policy=policy)
 
 
 def _apply_step(session: Session, app: MicroApp, step: DemoStep, *, policy: Policy, at: datetime) -> None:

@@ -4,6 +4,7 @@ through a real sunset run; with Slack configured its people get their real Slack
 from __future__ import annotations
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import col, select
 
 from bench.fake_slack import FakeSlack
@@ -73,3 +74,20 @@ def test_demo_people_get_their_slack_ids_by_email(
     assert sam is not None and sam.slack_user_id is None, "a made-up id would point at nobody in a real workspace"
     looked_up = {c.get("email") for c in slack.calls("users.lookupByEmail")}
     assert {"maria.garcia@example.com", "sam.lee@example.com"} <= looked_up
+
+
+def test_the_demo_admin_approves_the_pending_app(client: TestClient) -> None:
+    """The first thing a new user tries: approving the demo's pending app with the printed token works."""
+    with session_scope() as session:
+        result = load_demo(session, policy=get_policy(), on_approved=on_app_approved)
+    assert result.token
+    headers = {"Authorization": f"Bearer {result.token}"}
+    pending = client.get("/api/v1/approvals", headers=headers)
+    assert pending.status_code == 200, pending.text
+    items = [a for a in pending.json()["items"] if a["status"] == "pending"]
+    assert items, "the demo has an approval waiting"
+    decided = client.post(f"/api/v1/approvals/{items[0]['id']}/decision", json={"decision": "approve"}, headers=headers)
+    assert decided.status_code == 200, decided.text
+    with session_scope(write=False) as session:
+        app = session.get(MicroApp, items[0]["app_id"])
+    assert app is not None and app.stage is Stage.production
