@@ -148,7 +148,16 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="How often the scheduler re-queues notifications whose message was lost"
     )
     sunset_resume_seconds: float = Field(
-        default=300, gt=0, description="Sunset runs idle this long are resumed by the scheduler (also its interval)"
+        default=15, gt=0, description="How often the scheduler resumes sunset runs whose worker's lease expired"
+    )
+    sunset_lease_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="Lease of the worker running a sunset, renewed every third of it: a dead worker's run resumes "
+        "within this plus SUNSET_RESUME_SECONDS",
+    )
+    sunset_blocked_retry_seconds: float = Field(
+        default=300, gt=0, description="A blocked sunset run (zombie credential) is tried again this often"
     )
 
     # Slack approvals (docs/slack.md)

@@ -35,9 +35,11 @@ def run_sunset(self: Any, app_id: str) -> str:
 @app.task(name=TaskName.resume_stalled_sunsets, queue=QUEUE_OF[TaskName.resume_stalled_sunsets])
 def resume_stalled_sunsets() -> int:
     """Re-enqueue every sunset run that stopped moving, and overdue archive purges; returns the runs."""
-    idle = timedelta(seconds=get_settings().sunset_resume_seconds)
+    settings = get_settings()
+    lease = timedelta(seconds=settings.sunset_lease_seconds)
+    blocked_idle = timedelta(seconds=settings.sunset_blocked_retry_seconds)
     with session_scope(write=False) as session:
-        app_ids = sunset.stalled_runs(session, now=utcnow(), idle=idle)
+        app_ids = sunset.stalled_runs(session, now=utcnow(), lease=lease, blocked_idle=blocked_idle)
         # A purge whose message was lost after its deadline fired would otherwise never run.
         purges = retention.overdue_purges(session, now=utcnow())
     sunset.enqueue(app_ids)
