@@ -166,16 +166,28 @@ def _complete(session: Session, run: SunsetRun, step: SunsetStep, record: dict[s
 
 
 def advance(
-    app_id: str, *, providers: Any = None, policy: Policy | None = None, settings: Settings | None = None
+    app_id: str,
+    *,
+    providers: Any = None,
+    policy: Policy | None = None,
+    settings: Settings | None = None,
+    respect_lease: bool = False,
 ) -> SunsetRun:
-    """Run the app's sunset from its first unfinished step; returns the run (done, or blocked)."""
+    """Run the app's sunset from its first unfinished step; returns the run (done, or blocked).
+
+    While it runs, the caller holds the run's lease (renewed in the background). With
+    `respect_lease` (a first delivery, which may be a duplicate or a redelivery of a message a live
+    worker holds) a run under someone else's live lease is left alone; the scheduled retry of a
+    run (whose lease covers its wait) passes False.
+    """
     policy = policy or get_policy()
     settings = settings or get_settings()
     lease = settings.sunset_lease_seconds
     with session_scope() as session:
         run = _locked_run(session, app_id)
         now = utcnow()
-        if run.status is SunsetStatus.running and run.lease_until is not None and as_utc(run.lease_until) > now:
+        leased = run.lease_until is not None and as_utc(run.lease_until) > now
+        if respect_lease and run.status is SunsetStatus.running and leased:
             # Another worker runs it now (or its retry is scheduled): never run live work twice.
             log.info("sunset run is leased to another worker; skipped", app_id=app_id)
             return run

@@ -101,7 +101,7 @@ def test_a_live_lease_is_not_resumed_and_not_run_twice(sqlite_url: str, tmp_path
         session.add(run)
     with session_scope(write=False) as session:
         assert sunset.stalled_runs(session, now=now, lease=lease, blocked_idle=blocked) == []
-    skipped = sunset.advance(app.id)
+    skipped = sunset.advance(app.id, respect_lease=True)
     assert skipped.step is SunsetStep.freeze and _run(app.id).attempts == 0, "live work is not run twice"
     with session_scope() as session:
         run = session.exec(select(SunsetRun).where(SunsetRun.app_id == app.id)).one()
@@ -109,5 +109,5 @@ def test_a_live_lease_is_not_resumed_and_not_run_twice(sqlite_url: str, tmp_path
         session.add(run)
     with session_scope(write=False) as session:
         assert sunset.stalled_runs(session, now=now, lease=lease, blocked_idle=blocked) == [app.id]
-    assert sunset.advance(app.id).status is SunsetStatus.done
+    assert sunset.advance(app.id, respect_lease=True).status is SunsetStatus.done
     assert _run(app.id).lease_until is None

@@ -22,7 +22,9 @@ log = get_logger(__name__)
 def run_sunset(self: Any, app_id: str) -> str:
     """Run (or resume) the app's sunset from its first unfinished step; returns the run's status."""
     try:
-        run = sunset.advance(app_id)
+        # A retry is the run's own continuation (its lease covers the wait); a first delivery may be
+        # a duplicate of a message a live worker is running.
+        run = sunset.advance(app_id, respect_lease=not self.request.retries)
     except sunset.RetryLater as exc:
         log.info("sunset waits to retry", app_id=app_id, reason=str(exc), countdown=round(exc.countdown, 1))
         raise self.retry(countdown=exc.countdown, exc=exc) from None
