@@ -9,10 +9,22 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_VAR_DIR = Path("var")
+CATALOG_FILE = "orchestrator.db"
+
+
+def find_data_dir(start: Path | None = None) -> Path:
+    """The default data directory: the nearest `var/` holding a catalog, from `start` (the working
+    directory) upwards, so that a command run in a sub-folder of a deployment finds its catalog;
+    else `start/var`."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / DEFAULT_VAR_DIR / CATALOG_FILE).is_file():
+            return folder / DEFAULT_VAR_DIR
+    return here / DEFAULT_VAR_DIR
 
 
 class Settings(BaseSettings):
@@ -20,9 +32,15 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", env_ignore_empty=True, extra="ignore")
 
+    data_dir: Path | None = Field(
+        default=None,
+        description="Home of the embedded defaults (SQLite catalog and broker, archives, app logs, the generated "
+        "credential key); when unset, the nearest ./var holding a catalog from the working directory up, else ./var. "
+        "Admin commands refuse (no catalog at …) rather than create an empty catalog; migrate, up and worker create it",
+    )
     database_url: str = Field(
         default=f"sqlite:///{DEFAULT_VAR_DIR}/orchestrator.db",
-        description="SQLAlchemy URL; sqlite:///path or postgresql+psycopg://user@host/db",
+        description="SQLAlchemy URL; sqlite:///path or postgresql+psycopg://user@host/db (DATA_DIR/orchestrator.db)",
     )
     broker_url: str = Field(
         default=f"sqla+sqlite:///{DEFAULT_VAR_DIR}/broker.db",
@@ -33,7 +51,11 @@ class Settings(BaseSettings):
         description="Redis for locks, nudges and the revocation list; defaults to BROKER_URL when that is Redis",
     )
     policy_file: Path | None = Field(default=None, description="policy.yaml; the shipped default when unset")
-    public_url: str = Field(default="http://127.0.0.1:8000", description="Base URL people reach the API at")
+    public_url: str = Field(
+        default="",
+        description="Base URL people reach the API at (links, token issuer, Slack buttons); "
+        "http://API_HOST:API_PORT when unset (127.0.0.1 for a wildcard host)",
+    )
     api_host: str = Field(default="127.0.0.1", description="Interface the API binds (0.0.0.0 in a container)")
     api_port: int = Field(default=8000, description="Port the API listens on")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
@@ -141,7 +163,16 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="How often the scheduler re-queues notifications whose message was lost"
     )
     sunset_resume_seconds: float = Field(
-        default=300, gt=0, description="Sunset runs idle this long are resumed by the scheduler (also its interval)"
+        default=15, gt=0, description="How often the scheduler resumes sunset runs whose worker's lease expired"
+    )
+    sunset_lease_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="Lease of the worker running a sunset, renewed every third of it: a dead worker's run resumes "
+        "within this plus SUNSET_RESUME_SECONDS",
+    )
+    sunset_blocked_retry_seconds: float = Field(
+        default=300, gt=0, description="A blocked sunset run (zombie credential) is tried again this often"
     )
 
     # Slack approvals (docs/slack.md)
@@ -249,6 +280,42 @@ class Settings(BaseSettings):
         default=None, description="Salt of finding fingerprints (HMAC-SHA256); a built-in constant when unset"
     )
 
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        # The embedded defaults all live in one data directory, found the same way from any folder.
+        if self.data_dir is None:
+            self.data_dir = find_data_dir()
+        data_dir = self.data_dir.resolve()
+        given = self.model_fields_set
+        if "database_url" not in given:
+            self.database_url = f"sqlite:///{data_dir / CATALOG_FILE}"
+        if "broker_url" not in given:
+            self.broker_url = f"sqla+sqlite:///{data_dir / 'broker.db'}"
+        if "archive_url" not in given:
+            self.archive_url = str(data_dir / "archive")
+        if "log_source_dir" not in given:
+            self.log_source_dir = data_dir / "app-logs"
+        # Every link, the token issuer and the printed hints come from this one value, so a port
+        # set with API_PORT is the port they all name.
+        if not self.public_url:
+            self.public_url = local_url(self.api_host, self.api_port)
+        return self
+
+    @property
+    def credential_key_file(self) -> Path:
+        """Where the generated credential key is kept when CREDENTIAL_KEY is unset."""
+        assert self.data_dir is not None  # set by the validator
+        return self.data_dir / "credential.key"
+
+    def sqlite_paths(self) -> list[Path]:
+        """The files of the embedded SQLite catalog and broker, for the URLs that use them."""
+        paths = []
+        for url in (self.database_url, self.broker_url):
+            for prefix in ("sqlite:///", "sqla+sqlite:///"):
+                if url.startswith(prefix) and url[len(prefix) :] not in ("", ":memory:"):
+                    paths.append(Path(url[len(prefix) :].split("?", 1)[0]))
+        return paths
+
     @property
     def effective_redis_url(self) -> str | None:
         """Redis URL for locks and pub/sub: REDIS_URL, else the broker when it is Redis."""
@@ -267,6 +334,14 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         """True when the catalog lives in an embedded SQLite file."""
         return self.database_url.startswith("sqlite")
+
+
+def local_url(host: str, port: int) -> str:
+    """The http URL of an API bound to host:port, as reachable from this machine (wildcards → loopback)."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown:  # an IPv6 literal
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"
 
 
 @lru_cache(maxsize=1)

@@ -145,7 +145,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     else:
         url = request.getfixturevalue("pg_server_url")
         _truncate_all(url)
-    _configure(monkeypatch, DATABASE_URL=url, BROKER_URL=os.environ.get("TEST_BROKER_URL", "memory://"))
+    # DATA_DIR keeps archives and the generated credential key of a test out of the working directory.
+    _configure(
+        monkeypatch,
+        DATABASE_URL=url,
+        BROKER_URL=os.environ.get("TEST_BROKER_URL", "memory://"),
+        DATA_DIR=str(tmp_path / "var"),
+    )
     yield url
     from orchestrator.db import reset_engines
 
@@ -158,7 +164,7 @@ def sqlite_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_template:
     path = tmp_path / "orchestrator.db"
     shutil.copy(sqlite_template, path)
     url = f"sqlite:///{path}"
-    _configure(monkeypatch, DATABASE_URL=url, BROKER_URL="memory://")
+    _configure(monkeypatch, DATABASE_URL=url, BROKER_URL="memory://", DATA_DIR=str(tmp_path / "var"))
     yield url
     from orchestrator.db import reset_engines
 

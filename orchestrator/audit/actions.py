@@ -68,6 +68,8 @@ class AuditAction(StrEnum):
     token_created = "token.created"
     token_revoked = "token.revoked"
     credential_key_activated = "credential.key_activated"
+    # timers
+    deadline_fired_by_hand = "deadline.fired_by_hand"
     # sunset: "sunset." + each completed SunsetStep, and the run's own events
     sunset_started = "sunset.started"
     sunset_freeze = "sunset.freeze"

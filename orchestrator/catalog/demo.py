@@ -1,9 +1,15 @@
 """The demo catalog: a handful of apps in different stages, their people, and an admin token.
 
-Everything goes through the catalog services (`register_app`, `apply_action`), so the demo has the
-same audit trail a real history would. The events those services emit are marked handled in the
-same transaction: they describe what the demo already applied, and the pipeline must not replay
-them (a review of an example.com repository would only fail).
+Everything goes through the same services as real data (`register_app`, `apply_action`, the
+approval's credential hand-over, a real sunset run), so the demo has the same audit trail a real
+history would and obeys every invariant: a retired demo app had its credentials revoked and its
+records archived by the sunset run itself (run right after the demo's transaction commits). The
+events those services emit are marked handled: they describe what the demo already applied, and the
+pipeline must not replay them (a review of an example.com repository would only fail). For the
+same reason the notifications the history wrote are not sent, except those of apps still active.
+
+With Slack configured (SLACK_BOT_TOKEN), demo people get their Slack ids from `users.lookupByEmail`
+(none when the workspace has no such email) instead of the catalog's made-up ones.
 """
 
 from __future__ import annotations
@@ -23,14 +29,18 @@ from orchestrator.audit import service as audit
 from orchestrator.audit.actions import AuditAction
 from orchestrator.auth.models import Role
 from orchestrator.auth.service import create_token
-from orchestrator.catalog.lifecycle import Action
+from orchestrator.catalog.lifecycle import ACTIVE_STAGES, Action
 from orchestrator.catalog.manifest import Manifest
 from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy
 from orchestrator.catalog.service import apply_action, ensure_person, register_app
 from orchestrator.clock import utcnow
+from orchestrator.db import after_commit
 from orchestrator.events import outbox
 from orchestrator.events.models import Event, EventStatus
+from orchestrator.logs import get_logger
+
+log = get_logger(__name__)
 
 DEMO_CATALOG = Path(__file__).with_name("demo_catalog.yaml")
 DEMO_ACTOR = "demo"
@@ -66,6 +76,9 @@ class DemoApp(_Strict):
     manifest: Manifest
     age_days: float = 0
     steps: list[DemoStep] = Field(default_factory=list)
+    pending_approval: str | None = Field(
+        default=None, description="after the steps, a promotion approval request is opened with this reason"
+    )
 
 
 class DemoAdmin(_Strict):
@@ -120,11 +133,17 @@ def load_demo(
         return DemoResult(loaded=False, apps=0, existing_apps=existing)
     catalog = catalog or read_catalog()
     now = utcnow()
+    slack_ids = _slack_ids([str(p.email) for p in catalog.people])
     for person in catalog.people:
-        _add_person(session, person, now=now)
+        _add_person(session, person, now=now, slack_ids=slack_ids)
+    sunsets: list[str] = []
     for demo_app in catalog.apps:
-        _add_app(session, demo_app, policy=policy, now=now, on_approved=on_approved)
-    _mark_history_handled(session, [a.manifest.slug for a in catalog.apps], now=now)
+        _add_app(session, demo_app, policy=policy, now=now, on_approved=on_approved, sunsets=sunsets)
+    app_ids = [a.manifest.slug for a in catalog.apps]
+    _mark_history_handled(session, app_ids, now=now)
+    _withhold_stale_notices(session, app_ids)
+    if sunsets:
+        after_commit(session, lambda: _run_sunsets(sunsets, app_ids, policy=policy))
     token = create_token(
         session, name=catalog.admin.token_name, role=Role.admin, person_email=catalog.admin.email, actor=DEMO_ACTOR
     )
@@ -138,10 +157,24 @@ def load_demo(
     return DemoResult(loaded=True, apps=len(catalog.apps), existing_apps=0, token=token)
 
 
-def _add_person(session: Session, person: DemoPerson, *, now: datetime) -> None:
+def _slack_ids(emails: list[str]) -> dict[str, str | None] | None:
+    """Each email's Slack id from the configured workspace, or None when Slack is not configured."""
+    from orchestrator.integrations.slack import from_settings
+
+    client = from_settings()
+    if client is None:
+        return None
+    return {email.lower(): client.lookup_user(email=email) for email in emails}
+
+
+def _add_person(
+    session: Session, person: DemoPerson, *, now: datetime, slack_ids: dict[str, str | None] | None
+) -> None:
+    # With a real workspace the catalog's made-up ids would point at nobody (or at someone else).
+    slack_id = person.slack_user_id if slack_ids is None else slack_ids.get(str(person.email).lower())
     fields: dict[str, Any] = {
         "name": person.name,
-        "slack_user_id": person.slack_user_id,
+        "slack_user_id": slack_id,
         "manager_email": str(person.manager_email).lower() if person.manager_email else None,
         "active": person.active,
         "left_at": now - timedelta(days=person.left_days_ago) if person.left_days_ago is not None else None,
@@ -153,7 +186,13 @@ def _add_person(session: Session, person: DemoPerson, *, now: datetime) -> None:
 
 
 def _add_app(
-    session: Session, demo_app: DemoApp, *, policy: Policy, now: datetime, on_approved: OnApproved | None
+    session: Session,
+    demo_app: DemoApp,
+    *,
+    policy: Policy,
+    now: datetime,
+    on_approved: OnApproved | None,
+    sunsets: list[str],
 ) -> None:
     registered_at = now - timedelta(days=demo_app.age_days)
     app, _ = register_app(
@@ -171,6 +210,23 @@ def _add_app(
         _apply_step(session, app, step, policy=policy, at=now - timedelta(days=days_ago))
         if step.action is Action.approve and on_approved is not None:
             on_approved(session, app, policy=policy, actor=step.actor)
+        if step.action is Action.retire:
+            # A real sunset run: it revokes the app's credentials and archives its records.
+            from orchestrator.sunset.flows import start_sunset
+
+            start_sunset(session, app, trigger="manual", actor=step.actor, reason=step.reason, enqueue=False)
+            sunsets.append(app.id)
+    if demo_app.pending_approval:
+        # As a passing review would: the request goes to the approver group (Slack, when configured).
+        from orchestrator.approvals.flows import request_approval
+        from orchestrator.approvals.models import ApprovalKind
+        from orchestrator.catalog.service import open_approval
+
+        approval, _ = open_approval(
+            session, app, kind=ApprovalKind.promotion, requested_by=app.owner_email, reason=demo_app.pending_approval
+        )
+        assert approval.id is not None
+        request_approval(session, approval.id, policy=policy)
 
 
 def _apply_step(session: Session, app: MicroApp, step: DemoStep, *, policy: Policy, at: datetime) -> None:
@@ -188,3 +244,41 @@ def _mark_history_handled(session: Session, app_ids: list[str], *, now: datetime
     # Nothing to publish after commit either: these events are history, not work.
     outbox.forget(session, {e.id for e in events})
     session.flush()
+
+
+def _withhold_stale_notices(session: Session, app_ids: list[str]) -> None:
+    """The history's notifications about apps no longer active are old news: never send them."""
+    from orchestrator.notifications.models import Notification, NotificationStatus
+
+    inactive = session.exec(
+        select(MicroApp.id).where(col(MicroApp.id).in_(app_ids), col(MicroApp.stage).not_in(list(ACTIVE_STAGES)))
+    ).all()
+    if not inactive:
+        return
+    rows = session.exec(
+        select(Notification).where(
+            col(Notification.app_id).in_(list(inactive)), Notification.status == NotificationStatus.pending
+        )
+    ).all()
+    for row in rows:
+        row.status = NotificationStatus.skipped
+        session.add(row)
+    session.flush()
+
+
+def _run_sunsets(sunsets: list[str], app_ids: list[str], *, policy: Policy) -> None:
+    """Run the demo's sunsets to the end (after the demo committed), then file what they emitted as history.
+
+    A run that cannot finish here (say the archive store is unreachable) is left to the scheduler's
+    resume sweep, like any other.
+    """
+    from orchestrator.db import session_scope
+    from orchestrator.sunset.flows import advance
+
+    for app_id in sunsets:
+        run = advance(app_id, policy=policy)
+        if run.status.value != "done":
+            log.warning("demo sunset did not finish; the resume sweep will go on with it", app_id=app_id)
+    with session_scope() as session:
+        _mark_history_handled(session, app_ids, now=utcnow())
+        _withhold_stale_notices(session, app_ids)

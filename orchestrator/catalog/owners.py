@@ -30,7 +30,7 @@ from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import ACTIVE_STAGES, Action, Stage
 from orchestrator.catalog.models import MicroApp, Person
-from orchestrator.catalog.policy import Policy, get_policy
+from orchestrator.catalog.policy import Policy, get_policy, whole
 from orchestrator.clock import utcnow
 from orchestrator.events.models import Event
 from orchestrator.events.registry import PoisonEvent
@@ -125,7 +125,7 @@ def _reassign_or_orphan(
         return
     if app.stage not in _ORPHANABLE:
         return  # already orphaned or suspended: the grace period is running
-    grace_days = policy.for_class(app.data_class).owner_left_grace_days
+    grace_days = whole(policy.for_class(app.data_class).owner_left_grace_days)
     due = utcnow() + timedelta(days=grace_days)
     catalog.apply_action(
         session,
@@ -143,7 +143,7 @@ def _reassign_or_orphan(
 
 
 def _ask_for_owner(
-    session: Session, event: Event, app: MicroApp, person: Person, policy: Policy, grace_days: int
+    session: Session, event: Event, app: MicroApp, person: Person, policy: Policy, grace_days: float
 ) -> None:
     manager = session.get(Person, person.manager_email.lower()) if person.manager_email else None
     to = (

@@ -6,16 +6,60 @@ another. A bad file raises ConfigError naming the field and the reason, and serv
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from orchestrator.catalog.enums import DataClass
 from orchestrator.errors import ConfigError
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.yaml")
+
+# ISO 8601 durations without years and months (whose length varies): P30D, PT10M, P1DT12H, P2W.
+_ISO_DURATION = re.compile(
+    r"^P(?:(?P<weeks>\d+(?:\.\d+)?)W)?(?:(?P<days>\d+(?:\.\d+)?)D)?"
+    r"(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?(?:(?P<minutes>\d+(?:\.\d+)?)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
+)
+_DAYS_PER_UNIT = {"weeks": 7.0, "days": 1.0, "hours": 1 / 24, "minutes": 1 / 1440, "seconds": 1 / 86400}
+
+
+def parse_days(value: Any) -> Any:
+    """A duration in days: a number of days as before, or an ISO 8601 duration (`PT10M`, `P30D`, `P1DT12H`)."""
+    if isinstance(value, str) and value.strip().upper().startswith("P"):
+        text = value.strip().upper()
+        match = _ISO_DURATION.match(text)
+        if match is None or text in ("P", "PT") or text.endswith("T"):
+            raise ValueError(f"{value!r} is not an ISO 8601 duration such as P30D or PT10M (for months or years: days)")
+        return sum(float(amount) * _DAYS_PER_UNIT[unit] for unit, amount in match.groupdict().items() if amount)
+    return value
+
+
+def whole(days: float) -> int | float:
+    """Days as an int when whole (so keys and texts written before fractional days stay the same)."""
+    return int(days) if float(days).is_integer() else days
+
+
+def _show_days(days: float) -> int | str:
+    """Whole days as a number (as they were written), anything shorter as an ISO 8601 duration."""
+    if float(days).is_integer():
+        return int(days)
+    return f"PT{round(days * 86400)}S"
+
+
+# A policy duration: whole days (`30`) or an ISO 8601 duration; the value is in days (fractional for PT10M).
+Days = Annotated[float, BeforeValidator(parse_days), PlainSerializer(_show_days)]
 
 
 class _Strict(BaseModel):
@@ -42,19 +86,19 @@ class EscalationThresholds(_Strict):
 class DataClassPolicy(_Strict):
     """Timers, thresholds and guardrails for apps of one data class."""
 
-    sandbox_ttl_days: int = Field(gt=0)
-    review_cadence_days: int = Field(gt=0)
-    max_extension_days: int = Field(gt=0)
-    expiry_notice_days: list[int] = Field(min_length=1, description="days before expiry a notice goes out")
+    sandbox_ttl_days: Days = Field(gt=0)
+    review_cadence_days: Days = Field(gt=0)
+    max_extension_days: Days = Field(gt=0)
+    expiry_notice_days: list[Days] = Field(min_length=1, description="days before expiry a notice goes out")
     approval_reminder_hours: float = Field(gt=0)
     approval_escalation_hours: float = Field(gt=0)
-    inactivity_days: int = Field(gt=0)
+    inactivity_days: Days = Field(gt=0)
     approver_group: ApproverGroup
     allowed_scopes: list[str] = Field(default_factory=list)
     allowed_connectors: list[str] = Field(default_factory=list)
     escalation: EscalationThresholds
-    owner_left_grace_days: int = Field(gt=0)
-    log_retention_days: int = Field(gt=0)
+    owner_left_grace_days: Days = Field(gt=0)
+    log_retention_days: Days = Field(gt=0)
     auto_approve_clean: bool = False
     token_ttl_minutes: int = Field(gt=0, le=24 * 60, description="lifetime cap of an exchanged token")
     review_on_transfer: bool | None = Field(
@@ -65,7 +109,7 @@ class DataClassPolicy(_Strict):
 
     @field_validator("expiry_notice_days")
     @classmethod
-    def _positive_and_unique(cls, days: list[int]) -> list[int]:
+    def _positive_and_unique(cls, days: list[float]) -> list[float]:
         if any(d <= 0 for d in days):
             raise ValueError("every notice day must be a positive number of days")
         if len(set(days)) != len(days):

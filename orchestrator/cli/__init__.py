@@ -57,10 +57,39 @@ def session_scope(*, write: bool = True) -> Iterator[Session]:
     from orchestrator import wiring
     from orchestrator.db import session_scope as db_session_scope
 
+    require_catalog()
     wiring.install()
 
     with db_session_scope(write=write) as session:
         yield session
+
+
+def require_catalog() -> None:
+    """Exit 2 with advice when the catalog is an embedded SQLite file that does not exist.
+
+    SQLite would create an empty file on connect, and a command run outside the deployment's folder
+    would then silently work on a new, empty catalog.
+    """
+    from orchestrator.config import get_settings
+
+    settings = get_settings()
+    if not settings.is_sqlite:
+        return
+    catalog = settings.sqlite_paths()[0] if settings.sqlite_paths() else None
+    if catalog is not None and not catalog.exists():
+        fail(
+            f"cannot use the database: no catalog at {catalog}. Run the command in the deployment's folder "
+            "(or a sub-folder), set DATA_DIR or DATABASE_URL, or create it with `orchestrator migrate`",
+            2,
+        )
+
+
+def ensure_data_dirs() -> None:
+    """Create the folders of the embedded SQLite catalog and broker (what `up`, `worker` and `migrate` need)."""
+    from orchestrator.config import get_settings
+
+    for path in get_settings().sqlite_paths():
+        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _database_error_line(exc: BaseException) -> str | None:
@@ -89,6 +118,7 @@ def migrate() -> None:
     from orchestrator.config import get_settings
     from orchestrator.db import migrate as run_migrations
 
+    ensure_data_dirs()
     run_migrations()
     typer.echo(f"database at the newest schema: {_safe_url(get_settings().database_url)}")
 

@@ -120,7 +120,7 @@ def rotate_keys_cmd() -> None:
 @credentials_app.command("claim")
 def claim_cmd(
     app_id: Annotated[str, typer.Argument(help="the approved app")],
-    url: Annotated[str, typer.Option(envvar="ORCHESTRATOR_URL", help="API base URL")] = "http://127.0.0.1:8000",
+    url: Annotated[str, typer.Option(envvar="ORCHESTRATOR_URL", help="API base URL (PUBLIC_URL when unset)")] = "",
 ) -> None:
     """Claim the app's new service credential once (owner token in ORCHESTRATOR_TOKEN); prints the secret alone."""
     from orchestrator.cli.remote import Api

@@ -1,7 +1,7 @@
 """Catalog commands that talk to a running API: `register`, `list`, `show`, `retire`, `extend`, `transfer`,
 `update-manifest` and `request-review`.
 
-The API is at `--url` (default: ORCHESTRATOR_URL, else http://127.0.0.1:8000) and the bearer token
+The API is at `--url` (default: ORCHESTRATOR_URL, else PUBLIC_URL, itself http://API_HOST:API_PORT) and the bearer token
 comes from ORCHESTRATOR_TOKEN (never from the command line, where `ps` would show it). Output is a
 readable table; `--json` prints the API's JSON for scripts. Exit codes: 0 success, 1 the API refused
 (`error: <code>: <detail>` on stderr), 2 a local problem (unreadable file), 3 the API is unreachable.
@@ -22,7 +22,7 @@ from orchestrator.catalog.enums import DataClass
 from orchestrator.catalog.lifecycle import Stage
 from orchestrator.cli.output import print_json, print_rows, render_table
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_URL = ""  # PUBLIC_URL (itself http://API_HOST:API_PORT when unset)
 TIMEOUT_SECONDS = 15.0
 EXIT_API_ERROR = 1
 EXIT_LOCAL_ERROR = 2
@@ -66,6 +66,10 @@ class Api:
     """
 
     def __init__(self, url: str) -> None:
+        if not url:
+            from orchestrator.config import get_settings
+
+            url = get_settings().public_url
         self.url = url.rstrip("/")
         self.token = os.environ.get("ORCHESTRATOR_TOKEN", "").strip()
         self.headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}

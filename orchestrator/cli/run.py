@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orchestrator.cli import fail, load_policy_or_exit
+from orchestrator.cli import ensure_data_dirs, fail, load_policy_or_exit, require_catalog
 
 if TYPE_CHECKING:
     from orchestrator.cli.supervisor import Supervisor
@@ -38,6 +39,8 @@ def worker(
     from orchestrator.logs import configure_logging
 
     load_policy_or_exit()
+    # The embedded broker is a SQLite file: its folder must exist before Celery opens it.
+    ensure_data_dirs()
     from orchestrator.tasks import QUEUES
 
     celery_app = process_entry(WORKER_APP).app
@@ -119,12 +122,14 @@ def up(
 ) -> None:
     """Run the API, a worker and the scheduler in the foreground; Ctrl-C stops them all."""
     from orchestrator.cli.supervisor import Child, Supervisor, python_module_command
-    from orchestrator.config import get_settings
+    from orchestrator.config import get_settings, local_url
 
     load_policy_or_exit()
     settings = get_settings()
     host = host or settings.api_host
     port = port or settings.api_port
+    ensure_data_dirs()
+    require_catalog()
     _check_schema_current()
     if settings.demo_data:
         _load_demo_if_empty()
@@ -140,9 +145,10 @@ def up(
     else:
         typer.echo("up: no `scheduler` command is installed; running without timers", err=True)
 
-    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    url = f"http://{shown_host}:{port}"
-    supervisor = Supervisor(children, stop_timeout=stop_timeout)
+    url = local_url(host, port)
+    # The children derive PUBLIC_URL (links, token issuer) from the port they are told here.
+    env = {**os.environ, "API_HOST": host, "API_PORT": str(port)}
+    supervisor = Supervisor(children, env=env, stop_timeout=stop_timeout)
     supervisor.say(f"starting {', '.join(c.name for c in children)}; API at {url}")
     probe = _ReadinessProbe(url, supervisor)
     code, failure = supervisor.run(on_tick=probe)

@@ -1,19 +1,33 @@
-"""CLI: `orchestrator scheduler`, `sunset APP [--dry-run]`, `archive verify|hold APP`, `deadlines APP`."""
+"""CLI: `orchestrator scheduler`, `sunset APP [--dry-run]`, `archive verify|hold APP`, `deadlines [list] APP`,
+`deadlines fire ID`."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from orchestrator.cli import cli_actor, fail, load_policy_or_exit
 from orchestrator.cli.output import JsonLinesFlag, print_rows
 from orchestrator.errors import OrchestratorError
 
 archive_app = typer.Typer(help="Verify archives of retired apps and place legal holds.", no_args_is_help=True)
+
+
+class _ListByDefault(TyperGroup):
+    """`deadlines APP` keeps meaning `deadlines list APP` beside the `fire` sub-command."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+deadlines_app = typer.Typer(cls=_ListByDefault, help="An app's pending deadlines; fire one now.", no_args_is_help=True)
 
 
 @contextmanager
@@ -139,9 +153,42 @@ def deadlines_list(
     print_rows(["ID", "KIND", "DUE AT", "REF"], rows, as_json=as_json, lines=True)
 
 
+def deadlines_fire(
+    deadline_id: Annotated[int, typer.Argument(help="the pending deadline (an ID from `deadlines APP`)")],
+    reason: Annotated[str, typer.Option(help="why (recorded in the audit trail)")] = "fired by hand",
+) -> None:
+    """Fire a pending deadline now (admin, audited): its event goes out as if its time had come."""
+    from orchestrator.audit import service as audit
+    from orchestrator.audit.actions import AuditAction
+    from orchestrator.cli import session_scope
+    from orchestrator.timers import service as deadlines
+    from orchestrator.timers.models import Deadline
+
+    load_policy_or_exit()
+    with session_scope() as session:
+        row = session.get(Deadline, deadline_id)
+        if row is None:
+            fail(f"no deadline {deadline_id}")
+        data: dict[str, Any] = {"deadline_id": deadline_id, "kind": str(row.kind), "due_at": row.due_at.isoformat()}
+        fired = deadlines.fire(session, [deadline_id])
+        if not fired:
+            fail(f"deadline {deadline_id} is {row.status.value}, not pending; nothing fired")
+        audit.record(
+            session,
+            actor=cli_actor(),
+            action=AuditAction.deadline_fired_by_hand,
+            app_id=row.app_id,
+            reason=reason,
+            data=data,
+        )
+    typer.echo(f"fired deadline {deadline_id} ({data['kind']}) of {row.app_id}")
+
+
 def register(app: typer.Typer) -> None:
     """Attach the scheduler, sunset, archive and deadlines commands."""
     app.command("scheduler")(scheduler)
     app.command("sunset")(sunset)
-    app.command("deadlines")(deadlines_list)
+    deadlines_app.command("list")(deadlines_list)
+    deadlines_app.command("fire")(deadlines_fire)
+    app.add_typer(deadlines_app, name="deadlines")
     app.add_typer(archive_app, name="archive")

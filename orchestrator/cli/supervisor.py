@@ -4,6 +4,11 @@ Each child runs in its own session (process group), so a terminal Ctrl-C reaches
 supervisor, which then stops every child the same way: SIGTERM to the child, a grace period, then
 SIGKILL to the child's whole group (Celery's pool processes included). On Linux each child also
 gets PR_SET_PDEATHSIG, so a SIGKILLed supervisor does not leave orphans behind.
+
+When it runs in a terminal's foreground under another program (`make run`), the supervisor also
+takes the terminal's foreground over for its own process group while it runs: Ctrl-C then reaches
+it alone, it stops everything and exits 0, and `make` sees that 0 instead of dying of the SIGINT
+itself (which would end `make run` with 130).
 """
 
 from __future__ import annotations
@@ -35,6 +40,44 @@ def _die_with_parent() -> None:
         pass
 
 
+def _take_terminal() -> Callable[[], None]:
+    """Make this process's own group the controlling terminal's foreground; returns the undo.
+
+    A no-op (with a no-op undo) without a controlling terminal, or when not in its foreground.
+    """
+    try:
+        tty = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return lambda: None
+    try:
+        original = os.tcgetpgrp(tty)
+        if original != os.getpgrp():  # a background job: leave the terminal alone
+            os.close(tty)
+            return lambda: None
+        with contextlib.suppress(PermissionError):  # a session leader is its group's leader already
+            os.setpgid(0, 0)
+        _as_background(lambda: os.tcsetpgrp(tty, os.getpgrp()))
+    except OSError:
+        os.close(tty)
+        return lambda: None
+
+    def restore() -> None:
+        with contextlib.suppress(OSError):
+            _as_background(lambda: os.tcsetpgrp(tty, original))
+        os.close(tty)
+
+    return restore
+
+
+def _as_background(call: Callable[[], None]) -> None:
+    """Run a terminal call that a background process group may make only with SIGTTOU ignored."""
+    previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        call()
+    finally:
+        signal.signal(signal.SIGTTOU, previous)
+
+
 @dataclass
 class Child:
     """One supervised process: its name (the output prefix), command line and runtime state."""
@@ -63,6 +106,7 @@ class Supervisor:
     stop_timeout: float = 20.0
     out: BinaryIO = field(default_factory=lambda: sys.stdout.buffer)
     poll_interval: float = 0.2
+    take_terminal: bool = True
     _stop: threading.Event = field(default_factory=threading.Event)
     _force: threading.Event = field(default_factory=threading.Event)
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -123,6 +167,7 @@ class Supervisor:
         `on_tick` is called on every poll while all children run (readiness probes, banners).
         """
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        release_terminal = _take_terminal() if self.take_terminal else (lambda: None)
         failure: str | None = None
         try:
             try:
@@ -144,6 +189,7 @@ class Supervisor:
                 self.say(f"{failure}; stopping the others")
             self.stop()
         finally:
+            release_terminal()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return (1 if failure else 0), failure

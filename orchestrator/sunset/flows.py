@@ -12,12 +12,14 @@ credential is live or a zombie (the lifecycle guard `complete_sunset` also refus
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import and_, or_, update
 from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
@@ -26,7 +28,7 @@ from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import RETIRABLE_STAGES, Action, Stage
 from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import Policy, get_policy
-from orchestrator.clock import utcnow
+from orchestrator.clock import as_utc, utcnow
 from orchestrator.config import Settings, get_settings
 from orchestrator.credentials import service as credentials
 from orchestrator.credentials.models import Credential, CredentialStatus
@@ -94,12 +96,46 @@ def start_sunset(
     return run, new
 
 
-def stalled_runs(session: Session, *, now: datetime, idle: timedelta) -> list[str]:
-    """Apps whose unfinished run has not moved for `idle` (crashed worker, lost message, blocked)."""
-    query = select(SunsetRun.app_id).where(
-        col(SunsetRun.status).in_([SunsetStatus.running, SunsetStatus.blocked]), col(SunsetRun.updated_at) < now - idle
+def stalled_runs(session: Session, *, now: datetime, lease: timedelta, blocked_idle: timedelta) -> list[str]:
+    """Apps whose unfinished run nobody is working on: a running run whose lease expired (its worker
+    died) or that was never picked up within `lease` (a lost message), and a blocked run idle for
+    `blocked_idle`. A run under a live lease is never listed, however long it runs."""
+    lease_until = col(SunsetRun.lease_until)
+    running = and_(
+        col(SunsetRun.status) == SunsetStatus.running,
+        or_(lease_until < now, and_(lease_until.is_(None), col(SunsetRun.updated_at) < now - lease)),
     )
-    return list(session.exec(query).all())
+    blocked = and_(col(SunsetRun.status) == SunsetStatus.blocked, col(SunsetRun.updated_at) < now - blocked_idle)
+    return list(session.exec(select(SunsetRun.app_id).where(or_(running, blocked))).all())
+
+
+class _Lease:
+    """A worker's lease on a run, renewed by a background thread every third of its length while held."""
+
+    def __init__(self, app_id: str, seconds: float) -> None:
+        self.app_id, self.seconds = app_id, seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"sunset-lease-{app_id}", daemon=True)
+
+    def __enter__(self) -> _Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.seconds)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.seconds / 3):
+            try:
+                _set_lease(self.app_id, utcnow() + timedelta(seconds=self.seconds))
+            except Exception as exc:  # the next renewal tries again; the lease is three times as long
+                log.warning("could not renew a sunset lease", app_id=self.app_id, error=str(exc)[:300])
+
+
+def _set_lease(app_id: str, until: datetime | None) -> None:
+    with session_scope() as session:
+        session.execute(update(SunsetRun).where(col(SunsetRun.app_id) == app_id).values(lease_until=until))
 
 
 # ----------------------------------------------------------------------------- running
@@ -130,16 +166,50 @@ def _complete(session: Session, run: SunsetRun, step: SunsetStep, record: dict[s
 
 
 def advance(
-    app_id: str, *, providers: Any = None, policy: Policy | None = None, settings: Settings | None = None
+    app_id: str,
+    *,
+    providers: Any = None,
+    policy: Policy | None = None,
+    settings: Settings | None = None,
+    respect_lease: bool = False,
 ) -> SunsetRun:
-    """Run the app's sunset from its first unfinished step; returns the run (done, or blocked)."""
+    """Run the app's sunset from its first unfinished step; returns the run (done, or blocked).
+
+    While it runs, the caller holds the run's lease (renewed in the background). With
+    `respect_lease` (a first delivery, which may be a duplicate or a redelivery of a message a live
+    worker holds) a run under someone else's live lease is left alone; the scheduled retry of a
+    run (whose lease covers its wait) passes False.
+    """
     policy = policy or get_policy()
     settings = settings or get_settings()
+    lease = settings.sunset_lease_seconds
     with session_scope() as session:
         run = _locked_run(session, app_id)
+        now = utcnow()
+        leased = run.lease_until is not None and as_utc(run.lease_until) > now
+        if respect_lease and run.status is SunsetStatus.running and leased:
+            # Another worker runs it now (or its retry is scheduled): never run live work twice.
+            log.info("sunset run is leased to another worker; skipped", app_id=app_id)
+            return run
         run.attempts += 1
-        run.updated_at = utcnow()
+        run.updated_at = now
+        run.lease_until = now + timedelta(seconds=lease)
         session.add(run)
+    try:
+        with _Lease(app_id, lease):
+            run = _advance(app_id, providers=providers, policy=policy, settings=settings)
+    except RetryLater as exc:
+        # The retry is scheduled: the sweep leaves the run alone until it is due (plus a lease).
+        _set_lease(app_id, utcnow() + timedelta(seconds=exc.countdown + lease))
+        raise
+    except BaseException:
+        _set_lease(app_id, None)  # the failure is recorded; the sweep may resume it after a lease
+        raise
+    _set_lease(app_id, None)
+    return run
+
+
+def _advance(app_id: str, *, providers: Any, policy: Policy, settings: Settings) -> SunsetRun:
     for _ in range(12):  # steps can go back once (revoke ← retire); this bounds a pathological loop
         with session_scope(write=False) as session:
             run = session.exec(select(SunsetRun).where(SunsetRun.app_id == app_id)).one()

@@ -52,6 +52,13 @@ class SunsetRun(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False, index=True)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime(), nullable=True)
+    lease_until: datetime | None = Field(
+        default=None,
+        sa_type=UTCDateTime(),
+        nullable=True,
+        index=True,
+        description="a worker runs the sunset until then (renewed while it runs); the resume sweep waits for it",
+    )
 
 
 class ArchiveStatus(StrEnum):

@@ -17,7 +17,7 @@ from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import ACTIVE_STAGES, POLICY_ACTOR, Action, Stage
 from orchestrator.catalog.models import MicroApp
-from orchestrator.catalog.policy import get_policy
+from orchestrator.catalog.policy import get_policy, whole
 from orchestrator.clock import as_utc, utcnow
 from orchestrator.events.models import Event
 from orchestrator.events.types import EventType
@@ -60,7 +60,7 @@ def on_expiring(session: Session, event: Event) -> None:
     if app is None or app.stage not in ACTIVE_STAGES | {Stage.expiring} or _expiry_moved(app, event):
         return
     policy = get_policy()
-    days = int(event.payload.get("days_before") or event.payload.get("days_left") or 0)
+    days = whole(float(event.payload.get("days_before") or event.payload.get("days_left") or 0))
     if app.stage in ACTIVE_STAGES:
         catalog.apply_action(
             session, app, Action.mark_expiring, actor=POLICY_ACTOR, policy=policy,
@@ -68,7 +68,7 @@ def on_expiring(session: Session, event: Event) -> None:
         )  # fmt: skip
     from orchestrator.approvals.flows import send_expiry_notice
 
-    left = max(0, round((as_utc(app.expires_at) - utcnow()).total_seconds() / 86400)) if app.expires_at else days
+    left = max(0, round((as_utc(app.expires_at) - utcnow()).total_seconds() / 86400)) if app.expires_at else int(days)
     send_expiry_notice(session, app, days_left=left, key=f"expiry-notice:{event.id}")
     audit.record(
         session, actor=POLICY_ACTOR, action=AuditAction.app_expiry_notice_sent, app_id=app.id,
@@ -131,7 +131,7 @@ def on_inactive(session: Session, event: Event) -> None:
         session.add(app)
     audit.record(
         session, actor=POLICY_ACTOR, action=AuditAction.app_inactive, app_id=app.id,
-        reason=f"no use since {last.date().isoformat()} ({rules.inactivity_days} days)",
+        reason=f"no use since {last.date().isoformat()} ({whole(rules.inactivity_days)} days)",
         data={"last_used_at": last, "expires_at": app.expires_at},
     )  # fmt: skip
     deadlines.reschedule_app(session, app, policy, now=now)

@@ -15,7 +15,7 @@ from typing import Any
 
 from orchestrator.catalog.lifecycle import ACTIVE_STAGES, Stage
 from orchestrator.catalog.models import MicroApp
-from orchestrator.catalog.policy import Policy
+from orchestrator.catalog.policy import Policy, whole
 from orchestrator.clock import as_utc
 from orchestrator.timers.models import DeadlineKind
 
@@ -49,8 +49,8 @@ def _expiry(app: MicroApp, policy: Policy, now: datetime) -> list[Planned]:
     basis = _iso(expires)
     planned = [Planned(DeadlineKind.expiry, basis, expires, {"expires_at": basis})]
     rules = policy.for_class(app.data_class)
-    passed: list[int] = []
-    for days in rules.expiry_notice_days:
+    passed: list[int | float] = []
+    for days in map(whole, rules.expiry_notice_days):
         due = expires - timedelta(days=days)
         if due > now:
             planned.append(
@@ -78,7 +78,7 @@ def _inactivity(app: MicroApp, policy: Policy) -> list[Planned]:
     if app.stage not in ACTIVE_STAGES:
         return []
     base = as_utc(app.last_used_at or app.approved_at or app.created_at)
-    days = policy.for_class(app.data_class).inactivity_days
+    days = whole(policy.for_class(app.data_class).inactivity_days)
     return [Planned(DeadlineKind.inactivity, _iso(base), base + timedelta(days=days), {"inactivity_days": days})]
 
 

@@ -20,7 +20,7 @@ DATA = Path(__file__).parent / "data"
 
 # file → (field the error must name, words of the reason)
 BAD_FILES = {
-    "policy_bad_type.yaml": ("data_classes.restricted.sandbox_ttl_days", "valid integer"),
+    "policy_bad_type.yaml": ("data_classes.restricted.sandbox_ttl_days", "valid number"),
     "policy_bad_negative.yaml": ("data_classes.internal.owner_left_grace_days", "greater than 0"),
     "policy_bad_missing_class.yaml": ("data_classes", "missing data class(es): regulated"),
     "policy_bad_unknown_key.yaml": ("data_classes.internal.sandbox_tll_days", "Extra inputs are not permitted"),

@@ -22,7 +22,9 @@ log = get_logger(__name__)
 def run_sunset(self: Any, app_id: str) -> str:
     """Run (or resume) the app's sunset from its first unfinished step; returns the run's status."""
     try:
-        run = sunset.advance(app_id)
+        # A retry is the run's own continuation (its lease covers the wait); a first delivery may be
+        # a duplicate of a message a live worker is running.
+        run = sunset.advance(app_id, respect_lease=not self.request.retries)
     except sunset.RetryLater as exc:
         log.info("sunset waits to retry", app_id=app_id, reason=str(exc), countdown=round(exc.countdown, 1))
         raise self.retry(countdown=exc.countdown, exc=exc) from None
@@ -35,9 +37,11 @@ def run_sunset(self: Any, app_id: str) -> str:
 @app.task(name=TaskName.resume_stalled_sunsets)
 def resume_stalled_sunsets() -> int:
     """Re-enqueue every sunset run that stopped moving, and overdue archive purges; returns the runs."""
-    idle = timedelta(seconds=get_settings().sunset_resume_seconds)
+    settings = get_settings()
+    lease = timedelta(seconds=settings.sunset_lease_seconds)
+    blocked_idle = timedelta(seconds=settings.sunset_blocked_retry_seconds)
     with session_scope(write=False) as session:
-        app_ids = sunset.stalled_runs(session, now=utcnow(), idle=idle)
+        app_ids = sunset.stalled_runs(session, now=utcnow(), lease=lease, blocked_idle=blocked_idle)
         # A purge whose message was lost after its deadline fired would otherwise never run.
         purges = retention.overdue_purges(session, now=utcnow())
     sunset.enqueue(app_ids)

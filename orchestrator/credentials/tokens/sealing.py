@@ -18,10 +18,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from orchestrator.config import DEFAULT_VAR_DIR, get_settings
+from orchestrator.config import get_settings
 from orchestrator.errors import ConfigError
 
-KEY_FILE = DEFAULT_VAR_DIR / "credential.key"
 _PREFIX = "v1:"
 _cache: dict[str, bytes] = {}
 _lock = threading.Lock()
@@ -49,7 +48,7 @@ def _master_secret() -> str:
         if len(value) < 16:
             raise ConfigError("CREDENTIAL_KEY: must be at least 16 characters (32 random bytes recommended)")
         return value
-    return _read_or_create_key_file(KEY_FILE)
+    return _read_or_create_key_file(get_settings().credential_key_file)
 
 
 def _key() -> bytes:
