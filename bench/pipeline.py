@@ -4,8 +4,9 @@
                              [--senders 8] [--redis redis://127.0.0.1:6379/13] [--database-url …]
                              [--pipeline-only]
 
-Starts the real API (uvicorn) and a real Celery worker (prefork, --concurrency processes, the relay
-running inside it as in production) on a Redis at 127.0.0.1, catalogues --apps apps, then:
+Starts the real API (uvicorn) and a real Celery worker (prefork, --concurrency processes; the relay is
+a scheduler job, which this bench does not need: events are published after their commit) on a Redis
+at 127.0.0.1, catalogues --apps apps, then:
 
 1. paced: signed GitHub `push` webhooks at --rate per second for --paced-seconds → ingest p50/p99
    at that rate (target p99 < 50 ms at 100/s), after two seconds at that rate to warm the API up
