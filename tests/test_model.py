@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, settings
+from hypothesis import HealthCheck, Phase, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 from sqlalchemy import text
@@ -86,6 +86,11 @@ SKIPPED_RULES = frozenset(_DEFECT_RULES[name] for name, on in KNOWN_DEFECTS.item
 
 MAX_EXAMPLES = int(os.environ.get("MODEL_MAX_EXAMPLES", "15"))
 STEPS = int(os.environ.get("MODEL_STEPS", "20"))
+# Shrinking a failing run to a minimal one can take many minutes: on request only (MODEL_SHRINK=1), so that
+# CI reports the failing run as found, at once.
+PHASES = [Phase.explicit, Phase.reuse, Phase.generate] + (
+    [Phase.shrink] if os.environ.get("MODEL_SHRINK") == "1" else []
+)
 
 APP_IDS = ("model-a", "model-b")
 MAKERS = ("maker1@example.com", "maker2@example.com", "maker3@example.com")
@@ -395,6 +400,7 @@ def test_the_lifecycle_model(db_url: str, tmp_path: Path, monkeypatch: pytest.Mo
         settings=settings(
             max_examples=MAX_EXAMPLES,
             stateful_step_count=STEPS,
+            phases=PHASES,
             deadline=None,
             database=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

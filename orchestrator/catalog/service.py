@@ -65,9 +65,12 @@ def register_app(
     if session.get(MicroApp, manifest.slug) is not None:
         raise Conflict(f"an app with id {manifest.slug!r} already exists", detail={"id": manifest.slug})
     rules = policy.for_class(manifest.data_class)
-    ensure_person(session, str(manifest.owner))
-    for co_owner in manifest.co_owners:
-        ensure_person(session, str(co_owner))
+    # Someone who has left cannot take on a new app: it would be orphaned before it starts.
+    for field, email in [("owner", str(manifest.owner)), *(("co_owners", str(c)) for c in manifest.co_owners)]:
+        if not ensure_person(session, email).active:
+            raise ValidationFailed(
+                f"{email.lower()} has left", detail=[{"field": field, "reason": f"{email.lower()} is no longer active"}]
+            )
     app = MicroApp(
         id=manifest.slug,
         name=manifest.name,
