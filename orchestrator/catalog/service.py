@@ -65,9 +65,14 @@ def register_app(
     if session.get(MicroApp, manifest.slug) is not None:
         raise Conflict(f"an app with id {manifest.slug!r} already exists", detail={"id": manifest.slug})
     rules = policy.for_class(manifest.data_class)
-    ensure_person(session, str(manifest.owner))
-    for co_owner in manifest.co_owners:
-        ensure_person(session, str(co_owner))
+    errors = []
+    for field, email in [("owner", str(manifest.owner)), *(("co_owners", str(c)) for c in manifest.co_owners)]:
+        if not ensure_person(session, email).active:
+            # A leaver may hold apps only on the hand-over chain; a new app under their name would be ownerless.
+            errors.append({"field": field, "reason": f"{email.lower()} has left the organisation"})
+    if errors:
+        summary = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
+        raise ValidationFailed(f"invalid owner: {summary}", detail=errors)
     app = MicroApp(
         id=manifest.slug,
         name=manifest.name,
