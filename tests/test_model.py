@@ -5,8 +5,12 @@ The steps are what people and timers do: register an app, finish its review with
 approve / reject / request changes, ask for an extension, transfer it, an owner leaves and comes back,
 claim the service credential and exchange it for a token, rotate the signing keys, fire any pending
 deadline early (expiry, review due, inactivity, grace, retention …), retire, run the sunsets with a
-credential provider that fails on demand, purge archives past retention. Events run in-process
-after each step, as the worker would run them.
+credential provider that fails on demand, purge archives past retention; an approver registers an
+app under a made-up owner and is refused as its judge; an owner pushes a changed manifest (as
+`PUT /api/v1/apps/{id}/manifest`) that is reviewed and decided; a run may start from the demo catalog.
+Events run in-process after each step, as the worker would run them. Besides the database rules, every
+token the exchange issued to an app that may hold none any more, or to a person who left, must
+introspect inactive.
 
 It runs on SQLite and PostgreSQL (the `db_url` fixture; the state machine empties the database
 itself before each example). CI runs a bounded number of examples; a longer run:
