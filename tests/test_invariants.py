@@ -232,3 +232,19 @@ def test_skip_names_known_rules_only(clean: str) -> None:
         assert invariants.check_all(session, skip=["stage-changes-audited"]) == []
         with pytest.raises(ValueError, match="unknown invariant"):
             invariants.check_all(session, skip=["stage-changes-audit"])
+
+
+def test_the_demo_obeys_every_invariant(db_url: str) -> None:
+    """`orchestrator demo` builds its catalog through the services: no rule finds anything, before or after
+    the worker runs what it left pending."""
+    from orchestrator.catalog.demo import load_demo
+    from orchestrator.credentials.handover import on_app_approved
+
+    with session_scope() as session:
+        assert load_demo(session, policy=get_policy(), on_approved=on_app_approved).loaded
+    assert violations() == []
+    run_events()
+    assert violations() == []
+    with session_scope(write=False) as session:
+        stages = set(session.exec(select(MicroApp.stage)).all())
+    assert {Stage.production, Stage.retired} <= stages, "the demo covers the rules' interesting stages"

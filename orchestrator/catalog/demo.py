@@ -134,11 +134,16 @@ def load_demo(
     catalog = catalog or read_catalog()
     now = utcnow()
     slack_ids = _slack_ids([str(p.email) for p in catalog.people])
+    # Everyone was still here when the apps were registered (registration refuses an owner who left);
+    # those who left go before the apps' histories are replayed.
+    for person in catalog.people:
+        _add_person(session, person, now=now, slack_ids=slack_ids, arrived_only=True)
+    registered = [(demo_app, _register(session, demo_app, policy=policy, now=now)) for demo_app in catalog.apps]
     for person in catalog.people:
         _add_person(session, person, now=now, slack_ids=slack_ids)
     sunsets: list[str] = []
-    for demo_app in catalog.apps:
-        _add_app(session, demo_app, policy=policy, now=now, on_approved=on_approved, sunsets=sunsets)
+    for demo_app, app in registered:
+        _replay(session, demo_app, app, policy=policy, now=now, on_approved=on_approved, sunsets=sunsets)
     app_ids = [a.manifest.slug for a in catalog.apps]
     _mark_history_handled(session, app_ids, now=now)
     _withhold_stale_notices(session, app_ids)
@@ -168,7 +173,12 @@ def _slack_ids(emails: list[str]) -> dict[str, str | None] | None:
 
 
 def _add_person(
-    session: Session, person: DemoPerson, *, now: datetime, slack_ids: dict[str, str | None] | None
+    session: Session,
+    person: DemoPerson,
+    *,
+    now: datetime,
+    slack_ids: dict[str, str | None] | None,
+    arrived_only: bool = False,
 ) -> None:
     # With a real workspace the catalog's made-up ids would point at nobody (or at someone else).
     slack_id = person.slack_user_id if slack_ids is None else slack_ids.get(str(person.email).lower())
@@ -179,22 +189,15 @@ def _add_person(
         "active": person.active,
         "left_at": now - timedelta(days=person.left_days_ago) if person.left_days_ago is not None else None,
     }
+    if arrived_only:
+        fields["active"], fields["left_at"] = True, None
     row = ensure_person(session, str(person.email), **fields)
     for key, value in fields.items():  # the person may already exist (a co-owner seen first)
         setattr(row, key, value)
     session.add(row)
 
 
-def _add_app(
-    session: Session,
-    demo_app: DemoApp,
-    *,
-    policy: Policy,
-    now: datetime,
-    on_approved: OnApproved | None,
-    sunsets: list[str],
-) -> None:
-    registered_at = now - timedelta(days=demo_app.age_days)
+def _register(session: Session, demo_app: DemoApp, *, policy: Policy, now: datetime) -> MicroApp:
     app, _ = register_app(
         session,
         demo_app.manifest,
@@ -202,8 +205,21 @@ def _add_app(
         policy=policy,
         source="cli",
         dedup_key=f"demo:app.created:{demo_app.manifest.slug}",
-        now=registered_at,
+        now=now - timedelta(days=demo_app.age_days),
     )
+    return app
+
+
+def _replay(
+    session: Session,
+    demo_app: DemoApp,
+    app: MicroApp,
+    *,
+    policy: Policy,
+    now: datetime,
+    on_approved: OnApproved | None,
+    sunsets: list[str],
+) -> None:
     count = len(demo_app.steps)
     for index, step in enumerate(demo_app.steps):
         days_ago = step.days_ago if step.days_ago is not None else demo_app.age_days * (count - index) / (count + 1)

@@ -65,12 +65,14 @@ def register_app(
     if session.get(MicroApp, manifest.slug) is not None:
         raise Conflict(f"an app with id {manifest.slug!r} already exists", detail={"id": manifest.slug})
     rules = policy.for_class(manifest.data_class)
-    # Someone who has left cannot take on a new app: it would be orphaned before it starts.
+    errors = []
     for field, email in [("owner", str(manifest.owner)), *(("co_owners", str(c)) for c in manifest.co_owners)]:
         if not ensure_person(session, email).active:
-            raise ValidationFailed(
-                f"{email.lower()} has left", detail=[{"field": field, "reason": f"{email.lower()} is no longer active"}]
-            )
+            # A leaver may hold apps only on the hand-over chain; a new app under their name would be ownerless.
+            errors.append({"field": field, "reason": f"{email.lower()} has left the organisation"})
+    if errors:
+        summary = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
+        raise ValidationFailed(f"invalid owner: {summary}", detail=errors)
     app = MicroApp(
         id=manifest.slug,
         name=manifest.name,

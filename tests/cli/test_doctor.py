@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import redis
@@ -141,3 +145,26 @@ def test_the_scheduler_publishes_the_snapshot_the_api_exports(
     finally:
         client.delete(invariants.SNAPSHOT_KEY, *QUEUES, f"{settings.scheduler_lock_name}:holder")
         client.close()
+
+
+def test_doctor_passes_on_the_demo(tmp_path: Path) -> None:
+    """`orchestrator migrate`, `orchestrator demo`, then `orchestrator doctor` exits 0, as run by a new user."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'orchestrator.db'}",
+        "DATA_DIR": str(tmp_path / "data"),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "orchestrator.cli", *args],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    for step in (("migrate",), ("demo",)):
+        done = cli(*step)
+        assert done.returncode == 0, done.stdout + done.stderr
+    result = cli("doctor")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"all {len(invariants.RULES)} invariants hold" in result.stdout
