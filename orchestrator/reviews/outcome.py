@@ -89,6 +89,8 @@ def drive_lifecycle(
         if verdict == "fail":
             _notify_failed(session, app, review, attached)
     elif verdict == "pass" and rules.auto_approve_clean:
+        # A request an earlier review opened is superseded: the app is approved without it.
+        _withdraw_request(session, app, review, verdict)
         if reviewed is not None:
             updates.adopt_approved(session, app, reviewed, actor=POLICY_ACTOR, policy=policy, review_id=review.id)
         catalog.apply_action(
