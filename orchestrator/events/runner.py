@@ -199,14 +199,11 @@ def _claim(event_id: str, settings: Settings) -> Event | Outcome:
             return Outcome("missing")
         if not won:
             return Outcome("skipped")
-        # A suspect delivery follows a run that ended without an outcome; the first such run took the
-        # fast path, which counts its attempt only with its outcome, so it is not in `attempts`: the
-        # runs so far are the claims before this one plus that first run, i.e. `attempts`.
-        if event.attempts >= settings.event_max_attempts:
+        if event.attempts > settings.event_max_attempts:
             # Only attempts that died without recording an outcome get here (crash, OOM, SIGKILL).
             event.status = EventStatus.parked
             event.last_error = (
-                f"gave up after {event.attempts} attempts that ended without an outcome (worker lost?); "
+                f"gave up after {event.attempts - 1} attempts that ended without an outcome (worker lost?); "
                 f"last error: {event.last_error or 'none'}"
             )[:_MAX_ERROR_CHARS]
             session.add(event)
