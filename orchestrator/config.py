@@ -195,6 +195,17 @@ class Settings(BaseSettings):
         gt=0,
         description="A published event still not handled after this is published again (broker lost it, worker died)",
     )
+    relay_lease_stale_seconds: float = Field(
+        default=45.0,
+        gt=0,
+        description="With Redis: a published event not handled after this and leased by no worker is published again "
+        "(keep it above the usual queueing delay)",
+    )
+    event_lease_ttl_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="TTL of a worker's Redis lease on an event it runs (refreshed every third of it)",
+    )
     relay_batch_size: int = Field(default=500, gt=0, description="Most events the relay claims in one transaction")
     event_max_attempts: int = Field(
         default=5, gt=0, description="Attempts per event before it is failed (transient errors) or parked (crashes)"

@@ -3,7 +3,11 @@
 - `pending` for RELAY_PENDING_AFTER_SECONDS: never reached the broker (it was down, or the process
   died between commit and publish);
 - `enqueued`/`handling` for RELAY_STALE_AFTER_SECONDS since it was last published: the broker lost
-  it (Redis restarted without persistence) or a worker died with it.
+  it (Redis restarted without persistence) or a worker died with it;
+- with Redis, `enqueued`/`handling` for RELAY_LEASE_STALE_SECONDS since it was last published and
+  no worker holds its in-flight lease (`orchestrator.events.leases`): a worker died with it, or the
+  broker lost it, found within a minute. A queue backlog longer than that window makes the relay
+  publish queued events once more; the runner turns each duplicate into a no-op.
 
 Rows are claimed in one transaction that moves their `published_at` forward (a lease, so the next
 pass leaves them alone), with `FOR UPDATE SKIP LOCKED` on PostgreSQL — several relays share the
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import IO
 
+import redis
 from sqlalchemy import and_, func, or_, update
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
@@ -32,6 +37,7 @@ from sqlmodel import Session, col, select
 from orchestrator.clock import utcnow
 from orchestrator.config import Settings, get_settings
 from orchestrator.db import session_scope
+from orchestrator.events import leases
 from orchestrator.events.models import Event, EventStatus
 from orchestrator.logs import get_logger
 
@@ -42,27 +48,44 @@ def claim_due(session: Session, settings: Settings) -> list[str]:
     """Ids of events due for a re-publish, leased to the caller by moving `published_at` to now."""
     now = utcnow()
     last_sent = func.coalesce(Event.published_at, Event.received_at)
+    in_flight = col(Event.status).in_([EventStatus.enqueued, EventStatus.handling])
+    stale = and_(in_flight, last_sent < now - timedelta(seconds=settings.relay_stale_after_seconds))
     due = or_(
         and_(
             col(Event.status) == EventStatus.pending,
             last_sent < now - timedelta(seconds=settings.relay_pending_after_seconds),
         ),
-        and_(
-            col(Event.status).in_([EventStatus.enqueued, EventStatus.handling]),
-            last_sent < now - timedelta(seconds=settings.relay_stale_after_seconds),
-        ),
+        stale,
     )
+    lease_window = settings.relay_lease_stale_seconds
+    use_leases = settings.effective_redis_url is not None and lease_window < settings.relay_stale_after_seconds
+    if use_leases:
+        due = or_(due, and_(in_flight, last_sent < now - timedelta(seconds=lease_window)))
     query = (
-        select(Event.id)
+        select(Event.id, stale)
         .where(due)
         .order_by(col(Event.received_at))
         .limit(settings.relay_batch_size)
         .with_for_update(skip_locked=True)
     )
-    ids = list(session.exec(query).all())
+    rows = list(session.exec(query).all())
+    ids = [event_id for event_id, _ in rows]
+    if use_leases:
+        ids = _without_live_leases(rows, settings)
     if ids:
         session.execute(update(Event).where(col(Event.id).in_(ids)).values(published_at=now))
     return ids
+
+
+def _without_live_leases(rows: list[tuple[str, bool]], settings: Settings) -> list[str]:
+    """The rows to publish: those past the fixed stale window (or pending), and the others no worker holds."""
+    early = [event_id for event_id, is_stale in rows if not is_stale]
+    try:
+        live = leases.leased(early, settings)
+    except redis.RedisError as exc:  # no answer about leases: only the fixed windows apply
+        log.warning("could not read event leases", error=str(exc)[:300])
+        live = set(early)
+    return [event_id for event_id, _ in rows if event_id not in live]
 
 
 def republish_due(settings: Settings | None = None) -> int:

@@ -287,6 +287,61 @@ def test_killed_worker_is_recovered_by_the_relay(
     assert _effects(event_id) == 1
 
 
+def _default_relay_env(db_url: str, broker_url: str, probe_dir: Path) -> dict[str, str]:
+    """The probe environment with every relay and lease setting left at its default."""
+    env = _env(db_url, broker_url, probe_dir)
+    for name in ("RELAY_INTERVAL_SECONDS", "RELAY_PENDING_AFTER_SECONDS", "RELAY_STALE_AFTER_SECONDS"):
+        del env[name]
+    return env
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_killed_worker_is_recovered_within_a_minute_by_its_lapsed_lease(
+    db_url: str, broker: str, probe_dir: Path, procs: list[Proc], tmp_path: Path
+) -> None:
+    """Whole worker SIGKILLed mid-handler, default settings: a new worker + scheduler handle it within 60 s, once."""
+    env = _default_relay_env(db_url, broker, probe_dir)
+    first = start_worker(env=env, log_path=tmp_path / "worker1.log", concurrency=1)
+    procs.append(first)
+    (probe_dir / "hold").touch()
+    event_id = _emit("test.effect", {"hold": "hold"})
+    wait_until(lambda: len(_runs(probe_dir, event_id)) == 1, what="the handler to start")
+    assert redis.Redis.from_url(broker).exists(f"inflight:{event_id}"), "the running event is leased"
+    first.kill()
+    killed_at = time.monotonic()
+    (probe_dir / "hold").unlink()
+    procs.append(start_worker(env=env, log_path=tmp_path / "worker2.log", concurrency=1))
+    procs.append(start_scheduler(env=env, log_path=tmp_path / "scheduler.log"))  # its relay job
+    wait_until(
+        lambda: _status(event_id) == EventStatus.handled,
+        timeout=max(1.0, 60 - (time.monotonic() - killed_at)),
+        interval=0.5,
+        what="the event handled within 60 s of the kill",
+    )
+    assert len(_runs(probe_dir, event_id)) == 2
+    assert _effects(event_id) == 1
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_leased_event_is_not_published_again_while_it_runs(
+    db_url: str, broker: str, probe_dir: Path, procs: list[Proc], tmp_path: Path
+) -> None:
+    """A handler that outlives the relay's lease window keeps its lease alive: it is never run a second time."""
+    env = _env(db_url, broker, probe_dir, RELAY_LEASE_STALE_SECONDS="1", EVENT_LEASE_TTL_SECONDS="1.5")
+    procs.append(start_worker(env=env, log_path=tmp_path / "worker.log", concurrency=2))
+    procs.append(start_scheduler(env=env, log_path=tmp_path / "scheduler.log"))
+    (probe_dir / "hold").touch()
+    event_id = _emit("test.effect", {"hold": "hold"})
+    wait_until(lambda: len(_runs(probe_dir, event_id)) == 1, what="the handler to start")
+    time.sleep(6)  # four lease windows, several TTLs: only the refreshed lease keeps the relay away
+    assert len(_runs(probe_dir, event_id)) == 1, "the live event was run again"
+    (probe_dir / "hold").unlink()
+    wait_until(lambda: _status(event_id) == EventStatus.handled, timeout=30, what="the event handled")
+    time.sleep(1)
+    assert len(_runs(probe_dir, event_id)) == 1 and _effects(event_id) == 1
+    assert not redis.Redis.from_url(broker).exists(f"inflight:{event_id}"), "the lease is released"
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_retries_then_failed_poison_parked_and_redriven(
     db_url: str, broker: str, probe_dir: Path, procs: list[Proc], tmp_path: Path

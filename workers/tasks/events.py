@@ -4,7 +4,9 @@
 The tasks are thin: they hand each id to `orchestrator.events.runner.run_event`, which claims the
 event, runs its handlers once and records the outcome; a transient failure comes back with a
 backoff delay and is retried through Celery (countdown capped by EVENT_RETRY_MAX_SECONDS, well
-under the broker's visibility timeout). The relay that re-publishes lost events is a scheduler job
+under the broker's visibility timeout). While a task runs, its events carry an in-flight lease in
+Redis (`orchestrator.events.leases`), so that the relay re-publishes an event soon after its worker
+died, and never one that is still running. The relay that re-publishes lost events is a scheduler job
 (`schedules.jobs`), not part of the worker.
 """
 
@@ -17,7 +19,8 @@ from typing import Any
 
 from celery import Task
 
-from orchestrator.config import get_settings
+from orchestrator.config import Settings, get_settings
+from orchestrator.events import leases
 from orchestrator.events.runner import event_backoff_seconds, run_event
 from orchestrator.logs import get_logger
 from orchestrator.tasks import TaskName
@@ -41,13 +44,17 @@ def handle_event(self: Task[Any, Any], event_id: Any, suspect: bool = False) -> 
     settings = get_settings()
     try:
         redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-        outcome = run_event(event_id, suspect=bool(suspect) or redelivered, settings=settings)
+        with leases.held([event_id], settings):
+            outcome = run_event(event_id, suspect=bool(suspect) or redelivered, settings=settings)
     except Exception as exc:  # the database itself failed; try again later, a bounded number of times
         if self.request.retries >= settings.event_max_attempts:
             log.error("giving up on the message; the relay will publish the event again", error=str(exc)[:300])
             raise
-        raise self.retry(exc=exc, countdown=event_backoff_seconds(self.request.retries + 1, settings)) from exc
+        countdown = event_backoff_seconds(self.request.retries + 1, settings)
+        leases.hold_for(event_id, countdown, settings)  # the retry message is alive, only waiting
+        raise self.retry(exc=exc, countdown=countdown) from exc
     if outcome.retry_in is not None:
+        leases.hold_for(event_id, outcome.retry_in, settings)
         raise self.retry(countdown=outcome.retry_in)
     return outcome.status
 
@@ -74,6 +81,17 @@ def handle_events(self: Task[Any, Any], event_ids: Any, suspect: bool = False) -
             handle_event.apply_async(args=(event_id,), kwargs={"suspect": True}, task_id=event_id)
         return {"split": len(event_ids)}
     settings = get_settings()
+    # The whole batch is leased up front: its tail waits in this task, not in the broker.
+    retries: dict[str, float] = {}
+    with leases.held(event_ids, settings):
+        counts = _handle_batch(event_ids, settings, retries)
+    for event_id, retry_in in retries.items():  # after the batch's leases are released, not before
+        leases.hold_for(event_id, retry_in, settings)
+    return counts
+
+
+def _handle_batch(event_ids: list[str], settings: Settings, retries: dict[str, float]) -> dict[str, int]:
+    """Run the events of a batch in order; `retries` gets the ids sent on to a later retry."""
     counts: Counter[str] = Counter()
     started = time.monotonic()
     for index, event_id in enumerate(event_ids):
@@ -90,6 +108,7 @@ def handle_events(self: Task[Any, Any], event_ids: Any, suspect: bool = False) -
             counts["passed_on"] += len(event_ids) - index
             break
         if outcome.retry_in is not None:
+            retries[event_id] = outcome.retry_in
             handle_event.apply_async(args=(event_id,), task_id=event_id, countdown=outcome.retry_in)
         counts[outcome.status] += 1
     return dict(counts)
