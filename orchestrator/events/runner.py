@@ -6,8 +6,9 @@
   does nothing; a crash rolls the handlers' work back with it.
 - **claim first** — a delivery that may follow a crash (redelivered by the broker, or re-published
   by the relay) first commits `status=handling, attempts+1` on its own, so a handler that kills
-  its worker (OOM, SIGKILL) is still counted; past EVENT_MAX_ATTEMPTS the event is parked instead
-  of looping forever (task_reject_on_worker_lost would redeliver it each time).
+  its worker (OOM, SIGKILL) is still counted; such a handler runs at most EVENT_MAX_ATTEMPTS times
+  before the event is parked instead of looping forever (task_reject_on_worker_lost would
+  redeliver it each time).
 - **outcome** (on error) — transient errors go back to `enqueued` with a backoff delay for the
   Celery retry; after the last attempt, or on any other error, the event is `failed` with its last
   error; PoisonEvent (or a type nothing handles) parks it.
@@ -22,9 +23,9 @@ import httpx
 import kombu.exceptions
 import redis.exceptions
 import structlog
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import col, select
+from sqlmodel import select
 
 from orchestrator.clock import utcnow
 from orchestrator.config import Settings, get_settings
@@ -187,26 +188,35 @@ def _record_failure(
 
 
 def _claim(event_id: str, settings: Settings) -> Event | Outcome:
+    """Commit `status=handling, attempts+1` before a suspect delivery runs; park a worker-killer.
+
+    A claim that finds the event still `handling` knows the previous claimed run died without an
+    outcome. Such a chain of crashes may have begun with one uncounted fast-path run (the fast
+    path counts its attempt only with its outcome), so the runs so far are at most `attempts + 1`:
+    the event is parked once that reaches EVENT_MAX_ATTEMPTS. A claim that finds it `enqueued` or
+    `pending` follows a recorded outcome or a lost message, never a proven crash: it does not park,
+    so that a transient retry redelivered after some other event killed its worker keeps its
+    attempts.
+    """
     with session_scope() as session:
-        won = session.exec(
-            update(Event)
-            .where(col(Event.id) == event_id, col(Event.status).in_(OPEN_STATUSES))
-            .values(status=EventStatus.handling, attempts=col(Event.attempts) + 1)
-        ).rowcount
-        event = session.get(Event, event_id)
+        event = session.exec(select(Event).where(Event.id == event_id).with_for_update()).first()
         if event is None:
             log.warning("no such event; message dropped")
             return Outcome("missing")
-        if not won:
+        if event.status not in OPEN_STATUSES:
             return Outcome("skipped")
-        if event.attempts > settings.event_max_attempts:
-            # Only attempts that died without recording an outcome get here (crash, OOM, SIGKILL).
+        crashed = event.status == EventStatus.handling
+        if crashed and event.attempts + 1 >= settings.event_max_attempts:
+            runs = event.attempts + 1
             event.status = EventStatus.parked
             event.last_error = (
-                f"gave up after {event.attempts - 1} attempts that ended without an outcome (worker lost?); "
+                f"gave up after {runs} runs, the last of them ended without an outcome (worker lost?); "
                 f"last error: {event.last_error or 'none'}"
             )[:_MAX_ERROR_CHARS]
             session.add(event)
             log.error("event parked", reason=event.last_error)
             return Outcome("parked", error=event.last_error)
+        event.status = EventStatus.handling
+        event.attempts += 1
+        session.add(event)
         return event
