@@ -1,6 +1,6 @@
 """Slack approval clicks: how fast the click is acknowledged, and how fast the message is updated.
 
-    python -m bench.approvals [--clicks 200] [--rate 10] [--redis redis://127.0.0.1:6379/14]
+    python -m bench.approvals [--clicks 200] [--rate 10] [--redis redis://127.0.0.1:6379/14 | --embedded]
                               [--database-url postgresql+psycopg://…]
 
 One uvicorn process serves the orchestrator plus a bare endpoint that only verifies the Slack
@@ -78,6 +78,9 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=200)
     parser.add_argument("--rate", type=float, default=10.0, help="clicks per second")
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
+    parser.add_argument(
+        "--embedded", action="store_true", help="the embedded default broker (SQLite, `make run`) instead of Redis"
+    )
     parser.add_argument("--database-url", default=None, help="default: a throw-away SQLite file")
     parser.add_argument("--keep", action="store_true", help="keep the logs (api.log, worker.log) and print where")
     parser.add_argument("--log-level", default="WARNING")
@@ -96,7 +99,7 @@ def main() -> None:
     secret = secrets.token_hex(16)
     env = {
         "DATABASE_URL": args.database_url or f"sqlite:///{tmp}/bench.db",
-        "BROKER_URL": args.redis,
+        "BROKER_URL": f"sqla+sqlite:///{tmp}/broker.db" if args.embedded else args.redis,
         "SLACK_BOT_TOKEN": slack.token,
         "SLACK_API_URL": slack.start(),
         "SLACK_SIGNING_SECRET": secret,
@@ -187,7 +190,8 @@ def _clicks(base: str, approval_ids: list[int], ts_of: dict[int, str], secret: s
 
 def _report(args: argparse.Namespace, echo: list[float], ack: list[float], e2e: list[float]) -> None:
     db = "PostgreSQL" if args.database_url else "SQLite (embedded default)"
-    print(f"{args.clicks} clicks at {args.rate:g}/s; {db}; Redis broker; worker 2 processes; {os.cpu_count()} CPUs")
+    broker = "embedded SQLite broker" if args.embedded else "Redis broker"
+    print(f"{args.clicks} clicks at {args.rate:g}/s; {db}; {broker}; worker 2 processes; {os.cpu_count()} CPUs")
     print(f"{'measure (ms)':<24} {'n':>5} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}")
     print(_row("baseline signed echo", echo))
     print(_row("click ack", ack))

@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         default=f"sqla+sqlite:///{DEFAULT_VAR_DIR}/broker.db",
         description="Celery broker; redis://host:6379/0 in production, a SQLite-backed kombu transport by default",
     )
+    embedded_broker_poll_seconds: float = Field(
+        default=0.05,
+        gt=0,
+        le=5,
+        description="How often the embedded (sqla+sqlite) broker's consumers look for work; "
+        "each hop waits at most this long",
+    )
     redis_url: str | None = Field(
         default=None,
         description="Redis for locks, nudges and the revocation list; defaults to BROKER_URL when that is Redis",

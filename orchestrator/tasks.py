@@ -23,6 +23,7 @@ from celery import Celery
 from kombu import Queue as KombuQueue
 from sqlmodel import Session
 
+from orchestrator import embedded_broker
 from orchestrator.config import get_settings
 from orchestrator.db import after_commit
 
@@ -76,6 +77,8 @@ def celery_config(broker_url: str) -> dict[str, Any]:
     # The SQLAlchemy transport (embedded default) passes every transport option to create_engine(),
     # so the Redis-only options, visibility_timeout included, must not reach it.
     transport: dict[str, Any] = {}
+    if broker_url.startswith(f"{embedded_broker.SCHEME}+"):
+        embedded_broker.install(get_settings().embedded_broker_poll_seconds)
     if broker_url.startswith(("redis://", "rediss://")):
         transport.update(
             visibility_timeout=VISIBILITY_TIMEOUT,
