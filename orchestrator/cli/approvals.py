@@ -14,7 +14,7 @@ import typer
 
 # The remote commands' client and output helpers, so every remote command behaves the same.
 from orchestrator.cli.output import print_json, print_rows
-from orchestrator.cli.remote import DEFAULT_URL, Api, JsonOption, UrlOption, _when
+from orchestrator.cli.remote import DEFAULT_URL, JsonOption, UrlOption, _when, api_call
 
 approvals_app = typer.Typer(help="List and decide approval requests (the fallback to Slack).", no_args_is_help=True)
 IdArg = Annotated[int, typer.Argument(help="the approval request id")]
@@ -34,7 +34,7 @@ def list_cmd(
     params: dict[str, Any] = {"status": status}
     if app_id:
         params["app_id"] = app_id
-    _, body = Api(url).call("GET", "/api/v1/approvals", params=params)
+    _, body = api_call(url, "GET", "/api/v1/approvals", params=params)
     items = body.get("items", [])
     if not items and not as_json:
         typer.echo(f"no {status} approval requests")
@@ -51,8 +51,8 @@ def list_cmd(
 
 
 def _decide(approval_id: int, decision: str, reason: str, url: str, as_json: bool) -> None:
-    _, body = Api(url).call(
-        "POST", f"/api/v1/approvals/{approval_id}/decision", json={"decision": decision, "reason": reason}
+    _, body = api_call(
+        url, "POST", f"/api/v1/approvals/{approval_id}/decision", json={"decision": decision, "reason": reason}
     )
     if as_json:
         print_json(body)

@@ -123,9 +123,9 @@ def claim_cmd(
     url: Annotated[str, typer.Option(envvar="ORCHESTRATOR_URL", help="API base URL (PUBLIC_URL when unset)")] = "",
 ) -> None:
     """Claim the app's new service credential once (owner token in ORCHESTRATOR_TOKEN); prints the secret alone."""
-    from orchestrator.cli.remote import Api
+    from orchestrator.cli.remote import api_call
 
-    _, body = Api(url).call("POST", f"/api/v1/apps/{app_id}/service-credential")
+    _, body = api_call(url, "POST", f"/api/v1/apps/{app_id}/service-credential")
     typer.echo(body["secret"])
 
 

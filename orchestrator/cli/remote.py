@@ -9,12 +9,14 @@ readable table; `--json` prints the API's JSON for scripts. Exit codes: 0 succes
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
+from urllib.parse import urlsplit
 
 import typer
 
@@ -62,7 +64,9 @@ class Api:
     """A thin client for /api/v1: JSON in, JSON out; failures become CLI errors.
 
     Built on the standard library rather than httpx: each command runs in a fresh process, and
-    importing httpx and setting up its TLS context would take longer than the request itself.
+    importing httpx and setting up its TLS context would take longer than the request itself. One
+    connection serves every request of a command (kept alive), so following 500 pages of `list`
+    costs one TCP (and TLS) handshake, not 500. Redirects are answers, never followed.
     """
 
     def __init__(self, url: str) -> None:
@@ -73,6 +77,7 @@ class Api:
         self.url = url.rstrip("/")
         self.token = os.environ.get("ORCHESTRATOR_TOKEN", "").strip()
         self.headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self._connection: http.client.HTTPConnection | None = None
 
     def call(
         self,
@@ -98,6 +103,35 @@ class Api:
             message += " (set ORCHESTRATOR_TOKEN to an API token)"
         _fail(message, EXIT_API_ERROR)
 
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the kept-alive connection (a later call opens a new one)."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _connect(self) -> tuple[http.client.HTTPConnection, bool]:
+        """The open connection (reused: True) or a new one to the API's host."""
+        if self._connection is not None:
+            return self._connection, True
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            _fail(f"--url must be an http:// or https:// URL, not {self.url!r}", EXIT_LOCAL_ERROR)
+        if parts.scheme == "https":
+            import ssl
+
+            self._connection = http.client.HTTPSConnection(
+                parts.hostname, parts.port, timeout=TIMEOUT_SECONDS, context=ssl.create_default_context()
+            )
+        else:
+            self._connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=TIMEOUT_SECONDS)
+        return self._connection, False
+
     def _send(
         self,
         method: str,
@@ -109,14 +143,11 @@ class Api:
         headers: dict[str, str] | None,
     ) -> tuple[int, str, bytes]:
         """(status, reason phrase, body) of one exchange; a transport failure exits with EXIT_UNREACHABLE."""
-        import http.client
-        import urllib.error
-        import urllib.request
         from urllib.parse import urlencode
 
-        url = self.url + path
+        target = urlsplit(self.url).path.rstrip("/") + path
         if params:
-            url += "?" + urlencode({k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()})
+            target += "?" + urlencode({k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()})
         sent_headers = {**self.headers, **(headers or {})}
         data = content
         if json_body is not None:
@@ -124,27 +155,39 @@ class Api:
             sent_headers.setdefault("Content-Type", "application/json")
         if data is None and method in ("POST", "PUT", "PATCH"):
             data = b""  # an explicit empty body (Content-Length: 0), as HTTP clients send it
-        try:
-            request = urllib.request.Request(url, data=data, headers=sent_headers, method=method)
-            with _opener().open(request, timeout=TIMEOUT_SECONDS) as response:
-                return response.status, response.reason, response.read()
-        except urllib.error.HTTPError as exc:  # an answer, just not a 2xx one
-            with exc:
-                return exc.code, str(exc.reason), exc.read()
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, TimeoutError):
+        while True:
+            connection, reused = self._connect()
+            try:
+                connection.request(method, target, body=data, headers=sent_headers)
+                response = connection.getresponse()
+                body = response.read()
+                if response.will_close:
+                    self.close()
+                return response.status, response.reason, body
+            except TimeoutError:
+                self.close()
                 self._timed_out()
-            _fail(
-                f"cannot reach the API at {self.url} ({_reason(exc.reason)}); is `orchestrator api` running?",
-                EXIT_UNREACHABLE,
-            )
-        except TimeoutError:
-            self._timed_out()
-        except (http.client.HTTPException, OSError, ValueError) as exc:
-            _fail(f"cannot talk to the API at {self.url}: {exc}", EXIT_UNREACHABLE)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                self.close()
+                # The server closed a kept-alive connection while it was idle: a GET is sent again.
+                if reused and method == "GET":
+                    continue
+                _fail(f"cannot talk to the API at {self.url}: {_reason(exc)}", EXIT_UNREACHABLE)
+            except (http.client.HTTPException, OSError, ValueError) as exc:
+                self.close()
+                _fail(
+                    f"cannot reach the API at {self.url} ({_reason(exc)}); is `orchestrator api` running?",
+                    EXIT_UNREACHABLE,
+                )
 
     def _timed_out(self) -> NoReturn:
         _fail(f"the API at {self.url} did not answer within {TIMEOUT_SECONDS:g}s", EXIT_UNREACHABLE)
+
+
+def api_call(url: str, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+    """One request on a connection of its own (closed after it): see `Api.call`."""
+    with Api(url) as api:
+        return api.call(method, path, **kwargs)
 
 
 def _parsed(text: str) -> Any:
@@ -153,17 +196,6 @@ def _parsed(text: str) -> Any:
         return json.loads(text) if text else None
     except ValueError:
         return None
-
-
-def _opener() -> Any:
-    """A urllib opener that hands back 3xx answers instead of following them (an API never redirects)."""
-    import urllib.request
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-            return None
-
-    return urllib.request.build_opener(NoRedirect)
 
 
 # ---------------------------------------------------------------- rendering
@@ -222,7 +254,7 @@ def register_cmd(
     content, headers = _read_manifest(file)
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key
-    _, body = Api(url).call("POST", "/api/v1/apps", content=content, headers=headers)
+    _, body = api_call(url, "POST", "/api/v1/apps", content=content, headers=headers)
     if as_json:
         print_json(body)
         return
@@ -254,7 +286,7 @@ def update_manifest_cmd(
 ) -> None:
     """Send a new manifest: less reach applies at once, more reach waits for its review and an approval."""
     content, headers = _read_manifest(file)
-    _, body = Api(url).call("PUT", f"/api/v1/apps/{app_id}/manifest", content=content, headers=headers)
+    _, body = api_call(url, "PUT", f"/api/v1/apps/{app_id}/manifest", content=content, headers=headers)
     if as_json:
         print_json(body)
         return
@@ -269,7 +301,7 @@ def update_manifest_cmd(
 
 def request_review_cmd(app_id: AppIdArg, url: UrlOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
     """Review an app now, without a push."""
-    _, body = Api(url).call("POST", f"/api/v1/apps/{app_id}/reviews")
+    _, body = api_call(url, "POST", f"/api/v1/apps/{app_id}/reviews")
     if as_json:
         print_json(body)
         return
@@ -283,12 +315,17 @@ def list_cmd(
     expiring_before: Annotated[
         str | None, typer.Option(help="only apps expiring before this ISO date or datetime")
     ] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="show at most this many apps (default: all)")] = None,
-    page_size: Annotated[int, typer.Option(min=1, max=500, help="apps fetched per request")] = 200,
+    limit: Annotated[int | None, typer.Option(min=1, help="show at most this many apps")] = None,
+    page_size: Annotated[int, typer.Option(min=1, max=500, help="apps fetched per request (and per screen)")] = 50,
+    show_all: Annotated[bool, typer.Option("--all", help="fetch every page without asking")] = False,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
-    """List the catalog (following every page), optionally filtered."""
+    """List the catalog, optionally filtered.
+
+    In a terminal it shows a page at a time, like `git log`: Enter for the next page, q to stop.
+    Piped, with `--json` or with `--all`, it follows every page (`--limit` caps the count).
+    """
     params: dict[str, Any] = {
         k: v
         for k, v in {
@@ -299,29 +336,52 @@ def list_cmd(
         }.items()
         if v is not None
     }
-    api = Api(url)
+    interactive = not (as_json or show_all) and sys.stdin.isatty() and sys.stdout.isatty()
     items: list[dict[str, Any]] = []
+    shown = 0
     cursor: str | None = None
-    while limit is None or len(items) < limit:
-        size = min(page_size, limit - len(items)) if limit else page_size
-        query = {**params, "limit": size, **({"cursor": cursor} if cursor else {})}
-        _, page = api.call("GET", "/api/v1/apps", params=query)
-        items.extend(page["items"])
-        cursor = page.get("next_cursor")
-        if not cursor:
-            break
+    with Api(url) as api:
+        while limit is None or len(items) < limit:
+            size = min(page_size, limit - len(items)) if limit else page_size
+            query = {**params, "limit": size, **({"cursor": cursor} if cursor else {})}
+            _, page = api.call("GET", "/api/v1/apps", params=query)
+            items.extend(page["items"])
+            cursor = page.get("next_cursor")
+            if interactive and page["items"]:
+                _print_apps(page["items"])
+                shown += len(page["items"])
+                if cursor and (limit is None or shown < limit) and not _more(shown):
+                    return
+            if not cursor:
+                break
     if not items and not as_json:
         typer.echo("no apps match")
         return
-    rows = [[a["id"], a["name"], a["stage"], a["data_class"], a["owner"], _when(a.get("expires_at"))] for a in items]
-    print_rows(["ID", "NAME", "STAGE", "CLASS", "OWNER", "EXPIRES"], rows, as_json=as_json, data=items)
+    if not interactive:
+        _print_apps(items, as_json=as_json)
     if not as_json:
         typer.echo(f"{len(items)} app{'s' if len(items) != 1 else ''}")
 
 
+def _print_apps(items: list[dict[str, Any]], *, as_json: bool = False) -> None:
+    rows = [[a["id"], a["name"], a["stage"], a["data_class"], a["owner"], _when(a.get("expires_at"))] for a in items]
+    print_rows(["ID", "NAME", "STAGE", "CLASS", "OWNER", "EXPIRES"], rows, as_json=as_json, data=items)
+
+
+def _more(shown: int) -> bool:
+    """Ask whether to show the next page; False on q, EOF or Ctrl-C."""
+    typer.echo(f"-- {shown} shown; Enter for more, q to stop --", err=True, nl=False)
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        answer = ""
+    typer.echo("", err=True)
+    return answer != "" and answer.strip().lower() not in ("q", "quit")
+
+
 def show_cmd(app_id: AppIdArg, url: UrlOption = DEFAULT_URL, as_json: JsonOption = False) -> None:
     """Show one app and its audit timeline."""
-    _, app = Api(url).call("GET", f"/api/v1/apps/{app_id}")
+    _, app = api_call(url, "GET", f"/api/v1/apps/{app_id}")
     if as_json:
         print_json(app)
         return
@@ -335,7 +395,7 @@ def retire_cmd(
     app_id: AppIdArg, reason: ReasonOption = "", url: UrlOption = DEFAULT_URL, as_json: JsonOption = False
 ) -> None:
     """Retire an app: it moves to sunsetting and its credentials are revoked."""
-    _, body = Api(url).call("POST", f"/api/v1/apps/{app_id}/retire", json={"reason": reason})
+    _, body = api_call(url, "POST", f"/api/v1/apps/{app_id}/retire", json={"reason": reason})
     if as_json:
         print_json(body)
         return
@@ -350,7 +410,7 @@ def extend_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Ask for an extension of an app's expiry (opens an approval request)."""
-    _, body = Api(url).call("POST", f"/api/v1/apps/{app_id}/extension", json={"days": days, "reason": reason})
+    _, body = api_call(url, "POST", f"/api/v1/apps/{app_id}/extension", json={"days": days, "reason": reason})
     if as_json:
         print_json(body)
         return
@@ -368,7 +428,7 @@ def transfer_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Give an app a new owner (an orphaned app returns to its previous stage)."""
-    _, body = Api(url).call("POST", f"/api/v1/apps/{app_id}/owner", json={"owner": owner, "reason": reason})
+    _, body = api_call(url, "POST", f"/api/v1/apps/{app_id}/owner", json={"owner": owner, "reason": reason})
     if as_json:
         print_json(body)
         return
