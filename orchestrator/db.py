@@ -253,6 +253,17 @@ def migrate(url: str | None = None) -> None:
     command.upgrade(alembic_config(url), "heads")
 
 
+def schema_is_current(url: str | None = None) -> bool:
+    """True when the database is at the newest revision of every migration branch (reads only)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(url))
+    with get_engine(url).connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    return current == set(script.get_heads())
+
+
 # Column helpers shared by every domain's tables.
 def timestamp_field(*, nullable: bool = True, index: bool = False) -> Any:
     """A timezone-preserving timestamp column, empty by default."""

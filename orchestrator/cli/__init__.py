@@ -113,14 +113,47 @@ def load_policy_or_exit() -> None:
 
 
 @app.command()
-def migrate() -> None:
-    """Apply database migrations (safe to run again)."""
+def migrate(
+    check: Annotated[
+        bool, typer.Option("--check", help="change nothing: exit 0 at the newest schema, 1 when behind")
+    ] = False,
+    wait: Annotated[
+        float,
+        typer.Option(min=0, help="with --check, keep checking this many seconds (an init container awaiting a Job)"),
+    ] = 0.0,
+) -> None:
+    """Apply database migrations (safe to run again), or with --check only say whether they are applied."""
     from orchestrator.config import get_settings
     from orchestrator.db import migrate as run_migrations
 
+    url = _safe_url(get_settings().database_url)
+    if check:
+        _await_schema(url, wait)
+        return
     ensure_data_dirs()
     run_migrations()
-    typer.echo(f"database at the newest schema: {_safe_url(get_settings().database_url)}")
+    typer.echo(f"database at the newest schema: {url}")
+
+
+def _await_schema(url: str, wait: float) -> None:
+    import time
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from orchestrator.db import schema_is_current
+
+    give_up = time.monotonic() + wait
+    while True:
+        try:
+            current, why = schema_is_current(), "behind the newest schema; run `orchestrator migrate`"
+        except SQLAlchemyError as exc:  # not up yet, or unreachable: keep waiting, then say so
+            current, why = False, f"unreachable ({type(exc).__name__})"
+        if current:
+            typer.echo(f"database at the newest schema: {url}")
+            return
+        if time.monotonic() >= give_up:
+            fail(f"database {url} is {why}", 1)
+        time.sleep(min(2.0, max(0.0, give_up - time.monotonic())))
 
 
 def _safe_url(url: str) -> str:

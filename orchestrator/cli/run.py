@@ -97,15 +97,9 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def _check_schema_current() -> None:
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
+    from orchestrator.db import schema_is_current
 
-    from orchestrator.db import alembic_config, get_engine
-
-    script = ScriptDirectory.from_config(alembic_config())
-    with get_engine().connect() as conn:
-        current = set(MigrationContext.configure(conn).get_current_heads())
-    if current != set(script.get_heads()):
+    if not schema_is_current():
         fail("the database is not at the newest schema; run `orchestrator migrate` first", 2)
 
 
