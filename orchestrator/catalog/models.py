@@ -1,11 +1,12 @@
-"""The catalog's tables: micro-apps and the people who own, approve or decide."""
+"""The catalog's tables: micro-apps, who owns each, and the people who own, approve or decide."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, Text, text
+from sqlalchemy import Column, ForeignKey, Index, String, Text, event, inspect, text
+from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 
 from orchestrator.catalog.enums import DataClass as DataClass  # re-exported beside the tables
@@ -32,7 +33,12 @@ class MicroApp(SQLModel, table=True):
 
     __tablename__ = "microapp"
     # Webhooks find an app by its repository URL whatever its case (orchestrator.events.github).
-    __table_args__ = (Index("ix_microapp_repo_url_lower", text("lower(repo_url)")),)
+    __table_args__ = (
+        Index("ix_microapp_repo_url_lower", text("lower(repo_url)")),
+        # A filtered page in id order reads its rows off these, not a sort of every match.
+        Index("ix_microapp_stage_id", "stage", "id"),
+        Index("ix_microapp_data_class_id", "data_class", "id"),
+    )
 
     id: str = Field(primary_key=True, max_length=64, description="slug")
     name: str = Field(max_length=200)
@@ -66,3 +72,55 @@ class MicroApp(SQLModel, table=True):
     def owners(self) -> frozenset[str]:
         """The owner and every co-owner."""
         return frozenset([self.owner_email, *self.co_owners])
+
+
+class AppOwner(SQLModel, table=True):
+    """One person's ownership of one app (owner or co-owner), kept so "apps of X" is an index lookup.
+
+    `MicroApp.owner_email` and `MicroApp.co_owners` stay what code reads and writes; these rows are
+    written from them at every flush (`_sync_app_owners`), so no code path can forget them.
+    """
+
+    __tablename__ = "app_owner"
+    __table_args__ = (Index("ix_app_owner_email_app", "email", "app_id"),)
+
+    app_id: str = Field(sa_column=Column(String(64), ForeignKey("microapp.id", ondelete="CASCADE"), primary_key=True))
+    email: str = Field(primary_key=True, max_length=320)
+    co_owner: bool = Field(default=False, description="False for the owner, True for a co-owner")
+
+
+def ownership(app: MicroApp) -> dict[str, bool]:
+    """The rows `app_owner` must hold for `app`: email (lower case) -> is a co-owner."""
+    rows = {email.lower(): True for email in app.co_owners if email}
+    rows[app.owner_email.lower()] = False
+    return rows
+
+
+@event.listens_for(Session, "after_flush")
+def _sync_app_owners(session: Session, _context: Any) -> None:
+    # after_flush: the apps' rows exist (the foreign key holds) and new/dirty and the attribute
+    # history still describe what this flush wrote. Plain SQL on the flush's connection: adding
+    # objects here would need another flush.
+    changed = [
+        obj
+        for obj in (*session.new, *session.dirty)
+        if isinstance(obj, MicroApp)
+        and (
+            obj in session.new
+            or inspect(obj).attrs.owner_email.history.has_changes()
+            or inspect(obj).attrs.co_owners.history.has_changes()
+        )
+    ]
+    if not changed:
+        return
+    table = AppOwner.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table classes
+    connection = session.connection()
+    connection.execute(table.delete().where(table.c.app_id.in_([app.id for app in changed])))
+    connection.execute(
+        table.insert(),
+        [
+            {"app_id": app.id, "email": email, "co_owner": co_owner}
+            for app in changed
+            for email, co_owner in ownership(app).items()
+        ],
+    )

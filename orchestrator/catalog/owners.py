@@ -22,14 +22,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import String, cast
 from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
 from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import ACTIVE_STAGES, Action, Stage
-from orchestrator.catalog.models import MicroApp, Person
+from orchestrator.catalog.models import AppOwner, MicroApp, Person
 from orchestrator.catalog.policy import Policy, get_policy, whole
 from orchestrator.clock import utcnow
 from orchestrator.events.models import Event
@@ -160,9 +159,9 @@ def _ask_for_owner(
 
 
 def _drop_from_co_owners(session: Session, email: str, *, actor: str, reason: str) -> None:
-    # JSON list columns differ between SQLite and PostgreSQL; a LIKE on the text form works on both.
-    escaped = email.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    listed = cast(MicroApp.co_owners, String).like(f'%"{escaped}"%', escape="\\")
+    listed = col(MicroApp.id).in_(
+        select(AppOwner.app_id).where(col(AppOwner.email) == email.lower(), col(AppOwner.co_owner))
+    )
     candidates = session.exec(
         select(MicroApp).where(listed, MicroApp.owner_email != email, col(MicroApp.stage).not_in(_GONE))
     ).all()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, cast, func, or_
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from orchestrator.approvals import closing
@@ -21,7 +21,7 @@ from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog import changes, lifecycle
 from orchestrator.catalog.lifecycle import Action, Facts, Stage, Transition
 from orchestrator.catalog.manifest import Manifest
-from orchestrator.catalog.models import DataClass, MicroApp, Person
+from orchestrator.catalog.models import AppOwner, DataClass, MicroApp, Person
 from orchestrator.catalog.policy import Policy
 from orchestrator.clock import utcnow
 from orchestrator.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
@@ -326,36 +326,46 @@ class AppFilter:
 
 
 def _owned_by(email: str) -> Any:
-    escaped = email.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return or_(
-        col(MicroApp.owner_email) == email.lower(),
-        cast(MicroApp.co_owners, String).like(f'%"{escaped}"%', escape="\\"),
-    )
+    return col(MicroApp.id).in_(select(AppOwner.app_id).where(col(AppOwner.email) == email.lower()))
 
 
 _CURSOR_KIND = "apps"
+
+
+def list_query(filters: AppFilter, *, cursor: str | None = None, limit: int = 50) -> Any:
+    """The SELECT of one page of `list_apps` (exposed for EXPLAIN in bench.catalog).
+
+    A page of someone's apps is read from app_owner's (email, app_id) index in app id order and
+    joined to microapp: a few index reads per row of the page, whatever the catalog's size.
+    """
+    people = [email for email in (filters.visible_to, filters.owner) if email is not None]
+    query = select(MicroApp)
+    order_key: Any = col(MicroApp.id)
+    if people:
+        # An empty email (a maker token with no person) matches nothing rather than everything.
+        query = query.join(AppOwner, col(AppOwner.app_id) == col(MicroApp.id)).where(
+            col(AppOwner.email) == people[0].lower()
+        )
+        order_key = col(AppOwner.app_id)
+        for other in people[1:]:
+            query = query.where(_owned_by(other))
+    if filters.stage:
+        query = query.where(MicroApp.stage == filters.stage)
+    if filters.data_class:
+        query = query.where(MicroApp.data_class == filters.data_class)
+    if filters.expiring_before:
+        query = query.where(col(MicroApp.expires_at).is_not(None), col(MicroApp.expires_at) < filters.expiring_before)
+    if cursor:
+        (after,) = decode_cursor(cursor, _CURSOR_KIND, parts=1)
+        query = query.where(order_key > after)
+    return query.order_by(order_key).limit(limit)
 
 
 def list_apps(
     session: Session, filters: AppFilter, *, cursor: str | None = None, limit: int = 50
 ) -> tuple[list[MicroApp], str | None]:
     """One page of apps in id order, and the cursor of the next page (None on the last)."""
-    query = select(MicroApp)
-    if filters.stage:
-        query = query.where(MicroApp.stage == filters.stage)
-    if filters.owner:
-        query = query.where(_owned_by(filters.owner))
-    if filters.data_class:
-        query = query.where(MicroApp.data_class == filters.data_class)
-    if filters.expiring_before:
-        query = query.where(col(MicroApp.expires_at).is_not(None), col(MicroApp.expires_at) < filters.expiring_before)
-    if filters.visible_to is not None:
-        # An empty email (a maker token with no person) matches nothing rather than everything.
-        query = query.where(_owned_by(filters.visible_to))
-    if cursor:
-        (after,) = decode_cursor(cursor, _CURSOR_KIND, parts=1)
-        query = query.where(col(MicroApp.id) > after)
-    rows = list(session.exec(query.order_by(col(MicroApp.id)).limit(limit + 1)).all())
+    rows = list(session.exec(list_query(filters, cursor=cursor, limit=limit + 1)).all())
     next_cursor = encode_cursor(_CURSOR_KIND, rows[limit - 1].id) if len(rows) > limit else None
     return rows[:limit], next_cursor
 

@@ -180,6 +180,11 @@ def _redis_client(url: str) -> Any:
 class HealthCollector(Collector):
     """Yields the invariant, operations, leader and queue gauges at each scrape (never raises)."""
 
+    def describe(self) -> Iterator[Metric]:
+        # Nothing: without it the registry would call collect() at registration, i.e. run the
+        # snapshot's queries while the API starts (a minute on a 100,000-app catalog).
+        return iter(())
+
     def collect(self) -> Iterator[Metric]:
         """The gauges; a part that cannot be read is left out and counted in the errors gauge."""
         settings = get_settings()
