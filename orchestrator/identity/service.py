@@ -143,6 +143,18 @@ def leave(
     )
 
 
+def person_for(session: Session, *, external_id: str, login: str) -> str | None:
+    """The catalogued person an IdP names: by the provisioned user's externalId, else by login/email."""
+    if external_id:
+        row = session.exec(select(IdpUser).where(IdpUser.external_id == external_id)).first()
+        if row is not None and session.get(Person, row.email) is not None:
+            return row.email
+    email = login.strip().lower()
+    if email and session.get(Person, email) is not None:
+        return email
+    return None
+
+
 def find_by_reference(session: Session, ref: str) -> IdpUser | None:
     """The user whose SCIM id, externalId or userName is `ref` (Entra's examples name a manager by userName)."""
     if not ref:
