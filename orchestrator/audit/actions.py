@@ -95,6 +95,7 @@ class AuditAction(StrEnum):
     idp_user_deleted = "idp.user_deleted"
     idp_reconciled = "idp.reconciled"
     idp_reconcile_refused = "idp.reconcile_refused"
+    owner_handover_asked = "owner.handover_asked"
 
 
 def audit_action(value: str) -> AuditAction:
