@@ -47,7 +47,7 @@ from orchestrator.errors import OrchestratorError, PayloadTooLarge
 from orchestrator.http.bodies import read_body
 from orchestrator.identity import service as identity
 from orchestrator.identity.models import IdpUser
-from orchestrator.identity.scim import ScimRefused, ScimUser, parse_user, to_response
+from orchestrator.identity.scim import ScimRefused, ScimUser, parse_user, response_parameters, to_response
 from orchestrator.logs import bind, get_logger
 
 log = get_logger(__name__)
@@ -144,7 +144,7 @@ def _location(request: Request, user_id: str) -> str:
     return str(request.url_for("scim_get_user", user_id=user_id))
 
 
-def _resource(request: Request, row: IdpUser) -> dict[str, Any]:
+def _resource(request: Request, row: IdpUser, parameters: Any = None) -> dict[str, Any]:
     return to_response(
         row.resource,
         id=row.id,
@@ -152,7 +152,13 @@ def _resource(request: Request, row: IdpUser) -> dict[str, Any]:
         modified=row.updated_at,
         location=_location(request, row.id),
         active=row.active,
+        parameters=parameters,
     )
+
+
+def _query_parameters(request: Request) -> Any:
+    query = request.query_params
+    return response_parameters(query.get("attributes"), query.get("excludedAttributes"))
 
 
 def _int_param(request: Request, name: str, default: int) -> int:
@@ -168,11 +174,42 @@ def _int_param(request: Request, name: str, default: int) -> int:
 @router.get("/Users", name="scim_list_users")
 def list_users(request: Request, token: ScimToken) -> Response:
     """Users, optionally filtered (`userName eq "…"`), `startIndex` 1-based, `count` at most 200."""
-    start = max(_int_param(request, "startIndex", 1), 1)
-    count = min(max(_int_param(request, "count", 100), 0), MAX_COUNT)
+    start = _int_param(request, "startIndex", 1)
+    count = _int_param(request, "count", 100)
+    return _search(request, request.query_params.get("filter"), start, count, _query_parameters(request))
+
+
+@router.post("/Users/.search", name="scim_search_users")
+async def search_users(request: Request, token: ScimToken) -> Response:
+    """A query as a SearchRequest body (RFC 7644 §3.4.3): filter, startIndex, count, attributes."""
+    return await run_in_threadpool(_search_body, request, await _body(request))
+
+
+@router.post("/.search", name="scim_search")
+async def search_all(request: Request, token: ScimToken) -> Response:
+    """A root search: Users are the only resource type."""
+    return await run_in_threadpool(_search_body, request, await _body(request))
+
+
+def _search_body(request: Request, body: Any) -> Response:
+    if not isinstance(body, dict):
+        raise ScimRefused("the body must be a SearchRequest object", scim_type="invalidSyntax")
+    start, count = body.get("startIndex", 1), body.get("count", 100)
+    if not isinstance(start, int) or not isinstance(count, int):
+        raise ScimRefused("startIndex and count must be integers", scim_type="invalidValue")
+    filter = body.get("filter")
+    if filter is not None and not isinstance(filter, str):
+        raise ScimRefused("filter must be a string", scim_type="invalidFilter")
+    parameters = response_parameters(body.get("attributes"), body.get("excludedAttributes"))
+    return _search(request, filter, start, count, parameters)
+
+
+def _search(request: Request, filter: str | None, start: int, count: int, parameters: Any) -> Response:
+    start = max(start, 1)
+    count = min(max(count, 0), MAX_COUNT)
     with session_scope(write=False) as session:
-        page = identity.list_users(session, filter=request.query_params.get("filter"), start_index=start, count=count)
-        resources = [_resource(request, row) for row in page.users]
+        page = identity.list_users(session, filter=filter, start_index=start, count=count)
+        resources = [_resource(request, row, parameters) for row in page.users]
     return scim_json(
         {
             "schemas": [_LIST_SCHEMA],
@@ -201,8 +238,9 @@ def _create(request: Request, user: ScimUser, actor: str) -> dict[str, Any]:
 @router.get("/Users/{user_id}", name="scim_get_user")
 def get_user(user_id: str, request: Request, token: ScimToken) -> Response:
     """One user (404 when unknown)."""
+    parameters = _query_parameters(request)
     with session_scope(write=False) as session:
-        return scim_json(_resource(request, identity.get_user(session, user_id)))
+        return scim_json(_resource(request, identity.get_user(session, user_id), parameters))
 
 
 @router.put("/Users/{user_id}", name="scim_replace_user")
@@ -313,3 +351,24 @@ def schema(schema_id: str, token: ScimToken) -> Response:
         if item.id == schema_id:
             return scim_json(item.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
     raise ScimRefused(f"no schema {schema_id!r}", status=404, scim_type=None)
+
+
+@router.api_route(
+    "/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], name="scim_unknown", include_in_schema=False
+)
+def unknown(rest: str, token: ScimToken) -> Response:
+    """Anything else under /scim/v2: 405 on a known endpoint, else a SCIM 404 (no Groups, Bulk or Me)."""
+    path = f"{PREFIX}/{rest}"
+    allowed = sorted(
+        {
+            method
+            for route in router.routes
+            if isinstance(route, APIRoute) and route.name != "scim_unknown" and route.path_regex.match(path)
+            for method in route.methods or ()
+        }
+    )
+    if allowed:
+        response = scim_error(405, f"/{rest[:200]} allows {', '.join(allowed)}")
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
+    raise ScimRefused(f"no SCIM endpoint /{rest[:200]}", status=404, scim_type=None)

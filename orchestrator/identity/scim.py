@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from scim2_models import Context, Email, EnterpriseUser, PatchOp, SCIMException, User
+from scim2_models import Context, Email, EnterpriseUser, PatchOp, ResponseParameters, SCIMException, User
 
 
 class LenientEmail(Email):
@@ -149,14 +149,34 @@ def load_stored(text: str) -> ScimUser:
     return ScimUser.model_validate(json.loads(text or "{}") or {"userName": "unknown"})
 
 
+def response_parameters(attributes: Any = None, excluded: Any = None) -> ResponseParameters[Any] | None:
+    """The `attributes` / `excludedAttributes` of a query (comma-separated or lists); 400 when invalid."""
+    if not attributes and not excluded:
+        return None
+    try:
+        return ResponseParameters.model_validate(
+            {k: v for k, v in (("attributes", attributes), ("excludedAttributes", excluded)) if v}
+        )
+    except (ValidationError, SCIMException, ValueError) as exc:
+        raise ScimRefused(_describe(exc)) from None
+
+
 def to_response(
-    stored: str, *, id: str, created: datetime, modified: datetime, location: str, active: bool
+    stored: str,
+    *,
+    id: str,
+    created: datetime,
+    modified: datetime,
+    location: str,
+    active: bool,
+    parameters: ResponseParameters[Any] | None = None,
 ) -> dict[str, Any]:
-    """The resource as returned to the IdP, with `id` and `meta`."""
+    """The resource as returned to the IdP, with `id` and `meta` (`active` as the IdP last set it)."""
     user = load_stored(stored)
     user.id = id
-    user.active = active
-    data = user.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+    if user.active is not None or not active:
+        user.active = active
+    data = user.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=parameters)
     data["meta"] = {
         "resourceType": "User",
         "created": created.isoformat(),

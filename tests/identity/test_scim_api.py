@@ -288,3 +288,20 @@ def test_okta_documented_create_with_reserved_domain_is_accepted(
     created = scim_call(client, "POST", "/Users", make_token("scim", None, "okta"), idp_payload("okta_create_user"))
     assert created.status_code == 201, created.text
     assert created.json()["emails"][0]["value"] == "test.user@okta.local"
+
+
+def test_search_attributes_and_unknown_endpoints(client: TestClient, make_token: Callable[..., str]) -> None:
+    """POST /Users/.search, attributes/excludedAttributes, 405 on a known path, SCIM 404 elsewhere."""
+    scim = make_token("scim", None, "okta")
+    user = scim_call(client, "POST", "/Users", scim, _okta("okta_create_user")).json()
+    found = scim_call(
+        client, "POST", "/Users/.search", scim, {"filter": f'userName eq "{OKTA_USER}"', "attributes": ["userName"]}
+    ).json()
+    assert found["totalResults"] == 1 and "name" not in found["Resources"][0]
+    one = scim_call(client, "GET", f"/Users/{user['id']}", scim, excludedAttributes="name").json()
+    assert "name" not in one and one["userName"] == OKTA_USER
+    refused = scim_call(client, "DELETE", "/ServiceProviderConfig", scim)
+    _assert_scim_error(refused, 405)
+    assert refused.headers["allow"] == "GET"
+    _assert_scim_error(scim_call(client, "GET", "/Groups", scim), 404)
+    _assert_scim_error(client.get("/scim/v2/Groups"), 401)
