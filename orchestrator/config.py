@@ -298,6 +298,39 @@ class Settings(BaseSettings):
         default=None, description="Salt of finding fingerprints (HMAC-SHA256); a built-in constant when unset"
     )
 
+    # --- identity provider (orchestrator.identity: SCIM, Okta event hooks, reconciliation) ---
+    okta_hook_secrets: SecretStr | None = Field(
+        default=None,
+        description="Okta event hook Authorization header value(s), comma-separated while rotating; "
+        "/hooks/okta refuses every call when unset",
+    )
+    idp_scim_url: str = Field(
+        default="",
+        description="Base URL of the IdP's SCIM API the reconciliation lists active users from "
+        "(GET {url}/Users); off when unset, unless IDP_USERS_FILE is set",
+    )
+    idp_scim_token: SecretStr | None = Field(
+        default=None, description="Bearer token for IDP_SCIM_URL (read-only access to Users)"
+    )
+    idp_users_file: Path | None = Field(
+        default=None,
+        description="A JSON export of the IdP's users (a SCIM ListResponse or a list of Users) to reconcile "
+        "against instead of IDP_SCIM_URL",
+    )
+    idp_reconcile_seconds: float = Field(
+        default=0,
+        ge=0,
+        description="How often the scheduler reconciles catalogued people with the IdP's active users (0: off)",
+    )
+    idp_reconcile_max_fraction: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="The largest share of active people one reconciliation may mark as left; a listing that "
+        "would remove more is refused (audited) as a probable IdP or export fault",
+    )
+    idp_page_size: int = Field(default=100, ge=1, le=1000, description="Users asked for per SCIM page")
+
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
         # The embedded defaults all live in one data directory, found the same way from any folder.

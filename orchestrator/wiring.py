@@ -47,6 +47,7 @@ EVENT_HANDLERS: dict[EventType, Registration] = {
     EventType.app_expired: _on(timers.on_expired),
     EventType.app_retire_requested: _on(timers.on_retire_requested),
     EventType.owner_grace_over: _on(timers.on_owner_grace_over),
+    EventType.owner_handover_escalation_due: _on(owners.on_handover_escalation),
     EventType.app_inactive: _on(timers.on_inactive),
     EventType.archive_retention_due: _on(timers.on_retention_due),
 }

@@ -322,6 +322,18 @@ class TimerEngine:
             log.info("audit checkpoint written", seq=written.checkpoint.seq, location=written.location)
         return written
 
+    def reconcile_idp(self) -> None:
+        """Report as left the catalogued people the identity provider no longer lists as active."""
+        from orchestrator.identity.reconcile import reconcile_now
+
+        try:
+            outcome = reconcile_now(self.settings)
+        except Exception as exc:  # database briefly unreachable: the next pass retries
+            log.warning("idp reconciliation failed", error=str(exc)[:300])
+            return
+        if outcome is not None and outcome.refused is None:
+            log.info("idp reconciled", left=len(outcome.left), listed_active=outcome.listed_active)
+
     def refresh_health(self) -> None:
         """Compute the invariant and operations gauges and leave them in Redis for the API's /metrics."""
         url = self.settings.effective_redis_url

@@ -49,4 +49,6 @@ JOBS: list[Job] = [
         interval_setting="health_metrics_seconds",
         run_at_start=True,
     ),
+    # Catalogued people the identity provider no longer lists as active (missed hooks): owner.left.
+    Job(id="reconcile-idp", method="reconcile_idp", interval_setting="idp_reconcile_seconds"),
 ]

@@ -100,6 +100,11 @@ def request_approval(session: Session, approval_id: int, *, policy: Policy | Non
     return post
 
 
+def _has_left(session: Session, email: str) -> bool:
+    person = session.get(Person, email.lower())
+    return person is not None and not person.active
+
+
 def send_reminder(session: Session, approval_id: int, *, deadline_id: int | None = None) -> Notification | None:
     """A thread reply on the approval message asking its approvers again; nothing once decided."""
     found = _pending(session, approval_id)
@@ -108,7 +113,8 @@ def send_reminder(session: Session, approval_id: int, *, deadline_id: int | None
     approval, app = found
     group = get_policy().for_class(app.data_class).approver_group
     waited = (utcnow() - as_utc(approval.created_at)).total_seconds() / 3600
-    who = [mention(session, e) for e in group.approvers]
+    # Someone who left (owner.left) is not asked again: the rest of the group is.
+    who = [mention(session, e) for e in group.approvers if not _has_left(session, e)]
     rendered = messages.reminder(approval=approval, app=app, waiting_hours=waited, approvers=who)
     row = notify(
         session,

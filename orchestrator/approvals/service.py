@@ -33,7 +33,7 @@ from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog import updates
 from orchestrator.catalog.lifecycle import Action, Stage
-from orchestrator.catalog.models import MicroApp
+from orchestrator.catalog.models import MicroApp, Person
 from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import as_utc, utcnow
 from orchestrator.credentials import handover
@@ -104,6 +104,16 @@ def refusal(policy: Policy, app: MicroApp, approval: ApprovalRequest, actor: str
     return None
 
 
+def has_left(session: Session, email: str) -> bool:
+    """True when `email` is a catalogued person marked as gone (owner.left): they decide nothing more."""
+    person = session.get(Person, email.lower())
+    return person is not None and not person.active
+
+
+def _gone(session: Session, actor: str | None) -> str | None:
+    return "you have left the company" if actor and has_left(session, actor) else None
+
+
 def decide(
     session: Session,
     approval_id: int,
@@ -125,7 +135,7 @@ def decide(
     app = catalog.get_app(session, approval.app_id)
     if approval.status != ApprovalStatus.pending:
         return _already(session, approval)
-    why = refusal(policy, app, approval, actor)
+    why = refusal(policy, app, approval, actor) or _gone(session, actor)
     if why:
         audit.record(
             session,

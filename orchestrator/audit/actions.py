@@ -87,6 +87,15 @@ class AuditAction(StrEnum):
     archive_hold_lifted = "archive.hold_lifted"
     # the event pipeline
     event_retried = "event.retried"
+    # the identity provider (orchestrator.identity)
+    idp_user_provisioned = "idp.user_provisioned"
+    idp_user_updated = "idp.user_updated"
+    idp_user_deactivated = "idp.user_deactivated"
+    idp_user_reactivated = "idp.user_reactivated"
+    idp_user_deleted = "idp.user_deleted"
+    idp_reconciled = "idp.reconciled"
+    idp_reconcile_refused = "idp.reconcile_refused"
+    owner_handover_asked = "owner.handover_asked"
 
 
 def audit_action(value: str) -> AuditAction:

@@ -14,3 +14,5 @@ class Role(StrEnum):
     maker = "maker"
     approver = "approver"
     admin = "admin"
+    # The identity provider's provisioning client: the SCIM API (/scim/v2) and nothing else.
+    scim = "scim"

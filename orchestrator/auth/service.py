@@ -95,13 +95,19 @@ def revoke_tokens_of(session: Session, email: str, *, actor: str, reason: str) -
     return revoked
 
 
-def authenticate(session: Session, token: str | None) -> ApiToken:
-    """The live token row for a bearer token, or Unauthorized."""
+def authenticate(session: Session, token: str | None, *, scim: bool = False) -> ApiToken:
+    """The live token row for a bearer token, or Unauthorized.
+
+    A token of the `scim` role is accepted only where `scim=True` (the SCIM API), and only such a
+    token is: the identity provider's credential opens nothing else, and nothing else opens SCIM.
+    """
     if not token:
         raise Unauthorized("missing bearer token")
     row = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
     if row is None or row.revoked_at is not None:
         raise Unauthorized("unknown or revoked token")
+    if (Role(row.role) is Role.scim) is not scim:
+        raise Unauthorized("this needs a token of the scim role" if scim else "a scim token only opens /scim/v2")
     if row.person_email:
         person = session.get(Person, row.person_email)
         # Someone who has left keeps no access, even before their tokens are revoked one by one.
@@ -112,7 +118,7 @@ def authenticate(session: Session, token: str | None) -> ApiToken:
 
 def require_role(token: ApiToken, role: Role) -> None:
     """Forbidden unless the token's role is at least `role`."""
-    if _RANK[Role(token.role)] < _RANK[role]:
+    if _RANK.get(Role(token.role), -1) < _RANK[role]:
         raise Forbidden(f"this needs the {role.value} role; the token has {Role(token.role).value}")
 
 

@@ -7,8 +7,12 @@ handling is idempotent: the second run finds the person inactive and the apps al
 For every live app the person owns:
 - with an active co-owner: that co-owner becomes the owner (audited) and is told;
 - otherwise: the app becomes `orphaned`, an `owner_left_grace` deadline is recorded (policy
-  `owner_left_grace_days` of the app's data class) and the person's manager — or, without one, the
-  data class's approver group — is asked for a new owner.
+  `owner_left_grace_days` of the app's data class) and the hand-over chain starts: the person's
+  active manager is asked for a new owner with a deadline (`owner_manager_days`, an
+  `owner_handover_escalation` deadline); when it passes with the app still orphaned, IT's group
+  (the data class's approver group) is asked; without a manager IT's group is asked at once. When
+  the grace period ends the app is suspended (timers.handlers.on_owner_grace_over). Every ask is
+  an `owner.handover_asked` audit entry naming its step.
 Apps the person only co-owns lose them from their co-owner list. `POST /api/v1/apps/{id}/owner`
 (catalog.transfer_owner) reassigns an orphaned app and returns it to its stage.
 
@@ -27,7 +31,7 @@ from sqlmodel import Session, col, select
 from orchestrator.audit import service as audit
 from orchestrator.audit.actions import AuditAction
 from orchestrator.catalog import service as catalog
-from orchestrator.catalog.lifecycle import ACTIVE_STAGES, Action, Stage
+from orchestrator.catalog.lifecycle import ACTIVE_STAGES, POLICY_ACTOR, Action, Stage
 from orchestrator.catalog.models import AppOwner, MicroApp, Person
 from orchestrator.catalog.policy import Policy, get_policy, whole
 from orchestrator.clock import utcnow
@@ -40,6 +44,7 @@ from orchestrator.timers.models import DeadlineKind
 log = get_logger(__name__)
 
 GRACE_KIND = DeadlineKind.owner_left_grace
+ESCALATION_KIND = DeadlineKind.owner_handover_escalation
 _ORPHANABLE = ACTIVE_STAGES | {Stage.expiring}
 _GONE = (Stage.sunsetting, Stage.retired)
 
@@ -145,17 +150,77 @@ def _ask_for_owner(
     session: Session, event: Event, app: MicroApp, person: Person, policy: Policy, grace_days: float
 ) -> None:
     manager = session.get(Person, person.manager_email.lower()) if person.manager_email else None
-    to = (
-        manager.email
-        if manager is not None and manager.active
-        else policy.for_class(app.data_class).approver_group.slack_channel
+    if manager is None or not manager.active:
+        _ask(session, app, policy, step="it_group", left=person.email, grace_days=grace_days, key=f"{event.id}")
+        return
+    rules = policy.for_class(app.data_class)
+    manager_days = rules.owner_manager_days or grace_days / 3
+    manager_days = min(manager_days, grace_days)
+    _ask(
+        session,
+        app,
+        policy,
+        step="manager",
+        left=person.email,
+        grace_days=grace_days,
+        key=f"{event.id}",
+        to=manager.email,
+        within_days=manager_days,
     )
+    deadlines.replace(
+        session,
+        kind=ESCALATION_KIND,
+        due_at=utcnow() + timedelta(days=manager_days),
+        app_id=app.id,
+        ref=person.email,
+        payload={"left": person.email, "manager": manager.email},
+    )
+
+
+def _ask(
+    session: Session,
+    app: MicroApp,
+    policy: Policy,
+    *,
+    step: str,
+    left: str,
+    grace_days: float,
+    key: str,
+    to: str | None = None,
+    within_days: float | None = None,
+) -> None:
+    """One step of the hand-over chain: ask `to` (the manager) or IT's group for a new owner; audited."""
+    channel = to or policy.for_class(app.data_class).approver_group.slack_channel
+    within = within_days if within_days is not None else grace_days
     text = (
-        f"{person.email} has left and {app.name} ({app.id}, {app.data_class.value}) has no owner. "
-        f"Please name a new owner within {grace_days} days (POST /api/v1/apps/{app.id}/owner); "
-        "after that the app is suspended and its credentials revoked."
+        f"{left} has left and {app.name} ({app.id}, {app.data_class.value}) has no owner. "
+        f"Please name a new owner within {within:g} days (POST /api/v1/apps/{app.id}/owner); "
+        + (
+            "after that IT's group is asked, then the app is suspended and its credentials revoked."
+            if step == "manager"
+            else "after the grace period the app is suspended and its credentials revoked."
+        )
     )
-    tell(session, to=to, text=text, app_id=app.id, key=f"owner-left:{event.id}:{app.id}:ask")
+    tell(session, to=channel, text=text, app_id=app.id, key=f"owner-left:{key}:{app.id}:ask:{step}")
+    audit.record(
+        session,
+        actor=POLICY_ACTOR,
+        action=AuditAction.owner_handover_asked,
+        app_id=app.id,
+        reason=f"asked {channel} for a new owner ({step})",
+        data={"step": step, "asked": channel, "left": left, "within_days": within},
+    )
+
+
+def on_handover_escalation(session: Session, event: Event) -> None:
+    """The manager did not name a new owner in time: IT's group (the approver group) is asked."""
+    app = session.get(MicroApp, event.app_id) if event.app_id else None
+    if app is None or app.stage is not Stage.orphaned:
+        return  # re-owned (or on its way out) since the manager was asked
+    policy = get_policy()
+    left = str(event.payload.get("left") or "")
+    grace_days = whole(policy.for_class(app.data_class).owner_left_grace_days)
+    _ask(session, app, policy, step="it_group", left=left, grace_days=grace_days, key=event.id)
 
 
 def _drop_from_co_owners(session: Session, email: str, *, actor: str, reason: str) -> None:

@@ -98,6 +98,12 @@ class DataClassPolicy(_Strict):
     allowed_connectors: list[str] = Field(default_factory=list)
     escalation: EscalationThresholds
     owner_left_grace_days: Days = Field(gt=0)
+    owner_manager_days: Days | None = Field(
+        default=None,
+        gt=0,
+        description="days the leaver's manager has to name a new owner of an orphaned app before IT's "
+        "group (the approver group) is asked; unset: a third of owner_left_grace_days",
+    )
     log_retention_days: Days = Field(gt=0)
     auto_approve_clean: bool = False
     token_ttl_minutes: int = Field(gt=0, le=24 * 60, description="lifetime cap of an exchanged token")

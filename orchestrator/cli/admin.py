@@ -232,7 +232,12 @@ def _valid_email(email: str | None) -> str | None:
 
 @token_app.command("create")
 def token_create(
-    role: Annotated[Role, typer.Option("--role", help="maker, approver or admin", case_sensitive=False)],
+    role: Annotated[
+        Role,
+        typer.Option(
+            "--role", help="maker, approver, admin, or scim (the IdP's SCIM client only)", case_sensitive=False
+        ),
+    ],
     name: Annotated[str, typer.Option("--name", help="what the token is for, e.g. ci-bot")],
     email: Annotated[
         str | None, typer.Option("--email", help="the person who acts with it (makers see their own apps)")

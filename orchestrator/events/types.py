@@ -27,6 +27,8 @@ class EventType(StrEnum):
     extension_requested = "extension.requested"
     owner_left = "owner.left"
     owner_grace_over = "owner.grace_over"
+    # The manager asked to take over an orphaned app did not in time: IT's group is asked next.
+    owner_handover_escalation_due = "owner.handover_escalation_due"
     archive_retention_due = "archive.retention_due"
     github_repository = "github.repository"
 

@@ -30,6 +30,7 @@ class DeadlineKind(StrEnum):
     approval_reminder = "approval_reminder"
     approval_escalation = "approval_escalation"
     owner_left_grace = "owner_left_grace"
+    owner_handover_escalation = "owner_handover_escalation"
     inactivity = "inactivity"
     retention_purge = "retention_purge"
     # A deadline that only proves the timer path works (benchmark, smoke checks): no event.

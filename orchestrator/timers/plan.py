@@ -23,7 +23,12 @@ from orchestrator.timers.models import DeadlineKind
 MANAGED_KINDS = (DeadlineKind.review_due, DeadlineKind.expiry_notice, DeadlineKind.expiry, DeadlineKind.inactivity)
 # Kinds other features schedule (approval requests, owner departures); the plan only cancels them
 # once they no longer apply.
-GUARDED_KINDS = (DeadlineKind.approval_reminder, DeadlineKind.approval_escalation, DeadlineKind.owner_left_grace)
+GUARDED_KINDS = (
+    DeadlineKind.approval_reminder,
+    DeadlineKind.approval_escalation,
+    DeadlineKind.owner_left_grace,
+    DeadlineKind.owner_handover_escalation,
+)
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,7 @@ def still_applies(app: MicroApp, kind: str, ref: str | None, pending_approval_id
     """Whether a deadline of a guarded kind, scheduled by another feature, should stay pending."""
     if app.stage in (Stage.sunsetting, Stage.retired):
         return False
-    if kind == DeadlineKind.owner_left_grace:
+    if kind in (DeadlineKind.owner_left_grace, DeadlineKind.owner_handover_escalation):
         return app.stage is Stage.orphaned
     if kind in (DeadlineKind.approval_reminder, DeadlineKind.approval_escalation):
         return ref in pending_approval_ids

@@ -40,6 +40,7 @@ KIND_EVENTS: dict[str, EventType | None] = {
     DeadlineKind.approval_reminder: EventType.approval_reminder_due,
     DeadlineKind.approval_escalation: EventType.approval_escalation_due,
     DeadlineKind.owner_left_grace: EventType.owner_grace_over,
+    DeadlineKind.owner_handover_escalation: EventType.owner_handover_escalation_due,
     DeadlineKind.inactivity: EventType.app_inactive,
     DeadlineKind.retention_purge: EventType.archive_retention_due,
     DeadlineKind.probe: None,
