@@ -171,6 +171,9 @@ class Policy(_Strict):
     notifications: Notifications = Notifications()
     review_limits: ReviewLimits = ReviewLimits()
     sunset: SunsetPolicy = SunsetPolicy()
+    advisories_max_age_days: float = Field(
+        default=30, gt=0, description="advisory sets older than this are reported by every review that uses them"
+    )
 
     @field_validator("data_classes")
     @classmethod
