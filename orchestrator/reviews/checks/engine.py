@@ -38,7 +38,16 @@ from orchestrator.reviews.checks.walk import Deadline, read_text, walk_checkout
 
 __all__ = ["Finding", "ReviewResult", "ReviewTimeout", "decide_verdict", "review_directory"]
 
-_NO_PII_FILES = ("package-lock.json", "yarn.lock", "pnpm-lock.yaml", "poetry.lock", "Pipfile.lock") + MANIFEST_NAMES
+_NO_PII_FILES = (
+    "package-lock.json",
+    "npm-shrinkwrap.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "poetry.lock",
+    "uv.lock",
+    "Pipfile.lock",
+    *MANIFEST_NAMES,
+)
 
 
 def _resolve_data_class(requested: str | None, manifest: dict[str, Any] | None) -> str:
