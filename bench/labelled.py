@@ -255,6 +255,37 @@ def _luhn_number(rng: random.Random, prefix: str, length: int) -> str:
     return body + str((10 - total % 10) % 10)
 
 
+def _national_ids(rng: random.Random) -> list[tuple[str, str, str]]:
+    """Valid-looking national identifiers (check digits computed here) with the label a file would carry."""
+    from stdnum import verhoeff
+    from stdnum.fr import nir
+    from stdnum.it import codicefiscale
+
+    out = []
+    for _ in range(3):
+        base = "".join(rng.choice(string.digits) for _ in range(9))
+        d1 = (sum(int(c) * w for c, w in zip(base, range(10, 1, -1), strict=True)) * 10) % 11 % 10
+        d2 = (sum(int(c) * w for c, w in zip(base + str(d1), range(11, 1, -1), strict=True)) * 10) % 11 % 10
+        out.append(("CPF", f"{base[:3]}.{base[3:6]}.{base[6:]}-{d1}{d2}", "br-cpf"))
+        number = rng.randint(10_000_000, 99_999_999)
+        out.append(("DNI", f"{number}{'TRWAGMYFPDXBNJZSQVHLCKE'[number % 23]}", "es-dni"))
+        body = str(rng.randint(2, 9)) + "".join(rng.choice(string.digits) for _ in range(10))
+        aadhaar = body + verhoeff.calc_check_digit(body)
+        out.append(("Aadhaar", f"{aadhaar[:4]} {aadhaar[4:8]} {aadhaar[8:]}", "in-aadhaar"))
+        head = "".join(rng.choice(string.ascii_uppercase) for _ in range(6)) + f"{rng.randint(40, 99)}"
+        head += (
+            rng.choice("ABCDEHLMPRST")
+            + f"{rng.randint(1, 28):02d}"
+            + rng.choice("ABCDEFGHILM")
+            + f"{rng.randint(100, 999)}"
+        )
+        out.append(("codice fiscale", head + codicefiscale.calc_check_digit(head), "it-codice-fiscale"))
+        nir_body = f"{rng.randint(1, 2)}{rng.randint(50, 99)}{rng.randint(1, 12):02d}{rng.randint(1, 95):02d}"
+        nir_body += f"{rng.randint(1, 990):03d}{rng.randint(1, 999):03d}"
+        out.append(("NIR", f"{nir_body} {nir.calc_check_digits(nir_body)}", "fr-nir"))
+    return out
+
+
 def pii_cases() -> list[Case]:
     """Fictitious cards and phone numbers in many formats, and number-shaped values that are neither."""
     rng = random.Random(17)
@@ -297,6 +328,14 @@ def pii_cases() -> list[Case]:
         "build 20240115.1030.42",
     ]
     out = [Case("pii-card", "fixtures.json", f'{{"card": "{c}"}}\n', "payment-card") for c in cards]
+    out += [
+        Case("pii-national-id", "people.csv", f"{label},{value}\n", kind) for label, value, kind in _national_ids(rng)
+    ]
+    out += [
+        Case("pii", "data.txt", "order 2341 2341 2346 shipped\n", None),  # Aadhaar-shaped, no label
+        Case("pii", "data.txt", "batch 36574261809\n", None),  # tax-id-shaped, no label
+        Case("pii", "data.txt", "sku 12345678-A\n", None),  # DNI-shaped, wrong letter
+    ]
     out += [Case("pii-phone", "contacts.csv", f"Jane Roe,{p},London\n", "phone-number") for p in phones]
     out += [Case("pii", "data.txt", f"value: {n}\n", None) for n in negatives]
     return out
@@ -316,7 +355,7 @@ def _fired(case: Case) -> bool:
         from orchestrator.reviews.checks.pii import scan_pii
 
         kinds = {h.kind for h in scan_pii(case.text)}
-        return bool(kinds & {"payment-card", "phone-number"})
+        return case.expect in kinds if case.expect else bool(kinds)
     from orchestrator.reviews.checks.secrets import scan_text
 
     return bool(scan_text(case.text, case.path))

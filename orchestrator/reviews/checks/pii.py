@@ -1,4 +1,6 @@
-"""PII literals in code, fixtures and sample data: emails, phone numbers, cards, US SSNs, IBANs.
+"""PII literals in code, fixtures and sample data: emails, phone numbers, cards, US SSNs, IBANs, and
+national identifiers with check digits (Brazil's CPF, India's Aadhaar, Spain's DNI/NIE, Italy's codice
+fiscale, France's NIR, Germany's tax id; validated by python-stdnum).
 
 Numbers are validated before they count (Luhn and the networks' issuer ranges for cards, ISO 13616
 mod-97 for IBANs, SSA rules for SSNs, libphonenumber's per-country rules for international and European,
@@ -14,6 +16,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import phonenumbers
+from stdnum.br import cpf as br_cpf
+from stdnum.de import idnr as de_idnr
+from stdnum.es import dni as es_dni
+from stdnum.es import nie as es_nie
+from stdnum.fr import nir as fr_nir
+from stdnum.in_ import aadhaar as in_aadhaar
+from stdnum.it import codicefiscale as it_cf
 
 from orchestrator.reviews.checks.findings import Finding, Severity, fingerprint, redact
 
@@ -183,9 +192,16 @@ def scan_pii(text: str) -> Iterator[PiiHit]:
             if any(domain == d or domain.endswith("." + d) for d in _SAFE_EMAIL_DOMAINS):
                 continue
             yield PiiHit("email", _line_of(text, start, newlines), text[start : m.end()])
+    # National identifiers first: their digits must not be reported again as a phone number or a card.
+    taken: list[tuple[int, int]] = []
+    for kind, offset, value in national_ids(text):
+        taken.append((offset, offset + len(value)))
+        yield PiiHit(kind, _line_of(text, offset, newlines), value)
     # Numbers: find digit runs long enough to matter once, then classify each run.
     for span in _NUMERIC_RE.finditer(text):
         chunk, offset = span.group(0), span.start()
+        if any(start < span.end() and span.start() < end for start, end in taken):
+            continue
         for pattern, kind, valid in _NUMBER_KINDS:
             number = pattern.search(chunk)
             if number and valid(number):
@@ -203,6 +219,47 @@ def scan_pii(text: str) -> Iterator[PiiHit]:
                 yield PiiHit("iban", _line_of(text, m.start(), newlines), m.group(1))
 
 
+# National identifiers with a check digit, by their written form; those whose form alone is too common
+# (Aadhaar's 4-4-4 digits, the 11 digits of a German tax id) also need their name within 40 characters before.
+_NATIONAL_IDS: tuple[tuple[str, re.Pattern[str], Callable[[str], bool], re.Pattern[str] | None], ...] = (
+    ("br-cpf", re.compile(r"(?<![\d.])\d{3}\.\d{3}\.\d{3}-\d{2}(?![\d-])"), br_cpf.is_valid, None),
+    ("it-codice-fiscale", re.compile(r"\b[A-Z]{6}\d{2}[A-EHLMPR-T]\d{2}[A-Z]\d{3}[A-Z]\b"), it_cf.is_valid, None),
+    ("es-dni", re.compile(r"(?<![\w-])\d{8}-?[A-HJ-NP-TV-Z](?![\w-])"), es_dni.is_valid, None),
+    ("es-nie", re.compile(r"(?<![\w-])[XYZ]-?\d{7}-?[A-HJ-NP-TV-Z](?![\w-])"), es_nie.is_valid, None),
+    (
+        "fr-nir",
+        re.compile(r"(?<!\d)(?<!\d )[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?![\d])"),
+        fr_nir.is_valid,
+        None,
+    ),
+    (
+        "in-aadhaar",
+        re.compile(r"(?<!\d)(?<!\d )[2-9]\d{3} ?\d{4} ?\d{4}(?![\d])"),
+        in_aadhaar.is_valid,
+        re.compile(r"(?i)aadha?ar|\buid(?:ai)?\b"),
+    ),
+    (
+        "de-steuer-id",
+        re.compile(r"(?<!\d)(?<!\d )\d{2} ?\d{3} ?\d{3} ?\d{3}(?![\d])"),
+        de_idnr.is_valid,
+        re.compile(r"(?i)steuer|\bidnr\b|identifikationsnummer|tax.?id"),
+    ),
+)
+_NATIONAL_HINT_RE = re.compile(r"\d{3}\.\d{3}\.\d{3}-|\d{7}|[A-Z]{6}\d{2}|\d{4} \d{4}|\d \d{2} \d{2}|\d{2} \d{3} \d{3}")
+
+
+def national_ids(text: str) -> Iterator[tuple[str, int, str]]:
+    """(kind, offset, value) of each national identifier whose check digits are right."""
+    if not _NATIONAL_HINT_RE.search(text):
+        return
+    for kind, pattern, valid, label in _NATIONAL_IDS:
+        for m in pattern.finditer(text):
+            if label is not None and not label.search(text, max(0, m.start() - 40), m.start()):
+                continue
+            if valid(m.group(0)):
+                yield kind, m.start(), m.group(0)
+
+
 _NUMBER_KINDS: tuple[tuple[re.Pattern[str], str, Callable[[re.Match[str]], bool]], ...] = (
     (_SSN_RE, "us-ssn", lambda m: ssn_ok(*m.groups())),
     (_CARD_RE, "payment-card", lambda m: _card_ok(m.group(0))),
@@ -215,6 +272,7 @@ _SEVERITY = {
     "us-ssn": Severity.medium,
     "payment-card": Severity.medium,
     "iban": Severity.medium,
+    **{kind: Severity.medium for kind, *_ in _NATIONAL_IDS},
 }
 
 
