@@ -270,6 +270,18 @@ def build_index(*, advisories_dir: Path | None, data_dir: Path | None, shipped: 
     if shipped and "pypi" not in chosen:
         cache_dir = data_dir / "advisories" / "cache" if data_dir is not None and data_dir.is_dir() else None
         chosen["pypi"] = shipped_set(cache_dir)
+    key = tuple((e, chosen[e][0], id(chosen[e][1])) for e in ECOSYSTEMS if e in chosen)
+    if key not in _built:
+        _built.clear()  # only the latest combination is kept: sets are replaced, not accumulated
+        # The sets are kept with the index so that their ids, part of the key, cannot be reused meanwhile.
+        _built[key] = (_index_of(chosen), chosen)
+    return _built[key][0]
+
+
+_built: dict[tuple[Any, ...], tuple[AdvisoryIndex, dict[str, tuple[SetInfo, list[Advisory]]]]] = {}
+
+
+def _index_of(chosen: dict[str, tuple[SetInfo, list[Advisory]]]) -> AdvisoryIndex:
     index = AdvisoryIndex()
     for ecosystem in ECOSYSTEMS:
         if ecosystem not in chosen:
@@ -277,13 +289,13 @@ def build_index(*, advisories_dir: Path | None, data_dir: Path | None, shipped: 
         info, advisories = chosen[ecosystem]
         index.sets.append(info)
         for adv in advisories:
-            for affected in adv.affected:
-                package = affected.get("package") or {}
-                if str(package.get("ecosystem", "")).lower() != ecosystem:
-                    continue
-                key = (ecosystem, normalize_name(ecosystem, str(package.get("name", ""))))
-                if adv not in index.by_package.setdefault(key, []):
-                    index.by_package[key].append(adv)
+            names = {
+                normalize_name(ecosystem, str((a.get("package") or {}).get("name", "")))
+                for a in adv.affected
+                if str((a.get("package") or {}).get("ecosystem", "")).lower() == ecosystem
+            }
+            for name in names:
+                index.by_package.setdefault((ecosystem, name), []).append(adv)
     return index
 
 
