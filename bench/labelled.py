@@ -124,6 +124,7 @@ def secret_cases(seed: int = 17, per_family: int = 12) -> list[Case]:
         add("atlassian-dc", "jira.py", f'JIRA_TOKEN = "{pat}"\n', True)
         add("atlassian-dc", "confluence.js", f"headers: {{ Authorization: `Bearer {pat}` }},\n", True)
         add("atlassian-dc", "settings.ini", f"[jira]\npersonal_access_token = {pat}\n", True)
+        add("atlassian-dc", "notes.txt", f"PAT for the nightly Jira export (rotate in March): {pat}\n", True)
         digest = base64.b64encode(rng.randbytes(32)).decode()
         add("atlassian-dc", "checksums.txt", f"archive.tar.gz sha256-{digest}\n", False)
         add("atlassian-dc", "jira.py", 'JIRA_TOKEN = os.environ["JIRA_PAT"]\n', False)

@@ -76,6 +76,23 @@ _SDK_RES = [
         None,
     ),
 ]
+# Every SDK pattern names one of these (lower case); a file with none of them is not searched.
+_SDK_HINTS = (
+    "openai",
+    "anthropic",
+    "cohere",
+    "mistral",
+    "groq",
+    "together",
+    "replicate",
+    "litellm",
+    "google",
+    "vertexai",
+    "langchain",
+    "llama",
+    "bedrock",
+    "ai-sdk",
+)
 _SDK_PROVIDER = {
     "@anthropic-ai/sdk": "anthropic",
     "@google/generative-ai": "google",
@@ -220,14 +237,14 @@ class EgressScan:
         name = PurePosixPath(rel).name
         if name in _MANIFEST_NAMES:
             return
-        for pattern, provider in _SDK_RES:
+        lower = text.lower()
+        for pattern, provider in _SDK_RES if any(h in lower for h in _SDK_HINTS) else ():
             for m in pattern.finditer(text):
                 module = m.group(1)
                 prov = provider or sdk_provider(module)
                 self.sdks.setdefault(prov, []).append((rel, text.count("\n", 0, m.start()) + 1))
         if name.lower().endswith(_DOC_EXTENSIONS):
             return
-        lower = text.lower()
         if any(k in lower for k in _LLM_HINTS):
             for m in _BARE_LLM_HOST_RE.finditer(lower):
                 where = _code_position(text, m.start())

@@ -192,15 +192,21 @@ def scan_pii(text: str) -> Iterator[PiiHit]:
             if any(domain == d or domain.endswith("." + d) for d in _SAFE_EMAIL_DOMAINS):
                 continue
             yield PiiHit("email", _line_of(text, start, newlines), text[start : m.end()])
-    # National identifiers first: their digits must not be reported again as a phone number or a card.
-    taken: list[tuple[int, int]] = []
-    for kind, offset, value in national_ids(text):
-        taken.append((offset, offset + len(value)))
-        yield PiiHit(kind, _line_of(text, offset, newlines), value)
-    # Numbers: find digit runs long enough to matter once, then classify each run.
+    # Identifiers whose form has letters, only in files that name them.
+    lower: str | None = None
+    for kind, id_pattern, id_valid, labels in _TEXT_IDS:
+        lower = lower if lower is not None else text.lower()
+        if any(label in lower for label in labels):
+            for m in id_pattern.finditer(text):
+                if id_valid(m.group(0)):
+                    yield PiiHit(kind, _line_of(text, m.start(), newlines), m.group(0))
+    # Numbers: find digit runs long enough to matter once, then classify each run (a national identifier
+    # first, so that its digits are not reported again as a phone number).
     for span in _NUMERIC_RE.finditer(text):
         chunk, offset = span.group(0), span.start()
-        if any(start < span.end() and span.start() < end for start, end in taken):
+        national = _chunk_national_id(chunk, text, offset + len(chunk) - len(chunk.lstrip()))
+        if national:
+            yield PiiHit(national[0], _line_of(text, offset, newlines), national[1])
             continue
         for pattern, kind, valid in _NUMBER_KINDS:
             number = pattern.search(chunk)
@@ -219,45 +225,46 @@ def scan_pii(text: str) -> Iterator[PiiHit]:
                 yield PiiHit("iban", _line_of(text, m.start(), newlines), m.group(1))
 
 
-# National identifiers with a check digit, by their written form; those whose form alone is too common
-# (Aadhaar's 4-4-4 digits, the 11 digits of a German tax id) also need their name within 40 characters before.
-_NATIONAL_IDS: tuple[tuple[str, re.Pattern[str], Callable[[str], bool], re.Pattern[str] | None], ...] = (
-    ("br-cpf", re.compile(r"(?<![\d.])\d{3}\.\d{3}\.\d{3}-\d{2}(?![\d-])"), br_cpf.is_valid, None),
-    ("it-codice-fiscale", re.compile(r"\b[A-Z]{6}\d{2}[A-EHLMPR-T]\d{2}[A-Z]\d{3}[A-Z]\b"), it_cf.is_valid, None),
-    ("es-dni", re.compile(r"(?<![\w-])\d{8}-?[A-HJ-NP-TV-Z](?![\w-])"), es_dni.is_valid, None),
-    ("es-nie", re.compile(r"(?<![\w-])[XYZ]-?\d{7}-?[A-HJ-NP-TV-Z](?![\w-])"), es_nie.is_valid, None),
-    (
-        "fr-nir",
-        re.compile(r"(?<!\d)(?<!\d )[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?![\d])"),
-        fr_nir.is_valid,
-        None,
-    ),
-    (
-        "in-aadhaar",
-        re.compile(r"(?<!\d)(?<!\d )[2-9]\d{3} ?\d{4} ?\d{4}(?![\d])"),
-        in_aadhaar.is_valid,
-        re.compile(r"(?i)aadha?ar|\buid(?:ai)?\b"),
-    ),
+# National identifiers with a check digit. Digit-only forms are recognised among the numeric runs the
+# number scan finds anyway (Aadhaar's 4-4-4 digits and a German tax id's 11 also need their name within 40
+# characters before); forms with letters are searched only in files that name them. Both keep the scan cheap.
+_ChunkId = tuple[str, re.Pattern[str], Callable[[str], bool], tuple[str, ...]]
+_CHUNK_IDS: tuple[_ChunkId, ...] = (
+    ("br-cpf", re.compile(r"\d{3}\.\d{3}\.\d{3}-\d{2}"), br_cpf.is_valid, ()),
+    ("fr-nir", re.compile(r"[12] ?\d{2} ?\d{2} ?\d{2} ?\d{3} ?\d{3} ?\d{2}"), fr_nir.is_valid, ()),
+    ("in-aadhaar", re.compile(r"[2-9]\d{3} ?\d{4} ?\d{4}"), in_aadhaar.is_valid, ("aadhaar", "aadhar", "uid")),
     (
         "de-steuer-id",
-        re.compile(r"(?<!\d)(?<!\d )\d{2} ?\d{3} ?\d{3} ?\d{3}(?![\d])"),
+        re.compile(r"\d{2} ?\d{3} ?\d{3} ?\d{3}"),
         de_idnr.is_valid,
-        re.compile(r"(?i)steuer|\bidnr\b|identifikationsnummer|tax.?id"),
+        ("steuer", "idnr", "identifikationsnummer", "tax id", "tax_id", "taxid", "tax-id"),
     ),
 )
-_NATIONAL_HINT_RE = re.compile(r"\d{3}\.\d{3}\.\d{3}-|\d{7}|[A-Z]{6}\d{2}|\d{4} \d{4}|\d \d{2} \d{2}|\d{2} \d{3} \d{3}")
+_TEXT_IDS: tuple[_ChunkId, ...] = (
+    (
+        "it-codice-fiscale",
+        re.compile(r"\b[A-Z]{6}\d{2}[A-EHLMPR-T]\d{2}[A-Z]\d{3}[A-Z]\b"),
+        it_cf.is_valid,
+        ("fiscal", "codice"),
+    ),
+    ("es-dni", re.compile(r"(?<![\w-])\d{8}-?[A-HJ-NP-TV-Z](?![\w-])"), es_dni.is_valid, ("dni", "nif")),
+    ("es-nie", re.compile(r"(?<![\w-])[XYZ]-?\d{7}-?[A-HJ-NP-TV-Z](?![\w-])"), es_nie.is_valid, ("nie", "nif")),
+)
+NATIONAL_ID_KINDS = tuple(kind for kind, *_ in _CHUNK_IDS + _TEXT_IDS)
 
 
-def national_ids(text: str) -> Iterator[tuple[str, int, str]]:
-    """(kind, offset, value) of each national identifier whose check digits are right."""
-    if not _NATIONAL_HINT_RE.search(text):
-        return
-    for kind, pattern, valid, label in _NATIONAL_IDS:
-        for m in pattern.finditer(text):
-            if label is not None and not label.search(text, max(0, m.start() - 40), m.start()):
+def _chunk_national_id(chunk: str, text: str, offset: int) -> tuple[str, str] | None:
+    value = chunk.strip()
+    for kind, pattern, valid, labels in _CHUNK_IDS:
+        if not pattern.fullmatch(value):
+            continue
+        if labels:
+            before = text[max(0, offset - 40) : offset].lower()
+            if not any(label in before for label in labels):
                 continue
-            if valid(m.group(0)):
-                yield kind, m.start(), m.group(0)
+        if valid(value):
+            return kind, value
+    return None
 
 
 _NUMBER_KINDS: tuple[tuple[re.Pattern[str], str, Callable[[re.Match[str]], bool]], ...] = (
@@ -272,7 +279,7 @@ _SEVERITY = {
     "us-ssn": Severity.medium,
     "payment-card": Severity.medium,
     "iban": Severity.medium,
-    **{kind: Severity.medium for kind, *_ in _NATIONAL_IDS},
+    **dict.fromkeys(NATIONAL_ID_KINDS, Severity.medium),
 }
 
 

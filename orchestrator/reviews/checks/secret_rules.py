@@ -89,6 +89,14 @@ def _pem_body_ok(body: str) -> bool:
     return len(compact) >= 12 and not ("<" in compact and ">" in compact)
 
 
+def _atlassian_dc_pat(value: str) -> bool:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return len(raw) == 33 and raw[:12].isdigit() and raw[12:13] == b":"
+
+
 def _b64_pem(value: str) -> bool:
     head = value[:120]
     head = head[: len(head) - len(head) % 4]
@@ -328,6 +336,15 @@ RULES: tuple[Rule, ...] = (
         r"\b(?P<s>A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5})\b",
         "a3-",
     ),
+    # Jira / Confluence / Bitbucket Data Center personal access token: base64 of "<12-digit id>:<20 random bytes>".
+    _r(
+        "atlassian-dc-pat",
+        "atlassian",
+        # base64 of 12 ASCII digits starts [MNO][DTjz]; the look-behind after the first letter keeps the scan fast
+        r"(?P<s>[MNO](?<![A-Za-z0-9+/][MNO])[DTjz][A-Za-z0-9+/]{42})(?![A-Za-z0-9+/=])",
+        (),
+        validator=_atlassian_dc_pat,
+    ),
     _r("atlassian-api-token", "atlassian", L + r"(?P<s>ATATT3[A-Za-z0-9_\-=]{150,})", "atatt3"),
     _r(
         "artifactory-token",
@@ -471,7 +488,7 @@ RULES: tuple[Rule, ...] = (
     _r(
         "twilio-auth-token",
         "twilio",
-        r"(?<![A-Za-z0-9])AC[0-9a-f]{32}(?![A-Za-z0-9])[^\n]{0,120}(?:\n[^\n]{0,120}){0,2}?"
+        r"AC(?<![A-Za-z0-9]AC)[0-9a-f]{32}(?![A-Za-z0-9])[^\n]{0,120}(?:\n[^\n]{0,120}){0,2}?"
         r"(?<![A-Za-z0-9])(?P<s>[0-9a-f]{32})(?![A-Za-z0-9])",
         (),
         severity=Severity.critical,

@@ -40,11 +40,12 @@ def test_secret_findings_name_the_new_rules() -> None:
     rules = {
         c.family: {h.rule for h in scan_text(c.text, c.path)}
         for c in secret_cases(per_family=1)
-        if c.expect in ("twilio", "azure-sas", "stripe-webhook") and c.path.endswith(".py")
+        if c.expect in ("twilio", "azure-sas", "stripe-webhook", "atlassian-dc") and c.path.endswith(".py")
     }
     assert "twilio-auth-token" in rules["twilio"]
     assert "azure-sas-signature" in rules["azure-sas"]
     assert "stripe-webhook-secret" in rules["stripe-webhook"]
+    assert "atlassian-dc-pat" in rules["atlassian-dc"]
 
 
 def test_llm_sdks_through_the_approved_connector_are_not_flagged() -> None:
