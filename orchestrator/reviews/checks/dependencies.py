@@ -148,7 +148,32 @@ def _poetry(name: str, constraint: Any, file: str) -> Dependency | None:
     constraint = constraint.strip()
     exact = _POETRY_EXACT_RE.match(constraint) is not None
     version = constraint.lstrip("=").strip() if exact else None
-    return Dependency("pypi", normalize_name("pypi", name), version, constraint, file)
+    return Dependency("pypi", normalize_name("pypi", name), version, poetry_to_pep440(constraint), file)
+
+
+_POETRY_OP_RE = re.compile(r"^([\^~])\s*(\d+(?:\.\d+){0,2})$")
+
+
+def poetry_to_pep440(constraint: str) -> str:
+    """Poetry's caret and tilde constraints as PEP 440 (`^1.2.3` → `>=1.2.3,<2.0.0`, `~1.2` → `>=1.2,<1.3`);
+    anything else (already PEP 440, `*`, or a comma list of those) is returned as written."""
+    parts = []
+    for piece in constraint.split(","):
+        piece = piece.strip()
+        m = _POETRY_OP_RE.match(piece)
+        if not m:
+            parts.append(f"=={piece}" if piece[:1].isdigit() else piece)
+            continue
+        op, text = m.groups()
+        nums = [int(n) for n in text.split(".")]
+        if op == "^":
+            cut = next((i for i, n in enumerate(nums) if n != 0), len(nums) - 1)
+        else:
+            cut = 0 if len(nums) == 1 else 1
+        upper = nums[: cut + 1]
+        upper[-1] += 1
+        parts.append(f">={text},<{'.'.join(str(n) for n in upper)}")
+    return ",".join(p for p in parts if p and p != "*")
 
 
 def parse_pyproject(text: str, file: str) -> list[Dependency]:

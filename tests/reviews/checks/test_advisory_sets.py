@@ -168,3 +168,14 @@ def test_lockfile_version_wins_over_the_manifest_range(tmp_path: Path) -> None:
     deps += parse_package_lock(json.dumps(lock), "package-lock.json")
     findings = check_dependencies(deps, policy=load_policy(), data_class="internal", index=index)
     assert not [f for f in findings if f.extra.get("package") == "lodash"]
+
+
+def test_poetry_caret_and_tilde_ranges_are_judged(shipped: AdvisoryIndex) -> None:
+    """Poetry's `~5.3` and `^2.30` read as PEP 440 ranges, so they are judged like any other range."""
+    from orchestrator.reviews.checks.dependencies import parse_pyproject
+
+    text = '[tool.poetry.dependencies]\npython = "^3.11"\npyyaml = "~5.3"\nrequests = "~2.30"\n'
+    deps = parse_pyproject(text, "pyproject.toml")
+    assert {(d.name, d.spec) for d in deps} == {("pyyaml", ">=5.3,<5.4"), ("requests", ">=2.30,<2.31")}
+    findings = check_dependencies(deps, policy=load_policy(), data_class="internal", index=shipped)
+    assert "PYSEC-2021-142" in _vulns(findings, "pyyaml") and "PYSEC-2023-74" in _vulns(findings, "requests")
