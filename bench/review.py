@@ -49,11 +49,18 @@ def build_repo(root: Path, files: int, *, git: bool) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Generate the repository, review it, print the timing."""
+    """Print the egress and PII checks' accuracy on the labelled cases, then generate the repository,
+    review it and print the timing."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=10_000, help="number of files (default 10000)")
     parser.add_argument("--git", action="store_true", help="git init and commit the tree before reviewing")
     args = parser.parse_args(argv)
+    from bench.labelled import egress_cases, pii_cases, print_report, secret_cases
+
+    print_report("secrets (generated cases)", secret_cases(), compare=True)
+    print_report("\nLLM egress", egress_cases())
+    print_report("\nPII", pii_cases())
+    print()
     policy = load_policy()
     with tempfile.TemporaryDirectory(prefix="bench-review-") as tmp:
         root = Path(tmp)

@@ -268,6 +268,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-detect-secrets", action="store_true", help="time only our scanner")
     args = parser.parse_args(argv)
     corpus_report()
+    from bench.labelled import print_report, secret_cases
+
+    print()
+    print_report("generated cases (issue 17 families)", secret_cases(), compare=True)
     with tempfile.TemporaryDirectory(prefix="bench-secrets-") as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()

@@ -330,6 +330,18 @@ class Settings(BaseSettings):
         "would remove more is refused (audited) as a probable IdP or export fault",
     )
     idp_page_size: int = Field(default=100, ge=1, le=1000, description="Users asked for per SCIM page")
+    # --- advisories (issue 17): OSV exports fetched by `orchestrator advisories sync` and the daily job
+    advisories_url_template: str = Field(
+        default="https://osv-vulnerabilities.storage.googleapis.com/{ecosystem}/all.zip",
+        description="Where `orchestrator advisories sync` downloads an ecosystem's OSV export (a zip of JSON "
+        "advisories); `{ecosystem}` becomes PyPI or npm",
+    )
+    advisories_ecosystems: str = Field(
+        default="PyPI,npm", description="Comma-separated ecosystems `orchestrator advisories sync` fetches"
+    )
+    advisories_sync_timeout_seconds: float = Field(
+        default=600, gt=0, description="Time limit of one ecosystem's download (the old set is kept when it runs out)"
+    )
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:

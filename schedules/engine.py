@@ -34,7 +34,7 @@ from orchestrator.logs import get_logger
 from orchestrator.reviews import publish as reviews_publish
 from orchestrator.tasks import TaskName, send
 from schedules import loader
-from schedules.jobs import JOBS
+from schedules.jobs import JOBS, Job
 
 log = get_logger(__name__)
 
@@ -72,7 +72,7 @@ class TimerEngine:
         self.rebuild()
         now = datetime.now(UTC)
         for job in JOBS:
-            interval = float(getattr(self.settings, job.interval_setting))
+            interval = job_interval_seconds(job, self.settings)
             if interval <= 0:
                 continue  # turned off
             # Passing next_run_time=None would add the job paused, so it is only passed to run now.
@@ -334,6 +334,16 @@ class TimerEngine:
         if outcome is not None and outcome.refused is None:
             log.info("idp reconciled", left=len(outcome.left), listed_active=outcome.listed_active)
 
+    def sync_advisories(self) -> None:
+        """Refresh the OSV advisory sets; a failed download keeps the old set and is logged."""
+        from orchestrator.reviews.advisories_sync import sync_advisories
+
+        try:
+            for outcome in sync_advisories(self.settings):
+                log.info("advisory sync", **outcome.to_dict())
+        except Exception as exc:  # a full disk or a bad data directory: logged, retried at the next interval
+            log.error("advisory sync failed", error=str(exc)[:300])
+
     def refresh_health(self) -> None:
         """Compute the invariant and operations gauges and leave them in Redis for the API's /metrics."""
         url = self.settings.effective_redis_url
@@ -343,6 +353,15 @@ class TimerEngine:
             refresh_health_snapshot(self.settings, url)
         except Exception as exc:  # the next pass retries; the snapshot lapses meanwhile and the API computes
             log.warning("health gauges refresh failed", error=str(exc)[:300])
+
+
+def job_interval_seconds(job: Job, settings: Settings) -> float:
+    """A periodic job's interval: its policy field (hours) when it names one, else its setting (seconds)."""
+    if job.interval_policy_hours:
+        from orchestrator.catalog.policy import get_policy
+
+        return float(getattr(get_policy(), job.interval_policy_hours)) * 3600
+    return float(getattr(settings, job.interval_setting))
 
 
 def refresh_health_snapshot(settings: Settings, url: str) -> dict[str, Any]:

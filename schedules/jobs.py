@@ -1,9 +1,9 @@
 """The scheduler's periodic jobs, declared in one list (ids are kebab-case and stable).
 
-Each job names a method of `schedules.engine.TimerEngine` and the setting holding its interval (a
-job whose interval is 0 is off). The per-deadline wake-ups are not listed here: the engine adds them
-as one-shot jobs per slot. Every sweep that re-publishes lost work is declared here and runs on the
-leader only.
+Each job names a method of `schedules.engine.TimerEngine` and the setting holding its interval, or the
+policy field holding it in hours (a job whose interval is 0 is off). The per-deadline wake-ups are not
+listed here: the engine adds them as one-shot jobs per slot. Every sweep that re-publishes lost work is
+declared here and runs on the leader only.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ class Job:
     method: str
     interval_setting: str
     run_at_start: bool = False
+    # A policy field in hours that sets the interval instead of the setting (issue 17's daily sync).
+    interval_policy_hours: str | None = None
 
 
 JOBS: list[Job] = [
@@ -51,4 +53,11 @@ JOBS: list[Job] = [
     ),
     # Catalogued people the identity provider no longer lists as active (missed hooks): owner.left.
     Job(id="reconcile-idp", method="reconcile_idp", interval_setting="idp_reconcile_seconds"),
+    # The OSV advisory sets (orchestrator advisories sync), every policy `advisories_sync_hours` (24).
+    Job(
+        id="sync-advisories",
+        method="sync_advisories",
+        interval_setting="",
+        interval_policy_hours="advisories_sync_hours",
+    ),
 ]

@@ -177,6 +177,12 @@ class Policy(_Strict):
     notifications: Notifications = Notifications()
     review_limits: ReviewLimits = ReviewLimits()
     sunset: SunsetPolicy = SunsetPolicy()
+    advisories_max_age_days: float = Field(
+        default=30, gt=0, description="advisory sets older than this are reported by every review that uses them"
+    )
+    advisories_sync_hours: float = Field(
+        default=24, ge=0, description="how often the scheduler's leader syncs the advisory sets from OSV (0: never)"
+    )
 
     @field_validator("data_classes")
     @classmethod

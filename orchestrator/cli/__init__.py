@@ -205,6 +205,7 @@ _built = False
 # The command groups, in the order `--help` lists them; each module has `register(app)`.
 GROUPS = (
     "orchestrator.cli.admin",
+    "orchestrator.cli.advisories",
     "orchestrator.cli.approvals",
     "orchestrator.cli.credentials",
     "orchestrator.cli.doctor",

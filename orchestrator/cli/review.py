@@ -32,6 +32,12 @@ def _table(result: ReviewResult) -> str:
         f"data class: {stats.get('data_class')}  files: {stats.get('files_scanned')}  "
         f"skipped: {stats.get('files_skipped')}  time: {stats.get('duration_seconds')} s"
     )
+    advisories = stats.get("advisories") or {}
+    sets = [
+        f"{s['ecosystem']}: {s['source']} as of {s['date'] or 'unknown'} ({s['advisories']})"
+        for s in advisories.get("sets", [])
+    ]
+    lines.append("advisories: " + "; ".join(sets + list(advisories.get("notes", []))))
     if not result.findings:
         lines.append("no findings")
         return "\n".join(lines)

@@ -2,7 +2,8 @@
 
 Advisories come from a directory of OSV JSON files (one advisory per file). Ranges are evaluated with
 real version semantics: PEP 440 through `packaging` for PyPI, semantic versioning through `semver` for
-npm and SEMVER ranges. Never string comparison: "10.0" is newer than "9.9".
+OSV SEMVER events, and npm ranges (`^`, `~`, hyphen, `||`, prereleases) through `node-semver`, a port of
+npm's own library. Never string comparison: "10.0" is newer than "9.9".
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nodesemver
 import semver
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -70,10 +72,12 @@ class Advisory:
     affected: list[dict[str, Any]]
 
 
-def _severity(raw: dict[str, Any], affected: dict[str, Any] | None = None) -> Severity:
+def advisory_severity(raw: dict[str, Any], affected: dict[str, Any] | None = None) -> Severity:
+    """An advisory's severity: the affected entry's, else the advisory's word or CVSS score, else medium."""
     candidates: list[Any] = []
     if affected:
         candidates += [
+            affected.get("severity") if isinstance(affected.get("severity"), str) else None,
             affected.get("database_specific", {}).get("severity"),
             affected.get("ecosystem_specific", {}).get("severity"),
         ]
@@ -93,6 +97,9 @@ def _severity(raw: dict[str, Any], affected: dict[str, Any] | None = None) -> Se
                         return severity
                 return Severity.low
     return Severity.medium  # unknown severity: worth a human look, not an automatic failure
+
+
+_severity = advisory_severity
 
 
 def load_advisories(directory: Path | None) -> dict[tuple[str, str], list[Advisory]]:
@@ -173,45 +180,6 @@ def affected_by(advisory: Advisory, ecosystem: str, name: str, version_text: str
     return None
 
 
-_NPM_COMPARATOR_RE = re.compile(r"^(>=|<=|>|<|=|\^|~)?\s*v?([0-9xX*]+(?:\.[0-9xX*]+){0,2}(?:[-+][\w.+-]*)?)$")
-
-
-def _npm_comparator(token: str, version: semver.Version) -> bool:
-    m = _NPM_COMPARATOR_RE.match(token)
-    if not m:
-        raise ValueError(f"unsupported npm range {token!r}")
-    op, text = m.group(1) or "=", m.group(2)
-    core = text.split("-")[0].split("+")[0].split(".")
-    # How many leading parts are concrete numbers: `1.2.x` and `1.2` both fix two.
-    fixed = next((i for i, p in enumerate(core) if p.lower() in ("x", "*")), len(core))
-    nums = [int(core[i]) if i < fixed else 0 for i in range(3)]
-    base = parse_semver(text) if fixed == 3 else semver.Version(*nums)
-    assert base is not None
-    if fixed == 0:
-        return op in ("=", ">=", "<=", "^", "~")
-    if op == "=" and fixed < 3:
-        return [version.major, version.minor, version.patch][:fixed] == nums[:fixed]
-    if op == "^":
-        upper = (
-            base.bump_major()
-            if nums[0] or fixed == 1
-            else base.bump_minor()
-            if nums[1] or fixed == 2
-            else base.bump_patch()
-        )
-        return base <= version < upper
-    if op == "~":
-        upper = base.bump_major() if fixed == 1 else base.bump_minor()
-        return base <= version < upper
-    return {
-        "=": version == base,
-        ">": version > base,
-        ">=": version >= base,
-        "<": version < base,
-        "<=": version <= base,
-    }[op]
-
-
 def version_in_range(ecosystem: str, version_text: str, spec: str) -> bool:
     """Whether a pinned version satisfies a policy range (PEP 440 specifier, or an npm range)."""
     spec = spec.strip()
@@ -225,18 +193,60 @@ def version_in_range(ecosystem: str, version_text: str, spec: str) -> bool:
             return version in SpecifierSet(re.sub(r"\s+(?=[<>=!~])", ",", spec), prereleases=True)
         except InvalidSpecifier:
             return False
-    version = parse_semver(version_text)
-    if version is None:
+    return npm_satisfies(version_text, spec)
+
+
+def npm_satisfies(version_text: str, spec: str) -> bool:
+    """npm's own range semantics (node-semver, ported): `^0.x`, hyphen ranges, `||`, prerelease rules."""
+    try:
+        return bool(nodesemver.satisfies(version_text.strip(), spec.strip() or "*", loose=False))
+    except (ValueError, TypeError):
         return False
-    for alternative in spec.split("||"):
-        alternative = re.sub(r"(>=|<=|>|<|=|\^|~)\s+", r"\1", alternative.strip())
-        tokens = alternative.split()
-        if " - " in alternative:
-            low, high = (t.strip() for t in alternative.split(" - ", 1))
-            tokens = [f">={low}", f"<={high}"]
+
+
+def known_versions(ecosystem: str, advisories: list[Advisory], name: str, extra: list[str] | None = None) -> list[str]:
+    """Every version of a package the advisories name (listed affected versions, range boundaries), plus `extra`."""
+    seen: dict[Any, str] = {}
+    for text in extra or []:
+        parsed = parse_version(ecosystem, text)
+        if parsed is not None:
+            seen.setdefault(parsed, text)
+    for adv in advisories:
+        for affected in adv.affected:
+            package = affected.get("package") or {}
+            if str(package.get("ecosystem", "")).lower() != ecosystem:
+                continue
+            if normalize_name(ecosystem, str(package.get("name", ""))) != name:
+                continue
+            texts = [str(v) for v in affected.get("versions") or []]
+            for rng in affected.get("ranges") or []:
+                for event in rng.get("events") or []:
+                    texts += [str(event[k]) for k in ("introduced", "fixed", "last_affected") if k in event]
+            for text in texts:
+                if text == "0":
+                    continue
+                parsed = parse_version(ecosystem, text)
+                if parsed is not None:
+                    seen.setdefault(parsed, text)
+    return [seen[v] for v in sorted(seen)]
+
+
+def admitted_versions(ecosystem: str, spec: str, versions: list[str]) -> list[str] | None:
+    """The versions a requirement's range admits, as an installer would pick them; None for an unreadable range.
+
+    PyPI: a PEP 440 specifier set (prereleases only when the specifier names one or nothing else fits,
+    as pip does). npm: node-semver's `satisfies`, which leaves prereleases out unless a comparator has one
+    on the same major.minor.patch.
+    """
+    spec = spec.strip()
+    if ecosystem == "pypi":
         try:
-            if all(_npm_comparator(t, version) for t in tokens or ["*"]):
-                return True
-        except ValueError:
-            continue
-    return False
+            specifiers = SpecifierSet(re.sub(r"\s+(?=[<>=!~])", ",", spec))
+        except InvalidSpecifier:
+            return None
+        return [str(v) for v in specifiers.filter(versions)]
+    try:
+        nodesemver.make_range(spec or "*", False)
+    except (ValueError, TypeError):
+        return None
+    return [v for v in versions if npm_satisfies(v, spec)]

@@ -42,34 +42,104 @@ LLM_HOSTS = {
 _LLM_HOST_SUFFIXES = {".openai.azure.com": "azure-openai", ".cognitiveservices.azure.com": "azure-openai"}
 _BEDROCK_RE = re.compile(r"^bedrock-runtime(?:-fips)?\.[a-z0-9-]+\.amazonaws\.com$")
 
+# Python imports: provider SDKs, LangChain (legacy `langchain.llms`/`chat_models`, community and partner
+# packages), LlamaIndex's LLM and embedding integrations, LiteLLM.
+_PY_IMPORT = r"^[ \t]*(?:from|import)[ \t]+"
 _SDK_RES = [
-    (re.compile(r"^\s*(?:from|import)\s+(openai|anthropic|cohere|mistralai|groq|together|replicate)\b", re.M), None),
-    (re.compile(r"^\s*(?:from|import)\s+(google\.generativeai|google\.genai|vertexai)\b", re.M), "google"),
-    (
-        re.compile(r"^\s*(?:from|import)\s+(langchain_openai|langchain_anthropic|llama_index\.llms\.openai)\b", re.M),
-        None,
-    ),
+    (re.compile(_PY_IMPORT + r"(openai|anthropic|cohere|mistralai|groq|together|replicate|litellm)\b", re.M), None),
+    (re.compile(_PY_IMPORT + r"(google\.generativeai|google\.genai|vertexai)\b", re.M), "google"),
     (
         re.compile(
-            r"""(?:require\(\s*|from\s+|import\s+)['"](openai|@anthropic-ai/sdk|@google/generative-ai|@google/genai|"""
-            r"""cohere-ai|@mistralai/mistralai|groq-sdk|replicate|@langchain/openai)['"]"""
+            _PY_IMPORT + r"(langchain_(?:openai|anthropic|google_genai|google_vertexai|mistralai|cohere|aws|groq|"
+            r"together|fireworks|huggingface|ollama|deepseek|xai)"
+            r"|langchain(?:_community)?\.(?:llms|chat_models|embeddings)(?:\.\w+)?"
+            r"|llama_index\.(?:llms|embeddings|multi_modal_llms)\.\w+)\b",
+            re.M,
+        ),
+        None,
+    ),
+    # boto3 clients of Bedrock's model APIs.
+    (re.compile(r"""\.client\(\s*(?:service_name\s*=\s*)?['"](bedrock-(?:agent-)?runtime)['"]"""), "aws-bedrock"),
+    # JS/TS: static imports, require() and dynamic import() of the SDKs, LangChain JS, LlamaIndex.TS,
+    # the Vercel AI SDK's providers, Azure OpenAI and Bedrock Runtime. Not on commented-out lines.
+    (
+        re.compile(
+            r"""^(?![ \t]*(?://|/?\*))[^\n]*?(?:require\(\s*|import\(\s*|from\s+|import\s+)"""
+            r"""['"](openai|@anthropic-ai/sdk|@google/generative-ai|@google/genai|@google-cloud/vertexai|"""
+            r"""cohere-ai|@mistralai/mistralai|groq-sdk|replicate|@azure/openai|@aws-sdk/client-bedrock(?:-agent)?-runtime|"""
+            r"""@langchain/(?:openai|anthropic|google-genai|google-vertexai|mistralai|cohere|aws|groq|ollama|"""
+            r"""community/(?:llms|chat_models|embeddings)/[\w-]+)|langchain/(?:llms|chat_models|embeddings)/[\w-]+|"""
+            r"""llamaindex|@llamaindex/(?:openai|anthropic|mistral|groq|gemini|bedrock)|"""
+            r"""@ai-sdk/(?:openai|anthropic|google|mistral|cohere|amazon-bedrock|azure|groq))['"]""",
+            re.M,
         ),
         None,
     ),
 ]
+# Every SDK pattern names one of these (lower case); a file with none of them is not searched.
+_SDK_HINTS = (
+    "openai",
+    "anthropic",
+    "cohere",
+    "mistral",
+    "groq",
+    "together",
+    "replicate",
+    "litellm",
+    "google",
+    "vertexai",
+    "langchain",
+    "llama",
+    "bedrock",
+    "ai-sdk",
+)
 _SDK_PROVIDER = {
     "@anthropic-ai/sdk": "anthropic",
     "@google/generative-ai": "google",
     "@google/genai": "google",
+    "@google-cloud/vertexai": "google",
     "cohere-ai": "cohere",
     "@mistralai/mistralai": "mistral",
     "groq-sdk": "groq",
     "mistralai": "mistral",
-    "langchain_openai": "openai",
-    "langchain_anthropic": "anthropic",
-    "llama_index.llms.openai": "openai",
-    "@langchain/openai": "openai",
+    "@azure/openai": "azure-openai",
+    "@aws-sdk/client-bedrock-runtime": "aws-bedrock",
+    "@aws-sdk/client-bedrock-agent-runtime": "aws-bedrock",
+    "llamaindex": "llamaindex",
 }
+_PROVIDER_WORDS = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "google": "google",
+    "gemini": "google",
+    "vertexai": "google",
+    "mistral": "mistral",
+    "mistralai": "mistral",
+    "cohere": "cohere",
+    "aws": "aws-bedrock",
+    "bedrock": "aws-bedrock",
+    "amazon": "aws-bedrock",
+    "groq": "groq",
+    "azure": "azure-openai",
+}
+
+
+def sdk_provider(module: str) -> str:
+    """The provider behind an imported module: `langchain_openai` → openai, `@langchain/aws` → aws-bedrock."""
+    if module in _SDK_PROVIDER:
+        return _SDK_PROVIDER[module]
+    words = re.split(r"[^a-z0-9]+", module.lower())
+    for word in reversed(words):
+        for key, provider in _PROVIDER_WORDS.items():
+            if word.startswith(key):
+                return provider
+    if "langchain" in words or "langchain" in module:
+        return "langchain"
+    if "llama" in module:
+        return "llamaindex"
+    return words[0] if words and words[0] else module
+
+
 _URL_RE = re.compile(
     r"\b(?:https?|wss?)://(?P<host>[A-Za-z0-9.-]+\.[A-Za-z]{2,}|\[[0-9a-fA-F:]+\]|\d{1,3}(?:\.\d{1,3}){3})"
 )
@@ -167,14 +237,14 @@ class EgressScan:
         name = PurePosixPath(rel).name
         if name in _MANIFEST_NAMES:
             return
-        for pattern, provider in _SDK_RES:
+        lower = text.lower()
+        for pattern, provider in _SDK_RES if any(h in lower for h in _SDK_HINTS) else ():
             for m in pattern.finditer(text):
                 module = m.group(1)
-                prov = provider or _SDK_PROVIDER.get(module, module.split(".")[0])
+                prov = provider or sdk_provider(module)
                 self.sdks.setdefault(prov, []).append((rel, text.count("\n", 0, m.start()) + 1))
         if name.lower().endswith(_DOC_EXTENSIONS):
             return
-        lower = text.lower()
         if any(k in lower for k in _LLM_HINTS):
             for m in _BARE_LLM_HOST_RE.finditer(lower):
                 where = _code_position(text, m.start())
@@ -283,9 +353,17 @@ def egress_findings(
         "groq-sdk",
         "cohere-ai",
         "@mistralai/mistralai",
+        "litellm",
+        "@azure/openai",
+        "@aws-sdk/client-bedrock-runtime",
+        "langchain-openai",
+        "langchain-anthropic",
+        "@langchain/openai",
+        "@langchain/anthropic",
+        "llama-index-llms-openai",
     }
     for dep in set(dependency_names) & llm_deps:
-        sdk_uses.setdefault(_SDK_PROVIDER.get(dep, dep.split("-")[0]), [])
+        sdk_uses.setdefault(sdk_provider(dep), [])
     through_connector = uses_llm and connector in approved
     if sdk_uses and not through_connector:
         for provider, where in sorted(sdk_uses.items()):

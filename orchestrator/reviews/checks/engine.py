@@ -14,8 +14,8 @@ from typing import Any
 from orchestrator.catalog.enums import DataClass
 from orchestrator.catalog.policy import Policy
 from orchestrator.errors import NotFound, ValidationFailed
+from orchestrator.reviews.checks.advisory_sets import AdvisoryIndex, build_index, default_index
 from orchestrator.reviews.checks.dependencies import (
-    advisories_dir_from_env,
     check_dependencies,
     collect_dependencies,
     is_dependency_file,
@@ -38,7 +38,16 @@ from orchestrator.reviews.checks.walk import Deadline, read_text, walk_checkout
 
 __all__ = ["Finding", "ReviewResult", "ReviewTimeout", "decide_verdict", "review_directory"]
 
-_NO_PII_FILES = ("package-lock.json", "yarn.lock", "pnpm-lock.yaml", "poetry.lock", "Pipfile.lock") + MANIFEST_NAMES
+_NO_PII_FILES = (
+    "package-lock.json",
+    "npm-shrinkwrap.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "poetry.lock",
+    "uv.lock",
+    "Pipfile.lock",
+    *MANIFEST_NAMES,
+)
 
 
 def _resolve_data_class(requested: str | None, manifest: dict[str, Any] | None) -> str:
@@ -53,15 +62,30 @@ def _resolve_data_class(requested: str | None, manifest: dict[str, Any] | None) 
         return DataClass.internal.value
 
 
+def _advisory_index(advisories_dir: Path | None) -> AdvisoryIndex:
+    """The settings' index (ADVISORIES_DIR, synced sets, the shipped snapshot); an explicit directory
+    replaces ADVISORIES_DIR for the ecosystems it covers."""
+    if advisories_dir is None:
+        return default_index()
+    from orchestrator.config import get_settings
+
+    return build_index(advisories_dir=advisories_dir, data_dir=get_settings().data_dir)
+
+
 def review_directory(
     path: Path,
     *,
     policy: Policy,
     data_class: str | None = None,
     advisories_dir: Path | None = None,
+    advisory_index: AdvisoryIndex | None = None,
     deadline_seconds: float | None = None,
 ) -> ReviewResult:
     """Review a checkout: secrets, dependencies, LLM egress and PII, scopes, escalation → verdict.
+
+    The dependency check uses `advisory_index` when given, else the index of the settings (see
+    advisory_sets.py); the stats' `advisories` block names the sets used, their dates, and the
+    ecosystems that had none.
 
     Raises NotFound when `path` is not a directory, ValidationFailed for an unknown `data_class`, and
     ReviewTimeout when the review runs past `deadline_seconds` (default: the policy's review timeout).
@@ -104,9 +128,8 @@ def review_directory(
     rules = policy.for_class(data_class)
 
     deps = collect_dependencies(dependency_texts)
-    findings += check_dependencies(
-        deps, policy=policy, data_class=data_class, advisories_dir=advisories_dir or advisories_dir_from_env()
-    )
+    index = advisory_index or _advisory_index(advisories_dir)
+    findings += check_dependencies(deps, policy=policy, data_class=data_class, index=index)
     findings += egress_findings(
         egress,
         manifest=manifest,
@@ -153,5 +176,6 @@ def review_directory(
         "by_check": {c: sum(1 for f in active if f.check == c) for c in sorted({f.check for f in active})},
         "duration_seconds": round(time.monotonic() - started, 3),
         "truncated": inventory.truncated,
+        "advisories": index.describe(),
     }
     return ReviewResult(verdict=verdict, findings=findings, skipped=skipped, manifest=manifest, stats=stats)

@@ -89,6 +89,14 @@ _NEGATORS = frozenset(
     example sample test last used
     """.split()
 )
+# Negators that describe the value wherever they stand: `hashed_password`, `example_password`.
+_ALWAYS_NEGATORS = frozenset(
+    """
+    hash hashed salt digest example sample test placeholder hint regex pattern label field input form type reset
+    forgot confirm confirmation min max strength rule rules policy validator validation not no non is has should
+    can valid check verify mask masked prompt show toggle visible visibility error errors message msg
+    """.split()
+)
 _UI_WORDS = frozenset(
     """
     enter must please your the invalid required characters confirm incorrect wrong least match not new forgot
@@ -123,7 +131,13 @@ class Assignment:
 def classify_name(name: str) -> str | None:
     """password | secret | token | key | None, from the words of an identifier."""
     words = [w.lower() for w in _WORD_RE.findall(name)]
-    if not words or any(w in _NEGATORS for w in words):
+    if not words:
+        return None
+    # The last credential word is the head of the name: a negator after it describes the credential
+    # (`password_label`, `token_url`), one before it only qualifies where it is used (`EMAIL_HOST_PASSWORD`).
+    heads = [i for i, w in enumerate(words) if w in _PASSWORD_WORDS]
+    cut = heads[-1] if heads else -1
+    if any(w in _NEGATORS and (i > cut or w in _ALWAYS_NEGATORS) for i, w in enumerate(words)):
         return None
     found: set[str] = set()
     for i, word in enumerate(words):

@@ -89,6 +89,14 @@ def _pem_body_ok(body: str) -> bool:
     return len(compact) >= 12 and not ("<" in compact and ">" in compact)
 
 
+def _atlassian_dc_pat(value: str) -> bool:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return len(raw) == 33 and raw[:12].isdigit() and raw[12:13] == b":"
+
+
 def _b64_pem(value: str) -> bool:
     head = value[:120]
     head = head[: len(head) - len(head) % 4]
@@ -139,6 +147,14 @@ RULES: tuple[Rule, ...] = (
         r"(?i:AccountKey|SharedAccessKey)\s*=\s*(?P<s>[A-Za-z0-9+/]{40,}={0,2})",
         ("accountkey", "sharedaccesskey"),
         severity=Severity.critical,
+    ),
+    # A shared access signature: the signed-version field, then the signature (base64, often URL-encoded).
+    _r(
+        "azure-sas-signature",
+        "azure",
+        r"(?i:\bsv=\d{4}-\d{2}-\d{2})[^\s\"'<>`]{0,400}?[?&;]sig=(?P<s>(?:[A-Za-z0-9+/]|%2[BbFf]){40,120}(?:=|%3[Dd]){0,2})",
+        "sv=",
+        min_entropy=3.5,
     ),
     _r(
         "azure-ad-client-secret",
@@ -221,6 +237,13 @@ RULES: tuple[Rule, ...] = (
         r"(?<![A-Za-z0-9])(?P<s>[rs]k_(?:live|prod)_[A-Za-z0-9]{20,247})" + R,
         ("sk_live_", "rk_live_", "sk_prod_", "rk_prod_"),
         severity=Severity.critical,
+    ),
+    _r(
+        "stripe-webhook-secret",
+        "stripe",
+        r"(?<![A-Za-z0-9])(?P<s>whsec_[A-Za-z0-9+/=]{24,80})" + R,
+        "whsec_",
+        min_entropy=3.5,
     ),
     _r(
         "stripe-test-key",
@@ -312,6 +335,15 @@ RULES: tuple[Rule, ...] = (
         "1password",
         r"\b(?P<s>A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5})\b",
         "a3-",
+    ),
+    # Jira / Confluence / Bitbucket Data Center personal access token: base64 of "<12-digit id>:<20 random bytes>".
+    _r(
+        "atlassian-dc-pat",
+        "atlassian",
+        # base64 of 12 ASCII digits starts [MNO][DTjz]; the look-behind after the first letter keeps the scan fast
+        r"(?P<s>[MNO](?<![A-Za-z0-9+/][MNO])[DTjz][A-Za-z0-9+/]{42})(?![A-Za-z0-9+/=])",
+        (),
+        validator=_atlassian_dc_pat,
     ),
     _r("atlassian-api-token", "atlassian", L + r"(?P<s>ATATT3[A-Za-z0-9_\-=]{150,})", "atatt3"),
     _r(
@@ -451,6 +483,17 @@ RULES: tuple[Rule, ...] = (
         "login_with_api_key",
     ),
     _r("twilio-api-key", "twilio", r"(?<![A-Za-z0-9])(?P<s>SK[0-9a-f]{32})(?![A-Za-z0-9])", ()),
+    # An auth token is 32 hex digits, like any MD5: it counts when its account SID stands right before it
+    # (same call, same object, the next lines of an .env file).
+    _r(
+        "twilio-auth-token",
+        "twilio",
+        r"AC(?<![A-Za-z0-9]AC)[0-9a-f]{32}(?![A-Za-z0-9])[^\n]{0,120}(?:\n[^\n]{0,120}){0,2}?"
+        r"(?<![A-Za-z0-9])(?P<s>[0-9a-f]{32})(?![A-Za-z0-9])",
+        (),
+        severity=Severity.critical,
+        min_entropy=3.0,
+    ),
     _r("twitch-stream-key", "twitch", L + r"(?P<s>live_\d{6,10}_[A-Za-z0-9]{30})" + R, "live_"),
     _r("adafruit-io-key", "adafruit", L + r"(?P<s>aio_[A-Za-z0-9]{28})" + R, "aio_"),
     _r("adobe-client-secret", "adobe", L + r"(?P<s>p8e-[A-Za-z0-9_-]{32})(?![\w-])", "p8e-"),

@@ -34,7 +34,8 @@ def is_failing(finding: Finding, data_class: str) -> bool:
 
 def decide_verdict(findings: Sequence[Finding], *, data_class: str, auto_approve_clean: bool) -> str:
     """pass | needs_approval | fail | escalate for a set of findings."""
-    active = [f for f in findings if not f.allowed]
+    # Informational findings (the advisory sets' age, an ecosystem without advisories) inform; they do not hold.
+    active = [f for f in findings if not f.allowed and not f.extra.get("informational")]
     if any(is_failing(f, data_class) for f in active):
         return "fail"
     if any(f.check == "escalation" for f in active):

@@ -1,7 +1,7 @@
 """npm ranges in policy blocks: `^0.x` carets, hyphen ranges and prereleases, against npm's own semantics.
 
-Expected answers follow node-semver's documented range rules (what `npm install` does). Where the scanner
-differs today the case is marked xfail(strict=True) with the reason, so a fix shows up as XPASS.
+Expected answers follow node-semver's documented range rules (what `npm install` does). The scanner uses
+node-semver (a port of npm's library), so every case here must hold.
 """
 
 from __future__ import annotations
@@ -9,19 +9,6 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.reviews.checks.advisories import version_in_range
-
-PRERELEASE_ELSEWHERE = (
-    "npm leaves a prerelease out of a range unless a comparator has a prerelease on the same "
-    "major.minor.patch; the scanner compares it like any version (it blocks more than npm would)"
-)
-PARTIAL_UPPER = (
-    "npm reads a partial upper bound of a hyphen range as the whole of it (`- 2.3` means <2.4.0); "
-    "the scanner reads it as 2.3.0 (it blocks less than npm would)"
-)
-
-
-def _xfail(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=reason)
 
 
 @pytest.mark.parametrize(
@@ -67,8 +54,8 @@ def test_caret_and_tilde(spec: str, version: str, expected: bool) -> None:
         ("1.2 - 2.3.4", "1.1.9", False),
         ("1.2.3 - 2.3", "2.4.0", False),
         ("1.2.3 - 2", "3.0.0", False),
-        pytest.param("1.2.3 - 2.3", "2.3.9", True, marks=_xfail(PARTIAL_UPPER)),
-        pytest.param("1.2.3 - 2", "2.9.0", True, marks=_xfail(PARTIAL_UPPER)),
+        ("1.2.3 - 2.3", "2.3.9", True),
+        ("1.2.3 - 2", "2.9.0", True),
         ("<1.0.0 || 1.2.3 - 1.2.5", "1.2.4", True),
     ],
 )
@@ -90,11 +77,11 @@ def test_hyphen_ranges(spec: str, version: str, expected: bool) -> None:
         (">=1.0.0-rc.1", "1.0.0", True),
         (">=1.0.0-rc.2", "1.0.0-rc.1", False),
         ("^1.2.3 || ^2.0.0-rc.1", "2.0.0-rc.2", True),
-        pytest.param("^1.2.3-beta.2", "1.2.4-beta.1", False, marks=_xfail(PRERELEASE_ELSEWHERE)),
-        pytest.param("~1.2.3-beta.2", "1.2.4-beta.2", False, marks=_xfail(PRERELEASE_ELSEWHERE)),
-        pytest.param(">1.2.3", "1.2.4-alpha", False, marks=_xfail(PRERELEASE_ELSEWHERE)),
-        pytest.param("<2.0.0", "2.0.0-rc.1", False, marks=_xfail(PRERELEASE_ELSEWHERE)),
-        pytest.param("*", "1.0.0-alpha", False, marks=_xfail(PRERELEASE_ELSEWHERE)),
+        ("^1.2.3-beta.2", "1.2.4-beta.1", False),
+        ("~1.2.3-beta.2", "1.2.4-beta.2", False),
+        (">1.2.3", "1.2.4-alpha", False),
+        ("<2.0.0", "2.0.0-rc.1", False),
+        ("*", "1.0.0-alpha", False),
     ],
 )
 def test_prereleases(spec: str, version: str, expected: bool) -> None:
