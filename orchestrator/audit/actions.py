@@ -87,6 +87,8 @@ class AuditAction(StrEnum):
     archive_hold_lifted = "archive.hold_lifted"
     # the event pipeline
     event_retried = "event.retried"
+    # the LLM connector (a refusal by policy; never the prompt)
+    llm_blocked = "llm.blocked"
 
 
 def audit_action(value: str) -> AuditAction:
