@@ -133,3 +133,32 @@ def exchanged_token(url: str, api_token: str, app_id: str) -> str:
     assert response.status_code == 200, response.text
     token: str = response.json()["access_token"]
     return token
+
+
+_clients: list[Any] = []
+
+
+def oai(**kwargs: Any) -> Any:
+    """An OpenAI SDK client (closed after the test): oai(base_url=…, api_key=…)."""
+    import openai
+
+    client = openai.OpenAI(max_retries=0, **kwargs)
+    _clients.append(client)
+    return client
+
+
+def ant(**kwargs: Any) -> Any:
+    """An Anthropic SDK client (closed after the test)."""
+    import anthropic
+
+    client = anthropic.Anthropic(max_retries=0, **kwargs)
+    _clients.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _close_sdk_clients() -> Iterator[None]:
+    """Close every SDK client a test made (their pools would otherwise log from the garbage collector)."""
+    yield
+    while _clients:
+        _clients.pop().close()

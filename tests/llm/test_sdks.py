@@ -15,7 +15,7 @@ import openai
 import pytest
 from sqlmodel import select
 
-from tests.llm.conftest import Connector
+from tests.llm.conftest import Connector, ant, oai
 
 pytestmark = pytest.mark.redis
 
@@ -63,7 +63,7 @@ def test_openai_chat_is_masked_upstream_and_restored(connector: Connector) -> No
     from orchestrator.llm.models import LlmUsage
 
     token = connector.token("summariser")
-    client = openai.OpenAI(base_url=connector.openai_base, api_key=token, max_retries=0)
+    client = oai(base_url=connector.openai_base, api_key=token)
     answer = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": prompt()}])
     assert answer.choices[0].message.content == "You said: " + prompt()
     sent = json.loads(connector.fake.received[-1].body)
@@ -90,7 +90,7 @@ def _wait_rows(count: int) -> None:
 
 def test_openai_stream_restores_placeholders_split_across_chunks(connector: Connector) -> None:
     connector.fake.piece = 3  # every placeholder arrives in several pieces
-    client = openai.OpenAI(base_url=connector.openai_base, api_key=connector.token("summariser"), max_retries=0)
+    client = oai(base_url=connector.openai_base, api_key=connector.token("summariser"))
     stream = client.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": prompt()}], stream=True
     )
@@ -102,9 +102,7 @@ def test_openai_stream_restores_placeholders_split_across_chunks(connector: Conn
 
 
 def test_anthropic_messages_plain_and_streamed(connector: Connector) -> None:
-    client = anthropic.Anthropic(
-        base_url=connector.anthropic_base, api_key=connector.token("summariser"), max_retries=0
-    )
+    client = ant(base_url=connector.anthropic_base, api_key=connector.token("summariser"))
     message = client.messages.create(
         model="claude-3-5-haiku-latest", max_tokens=100, messages=[{"role": "user", "content": prompt()}]
     )
@@ -124,7 +122,7 @@ def test_anthropic_messages_plain_and_streamed(connector: Connector) -> None:
 
 
 def test_embeddings_and_models(connector: Connector) -> None:
-    client = openai.OpenAI(base_url=connector.openai_base, api_key=connector.token("summariser"), max_retries=0)
+    client = oai(base_url=connector.openai_base, api_key=connector.token("summariser"))
     result = client.embeddings.create(model="text-embedding-3-small", input=[prompt(), "plain"])
     assert len(result.data) == 2
     assert [m.id for m in client.models.list()] == ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small"]
@@ -136,23 +134,23 @@ def test_embeddings_and_models(connector: Connector) -> None:
 
 def test_refusals_raise_the_sdks_usual_exceptions(connector: Connector, make_app: Any) -> None:
     token = connector.token("summariser")
-    oa = openai.OpenAI(base_url=connector.openai_base, api_key=token, max_retries=0)
+    oa = oai(base_url=connector.openai_base, api_key=token)
     with pytest.raises(openai.PermissionDeniedError, match="model o3-pro is not allowed"):
         oa.chat.completions.create(model="o3-pro", messages=[{"role": "user", "content": "hi"}])
-    an = anthropic.Anthropic(base_url=connector.anthropic_base, api_key=token, max_retries=0)
+    an = ant(base_url=connector.anthropic_base, api_key=token)
     with pytest.raises(anthropic.PermissionDeniedError, match="not allowed"):
         an.messages.create(model="claude-opus-4", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
     with pytest.raises(openai.AuthenticationError, match="unknown, expired or revoked"):
-        openai.OpenAI(base_url=connector.openai_base, api_key="not-a-token", max_retries=0).models.list()
+        oai(base_url=connector.openai_base, api_key="not-a-token").models.list()
     without_scope = connector.token("summariser", scopes=("sheets:read",))
     with pytest.raises(openai.PermissionDeniedError, match="llm:invoke"):
-        openai.OpenAI(base_url=connector.openai_base, api_key=without_scope, max_retries=0).models.list()
+        oai(base_url=connector.openai_base, api_key=without_scope).models.list()
     make_app("sandboxed", stage="registered", requested_scopes=["llm:invoke"])
-    sandbox = openai.OpenAI(base_url=connector.openai_base, api_key=connector.token("sandboxed"), max_retries=0)
+    sandbox = oai(base_url=connector.openai_base, api_key=connector.token("sandboxed"))
     with pytest.raises(openai.PermissionDeniedError, match="not in production"):
         sandbox.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     make_app("ledger", data_class="regulated", requested_scopes=["llm:invoke", "files:read"])
-    regulated = anthropic.Anthropic(base_url=connector.anthropic_base, api_key=connector.token("ledger"), max_retries=0)
+    regulated = ant(base_url=connector.anthropic_base, api_key=connector.token("ledger"))
     with pytest.raises(anthropic.PermissionDeniedError, match="regulated data class does not allow LLM use"):
         regulated.messages.create(
             model="claude-3-5-haiku-latest", max_tokens=5, messages=[{"role": "user", "content": "x"}]
@@ -171,9 +169,9 @@ def test_expired_and_revoked_tokens_get_401(connector: Connector) -> None:
     short = connector.token("summariser", ttl=1)
     time.sleep(1.2)
     with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(base_url=connector.openai_base, api_key=short, max_retries=0).models.list()
+        oai(base_url=connector.openai_base, api_key=short).models.list()
     token = connector.token("summariser")
-    client = anthropic.Anthropic(base_url=connector.anthropic_base, api_key=token, max_retries=0)
+    client = ant(base_url=connector.anthropic_base, api_key=token)
     client.messages.count_tokens(model="claude-3-5-haiku-latest", messages=[{"role": "user", "content": "hi"}])
     with session_scope() as session:
         live = [c for c in session.exec(select(Credential)).all() if c.status == "live"]
@@ -186,7 +184,7 @@ def test_expired_and_revoked_tokens_get_401(connector: Connector) -> None:
 
 def test_provider_429_and_500_pass_through(connector: Connector) -> None:
     token = connector.token("summariser")
-    client = openai.OpenAI(base_url=connector.openai_base, api_key=token, max_retries=0)
+    client = oai(base_url=connector.openai_base, api_key=token)
     connector.fake.fail_next(429, retry_after="7")
     with pytest.raises(openai.RateLimitError) as limited:
         client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
@@ -194,7 +192,7 @@ def test_provider_429_and_500_pass_through(connector: Connector) -> None:
     connector.fake.fail_next(500)
     with pytest.raises(openai.InternalServerError):
         client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
-    an = anthropic.Anthropic(base_url=connector.anthropic_base, api_key=token, max_retries=0)
+    an = ant(base_url=connector.anthropic_base, api_key=token)
     connector.fake.fail_next(529, retry_after="3")
     with pytest.raises(anthropic.InternalServerError) as overloaded:
         an.messages.create(
