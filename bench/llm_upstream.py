@@ -119,6 +119,9 @@ def _anthropic_error(status: int, message: str) -> dict[str, Any]:
 def _handler(fake: FakeLlm) -> type[QuietHandler]:
     class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm and the
+        # client's delayed ACK add ~40 ms to every keep-alive answer.
+        disable_nagle_algorithm = True
 
         def _read(self) -> bytes:
             length = int(self.headers.get("content-length") or 0)
@@ -258,3 +261,19 @@ def _handler(fake: FakeLlm) -> type[QuietHandler]:
             self.close_connection = True
 
     return Handler
+
+
+def main() -> None:
+    """Serve the stand-in from its own process: `python -m bench.llm_upstream PORT` (keys from the environment)."""
+    import os
+    import sys
+
+    fake = FakeLlm(openai_key=os.environ["LLM_OPENAI_API_KEY"], anthropic_key=os.environ["LLM_ANTHROPIC_API_KEY"])
+    server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), _handler(fake))
+    server.daemon_threads = True
+    server.request_queue_size = 256
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

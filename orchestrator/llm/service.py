@@ -23,7 +23,7 @@ from orchestrator.db import session_scope
 from orchestrator.llm.models import LlmUsage
 
 SCOPE = "llm:invoke"
-CONNECTOR = "orchestrator-llm"
+CONNECTOR = ORCHESTRATOR_CONNECTOR  # the name a manifest declares (`llm.connector`)
 APP_CACHE_SECONDS = 5.0
 
 
