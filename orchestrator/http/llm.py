@@ -19,20 +19,25 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import timedelta
+from typing import Annotated, Any
 
 import anyio
 import httpx
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from orchestrator.auth.service import can_see
+from orchestrator.catalog import service as catalog
 from orchestrator.catalog.policy import LlmPolicy, get_policy
+from orchestrator.clock import utcnow
 from orchestrator.config import get_settings
 from orchestrator.credentials.tokens.introspection import introspect
-from orchestrator.errors import PayloadTooLarge
+from orchestrator.errors import NotFound, PayloadTooLarge
 from orchestrator.http.bodies import read_body
+from orchestrator.http.deps import CurrentToken, ReadSession
 from orchestrator.integrations.llm import HttpUpstream, LlmUpstream, NotConfigured, Provider
 from orchestrator.llm.limits import Buckets, retry_after_header, settle_tokens, take_requests, take_tokens
 from orchestrator.llm.models import LlmUsage, Outcome
@@ -46,6 +51,8 @@ from orchestrator.llm.service import (
     decide_app,
     decide_model,
     record_usage,
+    usage_rows,
+    usage_summary,
 )
 from orchestrator.logs import bind, get_logger
 
@@ -531,6 +538,29 @@ async def anthropic_messages(request: Request) -> Response:
 async def anthropic_count_tokens(request: Request) -> Response:
     """Anthropic token counting for the calling app (free: not charged to the day's tokens)."""
     return await _proxy(request, "anthropic", "count_tokens", "/v1/messages/count_tokens", billed=False)
+
+
+# ------------------------------------------------------------------ usage (API tokens, not app tokens)
+
+
+@router.get("/api/v1/apps/{app_id}/llm-usage", tags=["llm"])
+def llm_usage(
+    app_id: str,
+    session: ReadSession,
+    token: CurrentToken,
+    days: Annotated[int, Query(ge=1, le=366, description="how far back")] = 30,
+    limit: Annotated[int, Query(ge=1, le=1000, description="most recent calls listed")] = 100,
+) -> dict[str, Any]:
+    """The app's LLM calls through the connector: totals over `days` and the most recent calls (never prompts)."""
+    app = catalog.get_app(session, app_id)
+    if not can_see(token, app):
+        raise NotFound(f"no app with id {app_id!r}")
+    since = utcnow() - timedelta(days=days)
+    totals = usage_summary(usage_rows(session, app_id, since=since, limit=100_000))
+    recent = [
+        row.model_dump(mode="json", exclude={"id"}) for row in usage_rows(session, app_id, since=since, limit=limit)
+    ]
+    return {"app_id": app_id, "days": days, "totals": totals, "calls": recent}
 
 
 def reset_caches() -> None:

@@ -21,6 +21,7 @@ from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import LlmPolicy, Policy
 from orchestrator.db import session_scope
 from orchestrator.llm.models import LlmUsage
+from orchestrator.reviews.checks.egress import ORCHESTRATOR_CONNECTOR
 
 SCOPE = "llm:invoke"
 CONNECTOR = ORCHESTRATOR_CONNECTOR  # the name a manifest declares (`llm.connector`)
