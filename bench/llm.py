@@ -111,7 +111,11 @@ async def _open_loop(url: str, headers: dict[str, str], rate: float, seconds: fl
             nonlocal errors
             body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": _prompt(i)}]}
             start = time.perf_counter()
-            response = await client.post(url, json=body, headers=headers)
+            try:
+                response = await client.post(url, json=body, headers=headers)
+            except httpx.HTTPError:
+                errors += 1
+                return
             latencies.append((time.perf_counter() - start) * 1000)
             errors += response.status_code != 200
 
@@ -138,7 +142,11 @@ async def _closed_loop(url: str, headers: dict[str, str], connections: int, seco
             nonlocal done, errors
             while time.monotonic() < stop:
                 body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": _prompt(done)}]}
-                response = await client.post(url, json=body, headers=headers)
+                try:
+                    response = await client.post(url, json=body, headers=headers)
+                except httpx.HTTPError:
+                    errors += 1
+                    continue
                 done += 1
                 errors += response.status_code != 200
 
@@ -223,7 +231,9 @@ def _report(
     print(f"throughput with {args.connections} concurrent clients:")
     print(f"  direct     {direct_rps:8.1f} req/s")
     print(f"  connector  {conn_rps:8.1f} req/s   ratio {ratio:.2f}")
-    print(f"errors: {errors:g}")
+    for name in latency:
+        failed = sum(r["errors"] for r in (*latency[name], *throughput[name]))
+        print(f"errors ({name}): {failed:g}")
     met = added_p50 < TARGET_ADDED_P50_MS and added_p99 < TARGET_ADDED_P99_MS and ratio >= TARGET_THROUGHPUT_RATIO
     print(
         json.dumps(

@@ -53,6 +53,7 @@ from orchestrator.llm.service import (
     record_usage,
     usage_rows,
     usage_summary,
+    usage_writer,
 )
 from orchestrator.logs import bind, get_logger
 
@@ -80,6 +81,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await connector.upstream.aclose()
         await connector.buckets.close()
+        await run_in_threadpool(usage_writer.flush)
 
 
 router = APIRouter(tags=["llm"], lifespan=lifespan)
@@ -252,7 +254,10 @@ async def _finish(
         await settle_tokens(_connector(request).buckets, call.app_id, rules.tokens_per_day, actual, call.estimate)
     row = call.row(outcome, status)
     audit_reason = reason if outcome is Outcome.blocked and (status == 403 or call.redactions) else None
-    await run_in_threadpool(record_usage, row, audit_reason=audit_reason, actor=call.actor)
+    if audit_reason is None:
+        usage_writer.add(row)
+    else:
+        await run_in_threadpool(record_usage, row, audit_reason=audit_reason, actor=call.actor)
     log.info(
         "llm call",
         provider=call.provider,
