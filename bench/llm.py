@@ -1,7 +1,7 @@
 """LLM connector overhead: the same 4 KB prompts (with personal data) sent through the connector and
 directly to the same local provider stand-in, in the same run.
 
-    python -m bench.llm [--seconds 5] [--rate 100] [--connections 8] [--rounds 2]
+    python -m bench.llm [--seconds 5] [--rate 100] [--connections 8] [--rounds 2] [--workers 1]
                         [--redis redis://127.0.0.1:6379/15]
 
 The stand-in (`bench.llm_upstream`) and the API (uvicorn, one worker, Redis for the limit buckets
@@ -163,6 +163,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100, help="requests/s of the latency phase")
     parser.add_argument("--connections", type=int, default=8, help="concurrent clients of the throughput phase")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of the API (limits stay shared)")
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-llm-"))
@@ -179,7 +180,8 @@ def main() -> None:
         procs.append(_start([sys.executable, "-m", "bench.llm_upstream", str(upstream_port)], env,
                             tmp / "upstream.log", upstream + "/v1/models"))  # fmt: skip
         api_args = [sys.executable, "-m", "uvicorn", "orchestrator.http.app:create_app", "--factory", "--host",
-                    "127.0.0.1", "--port", str(api_port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+                    "127.0.0.1", "--port", str(api_port), "--log-level", "warning", "--no-access-log",
+                    "--workers", str(args.workers)]  # fmt: skip
         procs.append(_start(api_args, env, tmp / "api.log", f"http://127.0.0.1:{api_port}/healthz"))
         paths = {
             "direct": (upstream + "/v1/chat/completions", {"authorization": f"Bearer {openai_key}"}),

@@ -345,9 +345,10 @@ def _answer(request: Request, call: Call, rules: LlmPolicy, upstream: httpx.Resp
 class _SseRewriter:
     """Rewrites a provider's server-sent events: placeholders restored per text block, usage noted."""
 
-    def __init__(self, call: Call, vault: Vault) -> None:
+    def __init__(self, call: Call, vault: Vault, *, hide_usage: bool = False) -> None:
         self.call = call
         self.vault = vault
+        self.hide_usage = hide_usage  # the usage chunk was asked for by the connector, not the app
         self.restorers: dict[int, StreamRestorer] = {}
 
     def _restorer(self, index: int) -> StreamRestorer:
@@ -370,6 +371,8 @@ class _SseRewriter:
         extra = ""
         if self.call.provider == "openai":
             changed = self._openai(data)
+            if self.hide_usage and not data.get("choices") and isinstance(data.get("usage"), dict):
+                return ""
         else:
             changed, extra = self._anthropic(data)
         if changed:
@@ -429,10 +432,13 @@ async def _stream(
     headers: dict[str, str],
     vault: Vault,
 ) -> Response:
+    hide_usage = False
     if call.provider == "openai":
         # Ask for the usage chunk so the usage row has the provider's token counts.
         options = body.get("stream_options")
-        body = {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}
+        options = options if isinstance(options, dict) else {}
+        hide_usage = options.get("include_usage") is not True
+        body = {**body, "stream_options": {**options, "include_usage": True}}
     stack = AsyncExitStack()
     try:
         upstream = await stack.enter_async_context(connector.upstream.stream(call.provider, path, body, headers))
@@ -451,7 +457,7 @@ async def _stream(
         finally:
             await stack.aclose()
         return _answer(request, call, rules, upstream, vault)
-    rewriter = _SseRewriter(call, vault)
+    rewriter = _SseRewriter(call, vault, hide_usage=call.provider == "openai" and hide_usage)
     status = upstream.status_code
 
     async def events() -> AsyncIterator[bytes]:

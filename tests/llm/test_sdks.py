@@ -94,10 +94,21 @@ def test_openai_stream_restores_placeholders_split_across_chunks(connector: Conn
     stream = client.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": prompt()}], stream=True
     )
-    pieces = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
+    chunks = list(stream)
+    # The connector asks the provider for a usage chunk (for its records) and drops it: the app did not ask.
+    assert all(chunk.choices and chunk.usage is None for chunk in chunks)
+    pieces = [chunk.choices[0].delta.content or "" for chunk in chunks]
     assert "".join(pieces) == "You said: " + prompt()
     assert not any("<EMAIL" in p or "_1>" in p for p in pieces)
-    _wait_rows(1)
+    asked = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True,
+        stream_options={"include_usage": True},
+    )  # fmt: skip
+    assert [c.usage.completion_tokens for c in asked if c.usage is not None] != []
+    _wait_rows(2)
+    from orchestrator.llm.models import LlmUsage
+
+    assert all(r.streamed and r.prompt_tokens > 0 and r.completion_tokens > 0 for r in _rows(LlmUsage))
     _assert_clean(connector)
 
 
