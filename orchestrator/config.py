@@ -342,6 +342,25 @@ class Settings(BaseSettings):
     advisories_sync_timeout_seconds: float = Field(
         default=600, gt=0, description="Time limit of one ecosystem's download (the old set is kept when it runs out)"
     )
+    # ---- LLM connector (orchestrator.llm, orchestrator/http/llm.py)
+    llm_openai_api_key: SecretStr | None = Field(
+        default=None, description="IT's OpenAI key the connector calls with (apps never hold it); OpenAI off when unset"
+    )
+    llm_anthropic_api_key: SecretStr | None = Field(
+        default=None, description="IT's Anthropic key the connector calls with; Anthropic off when unset"
+    )
+    llm_openai_base_url: str = Field(
+        default="https://api.openai.com", description="OpenAI API base the connector forwards to (`/v1/...` appended)"
+    )
+    llm_anthropic_base_url: str = Field(
+        default="https://api.anthropic.com",
+        description="Anthropic API base the connector forwards to (`/v1/...` appended)",
+    )
+    llm_timeout_seconds: float = Field(default=120.0, gt=0, description="Read timeout of one upstream LLM call")
+    llm_connect_timeout_seconds: float = Field(default=5.0, gt=0, description="Connect timeout to an LLM provider")
+    llm_connect_attempts: int = Field(
+        default=3, ge=1, le=10, description="Attempts to reach a provider when nothing was sent yet (never a resend)"
+    )
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:

@@ -96,6 +96,8 @@ class AuditAction(StrEnum):
     idp_reconciled = "idp.reconciled"
     idp_reconcile_refused = "idp.reconcile_refused"
     owner_handover_asked = "owner.handover_asked"
+    # the LLM connector (a refusal by policy; never the prompt)
+    llm_blocked = "llm.blocked"
 
 
 def audit_action(value: str) -> AuditAction:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -83,6 +83,35 @@ class EscalationThresholds(_Strict):
     max_connectors: int = Field(ge=0)
 
 
+LlmProvider = Literal["openai", "anthropic"]
+LlmDetector = Literal["email", "phone", "card", "iban", "national_id", "secret"]
+ALL_LLM_DETECTORS: tuple[LlmDetector, ...] = ("email", "phone", "card", "iban", "national_id", "secret")
+
+
+class LlmPolicy(_Strict):
+    """What the LLM connector lets apps of one data class do (off unless `enabled`)."""
+
+    enabled: bool = Field(default=False, description="apps of this class may call an LLM through the connector")
+    models: dict[LlmProvider, list[str]] = Field(
+        default_factory=dict, description="allowed models per provider (openai, anthropic); a provider not listed is"
+    )
+    redaction: Literal["mask", "block", "off"] = Field(
+        default="mask", description="mask: placeholders go upstream; block: any finding refuses the request"
+    )
+    detectors: list[LlmDetector] = Field(default_factory=lambda: list(ALL_LLM_DETECTORS))
+    max_request_kb: int = Field(default=256, gt=0, le=32 * 1024)
+    requests_per_minute: int = Field(default=60, gt=0)
+    tokens_per_day: int = Field(default=1_000_000, gt=0, description="prompt + completion tokens per app per day")
+
+    @field_validator("models")
+    @classmethod
+    def _non_empty_models(cls, models: dict[str, list[str]]) -> dict[str, list[str]]:
+        for provider, names in models.items():
+            if not names or any(not isinstance(n, str) or not n.strip() for n in names):
+                raise ValueError(f"{provider}: list at least one model name (non-empty strings)")
+        return models
+
+
 class DataClassPolicy(_Strict):
     """Timers, thresholds and guardrails for apps of one data class."""
 
@@ -112,6 +141,7 @@ class DataClassPolicy(_Strict):
         description="a transfer of an approved app to a new owner re-opens its review; "
         "unset: yes for restricted and regulated, no otherwise",
     )
+    llm: LlmPolicy = Field(default_factory=LlmPolicy, description="the LLM connector's rules for this class")
 
     @field_validator("expiry_notice_days")
     @classmethod
@@ -190,6 +220,15 @@ class Policy(_Strict):
         missing = [d.value for d in DataClass if d not in classes]
         if missing:
             raise ValueError(f"missing data class(es): {', '.join(missing)}")
+        return classes
+
+    @field_validator("data_classes")
+    @classmethod
+    def _regulated_fails_closed(cls, classes: dict[DataClass, DataClassPolicy]) -> dict[DataClass, DataClassPolicy]:
+        regulated = classes.get(DataClass.regulated)
+        if regulated is not None and regulated.llm.enabled and regulated.llm.redaction != "block":
+            # Raised here, the error is located at data_classes; the message names the field.
+            raise ValueError("regulated.llm.redaction must be `block` (regulated data fails closed)")
         return classes
 
     def for_class(self, data_class: DataClass | str) -> DataClassPolicy:

@@ -210,6 +210,7 @@ GROUPS = (
     "orchestrator.cli.credentials",
     "orchestrator.cli.doctor",
     "orchestrator.cli.events",
+    "orchestrator.cli.llm",
     "orchestrator.cli.remote",
     "orchestrator.cli.review",
     "orchestrator.cli.run",

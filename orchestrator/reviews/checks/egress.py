@@ -1,6 +1,7 @@
 """LLM data egress: direct calls to model providers, and endpoints the manifest does not declare.
 
-An app may use an LLM only through one of the policy's approved connectors (a proxy that masks and logs).
+An app may use an LLM only through one of the policy's approved connectors (a proxy that masks and logs),
+such as the orchestrator's own (`orchestrator-llm`, which masks by policy).
 Importing a provider's SDK without declaring such a connector, or naming a provider's API host in code
 or config, bypasses it. For restricted and regulated apps that fails the review. Any other external host
 the code talks to must be listed in the manifest's `external_endpoints`.
@@ -18,6 +19,9 @@ from orchestrator.reviews.checks.findings import Finding, Severity, fingerprint
 
 CHECK = "egress"
 STRICT_CLASSES = ("restricted", "regulated")
+# The orchestrator's own LLM connector (orchestrator/http/llm.py): it masks personal data by policy, so an
+# app declaring it needs no `masks_pii` of its own. Approved when listed in `approved_llm_connectors`.
+ORCHESTRATOR_CONNECTOR = "orchestrator-llm"
 
 LLM_HOSTS = {
     "api.openai.com": "openai",
@@ -400,7 +404,8 @@ def egress_findings(
                 "undeclared-llm",
             )
         )
-    if uses_llm and strict and not llm.get("masks_pii"):
+    masks = bool(llm.get("masks_pii")) or (connector == ORCHESTRATOR_CONNECTOR and connector in approved)
+    if uses_llm and strict and not masks:
         findings.append(
             _finding(
                 "llm-unmasked-pii",

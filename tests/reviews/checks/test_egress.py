@@ -124,3 +124,26 @@ def test_scope_findings_disallowed_fails_and_broad_is_flagged() -> None:
     custom = rules_internal.model_copy(update={"allowed_scopes": ["repo"]})
     (broad,) = scope_findings({"scopes": ["repo"]}, custom, "internal")
     assert (broad.rule, broad.severity) == ("broad-scope", "medium")
+
+
+def test_an_app_calling_the_orchestrator_connector_passes_and_direct_calls_still_fail() -> None:
+    """Declaring `orchestrator-llm` and pointing the SDKs at it is compliant, even for restricted data."""
+    approved = load_policy().approved_llm_connectors
+    code = (
+        "from openai import OpenAI\nimport anthropic\n"
+        'oa = OpenAI(base_url=f"{API}/llm/openai/v1", api_key=token)\n'
+        'an = anthropic.Anthropic(base_url=f"{API}/llm/anthropic", api_key=token)\n'
+    )
+    manifest = {"llm": {"uses_llm": True, "connector": "orchestrator-llm"}}
+    assert (
+        egress_findings(
+            scan({"bot.py": code}), manifest=manifest, data_class="restricted", approved_connectors=approved
+        )
+        == []
+    )
+    direct = scan({"bot.py": code, "raw.py": 'URL = "https://api.anthropic.com/v1/messages"\n'})
+    (finding,) = egress_findings(direct, manifest=manifest, data_class="restricted", approved_connectors=approved)
+    assert finding.rule == "llm-direct-endpoint" and finding.extra["fails_for_class"]
+    # Not approved by the policy: the connector's name alone proves nothing.
+    found = egress_findings(scan({"bot.py": code}), manifest=manifest, data_class="restricted", approved_connectors=[])
+    assert {"llm-sdk-without-approved-connector", "llm-connector-not-approved", "llm-unmasked-pii"} <= rules(found)

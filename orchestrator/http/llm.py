@@ -1,0 +1,582 @@
+"""The LLM egress connector: OpenAI- and Anthropic-compatible endpoints that micro-apps call instead of the providers.
+
+- `POST /llm/openai/v1/chat/completions` (`stream: true` as server-sent events), `POST /llm/openai/v1/embeddings`,
+  `GET /llm/openai/v1/models` (the models this app may use), `GET /llm/openai/v1/models/{model}`;
+- `POST /llm/anthropic/v1/messages` (streaming too), `POST /llm/anthropic/v1/messages/count_tokens`.
+
+The caller authenticates with a token from our token exchange carrying the `llm:invoke` scope (as the
+SDK's API key: `Authorization: Bearer` or Anthropic's `x-api-key`); the app is the token's audience.
+Each call: app and data class checked, limits taken, the body checked against the class's models and
+redaction mode, masked, forwarded with IT's key, the answer restored, a usage row written after the
+answer went out. Every refusal is answered in the provider's own error shape so SDKs raise their usual
+exceptions. Nothing here logs or stores a prompt, an answer, a detected value or a key.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Annotated, Any
+
+import anyio
+import httpx
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+
+from orchestrator.auth.service import can_see
+from orchestrator.catalog import service as catalog
+from orchestrator.catalog.policy import LlmPolicy, get_policy
+from orchestrator.clock import utcnow
+from orchestrator.config import get_settings
+from orchestrator.credentials.tokens.introspection import introspect
+from orchestrator.errors import NotFound, PayloadTooLarge
+from orchestrator.http.bodies import read_body
+from orchestrator.http.deps import CurrentToken, ReadSession
+from orchestrator.integrations.llm import HttpUpstream, LlmUpstream, NotConfigured, Provider
+from orchestrator.llm.limits import Buckets, retry_after_header, settle_tokens, take_requests, take_tokens
+from orchestrator.llm.models import LlmUsage, Outcome
+from orchestrator.llm.redaction import StreamRestorer, Vault, mask_json, scan_json
+from orchestrator.llm.service import (
+    SCOPE,
+    AppFacts,
+    Refused,
+    allowed_models,
+    app_cache,
+    decide_app,
+    decide_model,
+    record_usage,
+    usage_rows,
+    usage_summary,
+    usage_writer,
+)
+from orchestrator.logs import bind, get_logger
+
+log = get_logger(__name__)
+# Headers of a provider's answer worth passing on (retry hints, request ids for support).
+_PASSED_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry", "x-request-id", "request-id")
+
+
+@dataclass
+class Connector:
+    """Per-process state: the upstream client and the limit buckets (bound to the serving event loop)."""
+
+    upstream: LlmUpstream
+    buckets: Buckets
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the upstream client and the buckets with the app; close them with it."""
+    settings = get_settings()
+    connector = Connector(HttpUpstream(settings), Buckets(settings.effective_redis_url))
+    app.state.llm_connector = connector
+    try:
+        yield
+    finally:
+        await connector.upstream.aclose()
+        await connector.buckets.close()
+        await run_in_threadpool(usage_writer.flush)
+
+
+router = APIRouter(tags=["llm"], lifespan=lifespan)
+
+
+# ------------------------------------------------------------------ error shapes
+
+_OPENAI_TYPES = {
+    "authentication": ("invalid_request_error", "invalid_api_key"),
+    "permission": ("invalid_request_error", "permission_denied"),
+    "invalid_request": ("invalid_request_error", None),
+    "not_found": ("invalid_request_error", "model_not_found"),
+    "too_large": ("invalid_request_error", "request_too_large"),
+    "rate_limit": ("requests", "rate_limit_exceeded"),
+    "unavailable": ("api_error", "upstream_unavailable"),
+}
+_ANTHROPIC_TYPES = {
+    "authentication": "authentication_error",
+    "permission": "permission_error",
+    "invalid_request": "invalid_request_error",
+    "not_found": "not_found_error",
+    "too_large": "request_too_large",
+    "rate_limit": "rate_limit_error",
+    "unavailable": "api_error",
+}
+
+
+def error_response(provider: Provider, refused: Refused) -> JSONResponse:
+    """A refusal in the provider's own error shape (so the SDKs raise their usual exception)."""
+    if provider == "openai":
+        kind, code = _OPENAI_TYPES[refused.kind]
+        body: dict[str, Any] = {"error": {"message": refused.reason, "type": kind, "param": None, "code": code}}
+    else:
+        body = {"type": "error", "error": {"type": _ANTHROPIC_TYPES[refused.kind], "message": refused.reason}}
+    headers = {}
+    if refused.retry_after is not None:
+        headers["Retry-After"] = retry_after_header(refused.retry_after)
+    if refused.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    return JSONResponse(body, status_code=refused.status, headers=headers)
+
+
+# ------------------------------------------------------------------ one call
+
+
+@dataclass
+class Call:
+    """What is known about one connector call as it goes (for the usage row and the log line)."""
+
+    provider: Provider
+    endpoint: str
+    started: float = field(default_factory=time.perf_counter)
+    app_id: str = ""
+    actor: str = ""
+    model: str = ""
+    streamed: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimate: int = 0
+    redactions: dict[str, int] = field(default_factory=dict)
+
+    def row(self, outcome: Outcome, status: int) -> LlmUsage:
+        """The usage row of this call."""
+        return LlmUsage(
+            app_id=self.app_id,
+            provider=self.provider,
+            endpoint=self.endpoint,
+            model=self.model[:200],
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            latency_ms=round((time.perf_counter() - self.started) * 1000, 3),
+            status_code=status,
+            streamed=self.streamed,
+            outcome=outcome,
+            redactions=self.redactions,
+        )
+
+
+def _bearer(request: Request, provider: Provider) -> str | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if provider == "anthropic":
+        key = request.headers.get("x-api-key", "").strip()
+        return key or None
+    return None
+
+
+async def _authenticate(request: Request, call: Call) -> LlmPolicy:
+    """The app's LLM rules from the bearer token, or Refused (401 token, 403 scope/app/class)."""
+    token = _bearer(request, call.provider)
+    if not token:
+        raise Refused(401, "authentication", "send a token from the orchestrator's token exchange as the API key")
+    claims = await introspect(token)
+    if not claims.get("active"):
+        raise Refused(401, "authentication", "the token is unknown, expired or revoked")
+    if SCOPE not in str(claims.get("scope", "")).split():
+        raise Refused(403, "permission", f"the token lacks the {SCOPE} scope")
+    app_id = claims.get("aud")
+    if not isinstance(app_id, str) or not app_id:
+        raise Refused(401, "authentication", "the token names no app")
+    call.app_id, call.actor = app_id, str(claims.get("sub", ""))
+    bind(app_id=app_id)
+    fresh, facts = app_cache.cached(app_id)
+    if not fresh:
+        facts = await run_in_threadpool(app_cache.load, app_id)
+    return decide_app(facts, get_policy())
+
+
+async def _body(request: Request, rules: LlmPolicy) -> tuple[dict[str, Any], int]:
+    try:
+        raw = await read_body(request, rules.max_request_kb * 1024)
+    except PayloadTooLarge:
+        raise Refused(413, "too_large", f"the request is over this app's limit of {rules.max_request_kb} KB") from None
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise Refused(400, "invalid_request", "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise Refused(400, "invalid_request", "the body must be a JSON object")
+    return body, len(raw)
+
+
+def _redact(body: dict[str, Any], rules: LlmPolicy, call: Call) -> tuple[dict[str, Any], Vault]:
+    vault = Vault()
+    if rules.redaction == "off":
+        return body, vault
+    if rules.redaction == "block":
+        found = scan_json(body, rules.detectors)
+        if found:
+            counts: dict[str, int] = {}
+            for det in found:
+                counts[det.detector] = counts.get(det.detector, 0) + 1
+            call.redactions = counts
+            kinds = ", ".join(f"{kind} ×{n}" for kind, n in sorted(counts.items()))
+            raise Refused(400, "invalid_request", f"the request holds data this app may not send to an LLM ({kinds})")
+        return body, vault
+    masked = mask_json(body, vault, rules.detectors)
+    call.redactions = dict(vault.replaced)
+    return masked, vault
+
+
+def _passed_headers(upstream: httpx.Response) -> dict[str, str]:
+    return {k: upstream.headers[k] for k in _PASSED_HEADERS if k in upstream.headers}
+
+
+def _usage_of(provider: Provider, body: Any, call: Call) -> None:
+    usage = body.get("usage") if isinstance(body, dict) else None
+    if not isinstance(usage, dict):
+        return
+    if provider == "openai":
+        call.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        call.completion_tokens = int(usage.get("completion_tokens") or 0)
+    else:
+        call.prompt_tokens = int(usage.get("input_tokens") or 0) or call.prompt_tokens
+        call.completion_tokens = int(usage.get("output_tokens") or 0) or call.completion_tokens
+
+
+def _connector(request: Request) -> Connector:
+    connector: Connector = request.app.state.llm_connector
+    return connector
+
+
+async def _finish(
+    request: Request, call: Call, outcome: Outcome, status: int, rules: LlmPolicy | None, reason: str = ""
+) -> None:
+    """Settle the day's token bucket, write the usage row (an audit entry for a block), log one line."""
+    if rules is not None and outcome is Outcome.ok and call.prompt_tokens + call.completion_tokens:
+        actual = call.prompt_tokens + call.completion_tokens
+        await settle_tokens(_connector(request).buckets, call.app_id, rules.tokens_per_day, actual, call.estimate)
+    row = call.row(outcome, status)
+    audit_reason = reason if outcome is Outcome.blocked and (status == 403 or call.redactions) else None
+    if audit_reason is None:
+        usage_writer.add(row)
+    else:
+        await run_in_threadpool(record_usage, row, audit_reason=audit_reason, actor=call.actor)
+    log.info(
+        "llm call",
+        provider=call.provider,
+        endpoint=call.endpoint,
+        model=row.model,
+        status=status,
+        outcome=str(outcome),
+        latency_ms=row.latency_ms,
+        redactions=row.redactions,
+    )
+
+
+def _refusal(request: Request, call: Call, refused: Refused, rules: LlmPolicy | None) -> Response:
+    if not call.app_id or refused.status == 401:
+        log.warning("llm call refused", provider=call.provider, status=refused.status, reason=refused.reason)
+        return error_response(call.provider, refused)
+    if refused.status == 429:
+        outcome = Outcome.limited
+    elif refused.status >= 500:
+        outcome = Outcome.upstream_error
+    else:
+        outcome = Outcome.blocked
+    response = error_response(call.provider, refused)
+    response.background = BackgroundTask(_finish, request, call, outcome, refused.status, rules, refused.reason)
+    return response
+
+
+async def _proxy(request: Request, provider: Provider, endpoint: str, path: str, *, billed: bool = True) -> Response:
+    call = Call(provider, endpoint)
+    rules: LlmPolicy | None = None
+    connector = _connector(request)
+    try:
+        rules = await _authenticate(request, call)
+        rpm = await take_requests(connector.buckets, call.app_id, rules.requests_per_minute)
+        if not rpm.allowed:
+            raise Refused(429, "rate_limit", "this app's requests per minute are used up", retry_after=rpm.retry_after)
+        body, size = await _body(request, rules)
+        call.model = str(body.get("model") or "")
+        call.streamed = body.get("stream") is True
+        decide_model(rules, provider, call.model)
+        body, vault = _redact(body, rules, call)
+        if billed:
+            call.estimate = size // 4 + 1
+            tpd = await take_tokens(connector.buckets, call.app_id, rules.tokens_per_day, call.estimate)
+            if not tpd.allowed:
+                raise Refused(429, "rate_limit", "this app's tokens per day are used up", retry_after=tpd.retry_after)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if call.streamed:
+            return await _stream(request, connector, call, rules, path, body, headers, vault)
+        try:
+            upstream = await connector.upstream.send(provider, "POST", path, body, headers)
+        except NotConfigured:
+            raise Refused(503, "unavailable", f"the connector has no {provider} key configured") from None
+        except httpx.TimeoutException:
+            raise Refused(504, "unavailable", f"{provider} did not answer in time") from None
+        except httpx.HTTPError as exc:
+            raise Refused(502, "unavailable", f"{provider} could not be reached ({type(exc).__name__})") from None
+    except Refused as refused:
+        return _refusal(request, call, refused, rules)
+    return _answer(request, call, rules, upstream, vault)
+
+
+def _answer(request: Request, call: Call, rules: LlmPolicy, upstream: httpx.Response, vault: Vault) -> Response:
+    headers = _passed_headers(upstream)
+    try:
+        parsed = upstream.json()
+    except ValueError:
+        parsed = None
+    if parsed is not None:
+        _usage_of(call.provider, parsed, call)
+        if call.endpoint == "count_tokens" and isinstance(parsed, dict):
+            call.prompt_tokens, call.completion_tokens = 0, 0  # counting is free: nothing billed
+        content = json.dumps(vault.restore_json(parsed)).encode() if vault else upstream.content
+    else:
+        content = upstream.content
+    outcome = Outcome.ok if upstream.status_code < 400 else Outcome.upstream_error
+    background = BackgroundTask(_finish, request, call, outcome, upstream.status_code, rules)
+    media = upstream.headers.get("content-type", "application/json")
+    return Response(content, status_code=upstream.status_code, headers=headers, media_type=media, background=background)
+
+
+# ------------------------------------------------------------------ streaming
+
+
+class _SseRewriter:
+    """Rewrites a provider's server-sent events: placeholders restored per text block, usage noted."""
+
+    def __init__(self, call: Call, vault: Vault, *, hide_usage: bool = False) -> None:
+        self.call = call
+        self.vault = vault
+        self.hide_usage = hide_usage  # the usage chunk was asked for by the connector, not the app
+        self.restorers: dict[int, StreamRestorer] = {}
+
+    def _restorer(self, index: int) -> StreamRestorer:
+        if index not in self.restorers:
+            self.restorers[index] = StreamRestorer(self.vault)
+        return self.restorers[index]
+
+    def event(self, lines: list[str]) -> str:
+        """One whole event (its lines, without the blank separator) as text to send on."""
+        data_at = next((i for i, line in enumerate(lines) if line.startswith("data:")), None)
+        if data_at is None:
+            return "\n".join(lines) + "\n\n"
+        raw = lines[data_at][5:].strip()
+        if not raw.startswith("{"):
+            return "\n".join(lines) + "\n\n"
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return "\n".join(lines) + "\n\n"
+        extra = ""
+        if self.call.provider == "openai":
+            changed = self._openai(data)
+            if self.hide_usage and not data.get("choices") and isinstance(data.get("usage"), dict):
+                return ""
+        else:
+            changed, extra = self._anthropic(data)
+        if changed:
+            lines = [*lines[:data_at], "data: " + json.dumps(data), *lines[data_at + 1 :]]
+        return extra + "\n".join(lines) + "\n\n"
+
+    def _openai(self, data: dict[str, Any]) -> bool:
+        if isinstance(data.get("usage"), dict):
+            _usage_of("openai", data, self.call)
+        if not self.vault:
+            return False
+        changed = False
+        for choice in data.get("choices") or []:
+            delta = choice.get("delta") or {}
+            restorer = self._restorer(int(choice.get("index") or 0))
+            text = delta.get("content")
+            if isinstance(text, str):
+                delta["content"] = restorer.feed(text)
+                changed = True
+            if choice.get("finish_reason") is not None:
+                held = restorer.flush()
+                if held:
+                    delta["content"] = (delta.get("content") or "") + held
+                    choice["delta"] = delta
+                    changed = True
+        return changed
+
+    def _anthropic(self, data: dict[str, Any]) -> tuple[bool, str]:
+        kind = data.get("type")
+        if kind == "message_start":
+            _usage_of("anthropic", data.get("message") or {}, self.call)
+        elif kind == "message_delta":
+            _usage_of("anthropic", data, self.call)
+        if not self.vault:
+            return False, ""
+        index = int(data.get("index") or 0)
+        if kind == "content_block_delta":
+            delta = data.get("delta") or {}
+            if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
+                delta["text"] = self._restorer(index).feed(delta["text"])
+                return True, ""
+        elif kind == "content_block_stop" and index in self.restorers:
+            held = self.restorers[index].flush()
+            if held:
+                flushed = {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": held}}
+                return False, "event: content_block_delta\ndata: " + json.dumps(flushed) + "\n\n"
+        return False, ""
+
+
+async def _stream(
+    request: Request,
+    connector: Connector,
+    call: Call,
+    rules: LlmPolicy,
+    path: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    vault: Vault,
+) -> Response:
+    hide_usage = False
+    if call.provider == "openai":
+        # Ask for the usage chunk so the usage row has the provider's token counts.
+        options = body.get("stream_options")
+        options = options if isinstance(options, dict) else {}
+        hide_usage = options.get("include_usage") is not True
+        body = {**body, "stream_options": {**options, "include_usage": True}}
+    stack = AsyncExitStack()
+    try:
+        upstream = await stack.enter_async_context(connector.upstream.stream(call.provider, path, body, headers))
+    except NotConfigured:
+        await stack.aclose()
+        raise Refused(503, "unavailable", f"the connector has no {call.provider} key configured") from None
+    except httpx.TimeoutException:
+        await stack.aclose()
+        raise Refused(504, "unavailable", f"{call.provider} did not answer in time") from None
+    except httpx.HTTPError as exc:
+        await stack.aclose()
+        raise Refused(502, "unavailable", f"{call.provider} could not be reached ({type(exc).__name__})") from None
+    if upstream.status_code >= 400 or "text/event-stream" not in upstream.headers.get("content-type", ""):
+        try:
+            await upstream.aread()
+        finally:
+            await stack.aclose()
+        return _answer(request, call, rules, upstream, vault)
+    rewriter = _SseRewriter(call, vault, hide_usage=call.provider == "openai" and hide_usage)
+    status = upstream.status_code
+
+    async def events() -> AsyncIterator[bytes]:
+        outcome = Outcome.cancelled
+        try:
+            pending: list[str] = []
+            async for line in upstream.aiter_lines():
+                if line:
+                    pending.append(line)
+                    continue
+                if pending:
+                    yield rewriter.event(pending).encode()
+                    pending = []
+            if pending:
+                yield rewriter.event(pending).encode()
+            outcome = Outcome.ok
+        except httpx.HTTPError:
+            outcome = Outcome.upstream_error
+        finally:
+            # Closing the upstream response here cancels the provider's call when the client left.
+            with anyio.CancelScope(shield=True):
+                await stack.aclose()
+                await _finish(request, call, outcome, status, rules)
+
+    return StreamingResponse(
+        events(),
+        status_code=status,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", **_passed_headers(upstream)},
+    )
+
+
+# ------------------------------------------------------------------ routes
+
+
+@router.post("/llm/openai/v1/chat/completions", response_model=None)
+async def openai_chat(request: Request) -> Response:
+    """OpenAI chat completions (plain or `stream: true`) for the calling app, redacted and limited."""
+    return await _proxy(request, "openai", "chat", "/v1/chat/completions")
+
+
+@router.post("/llm/openai/v1/embeddings", response_model=None)
+async def openai_embeddings(request: Request) -> Response:
+    """OpenAI embeddings for the calling app (the input redacted like a prompt)."""
+    return await _proxy(request, "openai", "embeddings", "/v1/embeddings")
+
+
+async def _models(request: Request, answer: Callable[[list[str]], Awaitable[Response] | Response]) -> Response:
+    call = Call("openai", "models")
+    try:
+        rules = await _authenticate(request, call)
+    except Refused as refused:
+        return _refusal(request, call, refused, None)
+    result = answer(allowed_models(rules, "openai"))
+    return await result if not isinstance(result, Response) else result
+
+
+def _model_entry(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "openai"}
+
+
+@router.get("/llm/openai/v1/models", response_model=None)
+async def openai_models(request: Request) -> Response:
+    """The OpenAI models the calling app may use (from its data class's policy)."""
+    return await _models(
+        request, lambda names: JSONResponse({"object": "list", "data": [_model_entry(n) for n in names]})
+    )
+
+
+@router.get("/llm/openai/v1/models/{model:path}", response_model=None)
+async def openai_model(request: Request, model: str) -> Response:
+    """One model, when the calling app may use it (404 in OpenAI's shape otherwise)."""
+
+    def answer(names: list[str]) -> Response:
+        if model not in names:
+            return error_response("openai", Refused(404, "not_found", f"the model {model} does not exist for this app"))
+        return JSONResponse(_model_entry(model))
+
+    return await _models(request, answer)
+
+
+@router.post("/llm/anthropic/v1/messages", response_model=None)
+async def anthropic_messages(request: Request) -> Response:
+    """Anthropic messages (plain or streamed) for the calling app, redacted and limited."""
+    return await _proxy(request, "anthropic", "messages", "/v1/messages")
+
+
+@router.post("/llm/anthropic/v1/messages/count_tokens", response_model=None)
+async def anthropic_count_tokens(request: Request) -> Response:
+    """Anthropic token counting for the calling app (free: not charged to the day's tokens)."""
+    return await _proxy(request, "anthropic", "count_tokens", "/v1/messages/count_tokens", billed=False)
+
+
+# ------------------------------------------------------------------ usage (API tokens, not app tokens)
+
+
+@router.get("/api/v1/apps/{app_id}/llm-usage", tags=["llm"])
+def llm_usage(
+    app_id: str,
+    session: ReadSession,
+    token: CurrentToken,
+    days: Annotated[int, Query(ge=1, le=366, description="how far back")] = 30,
+    limit: Annotated[int, Query(ge=1, le=1000, description="most recent calls listed")] = 100,
+) -> dict[str, Any]:
+    """The app's LLM calls through the connector: totals over `days` and the most recent calls (never prompts)."""
+    app = catalog.get_app(session, app_id)
+    if not can_see(token, app):
+        raise NotFound(f"no app with id {app_id!r}")
+    since = utcnow() - timedelta(days=days)
+    totals = usage_summary(usage_rows(session, app_id, since=since, limit=100_000))
+    recent = [
+        row.model_dump(mode="json", exclude={"id"}) for row in usage_rows(session, app_id, since=since, limit=limit)
+    ]
+    return {"app_id": app_id, "days": days, "totals": totals, "calls": recent}
+
+
+def reset_caches() -> None:
+    """Forget the cached app facts (tests)."""
+    app_cache.forget()
+
+
+__all__ = ["AppFacts", "router", "reset_caches"]

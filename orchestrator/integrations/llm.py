@@ -1,0 +1,126 @@
+"""The upstream LLM providers (OpenAI, Anthropic) behind one small interface, over httpx.
+
+The connector hands over a request already checked and redacted; this module adds IT's provider
+key (from settings, never from the caller), sends it, and retries only failures where nothing
+reached the provider (the connection could not be opened or no pooled connection was free): a
+request the provider may have received is never sent twice. Provider 429/5xx answers come back
+as they are (with their Retry-After) for the connector to pass through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Literal, Protocol
+
+import httpx
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from orchestrator.config import Settings, get_settings
+
+Provider = Literal["openai", "anthropic"]
+ANTHROPIC_VERSION = "2023-06-01"
+# Connection never established (or no free pooled connection): the request was not sent.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Caller headers worth forwarding (content negotiation and provider feature flags); never auth.
+FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta", "openai-beta")
+
+
+class NotConfigured(Exception):
+    """The provider has no key configured."""
+
+
+class LlmUpstream(Protocol):
+    """What the connector needs from a provider."""
+
+    async def send(
+        self, provider: Provider, method: str, path: str, body: Any, headers: dict[str, str]
+    ) -> httpx.Response:
+        """One request; the whole answer."""
+        ...
+
+    def stream(
+        self, provider: Provider, path: str, body: Any, headers: dict[str, str]
+    ) -> Any:  # an async context manager yielding an httpx.Response whose body is not read yet
+        """One streamed request."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the connections."""
+        ...
+
+
+class HttpUpstream:
+    """The real providers (or local stand-ins at LLM_*_BASE_URL), with IT's keys."""
+
+    def __init__(self, settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings or get_settings()
+        s = self.settings
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(s.llm_timeout_seconds, connect=s.llm_connect_timeout_seconds),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            transport=transport,
+        )
+
+    def configured(self, provider: Provider) -> bool:
+        """Whether a key is set for `provider`."""
+        key = self.settings.llm_openai_api_key if provider == "openai" else self.settings.llm_anthropic_api_key
+        return key is not None and bool(key.get_secret_value())
+
+    def _request(self, provider: Provider, method: str, path: str, body: Any, headers: dict[str, str]) -> httpx.Request:
+        s = self.settings
+        out = {"accept": "application/json"}
+        out.update({k: v for k, v in headers.items() if k in FORWARDED_HEADERS})
+        if provider == "openai":
+            if s.llm_openai_api_key is None:
+                raise NotConfigured("LLM_OPENAI_API_KEY is not set")
+            base = s.llm_openai_base_url
+            out["authorization"] = "Bearer " + s.llm_openai_api_key.get_secret_value()
+        else:
+            if s.llm_anthropic_api_key is None:
+                raise NotConfigured("LLM_ANTHROPIC_API_KEY is not set")
+            base = s.llm_anthropic_base_url
+            out["x-api-key"] = s.llm_anthropic_api_key.get_secret_value()
+            out.setdefault("anthropic-version", ANTHROPIC_VERSION)
+        url = base.rstrip("/") + path
+        if body is None:
+            return self._client.build_request(method, url, headers=out)
+        return self._client.build_request(method, url, json=body, headers=out)
+
+    def _retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
+            retry=retry_if_exception_type(_NOT_SENT),
+            stop=stop_after_attempt(self.settings.llm_connect_attempts),
+            wait=wait_exponential(multiplier=0.05, max=1.0),
+            reraise=True,
+        )
+
+    async def send(
+        self, provider: Provider, method: str, path: str, body: Any, headers: dict[str, str]
+    ) -> httpx.Response:
+        """One request, retried only while it cannot have reached the provider; the answer is read."""
+        request = self._request(provider, method, path, body, headers)
+        async for attempt in self._retrying():
+            with attempt:
+                return await self._client.send(request)
+        raise AssertionError("unreachable")  # pragma: no cover - AsyncRetrying re-raises
+
+    @asynccontextmanager
+    async def stream(
+        self, provider: Provider, path: str, body: Any, headers: dict[str, str]
+    ) -> AsyncIterator[httpx.Response]:
+        """One streamed request; leaving the block closes the upstream connection (a cancel)."""
+        request = self._request(provider, "POST", path, body, headers)
+        response: httpx.Response | None = None
+        async for attempt in self._retrying():
+            with attempt:
+                response = await self._client.send(request, stream=True)
+        assert response is not None
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        await self._client.aclose()

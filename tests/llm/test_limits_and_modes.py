@@ -1,0 +1,160 @@
+"""Limits shared through Redis by two API servers, the `block` redaction mode, request size, client disconnects."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+import yaml
+from sqlmodel import select
+
+from bench.harness import wait_until
+from bench.llm_upstream import FakeLlm
+from orchestrator.catalog.policy import DEFAULT_POLICY_PATH
+from tests.llm.conftest import ServedApi, ant, configure_llm, issue_token, oai
+from tests.llm.test_sdks import EMAIL, _rows, prompt
+
+pytestmark = pytest.mark.redis
+
+
+def policy_file(tmp_path: Path, **llm: Any) -> str:
+    """The default policy with the internal class's `llm` rules changed."""
+    raw = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+    raw["data_classes"]["internal"]["llm"].update(llm)
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return str(path)
+
+
+def _chat(url: str, token: str, content: str = "hi") -> Any:
+    client = oai(base_url=url + "/llm/openai/v1", api_key=token)
+    return client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": content}])
+
+
+def test_two_api_servers_share_the_requests_per_minute(
+    sqlite_url: str,
+    fake_llm: FakeLlm,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    make_app: Any,
+) -> None:
+    app_id = "rl-" + secrets.token_hex(4)  # bucket keys of its own in the shared Redis database
+    make_app(app_id, requested_scopes=["llm:invoke"])
+    configure_llm(monkeypatch, fake_llm, REDIS_URL=redis_url, POLICY_FILE=policy_file(tmp_path, requests_per_minute=3))
+    token = issue_token(app_id)
+    with ServedApi() as first, ServedApi() as second:
+        _chat(first.url, token)
+        _chat(second.url, token)
+        _chat(first.url, token)
+        with pytest.raises(openai.RateLimitError, match="requests per minute") as limited:
+            _chat(second.url, token)
+        assert int(limited.value.response.headers["retry-after"]) >= 1
+        an = ant(base_url=first.url + "/llm/anthropic", api_key=token)
+        with pytest.raises(anthropic.RateLimitError):
+            an.messages.create(
+                model="claude-3-5-haiku-latest", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+            )
+    assert len(fake_llm.received) == 3
+
+
+def test_tokens_per_day_are_charged_from_the_providers_count(
+    sqlite_url: str,
+    fake_llm: FakeLlm,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    make_app: Any,
+) -> None:
+    app_id = "tpd-" + secrets.token_hex(4)
+    make_app(app_id, requested_scopes=["llm:invoke"])
+    configure_llm(monkeypatch, fake_llm, REDIS_URL=redis_url, POLICY_FILE=policy_file(tmp_path, tokens_per_day=200))
+    token = issue_token(app_id)
+    with ServedApi() as api:
+        _chat(api.url, token, "word " * 150)  # ~190 tokens by the provider's count
+        wait_until(lambda: len(_rows_of(app_id)) == 1, timeout=10, what="usage row")
+        with pytest.raises(openai.RateLimitError, match="tokens per day"):
+            _chat(api.url, token, "again " * 20)
+    assert len(fake_llm.received) == 1
+
+
+def _rows_of(app_id: str) -> list[Any]:
+    from orchestrator.llm.models import LlmUsage
+
+    return [r for r in _rows(LlmUsage) if r.app_id == app_id]
+
+
+def test_block_mode_refuses_and_audits_without_the_values(
+    db_url: str, fake_llm: FakeLlm, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make_app: Any
+) -> None:
+    from orchestrator.audit.models import AuditEntry
+
+    make_app("strict", requested_scopes=["llm:invoke"])
+    configure_llm(monkeypatch, fake_llm, POLICY_FILE=policy_file(tmp_path, redaction="block", max_request_kb=1))
+    token = issue_token("strict")
+    with ServedApi() as api:
+        with pytest.raises(openai.BadRequestError, match=r"email ×1"):
+            _chat(api.url, token, prompt())
+        with pytest.raises(openai.APIStatusError) as too_big:
+            _chat(api.url, token, "x" * 2048)
+        assert too_big.value.status_code == 413
+        assert _chat(api.url, token, "nothing personal").choices[0].message.content == "You said: nothing personal"
+    assert len(fake_llm.received) == 1
+    wait_until(lambda: len(_rows_of("strict")) == 3, timeout=10, what="usage rows")
+    assert sorted(str(r.outcome) for r in _rows_of("strict")) == ["blocked", "blocked", "ok"]
+    from orchestrator.db import session_scope
+
+    with session_scope(write=False) as session:
+        audits = [e for e in session.exec(select(AuditEntry)).all() if e.action == "llm.blocked"]
+        assert len(audits) == 1
+        assert audits[0].data["redactions"] == {"email": 1, "phone": 1, "card": 1, "iban": 1}
+        assert EMAIL not in json.dumps(audits[0].data) + audits[0].reason
+
+
+def test_client_disconnect_mid_stream_cancels_the_upstream_call(
+    sqlite_url: str, fake_llm: FakeLlm, monkeypatch: pytest.MonkeyPatch, make_app: Any
+) -> None:
+    make_app("talker", requested_scopes=["llm:invoke"])
+    configure_llm(monkeypatch, fake_llm)
+    fake_llm.piece, fake_llm.delay = 2, 0.05  # a long, slow stream
+    token = issue_token("talker")
+    body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "long " * 200}]}
+    with ServedApi() as api:
+        headers = {"authorization": f"Bearer {token}"}
+        with httpx.stream("POST", api.url + "/llm/openai/v1/chat/completions", json=body, headers=headers) as response:
+            assert response.status_code == 200
+            next(response.iter_bytes())
+        # The connector closed its upstream connection: the provider's next writes fail.
+        assert fake_llm.disconnected.wait(10)
+        wait_until(lambda: len(_rows_of("talker")) == 1, timeout=10, what="usage row")
+    assert str(_rows_of("talker")[0].outcome) == "cancelled"
+
+
+def test_keys_and_values_never_reach_the_logs(
+    sqlite_url: str,
+    fake_llm: FakeLlm,
+    monkeypatch: pytest.MonkeyPatch,
+    make_app: Any,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    make_app("logged", requested_scopes=["llm:invoke"])
+    configure_llm(monkeypatch, fake_llm, LOG_LEVEL="DEBUG")
+    token = issue_token("logged")
+    with ServedApi() as api:
+        assert EMAIL in (_chat(api.url, token, prompt()).choices[0].message.content or "")
+        fake_llm.fail_next(500)
+        with pytest.raises(openai.InternalServerError):
+            _chat(api.url, token, prompt())
+        with pytest.raises(openai.AuthenticationError):
+            _chat(api.url, token + "x", prompt())
+        wait_until(lambda: len(_rows_of("logged")) == 2, timeout=10, what="usage rows")
+    out, err = capfd.readouterr()
+    assert "llm call" in out + err  # the connector did log
+    for secret in (fake_llm.openai_key, fake_llm.anthropic_key, token, EMAIL, "4539 1488 0343 6467"):
+        assert secret not in out + err
