@@ -1,0 +1,548 @@
+"""Computing the KPIs from the catalog, the audit trail, approvals, reviews and the credential ledger.
+
+Every figure is one or two SQL statements that aggregate in the database (counts, `EXISTS` probes,
+and on PostgreSQL `percentile_cont`), so a report costs the same whether the catalog holds 100 or
+100,000 apps; only the per-group results come back. On SQLite the percentiles are computed here
+from the one column of durations (`stats.percentile`, the same interpolation as `percentile_cont`).
+The written definitions are in docs/kpis.md; `definitions.py` lists the ids.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Float, String, and_, case, cast, exists, func, or_, select
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql import ColumnElement, Select
+from sqlmodel import Session, col
+
+from orchestrator.approvals.models import ApprovalKind, ApprovalRequest, ApprovalStatus
+from orchestrator.audit.actions import AuditAction
+from orchestrator.audit.models import AuditEntry
+from orchestrator.catalog.lifecycle import Stage
+from orchestrator.catalog.models import DataClass, MicroApp
+from orchestrator.catalog.policy import Policy
+from orchestrator.clock import as_utc, utcnow
+from orchestrator.credentials.enums import CredentialStatus
+from orchestrator.credentials.models import Credential
+from orchestrator.kpis import definitions
+from orchestrator.kpis.definitions import Definition
+from orchestrator.kpis.stats import Distribution, Figure, Scope, share
+from orchestrator.reviews.models import ReviewFinding
+
+# The token service's provider name (orchestrator.credentials.tokens.builtin.BUILTIN).
+TOKEN_SERVICE = "builtin"
+EXPOSURE_CHECKS = ("secrets", "pii", "egress")
+REMEDIATION_RULES = ("secrets", "vulnerable-dependency")
+DECIDED = (ApprovalStatus.approved, ApprovalStatus.rejected, ApprovalStatus.changes_requested)
+GONE = (Stage.sunsetting, Stage.retired)
+SERIES_INTERVALS = {"day": timedelta(days=1), "week": timedelta(weeks=1)}
+_APPROVE = AuditAction.lifecycle_approve.value
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    session: Session
+    scope: Scope
+    now: datetime
+    policy: Policy
+
+    @property
+    def postgres(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
+
+    def app_filters(self) -> list[ColumnElement[bool]]:
+        """The scope's conditions on MicroApp (data class, team, owner or co-owner)."""
+        found: list[ColumnElement[bool]] = []
+        if self.scope.data_class:
+            found.append(col(MicroApp.data_class) == DataClass(self.scope.data_class))
+        if self.scope.team is not None:
+            found.append(col(MicroApp.team) == self.scope.team)
+        if self.scope.owner is not None:
+            found.append(_owned_by(self.scope.owner))
+        return found
+
+    def in_window(self, column: Any) -> ColumnElement[bool]:
+        return and_(column >= self.scope.start, column < self.scope.end)
+
+    def seconds(self, later: Any, earlier: Any) -> ColumnElement[float]:
+        """`later - earlier` in seconds, as the dialect computes it."""
+        if self.postgres:
+            return cast(func.extract("epoch", later - earlier), Float)
+        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+
+
+def _owned_by(email: str) -> ColumnElement[bool]:
+    """Apps `email` owns or co-owns (co-owners are a JSON list; an empty email matches nothing)."""
+    email = email.lower()
+    if not email:
+        return col(MicroApp.id).is_(None)
+    escaped = email.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(
+        col(MicroApp.owner_email) == email,
+        cast(MicroApp.co_owners, String).like(f'%"{escaped}"%', escape="\\"),
+    )
+
+
+def _distribution(ctx: _Ctx, rows: Select[Any, Any]) -> tuple[Distribution, dict[str, Distribution]]:
+    """The overall and per-group distribution of `rows` (columns `grp`, `seconds`), aggregated in SQL on PostgreSQL."""
+    sub = rows.subquery()
+    groups: dict[str, Distribution] = {}
+    total = Distribution.of([])
+    if ctx.postgres:
+        x = sub.c.seconds
+        stmt = select(
+            sub.c.grp,
+            func.count(x),
+            func.percentile_cont(0.5).within_group(x),
+            func.percentile_cont(0.9).within_group(x),
+            func.max(x),
+            func.grouping(sub.c.grp),
+        ).group_by(func.rollup(sub.c.grp))
+        for grp, count, median, p90, largest, is_total in ctx.session.execute(stmt):
+            found = Distribution(int(count), _f(median), _f(p90), _f(largest))
+            if is_total:
+                total = found
+            else:
+                groups[str(grp)] = found
+        return total, groups
+    values: dict[str, list[float]] = defaultdict(list)
+    for grp, seconds in ctx.session.execute(select(sub.c.grp, sub.c.seconds)):
+        values[str(grp)].append(float(seconds))
+    everything = [v for vs in values.values() for v in vs]
+    return Distribution.of(everything), {g: Distribution.of(vs) for g, vs in values.items()}
+
+
+def _f(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _duration_figure(kpi: str, total: Distribution, groups: dict[str, Distribution], by: str) -> Figure:
+    return Figure(
+        id=kpi,
+        value=total.as_dict()["median"],
+        count=total.count,
+        details=total.as_dict(),
+        breakdown={g: {by: g, **d.as_dict()} for g, d in sorted(groups.items())},
+    )
+
+
+def _group_label(value: Any) -> str:
+    return str(value.value if hasattr(value, "value") else value)
+
+
+# ---------------------------------------------------------------- time to value
+
+
+def time_to_production(ctx: _Ctx) -> Figure:
+    """Registration to the app's first approval into production, for apps first approved in the window."""
+    entry, earlier = aliased(AuditEntry), aliased(AuditEntry)
+    first = (
+        select(col(entry.app_id).label("app_id"), func.min(col(entry.at)).label("at"))
+        .where(
+            col(entry.action) == _APPROVE,
+            ctx.in_window(col(entry.at)),
+            ~exists().where(
+                col(earlier.action) == _APPROVE,
+                col(earlier.app_id) == col(entry.app_id),
+                col(earlier.at) < col(entry.at),
+            ),
+        )
+        .group_by(col(entry.app_id))
+        .subquery()
+    )
+    rows: Select[Any, Any] = (
+        select(
+            col(MicroApp.data_class).label("grp"), ctx.seconds(first.c.at, col(MicroApp.created_at)).label("seconds")
+        )
+        .join(first, first.c.app_id == col(MicroApp.id))
+        .where(*ctx.app_filters())
+    )
+    return _duration_figure("time_to_production", *_distribution(ctx, rows), by="data_class")
+
+
+def time_to_approval_request(ctx: _Ctx) -> Figure:
+    """Registration to the app's first promotion request, for first requests opened in the window."""
+    rows: Select[Any, Any] = (
+        select(
+            col(MicroApp.data_class).label("grp"),
+            ctx.seconds(col(ApprovalRequest.created_at), col(MicroApp.created_at)).label("seconds"),
+        )
+        .join(MicroApp, col(MicroApp.id) == col(ApprovalRequest.app_id))
+        .where(
+            col(ApprovalRequest.kind) == ApprovalKind.promotion,
+            col(ApprovalRequest.cycle) == 1,
+            ctx.in_window(col(ApprovalRequest.created_at)),
+            *ctx.app_filters(),
+        )
+    )
+    return _duration_figure("time_to_approval_request", *_distribution(ctx, rows), by="data_class")
+
+
+def time_to_approve(ctx: _Ctx) -> Figure:
+    """Request to decision of the approval requests decided in the window, per approver group."""
+    rows: Select[Any, Any] = (
+        select(
+            col(MicroApp.data_class).label("grp"),
+            ctx.seconds(col(ApprovalRequest.decided_at), col(ApprovalRequest.created_at)).label("seconds"),
+        )
+        .join(MicroApp, col(MicroApp.id) == col(ApprovalRequest.app_id))
+        .where(
+            col(ApprovalRequest.status).in_(DECIDED),
+            col(ApprovalRequest.decided_at).is_not(None),
+            ctx.in_window(col(ApprovalRequest.decided_at)),
+            *ctx.app_filters(),
+        )
+    )
+    figure = _duration_figure("time_to_approve", *_distribution(ctx, rows), by="data_class")
+    for data_class, entry in figure.breakdown.items():
+        group = ctx.policy.for_class(data_class).approver_group
+        entry["approver_group"] = group.slack_channel
+    return figure
+
+
+# ---------------------------------------------------------------- tokens and connectors
+
+
+def scoped_token_share(ctx: _Ctx) -> Figure:
+    """Apps in production now whose every live credential comes from the token service and with no open secret."""
+    foreign = exists().where(
+        col(Credential.app_id) == col(MicroApp.id),
+        col(Credential.status) == CredentialStatus.live,
+        col(Credential.provider) != TOKEN_SERVICE,
+    )
+    leaked = exists().where(
+        col(ReviewFinding.app_id) == col(MicroApp.id),
+        col(ReviewFinding.check) == "secrets",
+        col(ReviewFinding.allowed).is_(False),
+        col(ReviewFinding.resolved_at).is_(None),
+    )
+    stmt = select(
+        func.count(),
+        func.coalesce(func.sum(case((foreign, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((leaked, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((or_(foreign, leaked), 1), else_=0)), 0),
+    ).where(col(MicroApp.stage) == Stage.production, *ctx.app_filters())
+    total, with_foreign, with_secret, bad = (int(v) for v in ctx.session.execute(stmt).one())
+    return Figure(
+        id="scoped_token_share",
+        value=share(total - bad, total),
+        count=total,
+        details={
+            "compliant": total - bad,
+            "with_other_credentials": with_foreign,
+            "with_open_secret_findings": with_secret,
+        },
+    )
+
+
+# ---------------------------------------------------------------- incidents and remediation
+
+
+def _first_sighting() -> ColumnElement[bool]:
+    """One row per finding episode: the row of the review that first saw it (a reopened finding is a new one)."""
+    return col(ReviewFinding.review_id) == col(ReviewFinding.first_seen_review_id)
+
+
+def exposure_findings(ctx: _Ctx) -> Figure:
+    """Secret, PII and LLM-egress findings first seen in the window in apps approved into production before."""
+    approved_before = exists().where(
+        col(AuditEntry.app_id) == col(ReviewFinding.app_id),
+        col(AuditEntry.action) == _APPROVE,
+        col(AuditEntry.at) <= col(ReviewFinding.first_seen_at),
+    )
+    kind = or_(
+        col(ReviewFinding.check).in_(("secrets", "pii")),
+        and_(col(ReviewFinding.check) == "egress", col(ReviewFinding.rule).like("%llm%")),
+    )
+    stmt = (
+        select(col(MicroApp.data_class), col(ReviewFinding.check), func.count())
+        .join(MicroApp, col(MicroApp.id) == col(ReviewFinding.app_id))
+        .where(
+            _first_sighting(),
+            col(ReviewFinding.allowed).is_(False),
+            kind,
+            ctx.in_window(col(ReviewFinding.first_seen_at)),
+            approved_before,
+            *ctx.app_filters(),
+        )
+        .group_by(col(MicroApp.data_class), col(ReviewFinding.check))
+    )
+    by_class: dict[str, dict[str, Any]] = {}
+    by_check: dict[str, int] = dict.fromkeys(EXPOSURE_CHECKS, 0)
+    for data_class, check, count in ctx.session.execute(stmt):
+        entry = by_class.setdefault(_group_label(data_class), {"data_class": _group_label(data_class), "count": 0})
+        entry["count"] += int(count)
+        entry[check] = entry.get(check, 0) + int(count)
+        by_check[check] += int(count)
+    total = sum(by_check.values())
+    return Figure(
+        id="exposure_findings",
+        value=float(total),
+        count=total,
+        details=by_check,
+        breakdown=dict(sorted(by_class.items())),
+    )
+
+
+def _remediable() -> ColumnElement[bool]:
+    return or_(col(ReviewFinding.check) == "secrets", col(ReviewFinding.rule) == "vulnerable-dependency")
+
+
+def time_to_remediate(ctx: _Ctx) -> Figure:
+    """First seen to resolved, for vulnerability and secret findings resolved in the window, per severity."""
+    rows: Select[Any, Any] = (
+        select(
+            col(ReviewFinding.severity).label("grp"),
+            col(ReviewFinding.time_to_remediate_seconds).label("seconds"),
+        )
+        .join(MicroApp, col(MicroApp.id) == col(ReviewFinding.app_id))
+        .where(
+            _first_sighting(),
+            _remediable(),
+            col(ReviewFinding.allowed).is_(False),
+            col(ReviewFinding.time_to_remediate_seconds).is_not(None),
+            ctx.in_window(col(ReviewFinding.resolved_at)),
+            *ctx.app_filters(),
+        )
+    )
+    return _duration_figure("time_to_remediate", *_distribution(ctx, rows), by="severity")
+
+
+def open_finding_age(ctx: _Ctx) -> Figure:
+    """How long the vulnerability and secret findings still open now have been open, per severity."""
+    rows: Select[Any, Any] = (
+        select(
+            col(ReviewFinding.severity).label("grp"),
+            ctx.seconds(ctx.now, col(ReviewFinding.first_seen_at)).label("seconds"),
+        )
+        .join(MicroApp, col(MicroApp.id) == col(ReviewFinding.app_id))
+        .where(
+            _first_sighting(),
+            _remediable(),
+            col(ReviewFinding.allowed).is_(False),
+            col(ReviewFinding.resolved_at).is_(None),
+            col(MicroApp.stage).not_in(GONE),
+            *ctx.app_filters(),
+        )
+    )
+    return _duration_figure("open_finding_age", *_distribution(ctx, rows), by="severity")
+
+
+# ---------------------------------------------------------------- onboarding
+
+
+def _ever(action: AuditAction) -> ColumnElement[bool]:
+    return exists().where(col(AuditEntry.app_id) == col(MicroApp.id), col(AuditEntry.action) == action.value)
+
+
+def _registered_share(ctx: _Ctx, kpi: str, action: AuditAction) -> Figure:
+    stmt = select(func.count(), func.coalesce(func.sum(case((_ever(action), 1), else_=0)), 0)).where(
+        ctx.in_window(col(MicroApp.created_at)), *ctx.app_filters()
+    )
+    total, reached = (int(v) for v in ctx.session.execute(stmt).one())
+    return Figure(id=kpi, value=share(reached, total), count=total, details={"registered": total, "reached": reached})
+
+
+def onboarded_share(ctx: _Ctx) -> Figure:
+    """Apps registered in the window that have been approved into production (by now)."""
+    return _registered_share(ctx, "onboarded_share", AuditAction.lifecycle_approve)
+
+
+def escalated_share(ctx: _Ctx) -> Figure:
+    """Apps registered in the window that have been escalated to engineering (by now)."""
+    return _registered_share(ctx, "escalated_share", AuditAction.lifecycle_escalate)
+
+
+# ---------------------------------------------------------------- catalog health
+
+
+def orphan_rate(ctx: _Ctx) -> Figure:
+    """Orphaned apps among the apps not sunsetting or retired, now, and how long they have been orphaned."""
+    total, orphaned = (
+        int(v)
+        for v in ctx.session.execute(
+            select(
+                func.count(), func.coalesce(func.sum(case((col(MicroApp.stage) == Stage.orphaned, 1), else_=0)), 0)
+            ).where(col(MicroApp.stage).not_in(GONE), *ctx.app_filters())
+        ).one()
+    )
+    since = (
+        select(col(AuditEntry.app_id).label("app_id"), func.max(col(AuditEntry.at)).label("at"))
+        .where(col(AuditEntry.action) == AuditAction.lifecycle_orphan.value)
+        .group_by(col(AuditEntry.app_id))
+        .subquery()
+    )
+    rows: Select[Any, Any] = (
+        select(cast(col(MicroApp.stage), String).label("grp"), ctx.seconds(ctx.now, since.c.at).label("seconds"))
+        .join(since, since.c.app_id == col(MicroApp.id))
+        .where(col(MicroApp.stage) == Stage.orphaned, *ctx.app_filters())
+    )
+    age, _ = _distribution(ctx, rows)
+    return Figure(
+        id="orphan_rate",
+        value=share(orphaned, total),
+        count=total,
+        details={"orphaned": orphaned, "age": age.as_dict()},
+    )
+
+
+def _expiring(ctx: _Ctx, kpi: str, days: int) -> Figure:
+    stmt = select(func.count()).where(
+        col(MicroApp.stage).not_in(GONE),
+        col(MicroApp.expires_at) >= ctx.now,
+        col(MicroApp.expires_at) < ctx.now + timedelta(days=days),
+        *ctx.app_filters(),
+    )
+    count = int(ctx.session.execute(stmt).scalar_one())
+    return Figure(id=kpi, value=float(count), count=count, details={"from": ctx.now.isoformat(), "days": days})
+
+
+def expiring_14d(ctx: _Ctx) -> Figure:
+    """Apps (not sunsetting or retired) whose expiry falls in the next 14 days."""
+    return _expiring(ctx, "expiring_14d", 14)
+
+
+def expiring_30d(ctx: _Ctx) -> Figure:
+    """Apps (not sunsetting or retired) whose expiry falls in the next 30 days."""
+    return _expiring(ctx, "expiring_30d", 30)
+
+
+def extensions(ctx: _Ctx) -> Figure:
+    """Extension requests decided in the window: granted against refused (rejected or changes requested)."""
+    granted = case((col(ApprovalRequest.status) == ApprovalStatus.approved, 1), else_=0)
+    stmt = (
+        select(func.count(), func.coalesce(func.sum(granted), 0))
+        .join(MicroApp, col(MicroApp.id) == col(ApprovalRequest.app_id))
+        .where(
+            col(ApprovalRequest.kind) == ApprovalKind.extension,
+            col(ApprovalRequest.status).in_(DECIDED),
+            ctx.in_window(col(ApprovalRequest.decided_at)),
+            *ctx.app_filters(),
+        )
+    )
+    total, yes = (int(v) for v in ctx.session.execute(stmt).one())
+    return Figure(
+        id="extensions", value=share(yes, total), count=total, details={"granted": yes, "refused": total - yes}
+    )
+
+
+def retirements(ctx: _Ctx) -> Figure:
+    """Apps sent to sunset in the window: by expiry (the sunset timer) against on request."""
+    sunset, requested = AuditAction.lifecycle_expire.value, AuditAction.lifecycle_retire.value
+    stmt = (
+        select(col(AuditEntry.action), func.count(func.distinct(col(AuditEntry.app_id))))
+        .join(MicroApp, col(MicroApp.id) == col(AuditEntry.app_id))
+        .where(col(AuditEntry.action).in_((sunset, requested)), ctx.in_window(col(AuditEntry.at)), *ctx.app_filters())
+        .group_by(col(AuditEntry.action))
+    )
+    counts = {str(action): int(n) for action, n in ctx.session.execute(stmt)}
+    by_sunset, on_request = counts.get(sunset, 0), counts.get(requested, 0)
+    total = by_sunset + on_request
+    return Figure(
+        id="retirements", value=float(total), count=total, details={"by_sunset": by_sunset, "on_request": on_request}
+    )
+
+
+def inactive_apps(ctx: _Ctx) -> Figure:
+    """Distinct apps the inactivity timer flagged in the window."""
+    stmt = (
+        select(func.count(func.distinct(col(AuditEntry.app_id))))
+        .join(MicroApp, col(MicroApp.id) == col(AuditEntry.app_id))
+        .where(
+            col(AuditEntry.action) == AuditAction.app_inactive.value,
+            ctx.in_window(col(AuditEntry.at)),
+            *ctx.app_filters(),
+        )
+    )
+    count = int(ctx.session.execute(stmt).scalar_one())
+    return Figure(id="inactive_apps", value=float(count), count=count)
+
+
+COMPUTE: dict[str, Callable[[_Ctx], Figure]] = {
+    "time_to_production": time_to_production,
+    "time_to_approval_request": time_to_approval_request,
+    "time_to_approve": time_to_approve,
+    "scoped_token_share": scoped_token_share,
+    "exposure_findings": exposure_findings,
+    "time_to_remediate": time_to_remediate,
+    "open_finding_age": open_finding_age,
+    "onboarded_share": onboarded_share,
+    "escalated_share": escalated_share,
+    "orphan_rate": orphan_rate,
+    "expiring_14d": expiring_14d,
+    "expiring_30d": expiring_30d,
+    "extensions": extensions,
+    "retirements": retirements,
+    "inactive_apps": inactive_apps,
+}
+
+
+def _unavailable(definition: Definition) -> Figure:
+    return Figure(id=definition.id, value=None, count=None, reason=definition.unavailable_reason)
+
+
+def figure(session: Session, kpi: str, scope: Scope, *, policy: Policy, now: datetime | None = None) -> Figure:
+    """One KPI over `scope` (KeyError for an unknown id)."""
+    definition = definitions.get(kpi)
+    if definition.unavailable_reason:
+        return _unavailable(definition)
+    return COMPUTE[kpi](_Ctx(session, _utc_scope(scope), as_utc(now or utcnow()), policy))
+
+
+def report(session: Session, scope: Scope, *, policy: Policy, now: datetime | None = None) -> list[Figure]:
+    """Every KPI over `scope`, in the order of `definitions.DEFINITIONS`."""
+    ctx = _Ctx(session, _utc_scope(scope), as_utc(now or utcnow()), policy)
+    return [_unavailable(d) if d.unavailable_reason else COMPUTE[d.id](ctx) for d in definitions.DEFINITIONS]
+
+
+def buckets(start: datetime, end: datetime, interval: str) -> Iterator[tuple[datetime, datetime]]:
+    """[start, end) cut into consecutive intervals (the last one cut short at `end`)."""
+    step = SERIES_INTERVALS[interval]
+    at = as_utc(start)
+    end = as_utc(end)
+    while at < end:
+        yield at, min(at + step, end)
+        at += step
+
+
+def series(
+    session: Session, kpi: str, scope: Scope, *, interval: str, policy: Policy, now: datetime | None = None
+) -> list[tuple[datetime, datetime, Figure]]:
+    """One windowed KPI per interval of the scope's window (ValueError for a snapshot KPI)."""
+    definition = definitions.get(kpi)
+    if kpi not in definitions.SERIES_IDS:
+        raise ValueError(f"{kpi} has no series ({definition.kind.value}, {definition.status.value})")
+    moment = as_utc(now or utcnow())
+    points = []
+    for start, end in buckets(scope.start, scope.end, interval):
+        window = Scope(start, end, scope.data_class, scope.team, scope.owner)
+        points.append((start, end, COMPUTE[kpi](_Ctx(session, window, moment, policy))))
+    return points
+
+
+def _utc_scope(scope: Scope) -> Scope:
+    return Scope(as_utc(scope.start), as_utc(scope.end), scope.data_class, scope.team, scope.owner)
+
+
+def as_dict(figure: Figure) -> dict[str, Any]:
+    """A figure with its definition (id, title, unit, status, where it is written down) for JSON output."""
+    definition = definitions.get(figure.id)
+    return {
+        "id": figure.id,
+        "title": definition.title,
+        "definition": definition.doc,
+        "unit": definition.unit,
+        "kind": definition.kind.value,
+        "headline": definition.headline,
+        "status": definition.status.value,
+        "value": figure.value,
+        "count": figure.count,
+        "reason": figure.reason,
+        "details": figure.details,
+        "breakdown": figure.breakdown,
+    }
