@@ -28,7 +28,7 @@ MAX_WINDOW = timedelta(days=3 * 366)
 MAX_POINTS = 400
 
 FromQuery = Annotated[datetime | None, Query(alias="from", description="start, inclusive (UTC if no zone)")]
-ToQuery = Annotated[datetime | None, Query(description="end, exclusive (UTC if no zone); default now")]
+ToQuery = Annotated[datetime | None, Query(alias="to", description="end, exclusive (UTC if no zone); default now")]
 TeamQuery = Annotated[str | None, Query(max_length=200, description="the apps of this team only")]
 
 
@@ -119,9 +119,7 @@ def kpis(
     token: CurrentToken,
     policy: PolicyDep,
     start: FromQuery = None,
-    end: Annotated[
-        datetime | None, Query(alias="to", description="end, exclusive (UTC if no zone); default now")
-    ] = None,
+    end: ToQuery = None,
     data_class: DataClass | None = None,
     team: TeamQuery = None,
 ) -> KpiReport:
@@ -140,9 +138,7 @@ def kpi_series(
     kpi: Annotated[str, Query(max_length=64, description=f"one of: {', '.join(definitions.SERIES_IDS)}")],
     interval: Literal["day", "week"] = "week",
     start: FromQuery = None,
-    end: Annotated[
-        datetime | None, Query(alias="to", description="end, exclusive (UTC if no zone); default now")
-    ] = None,
+    end: ToQuery = None,
     data_class: DataClass | None = None,
     team: TeamQuery = None,
 ) -> KpiSeries:
