@@ -176,6 +176,7 @@ GROUPS = (
     "orchestrator.cli.credentials",
     "orchestrator.cli.doctor",
     "orchestrator.cli.events",
+    "orchestrator.cli.kpis",
     "orchestrator.cli.remote",
     "orchestrator.cli.review",
     "orchestrator.cli.run",
