@@ -11,6 +11,7 @@ from orchestrator.auth import models as auth_models
 from orchestrator.catalog import models as catalog_models
 from orchestrator.credentials import models as credential_models
 from orchestrator.events import models as event_models
+from orchestrator.kpis import models as kpi_models
 from orchestrator.notifications import models as notification_models
 from orchestrator.reviews import models as review_models
 from orchestrator.sunset import models as sunset_models
@@ -24,6 +25,7 @@ MODEL_MODULES = (
     catalog_models,
     credential_models,
     event_models,
+    kpi_models,
     notification_models,
     review_models,
     sunset_models,
