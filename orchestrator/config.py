@@ -291,6 +291,17 @@ class Settings(BaseSettings):
         default=None, description="Salt of finding fingerprints (HMAC-SHA256); a built-in constant when unset"
     )
 
+    # ---- KPIs (orchestrator/kpis, docs/kpis.md)
+    kpi_metrics_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="How often the scheduler recomputes the KPI gauges of /metrics and leaves them in Redis (0: off; "
+        "the API then computes them itself, at most this often — 300 s when 0)",
+    )
+    kpi_metrics_window_days: int = Field(
+        default=30, ge=1, le=1098, description="The window of the KPI gauges: the last this many days"
+    )
+
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
         # The embedded defaults all live in one data directory, found the same way from any folder.

@@ -3,25 +3,39 @@
 Any authenticated token may read them. Makers get the figures of the apps they own or co-own only;
 approvers and admins get the whole catalog. The window is [from, to) (ISO dates or datetimes, UTC
 when no zone is given); without it, the last 30 days up to now.
+
+`/metrics` carries the KPI gauges (`orchestrator_kpi{kpi=…}`, `orchestrator_kpi_count{kpi=…}`) from
+the snapshot the scheduler leaves in Redis (orchestrator.kpis.gauges); never computed per scrape.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from prometheus_client import REGISTRY
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.auth.models import ApiToken, Role
 from orchestrator.catalog.models import DataClass
+from orchestrator.catalog.policy import get_policy
 from orchestrator.clock import as_utc, utcnow
+from orchestrator.config import Settings, get_settings
+from orchestrator.db import session_scope
 from orchestrator.errors import ValidationFailed
 from orchestrator.http.deps import CurrentToken, PolicyDep, ReadSession
-from orchestrator.kpis import definitions, service
+from orchestrator.kpis import definitions, gauges, service
 from orchestrator.kpis.stats import Scope
+from orchestrator.logs import get_logger
 
 router = APIRouter(prefix="/api/v1/kpis", tags=["kpis"])
+log = get_logger(__name__)
 
 DEFAULT_WINDOW = timedelta(days=30)
 MAX_WINDOW = timedelta(days=3 * 366)
@@ -164,3 +178,89 @@ def kpi_series(
         scope=_scope_out(scope),
         points=[SeriesPoint(from_=a, to=b, value=f.value, count=f.count, details=f.details) for a, b, f in points],
     )
+
+
+# ---------------------------------------------------------------- gauges
+
+_DEFAULT_REFRESH_SECONDS = 300.0
+
+
+class _LocalSnapshot:
+    """The snapshot computed in this process (no Redis), reused until it is `max_age` seconds old."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: dict[str, Any] | None = None
+        self._taken = 0.0
+
+    def get(self, settings: Settings, max_age: float) -> dict[str, Any]:
+        with self._lock:  # one computation at a time; concurrent scrapes wait for it and share it
+            if self._value is None or time.monotonic() - self._taken >= max_age:
+                with session_scope(write=False) as session:
+                    self._value = gauges.snapshot(
+                        session, policy=get_policy(), window_days=settings.kpi_metrics_window_days
+                    )
+                self._taken = time.monotonic()
+            return self._value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._value = None
+
+
+_local = _LocalSnapshot()
+
+
+def current_snapshot(settings: Settings) -> dict[str, Any]:
+    """The scheduler's KPI snapshot from Redis when there is one, else one computed here (cached)."""
+    url = settings.effective_redis_url
+    if url and settings.kpi_metrics_seconds > 0:
+        published = gauges.load(url)
+        if published is not None:
+            return published
+    return _local.get(settings, settings.kpi_metrics_seconds or _DEFAULT_REFRESH_SECONDS)
+
+
+class KpiCollector(Collector):
+    """Yields the KPI gauges at each scrape from the latest snapshot (never raises)."""
+
+    def collect(self) -> Iterator[Metric]:
+        """One gauge family for the values, one for the counts they rest on, and the snapshot's age."""
+        try:
+            snap = current_snapshot(get_settings())
+        except Exception as exc:
+            log.warning(
+                "KPI gauges unavailable", error=str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            )
+            return
+        window = str(snap.get("window_days", ""))
+        values = GaugeMetricFamily(
+            "orchestrator_kpi", "Headline value of each KPI over the window (docs/kpis.md); absent when null",
+            labels=["kpi", "window_days"],
+        )  # fmt: skip
+        counts = GaugeMetricFamily(
+            "orchestrator_kpi_count", "How many records each KPI's value rests on", labels=["kpi", "window_days"]
+        )
+        for kpi, figure in sorted(snap["kpis"].items()):
+            if figure.get("value") is not None:
+                values.add_metric([kpi, window], float(figure["value"]))
+            if figure.get("count") is not None:
+                counts.add_metric([kpi, window], float(figure["count"]))
+        yield values
+        yield counts
+        taken = datetime.fromisoformat(snap["at"])
+        yield GaugeMetricFamily(
+            "orchestrator_kpi_snapshot_age_seconds", "Age of the snapshot the KPI gauges come from",
+            value=max(0.0, (utcnow() - taken).total_seconds()),
+        )  # fmt: skip
+
+
+_registered = False
+
+
+def register_collector() -> None:
+    """Add the KPI gauges to the process's default registry (idempotent)."""
+    global _registered
+    if not _registered:
+        REGISTRY.register(KpiCollector())
+        _registered = True
