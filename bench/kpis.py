@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 import uuid
 from collections import defaultdict
@@ -207,6 +208,7 @@ def main() -> None:
     parser.add_argument("--no-populate", action="store_true", help="with --database-url: it is already filled")
     parser.add_argument("--keep", action="store_true", help="do not drop the database made for the run")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress shows through a pipe
 
     from orchestrator.clock import utcnow
 

@@ -23,5 +23,6 @@ INDEXES = (
     Index("ix_review_finding_first_seen_at", col(ReviewFinding.first_seen_at)),
     Index("ix_review_finding_resolved_at", col(ReviewFinding.resolved_at)),
     Index("ix_approval_request_decided_at", col(ApprovalRequest.decided_at)),
+    Index("ix_approval_request_created_at", col(ApprovalRequest.created_at)),
     Index("ix_microapp_created_at", col(MicroApp.created_at)),
 )

@@ -210,23 +210,35 @@ def time_to_approve(ctx: _Ctx) -> Figure:
 
 def scoped_token_share(ctx: _Ctx) -> Figure:
     """Apps in production now whose every live credential comes from the token service and with no open secret."""
-    foreign = exists().where(
-        col(Credential.app_id) == col(MicroApp.id),
-        col(Credential.status) == CredentialStatus.live,
-        col(Credential.provider) != TOKEN_SERVICE,
+    # Each set of apps read once and hash-joined: a correlated EXISTS per app was 10x slower at 100,000 apps.
+    foreign = (
+        select(col(Credential.app_id).label("app_id"))
+        .where(col(Credential.status) == CredentialStatus.live, col(Credential.provider) != TOKEN_SERVICE)
+        .distinct()
+        .subquery()
     )
-    leaked = exists().where(
-        col(ReviewFinding.app_id) == col(MicroApp.id),
-        col(ReviewFinding.check) == "secrets",
-        col(ReviewFinding.allowed).is_(False),
-        col(ReviewFinding.resolved_at).is_(None),
+    leaked = (
+        select(col(ReviewFinding.app_id).label("app_id"))
+        .where(
+            col(ReviewFinding.check) == "secrets",
+            col(ReviewFinding.allowed).is_(False),
+            col(ReviewFinding.resolved_at).is_(None),
+        )
+        .distinct()
+        .subquery()
     )
-    stmt = select(
-        func.count(),
-        func.coalesce(func.sum(case((foreign, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((leaked, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((or_(foreign, leaked), 1), else_=0)), 0),
-    ).where(col(MicroApp.stage) == Stage.production, *ctx.app_filters())
+    stmt = (
+        select(
+            func.count(),
+            func.count(foreign.c.app_id),
+            func.count(leaked.c.app_id),
+            func.count(func.coalesce(foreign.c.app_id, leaked.c.app_id)),
+        )
+        .select_from(MicroApp)
+        .outerjoin(foreign, foreign.c.app_id == col(MicroApp.id))
+        .outerjoin(leaked, leaked.c.app_id == col(MicroApp.id))
+        .where(col(MicroApp.stage) == Stage.production, *ctx.app_filters())
+    )
     total, with_foreign, with_secret, bad = (int(v) for v in ctx.session.execute(stmt).one())
     return Figure(
         id="scoped_token_share",
@@ -336,13 +348,18 @@ def open_finding_age(ctx: _Ctx) -> Figure:
 # ---------------------------------------------------------------- onboarding
 
 
-def _ever(action: AuditAction) -> ColumnElement[bool]:
-    return exists().where(col(AuditEntry.app_id) == col(MicroApp.id), col(AuditEntry.action) == action.value)
-
-
 def _registered_share(ctx: _Ctx, kpi: str, action: AuditAction) -> Figure:
-    stmt = select(func.count(), func.coalesce(func.sum(case((_ever(action), 1), else_=0)), 0)).where(
-        ctx.in_window(col(MicroApp.created_at)), *ctx.app_filters()
+    ever = (
+        select(col(AuditEntry.app_id).label("app_id"))
+        .where(col(AuditEntry.action) == action.value)
+        .distinct()
+        .subquery()
+    )
+    stmt = (
+        select(func.count(), func.count(ever.c.app_id))
+        .select_from(MicroApp)
+        .outerjoin(ever, ever.c.app_id == col(MicroApp.id))
+        .where(ctx.in_window(col(MicroApp.created_at)), *ctx.app_filters())
     )
     total, reached = (int(v) for v in ctx.session.execute(stmt).one())
     return Figure(id=kpi, value=share(reached, total), count=total, details={"registered": total, "reached": reached})

@@ -21,6 +21,7 @@ INDEXES = [
     ("ix_review_finding_first_seen_at", "review_finding", ["first_seen_at"]),
     ("ix_review_finding_resolved_at", "review_finding", ["resolved_at"]),
     ("ix_approval_request_decided_at", "approval_request", ["decided_at"]),
+    ("ix_approval_request_created_at", "approval_request", ["created_at"]),
     ("ix_microapp_created_at", "microapp", ["created_at"]),
 ]
 
