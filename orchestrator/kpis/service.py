@@ -88,7 +88,9 @@ def _owned_by(email: str) -> ColumnElement[bool]:
     )
 
 
-def _distribution(ctx: _Ctx, rows: Select[Any, Any]) -> tuple[Distribution, dict[str, Distribution]]:
+def _distribution(
+    ctx: _Ctx, rows: Select[Any, Any] | Select[Any, Any, Any]
+) -> tuple[Distribution, dict[str, Distribution]]:
     """The overall and per-group distribution of `rows` (columns `grp`, `seconds`), aggregated in SQL on PostgreSQL."""
     sub = rows.subquery()
     groups: dict[str, Distribution] = {}
@@ -138,8 +140,8 @@ def _group_label(value: Any) -> str:
 # ---------------------------------------------------------------- time to value
 
 
-def time_to_production(ctx: _Ctx) -> Figure:
-    """Registration to the app's first approval into production, for apps first approved in the window."""
+def _ttp_rows(ctx: _Ctx) -> Select[Any, Any, Any]:
+    """(data class, seconds, at) of the apps whose first approval falls in the window."""
     entry, earlier = aliased(AuditEntry), aliased(AuditEntry)
     first = (
         select(col(entry.app_id).label("app_id"), func.min(col(entry.at)).label("at"))
@@ -155,22 +157,29 @@ def time_to_production(ctx: _Ctx) -> Figure:
         .group_by(col(entry.app_id))
         .subquery()
     )
-    rows: Select[Any, Any] = (
+    return (
         select(
-            col(MicroApp.data_class).label("grp"), ctx.seconds(first.c.at, col(MicroApp.created_at)).label("seconds")
+            col(MicroApp.data_class).label("grp"),
+            ctx.seconds(first.c.at, col(MicroApp.created_at)).label("seconds"),
+            first.c.at.label("at"),
         )
         .join(first, first.c.app_id == col(MicroApp.id))
         .where(*ctx.app_filters())
     )
-    return _duration_figure("time_to_production", *_distribution(ctx, rows), by="data_class")
 
 
-def time_to_approval_request(ctx: _Ctx) -> Figure:
-    """Registration to the app's first promotion request, for first requests opened in the window."""
-    rows: Select[Any, Any] = (
+def time_to_production(ctx: _Ctx) -> Figure:
+    """Registration to the app's first approval into production, for apps first approved in the window."""
+    return _duration_figure("time_to_production", *_distribution(ctx, _ttp_rows(ctx)), by="data_class")
+
+
+def _ttar_rows(ctx: _Ctx) -> Select[Any, Any, Any]:
+    """(data class, seconds, at) of the first promotion requests opened in the window."""
+    return (
         select(
             col(MicroApp.data_class).label("grp"),
             ctx.seconds(col(ApprovalRequest.created_at), col(MicroApp.created_at)).label("seconds"),
+            col(ApprovalRequest.created_at).label("at"),
         )
         .join(MicroApp, col(MicroApp.id) == col(ApprovalRequest.app_id))
         .where(
@@ -180,15 +189,20 @@ def time_to_approval_request(ctx: _Ctx) -> Figure:
             *ctx.app_filters(),
         )
     )
-    return _duration_figure("time_to_approval_request", *_distribution(ctx, rows), by="data_class")
 
 
-def time_to_approve(ctx: _Ctx) -> Figure:
-    """Request to decision of the approval requests decided in the window, per approver group."""
-    rows: Select[Any, Any] = (
+def time_to_approval_request(ctx: _Ctx) -> Figure:
+    """Registration to the app's first promotion request, for first requests opened in the window."""
+    return _duration_figure("time_to_approval_request", *_distribution(ctx, _ttar_rows(ctx)), by="data_class")
+
+
+def _tta_rows(ctx: _Ctx) -> Select[Any, Any, Any]:
+    """(data class, seconds, at) of the approval requests decided in the window."""
+    return (
         select(
             col(MicroApp.data_class).label("grp"),
             ctx.seconds(col(ApprovalRequest.decided_at), col(ApprovalRequest.created_at)).label("seconds"),
+            col(ApprovalRequest.decided_at).label("at"),
         )
         .join(MicroApp, col(MicroApp.id) == col(ApprovalRequest.app_id))
         .where(
@@ -198,7 +212,11 @@ def time_to_approve(ctx: _Ctx) -> Figure:
             *ctx.app_filters(),
         )
     )
-    figure = _duration_figure("time_to_approve", *_distribution(ctx, rows), by="data_class")
+
+
+def time_to_approve(ctx: _Ctx) -> Figure:
+    """Request to decision of the approval requests decided in the window, per approver group."""
+    figure = _duration_figure("time_to_approve", *_distribution(ctx, _tta_rows(ctx)), by="data_class")
     for data_class, entry in figure.breakdown.items():
         group = ctx.policy.for_class(data_class).approver_group
         entry["approver_group"] = group.slack_channel
@@ -260,8 +278,8 @@ def _first_sighting() -> ColumnElement[bool]:
     return col(ReviewFinding.review_id) == col(ReviewFinding.first_seen_review_id)
 
 
-def exposure_findings(ctx: _Ctx) -> Figure:
-    """Secret, PII and LLM-egress findings first seen in the window in apps approved into production before."""
+def _exposure_where(ctx: _Ctx) -> list[ColumnElement[bool]]:
+    """The exposure findings first seen in the window (joined with MicroApp)."""
     approved_before = exists().where(
         col(AuditEntry.app_id) == col(ReviewFinding.app_id),
         col(AuditEntry.action) == _APPROVE,
@@ -271,17 +289,22 @@ def exposure_findings(ctx: _Ctx) -> Figure:
         col(ReviewFinding.check).in_(("secrets", "pii")),
         and_(col(ReviewFinding.check) == "egress", col(ReviewFinding.rule).like("%llm%")),
     )
+    return [
+        _first_sighting(),
+        col(ReviewFinding.allowed).is_(False),
+        kind,
+        ctx.in_window(col(ReviewFinding.first_seen_at)),
+        approved_before,
+        *ctx.app_filters(),
+    ]
+
+
+def exposure_findings(ctx: _Ctx) -> Figure:
+    """Secret, PII and LLM-egress findings first seen in the window in apps approved into production before."""
     stmt = (
         select(col(MicroApp.data_class), col(ReviewFinding.check), func.count())
         .join(MicroApp, col(MicroApp.id) == col(ReviewFinding.app_id))
-        .where(
-            _first_sighting(),
-            col(ReviewFinding.allowed).is_(False),
-            kind,
-            ctx.in_window(col(ReviewFinding.first_seen_at)),
-            approved_before,
-            *ctx.app_filters(),
-        )
+        .where(*_exposure_where(ctx))
         .group_by(col(MicroApp.data_class), col(ReviewFinding.check))
     )
     by_class: dict[str, dict[str, Any]] = {}
@@ -305,12 +328,13 @@ def _remediable() -> ColumnElement[bool]:
     return or_(col(ReviewFinding.check) == "secrets", col(ReviewFinding.rule) == "vulnerable-dependency")
 
 
-def time_to_remediate(ctx: _Ctx) -> Figure:
-    """First seen to resolved, for vulnerability and secret findings resolved in the window, per severity."""
-    rows: Select[Any, Any] = (
+def _ttr_rows(ctx: _Ctx) -> Select[Any, Any, Any]:
+    """(severity, seconds, at) of the vulnerability and secret findings resolved in the window."""
+    return (
         select(
             col(ReviewFinding.severity).label("grp"),
             col(ReviewFinding.time_to_remediate_seconds).label("seconds"),
+            col(ReviewFinding.resolved_at).label("at"),
         )
         .join(MicroApp, col(MicroApp.id) == col(ReviewFinding.app_id))
         .where(
@@ -322,7 +346,11 @@ def time_to_remediate(ctx: _Ctx) -> Figure:
             *ctx.app_filters(),
         )
     )
-    return _duration_figure("time_to_remediate", *_distribution(ctx, rows), by="severity")
+
+
+def time_to_remediate(ctx: _Ctx) -> Figure:
+    """First seen to resolved, for vulnerability and secret findings resolved in the window, per severity."""
+    return _duration_figure("time_to_remediate", *_distribution(ctx, _ttr_rows(ctx)), by="severity")
 
 
 def open_finding_age(ctx: _Ctx) -> Figure:
@@ -527,19 +555,156 @@ def buckets(start: datetime, end: datetime, interval: str) -> Iterator[tuple[dat
         at += step
 
 
+@dataclass(frozen=True)
+class _SeriesSpec:
+    """How a windowed KPI is cut into intervals: its rows (columns `at`, `x`) and how a bucket sums them."""
+
+    rows: Callable[[_Ctx], Select[Any, Any]]
+    kind: str  # duration (x: seconds), share (x: 0 or 1), count (rows), distinct (distinct x)
+    details: Callable[[int, int], dict[str, Any]] = lambda whole, part: {}
+
+
+def _timed_rows(builder: Callable[[_Ctx], Select[Any, Any, Any]]) -> Callable[[_Ctx], Select[Any, Any]]:
+    def rows(ctx: _Ctx) -> Select[Any, Any]:
+        sub = builder(ctx).subquery()
+        return select(sub.c.at, sub.c.seconds.label("x"))
+
+    return rows
+
+
+def _registered_rows(action: AuditAction) -> Callable[[_Ctx], Select[Any, Any]]:
+    def rows(ctx: _Ctx) -> Select[Any, Any]:
+        # An index probe per app: cheaper than reading every app that ever had `action` once per interval.
+        ever = exists().where(col(AuditEntry.app_id) == col(MicroApp.id), col(AuditEntry.action) == action.value)
+        return select(col(MicroApp.created_at).label("at"), case((ever, 1), else_=0).label("x")).where(
+            ctx.in_window(col(MicroApp.created_at)), *ctx.app_filters()
+        )
+
+    return rows
+
+
+def _extension_rows(ctx: _Ctx) -> Select[Any, Any]:
+    granted = case((col(ApprovalRequest.status) == ApprovalStatus.approved, 1), else_=0)
+    return (
+        select(col(ApprovalRequest.decided_at).label("at"), granted.label("x"))
+        .join(MicroApp, col(MicroApp.id) == col(ApprovalRequest.app_id))
+        .where(
+            col(ApprovalRequest.kind) == ApprovalKind.extension,
+            col(ApprovalRequest.status).in_(DECIDED),
+            ctx.in_window(col(ApprovalRequest.decided_at)),
+            *ctx.app_filters(),
+        )
+    )
+
+
+def _exposure_rows(ctx: _Ctx) -> Select[Any, Any]:
+    return (
+        select(col(ReviewFinding.first_seen_at).label("at"), col(ReviewFinding.id).label("x"))
+        .join(MicroApp, col(MicroApp.id) == col(ReviewFinding.app_id))
+        .where(*_exposure_where(ctx))
+    )
+
+
+def _audit_rows(*actions: AuditAction) -> Callable[[_Ctx], Select[Any, Any]]:
+    def rows(ctx: _Ctx) -> Select[Any, Any]:
+        return (
+            select(col(AuditEntry.at).label("at"), (col(AuditEntry.app_id) + ":" + col(AuditEntry.action)).label("x"))
+            .join(MicroApp, col(MicroApp.id) == col(AuditEntry.app_id))
+            .where(
+                col(AuditEntry.action).in_([a.value for a in actions]),
+                ctx.in_window(col(AuditEntry.at)),
+                *ctx.app_filters(),
+            )
+        )
+
+    return rows
+
+
+SERIES: dict[str, _SeriesSpec] = {
+    "time_to_production": _SeriesSpec(_timed_rows(_ttp_rows), "duration"),
+    "time_to_approval_request": _SeriesSpec(_timed_rows(_ttar_rows), "duration"),
+    "time_to_approve": _SeriesSpec(_timed_rows(_tta_rows), "duration"),
+    "time_to_remediate": _SeriesSpec(_timed_rows(_ttr_rows), "duration"),
+    "exposure_findings": _SeriesSpec(_exposure_rows, "count"),
+    "onboarded_share": _SeriesSpec(
+        _registered_rows(AuditAction.lifecycle_approve), "share", lambda n, k: {"registered": n, "reached": k}
+    ),
+    "escalated_share": _SeriesSpec(
+        _registered_rows(AuditAction.lifecycle_escalate), "share", lambda n, k: {"registered": n, "reached": k}
+    ),
+    "extensions": _SeriesSpec(_extension_rows, "share", lambda n, k: {"granted": k, "refused": n - k}),
+    "retirements": _SeriesSpec(_audit_rows(AuditAction.lifecycle_expire, AuditAction.lifecycle_retire), "distinct"),
+    "inactive_apps": _SeriesSpec(_audit_rows(AuditAction.app_inactive), "distinct"),
+}
+
+
+def _bucket_aggregates(ctx: _Ctx, spec: _SeriesSpec, step: timedelta) -> dict[int, tuple[Any, ...]]:
+    """Per interval index: (count, median, p90, max) for durations, (count, sum) for shares, (count,) else."""
+    sub = spec.rows(ctx).subquery()
+    x = sub.c.x
+    if ctx.postgres:
+        offset = cast(func.extract("epoch", sub.c.at - ctx.scope.start), Float)
+        bucket = func.floor(offset / step.total_seconds()).label("b")
+        options: dict[str, list[Any]] = {
+            "duration": [
+                func.count(x),
+                func.percentile_cont(0.5).within_group(x),
+                func.percentile_cont(0.9).within_group(x),
+                func.max(x),
+            ],
+            "share": [func.count(x), func.sum(x)],
+            "count": [func.count(x)],
+            "distinct": [func.count(func.distinct(x))],
+        }
+        measures = options[spec.kind]
+        stmt = select(bucket, *measures).group_by(bucket)
+        return {int(b): tuple(rest) for b, *rest in ctx.session.execute(stmt)}
+    values: dict[int, list[Any]] = defaultdict(list)
+    for at, value in ctx.session.execute(select(sub.c.at, x)):
+        values[int((as_utc(at) - ctx.scope.start) // step)].append(value)
+    found: dict[int, tuple[Any, ...]] = {}
+    for b, xs in values.items():
+        if spec.kind == "duration":
+            d = Distribution.of([float(v) for v in xs])
+            found[b] = (d.count, d.median, d.p90, d.max)
+        elif spec.kind == "share":
+            found[b] = (len(xs), sum(int(v) for v in xs))
+        else:
+            found[b] = (len(set(xs)) if spec.kind == "distinct" else len(xs),)
+    return found
+
+
+def _point(kpi: str, spec: _SeriesSpec, aggregates: tuple[Any, ...] | None) -> Figure:
+    if spec.kind == "duration":
+        count, median, p90, largest = aggregates or (0, None, None, None)
+        d = Distribution(int(count), _f(median), _f(p90), _f(largest))
+        return Figure(id=kpi, value=d.as_dict()["median"], count=d.count, details=d.as_dict())
+    if spec.kind == "share":
+        whole, part = (int(v or 0) for v in (aggregates or (0, 0)))
+        return Figure(id=kpi, value=share(part, whole), count=whole, details=spec.details(whole, part))
+    count = int((aggregates or (0,))[0])
+    return Figure(id=kpi, value=float(count), count=count)
+
+
 def series(
     session: Session, kpi: str, scope: Scope, *, interval: str, policy: Policy, now: datetime | None = None
 ) -> list[tuple[datetime, datetime, Figure]]:
-    """One windowed KPI per interval of the scope's window (ValueError for a snapshot KPI)."""
+    """One windowed KPI per interval of the scope's window (ValueError for a snapshot KPI).
+
+    One statement for the whole series: the rows of the window, grouped by interval in SQL on
+    PostgreSQL (in Python on SQLite). Each point equals the KPI computed over its own interval.
+    """
     definition = definitions.get(kpi)
     if kpi not in definitions.SERIES_IDS:
         raise ValueError(f"{kpi} has no series ({definition.kind.value}, {definition.status.value})")
-    moment = as_utc(now or utcnow())
-    points = []
-    for start, end in buckets(scope.start, scope.end, interval):
-        window = Scope(start, end, scope.data_class, scope.team, scope.owner)
-        points.append((start, end, COMPUTE[kpi](_Ctx(session, window, moment, policy))))
-    return points
+    spec = SERIES[kpi]
+    step = SERIES_INTERVALS[interval]
+    ctx = _Ctx(session, _utc_scope(scope), as_utc(now or utcnow()), policy)
+    aggregates = _bucket_aggregates(ctx, spec, step)
+    return [
+        (start, end, _point(kpi, spec, aggregates.get(index)))
+        for index, (start, end) in enumerate(buckets(ctx.scope.start, ctx.scope.end, interval))
+    ]
 
 
 def _utc_scope(scope: Scope) -> Scope:

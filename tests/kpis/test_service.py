@@ -143,6 +143,22 @@ def test_weekly_series(built: str) -> None:
     assert points[0][2].value == 86400.0  # zeta: registered T0 − 20 days, approved a day later
 
 
+@pytest.mark.parametrize("interval", ["week", "day"])
+def test_every_point_of_every_series_is_the_kpi_over_its_interval(built: str, interval: str) -> None:
+    """The one-statement series agrees with the report computed interval by interval."""
+    scope = Scope(T0 - 21 * D, T0 + 7 * D, team="ops")
+    with session_scope(write=False) as session:
+        for kpi in definitions.SERIES_IDS:
+            points = service.series(session, kpi, scope, interval=interval, policy=get_policy(), now=NOW)
+            assert sum(f.count or 0 for _, _, f in points) > 0 or kpi in ("time_to_remediate", "exposure_findings")
+            for start, end, got in points:
+                window = Scope(start, end, team="ops")
+                expected = service.figure(session, kpi, window, policy=get_policy(), now=NOW)
+                assert (got.value, got.count) == (expected.value, expected.count), (kpi, start)
+                if expected.details and kpi not in ("retirements", "exposure_findings"):
+                    assert got.details == expected.details, (kpi, start)
+
+
 def test_series_refuses_snapshot_kpis(db_url: str) -> None:
     """A snapshot KPI has no history to chart."""
     with session_scope(write=False) as session, pytest.raises(ValueError, match="no series"):
