@@ -276,6 +276,8 @@ def _run(args: argparse.Namespace, url: str, now: datetime, *, populate_first: b
 
     reports = _timed(direct, args.runs)
     print(f"service.report, one year (all KPIs)           {_ms(reports)}")
+    concurrent = _timed(lambda: service.report_concurrently(scope, policy=policy), args.runs)
+    print(f"service.report_concurrently (4 threads)       {_ms(concurrent)}")
     per_kpi: dict[str, list[float]] = {}
     with session_scope(write=False) as session:
         for kpi in service.COMPUTE:

@@ -86,6 +86,12 @@ def test_every_kpi_matches_the_hand_computed_value(built: str) -> None:
     assert got["inactive_apps"].count == 1
 
 
+def test_the_concurrent_report_is_the_same_report(built: str) -> None:
+    """Each KPI in its own transaction on the pool: the same figures, in the same order."""
+    concurrent = service.report_concurrently(WINDOW, policy=get_policy(), now=NOW)
+    assert concurrent == list(_report().values())
+
+
 def test_connector_kpis_are_null_with_a_reason(built: str) -> None:
     """KPIs whose records do not exist yet report no number, and say why."""
     got = _report()
