@@ -54,6 +54,16 @@ def test_a_maker_sees_the_kpis_of_their_own_apps_only(built: TestClient, make_to
     assert figures["time_to_production"]["count"] == 1  # alpha
 
 
+def test_a_makers_series_and_a_maker_token_without_a_person(built: TestClient, make_token: Callable[..., str]) -> None:
+    """maker1's series holds alpha alone; a maker token tied to nobody sees no app at all."""
+    params = {"kpi": "time_to_production", "from": (T0 - 21 * D).isoformat(), "to": WINDOW["to"]}
+    body = _get(built, make_token("maker", "maker1@example.com"), "/api/v1/kpis/series", **params).json()
+    assert [p["count"] for p in body["points"]] == [0, 0, 0, 1]
+    nobody = _get(built, make_token("maker", None, name="robot"), "/api/v1/kpis", **WINDOW).json()
+    figures = {k["id"]: k for k in nobody["kpis"]}
+    assert figures["onboarded_share"]["count"] == 0 and figures["orphan_rate"]["count"] == 0
+
+
 def test_filters_by_team_and_data_class(built: TestClient, make_token: Callable[..., str]) -> None:
     """team and data_class narrow the apps."""
     token = make_token("admin", "admin@example.com")
