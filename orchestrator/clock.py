@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,10 +11,26 @@ from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+# Set by `frozen_at` (tests, benchmarks): every `utcnow()` of the process answers this instant.
+_frozen: datetime | None = None
+
 
 def utcnow() -> datetime:
-    """The current time, timezone-aware in UTC."""
+    """The current time, timezone-aware in UTC (the frozen instant inside `frozen_at`)."""
+    if _frozen is not None:
+        return _frozen
     return datetime.now(UTC)
+
+
+@contextmanager
+def frozen_at(moment: datetime) -> Iterator[None]:
+    """Make `utcnow()` answer `moment` (as UTC) until the block ends: the controllable clock of tests."""
+    global _frozen
+    before, _frozen = _frozen, as_utc(moment)
+    try:
+        yield
+    finally:
+        _frozen = before
 
 
 def as_utc(value: datetime) -> datetime:

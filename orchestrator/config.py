@@ -361,6 +361,16 @@ class Settings(BaseSettings):
     llm_connect_attempts: int = Field(
         default=3, ge=1, le=10, description="Attempts to reach a provider when nothing was sent yet (never a resend)"
     )
+    # ---- KPIs (orchestrator/kpis, docs/kpis.md)
+    kpi_metrics_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="How often the scheduler recomputes the KPI gauges of /metrics and leaves them in Redis (0: off; "
+        "the API then computes them itself, at most this often — 300 s when 0)",
+    )
+    kpi_metrics_window_days: int = Field(
+        default=30, ge=1, le=1098, description="The window of the KPI gauges: the last this many days"
+    )
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:

@@ -12,6 +12,7 @@ from orchestrator.catalog import models as catalog_models
 from orchestrator.credentials import models as credential_models
 from orchestrator.events import models as event_models
 from orchestrator.identity import models as identity_models
+from orchestrator.kpis import models as kpi_models
 from orchestrator.llm import models as llm_models
 from orchestrator.notifications import models as notification_models
 from orchestrator.reviews import models as review_models
@@ -28,6 +29,7 @@ MODEL_MODULES = (
     event_models,
     identity_models,
     llm_models,
+    kpi_models,
     notification_models,
     review_models,
     sunset_models,

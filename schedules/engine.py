@@ -354,6 +354,16 @@ class TimerEngine:
         except Exception as exc:  # the next pass retries; the snapshot lapses meanwhile and the API computes
             log.warning("health gauges refresh failed", error=str(exc)[:300])
 
+    def refresh_kpis(self) -> None:
+        """Compute the KPI gauges and leave them in Redis for the API's /metrics."""
+        url = self.settings.effective_redis_url
+        if not url:
+            return  # embedded setup: the API computes the gauges itself (orchestrator.http.kpis)
+        try:
+            refresh_kpi_snapshot(self.settings, url)
+        except Exception as exc:  # the next pass retries; the snapshot lapses meanwhile and the API computes
+            log.warning("KPI gauges refresh failed", error=str(exc)[:300])
+
 
 def job_interval_seconds(job: Job, settings: Settings) -> float:
     """A periodic job's interval: its policy field (hours) when it names one, else its setting (seconds)."""
@@ -372,4 +382,16 @@ def refresh_health_snapshot(settings: Settings, url: str) -> dict[str, Any]:
     with session_scope(write=False) as session:
         value = invariants.snapshot(session)
     invariants.publish_snapshot(url, value, ttl_seconds=3 * settings.health_metrics_seconds)
+    return value
+
+
+def refresh_kpi_snapshot(settings: Settings, url: str) -> dict[str, Any]:
+    """One refresh of the KPI snapshot in Redis (kept three intervals, so one missed pass is harmless)."""
+    from orchestrator.catalog.policy import get_policy
+    from orchestrator.db import session_scope
+    from orchestrator.kpis import gauges
+
+    with session_scope(write=False) as session:
+        value = gauges.snapshot(session, policy=get_policy(), window_days=settings.kpi_metrics_window_days)
+    gauges.publish(url, value, ttl_seconds=3 * settings.kpi_metrics_seconds)
     return value

@@ -60,4 +60,6 @@ JOBS: list[Job] = [
         interval_setting="",
         interval_policy_hours="advisories_sync_hours",
     ),
+    # The KPI gauges, into Redis for every API process's /metrics (a report over the window: not per scrape).
+    Job(id="refresh-kpi-metrics", method="refresh_kpis", interval_setting="kpi_metrics_seconds", run_at_start=True),
 ]

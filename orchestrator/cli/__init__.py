@@ -211,6 +211,7 @@ GROUPS = (
     "orchestrator.cli.doctor",
     "orchestrator.cli.events",
     "orchestrator.cli.llm",
+    "orchestrator.cli.kpis",
     "orchestrator.cli.remote",
     "orchestrator.cli.review",
     "orchestrator.cli.run",

@@ -26,6 +26,9 @@ def create_app() -> FastAPI:
     from orchestrator.http.health import register_collector
 
     register_collector()  # the invariant and operations gauges of /metrics
+    from orchestrator.http.kpis import register_collector as register_kpi_collector
+
+    register_kpi_collector()  # the KPI gauges of /metrics (docs/kpis.md)
     return app
 
 
@@ -37,6 +40,7 @@ def routers() -> list[APIRouter]:
         events,
         github,
         health,
+        kpis,
         llm,
         oauth,
         okta,
@@ -56,6 +60,7 @@ def routers() -> list[APIRouter]:
         github,
         health,
         llm,
+        kpis,
         oauth,
         okta,
         reviews,

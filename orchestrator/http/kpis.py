@@ -1,0 +1,270 @@
+"""`GET /api/v1/kpis` and `GET /api/v1/kpis/series`: the programme's KPIs (definitions in docs/kpis.md).
+
+Any authenticated token may read them. Makers get the figures of the apps they own or co-own only;
+approvers and admins get the whole catalog. The window is [from, to) (ISO dates or datetimes, UTC
+when no zone is given); without it, the last 30 days up to now.
+
+`/metrics` carries the KPI gauges (`orchestrator_kpi{kpi=…}`, `orchestrator_kpi_count{kpi=…}`) from
+the snapshot the scheduler leaves in Redis (orchestrator.kpis.gauges); never computed per scrape.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from prometheus_client import REGISTRY
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.auth.models import ApiToken, Role
+from orchestrator.catalog.models import DataClass
+from orchestrator.catalog.policy import get_policy
+from orchestrator.clock import as_utc, utcnow
+from orchestrator.config import Settings, get_settings
+from orchestrator.db import session_scope
+from orchestrator.errors import ValidationFailed
+from orchestrator.http.deps import CurrentToken, PolicyDep, ReadSession
+from orchestrator.kpis import definitions, gauges, service
+from orchestrator.kpis.stats import Scope
+from orchestrator.logs import get_logger
+
+router = APIRouter(prefix="/api/v1/kpis", tags=["kpis"])
+log = get_logger(__name__)
+
+DEFAULT_WINDOW = timedelta(days=30)
+MAX_WINDOW = timedelta(days=3 * 366)
+MAX_POINTS = 400
+
+FromQuery = Annotated[datetime | None, Query(alias="from", description="start, inclusive (UTC if no zone)")]
+ToQuery = Annotated[datetime | None, Query(alias="to", description="end, exclusive (UTC if no zone); default now")]
+TeamQuery = Annotated[str | None, Query(max_length=200, description="the apps of this team only")]
+
+
+class KpiFigure(BaseModel):
+    """One KPI: its value, the count it rests on, and where its definition is written."""
+
+    id: str
+    title: str
+    definition: str = Field(description="the section of docs/kpis.md that defines it")
+    unit: str
+    kind: str = Field(description="windowed (what happened in the window) or snapshot (the catalog now)")
+    headline: str = Field(description="what `value` is: median, share, count …")
+    status: str = Field(description="ok, or unavailable when the records it needs are not kept yet")
+    value: float | None
+    count: int | None = Field(description="how many apps, requests, findings or entries the value rests on")
+    reason: str | None = Field(default=None, description="why value is null, when it cannot be computed")
+    details: dict[str, Any] = Field(default_factory=dict)
+    breakdown: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class KpiScope(BaseModel):
+    """Which apps and which window a report covers."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: datetime = Field(alias="from")
+    to: datetime
+    data_class: str | None = None
+    team: str | None = None
+    owner: str | None = Field(default=None, description="set for a maker: their own apps only")
+
+
+class KpiReport(BaseModel):
+    """Every KPI over one scope."""
+
+    scope: KpiScope
+    computed_at: datetime
+    kpis: list[KpiFigure]
+
+
+class SeriesPoint(BaseModel):
+    """One interval of a series."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: datetime = Field(alias="from")
+    to: datetime
+    value: float | None
+    count: int | None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class KpiSeries(BaseModel):
+    """One windowed KPI per interval, for charts."""
+
+    kpi: str
+    definition: str
+    interval: str
+    scope: KpiScope
+    points: list[SeriesPoint]
+
+
+def scope_of(
+    token: ApiToken, start: datetime | None, end: datetime | None, data_class: DataClass | None, team: str | None
+) -> Scope:
+    """The scope a token may see: the window checked, a maker narrowed to their own apps."""
+    end = as_utc(end) if end else utcnow()
+    start = as_utc(start) if start else end - DEFAULT_WINDOW
+    if start >= end:
+        raise ValidationFailed("from must be before to", detail=[{"field": "from", "reason": "not before to"}])
+    if end - start > MAX_WINDOW:
+        raise ValidationFailed(
+            "the window is too long", detail=[{"field": "from", "reason": f"at most {MAX_WINDOW.days} days before to"}]
+        )
+    owner = (token.person_email or "") if Role(token.role) is Role.maker else None
+    return Scope(start, end, data_class.value if data_class else None, team, owner)
+
+
+def _scope_out(scope: Scope) -> KpiScope:
+    return KpiScope(
+        from_=scope.start, to=scope.end, data_class=scope.data_class, team=scope.team, owner=scope.owner or None
+    )
+
+
+@router.get("", response_model=KpiReport)
+def kpis(
+    token: CurrentToken,
+    policy: PolicyDep,
+    start: FromQuery = None,
+    end: ToQuery = None,
+    data_class: DataClass | None = None,
+    team: TeamQuery = None,
+) -> KpiReport:
+    """Every KPI over [from, to) for the apps the token may see, each with its definition and count."""
+    scope = scope_of(token, start, end, data_class, team)
+    now = utcnow()
+    figures = service.report_concurrently(scope, policy=policy, now=now)
+    return KpiReport(scope=_scope_out(scope), computed_at=now, kpis=[KpiFigure(**service.as_dict(f)) for f in figures])
+
+
+@router.get("/series", response_model=KpiSeries)
+def kpi_series(
+    session: ReadSession,
+    token: CurrentToken,
+    policy: PolicyDep,
+    kpi: Annotated[str, Query(max_length=64, description=f"one of: {', '.join(definitions.SERIES_IDS)}")],
+    interval: Literal["day", "week"] = "week",
+    start: FromQuery = None,
+    end: ToQuery = None,
+    data_class: DataClass | None = None,
+    team: TeamQuery = None,
+) -> KpiSeries:
+    """One windowed KPI per day or week of [from, to) (default: the last 12 weeks)."""
+    if kpi not in definitions.SERIES_IDS:
+        raise ValidationFailed(
+            f"no series for {kpi!r}",
+            detail=[{"field": "kpi", "reason": f"one of: {', '.join(definitions.SERIES_IDS)}"}],
+        )
+    if start is None:
+        start = (as_utc(end) if end else utcnow()) - timedelta(weeks=12)
+    scope = scope_of(token, start, end, data_class, team)
+    step = service.SERIES_INTERVALS[interval]
+    if (scope.end - scope.start) / step > MAX_POINTS:
+        raise ValidationFailed(
+            "too many points", detail=[{"field": "interval", "reason": f"at most {MAX_POINTS} intervals"}]
+        )
+    points = service.series(session, kpi, scope, interval=interval, policy=policy)
+    return KpiSeries(
+        kpi=kpi,
+        definition=definitions.get(kpi).doc,
+        interval=interval,
+        scope=_scope_out(scope),
+        points=[SeriesPoint(from_=a, to=b, value=f.value, count=f.count, details=f.details) for a, b, f in points],
+    )
+
+
+# ---------------------------------------------------------------- gauges
+
+_DEFAULT_REFRESH_SECONDS = 300.0
+
+
+class _LocalSnapshot:
+    """The snapshot computed in this process (no Redis), reused until it is `max_age` seconds old."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: dict[str, Any] | None = None
+        self._taken = 0.0
+
+    def get(self, settings: Settings, max_age: float) -> dict[str, Any]:
+        with self._lock:  # one computation at a time; concurrent scrapes wait for it and share it
+            if self._value is None or time.monotonic() - self._taken >= max_age:
+                with session_scope(write=False) as session:
+                    self._value = gauges.snapshot(
+                        session, policy=get_policy(), window_days=settings.kpi_metrics_window_days
+                    )
+                self._taken = time.monotonic()
+            return self._value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._value = None
+
+
+_local = _LocalSnapshot()
+
+
+def current_snapshot(settings: Settings) -> dict[str, Any]:
+    """The scheduler's KPI snapshot from Redis when there is one, else one computed here (cached)."""
+    url = settings.effective_redis_url
+    if url and settings.kpi_metrics_seconds > 0:
+        published = gauges.load(url)
+        if published is not None:
+            return published
+    return _local.get(settings, settings.kpi_metrics_seconds or _DEFAULT_REFRESH_SECONDS)
+
+
+class KpiCollector(Collector):
+    """Yields the KPI gauges at each scrape from the latest snapshot (never raises)."""
+
+    def describe(self) -> Iterator[Metric]:
+        # Nothing: without it the registry would call collect() at registration, computing the
+        # KPIs while the API starts.
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        """One gauge family for the values, one for the counts they rest on, and the snapshot's age."""
+        try:
+            snap = current_snapshot(get_settings())
+        except Exception as exc:
+            log.warning(
+                "KPI gauges unavailable", error=str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            )
+            return
+        window = str(snap.get("window_days", ""))
+        values = GaugeMetricFamily(
+            "orchestrator_kpi", "Headline value of each KPI over the window (docs/kpis.md); absent when null",
+            labels=["kpi", "window_days"],
+        )  # fmt: skip
+        counts = GaugeMetricFamily(
+            "orchestrator_kpi_count", "How many records each KPI's value rests on", labels=["kpi", "window_days"]
+        )
+        for kpi, figure in sorted(snap["kpis"].items()):
+            if figure.get("value") is not None:
+                values.add_metric([kpi, window], float(figure["value"]))
+            if figure.get("count") is not None:
+                counts.add_metric([kpi, window], float(figure["count"]))
+        yield values
+        yield counts
+        taken = datetime.fromisoformat(snap["at"])
+        yield GaugeMetricFamily(
+            "orchestrator_kpi_snapshot_age_seconds", "Age of the snapshot the KPI gauges come from",
+            value=max(0.0, (utcnow() - taken).total_seconds()),
+        )  # fmt: skip
+
+
+_registered = False
+
+
+def register_collector() -> None:
+    """Add the KPI gauges to the process's default registry (idempotent)."""
+    global _registered
+    if not _registered:
+        REGISTRY.register(KpiCollector())
+        _registered = True

@@ -1,0 +1,122 @@
+"""`GET /api/v1/kpis` and `/api/v1/kpis/series` on the real app, over the known history of tests/kpis/history.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from orchestrator.kpis import definitions
+from tests.kpis import history
+from tests.kpis.history import T0, D
+
+WINDOW = {"from": T0.isoformat(), "to": (T0 + 7 * D).isoformat()}
+
+
+@pytest.fixture
+def built(client: TestClient) -> TestClient:
+    """The real app over the known history."""
+    history.build()
+    return client
+
+
+def _get(client: TestClient, token: str, path: str, **params: Any) -> Any:
+    return client.get(path, params=params, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_an_approver_sees_every_kpi_of_the_whole_catalog(built: TestClient, make_token: Callable[..., str]) -> None:
+    """Each figure comes with its definition id, the count it rests on, and null with a reason when unavailable."""
+    response = _get(built, make_token("approver", "approver@example.com"), "/api/v1/kpis", **WINDOW)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["scope"]["from"] == "2026-03-02T09:00:00Z" and body["scope"]["owner"] is None
+    figures = {k["id"]: k for k in body["kpis"]}
+    assert list(figures) == [d.id for d in definitions.DEFINITIONS]
+    assert figures["onboarded_share"]["count"] == 6
+    assert figures["onboarded_share"]["definition"] == "docs/kpis.md#onboarded-share"
+    assert figures["time_to_production"]["value"] == 39600.0
+    assert figures["time_to_production"]["breakdown"]["internal"]["count"] == 2
+    connector = figures["llm_connector_share"]
+    assert (connector["value"], connector["count"], connector["status"]) == (None, None, "unavailable")
+    assert connector["reason"] == definitions.NEEDS_LLM_CONNECTOR
+
+
+def test_a_maker_sees_the_kpis_of_their_own_apps_only(built: TestClient, make_token: Callable[..., str]) -> None:
+    """maker1 owns alpha, gamma and eta: three registrations, one in production."""
+    response = _get(built, make_token("maker", "maker1@example.com"), "/api/v1/kpis", **WINDOW)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["scope"]["owner"] == "maker1@example.com"
+    figures = {k["id"]: k for k in body["kpis"]}
+    assert figures["onboarded_share"]["details"] == {"registered": 3, "reached": 1}
+    assert figures["time_to_production"]["count"] == 1  # alpha
+
+
+def test_a_makers_series_and_a_maker_token_without_a_person(built: TestClient, make_token: Callable[..., str]) -> None:
+    """maker1's series holds alpha alone; a maker token tied to nobody sees no app at all."""
+    params = {"kpi": "time_to_production", "from": (T0 - 21 * D).isoformat(), "to": WINDOW["to"]}
+    body = _get(built, make_token("maker", "maker1@example.com"), "/api/v1/kpis/series", **params).json()
+    assert [p["count"] for p in body["points"]] == [0, 0, 0, 1]
+    nobody = _get(built, make_token("maker", None, name="robot"), "/api/v1/kpis", **WINDOW).json()
+    figures = {k["id"]: k for k in nobody["kpis"]}
+    assert figures["onboarded_share"]["count"] == 0 and figures["orphan_rate"]["count"] == 0
+
+
+def test_filters_by_team_and_data_class(built: TestClient, make_token: Callable[..., str]) -> None:
+    """team and data_class narrow the apps."""
+    token = make_token("admin", "admin@example.com")
+    figures = {k["id"]: k for k in _get(built, token, "/api/v1/kpis", team="ops", **WINDOW).json()["kpis"]}
+    assert figures["onboarded_share"]["count"] == 2  # beta, delta
+    figures = {k["id"]: k for k in _get(built, token, "/api/v1/kpis", data_class="public", **WINDOW).json()["kpis"]}
+    assert figures["time_to_production"]["count"] == 1  # eps
+
+
+def test_weekly_series(built: TestClient, make_token: Callable[..., str]) -> None:
+    """One point per week, each with its own window and count."""
+    params = {"kpi": "time_to_production", "from": (T0 - 21 * D).isoformat(), "to": WINDOW["to"]}
+    response = _get(built, make_token("admin", "admin@example.com"), "/api/v1/kpis/series", **params)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["interval"] == "week"
+    assert [p["count"] for p in body["points"]] == [1, 0, 0, 3]
+    assert body["points"][0] == {
+        "from": "2026-02-09T09:00:00Z",
+        "to": "2026-02-16T09:00:00Z",
+        "value": 86400.0,
+        "count": 1,
+        "details": {"count": 1, "median": 86400.0, "p90": 86400.0, "max": 86400.0},
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/api/v1/kpis", {"from": "2026-03-09", "to": "2026-03-02"}, "from"),
+        ("/api/v1/kpis", {"from": "2020-01-01", "to": "2026-03-02"}, "from"),
+        ("/api/v1/kpis/series", {"kpi": "orphan_rate"}, "kpi"),
+        ("/api/v1/kpis/series", {"kpi": "nope"}, "kpi"),
+        ("/api/v1/kpis/series", {"kpi": "time_to_production", "interval": "day", "from": "2024-01-01"}, "interval"),
+    ],
+)
+def test_bad_input_is_a_422_naming_the_field(
+    client: TestClient, make_token: Callable[..., str], path: str, params: dict[str, str], field: str
+) -> None:
+    """A reversed or too long window, a KPI with no series, too many points: 422 with the field and the reason."""
+    response = _get(client, make_token("admin", "admin@example.com"), path, **params)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["field"] == field
+
+
+def test_fastapi_validation_of_the_query(client: TestClient, make_token: Callable[..., str]) -> None:
+    """An unknown data class or an unparseable date is refused before anything runs."""
+    token = make_token("admin", "admin@example.com")
+    assert _get(client, token, "/api/v1/kpis", data_class="secret").status_code == 422
+    assert _get(client, token, "/api/v1/kpis", **{"from": "yesterday"}).status_code == 422
+
+
+def test_no_token_is_401(client: TestClient) -> None:
+    """The KPIs are not public."""
+    assert client.get("/api/v1/kpis").status_code == 401
+    assert client.get("/api/v1/kpis/series", params={"kpi": "time_to_production"}).status_code == 401
