@@ -323,6 +323,7 @@ class AppFilter:
     data_class: DataClass | None = None
     expiring_before: datetime | None = None
     visible_to: str | None = None  # a maker's email: only apps they own or co-own
+    text: str | None = None  # words found in the id, name or description (case-insensitive)
 
 
 def _owned_by(email: str) -> Any:
@@ -333,15 +334,22 @@ def _owned_by(email: str) -> Any:
     )
 
 
+def _containing(word: str) -> Any:
+    escaped = word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    return or_(
+        *(
+            func.lower(column).like(pattern, escape="\\")
+            for column in (col(MicroApp.id), col(MicroApp.name), col(MicroApp.description))
+        )
+    )
+
+
 _CURSOR_KIND = "apps"
 
 
-def list_apps(
-    session: Session, filters: AppFilter, *, cursor: str | None = None, limit: int = 50
-) -> tuple[list[MicroApp], str | None]:
-    """One page of apps in id order, and the cursor of the next page (None on the last)."""
-    query = select(MicroApp)
-    if filters.stage:
+def _filtered(query: Any, filters: AppFilter, *, by_stage: bool = True) -> Any:
+    if filters.stage and by_stage:
         query = query.where(MicroApp.stage == filters.stage)
     if filters.owner:
         query = query.where(_owned_by(filters.owner))
@@ -352,6 +360,22 @@ def list_apps(
     if filters.visible_to is not None:
         # An empty email (a maker token with no person) matches nothing rather than everything.
         query = query.where(_owned_by(filters.visible_to))
+    for word in (filters.text or "").split()[:10]:
+        query = query.where(_containing(word))
+    return query
+
+
+def count_by_stage(session: Session, filters: AppFilter) -> dict[Stage, int]:
+    """How many apps `filters` (its stage aside) finds in each stage; stages with none are left out."""
+    query = _filtered(select(MicroApp.stage, func.count()), filters, by_stage=False).group_by(MicroApp.stage)
+    return {Stage(stage): int(count) for stage, count in session.exec(query).all()}
+
+
+def list_apps(
+    session: Session, filters: AppFilter, *, cursor: str | None = None, limit: int = 50
+) -> tuple[list[MicroApp], str | None]:
+    """One page of apps in id order, and the cursor of the next page (None on the last)."""
+    query = _filtered(select(MicroApp), filters)
     if cursor:
         (after,) = decode_cursor(cursor, _CURSOR_KIND, parts=1)
         query = query.where(col(MicroApp.id) > after)
