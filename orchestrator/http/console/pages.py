@@ -223,6 +223,52 @@ async def login(request: Request) -> Response:
     return _back(form.get("next") or PREFIX + "/", cs)
 
 
+@router.get(PREFIX + "/oidc/login")
+def oidc_login(request: Request, next: str = PREFIX + "/") -> Response:
+    """Send the browser to the identity provider (authorization code flow with PKCE)."""
+    from orchestrator.http.console import oidc
+
+    cs = _session(request)
+    if not oidc.configured():
+        return page(
+            request,
+            cs,
+            "refused.html",
+            status_code=404,
+            title="Sign in",
+            message="No identity provider is configured: sign in with an API token.",
+        )
+    try:
+        started = oidc.start(next if next.startswith(PREFIX + "/") else PREFIX + "/")
+    except Unauthorized as exc:
+        cs.say("error", f"Sign-in failed: {exc.message}.")
+        return sessions.save(RedirectResponse(PREFIX + "/login", status_code=303), cs)
+    cs.oidc = started.state
+    return sessions.save(RedirectResponse(started.url, status_code=303), cs)
+
+
+@router.get(PREFIX + "/oidc/callback")
+def oidc_callback(
+    request: Request, code: str = "", state: str = "", error: str = "", error_description: str = ""
+) -> Response:
+    """The identity provider's answer: check it and start a session for the person's token."""
+    from orchestrator.http.console import oidc
+
+    cs = _session(request)
+    remembered, cs.oidc = cs.oidc, {}
+    if error or not code:
+        cs.say("error", f"Sign-in failed: {(error_description or error or 'no authorization code')[:200]}.")
+        return sessions.save(RedirectResponse(PREFIX + "/login", status_code=303), cs)
+    try:
+        token_id = oidc.finish(remembered, code=code[:2000], state=state[:200])
+    except Unauthorized as exc:
+        cs.say("error", f"Sign-in failed: {exc.message}.")
+        return sessions.save(RedirectResponse(PREFIX + "/login", status_code=303), cs)
+    cs.sign_in(token_id)
+    log.info("console sign-in", token_id=token_id, via="oidc")
+    return _back(remembered.get("next") or PREFIX + "/", cs)
+
+
 @router.post(PREFIX + "/logout")
 async def logout(request: Request) -> Response:
     """End the session."""
