@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, cast, func, or_
+from sqlalchemy import String, and_, cast, func, or_
 from sqlmodel import Session, col, select
 
 from orchestrator.approvals import closing
@@ -371,16 +371,57 @@ def count_by_stage(session: Session, filters: AppFilter) -> dict[Stage, int]:
     return {Stage(stage): int(count) for stage, count in session.exec(query).all()}
 
 
+SORTS = ("id", "name", "expires")
+_NO_EXPIRY = "-"  # the cursor's expiry part of an app without one (they come last)
+
+
 def list_apps(
-    session: Session, filters: AppFilter, *, cursor: str | None = None, limit: int = 50
+    session: Session, filters: AppFilter, *, cursor: str | None = None, limit: int = 50, sort: str = "id"
 ) -> tuple[list[MicroApp], str | None]:
-    """One page of apps in id order, and the cursor of the next page (None on the last)."""
+    """One page of apps and the cursor of the next page (None on the last).
+
+    `sort`: "id" (the default), "name" (then id), or "expires" (soonest first, apps without an expiry
+    last, then id). The cursor is a keyset position, so pages neither skip nor repeat apps.
+    """
+    if sort not in SORTS:
+        raise ValidationFailed(f"sort must be one of {', '.join(SORTS)}")
     query = _filtered(select(MicroApp), filters)
-    if cursor:
-        (after,) = decode_cursor(cursor, _CURSOR_KIND, parts=1)
-        query = query.where(col(MicroApp.id) > after)
-    rows = list(session.exec(query.order_by(col(MicroApp.id)).limit(limit + 1)).all())
-    next_cursor = encode_cursor(_CURSOR_KIND, rows[limit - 1].id) if len(rows) > limit else None
+    if sort == "id":
+        if cursor:
+            (after,) = decode_cursor(cursor, _CURSOR_KIND, parts=1)
+            query = query.where(col(MicroApp.id) > after)
+        rows = list(session.exec(query.order_by(col(MicroApp.id)).limit(limit + 1)).all())
+        next_cursor = encode_cursor(_CURSOR_KIND, rows[limit - 1].id) if len(rows) > limit else None
+        return rows[:limit], next_cursor
+    kind = f"{_CURSOR_KIND}:{sort}"
+    if sort == "name":
+        if cursor:
+            name, after = decode_cursor(cursor, kind, parts=2)
+            query = query.where(
+                or_(col(MicroApp.name) > name, and_(col(MicroApp.name) == name, col(MicroApp.id) > after))
+            )
+        query = query.order_by(col(MicroApp.name), col(MicroApp.id))
+    else:
+        expires = col(MicroApp.expires_at)
+        if cursor:
+            when, after = decode_cursor(cursor, kind, parts=2)
+            if when == _NO_EXPIRY:
+                query = query.where(expires.is_(None), col(MicroApp.id) > after)
+            else:
+                try:
+                    moment = datetime.fromisoformat(when)
+                except ValueError:
+                    raise ValidationFailed("this cursor is not one the catalog issued") from None
+                query = query.where(
+                    or_(expires > moment, and_(expires == moment, col(MicroApp.id) > after), expires.is_(None))
+                )
+        query = query.order_by(expires.is_(None), expires, col(MicroApp.id))
+    rows = list(session.exec(query.limit(limit + 1)).all())
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        key = last.name if sort == "name" else (last.expires_at.isoformat() if last.expires_at else _NO_EXPIRY)
+        next_cursor = encode_cursor(kind, key, last.id)
     return rows[:limit], next_cursor
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
@@ -168,12 +168,15 @@ def list_apps(
     cursor: Annotated[str | None, Query(max_length=400, description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     q: Annotated[str | None, Query(max_length=200, description="words in the id, name or description")] = None,
+    sort: Annotated[
+        Literal["id", "name", "expires"], Query(description="id, name, or expires (soonest first, none last)")
+    ] = "id",
 ) -> AppPage:
     """List apps with filters and cursor pagination; makers see only their own."""
     filters = app_filter(
         token, stage=stage, owner=owner, data_class=data_class, expiring_before=expiring_before, text=q
     )
-    apps, next_cursor = catalog.list_apps(session, filters, cursor=cursor, limit=limit)
+    apps, next_cursor = catalog.list_apps(session, filters, cursor=cursor, limit=limit, sort=sort)
     return AppPage(items=[AppRead.of(a) for a in apps], next_cursor=next_cursor)
 
 

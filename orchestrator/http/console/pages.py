@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, FastAPI, Request
@@ -51,6 +51,9 @@ router = APIRouter(include_in_schema=False)
 log = get_logger(__name__)
 PREFIX = "/console"
 PAGE_SIZE = 50
+SortKey = Literal["id", "name", "expires"]
+SORT_KEYS: dict[str, SortKey] = {"id": "id", "name": "name", "expires": "expires"}
+SORT_LABELS = {"id": "Id", "name": "Name (A–Z)", "expires": "Expiry (soonest first)"}
 
 
 class SignInRequired(Exception):
@@ -291,8 +294,9 @@ def catalog_page(
     q: str | None = None,
     expiring_before: str | None = None,
     cursor: str | None = None,
+    sort: str = "id",
 ) -> Response:
-    """The catalog: filters, counts per stage, one page of apps in id order."""
+    """The catalog: filters, sort, counts per stage, one page of apps."""
     cs = _session(request)
     token = _viewer(request, cs)
     filters: dict[str, Any] = {
@@ -321,6 +325,7 @@ def catalog_page(
                 cursor or None,
                 PAGE_SIZE,
                 filters["q"],
+                SORT_KEYS.get(sort, "id"),
             )
             counts = catalog.count_by_stage(
                 db,
@@ -350,6 +355,8 @@ def catalog_page(
         verdicts=verdicts,
         stages=list(Stage),
         data_classes=list(DataClass),
+        sorts=SORT_LABELS,
+        sort=SORT_KEYS.get(sort, "id"),
         filters={
             **filters,
             "stage": stage or "",

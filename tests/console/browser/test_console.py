@@ -21,10 +21,12 @@ def test_maker_filters_opens_extends_and_signs_out(open_page: Any, live_console:
     sign_in(page, live_console.tokens["maria"])
     expect(page.get_by_role("heading", name="Catalog")).to_be_visible()
     expect(page.locator("#results")).to_contain_text("Payroll Export Check")
+    page.evaluate("window.sameDocument = true")
     page.get_by_label("Search name or description").fill("expense")
     page.get_by_role("button", name="Filter").click()
     expect(page.locator("#results")).not_to_contain_text("Payroll Export Check")
     expect(page).to_have_url(re.compile(r"q=expense"))
+    assert page.evaluate("window.sameDocument === true"), "htmx should swap the results in place"
     page.get_by_role("link", name="Expense Helper").click()
     expect(page.get_by_role("heading", name=re.compile("Expense Helper"))).to_be_visible()
     page.get_by_label("Days (empty: the data class's maximum)").fill("14")
