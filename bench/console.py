@@ -33,6 +33,7 @@ PAGES = [
     "/console/expiring",
     "/console/orphans",
     "/console/audit",
+    "/console/operations",
     "/docs",
 ]
 

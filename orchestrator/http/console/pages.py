@@ -713,3 +713,89 @@ def audit_export(
     media = "application/x-ndjson" if fmt == "jsonl" else "text/csv"
     headers = {"Content-Disposition": f'attachment; filename="audit.{fmt}"'}
     return Response("".join(lines), media_type=media, headers=headers)
+
+
+# ---------------------------------------------------------------- operations
+
+
+def _gauges() -> dict[str, list[tuple[dict[str, str], float]]]:
+    """The scheduler-leader and queue-depth gauges of /metrics, read through its collector."""
+    from orchestrator.http.health import HealthCollector
+
+    wanted = {"orchestrator_scheduler_leader", "orchestrator_celery_queue_depth"}
+    found: dict[str, list[tuple[dict[str, str], float]]] = {name: [] for name in wanted}
+    for metric in HealthCollector().collect():
+        if metric.name in wanted:
+            found[metric.name] = [(dict(s.labels), float(s.value)) for s in metric.samples]
+    return found
+
+
+@router.get(PREFIX + "/operations")
+def operations_page(request: Request) -> Response:
+    """Admins: parked and failed events (with retry), blocked or stuck sunsets, the scheduler leader, queues."""
+    from orchestrator.config import get_settings
+    from orchestrator.events.enums import EventStatus
+    from orchestrator.http import events as events_api
+    from orchestrator.http.health import current_snapshot
+    from orchestrator.sunset.models import SunsetRun, SunsetStatus
+
+    cs = _session(request)
+    token = _viewer(request, cs)
+    try:
+        require_role(token, Role.admin)
+    except Forbidden as exc:
+        return page(
+            request,
+            cs,
+            "refused.html",
+            status_code=403,
+            title="Operations",
+            nav=_nav(token),
+            message=f"{exc.message}: operations are for admins.",
+        )
+    with session_scope(write=False) as db:
+        stuck = [
+            *events_api.events(db, EventStatus.parked, None, None, None, 100).items,
+            *events_api.events(db, EventStatus.failed, None, None, None, 100).items,
+        ]
+        sunsets = db.exec(
+            select(SunsetRun)
+            .where(col(SunsetRun.status) != SunsetStatus.done)
+            .order_by(col(SunsetRun.updated_at))
+            .limit(100)
+        ).all()
+    snapshot = current_snapshot(get_settings())
+    gauges = _gauges()
+    return page(
+        request,
+        cs,
+        "operations.html",
+        title="Operations",
+        nav=_nav(token),
+        events=stuck,
+        sunsets=sunsets,
+        operations=snapshot["operations"],
+        violations={k: v for k, v in snapshot["violations"].items() if v},
+        snapshot_at=snapshot["at"],
+        leader=[labels.get("replica", "?") for labels, value in gauges["orchestrator_scheduler_leader"] if value],
+        queues=[(labels.get("queue", "?"), int(value)) for labels, value in gauges["orchestrator_celery_queue_depth"]],
+        redis=bool(get_settings().effective_redis_url),
+    )
+
+
+@router.post(PREFIX + "/operations/events/{event_id}/retry")
+async def retry_event(request: Request, event_id: str) -> Response:
+    """Re-drive a parked or failed event through the API's retry handler (admins)."""
+    from orchestrator.http import events as events_api
+
+    cs = _session(request)
+    await _form(request, cs)
+    token = await run_in_threadpool(_viewer, request, cs)
+    try:
+        require_role(token, Role.admin)
+        await run_in_threadpool(events_api.retry, event_id[:100], token)
+    except OrchestratorError as exc:
+        cs.say("error", f"Not retried — {exc.message}")
+    else:
+        cs.say("ok", f"Event {event_id[:100]} queued again with a fresh attempt budget.")
+    return _back(PREFIX + "/operations", cs)

@@ -149,6 +149,7 @@ def test_keyboard_and_accessibility(open_page: Any, live_console: LiveConsole) -
         "/console/expiring",
         "/console/orphans",
         "/console/audit",
+        "/console/operations",
     ):
         page.goto(path)
         assert serious_violations(page) == [], path
