@@ -63,6 +63,7 @@ class TestAppPage:
         ):
             assert text in page.text, text
         assert page.headers["cache-control"] == "no-store"
+        assert page.headers["x-frame-options"] == "DENY"
 
     def test_maker_forcing_another_apps_url_gets_404_and_nothing_changes(self, client: Any, tokens: Tokens) -> None:
         """Another maker's app is a 404 page, for reading and for acting, exactly as in the API."""

@@ -48,4 +48,7 @@ def page(
     html = environment().get_template(template).render(request=request, csrf=cs.csrf, flash=cs.take_flash(), **context)
     response = HTMLResponse(html, status_code=status_code)
     response.headers["Cache-Control"] = "no-store"
+    # No framing by other sites (clickjacking of the approve and retire buttons).
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
     return sessions.save(response, cs)
