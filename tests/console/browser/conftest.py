@@ -1,4 +1,6 @@
-"""Browser fixtures: the real API process on the demo catalog, and headless Chromium driven by Playwright.
+"""Browser fixtures: `orchestrator up` (API, worker, scheduler) on the demo catalog; headless Chromium.
+
+Chromium is driven by Playwright for Python.
 
 Chromium is the system one (/usr/bin/chromium, or CHROMIUM_PATH); `make test` installs it under CI
 (scripts/ensure_services.py). Without it these tests skip locally and fail under CI=true. A failing
@@ -17,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from bench.harness import Proc, start_api
+from bench.harness import Proc, free_port, spawn, wait_until
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -50,9 +53,33 @@ class LiveConsole:
     tokens: dict[str, str] = field(default_factory=dict)
 
 
+def start_up(*, env: dict[str, str], log_path: Path) -> tuple[Proc, str]:
+    """`orchestrator up` (API, one worker, the scheduler) on a free port, once the API answers."""
+    port = free_port()
+    proc = spawn(
+        [sys.executable, "-m", "orchestrator.cli", "up", "--port", str(port), "--concurrency", "1"],
+        env={**env, "API_HOST": "127.0.0.1"},
+        log_path=log_path,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def _up() -> bool:
+        if proc.popen.poll() is not None:
+            return True
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(_up, timeout=90, what="orchestrator up: API /healthz")
+    if proc.popen.poll() is not None:
+        raise AssertionError(f"orchestrator up exited at start:\n{proc.log()[-3000:]}")
+    return proc, base
+
+
 @pytest.fixture
 def live_console(tmp_path: Path, sqlite_template: Path) -> Iterator[LiveConsole]:
-    """`orchestrator demo` into a migrated SQLite copy, role tokens, then the API (`orchestrator api`)."""
+    """`orchestrator demo` into a migrated SQLite copy, role tokens, then `orchestrator up` on the embedded default."""
     from orchestrator.auth.models import Role
     from orchestrator.auth.service import create_token
     from orchestrator.db import get_engine, session_scope
@@ -63,7 +90,6 @@ def live_console(tmp_path: Path, sqlite_template: Path) -> Iterator[LiveConsole]
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
-        "BROKER_URL": "memory://",
         "DATA_DIR": str(tmp_path / "var"),
         "LOG_JSON": "true",
         "PYTHONPATH": str(REPO),
@@ -84,8 +110,8 @@ def live_console(tmp_path: Path, sqlite_template: Path) -> Iterator[LiveConsole]
         for who, (role, email) in PEOPLE.items():
             tokens[who] = create_token(session, name=who, role=Role(role), person_email=email, actor="test")
     get_engine(database_url).dispose()
-    proc, url = start_api(
-        env={k: env[k] for k in ("DATABASE_URL", "BROKER_URL", "DATA_DIR", "LOG_JSON")}, log_path=tmp_path / "api.log"
+    proc, url = start_up(
+        env={k: env[k] for k in ("DATABASE_URL", "DATA_DIR", "LOG_JSON")}, log_path=tmp_path / "up.log"
     )
     try:
         yield LiveConsole(url=url, proc=proc, tokens=tokens)
