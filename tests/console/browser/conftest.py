@@ -78,7 +78,7 @@ def start_up(*, env: dict[str, str], log_path: Path) -> tuple[Proc, str]:
 
 
 @pytest.fixture
-def live_console(tmp_path: Path, sqlite_template: Path) -> Iterator[LiveConsole]:
+def live_console(tmp_path: Path, sqlite_template: Path, request: pytest.FixtureRequest) -> Iterator[LiveConsole]:
     """`orchestrator demo` into a migrated SQLite copy, role tokens, then `orchestrator up` on the embedded default."""
     from orchestrator.auth.models import Role
     from orchestrator.auth.service import create_token
@@ -110,9 +110,10 @@ def live_console(tmp_path: Path, sqlite_template: Path) -> Iterator[LiveConsole]
         for who, (role, email) in PEOPLE.items():
             tokens[who] = create_token(session, name=who, role=Role(role), person_email=email, actor="test")
     get_engine(database_url).dispose()
-    proc, url = start_up(
-        env={k: env[k] for k in ("DATABASE_URL", "DATA_DIR", "LOG_JSON")}, log_path=tmp_path / "up.log"
-    )
+    settings = {k: env[k] for k in ("DATABASE_URL", "DATA_DIR", "LOG_JSON")}
+    marker = request.node.get_closest_marker("console_env")  # settings a test runs the console with
+    settings.update(marker.kwargs if marker else {})
+    proc, url = start_up(env=settings, log_path=tmp_path / "up.log")
     try:
         yield LiveConsole(url=url, proc=proc, tokens=tokens)
     finally:

@@ -158,3 +158,21 @@ def test_keyboard_and_accessibility(open_page: Any, live_console: LiveConsole) -
     assert serious_violations(phone) == []
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 400, f"the catalog scrolls sideways on a phone ({width}px)"
+
+
+@pytest.mark.console_env(CONSOLE_IDLE_MINUTES="0.15")
+def test_an_expired_session_changes_nothing(open_page: Any, live_console: LiveConsole) -> None:
+    """A form sent after the idle timeout (9 s here) leads to the sign-in page with the reason; nothing changes."""
+    from playwright.sync_api import expect
+
+    page = open_page()
+    sign_in(page, live_console.tokens["maria"])
+    page.goto("/console/apps/expense-helper")
+    page.get_by_label("Reason", exact=True).last.fill("no longer needed")
+    page.wait_for_timeout(10_000)
+    page.get_by_role("button", name="Retire the app").click()
+    expect(page.get_by_role("status").first).to_contain_text("without activity. Nothing was changed")
+    expect(page.get_by_label("API token")).to_be_visible()
+    sign_in(page, live_console.tokens["maria"])
+    page.goto("/console/apps/expense-helper")
+    expect(page.get_by_role("heading", name=re.compile("Expense Helper"))).to_contain_text("registered")
