@@ -41,6 +41,12 @@ class TestSignIn:
         assert "Sign in to continue." in login.text
         assert 'type="password"' in login.text
 
+    def test_htmx_request_without_session_reloads_the_sign_in_page(self, client: Any) -> None:
+        """A filter sent by htmx after the session ended gets HX-Redirect (a whole page), not a fragment."""
+        answer = client.get("/console/?q=x", headers={"HX-Request": "true"}, follow_redirects=False)
+        assert answer.status_code == 200
+        assert answer.headers["hx-redirect"].startswith("/console/login?next=%2Fconsole%2F%3Fq%3Dx")
+
     def test_sign_in_sets_a_signed_httponly_lax_cookie(self, client: Any, tokens: Tokens) -> None:
         """A good token signs in; the cookie is HttpOnly and SameSite=Lax and does not hold the token."""
         answer = sign_in(client, tokens.admin)

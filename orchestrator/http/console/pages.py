@@ -79,6 +79,10 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, SignInRequired)
         exc.cs.say("info", exc.message)
         target = f"{PREFIX}/login?" + urlencode({"next": exc.next_path})
+        if request.headers.get("hx-request") == "true":
+            # An htmx request follows a 303 inside fetch and would swap the sign-in page into a fragment:
+            # tell htmx to load the sign-in page as a whole instead.
+            return sessions.save(Response(status_code=200, headers={"HX-Redirect": target}), exc.cs)
         return sessions.save(RedirectResponse(target, status_code=303), exc.cs)
 
     async def _csrf(request: Request, exc: Exception) -> Response:
