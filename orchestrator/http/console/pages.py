@@ -9,7 +9,7 @@ shown as a message on the page it came from; nothing is changed by a refused or 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode
 
@@ -38,6 +38,7 @@ from orchestrator.errors import Conflict, Forbidden, NotFound, OrchestratorError
 from orchestrator.http import approvals as approvals_api
 from orchestrator.http import apps as apps_api
 from orchestrator.http import reviews as reviews_api
+from orchestrator.http.console import oidc
 from orchestrator.http.console import session as sessions
 from orchestrator.http.console.render import page
 from orchestrator.http.console.session import ConsoleSession
@@ -188,8 +189,6 @@ def console_root() -> RedirectResponse:
 @router.get(PREFIX + "/login")
 def login_page(request: Request, next: str = PREFIX + "/") -> Response:
     """The sign-in form: an API token (as the demo prints), or the configured identity provider."""
-    from orchestrator.http.console import oidc
-
     cs = _session(request)
     if cs.ended:
         cs.say("info", cs.ended)
@@ -213,8 +212,6 @@ async def login(request: Request) -> Response:
         token_id = await run_in_threadpool(_check)
     except Unauthorized as exc:
         error = "Enter the API token to sign in." if not bearer else f"Sign-in refused: {exc.message}."
-        from orchestrator.http.console import oidc
-
         return page(
             request,
             cs,
@@ -233,8 +230,6 @@ async def login(request: Request) -> Response:
 @router.get(PREFIX + "/oidc/login")
 def oidc_login(request: Request, next: str = PREFIX + "/") -> Response:
     """Send the browser to the identity provider (authorization code flow with PKCE)."""
-    from orchestrator.http.console import oidc
-
     cs = _session(request)
     if not oidc.configured():
         return page(
@@ -259,8 +254,6 @@ def oidc_callback(
     request: Request, code: str = "", state: str = "", error: str = "", error_description: str = ""
 ) -> Response:
     """The identity provider's answer: check it and start a session for the person's token."""
-    from orchestrator.http.console import oidc
-
     cs = _session(request)
     remembered, cs.oidc = cs.oidc, {}
     if error or not code:
@@ -312,8 +305,6 @@ def catalog_page(
     before = None
     if expiring_before:
         try:
-            from datetime import datetime
-
             before = clock.as_utc(datetime.fromisoformat(expiring_before))
         except ValueError:
             cs.say("error", f"“{expiring_before[:40]}” is not a date (use YYYY-MM-DD); the filter was left out.")

@@ -120,9 +120,13 @@ def live_console(tmp_path: Path, sqlite_template: Path, request: pytest.FixtureR
         proc.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Headless system Chromium under Playwright (no browser download)."""
+    """Headless system Chromium under Playwright (no browser download).
+
+    Module-scoped: Playwright's sync API keeps an event loop running in this thread while it is open,
+    so it must be closed before other modules' tests call asyncio.run().
+    """
     if not os.path.exists(CHROMIUM):
         message = f"{CHROMIUM} is not installed (apt-get install -y chromium; `make test` does it under CI)"
         if IN_CI:
