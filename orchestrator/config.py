@@ -371,6 +371,27 @@ class Settings(BaseSettings):
     kpi_metrics_window_days: int = Field(
         default=30, ge=1, le=1098, description="The window of the KPI gauges: the last this many days"
     )
+    # --- web console (orchestrator/http/console); see README "Web console"
+    console_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs the console's session cookies (16+ characters; the same on every API process); "
+        "when unset, a random key generated once in DATA_DIR/console.key",
+    )
+    console_idle_minutes: float = Field(
+        default=30, gt=0, description="A console session ends after this many minutes without a request"
+    )
+    console_session_hours: float = Field(
+        default=12, gt=0, description="A console session ends this many hours after sign-in, however active"
+    )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="OpenID Connect issuer URL for console sign-in (its /.well-known/openid-configuration is read); "
+        "API-token sign-in only when unset",
+    )
+    oidc_client_id: str | None = Field(default=None, description="The console's OIDC client id at the issuer")
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, description="The console's OIDC client secret (unset for a public client: PKCE only)"
+    )
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:

@@ -1,7 +1,9 @@
 """Make sure the services the tests use are there: start redis-server if nothing answers on 6379.
 
 PostgreSQL is only reported on: the tests skip its cases with a message when it is down (and fail
-under CI=true, where it must be reachable).
+under CI=true, where it must be reachable). The console's browser tests drive the system Chromium
+(/usr/bin/chromium): under CI=true, as root with apt-get available, it is installed when missing;
+elsewhere its absence is reported (those tests skip locally and fail under CI).
 """
 
 from __future__ import annotations
@@ -71,6 +73,40 @@ def report_postgres() -> None:
         print(f"postgres: nothing answers on {PG_HOST}:{PG_PORT}; PostgreSQL tests will be skipped (fail under CI)")
 
 
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+def ensure_chromium() -> None:
+    """Install Debian's chromium with apt-get under CI (as root) when it is missing; report otherwise."""
+    if os.path.exists(CHROMIUM):
+        print(f"chromium: {CHROMIUM}")
+        return
+    in_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    apt = shutil.which("apt-get")
+    if not in_ci or apt is None or os.geteuid() != 0:
+        why = "not under CI" if not in_ci else ("apt-get not found" if apt is None else "not root")
+        print(
+            f"chromium: {CHROMIUM} missing and not installed ({why}); the browser tests will be skipped "
+            "(fail under CI). Install it with: apt-get install -y chromium",
+            file=sys.stderr,
+        )
+        return
+    print("chromium: installing with apt-get (a few minutes)...")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in ([apt, "update", "-q"], [apt, "install", "-y", "-q", "--no-install-recommends", "chromium"]):
+        try:
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            print(f"chromium: {' '.join(command[1:])} failed: {exc}", file=sys.stderr)
+            return
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            print(f"chromium: {' '.join(command[1:])} failed ({done.returncode}): {' / '.join(tail)}", file=sys.stderr)
+            return
+    print(f"chromium: installed at {CHROMIUM}" if os.path.exists(CHROMIUM) else "chromium: installed but not found")
+
+
 if __name__ == "__main__":
     ensure_redis()
     report_postgres()
+    ensure_chromium()

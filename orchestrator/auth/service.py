@@ -104,6 +104,19 @@ def authenticate(session: Session, token: str | None, *, scim: bool = False) -> 
     if not token:
         raise Unauthorized("missing bearer token")
     row = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
+    return _live(session, row, scim=scim)
+
+
+def authenticate_id(session: Session, token_id: int) -> ApiToken:
+    """The live token row with id `token_id` (a console session keeps the id), or Unauthorized.
+
+    The same checks as `authenticate`: a token revoked, or whose person has left, since sign-in ends
+    the session at its next request; a scim token never opens the console.
+    """
+    return _live(session, session.get(ApiToken, token_id))
+
+
+def _live(session: Session, row: ApiToken | None, *, scim: bool = False) -> ApiToken:
     if row is None or row.revoked_at is not None:
         raise Unauthorized("unknown or revoked token")
     if (Role(row.role) is Role.scim) is not scim:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from orchestrator.approvals import closing
@@ -323,23 +323,61 @@ class AppFilter:
     data_class: DataClass | None = None
     expiring_before: datetime | None = None
     visible_to: str | None = None  # a maker's email: only apps they own or co-own
+    text: str | None = None  # words found in the id, name or description (case-insensitive)
 
 
 def _owned_by(email: str) -> Any:
     return col(MicroApp.id).in_(select(AppOwner.app_id).where(col(AppOwner.email) == email.lower()))
 
 
+def _containing(word: str) -> Any:
+    escaped = word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    return or_(
+        *(
+            func.lower(column).like(pattern, escape="\\")
+            for column in (col(MicroApp.id), col(MicroApp.name), col(MicroApp.description))
+        )
+    )
+
+
 _CURSOR_KIND = "apps"
 
 
+def _filtered(query: Any, filters: AppFilter, *, by_stage: bool = True, people: bool = True) -> Any:
+    """`query` narrowed by `filters`; `people=False` leaves the owner and maker filters to the caller."""
+    if filters.stage and by_stage:
+        query = query.where(MicroApp.stage == filters.stage)
+    if people:
+        if filters.owner:
+            query = query.where(_owned_by(filters.owner))
+        if filters.visible_to is not None:
+            # An empty email (a maker token with no person) matches nothing rather than everything.
+            query = query.where(_owned_by(filters.visible_to))
+    if filters.data_class:
+        query = query.where(MicroApp.data_class == filters.data_class)
+    if filters.expiring_before:
+        query = query.where(col(MicroApp.expires_at).is_not(None), col(MicroApp.expires_at) < filters.expiring_before)
+    for word in (filters.text or "").split()[:10]:
+        query = query.where(_containing(word))
+    return query
+
+
+def count_by_stage(session: Session, filters: AppFilter) -> dict[Stage, int]:
+    """How many apps `filters` (its stage aside) finds in each stage; stages with none are left out."""
+    query = _filtered(select(MicroApp.stage, func.count()), filters, by_stage=False).group_by(MicroApp.stage)
+    return {Stage(stage): int(count) for stage, count in session.exec(query).all()}
+
+
 def list_query(filters: AppFilter, *, cursor: str | None = None, limit: int = 50) -> Any:
-    """The SELECT of one page of `list_apps` (exposed for EXPLAIN in bench.catalog).
+    """The SELECT of one page of `list_apps` in id order (exposed for EXPLAIN in bench.catalog).
 
     A page of someone's apps is read from app_owner's (email, app_id) index in app id order and
     joined to microapp: a few index reads per row of the page, whatever the catalog's size.
     """
-    people = [email for email in (filters.visible_to, filters.owner) if email is not None]
-    query = select(MicroApp)
+    people = [filters.visible_to] if filters.visible_to is not None else []
+    people += [filters.owner] if filters.owner else []
+    query = _filtered(select(MicroApp), filters, people=False)
     order_key: Any = col(MicroApp.id)
     if people:
         # An empty email (a maker token with no person) matches nothing rather than everything.
@@ -349,24 +387,60 @@ def list_query(filters: AppFilter, *, cursor: str | None = None, limit: int = 50
         order_key = col(AppOwner.app_id)
         for other in people[1:]:
             query = query.where(_owned_by(other))
-    if filters.stage:
-        query = query.where(MicroApp.stage == filters.stage)
-    if filters.data_class:
-        query = query.where(MicroApp.data_class == filters.data_class)
-    if filters.expiring_before:
-        query = query.where(col(MicroApp.expires_at).is_not(None), col(MicroApp.expires_at) < filters.expiring_before)
     if cursor:
         (after,) = decode_cursor(cursor, _CURSOR_KIND, parts=1)
         query = query.where(order_key > after)
     return query.order_by(order_key).limit(limit)
 
 
+SORTS = ("id", "name", "expires")
+_NO_EXPIRY = "-"  # the cursor's expiry part of an app without one (they come last)
+
+
 def list_apps(
-    session: Session, filters: AppFilter, *, cursor: str | None = None, limit: int = 50
+    session: Session, filters: AppFilter, *, cursor: str | None = None, limit: int = 50, sort: str = "id"
 ) -> tuple[list[MicroApp], str | None]:
-    """One page of apps in id order, and the cursor of the next page (None on the last)."""
-    rows = list(session.exec(list_query(filters, cursor=cursor, limit=limit + 1)).all())
-    next_cursor = encode_cursor(_CURSOR_KIND, rows[limit - 1].id) if len(rows) > limit else None
+    """One page of apps and the cursor of the next page (None on the last).
+
+    `sort`: "id" (the default), "name" (then id), or "expires" (soonest first, apps without an expiry
+    last, then id). The cursor is a keyset position, so pages neither skip nor repeat apps.
+    """
+    if sort not in SORTS:
+        raise ValidationFailed(f"sort must be one of {', '.join(SORTS)}")
+    if sort == "id":
+        rows = list(session.exec(list_query(filters, cursor=cursor, limit=limit + 1)).all())
+        next_cursor = encode_cursor(_CURSOR_KIND, rows[limit - 1].id) if len(rows) > limit else None
+        return rows[:limit], next_cursor
+    query = _filtered(select(MicroApp), filters)
+    kind = f"{_CURSOR_KIND}:{sort}"
+    if sort == "name":
+        if cursor:
+            name, after = decode_cursor(cursor, kind, parts=2)
+            query = query.where(
+                or_(col(MicroApp.name) > name, and_(col(MicroApp.name) == name, col(MicroApp.id) > after))
+            )
+        query = query.order_by(col(MicroApp.name), col(MicroApp.id))
+    else:
+        expires = col(MicroApp.expires_at)
+        if cursor:
+            when, after = decode_cursor(cursor, kind, parts=2)
+            if when == _NO_EXPIRY:
+                query = query.where(expires.is_(None), col(MicroApp.id) > after)
+            else:
+                try:
+                    moment = datetime.fromisoformat(when)
+                except ValueError:
+                    raise ValidationFailed("this cursor is not one the catalog issued") from None
+                query = query.where(
+                    or_(expires > moment, and_(expires == moment, col(MicroApp.id) > after), expires.is_(None))
+                )
+        query = query.order_by(expires.is_(None), expires, col(MicroApp.id))
+    rows = list(session.exec(query.limit(limit + 1)).all())
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        key = last.name if sort == "name" else (last.expires_at.isoformat() if last.expires_at else _NO_EXPIRY)
+        next_cursor = encode_cursor(kind, key, last.id)
     return rows[:limit], next_cursor
 
 

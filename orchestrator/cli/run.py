@@ -177,7 +177,10 @@ class _ReadinessProbe:
         say = self.supervisor.say
         if ready:
             self.done = True
-            say(f"ready: API at {self.url}  (OpenAPI docs {self.url}/docs) — press Ctrl-C to stop")
+            say(
+                f"ready: API at {self.url}  (web console {self.url}/console/, OpenAPI docs {self.url}/docs)"
+                " — press Ctrl-C to stop"
+            )
         elif now - self.started > 60:
             self.done = True
             say(f"the API does not answer on {self.url}/healthz after 60s; see its output above")

@@ -18,8 +18,12 @@ def create_app() -> FastAPI:
     configure_logging(settings.log_level, json=settings.log_json)
     get_policy()
     wiring.install()
-    app = FastAPI(title="Micro-app lifecycle orchestrator", version=__version__, docs_url="/docs")
+    # /docs and /redoc are served by orchestrator.http.console.assets with locally shipped assets.
+    app = FastAPI(title="Micro-app lifecycle orchestrator", version=__version__, docs_url=None, redoc_url=None)
     install_error_handlers(app)
+    from orchestrator.http.console.pages import install as install_console
+
+    install_console(app)
     install_middleware(app)
     for router in routers():
         app.include_router(router)
@@ -52,6 +56,8 @@ def routers() -> list[APIRouter]:
         tokens,
         usage,
     )
+    from orchestrator.http.console import assets as console_assets
+    from orchestrator.http.console import pages as console_pages
 
     modules = (
         approvals,
@@ -70,5 +76,7 @@ def routers() -> list[APIRouter]:
         slack_events,
         tokens,
         usage,
+        console_assets,
+        console_pages,
     )
     return [module.router for module in modules]

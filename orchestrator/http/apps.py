@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
@@ -150,6 +150,13 @@ async def register_app(
     return JSONResponse(body.model_dump(mode="json"), status_code=status)
 
 
+def app_filter(token: ApiToken, **filters: Any) -> catalog.AppFilter:
+    """The catalog filter of a listing by `token`: makers see only the apps they own or co-own."""
+    # "" for a maker token without a person: matches no app at all.
+    visible_to = (token.person_email or "") if Role(token.role) is Role.maker else None
+    return catalog.AppFilter(**filters, visible_to=visible_to)
+
+
 @router.get("", response_model=AppPage)
 def list_apps(
     session: ReadSession,
@@ -160,17 +167,16 @@ def list_apps(
     expiring_before: Annotated[datetime | None, Query(description="ISO date or datetime (UTC if no zone)")] = None,
     cursor: Annotated[str | None, Query(max_length=400, description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    q: Annotated[str | None, Query(max_length=200, description="words in the id, name or description")] = None,
+    sort: Annotated[
+        Literal["id", "name", "expires"], Query(description="id, name, or expires (soonest first, none last)")
+    ] = "id",
 ) -> AppPage:
     """List apps with filters and cursor pagination; makers see only their own."""
-    filters = catalog.AppFilter(
-        stage=stage,
-        owner=owner,
-        data_class=data_class,
-        expiring_before=expiring_before,
-        # "" for a maker token without a person: matches no app at all.
-        visible_to=(token.person_email or "") if Role(token.role) is Role.maker else None,
+    filters = app_filter(
+        token, stage=stage, owner=owner, data_class=data_class, expiring_before=expiring_before, text=q
     )
-    apps, next_cursor = catalog.list_apps(session, filters, cursor=cursor, limit=limit)
+    apps, next_cursor = catalog.list_apps(session, filters, cursor=cursor, limit=limit, sort=sort)
     return AppPage(items=[AppRead.of(a) for a in apps], next_cursor=next_cursor)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -57,8 +58,8 @@ class Job:
 
 
 def app_url(app_id: str) -> str:
-    """The app's page in the API."""
-    return f"{get_settings().public_url.rstrip('/')}/api/v1/apps/{app_id}"
+    """The app's page in the web console (what Slack's "Open app page" and every notification link to)."""
+    return f"{get_settings().public_url.rstrip('/')}/console/apps/{quote(app_id, safe='')}"
 
 
 def mention(session: Session, email: str | None) -> str:

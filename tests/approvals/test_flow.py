@@ -81,7 +81,7 @@ def test_approval_message_posted_once_with_everything(signing_secret: str, slack
     assert [b.get("action_id") for b in buttons] == [a.value for a in SlackAction if a != SlackAction.extend]
     assert {b.get("value") for b in buttons if "value" in b} == {str(approval_id)}
     assert "confirm" in next(b for b in buttons if b["action_id"] == SlackAction.reject)
-    assert buttons[-1]["url"].endswith(f"/api/v1/apps/{app_id}")
+    assert buttons[-1]["url"].endswith(f"/console/apps/{app_id}")
     stored = approval(approval_id)
     assert (stored.channel, stored.message_ts) == (CHANNEL, message["ts"])
     with session_scope(write=False) as session:

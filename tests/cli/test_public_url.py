@@ -43,7 +43,7 @@ def test_every_link_follows_api_port(sqlite_url: str, monkeypatch: pytest.Monkey
     assert result.exit_code == 0, result.output
     assert "http://127.0.0.1:18000/api/v1/apps" in result.output and ":8000" not in result.output
     assert token_issuer() == "http://127.0.0.1:18000"
-    assert app_url("expense-helper") == "http://127.0.0.1:18000/api/v1/apps/expense-helper"
+    assert app_url("expense-helper") == "http://127.0.0.1:18000/console/apps/expense-helper"
     with session_scope() as session:
         app = session.get(MicroApp, "customer-churn-dashboard")
         assert app is not None

@@ -1,0 +1,202 @@
+"""Browser fixtures: `orchestrator up` (API, worker, scheduler) on the demo catalog; headless Chromium.
+
+Chromium is driven by Playwright for Python.
+
+Chromium is the system one (/usr/bin/chromium, or CHROMIUM_PATH); `make test` installs it under CI
+(scripts/ensure_services.py). Without it these tests skip locally and fail under CI=true. A failing
+test saves a screenshot and the HTML of each page it opened under its temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bench.harness import Proc, free_port, spawn, wait_until
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+REPO = Path(__file__).resolve().parents[3]
+
+# People of the demo catalog (orchestrator/catalog/demo_catalog.yaml) and the roles the tests give them.
+PEOPLE = {
+    "maria": ("maker", "maria.garcia@example.com"),
+    "sam": ("maker", "sam.lee@example.com"),
+    "platform": ("approver", "it-platform@example.com"),
+}
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """Keep each phase's report on the item, so fixtures know at teardown whether the test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@dataclass
+class LiveConsole:
+    """The running API and one token per person (`alex` is the demo's printed admin token)."""
+
+    url: str
+    proc: Proc
+    tokens: dict[str, str] = field(default_factory=dict)
+
+
+def start_up(*, env: dict[str, str], log_path: Path) -> tuple[Proc, str]:
+    """`orchestrator up` (API, one worker, the scheduler) on a free port, once the API answers."""
+    port = free_port()
+    proc = spawn(
+        [sys.executable, "-m", "orchestrator.cli", "up", "--port", str(port), "--concurrency", "1"],
+        env={**env, "API_HOST": "127.0.0.1"},
+        log_path=log_path,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def _up() -> bool:
+        if proc.popen.poll() is not None:
+            return True
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(_up, timeout=90, what="orchestrator up: API /healthz")
+    if proc.popen.poll() is not None:
+        raise AssertionError(f"orchestrator up exited at start:\n{proc.log()[-3000:]}")
+    return proc, base
+
+
+@pytest.fixture
+def live_console(tmp_path: Path, sqlite_template: Path, request: pytest.FixtureRequest) -> Iterator[LiveConsole]:
+    """`orchestrator demo` into a migrated SQLite copy, role tokens, then `orchestrator up` on the embedded default."""
+    from orchestrator.auth.models import Role
+    from orchestrator.auth.service import create_token
+    from orchestrator.db import get_engine, session_scope
+
+    db_path = tmp_path / "orchestrator.db"
+    shutil.copy(sqlite_template, db_path)
+    database_url = f"sqlite:///{db_path}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DATA_DIR": str(tmp_path / "var"),
+        "LOG_JSON": "true",
+        "PYTHONPATH": str(REPO),
+    }
+    demo = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "demo"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    found = re.search(r"ORCHESTRATOR_TOKEN=(\S+)", demo.stdout)
+    assert found, demo.stdout[-1000:]
+    tokens = {"alex": found.group(1)}
+    with session_scope(url=database_url) as session:
+        for who, (role, email) in PEOPLE.items():
+            tokens[who] = create_token(session, name=who, role=Role(role), person_email=email, actor="test")
+    get_engine(database_url).dispose()
+    settings = {k: env[k] for k in ("DATABASE_URL", "DATA_DIR", "LOG_JSON")}
+    marker = request.node.get_closest_marker("console_env")  # settings a test runs the console with
+    settings.update(marker.kwargs if marker else {})
+    proc, url = start_up(env=settings, log_path=tmp_path / "up.log")
+    try:
+        yield LiveConsole(url=url, proc=proc, tokens=tokens)
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Headless system Chromium under Playwright (no browser download).
+
+    Module-scoped: Playwright's sync API keeps an event loop running in this thread while it is open,
+    so it must be closed before other modules' tests call asyncio.run().
+    """
+    if not os.path.exists(CHROMIUM):
+        message = f"{CHROMIUM} is not installed (apt-get install -y chromium; `make test` does it under CI)"
+        if IN_CI:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def open_page(
+    chromium: Any, live_console: LiveConsole, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[..., Any]]:
+    """`open_page(width=1280)`: a page in a fresh browser context (own cookies) on the live console."""
+    contexts: list[Any] = []
+    pages: list[Any] = []
+
+    def _open(width: int = 1280, height: int = 900) -> Any:
+        context = chromium.new_context(
+            base_url=live_console.url, viewport={"width": width, "height": height}, timezone_id="Europe/Berlin"
+        )
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        page = context.new_page()
+        pages.append(page)
+        return page
+
+    yield _open
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        for n, page in enumerate(pages):
+            try:
+                page.screenshot(path=str(tmp_path / f"failure-{n}.png"), full_page=True)
+                (tmp_path / f"failure-{n}.html").write_text(page.content(), encoding="utf-8")
+            except Exception as exc:  # the page may be gone; the artefacts are best effort
+                (tmp_path / f"failure-{n}.txt").write_text(repr(exc), encoding="utf-8")
+        print(f"browser artefacts saved under {tmp_path}")
+    for context in contexts:
+        context.close()
+
+
+def sign_in(page: Any, token: str) -> None:
+    """Sign in through the form, as a person does."""
+    page.goto("/console/")
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/console/")
+
+
+AXE = REPO / "tests" / "data" / "axe-core" / "axe.min.js"
+
+
+def serious_violations(page: Any) -> list[dict[str, Any]]:
+    """axe-core's serious and critical violations on the current page."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [
+        {"id": v["id"], "impact": v["impact"], "help": v["help"], "nodes": [n["html"][:120] for n in v["nodes"][:3]]}
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def docs_screenshot(page: Any, name: str) -> None:
+    """With UPDATE_SCREENSHOTS=1, save the page as docs/<name>.png (the README shows them)."""
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        page.screenshot(path=str(REPO / "docs" / f"{name}.png"), full_page=False)
