@@ -212,6 +212,7 @@ GROUPS = (
     "orchestrator.cli.events",
     "orchestrator.cli.llm",
     "orchestrator.cli.kpis",
+    "orchestrator.cli.new",
     "orchestrator.cli.remote",
     "orchestrator.cli.review",
     "orchestrator.cli.run",

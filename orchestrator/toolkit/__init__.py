@@ -1,0 +1,1 @@
+"""The maker toolkit: templates for new micro-apps (`orchestrator new`)."""
