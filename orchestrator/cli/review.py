@@ -1,8 +1,12 @@
 """`orchestrator review PATH`: the automated review on a local directory, for makers and CI.
 
-Needs no database or server. Prints a table of findings, or JSON with `--json`. Exits 1 when the verdict
-is fail (so it works as a pre-commit hook or CI step), 2 when the path or the data class is wrong, 0
-otherwise. The policy is the shipped default, or the file named by POLICY_FILE.
+Needs no database or server. Prints the findings for a person (file:line, what is wrong, how to fix
+it, what to do about a false positive), JSON with `--json`, or SARIF 2.1.0 with `--sarif`. The policy
+is the shipped default, or the file named by POLICY_FILE.
+
+Exit codes: 0 the verdict is pass, needs_approval or escalate (nothing blocks a push); 1 the verdict is
+fail (so it works as a pre-commit hook or CI step), or the review ran past its time limit; 2 bad input
+(the path does not exist or is not a directory, an unknown data class, a bad policy file).
 """
 
 from __future__ import annotations
@@ -25,8 +29,16 @@ app = typer.Typer(help="Review a micro-app's source the way the orchestrator wil
 _COLUMNS = ("SEVERITY", "CHECK", "RULE", "LOCATION", "PREVIEW", "MESSAGE")
 
 
-def _table(result: ReviewResult) -> str:
-    lines = [f"verdict: {result.verdict}"]
+_MEANING = {
+    "pass": "clean: the app can be approved automatically",
+    "needs_approval": "nothing blocks it; a person approves it (its data class, or the findings below)",
+    "escalate": "nothing blocks it; engineering reviews it (it reaches further than its data class allows)",
+    "fail": "blocked: fix the findings marked BLOCKS before you push",
+}
+
+
+def _header(result: ReviewResult) -> list[str]:
+    lines = [f"verdict: {result.verdict} ({_MEANING.get(result.verdict, result.verdict)})"]
     stats = result.stats
     lines.append(
         f"data class: {stats.get('data_class')}  files: {stats.get('files_scanned')}  "
@@ -38,6 +50,39 @@ def _table(result: ReviewResult) -> str:
         for s in advisories.get("sets", [])
     ]
     lines.append("advisories: " + "; ".join(sets + list(advisories.get("notes", []))))
+    return lines
+
+
+def _person(result: ReviewResult) -> str:
+    """One block per finding: where, what, how to fix it, what to do if it is a false positive."""
+    from orchestrator.reviews.checks.advice import advice_for
+    from orchestrator.reviews.checks.verdict import is_failing
+
+    lines = _header(result)
+    if not result.findings:
+        lines.append("no findings")
+        return "\n".join(lines)
+    data_class = str(result.stats.get("data_class"))
+    for f in result.findings:
+        advice = advice_for(f)
+        where = f"{f.file}:{f.line}" if f.file and f.line else (f.file or "(the app as a whole)")
+        if f.allowed:
+            status = f"allowed: {f.allow_reason}"
+        elif f.extra.get("informational"):
+            status = "informational"
+        else:
+            status = "BLOCKS" if is_failing(f, data_class) else "for the approver"
+        lines.append("")
+        lines.append(f"{where}  {f.severity.upper()}  {f.check}/{f.rule}  [{status}]")
+        lines.append(f"  what: {f.message} ({f.preview})")
+        lines.append(f"  fix:  {advice.fix}")
+        if advice.false_positive != "-":
+            lines.append(f"  false positive? {advice.false_positive}")
+    return "\n".join(lines)
+
+
+def _table(result: ReviewResult) -> str:
+    lines = _header(result)
     if not result.findings:
         lines.append("no findings")
         return "\n".join(lines)
@@ -65,9 +110,14 @@ def review(
     data_class: str | None = typer.Option(
         None, "--data-class", help="public | internal | restricted | regulated (default: the manifest's, else internal)"
     ),
-    json_output: bool = typer.Option(False, "--json", help="print a JSON object instead of a table"),
+    json_output: bool = typer.Option(False, "--json", help="print a JSON object: verdict, findings, skipped, stats"),
+    sarif_output: bool = typer.Option(False, "--sarif", help="print a SARIF 2.1.0 log (code-scanning tools)"),
+    table_output: bool = typer.Option(False, "--table", help="print one table row per finding"),
 ) -> None:
-    """Run the secret, dependency, egress, PII and scope checks on PATH and print the findings."""
+    """Run the secret, dependency, egress, PII and scope checks on PATH and print the findings.
+
+    Exit codes: 0 pass, needs_approval or escalate; 1 fail (or past the time limit); 2 bad input.
+    """
     from orchestrator.catalog.policy import load_policy
     from orchestrator.reviews.checks.engine import ReviewTimeout, review_directory
 
@@ -90,11 +140,26 @@ def review(
     except ReviewTimeout as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from None
+    if json_output and sarif_output:
+        typer.echo("error: choose one of --json and --sarif", err=True)
+        raise typer.Exit(2)
     if json_output:
         payload = result.to_dict()
         print_json({key: payload[key] for key in ("verdict", "findings", "skipped", "stats")})
-    else:
+    elif sarif_output:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from orchestrator.reviews.checks.sarif import to_sarif
+
+        try:
+            tool_version = version("microapp-orchestrator")
+        except PackageNotFoundError:
+            tool_version = "0"
+        print_json(to_sarif(result, tool_version=tool_version))
+    elif table_output:
         typer.echo(_table(result))
+    else:
+        typer.echo(_person(result))
     raise typer.Exit(1 if result.verdict == "fail" else 0)
 
 
