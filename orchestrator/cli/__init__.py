@@ -217,6 +217,7 @@ GROUPS = (
     "orchestrator.cli.review",
     "orchestrator.cli.run",
     "orchestrator.cli.scheduler",
+    "orchestrator.cli.submit",
 )
 
 

@@ -22,10 +22,15 @@ _TEMPLATES = ("bff", "processor", "llm-connector")
 _CLASSES = ("public", "internal", "restricted", "regulated")
 
 
+def _interactive() -> bool:
+    """Whether a person can be asked: stdin is a terminal."""
+    return sys.stdin.isatty()
+
+
 def _answer(value: str | None, flag: str, question: str, default: str | None = None) -> str:
     if value:
         return value
-    if sys.stdin.isatty():
+    if _interactive():
         answer: str = typer.prompt(question, default=default)
         return answer
     if default is not None:

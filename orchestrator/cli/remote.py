@@ -103,6 +103,11 @@ class Api:
             message += " (set ORCHESTRATOR_TOKEN to an API token)"
         _fail(message, EXIT_API_ERROR)
 
+    def status_of(self, method: str, path: str) -> tuple[int, Any]:
+        """Send one request and return its status and parsed JSON whatever the status (a 404 is an answer)."""
+        status, _, raw = self._send(method, path, params=None, json_body=None, content=None, headers=None)
+        return status, _parsed(raw.decode("utf-8", errors="replace"))
+
     def __enter__(self) -> Api:
         return self
 

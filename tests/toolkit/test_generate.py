@@ -133,3 +133,15 @@ def test_cli_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "already exists and is not empty" in result.output
     assert sorted(p.name for p in (tmp_path / "app-a").iterdir()) == ["notes.txt"]
+
+
+def test_cli_asks_for_missing_answers_in_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("orchestrator.cli.new._interactive", lambda: True)
+    target = tmp_path / "out"
+    answers = f"hook-relay\nprocessor\npublic\n{OWNER}\n"
+    result = CliRunner().invoke(build(), ["new", "--dir", str(target)], input=answers)
+    assert result.exit_code == 0, result.output
+    assert "Template (bff, processor, llm-connector) [bff]:" in result.output
+    manifest = yaml.safe_load((target / "microapp.yaml").read_text())
+    assert (manifest["id"], manifest["data_class"], manifest["owner"]) == ("hook-relay", "public", OWNER)
+    assert (target / "app" / "store.py").is_file()
