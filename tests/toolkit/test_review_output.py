@@ -14,6 +14,7 @@ import string
 from pathlib import Path
 
 import jsonschema
+import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
@@ -189,3 +190,15 @@ def test_pre_commit_hook_definition() -> None:
     hook = next(h for h in hooks if h["id"] == "microapp-review")
     assert hook["entry"] == "orchestrator review ."
     assert hook["pass_filenames"] is False
+
+
+def test_a_maker_without_a_data_dir_caches_advisories_in_the_user_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.reviews.checks.advisory_sets import user_cache_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert user_cache_dir() == tmp_path / "cache" / "microapp-orchestrator" / "advisories"
+    root = make_app(tmp_path / "a", {"main.py": "print('hi')\n"})
+    assert review(str(root)).exit_code == 0
+    assert sorted(p.name for p in root.iterdir()) == ["main.py", "microapp.yaml"]  # nothing written into the app

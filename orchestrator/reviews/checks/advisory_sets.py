@@ -257,6 +257,20 @@ def synced_path(data_dir: Path, ecosystem: str) -> Path:
     return data_dir / "advisories" / f"{ecosystem}.json"
 
 
+def user_cache_dir() -> Path | None:
+    """Where a maker's laptop (no data directory) caches the shipped set's index: the user's cache folder.
+
+    Parsing the shipped archive takes seconds; a pre-commit hook run from an app folder must not pay
+    that on every commit. None when there is no home directory to put it in.
+    """
+    base = os.environ.get("XDG_CACHE_HOME")
+    try:
+        root = Path(base) if base else Path.home() / ".cache"
+    except RuntimeError:  # no home directory
+        return None
+    return root / "microapp-orchestrator" / "advisories"
+
+
 def build_index(*, advisories_dir: Path | None, data_dir: Path | None, shipped: bool = True) -> AdvisoryIndex:
     """The advisory index for a review: per ecosystem ADVISORIES_DIR, else the synced set, else the shipped one."""
     chosen: dict[str, tuple[SetInfo, list[Advisory]]] = {}
@@ -268,7 +282,8 @@ def build_index(*, advisories_dir: Path | None, data_dir: Path | None, shipped: 
             if loaded is not None and loaded[0].count:
                 chosen[ecosystem] = loaded
     if shipped and "pypi" not in chosen:
-        cache_dir = data_dir / "advisories" / "cache" if data_dir is not None and data_dir.is_dir() else None
+        has_data_dir = data_dir is not None and data_dir.is_dir()
+        cache_dir = data_dir / "advisories" / "cache" if data_dir is not None and has_data_dir else user_cache_dir()
         chosen["pypi"] = shipped_set(cache_dir)
     key = tuple((e, chosen[e][0], id(chosen[e][1])) for e in ECOSYSTEMS if e in chosen)
     if key not in _built:
