@@ -121,6 +121,9 @@ def review(
     from orchestrator.catalog.policy import load_policy
     from orchestrator.reviews.checks.engine import ReviewTimeout, review_directory
 
+    if json_output and sarif_output:
+        typer.echo("error: choose one of --json and --sarif", err=True)
+        raise typer.Exit(2)
     if not path.exists():
         typer.echo(f"error: {path} does not exist", err=True)
         raise typer.Exit(2)
@@ -140,9 +143,6 @@ def review(
     except ReviewTimeout as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from None
-    if json_output and sarif_output:
-        typer.echo("error: choose one of --json and --sarif", err=True)
-        raise typer.Exit(2)
     if json_output:
         payload = result.to_dict()
         print_json({key: payload[key] for key in ("verdict", "findings", "skipped", "stats")})
