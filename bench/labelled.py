@@ -363,12 +363,22 @@ def _fired(case: Case) -> bool:
 
 
 def detect_secrets_fired(case: Case) -> bool:
-    """Whether detect-secrets (default plugins and filters, line by line) flags the case."""
-    from detect_secrets.core.scan import scan_line
+    """Whether detect-secrets flags the case as its CLI would: the case written to a file of the case's
+    name and scanned with `scan_file` (default plugins and filters).
+
+    Not `scan_line`: that is its ad hoc mode, with eager search and the file filters off, which flags
+    nearly any line ("hello world" included) and would make the comparison meaningless.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from detect_secrets.core.scan import scan_file
     from detect_secrets.settings import default_settings
 
-    with default_settings():
-        return any(any(True for _ in scan_line(line)) for line in case.text.splitlines())
+    with tempfile.TemporaryDirectory(prefix="bench-ds-") as tmp, default_settings():
+        path = Path(tmp) / Path(case.path).name
+        path.write_text(case.text, encoding="utf-8")
+        return any(True for _ in scan_file(str(path)))
 
 
 def measure(cases: list[Case], *, detect_secrets: bool = False) -> dict[str, tuple[int, int, int, int]]:

@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     print_report("secrets (generated cases)", secret_cases(), compare=True)
     print_report("\nLLM egress", egress_cases())
     print_report("\nPII", pii_cases())
+    print("(detect-secrets has no LLM-egress or PII detectors: no column to compare for those two)")
     print()
     policy = load_policy()
     with tempfile.TemporaryDirectory(prefix="bench-review-") as tmp:

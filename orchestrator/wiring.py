@@ -38,7 +38,7 @@ EVENT_HANDLERS: dict[EventType, Registration] = {
     EventType.review_due: _on(reviews.start_review),
     EventType.review_completed: _on(reviews.review_completed),
     EventType.github_repository: _on(github.handle_repository, prepare=github.fetch_manifest),
-    EventType.owner_left: _on(owners.handle_owner_left),
+    EventType.owner_left: _on(owners.handle_owner_left, approvals.on_owner_left),
     EventType.approval_decided: _on(approvals.on_decided),
     EventType.extension_requested: _on(approvals.on_extension_requested),
     EventType.approval_reminder_due: _on(approvals.on_reminder_due),

@@ -12,6 +12,10 @@ Entry points for the other features:
 - `escalate(session, approval_id)` — the approval message (with buttons) to the escalation channel,
   a note in the original thread, and a DM to the requester's manager.
 - `send_expiry_notice(session, app, days_left=…)` — the owner's DM with the "Extend" button.
+- `reassign_from_leaver(session, email)` — on `owner.left` (after the catalog's handler marked the
+  person gone): every pending request whose approver group names them is re-announced, in its
+  thread, to the rest of the group, and its message re-rendered without them; once per request and
+  person (`left_approvers` in the request's payload), with an `approval.reassigned` audit entry.
 
 The deadlines fire as `approval.reminder_due` / `approval.escalation_due` events, handled below, as
 is `extension.requested`. Every function writes in the caller's transaction; messages leave after
@@ -33,7 +37,7 @@ from orchestrator.catalog.policy import Policy, get_policy
 from orchestrator.clock import as_utc, utcnow
 from orchestrator.events.models import Event
 from orchestrator.events.registry import PoisonEvent
-from orchestrator.notifications.delivery import app_url, mention
+from orchestrator.notifications.delivery import app_url, mention, remaining_approvers
 from orchestrator.notifications.models import Notification, NotificationKind, NotificationStatus
 from orchestrator.notifications.service import notify
 from orchestrator.timers import service as deadlines
@@ -103,6 +107,71 @@ def request_approval(session: Session, approval_id: int, *, policy: Policy | Non
 def _has_left(session: Session, email: str) -> bool:
     person = session.get(Person, email.lower())
     return person is not None and not person.active
+
+
+def reassign_from_leaver(session: Session, email: str, *, actor: str = "policy") -> list[int]:
+    """Re-announce every pending request `email` was asked to decide to the rest of their group.
+
+    Nothing for someone who has not left (or is not catalogued). Idempotent: a request already
+    re-announced for this person is skipped. Returns the ids of the requests re-announced now.
+    """
+    email = email.strip().lower()
+    if not _has_left(session, email):
+        return []
+    policy = get_policy()
+    done: list[int] = []
+    pending = session.exec(
+        select(ApprovalRequest)
+        .where(ApprovalRequest.status == ApprovalStatus.pending)
+        .order_by(col(ApprovalRequest.id))
+    ).all()
+    for approval in pending:
+        app = session.get(MicroApp, approval.app_id)
+        if app is None or approval.id is None:
+            continue
+        group = policy.for_class(app.data_class).approver_group
+        if email not in {e.lower() for e in [*group.approvers, *group.escalation_approvers]}:
+            continue
+        left = [str(e) for e in approval.payload.get("left_approvers") or []]
+        if email in left:
+            continue
+        approval.payload = {**approval.payload, "left_approvers": [*left, email]}
+        session.add(approval)
+        remaining = remaining_approvers(session, group.approvers) or remaining_approvers(
+            session, group.escalation_approvers
+        )
+        rendered = messages.reassigned(approval=approval, app=app, approvers=[mention(session, e) for e in remaining])
+        channel = approval.channel or group.slack_channel
+        notify(
+            session,
+            to=channel,
+            text=rendered.text,
+            blocks=rendered.blocks,
+            kind=NotificationKind.reminder,  # a thread reply on the request's message, like a reminder
+            key=f"approval:{approval.id}:leaver:{email}",
+            app_id=app.id,
+            approval_id=approval.id,
+            thread_ts=approval.message_ts,
+        )
+        notify(
+            session,
+            to=channel,
+            text="",
+            kind=NotificationKind.approval_update,  # the message re-rendered: the leaver no longer named
+            key=f"approval:{approval.id}:leaver-update:{email}",
+            app_id=app.id,
+            approval_id=approval.id,
+        )
+        audit.record(
+            session,
+            actor=actor,
+            action=AuditAction.approval_reassigned,
+            app_id=app.id,
+            reason=f"{email} left",
+            data={"approval_id": approval.id, "left": email, "to": remaining},
+        )
+        done.append(approval.id)
+    return done
 
 
 def send_reminder(session: Session, approval_id: int, *, deadline_id: int | None = None) -> Notification | None:
@@ -207,6 +276,13 @@ def send_expiry_notice(session: Session, app: MicroApp, *, days_left: int, key: 
 
 def _approval_id(event: Event) -> int:
     return int(event.payload.get("approval_id") or event.payload["ref"])
+
+
+def on_owner_left(session: Session, event: Event) -> None:
+    """Someone left: the requests they were asked to decide go to the rest of their group."""
+    email = str(event.payload.get("email") or "")
+    if email:
+        reassign_from_leaver(session, email, actor=str(event.payload.get("actor") or event.source))
 
 
 def on_extension_requested(session: Session, event: Event) -> None:

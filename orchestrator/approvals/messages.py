@@ -165,9 +165,18 @@ def decision_line(approval: ApprovalRequest, decider: str) -> str:
 
 
 def approval_message(
-    *, approval: ApprovalRequest, app: MicroApp, app_url: str, decider: str | None = None, escalated: bool = False
+    *,
+    approval: ApprovalRequest,
+    app: MicroApp,
+    app_url: str,
+    decider: str | None = None,
+    escalated: bool = False,
+    approvers: list[str] | None = None,
 ) -> Rendered:
-    """The approval request: facts, review summary, buttons; once decided, the decision instead."""
+    """The approval request: facts, review summary, buttons; once decided, the decision instead.
+
+    `approvers` (mentions of the people who may decide, leavers left out) are named under the buttons.
+    """
     assert approval.id is not None
     what = "Extension requested" if approval.kind == ApprovalKind.extension else "Approval needed"
     title = f"{'Escalated — ' if escalated else ''}{what}: {app.name}"[:150]
@@ -181,6 +190,8 @@ def approval_message(
         note = f"Request #{approval.id} · cycle {approval.cycle} · reminders arrive in this thread"
         if escalated:
             note = f"No decision within the policy's escalation delay. {note}"
+        if approvers is not None:
+            note = f"Approvers: {' '.join(approvers) or 'nobody left in the group — it will escalate'} · {note}"
         blocks.append(ContextBlock(elements=[_md(note)]))
         text = f"{title} (request #{approval.id})"
     else:
@@ -194,6 +205,13 @@ def reminder(*, approval: ApprovalRequest, app: MicroApp, waiting_hours: float, 
     """A thread reply nudging the approvers of a pending request."""
     who = " ".join(approvers) or "approvers"
     text = f"⏰ {who}: request #{approval.id} for {escape(app.name)} has waited {waiting_hours:.0f} h for a decision."
+    return Rendered(text=text, blocks=_dicts([SectionBlock(text=_md(text))]))
+
+
+def reassigned(*, approval: ApprovalRequest, app: MicroApp, approvers: list[str]) -> Rendered:
+    """A thread reply when an approver has left: the request now waits for the rest of the group."""
+    who = " ".join(approvers) or "nobody left in the approver group (it will escalate)"
+    text = f"🔁 An approver has left the company: request #{approval.id} for {escape(app.name)} is now for {who}."
     return Rendered(text=text, blocks=_dicts([SectionBlock(text=_md(text))]))
 
 

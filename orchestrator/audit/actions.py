@@ -47,6 +47,7 @@ class AuditAction(StrEnum):
     approval_escalated = "approval.escalated"
     approval_message_posted = "approval.message_posted"
     approval_review_updated = "approval.review_updated"
+    approval_reassigned = "approval.reassigned"
     extension_refused = "extension.refused"
     # reviews
     review_queued = "review.queued"

@@ -70,14 +70,27 @@ def mention(session: Session, email: str | None) -> str:
     return f"<@{person.slack_user_id}>" if person and person.slack_user_id else email
 
 
+def remaining_approvers(session: Session, emails: list[str]) -> list[str]:
+    """The emails of `emails` who have not left (owner.left marks a catalogued person inactive)."""
+    out = []
+    for email in emails:
+        person = session.get(Person, email.lower())
+        if person is None or person.active:
+            out.append(email)
+    return out
+
+
 def render_approval(session: Session, approval: ApprovalRequest, *, escalated: bool = False) -> messages.Rendered:
-    """The approval message in its current state."""
+    """The approval message in its current state (naming the approvers who have not left)."""
     app = session.get(MicroApp, approval.app_id)
     assert app is not None
     decider = mention(session, approval.decided_by) if approval.decided_by else None
+    group = get_policy().for_class(app.data_class).approver_group
+    approvers = [mention(session, e) for e in remaining_approvers(session, group.approvers)]
     return messages.approval_message(
-        approval=approval, app=app, app_url=app_url(app.id), decider=decider, escalated=escalated
-    )
+        approval=approval, app=app, app_url=app_url(app.id), decider=decider, escalated=escalated,
+        approvers=approvers,
+    )  # fmt: skip
 
 
 def _slack_user(session: Session, email: str, notifier: Notifier) -> str | None:

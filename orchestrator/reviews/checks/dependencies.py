@@ -16,7 +16,8 @@ import os
 import posixpath
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -600,21 +601,112 @@ def check_dependencies(
     return findings
 
 
-def collect_dependencies(files: dict[str, str]) -> list[Dependency]:
-    """Parse every dependency file among `files` (relative path → text), following requirements files'
-    `-r` includes and `-c` constraints (whose pins count as locked) when the named file is among them."""
+@dataclass
+class Includes:
+    """What following the `-r`/`-c` includes of the requirements files found.
+
+    `texts`: the included files that were not among the dependency files (any name), read through
+    the caller's `read`; `constraint_files`: files named by a `-c`; `problems`: findings for includes
+    refused (a path leaving the repository, a cycle) or not found.
+    """
+
+    texts: dict[str, str] = field(default_factory=dict)
+    constraint_files: set[str] = field(default_factory=set)
+    problems: list[Finding] = field(default_factory=list)
+
+
+def _is_requirements(rel: str) -> bool:
+    name = PurePosixPath(rel).name
+    return name.endswith((".txt", ".in")) and name not in (*LOCKFILE_NAMES, *_SBOM_NAMES)
+
+
+def _include_finding(rule: str, file: str, target: str, severity: Severity, message: str) -> Finding:
+    return Finding(
+        check=CHECK,
+        rule=rule,
+        file=file,
+        line=None,
+        severity=severity,
+        fingerprint=fingerprint(f"{rule}:{file}:{target}"),
+        preview=target[:120],
+        message=message,
+        extra={"package": None, "ecosystem": "pypi", "version": None, "include": target},
+    )
+
+
+def follow_includes(files: dict[str, str], read: Callable[[str], str | None] | None = None) -> Includes:
+    """Follow the `-r`/`-c` includes of every requirements file among `files`, whatever the included
+    file is named, relative to the including file and within the repository only.
+
+    `read(rel)` returns the text of a repository file that is not among `files` (None when absent);
+    without it only `files` are known. A path leaving the repository root (absolute or through `..`)
+    is never read, and an include that leads back to a file on its own chain is not followed again;
+    both are reported, as is an included file that does not exist. URLs are not fetched.
+    """
+    out = Includes()
+    reported: set[tuple[str, str, str]] = set()
+
+    def report(rule: str, file: str, target: str, severity: Severity, message: str) -> None:
+        if (rule, file, target) not in reported:
+            reported.add((rule, file, target))
+            out.problems.append(_include_finding(rule, file, target, severity, message))
+
+    def text_of(rel: str) -> str | None:
+        if rel in files:
+            return files[rel]
+        if rel not in out.texts and read is not None:
+            found = read(rel)
+            if found is not None:
+                out.texts[rel] = found
+        return out.texts.get(rel)
+
+    done: set[str] = set()
+
+    def visit(rel: str, chain: tuple[str, ...]) -> None:
+        text = text_of(rel)
+        if text is None or rel in done:
+            return
+        for kind, target in requirement_includes(text):
+            if "://" in target:
+                continue  # pip may fetch a URL; a review does not
+            path = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+            if target.startswith("/") or path == ".." or path.startswith("../"):
+                report("requirements-include-outside-repository", rel, target, Severity.medium,
+                       f"`-{kind} {target}` points outside the repository; not followed")  # fmt: skip
+                continue
+            if kind == "c":
+                out.constraint_files.add(path)
+            if path in chain or path == rel:
+                loop = " → ".join([*chain[chain.index(path) :], rel, path]) if path in chain else f"{rel} → {path}"
+                why = f"`-{kind} {target}` includes a file already on its own chain ({loop}); not followed again"
+                report("requirements-include-cycle", rel, target, Severity.low, why)
+                continue
+            if text_of(path) is None:
+                report("requirements-include-missing", rel, target, Severity.low,
+                       f"`-{kind} {target}` names {path}, which is not in the repository")  # fmt: skip
+                continue
+            visit(path, (*chain, rel))
+        done.add(rel)
+
+    for rel in sorted(files):
+        if _is_requirements(rel):
+            visit(rel, ())
+    return out
+
+
+def collect_dependencies(
+    files: dict[str, str], *, includes: Includes | None = None, read: Callable[[str], str | None] | None = None
+) -> list[Dependency]:
+    """Parse every dependency file among `files` (relative path → text) and every file their `-r`
+    includes and `-c` constraints name, whatever its name (`follow_includes`, with `read` for the files
+    not among `files`); the pins of a constraints file count as locked."""
+    includes = includes if includes is not None else follow_includes(files, read)
     deps: list[Dependency] = []
-    constraint_files: set[str] = set()
-    for rel, text in files.items():
-        name = PurePosixPath(rel).name
-        if name.endswith((".txt", ".in")):
-            for kind, target in requirement_includes(text):
-                path = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
-                if kind == "c":
-                    constraint_files.add(path)
-    for rel, text in sorted(files.items()):
-        if rel in constraint_files:
+    for rel, text in sorted({**includes.texts, **files}.items()):
+        if rel in includes.constraint_files:
             deps += parse_requirements(text, rel, constraints=True)
+        elif rel in includes.texts:
+            deps += parse_requirements(text, rel)
         else:
             deps += parse_dependency_file(rel, text)
     return deps

@@ -18,6 +18,7 @@ from orchestrator.reviews.checks.advisory_sets import AdvisoryIndex, build_index
 from orchestrator.reviews.checks.dependencies import (
     check_dependencies,
     collect_dependencies,
+    follow_includes,
     is_dependency_file,
 )
 from orchestrator.reviews.checks.egress import EgressScan, egress_findings, endpoint_hosts
@@ -127,7 +128,17 @@ def review_directory(
     data_class = _resolve_data_class(data_class, manifest)
     rules = policy.for_class(data_class)
 
-    deps = collect_dependencies(dependency_texts)
+    # `-r`/`-c` includes are followed whatever the included file's name: those files are read again
+    # here (only the walked ones: nothing outside the checkout, no symlink, no skipped file).
+    walked = {file.rel: file for file in inventory.files}
+
+    def read_walked(rel: str) -> str | None:
+        file = walked.get(rel)
+        return read_text(file) if file is not None else None
+
+    includes = follow_includes(dependency_texts, read_walked)
+    findings += includes.problems
+    deps = collect_dependencies(dependency_texts, includes=includes)
     index = advisory_index or _advisory_index(advisories_dir)
     findings += check_dependencies(deps, policy=policy, data_class=data_class, index=index)
     findings += egress_findings(
