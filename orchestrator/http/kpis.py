@@ -138,21 +138,25 @@ class ResponseCache:
         with self._lock:
             gate = self._computing.setdefault(key, threading.Lock())
         with gate:
-            with self._lock:
-                entry = self._entries.get(key)
-                if entry is not None and time.monotonic() - entry[0] < max_age:
+            try:
+                with self._lock:
+                    entry = self._entries.get(key)
+                    if entry is not None and time.monotonic() - entry[0] < max_age:
+                        self._entries.move_to_end(key)
+                        taken, response = entry
+                        age = round(time.monotonic() - taken, 3)
+                        return response.model_copy(update={"age_seconds": age})  # type: ignore[return-value]
+                response = compute()
+                with self._lock:
+                    self._entries[key] = (time.monotonic(), response)
                     self._entries.move_to_end(key)
-                    taken, response = entry
-                    age = round(time.monotonic() - taken, 3)
-                    return response.model_copy(update={"age_seconds": age})  # type: ignore[return-value]
-            response = compute()
-            with self._lock:
-                self._entries[key] = (time.monotonic(), response)
-                self._entries.move_to_end(key)
-                while len(self._entries) > self.size:
-                    self._entries.popitem(last=False)
-                self._computing.pop(key, None)
-            return response
+                    while len(self._entries) > self.size:
+                        self._entries.popitem(last=False)
+                return response
+            finally:
+                with self._lock:  # no gate outlives its requests
+                    if self._computing.get(key) is gate:
+                        del self._computing[key]
 
     def clear(self) -> None:
         """Forget every response."""

@@ -153,3 +153,34 @@ def test_a_repeated_query_is_served_from_the_cache_and_says_how_old(
     get_settings.cache_clear()
     fresh = {k["id"]: k for k in _get(built, approver, "/api/v1/kpis", **WINDOW).json()["kpis"]}
     assert fresh["onboarded_share"]["count"] == 7
+
+
+def test_concurrent_requests_for_one_query_share_one_computation() -> None:
+    """While a query is computed, requests for it wait and get the same response; another query is not held up."""
+    import threading
+    import time
+    from datetime import UTC, datetime
+
+    from orchestrator.http.kpis import KpiReport, KpiScope, ResponseCache
+
+    cache = ResponseCache(size=1)
+    calls: list[str] = []
+
+    def compute(name: str) -> KpiReport:
+        calls.append(name)
+        time.sleep(0.2)
+        at = datetime(2026, 3, 2, tzinfo=UTC)
+        return KpiReport(scope=KpiScope(from_=at, to=at), computed_at=at, kpis=[])
+
+    got: list[KpiReport] = []
+    threads = [threading.Thread(target=lambda: got.append(cache.get("a", 60, lambda: compute("a")))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert calls == ["a"] and len(got) == 4
+    assert {r.computed_at for r in got} == {datetime(2026, 3, 2, tzinfo=UTC)}
+    cache.get("b", 60, lambda: compute("b"))  # size 1: "a" is dropped
+    cache.get("a", 60, lambda: compute("a"))
+    assert calls == ["a", "b", "a"]
+    assert cache.get("a", 0, lambda: compute("a")) is not None and calls[-1] == "a" and len(calls) == 4
