@@ -389,9 +389,21 @@ def exposure_findings(ctx: _Ctx) -> Figure:
 
 
 def _json_pairs(ctx: _Ctx) -> Any:
-    """The (key, value) rows of `llm_usage.redactions`, as a table-valued function joined per usage row."""
+    """The (key, value) rows of `llm_usage.redactions`, as a table-valued function of each usage row."""
     name = "json_each_text" if ctx.postgres else "json_each"
     return getattr(func, name)(col(LlmUsage.redactions)).table_valued("key", "value").alias("redaction")
+
+
+def _some_redactions() -> ColumnElement[bool]:
+    """A cheap pre-filter: an empty `redactions` is stored as `{}` and holds nothing to unnest."""
+    return cast(col(LlmUsage.redactions), String) != "{}"
+
+
+def _has_values(ctx: _Ctx) -> ColumnElement[bool]:
+    """The usage row's redactions count at least one value (of any kind)."""
+    pairs = _json_pairs(ctx)
+    found = exists(select(pairs.c.key).where(cast(pairs.c.value, Integer) > 0))
+    return and_(_some_redactions(), found)
 
 
 def _llm_counts() -> dict[str, Any]:
@@ -401,17 +413,23 @@ def _llm_counts() -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _sum_of(condition: ColumnElement[bool]) -> Any:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
 def llm_blocks_redactions(ctx: _Ctx) -> Figure:
     """Connector calls in the window that it blocked by policy or whose payload it redacted, per data class."""
     # Blocked by policy: the calls the connector audits as `llm.blocked` (a 403, or data found in block mode).
     blocked = col(LlmUsage.outcome) == Outcome.blocked
-    policy_block = and_(blocked, col(LlmUsage.status_code) == 403)
+    found = _has_values(ctx)
     calls = (
         select(
             col(MicroApp.data_class),
             func.count(),
-            func.coalesce(func.sum(case((blocked, 1), else_=0)), 0),
-            func.coalesce(func.sum(case((policy_block, 1), else_=0)), 0),
+            _sum_of(blocked),
+            _sum_of(and_(blocked, col(LlmUsage.status_code) == 403)),
+            _sum_of(and_(blocked, found)),
+            _sum_of(and_(~blocked, found)),
         )
         .join(MicroApp, col(MicroApp.id) == col(LlmUsage.app_id))
         .where(ctx.in_window(col(LlmUsage.at)), *ctx.app_filters())
@@ -420,41 +438,20 @@ def llm_blocks_redactions(ctx: _Ctx) -> Figure:
     pairs = _json_pairs(ctx)
     amount = cast(pairs.c.value, Integer)
     kinds = (
-        select(
-            col(MicroApp.data_class),
-            blocked.label("blocked"),
-            pairs.c.key,
-            func.count(func.distinct(col(LlmUsage.id))),
-            func.sum(amount),
-        )
+        select(col(MicroApp.data_class), blocked.label("blocked"), pairs.c.key, func.sum(amount))
         .select_from(LlmUsage)
         .join(MicroApp, col(MicroApp.id) == col(LlmUsage.app_id))
         .join(pairs, true())
-        .where(ctx.in_window(col(LlmUsage.at)), amount > 0, *ctx.app_filters())
+        .where(ctx.in_window(col(LlmUsage.at)), _some_redactions(), amount > 0, *ctx.app_filters())
         .group_by(col(MicroApp.data_class), blocked, pairs.c.key)
     )
-    # Calls with at least one value found: distinct per (class, blocked), not per kind.
-    flagged = (
-        select(col(MicroApp.data_class), blocked.label("blocked"), func.count(func.distinct(col(LlmUsage.id))))
-        .select_from(LlmUsage)
-        .join(MicroApp, col(MicroApp.id) == col(LlmUsage.app_id))
-        .join(pairs, true())
-        .where(ctx.in_window(col(LlmUsage.at)), amount > 0, *ctx.app_filters())
-        .group_by(col(MicroApp.data_class), blocked)
-    )
     groups: dict[str, dict[str, Any]] = defaultdict(_llm_counts)
-    for data_class, n, n_blocked, n_policy in ctx.session.execute(calls):
+    for data_class, *numbers in ctx.session.execute(calls):
+        n, n_blocked, n_policy, n_data, n_redacted = (int(v) for v in numbers)
         entry = groups[_group_label(data_class)]
-        entry["calls"], entry["blocked_by_policy"] = int(n), int(n_policy)
-        entry["refused_other"] = int(n_blocked) - int(n_policy)  # corrected below by the data blocks
-    for data_class, was_blocked, n in ctx.session.execute(flagged):
-        entry = groups[_group_label(data_class)]
-        if was_blocked:
-            entry["blocked_for_data"] = int(n)
-            entry["refused_other"] -= int(n)
-        else:
-            entry["redacted_calls"] = int(n)
-    for data_class, was_blocked, kind, _, total in ctx.session.execute(kinds):
+        entry.update(calls=n, blocked_by_policy=n_policy, blocked_for_data=n_data, redacted_calls=n_redacted)
+        entry["refused_other"] = n_blocked - n_policy - n_data
+    for data_class, was_blocked, kind, total in ctx.session.execute(kinds):
         entry = groups[_group_label(data_class)]
         entry["blocked_values" if was_blocked else "redacted_values"][str(kind)] = int(total)
     totals = _llm_counts()
@@ -783,27 +780,13 @@ def _exposure_rows(ctx: _Ctx) -> Select[Any, Any]:
 
 
 def _llm_intervention_rows(ctx: _Ctx) -> Select[Any, Any]:
-    """(at, usage id) of the calls `llm_blocks_redactions` counts: blocked by policy, or with values found."""
-    pairs = _json_pairs(ctx)
-    found: Select[Any, Any] = (
-        select(col(LlmUsage.at).label("at"), col(LlmUsage.id).label("x"))
-        .select_from(LlmUsage)
-        .join(MicroApp, col(MicroApp.id) == col(LlmUsage.app_id))
-        .join(pairs, true())
-        .where(ctx.in_window(col(LlmUsage.at)), cast(pairs.c.value, Integer) > 0, *ctx.app_filters())
-    )
-    refused: Select[Any, Any] = (
+    """(at, usage id) of the calls `llm_blocks_redactions` counts: blocked with a 403, or with values found."""
+    policy_block = and_(col(LlmUsage.outcome) == Outcome.blocked, col(LlmUsage.status_code) == 403)
+    return (
         select(col(LlmUsage.at).label("at"), col(LlmUsage.id).label("x"))
         .join(MicroApp, col(MicroApp.id) == col(LlmUsage.app_id))
-        .where(
-            col(LlmUsage.outcome) == Outcome.blocked,
-            col(LlmUsage.status_code) == 403,
-            ctx.in_window(col(LlmUsage.at)),
-            *ctx.app_filters(),
-        )
+        .where(ctx.in_window(col(LlmUsage.at)), or_(policy_block, _has_values(ctx)), *ctx.app_filters())
     )
-    both = found.union_all(refused).subquery()
-    return select(both.c.at, both.c.x)
 
 
 def _audit_rows(*actions: AuditAction) -> Callable[[_Ctx], Select[Any, Any]]:
