@@ -392,6 +392,13 @@ class Settings(BaseSettings):
     oidc_client_secret: SecretStr | None = Field(
         default=None, description="The console's OIDC client secret (unset for a public client: PKCE only)"
     )
+    # ---- KPI responses (orchestrator/http/kpis.py); see README "KPIs"
+    kpi_cache_seconds: float = Field(
+        default=60,
+        ge=0,
+        description="How long GET /api/v1/kpis and /series reuse the figures computed for the same query, in each "
+        "API process (the response's age_seconds says how old they are; 0: computed for every request)",
+    )
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:

@@ -4,6 +4,10 @@ Any authenticated token may read them. Makers get the figures of the apps they o
 approvers and admins get the whole catalog. The window is [from, to) (ISO dates or datetimes, UTC
 when no zone is given); without it, the last 30 days up to now.
 
+Responses are reused for the same query (window as given, data class, team, the maker's own apps)
+for KPI_CACHE_SECONDS in each API process (`ResponseCache`): `computed_at` and `age_seconds` say how
+old the figures are; 0 turns it off.
+
 `/metrics` carries the KPI gauges (`orchestrator_kpi{kpi=…}`, `orchestrator_kpi_count{kpi=…}`) from
 the snapshot the scheduler leaves in Redis (orchestrator.kpis.gauges); never computed per scrape.
 """
@@ -12,11 +16,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -80,6 +85,9 @@ class KpiReport(BaseModel):
 
     scope: KpiScope
     computed_at: datetime
+    age_seconds: float = Field(
+        default=0.0, description="how old the figures are: 0 when computed for this request, at most KPI_CACHE_SECONDS"
+    )
     kpis: list[KpiFigure]
 
 
@@ -102,7 +110,72 @@ class KpiSeries(BaseModel):
     definition: str
     interval: str
     scope: KpiScope
+    computed_at: datetime
+    age_seconds: float = Field(default=0.0, description="how old the points are (see KpiReport.age_seconds)")
     points: list[SeriesPoint]
+
+
+Cached = TypeVar("Cached", KpiReport, KpiSeries)
+
+
+class ResponseCache:
+    """Responses keyed by their query, each reused until it is `max_age` seconds old (at most `size` kept).
+
+    One computation per key at a time: requests for a key being computed wait for it and share it.
+    A reused response carries its own `computed_at` and the `age_seconds` it has when served.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._entries: OrderedDict[Hashable, tuple[float, KpiReport | KpiSeries]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._computing: dict[Hashable, threading.Lock] = {}
+
+    def get(self, key: Hashable, max_age: float, compute: Callable[[], Cached]) -> Cached:
+        """The response for `key`: reused when younger than `max_age`, else computed (and kept)."""
+        if max_age <= 0:
+            return compute()
+        with self._lock:
+            gate = self._computing.setdefault(key, threading.Lock())
+        with gate:
+            try:
+                with self._lock:
+                    entry = self._entries.get(key)
+                    if entry is not None and time.monotonic() - entry[0] < max_age:
+                        self._entries.move_to_end(key)
+                        taken, response = entry
+                        age = round(time.monotonic() - taken, 3)
+                        return response.model_copy(update={"age_seconds": age})  # type: ignore[return-value]
+                response = compute()
+                with self._lock:
+                    self._entries[key] = (time.monotonic(), response)
+                    self._entries.move_to_end(key)
+                    while len(self._entries) > self.size:
+                        self._entries.popitem(last=False)
+                return response
+            finally:
+                with self._lock:  # no gate outlives its requests
+                    if self._computing.get(key) is gate:
+                        del self._computing[key]
+
+    def clear(self) -> None:
+        """Forget every response."""
+        with self._lock:
+            self._entries.clear()
+
+
+def _cache(request: Request) -> ResponseCache:
+    """The app's response cache (one per app instance, so each test's app starts empty)."""
+    cache: ResponseCache | None = getattr(request.app.state, "kpi_cache", None)
+    if cache is None:
+        cache = request.app.state.kpi_cache = ResponseCache()
+    return cache
+
+
+def _key(kind: str, start: datetime | None, end: datetime | None, scope: Scope, *extra: str) -> Hashable:
+    """The query as asked: the bounds as given (None for a default one, which moves with the clock)."""
+    bounds = tuple(None if b is None else as_utc(b).isoformat() for b in (start, end))
+    return (kind, *bounds, scope.data_class, scope.team, scope.owner, *extra)
 
 
 def scope_of(
@@ -129,6 +202,7 @@ def _scope_out(scope: Scope) -> KpiScope:
 
 @router.get("", response_model=KpiReport)
 def kpis(
+    request: Request,
     token: CurrentToken,
     policy: PolicyDep,
     start: FromQuery = None,
@@ -138,13 +212,20 @@ def kpis(
 ) -> KpiReport:
     """Every KPI over [from, to) for the apps the token may see, each with its definition and count."""
     scope = scope_of(token, start, end, data_class, team)
-    now = utcnow()
-    figures = service.report_concurrently(scope, policy=policy, now=now)
-    return KpiReport(scope=_scope_out(scope), computed_at=now, kpis=[KpiFigure(**service.as_dict(f)) for f in figures])
+
+    def compute() -> KpiReport:
+        now = utcnow()
+        figures = service.report_concurrently(scope, policy=policy, now=now)
+        return KpiReport(
+            scope=_scope_out(scope), computed_at=now, kpis=[KpiFigure(**service.as_dict(f)) for f in figures]
+        )
+
+    return _cache(request).get(_key("report", start, end, scope), get_settings().kpi_cache_seconds, compute)
 
 
 @router.get("/series", response_model=KpiSeries)
 def kpi_series(
+    request: Request,
     session: ReadSession,
     token: CurrentToken,
     policy: PolicyDep,
@@ -161,6 +242,7 @@ def kpi_series(
             f"no series for {kpi!r}",
             detail=[{"field": "kpi", "reason": f"one of: {', '.join(definitions.SERIES_IDS)}"}],
         )
+    asked = start
     if start is None:
         start = (as_utc(end) if end else utcnow()) - timedelta(weeks=12)
     scope = scope_of(token, start, end, data_class, team)
@@ -169,14 +251,21 @@ def kpi_series(
         raise ValidationFailed(
             "too many points", detail=[{"field": "interval", "reason": f"at most {MAX_POINTS} intervals"}]
         )
-    points = service.series(session, kpi, scope, interval=interval, policy=policy)
-    return KpiSeries(
-        kpi=kpi,
-        definition=definitions.get(kpi).doc,
-        interval=interval,
-        scope=_scope_out(scope),
-        points=[SeriesPoint(from_=a, to=b, value=f.value, count=f.count, details=f.details) for a, b, f in points],
-    )
+
+    def compute() -> KpiSeries:
+        now = utcnow()
+        points = service.series(session, kpi, scope, interval=interval, policy=policy, now=now)
+        return KpiSeries(
+            kpi=kpi,
+            definition=definitions.get(kpi).doc,
+            interval=interval,
+            scope=_scope_out(scope),
+            computed_at=now,
+            points=[SeriesPoint(from_=a, to=b, value=f.value, count=f.count, details=f.details) for a, b, f in points],
+        )
+
+    key = _key("series", asked, end, scope, kpi, interval)
+    return _cache(request).get(key, get_settings().kpi_cache_seconds, compute)
 
 
 # ---------------------------------------------------------------- gauges

@@ -25,10 +25,6 @@ class Kind(StrEnum):
     snapshot = "snapshot"
 
 
-# Why the connector KPIs are null: the records they rest on do not exist yet (issue 15).
-NEEDS_LLM_CONNECTOR = "needs the LLM connector's usage records"
-
-
 @dataclass(frozen=True)
 class Definition:
     """One KPI: its stable id, what its headline value is, and what it is computed from."""
@@ -73,7 +69,7 @@ DEFINITIONS: tuple[Definition, ...] = (
     ),
     Definition(
         "llm_connector_share", "Apps whose LLM traffic goes through an approved connector", "ratio", _S, "share",
-        ("LLM connector usage records",), NEEDS_LLM_CONNECTOR,
+        ("microapp (production, llm)", "llm_usage", "review_finding (egress, LLM bypass rules)"),
     ),
     Definition(
         "exposure_findings", "Incidents: secret, PII and LLM-egress findings in apps that were in production",
@@ -81,7 +77,7 @@ DEFINITIONS: tuple[Definition, ...] = (
     ),
     Definition(
         "llm_blocks_redactions", "Blocks and redactions by the LLM connector", "count", _W, "count",
-        ("LLM connector usage records",), NEEDS_LLM_CONNECTOR,
+        ("llm_usage (outcome, status, redactions)",),
     ),
     Definition(
         "finding_revocations", "Credential revocations forced by a finding", "count", _W, "count",

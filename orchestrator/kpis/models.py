@@ -13,6 +13,7 @@ from sqlmodel import col
 from orchestrator.approvals.models import ApprovalRequest
 from orchestrator.audit.models import AuditEntry
 from orchestrator.catalog.models import MicroApp
+from orchestrator.llm.models import LlmUsage
 from orchestrator.reviews.models import ReviewFinding
 
 INDEXES = (
@@ -25,4 +26,6 @@ INDEXES = (
     Index("ix_approval_request_decided_at", col(ApprovalRequest.decided_at)),
     Index("ix_approval_request_created_at", col(ApprovalRequest.created_at)),
     Index("ix_microapp_created_at", col(MicroApp.created_at)),
+    # The connector's calls in a window, whichever app (the connector KPIs).
+    Index("ix_llm_usage_at", col(LlmUsage.at)),
 )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, String, and_, case, cast, exists, func, or_, select
+from sqlalchemy import Float, Integer, String, and_, case, cast, exists, func, or_, select, true
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement, Select
 from sqlmodel import Session, col
@@ -34,6 +34,7 @@ from orchestrator.db import session_scope
 from orchestrator.kpis import definitions
 from orchestrator.kpis.definitions import Definition
 from orchestrator.kpis.stats import Distribution, Figure, Scope, share
+from orchestrator.llm.models import LlmUsage, Outcome
 from orchestrator.reviews.models import ReviewFinding
 
 # The token service's provider name (orchestrator.credentials.tokens.builtin.BUILTIN).
@@ -42,6 +43,10 @@ EXPOSURE_CHECKS = ("secrets", "pii", "egress")
 REMEDIATION_RULES = ("secrets", "vulnerable-dependency")
 DECIDED = (ApprovalStatus.approved, ApprovalStatus.rejected, ApprovalStatus.changes_requested)
 GONE = (Stage.sunsetting, Stage.retired)
+# The egress review's findings of LLM traffic that does not go through an approved connector (the rules
+# the egress check marks `llm_egress`): a provider's API called directly, its SDK used without an approved
+# connector declared, or a connector declared that is not approved.
+LLM_BYPASS_RULES = ("llm-direct-endpoint", "llm-sdk-without-approved-connector", "llm-connector-not-approved")
 SERIES_INTERVALS = {"day": timedelta(days=1), "week": timedelta(weeks=1)}
 _APPROVE = AuditAction.lifecycle_approve.value
 
@@ -272,6 +277,63 @@ def scoped_token_share(ctx: _Ctx) -> Figure:
     )
 
 
+def llm_connector_share(ctx: _Ctx) -> Figure:
+    """Of the apps in production now that use an LLM, the share with no LLM traffic around an approved connector."""
+    used = select(col(LlmUsage.app_id).label("app_id")).where(ctx.in_window(col(LlmUsage.at))).distinct().subquery()
+    bypass = (
+        select(col(ReviewFinding.app_id).label("app_id"))
+        .where(
+            col(ReviewFinding.check) == "egress",
+            col(ReviewFinding.rule).in_(LLM_BYPASS_RULES),
+            col(ReviewFinding.allowed).is_(False),
+            col(ReviewFinding.resolved_at).is_(None),
+        )
+        .distinct()
+        .subquery()
+    )
+    declared = col(MicroApp.llm)["uses_llm"].as_boolean().is_(True)
+    uses = or_(used.c.app_id.is_not(None), bypass.c.app_id.is_not(None), declared)
+    through = and_(uses, bypass.c.app_id.is_(None))
+    stmt = (
+        select(
+            col(MicroApp.data_class),
+            func.count(),
+            func.coalesce(func.sum(case((uses, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((through, 1), else_=0)), 0),
+            func.count(used.c.app_id),
+            func.count(bypass.c.app_id),
+            func.coalesce(func.sum(case((declared, 1), else_=0)), 0),
+        )
+        .select_from(MicroApp)
+        .outerjoin(used, used.c.app_id == col(MicroApp.id))
+        .outerjoin(bypass, bypass.c.app_id == col(MicroApp.id))
+        .where(col(MicroApp.stage) == Stage.production, *ctx.app_filters())
+        .group_by(col(MicroApp.data_class))
+    )
+    keys = ("production_apps", "llm_apps", "through_connector", "with_connector_usage", "bypassing", "declared")
+    totals = dict.fromkeys(keys, 0)
+    breakdown: dict[str, dict[str, Any]] = {}
+    for data_class, *counts in ctx.session.execute(stmt):
+        row = dict(zip(keys, (int(c) for c in counts), strict=True))
+        for key in keys:
+            totals[key] += row[key]
+        if row["llm_apps"]:
+            label = _group_label(data_class)
+            breakdown[label] = {
+                "data_class": label,
+                "llm_apps": row["llm_apps"],
+                "through_connector": row["through_connector"],
+                "share": share(row["through_connector"], row["llm_apps"]),
+            }
+    return Figure(
+        id="llm_connector_share",
+        value=share(totals["through_connector"], totals["llm_apps"]),
+        count=totals["llm_apps"],
+        details=totals,
+        breakdown=dict(sorted(breakdown.items())),
+    )
+
+
 # ---------------------------------------------------------------- incidents and remediation
 
 
@@ -323,6 +385,92 @@ def exposure_findings(ctx: _Ctx) -> Figure:
         count=total,
         details=by_check,
         breakdown=dict(sorted(by_class.items())),
+    )
+
+
+def _json_pairs(ctx: _Ctx) -> Any:
+    """The (key, value) rows of `llm_usage.redactions`, as a table-valued function of each usage row."""
+    name = "json_each_text" if ctx.postgres else "json_each"
+    return getattr(func, name)(col(LlmUsage.redactions)).table_valued("key", "value").alias("redaction")
+
+
+def _some_redactions() -> ColumnElement[bool]:
+    """A cheap pre-filter: an empty `redactions` is stored as `{}` and holds nothing to unnest."""
+    return cast(col(LlmUsage.redactions), String) != "{}"
+
+
+def _has_values(ctx: _Ctx) -> ColumnElement[bool]:
+    """The usage row's redactions count at least one value (of any kind)."""
+    pairs = _json_pairs(ctx)
+    found = exists(select(pairs.c.key).where(cast(pairs.c.value, Integer) > 0))
+    return and_(_some_redactions(), found)
+
+
+def _llm_counts() -> dict[str, Any]:
+    return {
+        "calls": 0, "blocked": 0, "blocked_by_policy": 0, "blocked_for_data": 0, "refused_other": 0,
+        "redacted_calls": 0, "redacted_values": {}, "blocked_values": {},
+    }  # fmt: skip
+
+
+def _sum_of(condition: ColumnElement[bool]) -> Any:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def llm_blocks_redactions(ctx: _Ctx) -> Figure:
+    """Connector calls in the window that it blocked by policy or whose payload it redacted, per data class."""
+    # Blocked by policy: the calls the connector audits as `llm.blocked` (a 403, or data found in block mode).
+    blocked = col(LlmUsage.outcome) == Outcome.blocked
+    found = _has_values(ctx)
+    calls = (
+        select(
+            col(MicroApp.data_class),
+            func.count(),
+            _sum_of(blocked),
+            _sum_of(and_(blocked, col(LlmUsage.status_code) == 403)),
+            _sum_of(and_(blocked, found)),
+            _sum_of(and_(~blocked, found)),
+        )
+        .join(MicroApp, col(MicroApp.id) == col(LlmUsage.app_id))
+        .where(ctx.in_window(col(LlmUsage.at)), *ctx.app_filters())
+        .group_by(col(MicroApp.data_class))
+    )
+    pairs = _json_pairs(ctx)
+    amount = cast(pairs.c.value, Integer)
+    kinds = (
+        select(col(MicroApp.data_class), blocked.label("blocked"), pairs.c.key, func.sum(amount))
+        .select_from(LlmUsage)
+        .join(MicroApp, col(MicroApp.id) == col(LlmUsage.app_id))
+        .join(pairs, true())
+        .where(ctx.in_window(col(LlmUsage.at)), _some_redactions(), amount > 0, *ctx.app_filters())
+        .group_by(col(MicroApp.data_class), blocked, pairs.c.key)
+    )
+    groups: dict[str, dict[str, Any]] = defaultdict(_llm_counts)
+    for data_class, *numbers in ctx.session.execute(calls):
+        n, n_blocked, n_policy, n_data, n_redacted = (int(v) for v in numbers)
+        entry = groups[_group_label(data_class)]
+        entry.update(calls=n, blocked_by_policy=n_policy, blocked_for_data=n_data, redacted_calls=n_redacted)
+        entry["refused_other"] = n_blocked - n_policy - n_data
+    for data_class, was_blocked, kind, total in ctx.session.execute(kinds):
+        entry = groups[_group_label(data_class)]
+        entry["blocked_values" if was_blocked else "redacted_values"][str(kind)] = int(total)
+    totals = _llm_counts()
+    for entry in groups.values():
+        entry["blocked"] = entry["blocked_by_policy"] + entry["blocked_for_data"]
+        entry["count"] = entry["blocked"] + entry["redacted_calls"]
+        for key, value in entry.items():
+            if isinstance(value, dict):
+                for kind, n in value.items():
+                    totals[key][kind] = totals[key].get(kind, 0) + n
+            elif key != "count":
+                totals[key] += value
+    count = totals["blocked"] + totals["redacted_calls"]
+    return Figure(
+        id="llm_blocks_redactions",
+        value=float(count),
+        count=count,
+        details=totals,
+        breakdown={g: {"data_class": g, **e} for g, e in sorted(groups.items())},
     )
 
 
@@ -515,7 +663,9 @@ COMPUTE: dict[str, Callable[[_Ctx], Figure]] = {
     "time_to_approval_request": time_to_approval_request,
     "time_to_approve": time_to_approve,
     "scoped_token_share": scoped_token_share,
+    "llm_connector_share": llm_connector_share,
     "exposure_findings": exposure_findings,
+    "llm_blocks_redactions": llm_blocks_redactions,
     "time_to_remediate": time_to_remediate,
     "open_finding_age": open_finding_age,
     "onboarded_share": onboarded_share,
@@ -629,6 +779,16 @@ def _exposure_rows(ctx: _Ctx) -> Select[Any, Any]:
     )
 
 
+def _llm_intervention_rows(ctx: _Ctx) -> Select[Any, Any]:
+    """(at, usage id) of the calls `llm_blocks_redactions` counts: blocked with a 403, or with values found."""
+    policy_block = and_(col(LlmUsage.outcome) == Outcome.blocked, col(LlmUsage.status_code) == 403)
+    return (
+        select(col(LlmUsage.at).label("at"), col(LlmUsage.id).label("x"))
+        .join(MicroApp, col(MicroApp.id) == col(LlmUsage.app_id))
+        .where(ctx.in_window(col(LlmUsage.at)), or_(policy_block, _has_values(ctx)), *ctx.app_filters())
+    )
+
+
 def _audit_rows(*actions: AuditAction) -> Callable[[_Ctx], Select[Any, Any]]:
     def rows(ctx: _Ctx) -> Select[Any, Any]:
         return (
@@ -650,6 +810,7 @@ SERIES: dict[str, _SeriesSpec] = {
     "time_to_approve": _SeriesSpec(_timed_rows(_tta_rows), "duration"),
     "time_to_remediate": _SeriesSpec(_timed_rows(_ttr_rows), "duration"),
     "exposure_findings": _SeriesSpec(_exposure_rows, "count"),
+    "llm_blocks_redactions": _SeriesSpec(_llm_intervention_rows, "distinct"),
     "onboarded_share": _SeriesSpec(
         _registered_rows(AuditAction.lifecycle_approve), "share", lambda n, k: {"registered": n, "reached": k}
     ),

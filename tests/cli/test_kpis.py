@@ -35,7 +35,7 @@ def test_json_has_every_kpi_with_its_definition(built: str) -> None:
     figures = {k["id"]: k for k in json.loads(result.stdout)["kpis"]}
     assert figures["time_to_approve"]["details"]["median"] == 7200.0
     assert figures["extensions"]["details"] == {"granted": 1, "refused": 1}
-    assert figures["llm_connector_share"]["value"] is None and figures["llm_connector_share"]["reason"]
+    assert figures["finding_revocations"]["value"] is None and figures["finding_revocations"]["reason"]
 
 
 def test_csv_has_a_row_per_kpi_and_group(built: str) -> None:
@@ -55,7 +55,7 @@ def test_table_for_people(built: str) -> None:
     lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip() and line[0].isalpha()}
     assert "11.0 h" in lines["time_to_production"]
     assert "50.0 %" in lines["extensions"]
-    assert "LLM connector" in lines["llm_connector_share"]
+    assert "finding" in lines["finding_revocations"]
 
 
 @pytest.mark.parametrize(

@@ -38,9 +38,11 @@ def test_an_approver_sees_every_kpi_of_the_whole_catalog(built: TestClient, make
     assert figures["onboarded_share"]["definition"] == "docs/kpis.md#onboarded-share"
     assert figures["time_to_production"]["value"] == 39600.0
     assert figures["time_to_production"]["breakdown"]["internal"]["count"] == 2
-    connector = figures["llm_connector_share"]
-    assert (connector["value"], connector["count"], connector["status"]) == (None, None, "unavailable")
-    assert connector["reason"] == definitions.NEEDS_LLM_CONNECTOR
+    revocations = figures["finding_revocations"]
+    assert (revocations["value"], revocations["count"], revocations["status"]) == (None, None, "unavailable")
+    assert revocations["reason"] == definitions.BY_ID["finding_revocations"].unavailable_reason
+    connector = figures["llm_connector_share"]  # eps, the one app in production using an LLM, uses the connector
+    assert (connector["value"], connector["count"], connector["status"]) == (1.0, 1, "ok")
 
 
 def test_a_maker_sees_the_kpis_of_their_own_apps_only(built: TestClient, make_token: Callable[..., str]) -> None:
@@ -120,3 +122,65 @@ def test_no_token_is_401(client: TestClient) -> None:
     """The KPIs are not public."""
     assert client.get("/api/v1/kpis").status_code == 401
     assert client.get("/api/v1/kpis/series", params={"kpi": "time_to_production"}).status_code == 401
+
+
+def test_a_repeated_query_is_served_from_the_cache_and_says_how_old(
+    built: TestClient, make_token: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within KPI_CACHE_SECONDS the same query gets the same figures with their age; another query, its own."""
+    from orchestrator.config import get_settings
+
+    monkeypatch.setenv("KPI_CACHE_SECONDS", "3600")
+    get_settings.cache_clear()
+    approver = make_token("approver", "approver@example.com")
+    first = _get(built, approver, "/api/v1/kpis", **WINDOW).json()
+    assert first["age_seconds"] == 0.0
+    history.register("late", "public", "ops", "maker9@example.com", T0 + 6 * D)  # lands in the window
+    again = _get(built, approver, "/api/v1/kpis", **WINDOW).json()
+    assert again["computed_at"] == first["computed_at"] and again["age_seconds"] > 0
+    assert again["kpis"] == first["kpis"]  # the registration is not seen yet: the figures are as old as they say
+    # A maker asking the same window gets their own apps' figures, computed for them.
+    mine = {
+        k["id"]: k
+        for k in _get(built, make_token("maker", "maker1@example.com"), "/api/v1/kpis", **WINDOW).json()["kpis"]
+    }
+    assert mine["onboarded_share"]["details"] == {"registered": 3, "reached": 1}
+    series = _get(built, approver, "/api/v1/kpis/series", kpi="onboarded_share", **WINDOW).json()
+    assert series["age_seconds"] == 0.0 and series["points"][0]["count"] == 7  # computed now: six and `late`
+    assert _get(built, approver, "/api/v1/kpis/series", kpi="onboarded_share", **WINDOW).json()["age_seconds"] > 0
+    # Off: every request computes.
+    monkeypatch.setenv("KPI_CACHE_SECONDS", "0")
+    get_settings.cache_clear()
+    fresh = {k["id"]: k for k in _get(built, approver, "/api/v1/kpis", **WINDOW).json()["kpis"]}
+    assert fresh["onboarded_share"]["count"] == 7
+
+
+def test_concurrent_requests_for_one_query_share_one_computation() -> None:
+    """While a query is computed, requests for it wait and get the same response; another query is not held up."""
+    import threading
+    import time
+    from datetime import UTC, datetime
+
+    from orchestrator.http.kpis import KpiReport, KpiScope, ResponseCache
+
+    cache = ResponseCache(size=1)
+    calls: list[str] = []
+
+    def compute(name: str) -> KpiReport:
+        calls.append(name)
+        time.sleep(0.2)
+        at = datetime(2026, 3, 2, tzinfo=UTC)
+        return KpiReport(scope=KpiScope(from_=at, to=at), computed_at=at, kpis=[])
+
+    got: list[KpiReport] = []
+    threads = [threading.Thread(target=lambda: got.append(cache.get("a", 60, lambda: compute("a")))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert calls == ["a"] and len(got) == 4
+    assert {r.computed_at for r in got} == {datetime(2026, 3, 2, tzinfo=UTC)}
+    cache.get("b", 60, lambda: compute("b"))  # size 1: "a" is dropped
+    cache.get("a", 60, lambda: compute("a"))
+    assert calls == ["a", "b", "a"]
+    assert cache.get("a", 0, lambda: compute("a")) is not None and calls[-1] == "a" and len(calls) == 4

@@ -12,7 +12,8 @@ KPI tests can compute each expected figure by hand from the timeline below (T0 =
 |       |            |       |         | expiring T0+6d, expired T0+6d+1h (sunset)                            |
 | delta | restricted | ops   | maker2  | reg T0+3d; escalated +1h; extension refused T0+4d; retired T0+5d     |
 | eps   | public     | ops   | maker3  | reg T0-10d; approved directly T0+3d (no request); slack credential;  |
-|       |            |       |         | found inactive T0+4d                                                 |
+|       |            |       |         | found inactive T0+4d; LLM connector: 2 emails masked T0+3d+2h,       |
+|       |            |       |         | a model not allowed (blocked, 403) T0+5d                             |
 | zeta  | internal   | ops   | leaver  | reg T0-20d; approved directly T0-19d; owner left, orphaned T0+2d     |
 | eta   | regulated  | sales | maker1  | reg T0+6d (expires in 14 days); review T0+6d+1h with an open secret  |
 | theta | restricted | sales | maker3  | reg T0+6d+2h (expires in 30 days)                                    |
@@ -43,6 +44,8 @@ from orchestrator.clock import frozen_at
 from orchestrator.config import get_settings
 from orchestrator.credentials import service as credentials
 from orchestrator.db import session_scope
+from orchestrator.llm.models import LlmUsage, Outcome
+from orchestrator.llm.service import record_usage
 from orchestrator.reviews.checks.findings import Finding, ReviewResult, Severity, fingerprint
 from orchestrator.reviews.results import store_result
 from orchestrator.reviews.store import Job, claim, queue_review
@@ -123,6 +126,16 @@ def review(app_id: str, moment: datetime, findings: list[Finding]) -> None:
     at(moment, step)
 
 
+def llm_call(app_id: str, moment: datetime, outcome: Outcome, status: int, redactions: dict[str, int]) -> None:
+    """One call's usage row as the connector writes it (with its `llm.blocked` audit entry for a 403)."""
+    with frozen_at(moment):
+        row = LlmUsage(
+            app_id=app_id, provider="openai", endpoint="chat", model="gpt-4o-mini", status_code=status,
+            outcome=outcome, redactions=redactions,
+        )  # fmt: skip
+        record_usage(row, audit_reason="model not allowed" if status == 403 else None)
+
+
 S = finding("secrets", "aws-access-key", Severity.high, "S")
 V = finding("dependencies", "vulnerable-dependency", Severity.critical, "V")
 P = finding("pii", "pii-email", Severity.medium, "P")
@@ -176,6 +189,8 @@ def build() -> None:
         T0 + 4 * D,
         lambda s: audit.record(s, actor="policy", action=AuditAction.app_inactive, app_id="eps", reason="unused"),
     )
+    llm_call("eps", T0 + 3 * D + 2 * H, Outcome.ok, 200, {"email": 2})
+    llm_call("eps", T0 + 5 * D, Outcome.blocked, 403, {})
     builtin = FakeProvider("builtin")
     at(
         T0 + 2 * D,

@@ -92,13 +92,18 @@ def test_the_concurrent_report_is_the_same_report(built: str) -> None:
     assert concurrent == list(_report().values())
 
 
-def test_connector_kpis_are_null_with_a_reason(built: str) -> None:
-    """KPIs whose records do not exist yet report no number, and say why."""
+def test_unavailable_kpis_are_null_with_a_reason(built: str) -> None:
+    """A KPI whose records do not exist yet reports no number, and says why; the connector KPIs are computed."""
     got = _report()
-    for kpi in ("llm_connector_share", "llm_blocks_redactions"):
-        assert (got[kpi].value, got[kpi].count) == (None, None)
-        assert got[kpi].reason == definitions.NEEDS_LLM_CONNECTOR
-    assert got["finding_revocations"].value is None and got["finding_revocations"].reason
+    assert (got["finding_revocations"].value, got["finding_revocations"].count) == (None, None)
+    assert got["finding_revocations"].reason == definitions.BY_ID["finding_revocations"].unavailable_reason
+    # eps alone uses an LLM (alpha's direct endpoint was resolved), through the connector: one masked call,
+    # one blocked.
+    assert (got["llm_connector_share"].value, got["llm_connector_share"].count) == (1.0, 1)
+    llm = got["llm_blocks_redactions"]
+    assert (llm.value, llm.count) == (2.0, 2)
+    assert (llm.details["blocked_by_policy"], llm.details["redacted_values"]) == (1, {"email": 2})
+    assert list(llm.breakdown) == ["public"]
 
 
 def test_an_empty_window_has_counts_of_zero_and_no_rates(built: str) -> None:
@@ -161,7 +166,7 @@ def test_every_point_of_every_series_is_the_kpi_over_its_interval(built: str, in
                 window = Scope(start, end, team="ops")
                 expected = service.figure(session, kpi, window, policy=get_policy(), now=NOW)
                 assert (got.value, got.count) == (expected.value, expected.count), (kpi, start)
-                if expected.details and kpi not in ("retirements", "exposure_findings"):
+                if expected.details and kpi not in ("retirements", "exposure_findings", "llm_blocks_redactions"):
                     assert got.details == expected.details, (kpi, start)
 
 
