@@ -162,6 +162,7 @@ def kpis_page(
         nav=_nav(token),
         report=report,
         figures=report.kpis if report else [],
+        by_id={f.id: f for f in report.kpis} if report else {},
         charts=charts,
         reason=_reason,
         shown=shown,

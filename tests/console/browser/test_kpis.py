@@ -1,0 +1,55 @@
+"""End-to-end: the KPI page in headless Chromium against the running API on the demo catalog."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from orchestrator.kpis import definitions
+from tests.console.browser.conftest import LiveConsole, docs_screenshot, serious_violations, sign_in
+
+pytestmark = pytest.mark.slow
+
+
+def test_kpi_charts_render_with_their_tables(open_page: Any, live_console: LiveConsole) -> None:
+    """The nav leads to the KPIs; every windowed KPI is drawn on a canvas, and its table holds the API's values."""
+    from playwright.sync_api import expect
+
+    page = open_page(height=1200)
+    sign_in(page, live_console.tokens["alex"])
+    page.get_by_role("link", name="KPIs").click()
+    expect(page.get_by_role("heading", name="KPIs", exact=True)).to_be_visible()
+    charts = page.locator("figure.chart-card")
+    expect(charts).to_have_count(len(definitions.SERIES_IDS))
+    canvases = page.locator("figure.chart-card .chart canvas")
+    expect(canvases).to_have_count(len(definitions.SERIES_IDS))
+    box = canvases.first.bounding_box()
+    assert box is not None and box["width"] > 200 and box["height"] > 100
+    assert serious_violations(page) == []
+    docs_screenshot(page, "console-kpis")
+
+    window = page.locator("#window")
+    start, end = window.get_attribute("data-from"), window.get_attribute("data-to")
+    figure = page.locator("#chart-time_to_production")
+    table = figure.locator("table.series")
+    expect(table).to_be_hidden()  # inside a closed <details>
+    figure.get_by_text("Values as a table").click()
+    expect(table).to_be_visible()
+    shown = [cell.get_attribute("data-value") for cell in table.locator("td[data-value]").all()]
+    answer = httpx.get(
+        f"{live_console.url}/api/v1/kpis/series",
+        params={"kpi": "time_to_production", "interval": "week", "from": start, "to": end},
+        headers={"Authorization": f"Bearer {live_console.tokens['alex']}"},
+    )
+    assert answer.status_code == 200, answer.text
+    expected = [p["value"] for p in answer.json()["points"]]
+    assert [float(v) if v else None for v in shown] == expected
+    assert any(v is not None for v in expected), "the demo catalog should have apps approved in the window"
+
+    # a shorter window: one point a day, chosen in the form
+    page.get_by_label("Last").select_option("30")
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("#window")).to_contain_text("one point per day")
+    expect(page.locator("figure.chart-card .chart canvas")).to_have_count(len(definitions.SERIES_IDS))
