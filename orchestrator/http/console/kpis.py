@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
@@ -135,7 +135,9 @@ def kpis_page(
     if interval not in ("auto", "day", "week"):
         errors["interval"] = "Choose day, week or automatic."
         interval = "auto"
-    step = interval if interval != "auto" else ("day" if until - since <= DAY_INTERVAL_UP_TO else "week")
+    step: Literal["day", "week"] = "day" if until - since <= DAY_INTERVAL_UP_TO else "week"
+    if interval in ("day", "week"):
+        step = "day" if interval == "day" else "week"
     policy = get_policy()
     report: kpis_api.KpiReport | None = None
     charts: list[dict[str, Any]] = []
@@ -144,7 +146,7 @@ def kpis_page(
             report = kpis_api.kpis(token, policy, since, until, None, None)
             with session_scope(write=False) as db:
                 for kpi in definitions.SERIES_IDS:
-                    found = kpis_api.kpi_series(db, token, policy, kpi, step, since, until, None, None)  # type: ignore[arg-type]
+                    found = kpis_api.kpi_series(db, token, policy, kpi, step, since, until, None, None)
                     definition = definitions.get(kpi)
                     charts.append(_chart(found, definition.title, definition.unit))
         except ValidationFailed as exc:

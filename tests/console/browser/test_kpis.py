@@ -1,4 +1,4 @@
-"""End-to-end: the KPI page in headless Chromium against the running API on the demo catalog."""
+"""End-to-end: the KPI and orphans pages in headless Chromium against the running API on the demo catalog."""
 
 from __future__ import annotations
 
@@ -53,3 +53,16 @@ def test_kpi_charts_render_with_their_tables(open_page: Any, live_console: LiveC
     page.get_by_role("button", name="Show").click()
     expect(page.locator("#window")).to_contain_text("one point per day")
     expect(page.locator("figure.chart-card .chart canvas")).to_have_count(len(definitions.SERIES_IDS))
+
+
+def test_orphans_show_their_hand_over_step(open_page: Any, live_console: LiveConsole) -> None:
+    """The demo's orphaned app shows its step in the hand-over chain, in a page with no serious axe violation."""
+    from playwright.sync_api import expect
+
+    page = open_page()
+    sign_in(page, live_console.tokens["alex"])
+    page.get_by_role("link", name="Orphans").click()
+    steps = page.locator("td.handover[data-step]")
+    expect(steps.first).to_be_visible()
+    assert steps.first.get_attribute("data-step") in ("manager_asked", "it_group_asked", "grace_period", "suspended")
+    expect(page.get_by_role("heading", name="Taken over by a co-owner (last 30 days)")).to_be_visible()
