@@ -54,6 +54,13 @@ def test_kpi_charts_render_with_their_tables(open_page: Any, live_console: LiveC
     expect(page.locator("#window")).to_contain_text("one point per day")
     expect(page.locator("figure.chart-card .chart canvas")).to_have_count(len(definitions.SERIES_IDS))
 
+    phone = open_page(width=390, height=844)
+    sign_in(phone, live_console.tokens["alex"])
+    phone.goto("/console/kpis")
+    expect(phone.locator("figure.chart-card .chart canvas")).to_have_count(len(definitions.SERIES_IDS))
+    width = phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= 400, f"the KPI page scrolls sideways on a phone ({width}px)"
+
 
 def test_orphans_show_their_hand_over_step(open_page: Any, live_console: LiveConsole) -> None:
     """The demo's orphaned app shows its step in the hand-over chain, in a page with no serious axe violation."""
