@@ -34,6 +34,7 @@ PAGES = [
     "/console/orphans",
     "/console/audit",
     "/console/operations",
+    "/console/kpis",
     "/docs",
 ]
 

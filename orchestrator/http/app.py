@@ -57,6 +57,7 @@ def routers() -> list[APIRouter]:
         usage,
     )
     from orchestrator.http.console import assets as console_assets
+    from orchestrator.http.console import kpis as console_kpis
     from orchestrator.http.console import pages as console_pages
 
     modules = (
@@ -78,5 +79,6 @@ def routers() -> list[APIRouter]:
         usage,
         console_assets,
         console_pages,
+        console_kpis,
     )
     return [module.router for module in modules]

@@ -27,7 +27,7 @@ from orchestrator.audit import service as audit
 from orchestrator.audit.models import AuditEntry
 from orchestrator.auth.models import ApiToken, Role
 from orchestrator.auth.service import authenticate, authenticate_id, require_role
-from orchestrator.catalog import lifecycle
+from orchestrator.catalog import handover, lifecycle
 from orchestrator.catalog import service as catalog
 from orchestrator.catalog.lifecycle import Stage
 from orchestrator.catalog.models import DataClass, MicroApp, Person
@@ -614,9 +614,12 @@ def expiring_page(request: Request, days: int = 30) -> Response:
     return page(request, cs, "expiring.html", title="Expiring", nav=_nav(token), apps=rows, days=days)
 
 
+TAKEOVER_DAYS = 30
+
+
 @router.get(PREFIX + "/orphans")
 def orphans_page(request: Request) -> Response:
-    """Orphaned and suspended apps grouped by former owner and their manager, with a transfer form."""
+    """Orphaned and suspended apps by former owner and manager: hand-over step and deadline, a transfer form."""
     cs = _session(request)
     token = _viewer(request, cs)
     with session_scope(write=False) as db:
@@ -626,11 +629,30 @@ def orphans_page(request: Request) -> Response:
         ]
         owners = {a.owner for a in rows}
         people = {p.email: p for p in db.exec(select(Person).where(col(Person.email).in_(list(owners)))).all()}
+        models = db.exec(select(MicroApp).where(col(MicroApp.id).in_([a.id for a in rows]))).all()
+        chain = handover.positions(db, models)
+        since = clock.utcnow() - timedelta(days=TAKEOVER_DAYS)
+        takeovers = handover.co_owner_takeovers(db, since)
+        taken = {a.id: a for a in db.exec(select(MicroApp).where(col(MicroApp.id).in_([t.app_id for t in takeovers])))}
+        viewer = (token.person_email or "") if Role(token.role) is Role.maker else None
+        takeovers = [t for t in takeovers if t.app_id in taken and (viewer is None or viewer in taken[t.app_id].owners)]
+        names = {app_id: app.name for app_id, app in taken.items()}
     groups: dict[tuple[str, str], list[Any]] = {}
     for app in rows:
         manager = people[app.owner].manager_email if app.owner in people else None
         groups.setdefault((app.owner, manager or "—"), []).append(app)
-    return page(request, cs, "orphans.html", title="Orphans", nav=_nav(token), groups=sorted(groups.items()))
+    return page(
+        request,
+        cs,
+        "orphans.html",
+        title="Orphans",
+        nav=_nav(token),
+        groups=sorted(groups.items()),
+        chain=chain,
+        takeovers=takeovers,
+        names=names,
+        takeover_days=TAKEOVER_DAYS,
+    )
 
 
 # ---------------------------------------------------------------- audit
