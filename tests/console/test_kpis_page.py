@@ -113,9 +113,10 @@ def test_null_kpis_show_their_reason_not_zero(built: TestClient, make_token: Cal
     """An unavailable KPI says why; an empty interval of a series says there was nothing, not 0."""
     sign_in(built, make_token("admin", "it-platform@example.com"))
     html = _page(built)
-    value, count, text = figures_of(html)["llm_connector_share"]
+    value, count, text = figures_of(html)["finding_revocations"]
     assert (value, count) == (None, None)
-    assert definitions.NEEDS_LLM_CONNECTOR in text and "0" not in text
+    reason = definitions.get("finding_revocations").unavailable_reason
+    assert reason and reason in text and "0" not in text
     assert "no value: nothing in this day" in html
     empty = built.get("/console/kpis", params={"from": (T0 - 400 * D).isoformat(), "to": (T0 - 300 * D).isoformat()})
     assert figures_of(empty.text)["time_to_production"][2].startswith("no value: nothing to measure")

@@ -143,10 +143,10 @@ def kpis_page(
     charts: list[dict[str, Any]] = []
     if not errors:
         try:
-            report = kpis_api.kpis(token, policy, since, until, None, None)
+            report = kpis_api.kpis(request, token, policy, since, until, None, None)
             with session_scope(write=False) as db:
                 for kpi in definitions.SERIES_IDS:
-                    found = kpis_api.kpi_series(db, token, policy, kpi, step, since, until, None, None)
+                    found = kpis_api.kpi_series(request, db, token, policy, kpi, step, since, until, None, None)
                     definition = definitions.get(kpi)
                     charts.append(_chart(found, definition.title, definition.unit))
         except ValidationFailed as exc:
