@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -117,6 +118,12 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     migrate(f"sqlite:///{path}")
     reset_engines()
+    # Copies take the main file only: fold the write-ahead log into it and leave WAL mode, so a copy
+    # never misses what a still-open connection had not checkpointed yet.
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("PRAGMA journal_mode=DELETE")
+    conn.close()
     return path
 
 
