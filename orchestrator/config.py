@@ -317,11 +317,6 @@ class Settings(BaseSettings):
         description="A JSON export of the IdP's users (a SCIM ListResponse or a list of Users) to reconcile "
         "against instead of IDP_SCIM_URL",
     )
-    idp_reconcile_seconds: float = Field(
-        default=0,
-        ge=0,
-        description="How often the scheduler reconciles catalogued people with the IdP's active users (0: off)",
-    )
     idp_reconcile_max_fraction: float = Field(
         default=0.1,
         gt=0,

@@ -52,7 +52,7 @@ JOBS: list[Job] = [
         run_at_start=True,
     ),
     # Catalogued people the identity provider no longer lists as active (missed hooks): owner.left.
-    Job(id="reconcile-idp", method="reconcile_idp", interval_setting="idp_reconcile_seconds"),
+    Job(id="reconcile-idp", method="reconcile_idp", interval_setting="", interval_policy_hours="idp_reconcile_hours"),
     # The OSV advisory sets (orchestrator advisories sync), every policy `advisories_sync_hours` (24).
     Job(
         id="sync-advisories",

@@ -213,6 +213,12 @@ class Policy(_Strict):
     advisories_sync_hours: float = Field(
         default=24, ge=0, description="how often the scheduler's leader syncs the advisory sets from OSV (0: never)"
     )
+    idp_reconcile_hours: float = Field(
+        default=0,
+        ge=0,
+        description="how often the scheduler's leader reconciles catalogued people with the IdP's active users "
+        "(IDP_SCIM_URL or IDP_USERS_FILE; 0: never)",
+    )
 
     @field_validator("data_classes")
     @classmethod

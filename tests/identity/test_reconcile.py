@@ -170,9 +170,11 @@ def test_reconcile_from_an_export_file(db_url: str, tmp_path: Path, monkeypatch:
 
 
 def test_the_scheduler_runs_reconciliation_as_a_leader_job() -> None:
-    """The job is declared with its interval setting and names an engine method."""
-    from schedules.engine import TimerEngine
+    """The job's interval is the policy's idp_reconcile_hours (off by default) and it names an engine method."""
+    from orchestrator.config import get_settings
+    from schedules.engine import TimerEngine, job_interval_seconds
     from schedules.jobs import JOBS
 
     [job] = [j for j in JOBS if j.id == "reconcile-idp"]
-    assert job.interval_setting == "idp_reconcile_seconds" and callable(getattr(TimerEngine, job.method))
+    assert job.interval_policy_hours == "idp_reconcile_hours" and callable(getattr(TimerEngine, job.method))
+    assert job_interval_seconds(job, get_settings()) == 0
