@@ -52,9 +52,12 @@ run: install
 	$(BIN)/orchestrator up
 
 ## test: the whole suite against real Redis and PostgreSQL (PYTEST_ARGS="-k name" to narrow it)
+# Two pytest-xdist workers, a module's tests kept together (each worker has its own PostgreSQL
+# database and Redis db); TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
 # pytest exits 5 when it collected nothing: say so plainly rather than leave a bare "Error 5".
 test: dev-install ensure-services
-	@status=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+	@status=0; $(BIN)/python -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then \
 		echo "make test: pytest collected no tests (exit 5); check PYTEST_ARGS='$(PYTEST_ARGS)' and tests/" >&2; \
 	fi; \

@@ -6,7 +6,7 @@ file instead (see `orchestrator.catalog.policy`).
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
@@ -459,7 +459,31 @@ def local_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read once; tests call `get_settings.cache_clear()`."""
-    return Settings()
+class _SettingsCache:
+    """`get_settings`: the settings read once per process, `cache_clear()` to read them again.
+
+    Reading and storing happen under one lock with clearing, so a thread that began reading the
+    environment before it changed cannot store what it read after a `cache_clear()` (functools'
+    caches store a late result over a newer one).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: Settings | None = None
+
+    def __call__(self) -> Settings:
+        value = self._value
+        if value is not None:
+            return value
+        with self._lock:
+            if self._value is None:
+                self._value = Settings()
+            return self._value
+
+    def cache_clear(self) -> None:
+        """Forget the settings read; the next call reads the environment again."""
+        with self._lock:
+            self._value = None
+
+
+get_settings = _SettingsCache()

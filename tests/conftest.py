@@ -160,8 +160,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
         DATA_DIR=str(tmp_path / "var"),
     )
     yield url
+    _quiesce()
+
+
+def _quiesce() -> None:
+    """Let this test's background writes finish before its settings are undone, then drop its engines."""
+    from orchestrator.credentials.usage import wait_idle
     from orchestrator.db import reset_engines
 
+    wait_idle()
     reset_engines()
 
 
@@ -194,7 +201,10 @@ def redis_url() -> str:
     """A Redis URL on a database number of this session's own (never flushed wholesale)."""
     import redis
 
-    db = int(os.environ.get("REDIS_TEST_DB", random.randint(1, 15)))
+    # Under pytest-xdist each worker takes a database of its own (gw0 → 2, gw1 → 3, …).
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    default = 2 + int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else random.randint(1, 15)
+    db = int(os.environ.get("REDIS_TEST_DB", default))
     url = f"{REDIS_BASE_URL}/{db}"
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
