@@ -15,8 +15,6 @@ the API computes it itself, at most once per that interval.
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -36,6 +34,7 @@ from orchestrator.clock import utcnow
 from orchestrator.config import Settings, get_settings
 from orchestrator.db import session_scope
 from orchestrator.http.deps import ReadSession, role_at_least
+from orchestrator.http.snapshots import LocalSnapshot
 from orchestrator.logs import get_logger
 from orchestrator.tasks import QUEUES
 
@@ -137,28 +136,12 @@ _OPERATION_HELP = {
 }
 
 
-class _LocalSnapshot:
-    """The snapshot computed in this process, reused until it is `max_age` seconds old."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._value: dict[str, Any] | None = None
-        self._taken = 0.0
-
-    def get(self, max_age: float) -> dict[str, Any]:
-        with self._lock:  # one computation at a time; concurrent scrapes wait for it and share it
-            if self._value is None or time.monotonic() - self._taken >= max_age:
-                with session_scope(write=False) as session:
-                    self._value = invariants.snapshot(session)
-                self._taken = time.monotonic()
-            return self._value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._value = None
+def _compute_snapshot() -> dict[str, Any]:
+    with session_scope(write=False) as session:
+        return invariants.snapshot(session)
 
 
-_local = _LocalSnapshot()
+_local = LocalSnapshot(_compute_snapshot)
 
 
 def current_snapshot(settings: Settings) -> dict[str, Any]:

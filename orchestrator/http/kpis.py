@@ -35,6 +35,7 @@ from orchestrator.config import Settings, get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import ValidationFailed
 from orchestrator.http.deps import CurrentToken, PolicyDep, ReadSession
+from orchestrator.http.snapshots import LocalSnapshot
 from orchestrator.kpis import definitions, gauges, service
 from orchestrator.kpis.stats import Scope
 from orchestrator.logs import get_logger
@@ -273,30 +274,12 @@ def kpi_series(
 _DEFAULT_REFRESH_SECONDS = 300.0
 
 
-class _LocalSnapshot:
-    """The snapshot computed in this process (no Redis), reused until it is `max_age` seconds old."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._value: dict[str, Any] | None = None
-        self._taken = 0.0
-
-    def get(self, settings: Settings, max_age: float) -> dict[str, Any]:
-        with self._lock:  # one computation at a time; concurrent scrapes wait for it and share it
-            if self._value is None or time.monotonic() - self._taken >= max_age:
-                with session_scope(write=False) as session:
-                    self._value = gauges.snapshot(
-                        session, policy=get_policy(), window_days=settings.kpi_metrics_window_days
-                    )
-                self._taken = time.monotonic()
-            return self._value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._value = None
+def _compute_snapshot() -> dict[str, Any]:
+    with session_scope(write=False) as session:
+        return gauges.snapshot(session, policy=get_policy(), window_days=get_settings().kpi_metrics_window_days)
 
 
-_local = _LocalSnapshot()
+_local = LocalSnapshot(_compute_snapshot)
 
 
 def current_snapshot(settings: Settings) -> dict[str, Any]:
@@ -306,7 +289,7 @@ def current_snapshot(settings: Settings) -> dict[str, Any]:
         published = gauges.load(url)
         if published is not None:
             return published
-    return _local.get(settings, settings.kpi_metrics_seconds or _DEFAULT_REFRESH_SECONDS)
+    return _local.get(settings.kpi_metrics_seconds or _DEFAULT_REFRESH_SECONDS)
 
 
 class KpiCollector(Collector):
