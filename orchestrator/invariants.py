@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
+from orchestrator import redis_snapshots
 from orchestrator.approvals.models import ApprovalKind, ApprovalRequest, ApprovalStatus
 from orchestrator.audit import service as audit
 from orchestrator.audit.models import AuditEntry
@@ -500,26 +501,9 @@ def snapshot(session: Session, *, now: datetime | None = None, policy: Policy | 
 
 def publish_snapshot(redis_url: str, value: dict[str, Any], *, ttl_seconds: float) -> None:
     """Leave `value` in Redis for the API processes; it lapses if the scheduler stops refreshing it."""
-    import json
-
-    import redis
-
-    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        client.set(SNAPSHOT_KEY, json.dumps(value), px=max(1, int(ttl_seconds * 1000)))
-    finally:
-        client.close()
+    redis_snapshots.publish(redis_url, SNAPSHOT_KEY, value, ttl_seconds=ttl_seconds)
 
 
 def load_snapshot(redis_url: str) -> dict[str, Any] | None:
     """The snapshot the scheduler published last, or None when there is none (or it lapsed)."""
-    import json
-
-    import redis
-
-    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        raw = client.get(SNAPSHOT_KEY)
-    finally:
-        client.close()
-    return json.loads(raw) if raw else None
+    return redis_snapshots.load(redis_url, SNAPSHOT_KEY)

@@ -8,12 +8,12 @@ API computes it itself, at most once per interval (orchestrator.http.kpis).
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
 from sqlmodel import Session
 
+from orchestrator import redis_snapshots
 from orchestrator.catalog.policy import Policy
 from orchestrator.clock import utcnow
 from orchestrator.kpis import service
@@ -36,22 +36,9 @@ def snapshot(session: Session, *, policy: Policy, window_days: int) -> dict[str,
 
 def publish(redis_url: str, value: dict[str, Any], *, ttl_seconds: float) -> None:
     """Leave the snapshot in Redis for the API processes; it lapses if the scheduler stops refreshing it."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        client.set(SNAPSHOT_KEY, json.dumps(value), px=max(1, int(ttl_seconds * 1000)))
-    finally:
-        client.close()
+    redis_snapshots.publish(redis_url, SNAPSHOT_KEY, value, ttl_seconds=ttl_seconds)
 
 
 def load(redis_url: str) -> dict[str, Any] | None:
     """The snapshot the scheduler published last, or None when there is none (or it lapsed)."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        raw = client.get(SNAPSHOT_KEY)
-    finally:
-        client.close()
-    return json.loads(raw) if raw else None
+    return redis_snapshots.load(redis_url, SNAPSHOT_KEY)
