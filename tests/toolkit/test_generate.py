@@ -82,7 +82,7 @@ def test_generated_app_has_every_part(generated: Path) -> None:
         assert (generated / rel).is_file(), rel
     workflow = yaml.safe_load((generated / ".github/workflows/ci.yml").read_text())
     steps = " ".join(str(s.get("run", "")) for s in workflow["jobs"]["test-and-review"]["steps"])
-    assert "pytest" in steps and "orchestrator review ." in steps
+    assert "pytest" in steps and "microapp-review ." in steps
     assert "microapp-review" in (generated / ".pre-commit-config.yaml").read_text()
     assert not list(generated.rglob("*.tmpl"))
 

@@ -188,8 +188,9 @@ def test_json_and_sarif_together_is_bad_input(tmp_path: Path) -> None:
 def test_pre_commit_hook_definition() -> None:
     hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
     hook = next(h for h in hooks if h["id"] == "microapp-review")
-    assert hook["entry"] == "orchestrator review ."
-    assert hook["pass_filenames"] is False
+    # the light command, on the staged files pre-commit passes; pre-commit installs nothing (see the file)
+    assert hook["entry"] == "microapp-review --files"
+    assert hook["language"] == "system" and hook["pass_filenames"] is True
 
 
 def test_a_maker_without_a_data_dir_caches_advisories_in_the_user_cache(

@@ -36,7 +36,13 @@ from orchestrator.reviews.checks.advisories import (
     version_in_range,
 )
 from orchestrator.reviews.checks.advisory_sets import ECOSYSTEM_LABELS, ECOSYSTEMS, AdvisoryIndex, build_index
+
+# The file names live in a module of their own so that the engine can tell a dependency file without
+# loading this one (packaging, the advisory index): see engine.py.
+from orchestrator.reviews.checks.dependency_files import _SBOM_NAMES, _SBOM_SUFFIXES, LOCKFILE_NAMES, is_dependency_file
 from orchestrator.reviews.checks.findings import Finding, Severity, fingerprint
+
+__all__ = ["LOCKFILE_NAMES", "Dependency", "check_dependencies", "collect_dependencies", "is_dependency_file"]
 
 CHECK = "dependencies"
 _STRICT_CLASSES = ("restricted", "regulated")
@@ -54,31 +60,6 @@ class Dependency:
     spec: str  # what the file says
     file: str
     locked: bool = False
-
-
-LOCKFILE_NAMES: tuple[str, ...] = (
-    "package-lock.json",
-    "npm-shrinkwrap.json",
-    "yarn.lock",
-    "pnpm-lock.yaml",
-    "poetry.lock",
-    "uv.lock",
-    "Pipfile.lock",
-)
-_SBOM_SUFFIXES = (".cdx.json", ".spdx.json")
-_SBOM_NAMES = ("bom.json", "sbom.json")
-
-
-def is_dependency_file(rel: str) -> bool:
-    """Whether a path (relative, POSIX) is one of the manifests, lockfiles or SBOMs this check parses."""
-    path = PurePosixPath(rel)
-    name = path.name
-    return (
-        (name.startswith(("requirements", "constraints")) and name.endswith((".txt", ".in")))
-        or name in ("pyproject.toml", "package.json", *LOCKFILE_NAMES, *_SBOM_NAMES)
-        or name.endswith(_SBOM_SUFFIXES)
-        or (path.parent.name == "requirements" and name.endswith((".txt", ".in")))
-    )
 
 
 def _pep508(line: str, file: str) -> Dependency | None:
