@@ -103,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         shims = Path(tmp) / "bin"
         shims.mkdir()
         env = {**os.environ, "PRE_COMMIT_HOME": str(Path(tmp) / "pre-commit-home")}
+        # An installed tool has its bytecode compiled (pip does it); a checkout without it would time the
+        # compiler, not the hook.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         if args.light_venv:
             review = [str(args.light_venv / "bin" / "microapp-review")]
             env.pop("PYTHONPATH", None)
