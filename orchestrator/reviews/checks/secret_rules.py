@@ -3,9 +3,9 @@
 Each rule names the lower-case literals (`anchors`) one of which must occur on a line before its
 regular expression runs there; that prefilter is what keeps the scan fast. Rules without anchors run
 over the whole text and must start with a cheap literal or character class. Where detect-secrets has
-a maintained plugin for a format we do not cover otherwise, its compiled expressions are used as they
-are (`source` names the plugin). The secret is the named group `s`, else the first group that matched,
-else the whole match.
+a maintained plugin for a format we do not cover otherwise, its expressions are used as they are
+(`source` names the plugin; copied in secret_rules_ds.py, so the light install needs no detect-secrets).
+The secret is the named group `s`, else the first group that matched, else the whole match.
 """
 
 from __future__ import annotations
@@ -16,14 +16,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from detect_secrets.plugins.cloudant import CloudantDetector
-from detect_secrets.plugins.discord import DiscordBotTokenDetector
-from detect_secrets.plugins.ibm_cloud_iam import IbmCloudIamDetector
-from detect_secrets.plugins.ibm_cos_hmac import IbmCosHmacDetector
-from detect_secrets.plugins.npm import NpmDetector
-from detect_secrets.plugins.softlayer import SoftlayerDetector
-
 from orchestrator.reviews.checks.findings import Severity
+from orchestrator.reviews.checks.secret_rules_ds import DENYLISTS
 from orchestrator.reviews.checks.secret_values import mixed_alnum, shannon_entropy
 
 
@@ -60,6 +54,11 @@ class Rule:
 
 L = r"(?<![A-Za-z0-9_])"  # left boundary: not inside a longer word
 R = r"(?![A-Za-z0-9_])"  # right boundary
+
+
+def _denylist(plugin: str) -> list[re.Pattern[str]]:
+    """A detect-secrets plugin's denylist, compiled as the plugin compiles it (secret_rules_ds.py)."""
+    return [re.compile(p, re.IGNORECASE if ci else 0) for p, ci in DENYLISTS[plugin]]
 
 
 def _r(
@@ -598,11 +597,11 @@ RULES: tuple[Rule, ...] = (
             min_entropy=3.0,
             source="detect-secrets:IbmCloudIamDetector",
         )
-        for i, p in enumerate(IbmCloudIamDetector.denylist)
+        for i, p in enumerate(_denylist("IbmCloudIamDetector"))
     ),
     *(
         Rule(f"ibm-cos-hmac-{i}", "ibm", p, ("secret",), source="detect-secrets:IbmCosHmacDetector")
-        for i, p in enumerate(IbmCosHmacDetector.denylist)
+        for i, p in enumerate(_denylist("IbmCosHmacDetector"))
     ),
     *(
         Rule(
@@ -612,7 +611,7 @@ RULES: tuple[Rule, ...] = (
             ("softlayer", "sl_", "sl-", "slapi", "slkey", "slpass", "slpwd", "sltoken"),
             source="detect-secrets:SoftlayerDetector",
         )
-        for i, p in enumerate(SoftlayerDetector.denylist)
+        for i, p in enumerate(_denylist("SoftlayerDetector"))
     ),
     *(
         Rule(
@@ -622,17 +621,17 @@ RULES: tuple[Rule, ...] = (
             ("cloudant", "clou", "cl_", "cl-", "clapi", "clkey", "clpw", "clpass", "cltoken"),
             source="detect-secrets:CloudantDetector",
         )
-        for i, p in enumerate(CloudantDetector.denylist)
+        for i, p in enumerate(_denylist("CloudantDetector"))
     ),
     *(
         Rule(f"npm-auth-token-{i}", "npm", p, ("_authtoken",), source="detect-secrets:NpmDetector")
-        for i, p in enumerate(NpmDetector.denylist)
+        for i, p in enumerate(_denylist("NpmDetector"))
     ),
     *(
         Rule(
             f"discord-bot-token-{i}", "discord", p, (), min_entropy=3.5, source="detect-secrets:DiscordBotTokenDetector"
         )
-        for i, p in enumerate(DiscordBotTokenDetector.denylist)
+        for i, p in enumerate(_denylist("DiscordBotTokenDetector"))
     ),
 )
 
