@@ -13,7 +13,8 @@ shared machine shows in both; medians and the ratio to the baseline are printed:
   and its advisory index load only then);
 - `pre-commit run`: the whole `pre-commit run microapp-review` of the app (pre-commit's own start, its
   stash of unstaged changes, the hook) through a `.pre-commit-config.yaml` with this repository's hook;
-- `whole folder (before)`: `orchestrator review .`, the hook's entry before this change, for comparison.
+- `orchestrator review .`: the whole folder through the full CLI, the hook's entry before microapp-review
+  (`--before DIR` times it from an older source tree as well).
 """
 
 from __future__ import annotations
@@ -99,6 +100,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--staged", type=int, default=5, help="files changed and staged (default 5)")
     parser.add_argument("--runs", type=int, default=5, help="runs of each command; the median is printed")
     parser.add_argument("--light-venv", type=Path, help="a venv with only microapp-review installed")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a source tree (e.g. `git archive` of an older commit) whose `orchestrator review .` is timed too",
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="hook-bench-") as tmp:
@@ -150,13 +156,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         rows.append(("pre-commit run (whole)", *timed(pre_commit, cwd=root, env=env, runs=args.runs)))
         orchestrator = shutil.which("orchestrator", path=str(BIN))
         if orchestrator:
-            old_env = {**env, "PYTHONPATH": str(REPO)}
-            rows.append(
-                (
-                    "whole folder (before): orchestrator review .",
-                    *timed([orchestrator, "review", "."], cwd=root, env=old_env, runs=args.runs),
-                )
-            )
+            trees = [("this checkout", REPO)] + ([("--before", args.before.resolve())] if args.before else [])
+            for label, tree in trees:
+                tree_env = {**env, "PYTHONPATH": str(tree)}
+                cmd = [orchestrator, "review", "."]
+                rows.append((f"orchestrator review . ({label})", *timed(cmd, cwd=root, env=tree_env, runs=args.runs)))
 
     print(f"app: {len(files)} files, {len(staged_now)} staged; {args.runs} runs each; median wall time")
     print(f"review from: {args.light_venv or 'this checkout (' + sys.executable + ')'}")

@@ -130,7 +130,15 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def main() -> None:
     """Console script entry point: `microapp-review`."""
-    sys.exit(run())
+    try:
+        code = run()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`microapp-review . | head`): no traceback; the rest of the output goes
+        # nowhere (the recipe of the Python docs, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    sys.exit(code)
 
 
 if __name__ == "__main__":
