@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, FastAPI, Request
@@ -42,7 +42,7 @@ from orchestrator.http.console import oidc
 from orchestrator.http.console import session as sessions
 from orchestrator.http.console.render import page
 from orchestrator.http.console.session import ConsoleSession
-from orchestrator.http.schemas import ExtensionBody, OwnerBody, ReasonBody
+from orchestrator.http.schemas import AppRead, ExtensionBody, OwnerBody, ReasonBody
 from orchestrator.logs import get_logger
 from orchestrator.reviews.models import Review
 from orchestrator.reviews.store import NOT_REVIEWED
@@ -52,9 +52,24 @@ router = APIRouter(include_in_schema=False)
 log = get_logger(__name__)
 PREFIX = "/console"
 PAGE_SIZE = 50
-SortKey = Literal["id", "name", "expires"]
-SORT_KEYS: dict[str, SortKey] = {"id": "id", "name": "name", "expires": "expires"}
-SORT_LABELS = {"id": "Id", "name": "Name (A–Z)", "expires": "Expiry (soonest first)"}
+SORT_LABELS = {
+    "id": "Id",
+    "name": "Name (A–Z)",
+    "stage": "Stage (lifecycle order)",
+    "expires": "Expiry (soonest first)",
+    "last_used": "Last used (most recent first)",
+}
+SORT_KEYS: dict[str, str] = {key: key for key in SORT_LABELS}
+
+
+def _listing(
+    db: Any, token: ApiToken, *, cursor: str | None = None, limit: int = PAGE_SIZE, sort: str = "id", **filters: Any
+) -> tuple[list[AppRead], str | None]:
+    """One page of apps as GET /api/v1/apps lists them for `token` (same filter, same service), and the next cursor."""
+    apps, next_cursor = catalog.list_apps(
+        db, apps_api.app_filter(token, **filters), cursor=cursor, limit=limit, sort=sort
+    )
+    return [AppRead.of(a) for a in apps], next_cursor
 
 
 class SignInRequired(Exception):
@@ -310,17 +325,16 @@ def catalog_page(
             cs.say("error", f"“{expiring_before[:40]}” is not a date (use YYYY-MM-DD); the filter was left out.")
     try:
         with session_scope(write=False) as db:
-            result = apps_api.list_apps(
+            items, next_cursor = _listing(
                 db,
                 token,
-                filters["stage"],
-                filters["owner"],
-                filters["data_class"],
-                before,
-                cursor or None,
-                PAGE_SIZE,
-                filters["q"],
-                SORT_KEYS.get(sort, "id"),
+                stage=filters["stage"],
+                owner=filters["owner"],
+                data_class=filters["data_class"],
+                expiring_before=before,
+                text=filters["q"],
+                cursor=cursor or None,
+                sort=SORT_KEYS.get(sort, "id"),
             )
             counts = catalog.count_by_stage(
                 db,
@@ -332,19 +346,19 @@ def catalog_page(
                     text=filters["q"],
                 ),
             )
-            verdicts = _latest_verdicts(db, [a.id for a in result.items])
+            verdicts = _latest_verdicts(db, [a.id for a in items])
     except ValidationFailed:
         cs.say("error", "That page link is out of date; showing the first page.")
         return _back(PREFIX + "/", cs)
     query = {k: v for k, v in (request.query_params.items()) if k != "cursor" and v}
-    next_url = f"{PREFIX}/?" + urlencode({**query, "cursor": result.next_cursor}) if result.next_cursor else None
+    next_url = f"{PREFIX}/?" + urlencode({**query, "cursor": next_cursor}) if next_cursor else None
     return page(
         request,
         cs,
         "catalog.html",
         title="Catalog",
         nav=_nav(token),
-        apps=result.items,
+        apps=items,
         counts=counts,
         total=sum(counts.values()),
         verdicts=verdicts,
@@ -606,9 +620,9 @@ def expiring_page(request: Request, days: int = 30) -> Response:
     days = max(1, min(days, 3650))
     now = clock.utcnow()
     with session_scope(write=False) as db:
-        result = apps_api.list_apps(db, token, None, None, None, now + timedelta(days=days), None, 500, None)
+        items, _ = _listing(db, token, expiring_before=now + timedelta(days=days), limit=500, sort="expires")
     rows = sorted(
-        (a for a in result.items if a.stage not in (Stage.sunsetting.value, Stage.retired.value)),
+        (a for a in items if a.stage not in (Stage.sunsetting.value, Stage.retired.value)),
         key=lambda a: a.expires_at or now,
     )
     return page(request, cs, "expiring.html", title="Expiring", nav=_nav(token), apps=rows, days=days)
@@ -624,8 +638,8 @@ def orphans_page(request: Request) -> Response:
     token = _viewer(request, cs)
     with session_scope(write=False) as db:
         rows = [
-            *apps_api.list_apps(db, token, Stage.orphaned, None, None, None, None, 500, None).items,
-            *apps_api.list_apps(db, token, Stage.suspended, None, None, None, None, 500, None).items,
+            *_listing(db, token, stage=Stage.orphaned, limit=500)[0],
+            *_listing(db, token, stage=Stage.suspended, limit=500)[0],
         ]
         owners = {a.owner for a in rows}
         people = {p.email: p for p in db.exec(select(Person).where(col(Person.email).in_(list(owners)))).all()}
