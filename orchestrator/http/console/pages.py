@@ -276,6 +276,9 @@ def oidc_callback(
         return sessions.save(RedirectResponse(PREFIX + "/login", status_code=303), cs)
     try:
         token_id = oidc.finish(remembered, code=code[:2000], state=state[:200])
+    except oidc.NoRole as exc:
+        # Who they are is settled; what is missing is a role, and only an admin can give one: say so.
+        return page(request, cs, "no_role.html", status_code=403, title="No role yet", email=exc.email)
     except Unauthorized as exc:
         cs.say("error", f"Sign-in failed: {exc.message}.")
         return sessions.save(RedirectResponse(PREFIX + "/login", status_code=303), cs)
