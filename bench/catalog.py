@@ -153,7 +153,7 @@ def _explain(url: str, params: dict[str, str], role: str, *, always: bool = Fals
     )
     query = list_query(filters, limit=51)
     engine = create_engine(url)
-    compiled = query.compile(dialect=engine.dialect)
+    compiled = query.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
     with engine.connect() as conn:
         analyze = "EXPLAIN (ANALYZE, BUFFERS)" if always else "EXPLAIN"
         plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"{analyze} {compiled}", compiled.params))

@@ -36,6 +36,9 @@ def test_every_word_matches_id_name_or_description_ignoring_case(db_url: str) ->
     assert _search("100%") == [odd]
     assert _search("e_c") == [odd]  # `_` is not a wildcard: only "snake_case" has "e_c"
     assert _search("nowhere") == []
+    quoted = seed_app(name="O'Brien's Tool")  # the pattern is rendered into the SQL: quotes stay text
+    assert _search("o'brien's") == [quoted]
+    assert _search("'; drop table microapp; --") == []
 
 
 def test_the_search_reads_the_trigram_index_on_postgresql(pg_url: str) -> None:
@@ -45,7 +48,7 @@ def test_the_search_reads_the_trigram_index_on_postgresql(pg_url: str) -> None:
         seed_app(name=f"Tool {n}", description=f"batch {n}")
     query = catalog.list_query(catalog.AppFilter(text="tool batch"), limit=51)
     engine = get_engine(pg_url)
-    compiled = query.compile(dialect=engine.dialect)
+    compiled = query.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
     with engine.connect() as conn:
         # A tiny table, read in id order: ask whether the index *can* serve the match (no full or pkey scans).
         conn.execute(text("SET enable_seqscan = off"))

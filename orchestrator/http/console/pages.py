@@ -62,6 +62,14 @@ SORT_LABELS = {
 SORT_KEYS: dict[str, str] = {key: key for key in SORT_LABELS}
 
 
+def _needs_role(token: ApiToken, role: str, what: str) -> str:
+    """A refusal a person can act on: what the page needs, what they have, whom to ask."""
+    return (
+        f"{what}; you are signed in as a {Role(token.role).value}. "
+        f"If you need it, ask an orchestrator admin for a token with the {role} role."
+    )
+
+
 def _listing(
     db: Any, token: ApiToken, *, cursor: str | None = None, limit: int = PAGE_SIZE, sort: str = "id", **filters: Any
 ) -> tuple[list[AppRead], str | None]:
@@ -558,7 +566,7 @@ def inbox_page(request: Request) -> Response:
     token = _viewer(request, cs)
     try:
         require_role(token, Role.approver)
-    except Forbidden as exc:
+    except Forbidden:
         return page(
             request,
             cs,
@@ -566,7 +574,7 @@ def inbox_page(request: Request) -> Response:
             status_code=403,
             title="Approval inbox",
             nav=_nav(token),
-            message=f"{exc.message}: the inbox is for approvers.",
+            message=_needs_role(token, "approver", "The approval inbox is for approvers"),
         )
     return page(request, cs, "inbox.html", title="Approval inbox", nav=_nav(token), items=_inbox(token), errors={})
 
@@ -702,7 +710,7 @@ def audit_page(
     token = _viewer(request, cs)
     try:
         require_role(token, Role.admin)
-    except Forbidden as exc:
+    except Forbidden:
         return page(
             request,
             cs,
@@ -710,7 +718,7 @@ def audit_page(
             status_code=403,
             title="Audit",
             nav=_nav(token),
-            message=f"{exc.message}: the audit trail is for admins.",
+            message=_needs_role(token, "admin", "The audit trail is for admins"),
         )
     filters = {"app_id": (app_id or "")[:64], "actor": (actor or "")[:320], "action": (action or "")[:64]}
     with session_scope(write=False) as db:
@@ -777,7 +785,7 @@ def operations_page(request: Request) -> Response:
     token = _viewer(request, cs)
     try:
         require_role(token, Role.admin)
-    except Forbidden as exc:
+    except Forbidden:
         return page(
             request,
             cs,
@@ -785,7 +793,7 @@ def operations_page(request: Request) -> Response:
             status_code=403,
             title="Operations",
             nav=_nav(token),
-            message=f"{exc.message}: operations are for admins.",
+            message=_needs_role(token, "admin", "Operations are for admins"),
         )
     with session_scope(write=False) as db:
         stuck = [

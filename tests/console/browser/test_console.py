@@ -89,14 +89,16 @@ def test_two_approvers_decide_the_same_request(open_page: Any, live_console: Liv
     alex, platform = open_page(), open_page()
     sign_in(alex, live_console.tokens["alex"])
     sign_in(platform, live_console.tokens["platform"])
-    buttons = {}
-    for who, page, decision in (("alex", alex, "Approve"), ("platform", platform, "Reject")):
+    cards = {}
+    for who, page in (("alex", alex), ("platform", platform)):
         page.get_by_role("link", name="Approval inbox").click()
-        card = page.locator("section", has=page.get_by_role("heading", name=re.compile("Expense Helper")))
-        expect(card).to_be_visible()
-        card.get_by_label("Reason (required to reject)").fill(f"{who}: decided in the inbox")
-        buttons[who] = card.get_by_role("button", name=decision)
+        cards[who] = page.locator("section", has=page.get_by_role("heading", name=re.compile("Expense Helper")))
+        expect(cards[who]).to_be_visible()
     docs_screenshot(alex, "console-inbox")
+    buttons = {}
+    for who, decision in (("alex", "Approve"), ("platform", "Reject")):
+        cards[who].get_by_label("Reason (required to reject)").fill(f"{who}: decided in the inbox")
+        buttons[who] = cards[who].get_by_role("button", name=decision)
     # Both browsers press their button at the same wall-clock moment (one clock: the same browser process),
     # so both POSTs are in flight together and meet at the decision's compare-and-set.
     at = alex.evaluate("Date.now()") + 400
@@ -120,7 +122,7 @@ def test_two_approvers_decide_the_same_request(open_page: Any, live_console: Liv
     loser.wait_for_timeout(1500)  # a second update would come from the loser's attempt: give it time to show
     updates = [c for c in slack.calls("chat.update") if c.get("ts") == ts and c.get("channel") == channel]
     assert len(updates) == 1, updates
-    assert f"*{status.capitalize()}* by" in str(updates[0].get("blocks", ""))  # the winner's decision
+    assert f"*{status.capitalize()}* by" in str(updates[0].get("blocks", "")), updates  # the winner's decision
     maker.reload()
     expect(maker.locator("ol")).to_contain_text("approval.decided")
 
@@ -194,7 +196,7 @@ def test_keyboard_and_accessibility(open_page: Any, live_console: LiveConsole) -
     page.keyboard.type(live_console.tokens["alex"])
     page.keyboard.press("Enter")
     page.wait_for_url("**/console/")
-    for path in (
+    paths = (
         "/console/",
         "/console/apps/expense-helper",
         "/console/inbox",
@@ -202,14 +204,17 @@ def test_keyboard_and_accessibility(open_page: Any, live_console: LiveConsole) -
         "/console/orphans",
         "/console/audit",
         "/console/operations",
-    ):
+    )
+    for path in paths:
         page.goto(path)
         assert serious_violations(page) == [], path
     phone = open_page(width=390, height=844)
     sign_in(phone, live_console.tokens["alex"])
     assert serious_violations(phone) == []
-    width = phone.evaluate("document.documentElement.scrollWidth")
-    assert width <= 400, f"the catalog scrolls sideways on a phone ({width}px)"
+    for path in paths:  # nothing (a long repository URL, an app id) pushes a page sideways on a phone
+        phone.goto(path)
+        width = phone.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} scrolls sideways on a phone ({width}px)"
 
 
 @pytest.mark.console_env(CONSOLE_IDLE_MINUTES="0.15")
