@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, case, func, literal, or_
+from sqlalchemy import Integer, String, and_, case, func, literal, or_
 from sqlmodel import Session, col, select
 
 from orchestrator.approvals import closing
@@ -336,7 +336,8 @@ def _containing(word: str) -> Any:
     These are the expressions of PostgreSQL's trigram index (migration console_text_search). The
     pattern is rendered into the statement, not bound: a statement that psycopg prepares after a few
     runs gets a generic plan, and for an unknown pattern that plan walks the primary key in page order
-    and filters every row (350 ms at 100,000 apps) where the pattern's own plan reads the index (9 ms).
+    and filters every row (350 ms at 100,000 apps) where the pattern's own plan reads the index (9 ms);
+    `_page` renders the LIMIT too, for the same reason.
     """
     escaped = word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     pattern = literal(f"%{escaped}%", String(), literal_execute=True)
@@ -430,7 +431,18 @@ def list_query(filters: AppFilter, *, cursor: str | None = None, limit: int = 50
     if cursor:
         (after,) = decode_cursor(cursor, _CURSOR_KIND, parts=1)
         query = query.where(order_key > after)
-    return query.order_by(order_key).limit(limit)
+    return _page(query.order_by(order_key), limit, filters)
+
+
+def _page(query: Any, limit: int, filters: AppFilter) -> Any:
+    """`query` limited to `limit` rows; with a text search, the limit is rendered like the patterns.
+
+    With the LIMIT a bound parameter, a prepared text search still gets a generic plan (measured:
+    the 11th identical search at 100,000 apps took 323 ms, the first ten 5–21 ms).
+    """
+    if filters.text and filters.text.split():
+        return query.limit(literal(int(limit), Integer(), literal_execute=True))
+    return query.limit(limit)
 
 
 def _sorted_query(filters: AppFilter, *, cursor: str | None, limit: int, sort: str) -> Any:
@@ -445,7 +457,7 @@ def _sorted_query(filters: AppFilter, *, cursor: str | None, limit: int, sort: s
         if after_cursor:
             key, after = after_cursor
             query = query.where(or_(name > key, and_(name == key, app_id > after)))
-        return query.order_by(name, app_id).limit(limit)
+        return _page(query.order_by(name, app_id), limit, filters)
     if sort == "stage":
         rank = _stage_rank()
         if after_cursor:
@@ -455,13 +467,13 @@ def _sorted_query(filters: AppFilter, *, cursor: str | None, limit: int, sort: s
             except ValueError:
                 raise ValidationFailed("this cursor is not one the catalog issued") from None
             query = query.where(or_(rank > at, and_(rank == at, app_id > after)))
-        return query.order_by(rank, app_id).limit(limit)
+        return _page(query.order_by(rank, app_id), limit, filters)
     # expires: soonest first; last_used: most recent first. Apps without one come last, then id.
     descending = sort == "last_used"
     column = col(MicroApp.last_used_at) if descending else col(MicroApp.expires_at)
     if after_cursor:
         query = query.where(_after_nullable(column, *after_cursor, descending=descending))
-    return query.order_by(column.is_(None), column.desc() if descending else column, app_id).limit(limit)
+    return _page(query.order_by(column.is_(None), column.desc() if descending else column, app_id), limit, filters)
 
 
 def _cursor_key(app: MicroApp, sort: str) -> str:
