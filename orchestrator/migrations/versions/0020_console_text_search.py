@@ -5,9 +5,9 @@ Revises: kpis02
 Create Date: 2026-12-05 23:30:00.000000
 
 The catalog's `q` filter (console and GET /api/v1/apps) matches each word with
-`lower(column) LIKE '%word%'` on the id, name and description. A btree cannot serve a pattern with a
-leading wildcard, so at 100,000 apps that was a scan of every row. A GIN index with pg_trgm's
-`gin_trgm_ops` on exactly those expressions serves it (a bitmap OR over the three columns).
+`lower(id || ' ' || name || ' ' || description) LIKE '%word%'` (catalog.service.searched_text). A
+btree cannot serve a pattern with a leading wildcard, so at 100,000 apps that was a scan of every
+row. A GIN index with pg_trgm's `gin_trgm_ops` on exactly that expression serves it.
 
 pg_trgm ships with PostgreSQL (contrib) and is a trusted extension since PostgreSQL 13, so the
 database owner can create it. Where it cannot be created (not installed, or not allowed), the
@@ -53,7 +53,7 @@ def upgrade() -> None:
         return
     op.execute(
         f"CREATE INDEX IF NOT EXISTS {INDEX} ON microapp USING gin "
-        "(lower(id) gin_trgm_ops, lower(name) gin_trgm_ops, lower(description) gin_trgm_ops)"
+        "(lower(id || ' ' || name || ' ' || description) gin_trgm_ops)"
     )
 
 
