@@ -15,7 +15,13 @@ config = context.config
 _FOREIGN_TABLES = {"apscheduler_jobs", "kombu_message", "kombu_queue"}
 
 
+# PostgreSQL-only indexes that a migration creates when the server allows it (pg_trgm), so not in the models.
+_OPTIONAL_INDEXES = {"ix_microapp_text_trgm"}
+
+
 def _include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    if type_ == "index" and name in _OPTIONAL_INDEXES:
+        return False
     return not (type_ == "table" and name in _FOREIGN_TABLES)
 
 

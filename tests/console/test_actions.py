@@ -132,6 +132,7 @@ class TestInbox:
         sign_in(client, tokens.maker)
         answer = client.get("/console/inbox")
         assert answer.status_code == 403 and "for approvers" in answer.text
+        assert "signed in as a maker" in answer.text and "ask an orchestrator admin" in answer.text
         assert 'href="/console/inbox"' not in client.get("/console/").text
 
     def test_reject_needs_a_reason_next_to_the_field(self, client: Any, tokens: Tokens, browser_for: Any) -> None:

@@ -89,15 +89,46 @@ def test_unknown_person_is_refused(console: Any, idp: FakeIdp, tokens: Tokens) -
 
 
 def test_person_without_a_role_sees_nothing(console: Any, idp: FakeIdp, tokens: Tokens) -> None:
-    """A person in the catalog with no API token has no role: refused."""
+    """A person in the catalog with no live maker/approver/admin token has no role: a page (not a traceback)
+    says so and what to ask an admin for; no session starts. A revoked token or a scim token gives no role."""
+    from sqlmodel import select
+
+    from orchestrator.auth.models import ApiToken, Role
+    from orchestrator.auth.service import create_token, revoke_token
     from orchestrator.catalog import service as catalog
     from orchestrator.db import session_scope
 
     with session_scope() as session:
         catalog.ensure_person(session, "norole@example.com")
+        create_token(session, name="provisioning", role=Role.scim, person_email="norole@example.com", actor="t")
+        create_token(session, name="old", role=Role.admin, person_email="norole@example.com", actor="t")
+    with session_scope() as session:
+        old = session.exec(select(ApiToken).where(ApiToken.name == "old")).one()
+        assert old.id is not None
+        revoke_token(session, old.id, actor="t")
     idp.email = "norole@example.com"
     answer = _round_trip(console)
-    assert "has no role here" in answer.text
+    assert answer.status_code == 403
+    assert "<h1>No role yet</h1>" in answer.text and "Traceback" not in answer.text
+    assert "orchestrator token create --role maker" in answer.text and "--email norole@example.com" in answer.text
+    assert console.get("/console/", follow_redirects=False).status_code == 303  # still signed out
+
+
+def test_the_role_is_the_highest_live_token(console: Any, idp: FakeIdp, tokens: Tokens) -> None:
+    """With a maker and an approver token, the person signs in as an approver (the inbox is theirs)."""
+    from orchestrator.auth.models import Role
+    from orchestrator.auth.service import create_token
+    from orchestrator.catalog import service as catalog
+    from orchestrator.db import session_scope
+
+    with session_scope() as session:
+        catalog.ensure_person(session, "both@example.com")
+        for role in (Role.maker, Role.approver):
+            create_token(session, name=role.value, role=role, person_email="both@example.com", actor="t")
+    idp.email = "both@example.com"
+    answer = _round_trip(console)
+    assert answer.status_code == 200, answer.text
+    assert "<h1>Approval inbox</h1>" in answer.text and "both@example.com" in answer.text
 
 
 def test_wrong_state_is_refused(console: Any, idp: FakeIdp, tokens: Tokens) -> None:

@@ -221,6 +221,59 @@ class TestSort:
         assert 'value="name" selected' in page
         assert client.get("/console/", params={"sort": "nonsense"}).status_code == 200
 
+    def test_sort_by_stage_and_last_use_pages_without_gaps(self, client: Any, tokens: Tokens) -> None:
+        """By stage (lifecycle order) or by last use (most recent first, never used last), ties broken by
+        id: pages of two together list every app exactly once, in that order; the console offers both."""
+        from orchestrator.catalog import service as catalog
+        from orchestrator.catalog.lifecycle import Stage
+        from orchestrator.clock import utcnow
+
+        now = utcnow().replace(microsecond=0)
+        plan = [  # (stage, last used): equal stages and equal times, so the id tiebreak is what orders them
+            (Stage.production, now - timedelta(days=1)),
+            (Stage.registered, None),
+            (Stage.production, now - timedelta(days=1)),
+            (Stage.in_review, now),
+            (Stage.retired, None),
+            (Stage.registered, now - timedelta(days=9)),
+            (Stage.expiring, None),
+        ]
+        ids = [seed_app(name=f"Sort Tool {n}") for n in range(len(plan))]
+        with session_scope() as session:
+            for app_id, (stage, used) in zip(ids, plan, strict=True):
+                app = session.get(MicroApp, app_id)
+                assert app is not None
+                app.stage, app.last_used_at = stage, used
+                session.add(app)
+        rank = list(Stage).index
+        expected = {
+            "stage": [i for _, i in sorted((rank(st), i) for i, (st, _) in zip(ids, plan, strict=True))],
+            "last_used": [
+                i
+                for *_, i in sorted(
+                    (u is None, -(u.timestamp() if u else 0), i) for i, (_, u) in zip(ids, plan, strict=True)
+                )
+            ],
+        }
+        with session_scope(write=False) as session:
+            for sort, order in expected.items():
+                seen: list[str] = []
+                cursor = None
+                while True:
+                    page, cursor = catalog.list_apps(session, catalog.AppFilter(), cursor=cursor, limit=2, sort=sort)
+                    seen.extend(a.id for a in page)
+                    if cursor is None:
+                        break
+                assert seen == order, sort
+        sign_in(client, tokens.admin)
+        for sort, order in expected.items():
+            text = client.get("/console/", params={"sort": sort}).text
+            assert f'value="{sort}" selected' in text
+            positions = [text.index(f"<code>{i}</code>") for i in order]
+            assert positions == sorted(positions), sort
+        wrong = client.get("/console/", params={"sort": "stage", "cursor": "not-a-cursor"})
+        assert wrong.status_code == 200 and "out of date" in wrong.text
+
     def test_the_api_lists_with_the_same_search_and_sort(self, client: Any, tokens: Tokens) -> None:
         """GET /api/v1/apps takes q and sort too (the console's listing is the API's); a bad sort is a 422."""
         from tests.factories import auth

@@ -139,6 +139,14 @@ def _verified(id_token: str, document: dict[str, Any], *, nonce: str) -> dict[st
     return claims
 
 
+class NoRole(Unauthorized):
+    """The person is in the catalog and active, but holds no live maker, approver or admin token."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__(f"{email} has no role here (no API token): ask an admin")
+        self.email = email
+
+
 def _token_for(claims: dict[str, Any]) -> int:
     email = str(claims.get("email") or "").strip().lower()
     if not email or claims.get("email_verified") is False:
@@ -150,10 +158,14 @@ def _token_for(claims: dict[str, Any]) -> int:
         if not person.active:
             raise Unauthorized(f"{email} has left")
         tokens = session.exec(
-            select(ApiToken).where(ApiToken.person_email == email, col(ApiToken.revoked_at).is_(None))
+            select(ApiToken).where(
+                ApiToken.person_email == email,
+                col(ApiToken.revoked_at).is_(None),
+                col(ApiToken.role).in_([r.value for r in _RANK]),  # a scim token is the IdP's, not a person's role
+            )
         ).all()
         if not tokens:
-            raise Unauthorized(f"{email} has no role here (no API token): ask an admin")
+            raise NoRole(email)
         best = max(tokens, key=lambda t: (_RANK[Role(t.role)], t.id or 0))
         assert best.id is not None
         return best.id

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, FastAPI, Request
@@ -42,7 +42,7 @@ from orchestrator.http.console import oidc
 from orchestrator.http.console import session as sessions
 from orchestrator.http.console.render import page
 from orchestrator.http.console.session import ConsoleSession
-from orchestrator.http.schemas import ExtensionBody, OwnerBody, ReasonBody
+from orchestrator.http.schemas import AppRead, ExtensionBody, OwnerBody, ReasonBody
 from orchestrator.logs import get_logger
 from orchestrator.reviews.models import Review
 from orchestrator.reviews.store import NOT_REVIEWED
@@ -52,9 +52,32 @@ router = APIRouter(include_in_schema=False)
 log = get_logger(__name__)
 PREFIX = "/console"
 PAGE_SIZE = 50
-SortKey = Literal["id", "name", "expires"]
-SORT_KEYS: dict[str, SortKey] = {"id": "id", "name": "name", "expires": "expires"}
-SORT_LABELS = {"id": "Id", "name": "Name (A–Z)", "expires": "Expiry (soonest first)"}
+SORT_LABELS = {
+    "id": "Id",
+    "name": "Name (A–Z)",
+    "stage": "Stage (lifecycle order)",
+    "expires": "Expiry (soonest first)",
+    "last_used": "Last used (most recent first)",
+}
+SORT_KEYS: dict[str, str] = {key: key for key in SORT_LABELS}
+
+
+def _needs_role(token: ApiToken, role: str, what: str) -> str:
+    """A refusal a person can act on: what the page needs, what they have, whom to ask."""
+    return (
+        f"{what}; you are signed in as a {Role(token.role).value}. "
+        f"If you need it, ask an orchestrator admin for a token with the {role} role."
+    )
+
+
+def _listing(
+    db: Any, token: ApiToken, *, cursor: str | None = None, limit: int = PAGE_SIZE, sort: str = "id", **filters: Any
+) -> tuple[list[AppRead], str | None]:
+    """One page of apps as GET /api/v1/apps lists them for `token` (same filter, same service), and the next cursor."""
+    apps, next_cursor = catalog.list_apps(
+        db, apps_api.app_filter(token, **filters), cursor=cursor, limit=limit, sort=sort
+    )
+    return [AppRead.of(a) for a in apps], next_cursor
 
 
 class SignInRequired(Exception):
@@ -261,6 +284,9 @@ def oidc_callback(
         return sessions.save(RedirectResponse(PREFIX + "/login", status_code=303), cs)
     try:
         token_id = oidc.finish(remembered, code=code[:2000], state=state[:200])
+    except oidc.NoRole as exc:
+        # Who they are is settled; what is missing is a role, and only an admin can give one: say so.
+        return page(request, cs, "no_role.html", status_code=403, title="No role yet", email=exc.email)
     except Unauthorized as exc:
         cs.say("error", f"Sign-in failed: {exc.message}.")
         return sessions.save(RedirectResponse(PREFIX + "/login", status_code=303), cs)
@@ -310,17 +336,16 @@ def catalog_page(
             cs.say("error", f"“{expiring_before[:40]}” is not a date (use YYYY-MM-DD); the filter was left out.")
     try:
         with session_scope(write=False) as db:
-            result = apps_api.list_apps(
+            items, next_cursor = _listing(
                 db,
                 token,
-                filters["stage"],
-                filters["owner"],
-                filters["data_class"],
-                before,
-                cursor or None,
-                PAGE_SIZE,
-                filters["q"],
-                SORT_KEYS.get(sort, "id"),
+                stage=filters["stage"],
+                owner=filters["owner"],
+                data_class=filters["data_class"],
+                expiring_before=before,
+                text=filters["q"],
+                cursor=cursor or None,
+                sort=SORT_KEYS.get(sort, "id"),
             )
             counts = catalog.count_by_stage(
                 db,
@@ -332,19 +357,19 @@ def catalog_page(
                     text=filters["q"],
                 ),
             )
-            verdicts = _latest_verdicts(db, [a.id for a in result.items])
+            verdicts = _latest_verdicts(db, [a.id for a in items])
     except ValidationFailed:
         cs.say("error", "That page link is out of date; showing the first page.")
         return _back(PREFIX + "/", cs)
     query = {k: v for k, v in (request.query_params.items()) if k != "cursor" and v}
-    next_url = f"{PREFIX}/?" + urlencode({**query, "cursor": result.next_cursor}) if result.next_cursor else None
+    next_url = f"{PREFIX}/?" + urlencode({**query, "cursor": next_cursor}) if next_cursor else None
     return page(
         request,
         cs,
         "catalog.html",
         title="Catalog",
         nav=_nav(token),
-        apps=result.items,
+        apps=items,
         counts=counts,
         total=sum(counts.values()),
         verdicts=verdicts,
@@ -541,7 +566,7 @@ def inbox_page(request: Request) -> Response:
     token = _viewer(request, cs)
     try:
         require_role(token, Role.approver)
-    except Forbidden as exc:
+    except Forbidden:
         return page(
             request,
             cs,
@@ -549,7 +574,7 @@ def inbox_page(request: Request) -> Response:
             status_code=403,
             title="Approval inbox",
             nav=_nav(token),
-            message=f"{exc.message}: the inbox is for approvers.",
+            message=_needs_role(token, "approver", "The approval inbox is for approvers"),
         )
     return page(request, cs, "inbox.html", title="Approval inbox", nav=_nav(token), items=_inbox(token), errors={})
 
@@ -606,9 +631,9 @@ def expiring_page(request: Request, days: int = 30) -> Response:
     days = max(1, min(days, 3650))
     now = clock.utcnow()
     with session_scope(write=False) as db:
-        result = apps_api.list_apps(db, token, None, None, None, now + timedelta(days=days), None, 500, None)
+        items, _ = _listing(db, token, expiring_before=now + timedelta(days=days), limit=500, sort="expires")
     rows = sorted(
-        (a for a in result.items if a.stage not in (Stage.sunsetting.value, Stage.retired.value)),
+        (a for a in items if a.stage not in (Stage.sunsetting.value, Stage.retired.value)),
         key=lambda a: a.expires_at or now,
     )
     return page(request, cs, "expiring.html", title="Expiring", nav=_nav(token), apps=rows, days=days)
@@ -624,8 +649,8 @@ def orphans_page(request: Request) -> Response:
     token = _viewer(request, cs)
     with session_scope(write=False) as db:
         rows = [
-            *apps_api.list_apps(db, token, Stage.orphaned, None, None, None, None, 500, None).items,
-            *apps_api.list_apps(db, token, Stage.suspended, None, None, None, None, 500, None).items,
+            *_listing(db, token, stage=Stage.orphaned, limit=500)[0],
+            *_listing(db, token, stage=Stage.suspended, limit=500)[0],
         ]
         owners = {a.owner for a in rows}
         people = {p.email: p for p in db.exec(select(Person).where(col(Person.email).in_(list(owners)))).all()}
@@ -685,7 +710,7 @@ def audit_page(
     token = _viewer(request, cs)
     try:
         require_role(token, Role.admin)
-    except Forbidden as exc:
+    except Forbidden:
         return page(
             request,
             cs,
@@ -693,7 +718,7 @@ def audit_page(
             status_code=403,
             title="Audit",
             nav=_nav(token),
-            message=f"{exc.message}: the audit trail is for admins.",
+            message=_needs_role(token, "admin", "The audit trail is for admins"),
         )
     filters = {"app_id": (app_id or "")[:64], "actor": (actor or "")[:320], "action": (action or "")[:64]}
     with session_scope(write=False) as db:
@@ -760,7 +785,7 @@ def operations_page(request: Request) -> Response:
     token = _viewer(request, cs)
     try:
         require_role(token, Role.admin)
-    except Forbidden as exc:
+    except Forbidden:
         return page(
             request,
             cs,
@@ -768,7 +793,7 @@ def operations_page(request: Request) -> Response:
             status_code=403,
             title="Operations",
             nav=_nav(token),
-            message=f"{exc.message}: operations are for admins.",
+            message=_needs_role(token, "admin", "Operations are for admins"),
         )
     with session_scope(write=False) as db:
         stuck = [

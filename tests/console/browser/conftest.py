@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ class LiveConsole:
     url: str
     proc: Proc
     tokens: dict[str, str] = field(default_factory=dict)
+    database_url: str = ""
 
 
 def start_up(*, env: dict[str, str], log_path: Path) -> tuple[Proc, str]:
@@ -113,9 +115,12 @@ def live_console(tmp_path: Path, sqlite_template: Path, request: pytest.FixtureR
     settings = {k: env[k] for k in ("DATABASE_URL", "DATA_DIR", "LOG_JSON")}
     marker = request.node.get_closest_marker("console_env")  # settings a test runs the console with
     settings.update(marker.kwargs if marker else {})
+    if "slack" in request.fixturenames:  # the test asked for the local Slack: the console's workers post there
+        fake = request.getfixturevalue("slack")
+        settings.update(SLACK_BOT_TOKEN=fake.token, SLACK_API_URL=fake.base_url, SLACK_SIGNING_SECRET=uuid.uuid4().hex)
     proc, url = start_up(env=settings, log_path=tmp_path / "up.log")
     try:
-        yield LiveConsole(url=url, proc=proc, tokens=tokens)
+        yield LiveConsole(url=url, proc=proc, tokens=tokens, database_url=database_url)
     finally:
         proc.stop()
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from bench.harness import wait_until
 from tests.console.browser.conftest import LiveConsole, docs_screenshot, serious_violations, sign_in
 
 pytestmark = pytest.mark.slow
@@ -44,8 +45,33 @@ def test_maker_filters_opens_extends_and_signs_out(open_page: Any, live_console:
     expect(page.get_by_label("API token")).to_be_visible()
 
 
-def test_two_approvers_decide_the_same_request(open_page: Any, live_console: LiveConsole) -> None:
-    """Both approvers have the request on screen; the first approval wins, the second is told who decided."""
+def _decisions(database_url: str, app_id: str) -> tuple[list[tuple[Any, ...]], int]:
+    """The app's extension requests (id, status, decided_by, channel, ts) and its count of approval.decided entries."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            requests = conn.execute(
+                text(
+                    "SELECT id, status, decided_by, channel, message_ts FROM approval_request"
+                    " WHERE app_id = :app AND kind = 'extension'"
+                ),
+                {"app": app_id},
+            ).all()
+            decided = conn.execute(
+                text("SELECT count(*) FROM audit_entry WHERE app_id = :app AND action = 'approval.decided'"),
+                {"app": app_id},
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    return [tuple(r) for r in requests], int(decided)
+
+
+def test_two_approvers_decide_the_same_request(open_page: Any, live_console: LiveConsole, slack: Any) -> None:
+    """Two approvers have the same request on screen and press at the same moment (one approves, one
+    rejects): exactly one decision is written and audited, the other is told who decided first, and the
+    Slack message of the request is updated once."""
     from playwright.sync_api import expect
 
     maker = open_page()
@@ -53,22 +79,50 @@ def test_two_approvers_decide_the_same_request(open_page: Any, live_console: Liv
     maker.goto("/console/apps/expense-helper")
     maker.get_by_role("button", name="Request extension").click()
     expect(maker.get_by_role("status").first).to_contain_text("Extension requested")
+    # The worker posts the request to Slack first, so its decision has a message to update.
+    wait_until(
+        lambda: bool(_decisions(live_console.database_url, "expense-helper")[0][0][4]),
+        timeout=60,
+        what="the request posted to Slack",
+    )
 
     alex, platform = open_page(), open_page()
     sign_in(alex, live_console.tokens["alex"])
     sign_in(platform, live_console.tokens["platform"])
-    for page in (alex, platform):
+    cards = {}
+    for who, page in (("alex", alex), ("platform", platform)):
         page.get_by_role("link", name="Approval inbox").click()
-        expect(page.get_by_role("heading", name=re.compile("Extension: Expense Helper"))).to_be_visible()
+        cards[who] = page.locator("section", has=page.get_by_role("heading", name=re.compile("Expense Helper")))
+        expect(cards[who]).to_be_visible()
     docs_screenshot(alex, "console-inbox")
-    card = platform.locator("section", has=platform.get_by_role("heading", name=re.compile("Expense Helper")))
-    card.get_by_label("Reason (required to reject)").fill("not this quarter")
-    alex.locator("section", has=alex.get_by_role("heading", name=re.compile("Expense Helper"))).get_by_role(
-        "button", name="Approve"
-    ).click()
-    card.get_by_role("button", name="Reject").click()
-    expect(alex.get_by_role("status").first).to_contain_text("approved")
-    expect(platform.get_by_role("alert")).to_contain_text("already decided by approver@example.com (approved)")
+    buttons = {}
+    for who, decision in (("alex", "Approve"), ("platform", "Reject")):
+        cards[who].get_by_label("Reason (required to reject)").fill(f"{who}: decided in the inbox")
+        buttons[who] = cards[who].get_by_role("button", name=decision)
+    # Both browsers press their button at the same wall-clock moment (one clock: the same browser process),
+    # so both POSTs are in flight together and meet at the decision's compare-and-set.
+    at = alex.evaluate("Date.now()") + 400
+    with alex.expect_navigation(), platform.expect_navigation():
+        for button in buttons.values():
+            button.evaluate("(b, at) => setTimeout(() => b.click(), at - Date.now())", at)
+    for page in (alex, platform):
+        expect(page.get_by_role("heading", name="Approval inbox")).to_be_visible()
+
+    requests, decided = _decisions(live_console.database_url, "expense-helper")
+    assert decided == 1, f"{decided} approval.decided entries"
+    ((_, status, decided_by, channel, ts),) = requests
+    print(f"decided first: {decided_by} ({status})")  # shows, over runs, that either approver can win
+    assert status in ("approved", "rejected")
+    winner, loser = (alex, platform) if status == "approved" else (platform, alex)
+    assert decided_by == ("approver@example.com" if status == "approved" else "it-platform@example.com")
+    expect(winner.get_by_role("status").first).to_contain_text(status)
+    expect(loser.get_by_role("alert")).to_contain_text(f"already decided by {decided_by} ({status})")
+    # The Slack message is updated once, with the winner's decision.
+    wait_until(lambda: any(c.get("ts") == ts for c in slack.calls("chat.update")), timeout=60, what="chat.update")
+    loser.wait_for_timeout(1500)  # a second update would come from the loser's attempt: give it time to show
+    updates = [c for c in slack.calls("chat.update") if c.get("ts") == ts and c.get("channel") == channel]
+    assert len(updates) == 1, updates
+    assert f"*{status.capitalize()}* by" in str(updates[0].get("blocks", "")), updates  # the winner's decision
     maker.reload()
     expect(maker.locator("ol")).to_contain_text("approval.decided")
 
@@ -142,7 +196,7 @@ def test_keyboard_and_accessibility(open_page: Any, live_console: LiveConsole) -
     page.keyboard.type(live_console.tokens["alex"])
     page.keyboard.press("Enter")
     page.wait_for_url("**/console/")
-    for path in (
+    paths = (
         "/console/",
         "/console/apps/expense-helper",
         "/console/inbox",
@@ -150,14 +204,17 @@ def test_keyboard_and_accessibility(open_page: Any, live_console: LiveConsole) -
         "/console/orphans",
         "/console/audit",
         "/console/operations",
-    ):
+    )
+    for path in paths:
         page.goto(path)
         assert serious_violations(page) == [], path
     phone = open_page(width=390, height=844)
     sign_in(phone, live_console.tokens["alex"])
     assert serious_violations(phone) == []
-    width = phone.evaluate("document.documentElement.scrollWidth")
-    assert width <= 400, f"the catalog scrolls sideways on a phone ({width}px)"
+    for path in paths:  # nothing (a long repository URL, an app id) pushes a page sideways on a phone
+        phone.goto(path)
+        width = phone.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} scrolls sideways on a phone ({width}px)"
 
 
 @pytest.mark.console_env(CONSOLE_IDLE_MINUTES="0.15")
