@@ -50,8 +50,13 @@ class Settings(BaseSettings):
         default=0.05,
         gt=0,
         le=5,
-        description="How often the embedded (sqla+sqlite) broker's consumers look for work; "
-        "each hop waits at most this long",
+        description="How often the embedded (sqla+sqlite) broker's consumers look for work when no wake-up "
+        "reaches them (with EMBEDDED_BROKER_WAKEUP a publish wakes them at once; this is the fallback)",
+    )
+    embedded_broker_wakeup: bool = Field(
+        default=True,
+        description="Embedded broker: each publish wakes the consumers through a Unix datagram socket (in the "
+        "temp directory) instead of leaving them to the next poll; false: polling only",
     )
     redis_url: str | None = Field(
         default=None,
