@@ -400,6 +400,13 @@ class Settings(BaseSettings):
         "API process (the response's age_seconds says how old they are; 0: computed for every request)",
     )
 
+    # ---- embedded default at interactive speed (issue 19, part 0); see README "The embedded broker"
+    worker_warm_reviews: bool = Field(
+        default=False,
+        description="Each worker process loads the review checks' advisory index in the background as it starts, "
+        "so the first push after start-up does not wait for it (seconds); `orchestrator up` turns it on",
+    )
+
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
         # The embedded defaults all live in one data directory, found the same way from any folder.

@@ -245,11 +245,17 @@ class Channel(kombu_sqla.Channel):
         super().basic_reject(delivery_tag, requeue=requeue)
         self.connection.ring_self()
 
+    def _queue_id(self, queue: str) -> int:
+        # A queue's row is made once and never deleted: every poll of every queue read it before.
+        ids: dict[str, int] = self.__dict__.setdefault("_queue_ids", {})
+        if queue not in ids:
+            ids[queue] = int(self._get_or_create(queue).id)  # type: ignore[attr-defined]  # untyped in kombu's stubs
+        return ids[queue]
+
     def _get(self, queue: str, timeout: float | None = None) -> Any:
-        obj = self._get_or_create(queue)  # type: ignore[attr-defined]  # untyped in kombu's stubs
         session = self.session
         visible = self.message_cls.visible != False  # noqa: E712 (a SQL expression)
-        in_queue = self.message_cls.queue_id == obj.id
+        in_queue = self.message_cls.queue_id == self._queue_id(queue)
         # A plain read first: an empty queue (most polls) never takes the write lock producers need.
         if session.query(self.message_cls.id).filter(in_queue, visible).limit(1).first() is None:
             session.commit()
