@@ -58,6 +58,6 @@ def _warm_review_checks(**_: Any) -> None:
         return
     import threading
 
-    from orchestrator.reviews.checks.engine import default_index
+    from orchestrator.reviews.checks.advisory_sets import default_index
 
     threading.Thread(target=default_index, name="warm-review-checks", daemon=True).start()
