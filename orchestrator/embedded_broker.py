@@ -70,8 +70,9 @@ class Doorbell:
     or its timeout, whichever comes first. Rings carry no data: a consumer that wakes looks at the
     queues, so a ring lost or a ring too many costs a poll, never a message.
 
-    The directory lives in the system's temporary directory (a socket path must stay under ~100
-    bytes), named after the user and the broker file, and is refused unless it is the user's own.
+    The directory lives in the system's temporary directory (a socket path must stay under 108
+    bytes, 104 on macOS), named after the user and the broker file, and is refused unless it is
+    the user's own.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -88,8 +89,8 @@ class Doorbell:
         """The doorbell of a SQLite broker file, or None (in memory, not a file, no private directory)."""
         if not database or database == ":memory:" or not hasattr(socket, "AF_UNIX"):
             return None
-        key = hashlib.sha256(os.path.realpath(database).encode()).hexdigest()[:16]
-        directory = Path(tempfile.gettempdir()) / f"orchestrator-broker-{os.getuid()}-{key}"
+        key = hashlib.sha256(os.path.realpath(database).encode()).hexdigest()[:12]
+        directory = Path(tempfile.gettempdir()) / f"orch-bell-{os.getuid()}-{key}"
         try:
             directory.mkdir(mode=0o700, exist_ok=True)
             info = directory.lstat()
