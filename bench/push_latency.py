@@ -252,6 +252,7 @@ def run_once(
         wait_until(lambda: _healthy(base) or up.popen.poll() is not None, timeout=90, what="orchestrator up")
         if up.popen.poll() is not None:
             raise SystemExit(f"orchestrator up exited:\n{up.log()[-3000:]}")
+        time.sleep(args.settle)  # a person pushes some seconds after `make run` says ready
         sent: dict[str, float] = {}
         with httpx.Client(base_url=base, timeout=10) as client:
             # The first review in each worker process loads the checks' data (seconds): pushes sent
@@ -327,6 +328,7 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/12", help="the baseline's broker")
     parser.add_argument("--skip-redis", action="store_true")
     parser.add_argument("--warmup", type=int, default=4, help="pushes sent together first, timed apart")
+    parser.add_argument("--settle", type=float, default=0.0, help="seconds from ready to the warm-up pushes")
     parser.add_argument("--skip-poll", action="store_true", help="skip the embedded broker without its doorbell")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--log-level", default="WARNING")
