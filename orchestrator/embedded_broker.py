@@ -108,7 +108,15 @@ class Doorbell:
             return
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         path = str(self.directory / f"{os.getpid()}-{secrets.token_hex(4)}")
-        sock.bind(path)
+        try:
+            try:
+                sock.bind(path)
+            except FileNotFoundError:  # the last consumer removed the empty directory meanwhile
+                self.directory.mkdir(mode=0o700, exist_ok=True)
+                sock.bind(path)
+        except OSError:
+            sock.close()
+            raise
         sock.setblocking(False)
         self._listener, self._path, self._owner_pid = sock, path, os.getpid()
 
@@ -158,6 +166,8 @@ class Doorbell:
         if path is not None and self._owner_pid == os.getpid():
             with contextlib.suppress(OSError):
                 os.unlink(path)
+            with contextlib.suppress(OSError):  # the last one out leaves no directory behind
+                os.rmdir(self.directory)
 
     # ------------------------------------------------------------------ producer side
 

@@ -63,7 +63,7 @@ def _publish(broker_url: str, bodies: list[str]) -> None:
 def _bell_sockets(broker_url: str) -> list[str]:
     bell = embedded_broker.doorbell_for(broker_url.removeprefix("sqla+"))
     assert bell is not None
-    return os.listdir(bell.directory)
+    return os.listdir(bell.directory) if bell.directory.exists() else []
 
 
 def test_a_publish_wakes_a_consumer_in_another_process(broker_url: str, tmp_path: Path) -> None:
@@ -79,7 +79,9 @@ def test_a_publish_wakes_a_consumer_in_another_process(broker_url: str, tmp_path
         assert consumer.popen.returncode == 0, consumer.log()[-2000:]
     finally:
         consumer.stop()
-    wait_until(lambda: _bell_sockets(broker_url) == [], timeout=10, what="the consumer's socket removed on exit")
+    bell = embedded_broker.doorbell_for(broker_url.removeprefix("sqla+"))
+    assert bell is not None
+    wait_until(lambda: not bell.directory.exists(), timeout=10, what="the consumer's socket and directory removed")
 
 
 def test_a_lost_wake_up_still_delivers_by_polling(broker_url: str, tmp_path: Path) -> None:
@@ -116,6 +118,7 @@ def test_a_socket_left_by_a_killed_consumer_is_removed_by_the_next_ring(broker_u
     assert len(_bell_sockets(broker_url)) == 1  # killed: it could not clean up
     _publish(broker_url, ["msg-x"])
     assert _bell_sockets(broker_url) == []
+    embedded_broker.doorbell_for(broker_url.removeprefix("sqla+")).directory.rmdir()  # type: ignore[union-attr]
 
 
 def test_the_doorbell_refuses_a_directory_others_can_write(tmp_path: Path) -> None:
@@ -128,6 +131,7 @@ def test_the_doorbell_refuses_a_directory_others_can_write(tmp_path: Path) -> No
         assert embedded_broker.Doorbell.for_database(database) is None
     finally:
         os.chmod(bell.directory, 0o700)
+        bell.directory.rmdir()
     assert embedded_broker.Doorbell.for_database(":memory:") is None
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM):  # the platform has Unix datagram sockets
         pass
