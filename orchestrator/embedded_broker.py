@@ -89,7 +89,11 @@ class Doorbell:
         if not database or database == ":memory:" or not hasattr(socket, "AF_UNIX"):
             return None
         key = hashlib.sha256(os.path.realpath(database).encode()).hexdigest()[:12]
-        directory = Path(tempfile.gettempdir()) / f"orch-bell-{os.getuid()}-{key}"
+        return cls.in_directory(Path(tempfile.gettempdir()) / f"orch-bell-{os.getuid()}-{key}")
+
+    @classmethod
+    def in_directory(cls, directory: Path) -> Doorbell | None:
+        """The doorbell in `directory` (made when missing), or None when it is not this user's alone."""
         try:
             directory.mkdir(mode=0o700, exist_ok=True)
             info = directory.lstat()
@@ -112,7 +116,8 @@ class Doorbell:
             try:
                 sock.bind(path)
             except FileNotFoundError:  # the last consumer removed the empty directory meanwhile
-                self.directory.mkdir(mode=0o700, exist_ok=True)
+                if Doorbell.in_directory(self.directory) is None:
+                    raise
                 sock.bind(path)
         except OSError:
             sock.close()
