@@ -3,8 +3,9 @@
     python -m bench.broker [--tasks 40] [--task-ms 50] [--singles 30] [--idle-seconds 10]
                            [--redis redis://127.0.0.1:6379/14] [--skip-redis]
 
-For each broker it starts a real Celery worker (`workers.app`, prefork, -c 2, prefetch 1, acks
-late: the project's settings) and measures:
+For each broker — the embedded one polling alone (EMBEDDED_BROKER_WAKEUP=false, "emb-poll"), the
+embedded one with its doorbell (the default), Redis — it starts a real Celery worker (`workers.app`,
+prefork, -c 2, prefetch 1, acks late: the project's settings) and measures:
 
 1. throughput: --tasks tasks that each sleep --task-ms, sent at once → tasks/s (the ideal is
    2 × 1000 / task-ms);
@@ -67,13 +68,20 @@ def _cpu_seconds(pid: int) -> float:
     return total
 
 
-def _measure(label: str, broker_url: str, database_url: str, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
+def _measure(
+    label: str, broker_url: str, database_url: str, args: argparse.Namespace, tmp: Path, *, wakeup: bool = True
+) -> dict[str, float]:
     from bench.harness import spawn, wait_until
     from orchestrator.tasks import sender
 
     stamps = tmp / f"stamps-{label}"
     stamps.mkdir()
-    env = {"BROKER_URL": broker_url, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
+    env = {
+        "BROKER_URL": broker_url,
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "WARNING",
+        "EMBEDDED_BROKER_WAKEUP": "true" if wakeup else "false",
+    }
     worker = spawn(
         [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "ingest", "-c", "2",
          "--include", "bench.broker", "--loglevel", "INFO", "-n", f"bench-broker-{label}-{os.getpid()}@%h",
@@ -135,7 +143,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-broker-") as name:
         tmp = Path(name)
         database_url = f"sqlite:///{tmp / 'orchestrator.db'}"
-        results = {"embedded": _measure("embedded", f"sqla+sqlite:///{tmp / 'broker.db'}", database_url, args, tmp)}
+        results = {
+            # Polling alone (EMBEDDED_BROKER_WAKEUP=false), then with the doorbell (the default).
+            "emb-poll": _measure(
+                "emb-poll", f"sqla+sqlite:///{tmp / 'poll.db'}", database_url, args, tmp, wakeup=False
+            ),
+            "embedded": _measure("embedded", f"sqla+sqlite:///{tmp / 'broker.db'}", database_url, args, tmp),
+        }
         if not args.skip_redis:
             redis.Redis.from_url(args.redis).flushdb()
             try:
@@ -152,11 +166,13 @@ def main() -> None:
             f" {figures['idle_cpu_pct']:>8.2f}%"
         )
     if "redis" in results:
-        embedded, base = results["embedded"], results["redis"]
-        print(
-            f"embedded / redis: throughput {embedded['tasks_per_s'] / base['tasks_per_s']:.2f}x, "
-            f"hop p95 {embedded['p95_ms'] / base['p95_ms']:.1f}x"
-        )
+        base = results["redis"]
+        for label in ("emb-poll", "embedded"):
+            figures = results[label]
+            print(
+                f"{label} / redis: throughput {figures['tasks_per_s'] / base['tasks_per_s']:.2f}x, "
+                f"hop p50 {figures['p50_ms'] / base['p50_ms']:.1f}x, hop p95 {figures['p95_ms'] / base['p95_ms']:.1f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python -m bench.pipeline [--events 5000] [--rate 100] [--paced-seconds 10] [--concurrency 2]
                              [--senders 8] [--redis redis://127.0.0.1:6379/13] [--database-url …]
-                             [--pipeline-only]
+                             [--embedded | --broker sqla+sqlite:///… | redis://… | amqp://…] [--pipeline-only]
 
 Starts the real API (uvicorn) and a real Celery worker (prefork, --concurrency processes; the relay is
 a scheduler job, which this bench does not need: events are published after their commit) on a Redis
@@ -19,6 +19,11 @@ at 127.0.0.1, catalogues --apps apps, then:
    write (INCR), published as fast as possible → tasks/s, measured before the pipeline phases and
    again after them (the mean is the baseline: a shared machine's speed drifts within a run); then
    the ratio pipeline / bare (target ≥ 0.5).
+
+The broker is --redis unless --broker names another, or --embedded asks for the embedded default
+(`make run`'s: a `sqla+sqlite` file in the temporary directory, woken by its doorbell); the bare task's
+counter stays in --redis whatever the broker, so the baseline task is the same on every broker.
+The push → "approval request posted" latency is `python -m bench.push_latency` (a whole `orchestrator up`).
 
 Every handler registered for `app.updated` runs (the reviews feature queues a re-review per push);
 --pipeline-only keeps just the pipeline's own, to separate its cost from the features'. The Redis
@@ -263,6 +268,10 @@ def main() -> None:
     parser.add_argument("--apps", type=int, default=50, help="catalogued apps the pushes are spread over")
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--broker", default=None, help="the broker (default: --redis)")
+    parser.add_argument(
+        "--embedded", action="store_true", help="the embedded default broker (a sqla+sqlite file, as `make run`)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, database)")
     parser.add_argument(
         "--pipeline-only",
@@ -275,9 +284,10 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     secret = secrets.token_hex(16)
+    broker = f"sqla+sqlite:///{tmp / 'broker.db'}" if args.embedded else (args.broker or args.redis)
     env = {
         "DATABASE_URL": args.database_url or f"sqlite:///{tmp / 'bench.db'}",
-        "BROKER_URL": args.redis,
+        "BROKER_URL": broker,
         "BENCH_REDIS_URL": args.redis,
         "GITHUB_WEBHOOK_SECRET": secret,
         "GITHUB_REDELIVERY_INTERVAL_SECONDS": "0",
@@ -291,7 +301,7 @@ def main() -> None:
     get_settings.cache_clear()  # importing workers.app read the settings before DATABASE_URL was set
     reset_engines()
 
-    celery_app.conf.update(celery_config(args.redis))
+    celery_app.conf.update(celery_config(broker))
     from bench.harness import spawn, start_api, wait_until
 
     _redis().flushdb()
@@ -314,7 +324,7 @@ def main() -> None:
 
         worker = start_worker("worker")
         handlers = "pipeline only" if args.pipeline_only else "all registered"
-        print(f"API {base}, worker -c {args.concurrency} ({handlers} app.updated handlers), Redis {args.redis}")
+        print(f"API {base}, worker -c {args.concurrency} ({handlers} app.updated handlers), broker {broker}")
         print(f"database {env['DATABASE_URL']}")
 
         # Bare Celery before and after the pipeline phases: this machine's speed drifts within a run.
@@ -367,7 +377,7 @@ def main() -> None:
     print(f"ingest burst ({args.events} requests, {args.senders} senders, {args.events / (sent - start):.0f} req/s): "
           f"p50 {_pct(burst_ms, 50):.1f} ms, p99 {_pct(burst_ms, 99):.1f} ms")  # fmt: skip
     print(f"end to end (webhook → handled): {pipeline_rate:.0f} events/s")
-    print(f"bare Celery task, one Redis write, same worker (-c {args.concurrency}): {bare_rate:.0f} tasks/s "
+    print(f"bare Celery task, one Redis write, same broker and worker (-c {args.concurrency}): {bare_rate:.0f} tasks/s "
           f"(mean of {bare_before:.0f} before and {bare_after:.0f} after the pipeline phases)")  # fmt: skip
     print(f"ratio pipeline / bare: {pipeline_rate / bare_rate:.2f}")
     print(f"worker drain (ingested and queued first; includes worker start-up): {drain_rate:.0f} events/s, "

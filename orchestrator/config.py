@@ -50,8 +50,13 @@ class Settings(BaseSettings):
         default=0.05,
         gt=0,
         le=5,
-        description="How often the embedded (sqla+sqlite) broker's consumers look for work; "
-        "each hop waits at most this long",
+        description="How often the embedded (sqla+sqlite) broker's consumers look for work when no wake-up "
+        "reaches them (with EMBEDDED_BROKER_WAKEUP a publish wakes them at once; this is the fallback)",
+    )
+    embedded_broker_wakeup: bool = Field(
+        default=True,
+        description="Embedded broker: each publish wakes the consumers through a Unix datagram socket (in the "
+        "temp directory) instead of leaving them to the next poll; false: polling only",
     )
     redis_url: str | None = Field(
         default=None,
@@ -393,6 +398,13 @@ class Settings(BaseSettings):
         ge=0,
         description="How long GET /api/v1/kpis and /series reuse the figures computed for the same query, in each "
         "API process (the response's age_seconds says how old they are; 0: computed for every request)",
+    )
+
+    # ---- embedded default at interactive speed (issue 19, part 0); see README "The embedded broker"
+    worker_warm_reviews: bool = Field(
+        default=False,
+        description="Each worker process loads the review checks' advisory index in the background as it starts, "
+        "so the first push after start-up does not wait for it (seconds); `orchestrator up` turns it on",
     )
 
     @model_validator(mode="after")

@@ -78,7 +78,8 @@ def celery_config(broker_url: str) -> dict[str, Any]:
     # so the Redis-only options, visibility_timeout included, must not reach it.
     transport: dict[str, Any] = {}
     if broker_url.startswith(f"{embedded_broker.SCHEME}+"):
-        embedded_broker.install(get_settings().embedded_broker_poll_seconds)
+        settings = get_settings()
+        embedded_broker.install(settings.embedded_broker_poll_seconds, wakeup=settings.embedded_broker_wakeup)
     if broker_url.startswith(("redis://", "rediss://")):
         transport.update(
             visibility_timeout=VISIBILITY_TIMEOUT,

@@ -47,3 +47,17 @@ def _dispose_inherited_connections(**_: Any) -> None:
     from orchestrator.db import dispose_engines
 
     dispose_engines()
+
+
+@worker_process_init.connect
+def _warm_review_checks(**_: Any) -> None:
+    # The first review in a process loads the advisory index (about 1 s; 7 s the first time in a data
+    # directory, which builds its cache): loaded in the background as the process starts, a push made
+    # right after `orchestrator up` does not wait for it. Off by default: the test suite starts many workers.
+    if not get_settings().worker_warm_reviews:
+        return
+    import threading
+
+    from orchestrator.reviews.checks.advisory_sets import default_index
+
+    threading.Thread(target=default_index, name="warm-review-checks", daemon=True).start()

@@ -142,6 +142,8 @@ def up(
     url = local_url(host, port)
     # The children derive PUBLIC_URL (links, token issuer) from the port they are told here.
     env = {**os.environ, "API_HOST": host, "API_PORT": str(port)}
+    # The worker loads the review checks' data as it starts, not on the first push (WORKER_WARM_REVIEWS).
+    env.setdefault("WORKER_WARM_REVIEWS", "true")
     supervisor = Supervisor(children, env=env, stop_timeout=stop_timeout)
     supervisor.say(f"starting {', '.join(c.name for c in children)}; API at {url}")
     probe = _ReadinessProbe(url, supervisor)
