@@ -14,6 +14,7 @@ exceptions. Nothing here logs or stores a prompt, an answer, a detected value or
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -39,7 +40,7 @@ from orchestrator.errors import NotFound, PayloadTooLarge
 from orchestrator.http.bodies import read_body
 from orchestrator.http.deps import CurrentToken, ReadSession
 from orchestrator.integrations.llm import HttpUpstream, LlmUpstream, NotConfigured, Provider
-from orchestrator.llm.limits import Buckets, retry_after_header, settle_tokens, take_requests, take_tokens
+from orchestrator.llm.limits import Buckets, retry_after_header, settle_tokens, take_call
 from orchestrator.llm.models import LlmUsage, Outcome
 from orchestrator.llm.redaction import StreamRestorer, Vault, mask_json, scan_json
 from orchestrator.llm.service import (
@@ -68,6 +69,19 @@ class Connector:
 
     upstream: LlmUpstream
     buckets: Buckets
+    settling: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def settle(self, app_id: str, tokens_per_day: int, actual: int, estimate: int) -> None:
+        """Charge the provider's token count against the estimate taken, off the request path.
+
+        Awaited in line, this round trip held the connection (the next request of a keep-alive
+        client waits for the background task) for nothing the caller needs.
+        """
+        task = asyncio.get_running_loop().create_task(
+            settle_tokens(self.buckets, app_id, tokens_per_day, actual, estimate)
+        )
+        self.settling.add(task)  # a reference until done, or the loop may drop it half way
+        task.add_done_callback(self.settling.discard)
 
 
 @asynccontextmanager
@@ -79,6 +93,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if connector.settling:
+            await asyncio.gather(*connector.settling, return_exceptions=True)
         await connector.upstream.aclose()
         await connector.buckets.close()
         await run_in_threadpool(usage_writer.flush)
@@ -251,7 +267,7 @@ async def _finish(
     """Settle the day's token bucket, write the usage row (an audit entry for a block), log one line."""
     if rules is not None and outcome is Outcome.ok and call.prompt_tokens + call.completion_tokens:
         actual = call.prompt_tokens + call.completion_tokens
-        await settle_tokens(_connector(request).buckets, call.app_id, rules.tokens_per_day, actual, call.estimate)
+        _connector(request).settle(call.app_id, rules.tokens_per_day, actual, call.estimate)
     row = call.row(outcome, status)
     audit_reason = reason if outcome is Outcome.blocked and (status == 403 or call.redactions) else None
     if audit_reason is None:
@@ -291,9 +307,6 @@ async def _proxy(request: Request, provider: Provider, endpoint: str, path: str,
     connector = _connector(request)
     try:
         rules = await _authenticate(request, call)
-        rpm = await take_requests(connector.buckets, call.app_id, rules.requests_per_minute)
-        if not rpm.allowed:
-            raise Refused(429, "rate_limit", "this app's requests per minute are used up", retry_after=rpm.retry_after)
         body, size = await _body(request, rules)
         call.model = str(body.get("model") or "")
         call.streamed = body.get("stream") is True
@@ -301,9 +314,14 @@ async def _proxy(request: Request, provider: Provider, endpoint: str, path: str,
         body, vault = _redact(body, rules, call)
         if billed:
             call.estimate = size // 4 + 1
-            tpd = await take_tokens(connector.buckets, call.app_id, rules.tokens_per_day, call.estimate)
-            if not tpd.allowed:
-                raise Refused(429, "rate_limit", "this app's tokens per day are used up", retry_after=tpd.retry_after)
+        # Both buckets in one Redis round trip, after every local check: a refused call takes nothing.
+        estimate = call.estimate if billed else None
+        taken, short = await take_call(
+            connector.buckets, call.app_id, rules.requests_per_minute, rules.tokens_per_day, estimate
+        )
+        if short is not None:
+            what = "requests per minute" if short == "rpm" else "tokens per day"
+            raise Refused(429, "rate_limit", f"this app's {what} are used up", retry_after=taken.retry_after)
         headers = {k.lower(): v for k, v in request.headers.items()}
         if call.streamed:
             return await _stream(request, connector, call, rules, path, body, headers, vault)
