@@ -361,18 +361,20 @@ def _answer(request: Request, call: Call, rules: LlmPolicy, upstream: httpx.Resp
 
 
 class _SseRewriter:
-    """Rewrites a provider's server-sent events: placeholders restored per text block, usage noted."""
+    """Rewrites a provider's server-sent events: placeholders restored per text block and per tool
+    call's streamed arguments (JSON text: values go in JSON-escaped), usage noted."""
 
     def __init__(self, call: Call, vault: Vault, *, hide_usage: bool = False) -> None:
         self.call = call
         self.vault = vault
         self.hide_usage = hide_usage  # the usage chunk was asked for by the connector, not the app
-        self.restorers: dict[int, StreamRestorer] = {}
+        # ("text", choice or block) / ("args", choice, tool call) / ("json", block) → its restorer
+        self.restorers: dict[tuple[Any, ...], StreamRestorer] = {}
 
-    def _restorer(self, index: int) -> StreamRestorer:
-        if index not in self.restorers:
-            self.restorers[index] = StreamRestorer(self.vault)
-        return self.restorers[index]
+    def _restorer(self, key: tuple[Any, ...]) -> StreamRestorer:
+        if key not in self.restorers:
+            self.restorers[key] = StreamRestorer(self.vault, json_text=key[0] != "text")
+        return self.restorers[key]
 
     def event(self, lines: list[str]) -> str:
         """One whole event (its lines, without the blank separator) as text to send on."""
@@ -405,17 +407,38 @@ class _SseRewriter:
         changed = False
         for choice in data.get("choices") or []:
             delta = choice.get("delta") or {}
-            restorer = self._restorer(int(choice.get("index") or 0))
+            index = int(choice.get("index") or 0)
             text = delta.get("content")
             if isinstance(text, str):
-                delta["content"] = restorer.feed(text)
+                delta["content"] = self._restorer(("text", index)).feed(text)
                 changed = True
-            if choice.get("finish_reason") is not None:
-                held = restorer.flush()
-                if held:
-                    delta["content"] = (delta.get("content") or "") + held
-                    choice["delta"] = delta
+            for tool_call in delta.get("tool_calls") or []:
+                function = tool_call.get("function") if isinstance(tool_call, dict) else None
+                if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                    key = ("args", index, int(tool_call.get("index") or 0))
+                    function["arguments"] = self._restorer(key).feed(function["arguments"])
                     changed = True
+            if choice.get("finish_reason") is not None:
+                changed = self._flush_choice(choice, delta, index) or changed
+        return changed
+
+    def _flush_choice(self, choice: dict[str, Any], delta: dict[str, Any], index: int) -> bool:
+        """At a choice's end, send on what the restorers held back (it was not a placeholder after all)."""
+        changed = False
+        held = self._restorer(("text", index)).flush()
+        if held:
+            delta["content"] = (delta.get("content") or "") + held
+            changed = True
+        tails = [
+            {"index": key[2], "function": {"arguments": tail}}
+            for key, restorer in self.restorers.items()
+            if key[0] == "args" and key[1] == index and (tail := restorer.flush())
+        ]
+        if tails:
+            delta["tool_calls"] = [*(delta.get("tool_calls") or []), *tails]
+            changed = True
+        if changed:
+            choice["delta"] = delta
         return changed
 
     def _anthropic(self, data: dict[str, Any]) -> tuple[bool, str]:
@@ -430,13 +453,21 @@ class _SseRewriter:
         if kind == "content_block_delta":
             delta = data.get("delta") or {}
             if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
-                delta["text"] = self._restorer(index).feed(delta["text"])
+                delta["text"] = self._restorer(("text", index)).feed(delta["text"])
                 return True, ""
-        elif kind == "content_block_stop" and index in self.restorers:
-            held = self.restorers[index].flush()
-            if held:
-                flushed = {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": held}}
-                return False, "event: content_block_delta\ndata: " + json.dumps(flushed) + "\n\n"
+            if delta.get("type") == "input_json_delta" and isinstance(delta.get("partial_json"), str):
+                delta["partial_json"] = self._restorer(("json", index)).feed(delta["partial_json"])
+                return True, ""
+        elif kind == "content_block_stop":
+            extra = ""
+            for key, delta_type, field_name in ((("text", index), "text_delta", "text"),
+                                                (("json", index), "input_json_delta", "partial_json")):  # fmt: skip
+                held = self.restorers[key].flush() if key in self.restorers else ""
+                if held:
+                    flushed = {"type": "content_block_delta", "index": index,
+                               "delta": {"type": delta_type, field_name: held}}  # fmt: skip
+                    extra += "event: content_block_delta\ndata: " + json.dumps(flushed) + "\n\n"
+            return False, extra
         return False, ""
 
 
