@@ -92,14 +92,16 @@ def routers() -> list[APIRouter]:
 def _hot_routes_first(app: FastAPI) -> None:
     from orchestrator.http import llm, oauth
 
-    hot = {id(oauth.router), id(llm.router)}
+    # Introspection first: its router has three routes, the connector's a dozen.
+    hot = {id(oauth.router): 0, id(llm.router): 1}
     routes = app.router.routes
 
-    def is_hot(route: object) -> bool:
+    def rank(route: object) -> int:
         # FastAPI ≥ 0.16x keeps an included router as one entry; older versions copy its routes.
         router = getattr(route, "original_router", None)
         path = str(getattr(route, "path", ""))
-        return id(router) in hot or path.startswith(("/oauth/", "/llm/"))
+        if id(router) in hot:
+            return hot[id(router)]
+        return 0 if path.startswith("/oauth/") else 1 if path.startswith("/llm/") else 2
 
-    first = [r for r in routes if is_hot(r)]
-    routes[:] = first + [r for r in routes if not is_hot(r)]
+    routes.sort(key=rank)  # stable: the others keep their order
