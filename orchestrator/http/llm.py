@@ -40,7 +40,7 @@ from orchestrator.errors import NotFound, PayloadTooLarge
 from orchestrator.http.bodies import read_body
 from orchestrator.http.deps import CurrentToken, ReadSession
 from orchestrator.integrations.llm import HttpUpstream, LlmUpstream, NotConfigured, Provider
-from orchestrator.llm.limits import Buckets, retry_after_header, settle_tokens, take_call
+from orchestrator.llm.limits import SETTLE_SECONDS, Buckets, Settlements, retry_after_header, take_call
 from orchestrator.llm.models import LlmUsage, Outcome
 from orchestrator.llm.redaction import StreamRestorer, Vault, mask_json, scan_json
 from orchestrator.llm.service import (
@@ -65,36 +65,33 @@ _PASSED_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry", "x-request
 
 @dataclass
 class Connector:
-    """Per-process state: the upstream client and the limit buckets (bound to the serving event loop)."""
+    """Per-process state: the upstream client, the limit buckets (bound to the serving event loop) and
+    the token counts still to settle."""
 
     upstream: LlmUpstream
     buckets: Buckets
-    settling: set[asyncio.Task[None]] = field(default_factory=set)
+    settlements: Settlements = field(default_factory=Settlements)
 
-    def settle(self, app_id: str, tokens_per_day: int, actual: int, estimate: int) -> None:
-        """Charge the provider's token count against the estimate taken, off the request path.
-
-        Awaited in line, this round trip held the connection (the next request of a keep-alive
-        client waits for the background task) for nothing the caller needs.
-        """
-        task = asyncio.get_running_loop().create_task(
-            settle_tokens(self.buckets, app_id, tokens_per_day, actual, estimate)
-        )
-        self.settling.add(task)  # a reference until done, or the loop may drop it half way
-        task.add_done_callback(self.settling.discard)
+    async def settle_periodically(self) -> None:
+        """Charge what is owed every SETTLE_SECONDS (an app's own next call charges it sooner)."""
+        while True:
+            await asyncio.sleep(SETTLE_SECONDS)
+            if self.settlements:
+                await self.settlements.flush(self.buckets)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the upstream client and the buckets with the app; close them with it."""
+    """Open the upstream client and the buckets with the app; settle and close them with it."""
     settings = get_settings()
     connector = Connector(HttpUpstream(settings), Buckets(settings.effective_redis_url))
     app.state.llm_connector = connector
+    settling = asyncio.get_running_loop().create_task(connector.settle_periodically())
     try:
         yield
     finally:
-        if connector.settling:
-            await asyncio.gather(*connector.settling, return_exceptions=True)
+        settling.cancel()
+        await connector.settlements.flush(connector.buckets)
         await connector.upstream.aclose()
         await connector.buckets.close()
         await run_in_threadpool(usage_writer.flush)
@@ -266,8 +263,9 @@ async def _finish(
 ) -> None:
     """Settle the day's token bucket, write the usage row (an audit entry for a block), log one line."""
     if rules is not None and outcome is Outcome.ok and call.prompt_tokens + call.completion_tokens:
+        # No round trip here: charged with the app's next call, or within SETTLE_SECONDS.
         actual = call.prompt_tokens + call.completion_tokens
-        _connector(request).settle(call.app_id, rules.tokens_per_day, actual, call.estimate)
+        _connector(request).settlements.owe(call.app_id, rules.tokens_per_day, actual, call.estimate)
     row = call.row(outcome, status)
     audit_reason = reason if outcome is Outcome.blocked and (status == 403 or call.redactions) else None
     if audit_reason is None:
@@ -314,10 +312,12 @@ async def _proxy(request: Request, provider: Provider, endpoint: str, path: str,
         body, vault = _redact(body, rules, call)
         if billed:
             call.estimate = size // 4 + 1
-        # Both buckets in one Redis round trip, after every local check: a refused call takes nothing.
+        # Both buckets and the app's earlier calls' settlement in one Redis round trip, after every
+        # local check: a refused call takes nothing (the settlement is charged all the same).
         estimate = call.estimate if billed else None
+        debit = connector.settlements.take(call.app_id)
         taken, short = await take_call(
-            connector.buckets, call.app_id, rules.requests_per_minute, rules.tokens_per_day, estimate
+            connector.buckets, call.app_id, rules.requests_per_minute, rules.tokens_per_day, estimate, debit=debit
         )
         if short is not None:
             what = "requests per minute" if short == "rpm" else "tokens per day"
