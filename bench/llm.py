@@ -164,6 +164,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8, help="concurrent clients of the throughput phase")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of the API (limits stay shared)")
+    parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
+                        help="uvicorn's event loop for the API (auto: uvloop when installed)")  # fmt: skip
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-llm-"))
@@ -181,7 +183,7 @@ def main() -> None:
                             tmp / "upstream.log", upstream + "/v1/models"))  # fmt: skip
         api_args = [sys.executable, "-m", "uvicorn", "orchestrator.http.app:create_app", "--factory", "--host",
                     "127.0.0.1", "--port", str(api_port), "--log-level", "warning", "--no-access-log",
-                    "--workers", str(args.workers)]  # fmt: skip
+                    "--workers", str(args.workers), "--loop", args.loop]  # fmt: skip
         procs.append(_start(api_args, env, tmp / "api.log", f"http://127.0.0.1:{api_port}/healthz"))
         paths = {
             "direct": (upstream + "/v1/chat/completions", {"authorization": f"Bearer {openai_key}"}),
@@ -226,7 +228,10 @@ def _report(
     added_p50, added_p99 = conn_p50 - direct_p50, conn_p99 - direct_p99
     ratio = conn_rps / direct_rps
     errors = sum(r["errors"] for runs in (*latency.values(), *throughput.values()) for r in runs)
-    print(f"latency at {args.rate:g} req/s (4 KB prompts, 3 personal values each), median of {args.rounds} rounds:")
+    print(
+        f"latency at {args.rate:g} req/s (4 KB prompts, 3 personal values each), median of {args.rounds} rounds; "
+        f"API: {args.workers} uvicorn worker(s), loop {args.loop}; load average {os.getloadavg()[0]:.1f}"
+    )
     print(f"  direct     p50 {direct_p50:7.2f} ms   p99 {direct_p99:7.2f} ms")
     print(f"  connector  p50 {conn_p50:7.2f} ms   p99 {conn_p99:7.2f} ms")
     print(f"  added      p50 {added_p50:7.2f} ms   p99 {added_p99:7.2f} ms   (p50 ratio {conn_p50 / direct_p50:.2f})")

@@ -1,7 +1,8 @@
 """A local stand-in for the OpenAI and Anthropic APIs (real sockets, real HTTP, server-sent events).
 
 It checks the provider key like the real APIs (401 in the provider's error shape otherwise), echoes
-the last user message back ("You said: …"), counts tokens roughly, streams in small pieces (so a
+the last user message back ("You said: …") — or, when the request offers tools, calls the first
+one with `{"text": <that message>}` as its arguments —, counts tokens roughly, streams in small pieces (so a
 placeholder is split over chunks), records every request it received (to assert what reached the
 provider), and answers scripted errors (status, provider error body, Retry-After) when told to.
 """
@@ -99,6 +100,16 @@ def _last_user_text(messages: list[Any]) -> str:
     return ""
 
 
+def _tool_name(request: dict[str, Any]) -> str | None:
+    """The first tool offered (OpenAI `tools[].function.name` or Anthropic `tools[].name`), if any."""
+    for tool in request.get("tools") or []:
+        if isinstance(tool, dict):
+            name = (tool.get("function") or {}).get("name") if "function" in tool else tool.get("name")
+            if isinstance(name, str):
+                return name
+    return None
+
+
 def _tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
@@ -114,6 +125,27 @@ def _openai_error(status: int, message: str) -> dict[str, Any]:
 def _anthropic_error(status: int, message: str) -> dict[str, Any]:
     kinds = {401: "authentication_error", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
     return {"type": "error", "error": {"type": kinds.get(status, "invalid_request_error"), "message": message}}
+
+
+def _tool_use_events(
+    message: dict[str, Any], start_usage: Any, usage: Any, tool: str, arguments: str, piece: int
+) -> list[tuple[str | None, Any]]:
+    """An Anthropic stream that calls `tool`, its input JSON sent as `input_json_delta` pieces."""
+    block = {"type": "tool_use", "id": "toolu_fake", "name": tool, "input": {}}
+    events: list[tuple[str | None, Any]] = [
+        ("message_start", {"type": "message_start", "message": {**message, "content": [], "usage": start_usage}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}),
+    ]
+    for i in range(0, len(arguments), piece):
+        delta = {"type": "input_json_delta", "partial_json": arguments[i : i + piece]}
+        events.append(("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}))
+    events.append(("content_block_stop", {"type": "content_block_stop", "index": 0}))
+    stop = {"stop_reason": "tool_use", "stop_sequence": None}
+    events.append(
+        ("message_delta", {"type": "message_delta", "delta": stop, "usage": {"output_tokens": usage["output_tokens"]}})
+    )
+    events.append(("message_stop", {"type": "message_stop"}))
+    return events
 
 
 def _handler(fake: FakeLlm) -> type[QuietHandler]:
@@ -179,6 +211,10 @@ def _handler(fake: FakeLlm) -> type[QuietHandler]:
                 "total_tokens": _tokens(prompt) + _tokens(answer),
             }
             base = {"id": "chatcmpl-fake", "created": int(time.time()), "model": request["model"]}
+            tool = _tool_name(request)
+            if tool is not None:
+                self._chat_tool(request, base, tool, usage)
+                return
             if not request.get("stream"):
                 choice = {
                     "index": 0,
@@ -199,6 +235,27 @@ def _handler(fake: FakeLlm) -> type[QuietHandler]:
                 events.append({**chunk, "choices": [], "usage": usage})
             self._sse([(None, e) for e in events] + [(None, "[DONE]")])
 
+        def _chat_tool(self, request: dict[str, Any], base: dict[str, Any], tool: str, usage: Any) -> None:
+            arguments = json.dumps({"text": _last_user_text(request["messages"])})
+            call = {"id": "call_fake", "type": "function", "function": {"name": tool, "arguments": arguments}}
+            if not request.get("stream"):
+                message = {"role": "assistant", "content": None, "tool_calls": [call]}
+                choice = {"index": 0, "message": message, "finish_reason": "tool_calls", "logprobs": None}
+                self.reply_json(200, {**base, "object": "chat.completion", "choices": [choice], "usage": usage})
+                return
+            chunk = {**base, "object": "chat.completion.chunk"}
+            first = {**call, "index": 0, "function": {"name": tool, "arguments": ""}}
+            events = [{**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [first]}}]}]
+            for i in range(0, len(arguments), fake.piece):
+                piece = {"index": 0, "function": {"arguments": arguments[i : i + fake.piece]}}
+                events.append(
+                    {**chunk, "choices": [{"index": 0, "delta": {"tool_calls": [piece]}, "finish_reason": None}]}
+                )
+            events.append({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+            if (request.get("stream_options") or {}).get("include_usage"):
+                events.append({**chunk, "choices": [], "usage": usage})
+            self._sse([(None, e) for e in events] + [(None, "[DONE]")])
+
         def _messages(self, request: dict[str, Any]) -> None:
             answer = "You said: " + _last_user_text(request["messages"])
             usage = {"input_tokens": _tokens(json.dumps(request["messages"])), "output_tokens": _tokens(answer)}
@@ -210,11 +267,20 @@ def _handler(fake: FakeLlm) -> type[QuietHandler]:
                 "stop_reason": "end_turn",
                 "stop_sequence": None,
             }
+            tool = _tool_name(request)
+            text = _last_user_text(request["messages"])
+            if tool is not None:
+                message["stop_reason"] = "tool_use"
             if not request.get("stream"):
-                content = [{"type": "text", "text": answer}]
+                content: list[dict[str, Any]] = [{"type": "text", "text": answer}]
+                if tool is not None:
+                    content = [{"type": "tool_use", "id": "toolu_fake", "name": tool, "input": {"text": text}}]
                 self.reply_json(200, {**message, "content": content, "usage": usage})
                 return
             start_usage = {"input_tokens": usage["input_tokens"], "output_tokens": 1}
+            if tool is not None:
+                self._sse(_tool_use_events(message, start_usage, usage, tool, json.dumps({"text": text}), fake.piece))
+                return
             events: list[tuple[str | None, Any]] = [
                 (
                     "message_start",

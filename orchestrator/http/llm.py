@@ -14,6 +14,7 @@ exceptions. Nothing here logs or stores a prompt, an answer, a detected value or
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -39,7 +40,7 @@ from orchestrator.errors import NotFound, PayloadTooLarge
 from orchestrator.http.bodies import read_body
 from orchestrator.http.deps import CurrentToken, ReadSession
 from orchestrator.integrations.llm import HttpUpstream, LlmUpstream, NotConfigured, Provider
-from orchestrator.llm.limits import Buckets, retry_after_header, settle_tokens, take_requests, take_tokens
+from orchestrator.llm.limits import SETTLE_SECONDS, Buckets, Settlements, retry_after_header, take_call
 from orchestrator.llm.models import LlmUsage, Outcome
 from orchestrator.llm.redaction import StreamRestorer, Vault, mask_json, scan_json
 from orchestrator.llm.service import (
@@ -64,21 +65,33 @@ _PASSED_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry", "x-request
 
 @dataclass
 class Connector:
-    """Per-process state: the upstream client and the limit buckets (bound to the serving event loop)."""
+    """Per-process state: the upstream client, the limit buckets (bound to the serving event loop) and
+    the token counts still to settle."""
 
     upstream: LlmUpstream
     buckets: Buckets
+    settlements: Settlements = field(default_factory=Settlements)
+
+    async def settle_periodically(self) -> None:
+        """Charge what is owed every SETTLE_SECONDS (an app's own next call charges it sooner)."""
+        while True:
+            await asyncio.sleep(SETTLE_SECONDS)
+            if self.settlements:
+                await self.settlements.flush(self.buckets)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the upstream client and the buckets with the app; close them with it."""
+    """Open the upstream client and the buckets with the app; settle and close them with it."""
     settings = get_settings()
     connector = Connector(HttpUpstream(settings), Buckets(settings.effective_redis_url))
     app.state.llm_connector = connector
+    settling = asyncio.get_running_loop().create_task(connector.settle_periodically())
     try:
         yield
     finally:
+        settling.cancel()
+        await connector.settlements.flush(connector.buckets)
         await connector.upstream.aclose()
         await connector.buckets.close()
         await run_in_threadpool(usage_writer.flush)
@@ -250,8 +263,9 @@ async def _finish(
 ) -> None:
     """Settle the day's token bucket, write the usage row (an audit entry for a block), log one line."""
     if rules is not None and outcome is Outcome.ok and call.prompt_tokens + call.completion_tokens:
+        # No round trip here: charged with the app's next call, or within SETTLE_SECONDS.
         actual = call.prompt_tokens + call.completion_tokens
-        await settle_tokens(_connector(request).buckets, call.app_id, rules.tokens_per_day, actual, call.estimate)
+        _connector(request).settlements.owe(call.app_id, rules.tokens_per_day, actual, call.estimate)
     row = call.row(outcome, status)
     audit_reason = reason if outcome is Outcome.blocked and (status == 403 or call.redactions) else None
     if audit_reason is None:
@@ -291,9 +305,6 @@ async def _proxy(request: Request, provider: Provider, endpoint: str, path: str,
     connector = _connector(request)
     try:
         rules = await _authenticate(request, call)
-        rpm = await take_requests(connector.buckets, call.app_id, rules.requests_per_minute)
-        if not rpm.allowed:
-            raise Refused(429, "rate_limit", "this app's requests per minute are used up", retry_after=rpm.retry_after)
         body, size = await _body(request, rules)
         call.model = str(body.get("model") or "")
         call.streamed = body.get("stream") is True
@@ -301,9 +312,16 @@ async def _proxy(request: Request, provider: Provider, endpoint: str, path: str,
         body, vault = _redact(body, rules, call)
         if billed:
             call.estimate = size // 4 + 1
-            tpd = await take_tokens(connector.buckets, call.app_id, rules.tokens_per_day, call.estimate)
-            if not tpd.allowed:
-                raise Refused(429, "rate_limit", "this app's tokens per day are used up", retry_after=tpd.retry_after)
+        # Both buckets and the app's earlier calls' settlement in one Redis round trip, after every
+        # local check: a refused call takes nothing (the settlement is charged all the same).
+        estimate = call.estimate if billed else None
+        debit = connector.settlements.take(call.app_id)
+        taken, short = await take_call(
+            connector.buckets, call.app_id, rules.requests_per_minute, rules.tokens_per_day, estimate, debit=debit
+        )
+        if short is not None:
+            what = "requests per minute" if short == "rpm" else "tokens per day"
+            raise Refused(429, "rate_limit", f"this app's {what} are used up", retry_after=taken.retry_after)
         headers = {k.lower(): v for k, v in request.headers.items()}
         if call.streamed:
             return await _stream(request, connector, call, rules, path, body, headers, vault)
@@ -343,18 +361,20 @@ def _answer(request: Request, call: Call, rules: LlmPolicy, upstream: httpx.Resp
 
 
 class _SseRewriter:
-    """Rewrites a provider's server-sent events: placeholders restored per text block, usage noted."""
+    """Rewrites a provider's server-sent events: placeholders restored per text block and per tool
+    call's streamed arguments (JSON text: values go in JSON-escaped), usage noted."""
 
     def __init__(self, call: Call, vault: Vault, *, hide_usage: bool = False) -> None:
         self.call = call
         self.vault = vault
         self.hide_usage = hide_usage  # the usage chunk was asked for by the connector, not the app
-        self.restorers: dict[int, StreamRestorer] = {}
+        # ("text", choice or block) / ("args", choice, tool call) / ("json", block) → its restorer
+        self.restorers: dict[tuple[Any, ...], StreamRestorer] = {}
 
-    def _restorer(self, index: int) -> StreamRestorer:
-        if index not in self.restorers:
-            self.restorers[index] = StreamRestorer(self.vault)
-        return self.restorers[index]
+    def _restorer(self, key: tuple[Any, ...]) -> StreamRestorer:
+        if key not in self.restorers:
+            self.restorers[key] = StreamRestorer(self.vault, json_text=key[0] != "text")
+        return self.restorers[key]
 
     def event(self, lines: list[str]) -> str:
         """One whole event (its lines, without the blank separator) as text to send on."""
@@ -387,17 +407,38 @@ class _SseRewriter:
         changed = False
         for choice in data.get("choices") or []:
             delta = choice.get("delta") or {}
-            restorer = self._restorer(int(choice.get("index") or 0))
+            index = int(choice.get("index") or 0)
             text = delta.get("content")
             if isinstance(text, str):
-                delta["content"] = restorer.feed(text)
+                delta["content"] = self._restorer(("text", index)).feed(text)
                 changed = True
-            if choice.get("finish_reason") is not None:
-                held = restorer.flush()
-                if held:
-                    delta["content"] = (delta.get("content") or "") + held
-                    choice["delta"] = delta
+            for tool_call in delta.get("tool_calls") or []:
+                function = tool_call.get("function") if isinstance(tool_call, dict) else None
+                if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                    key = ("args", index, int(tool_call.get("index") or 0))
+                    function["arguments"] = self._restorer(key).feed(function["arguments"])
                     changed = True
+            if choice.get("finish_reason") is not None:
+                changed = self._flush_choice(choice, delta, index) or changed
+        return changed
+
+    def _flush_choice(self, choice: dict[str, Any], delta: dict[str, Any], index: int) -> bool:
+        """At a choice's end, send on what the restorers held back (it was not a placeholder after all)."""
+        changed = False
+        held = self._restorer(("text", index)).flush()
+        if held:
+            delta["content"] = (delta.get("content") or "") + held
+            changed = True
+        tails = [
+            {"index": key[2], "function": {"arguments": tail}}
+            for key, restorer in self.restorers.items()
+            if key[0] == "args" and key[1] == index and (tail := restorer.flush())
+        ]
+        if tails:
+            delta["tool_calls"] = [*(delta.get("tool_calls") or []), *tails]
+            changed = True
+        if changed:
+            choice["delta"] = delta
         return changed
 
     def _anthropic(self, data: dict[str, Any]) -> tuple[bool, str]:
@@ -412,13 +453,21 @@ class _SseRewriter:
         if kind == "content_block_delta":
             delta = data.get("delta") or {}
             if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
-                delta["text"] = self._restorer(index).feed(delta["text"])
+                delta["text"] = self._restorer(("text", index)).feed(delta["text"])
                 return True, ""
-        elif kind == "content_block_stop" and index in self.restorers:
-            held = self.restorers[index].flush()
-            if held:
-                flushed = {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": held}}
-                return False, "event: content_block_delta\ndata: " + json.dumps(flushed) + "\n\n"
+            if delta.get("type") == "input_json_delta" and isinstance(delta.get("partial_json"), str):
+                delta["partial_json"] = self._restorer(("json", index)).feed(delta["partial_json"])
+                return True, ""
+        elif kind == "content_block_stop":
+            extra = ""
+            for key, delta_type, field_name in ((("text", index), "text_delta", "text"),
+                                                (("json", index), "input_json_delta", "partial_json")):  # fmt: skip
+                held = self.restorers[key].flush() if key in self.restorers else ""
+                if held:
+                    flushed = {"type": "content_block_delta", "index": index,
+                               "delta": {"type": delta_type, field_name: held}}  # fmt: skip
+                    extra += "event: content_block_delta\ndata: " + json.dumps(flushed) + "\n\n"
+            return False, extra
         return False, ""
 
 

@@ -35,6 +35,7 @@ from orchestrator.credentials.providers import validate_providers
 from orchestrator.credentials.tokens.exchange import ExchangeRequest, OAuthError, exchange
 from orchestrator.credentials.tokens.introspection import introspect
 from orchestrator.credentials.tokens.keys import get_keyring
+from orchestrator.credentials.tokens.revocation_feed import start_feed, stop_feed
 from orchestrator.db import session_scope
 from orchestrator.documents import control_character
 from orchestrator.errors import PayloadTooLarge, TransientIntegrationError, Unauthorized
@@ -50,14 +51,21 @@ log = get_logger(__name__)
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    """Refuse to start with a misconfigured credential provider; warm the key cache."""
+    """Refuse to start with a misconfigured credential provider; warm the key cache; follow revocations.
+
+    With Redis, the revocation feed (pushed revocations into this process) runs for the app's life.
+    """
     validate_providers()
     try:
         await run_in_threadpool(get_keyring().refresh)
     except Exception as exc:  # an unmigrated database must not stop the rest of the API starting
         log.warning("signing keys not loaded at start-up", error=str(exc))
     _freeze_startup_objects()
-    yield
+    feed = start_feed()
+    try:
+        yield
+    finally:
+        await run_in_threadpool(stop_feed, feed)
 
 
 router = APIRouter(tags=["oauth"], lifespan=lifespan)

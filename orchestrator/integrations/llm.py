@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal, Protocol
 
+import httpcore
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -24,6 +25,91 @@ ANTHROPIC_VERSION = "2023-06-01"
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Caller headers worth forwarding (content negotiation and provider feature flags); never auth.
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta", "openai-beta")
+
+
+class _CoalescingStream(httpcore.AsyncNetworkStream):
+    """A connection that holds written bytes until the next read, so a request goes out in one send.
+
+    httpcore writes a request's headers and its body separately: two sends, each of which wakes the
+    provider's side (and, on a busy host, hands it the CPU) for half a request. Everything written
+    before the answer is read is one request, so it is sent when the answer is first read.
+    """
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+        self._pending: list[bytes] = []
+
+    async def _flush(self, timeout: float | None) -> None:
+        if self._pending:
+            data, self._pending = b"".join(self._pending), []
+            await self._stream.write(data, timeout)
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        """Send what is held, then read."""
+        await self._flush(timeout)
+        return await self._stream.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Hold `buffer` until the next read."""
+        if buffer:
+            self._pending.append(buffer)
+
+    async def aclose(self) -> None:
+        """Close the connection (anything held was never answered: nothing to send)."""
+        self._pending = []
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: Any,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """TLS on the underlying connection (nothing is held before the handshake)."""
+        await self._flush(timeout)
+        return _CoalescingStream(await self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        """The underlying connection's information (socket, readability for pool reuse)."""
+        return self._stream.get_extra_info(info)
+
+
+class _CoalescingBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's default network backend, with connections that send each request in one piece."""
+
+    def __init__(self, backend: httpcore.AsyncNetworkBackend) -> None:
+        self._backend = backend
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """A TCP connection whose writes are held until the next read."""
+        stream = await self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _CoalescingStream(stream)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.AsyncNetworkStream:
+        """A Unix socket connection, likewise."""
+        return _CoalescingStream(await self._backend.connect_unix_socket(path, timeout, socket_options))
+
+    async def sleep(self, seconds: float) -> None:
+        """The backend's sleep."""
+        await self._backend.sleep(seconds)
+
+
+def _coalescing_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if isinstance(backend, httpcore.AsyncNetworkBackend):  # else: a different httpcore; plain sends
+        pool._network_backend = _CoalescingBackend(backend)  # type: ignore[union-attr]
+    return transport
 
 
 class NotConfigured(Exception):
@@ -56,10 +142,11 @@ class HttpUpstream:
     def __init__(self, settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings or get_settings()
         s = self.settings
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(s.llm_timeout_seconds, connect=s.llm_connect_timeout_seconds),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-            transport=transport,
+            limits=limits,
+            transport=transport or _coalescing_transport(limits),
         )
 
     def configured(self, provider: Provider) -> bool:

@@ -3,8 +3,11 @@
 Two buckets per app: requests per minute (one token a request) and LLM tokens per day (the prompt
 estimate is taken before the call; the difference to the provider's count is settled after it and
 may leave the bucket in debt, which refuses the next calls until it refills). One Lua script does
-refill-and-take atomically on Redis's own clock, so any number of processes share one budget.
-Without Redis (the embedded default) the same arithmetic runs in process memory.
+refill-and-take atomically on Redis's own clock, so any number of processes share one budget, and
+does a call's whole bookkeeping in one round trip (`take_call`): both buckets — all of them, or
+none when one is short — and the settlement of the app's earlier calls (`Settlements`, otherwise
+flushed every SETTLE_SECONDS). Without Redis (the embedded default) the same arithmetic runs in
+process memory.
 """
 
 from __future__ import annotations
@@ -23,32 +26,57 @@ from orchestrator.logs import get_logger
 KEY_PREFIX = "llm:bucket:"
 log = get_logger(__name__)
 
-# KEYS[1] bucket; ARGV: capacity, refill per second, cost, force (1: take even into debt).
-# Returns {allowed (0/1), seconds until `cost` would be available (string), tokens left (string)}.
-_TAKE = """
-local cap = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local force = tonumber(ARGV[4])
+# KEYS: the buckets; ARGV per bucket: capacity, refill per second, cost, force (1: take even into
+# debt), debit (settled whatever the answer: the provider's count of earlier calls minus their
+# estimates, negative to give back). Every bucket is refilled, debited and checked first; the costs
+# are taken only if none is short, so a call refused by one bucket costs nothing from the others.
+# Returns {allowed (0/1), the 1-based index of the bucket that refused (0 when allowed), seconds
+# until it would allow (string)}.
+_TAKE_ALL = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local v = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(v[1])
-local ts = tonumber(v[2])
-if tokens == nil then tokens = cap; ts = now end
-tokens = math.min(cap, tokens + math.max(0, now - ts) * rate)
-local allowed = 0
+local levels = {}
+local refused = 0
 local wait = 0
-if force == 1 or tokens >= cost then
-  tokens = tokens - cost
-  allowed = 1
-else
-  wait = (cost - tokens) / rate
+for i, key in ipairs(KEYS) do
+  local base = (i - 1) * 5
+  local cap = tonumber(ARGV[base + 1])
+  local rate = tonumber(ARGV[base + 2])
+  local cost = tonumber(ARGV[base + 3])
+  local force = tonumber(ARGV[base + 4])
+  local v = redis.call('HMGET', key, 'tokens', 'ts')
+  local tokens = tonumber(v[1])
+  local ts = tonumber(v[2])
+  if tokens == nil then tokens = cap; ts = now end
+  tokens = math.min(cap, math.min(cap, tokens + math.max(0, now - ts) * rate) - tonumber(ARGV[base + 5]))
+  if refused == 0 and force ~= 1 and tokens < cost then
+    refused = i
+    wait = (cost - tokens) / rate
+  end
+  levels[i] = tokens
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-redis.call('EXPIRE', KEYS[1], math.ceil(cap / rate) + 60)
-return {allowed, tostring(wait), tostring(tokens)}
+for i, key in ipairs(KEYS) do
+  local base = (i - 1) * 5
+  local level = levels[i]
+  if refused == 0 then level = level - tonumber(ARGV[base + 3]) end
+  redis.call('HSET', key, 'tokens', tostring(level), 'ts', tostring(now))
+  redis.call('EXPIRE', key, math.ceil(tonumber(ARGV[base + 1]) / tonumber(ARGV[base + 2])) + 60)
+end
+if refused == 0 then return {1, 0, '0'} end
+return {0, refused, tostring(wait)}
 """
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One bucket of a call: its key, capacity, refill per second, and what the call takes from it."""
+
+    key: str
+    capacity: float
+    rate: float
+    cost: float = 1.0
+    force: bool = False
+    debit: float = 0.0  # settled whatever the answer (see _TAKE_ALL)
 
 
 @dataclass(frozen=True)
@@ -65,16 +93,22 @@ class _MemoryBuckets:
         self._state: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def take(self, key: str, capacity: float, rate: float, cost: float, force: bool) -> Take:
+    def take_all(self, buckets: list[Bucket]) -> tuple[Take, int]:
         with self._lock:
             now = time.monotonic()
-            tokens, ts = self._state.get(key, (capacity, now))
-            tokens = min(capacity, tokens + max(0.0, now - ts) * rate)
-            if force or tokens >= cost:
-                self._state[key] = (tokens - cost, now)
-                return Take(True, 0.0, tokens - cost)
-            self._state[key] = (tokens, now)
-            return Take(False, (cost - tokens) / rate, tokens)
+            levels = []
+            refused, wait = -1, 0.0
+            for index, b in enumerate(buckets):
+                tokens, ts = self._state.get(b.key, (b.capacity, now))
+                tokens = min(b.capacity, min(b.capacity, tokens + max(0.0, now - ts) * b.rate) - b.debit)
+                if refused < 0 and not b.force and tokens < b.cost:
+                    refused, wait = index, (b.cost - tokens) / b.rate
+                levels.append(tokens)
+            for b, level in zip(buckets, levels, strict=True):
+                self._state[b.key] = (level - (b.cost if refused < 0 else 0.0), now)
+            if refused >= 0:
+                return Take(False, wait, levels[refused]), refused
+            return Take(True, 0.0, 0.0), -1
 
 
 class Buckets:
@@ -94,23 +128,25 @@ class Buckets:
             assert self.redis_url is not None
             client = aredis.Redis.from_url(self.redis_url, socket_timeout=2)
             self._clients[loop_id] = client
-            script = client.register_script(_TAKE)
-            self._scripts[loop_id] = script
+            script = self._scripts[loop_id] = client.register_script(_TAKE_ALL)
         return script
 
-    async def take(self, key: str, *, capacity: float, rate: float, cost: float = 1.0, force: bool = False) -> Take:
-        """Take `cost` from bucket `key` (capacity, refill `rate` per second); refused when short."""
+    async def take_all(self, buckets: list[Bucket]) -> tuple[Take, int]:
+        """Take from every bucket in one round trip, or from none: (the answer, the refusing index or -1)."""
         if self.redis_url is None:
-            return self._memory.take(key, capacity, rate, cost, force)
-        script = self._script()
+            return self._memory.take_all(buckets)
+        args: list[float] = []
+        for b in buckets:
+            args += [b.capacity, b.rate, b.cost, 1 if b.force else 0, b.debit]
         try:
-            raw = await script(keys=[KEY_PREFIX + key], args=[capacity, rate, cost, 1 if force else 0])  # type: ignore[operator]
+            raw = await self._script()(keys=[KEY_PREFIX + b.key for b in buckets], args=args)  # type: ignore[operator]
         except (redis.RedisError, OSError) as exc:
-            # Limits are a guard rail, not a gate: an unreachable Redis falls back to this process's buckets.
             log.warning("LLM limit buckets unreachable; counting in this process", error=str(exc))
-            return self._memory.take(key, capacity, rate, cost, force)
-        allowed, wait, left = raw
-        return Take(bool(int(allowed)), float(wait), float(left))
+            return self._memory.take_all(buckets)
+        allowed, index, wait = raw
+        if int(allowed):
+            return Take(True, 0.0, 0.0), -1
+        return Take(False, float(wait), 0.0), int(index) - 1
 
     async def close(self) -> None:
         """Close the Redis clients of the running loop."""
@@ -130,21 +166,59 @@ DAY_SECONDS = 86_400.0
 MINUTE_SECONDS = 60.0
 
 
-async def take_requests(buckets: Buckets, app_id: str, per_minute: int) -> Take:
-    """One request of `app_id` against its requests per minute."""
-    return await buckets.take(f"rpm:{app_id}", capacity=per_minute, rate=per_minute / MINUTE_SECONDS)
+def _rpm(app_id: str, per_minute: int) -> Bucket:
+    return Bucket(f"rpm:{app_id}", per_minute, per_minute / MINUTE_SECONDS)
 
 
-async def take_tokens(buckets: Buckets, app_id: str, tokens_per_day: int, estimate: int) -> Take:
-    """`estimate` LLM tokens of the app's day (an estimate over the day's size is capped at the size)."""
-    cost = min(estimate, tokens_per_day)
-    return await buckets.take(f"tpd:{app_id}", capacity=tokens_per_day, rate=tokens_per_day / DAY_SECONDS, cost=cost)
+async def take_call(
+    buckets: Buckets, app_id: str, per_minute: int, tokens_per_day: int, estimate: int | None, *, debit: int = 0
+) -> tuple[Take, str | None]:
+    """One call of `app_id` in one round trip: a request from its minute, `estimate` tokens from its
+    day (None: not billed) and `debit` — what earlier calls' provider counts exceeded their estimates
+    by (`Settlements`), settled whatever the answer; (the answer, "rpm" or "tpd" for the bucket that
+    refused, else None)."""
+    wanted = [_rpm(app_id, per_minute)]
+    if estimate is not None or debit:
+        cost = min(estimate, tokens_per_day) if estimate is not None else 0
+        wanted.append(Bucket(f"tpd:{app_id}", tokens_per_day, tokens_per_day / DAY_SECONDS, cost, debit=debit))
+    take, index = await buckets.take_all(wanted)
+    return take, (None if index < 0 else ("rpm", "tpd")[index])
 
 
-async def settle_tokens(buckets: Buckets, app_id: str, tokens_per_day: int, actual: int, estimate: int) -> None:
-    """Charge the difference between the provider's token count and the estimate taken before."""
-    diff = actual - min(estimate, tokens_per_day)
-    if diff:
-        await buckets.take(
-            f"tpd:{app_id}", capacity=tokens_per_day, rate=tokens_per_day / DAY_SECONDS, cost=diff, force=True
-        )
+class Settlements:
+    """The difference between the provider's token count and the estimate taken, owed per app.
+
+    Charged with the app's next call from this process (in the same round trip as its own limits),
+    or by `flush` — every SETTLE_SECONDS and at shutdown — so the other processes see it within that.
+    """
+
+    def __init__(self) -> None:
+        self._owed: dict[str, tuple[int, int]] = {}  # app → (tokens owed, its tokens per day)
+
+    def owe(self, app_id: str, tokens_per_day: int, actual: int, estimate: int) -> None:
+        """Note what the provider counted for a call against the estimate taken before it."""
+        diff = actual - min(estimate, tokens_per_day)
+        if diff:
+            owed, _ = self._owed.get(app_id, (0, tokens_per_day))
+            self._owed[app_id] = (owed + diff, tokens_per_day)
+
+    def take(self, app_id: str) -> int:
+        """What `app_id` owes (now charged by the caller's round trip)."""
+        return self._owed.pop(app_id, (0, 0))[0]
+
+    def __bool__(self) -> bool:
+        return bool(self._owed)
+
+    async def flush(self, buckets: Buckets) -> None:
+        """Charge everything owed, every app in one round trip."""
+        owed, self._owed = self._owed, {}
+        if owed:
+            await buckets.take_all(
+                [
+                    Bucket(f"tpd:{app}", tpd, tpd / DAY_SECONDS, 0, force=True, debit=diff)
+                    for app, (diff, tpd) in owed.items()
+                ]
+            )
+
+
+SETTLE_SECONDS = 1.0

@@ -10,6 +10,7 @@ Pure code: no I/O. Values live in memory only and are never logged.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -38,7 +39,14 @@ _LABEL = {
 PLACEHOLDER_RE = re.compile(r"<(?:EMAIL|PHONE|CARD|IBAN|NATIONAL_ID|SECRET)_\d{1,6}>")
 _MAX_PLACEHOLDER = len("<NATIONAL_ID_999999>")
 # JSON keys whose string values are protocol, not content: never scanned or changed.
+# Keys whose string values are JSON documents themselves (OpenAI tool-call arguments, Anthropic's
+# streamed tool input): placeholders in them are restored JSON-escaped.
+_JSON_TEXT_KEYS = frozenset({"arguments", "partial_json"})
 _PROTOCOL_KEYS = frozenset({"model", "role", "type", "id", "tool_call_id", "tool_use_id", "encoding_format"})
+
+
+def _json_escaped(value: str) -> str:
+    return json.dumps(value)[1:-1]
 
 
 @dataclass(frozen=True)
@@ -94,22 +102,30 @@ class Vault:
                 text = text.replace(det.value, self.placeholder(det.detector, det.value))
         return text
 
-    def restore(self, text: str) -> str:
-        """`text` with every placeholder of this request replaced by its value."""
+    def restore(self, text: str, *, json_text: bool = False) -> str:
+        """`text` with every placeholder of this request replaced by its value.
+
+        `json_text`: `text` is (part of) a JSON document — a tool call's arguments — whose
+        placeholders sit inside JSON strings, so each value goes in JSON-escaped (a quote or a
+        backslash in a value must not break the document the app will parse).
+        """
         if not self._by_placeholder or "<" not in text:
             return text
+        if json_text:
+            return PLACEHOLDER_RE.sub(lambda m: _json_escaped(self._by_placeholder.get(m.group(0), m.group(0))), text)
         return PLACEHOLDER_RE.sub(lambda m: self._by_placeholder.get(m.group(0), m.group(0)), text)
 
-    def restore_json(self, value: Any) -> Any:
-        """A JSON document with the placeholders in its strings restored."""
+    def restore_json(self, value: Any, key: str | None = None) -> Any:
+        """A JSON document with the placeholders in its strings restored (OpenAI's tool-call
+        `arguments`, a JSON document in a string, as JSON text)."""
         if not self:
             return value
         if isinstance(value, str):
-            return self.restore(value)
+            return self.restore(value, json_text=key in _JSON_TEXT_KEYS)
         if isinstance(value, list):
-            return [self.restore_json(v) for v in value]
+            return [self.restore_json(v, key) for v in value]
         if isinstance(value, dict):
-            return {k: self.restore_json(v) for k, v in value.items()}
+            return {k: self.restore_json(v, k) for k, v in value.items()}
         return value
 
 
@@ -156,8 +172,9 @@ def _strings(value: Any, key: str | None = None) -> Iterable[str]:
 class StreamRestorer:
     """Restores placeholders in a stream of text pieces, even when one is split across pieces."""
 
-    def __init__(self, vault: Vault) -> None:
+    def __init__(self, vault: Vault, *, json_text: bool = False) -> None:
         self.vault = vault
+        self.json_text = json_text  # pieces of a JSON document (tool-call arguments): values JSON-escaped
         self._held = ""
 
     def feed(self, piece: str) -> str:
@@ -167,9 +184,9 @@ class StreamRestorer:
         cut = text.rfind("<")
         if cut != -1 and ">" not in text[cut:] and len(text) - cut < _MAX_PLACEHOLDER:
             self._held, text = text[cut:], text[:cut]
-        return self.vault.restore(text)
+        return self.vault.restore(text, json_text=self.json_text)
 
     def flush(self) -> str:
         """Whatever is still held back (the end of the stream: it was not a placeholder after all)."""
         text, self._held = self._held, ""
-        return self.vault.restore(text)
+        return self.vault.restore(text, json_text=self.json_text)

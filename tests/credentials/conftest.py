@@ -27,6 +27,7 @@ def reset_credential_caches() -> None:
     from orchestrator.config import get_settings
     from orchestrator.credentials import providers as registry
     from orchestrator.credentials import usage
+    from orchestrator.credentials.tokens.introspection import forget_verified
     from orchestrator.credentials.tokens.keys import reset_keyring
     from orchestrator.credentials.tokens.revocation import reset_revocation_lists
     from orchestrator.credentials.tokens.subjects import reset_jwks_clients
@@ -34,6 +35,7 @@ def reset_credential_caches() -> None:
 
     get_settings.cache_clear()
     reset_keyring()
+    forget_verified()
     reset_revocation_lists()
     reset_jwks_clients()
     forget_callers()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import string
 
@@ -59,3 +60,18 @@ def test_stream_restores_placeholders_split_anywhere(size: int) -> None:
     pieces = [restorer.feed(masked[i : i + size]) for i in range(0, len(masked), size)]
     assert "".join(pieces) + restorer.flush() == original
     assert not any("<EMAIL" in p for p in pieces)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 8])
+def test_values_restored_into_json_text_stay_json(size: int) -> None:
+    """In tool-call arguments (JSON text, streamed in pieces) a value with a quote, a backslash or a
+    non-ASCII letter goes back JSON-escaped, so the app parses exactly the value."""
+    vault = Vault()
+    value = 'pa"ss\\wörd ' + secrets.token_hex(4)
+    token = vault.placeholder("secret", value)
+    document = '{"note": "use ' + token + " twice: " + token + '"}'
+    restorer = StreamRestorer(vault, json_text=True)
+    streamed = "".join(restorer.feed(document[i : i + size]) for i in range(0, len(document), size)) + restorer.flush()
+    assert json.loads(streamed) == {"note": f"use {value} twice: {value}"}
+    assert vault.restore_json({"arguments": document}) == {"arguments": streamed}
+    assert vault.restore_json({"content": token}) == {"content": value}  # plain text: the value as it is

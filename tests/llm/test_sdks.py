@@ -132,6 +132,57 @@ def test_anthropic_messages_plain_and_streamed(connector: Connector) -> None:
     _assert_clean(connector)
 
 
+OPENAI_TOOL = {
+    "type": "function",
+    "function": {"name": "send_note", "parameters": {"type": "object", "properties": {"text": {"type": "string"}}}},
+}
+ANTHROPIC_TOOL = {"name": "send_note", "input_schema": {"type": "object", "properties": {"text": {"type": "string"}}}}
+
+
+def test_openai_streamed_tool_call_arguments_are_restored(connector: Connector) -> None:
+    """Placeholders in a tool call's streamed `arguments` (split over 3-character pieces) come back as
+    the values, and the concatenated arguments are the JSON document the model meant; plain too."""
+    connector.fake.piece = 3
+    client = oai(base_url=connector.openai_base, api_key=connector.token("summariser"))
+    messages = [{"role": "user", "content": prompt()}]
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[OPENAI_TOOL], stream=True)
+    arguments: dict[int, str] = {}
+    names = set()
+    for chunk in stream:
+        for call in chunk.choices[0].delta.tool_calls or [] if chunk.choices else []:
+            if call.function is not None:
+                names.add(call.function.name)
+                arguments[call.index] = arguments.get(call.index, "") + (call.function.arguments or "")
+    assert "send_note" in names
+    assert json.loads(arguments[0]) == {"text": prompt()}
+    assert not any("<EMAIL" in a or "_1>" in a for a in arguments.values())
+    plain = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[OPENAI_TOOL])
+    (call,) = plain.choices[0].message.tool_calls
+    assert json.loads(call.function.arguments) == {"text": prompt()}
+    _assert_clean(connector)
+
+
+def test_anthropic_streamed_tool_input_is_restored(connector: Connector) -> None:
+    """Placeholders in `input_json_delta` pieces come back as the values: the SDK's parsed tool input
+    holds them; the plain answer's tool input too."""
+    connector.fake.piece = 3
+    client = ant(base_url=connector.anthropic_base, api_key=connector.token("summariser"))
+    messages = [{"role": "user", "content": prompt()}]
+    with client.messages.stream(
+        model="claude-3-5-haiku-latest", max_tokens=100, messages=messages, tools=[ANTHROPIC_TOOL]
+    ) as stream:
+        partial = "".join(e.partial_json for e in stream if e.type == "input_json")
+        final = stream.get_final_message()
+    assert json.loads(partial) == {"text": prompt()}
+    (block,) = final.content
+    assert block.type == "tool_use" and block.name == "send_note" and block.input == {"text": prompt()}
+    assert final.stop_reason == "tool_use"
+    plain = client.messages.create(model="claude-3-5-haiku-latest", max_tokens=100, messages=messages,
+                                   tools=[ANTHROPIC_TOOL])  # fmt: skip
+    assert plain.content[0].type == "tool_use" and plain.content[0].input == {"text": prompt()}
+    _assert_clean(connector)
+
+
 def test_embeddings_and_models(connector: Connector) -> None:
     client = oai(base_url=connector.openai_base, api_key=connector.token("summariser"))
     result = client.embeddings.create(model="text-embedding-3-small", input=[prompt(), "plain"])

@@ -2,7 +2,9 @@
 
 With Redis (REDIS_URL, or a Redis BROKER_URL) a revoked `jti` is a key whose TTL is the token's
 remaining lifetime, so the list never outgrows the set of tokens that could still be presented,
-and introspection checks it with one round trip. A marker key says the list was loaded; when Redis
+and the same round trip publishes the `jti` on CHANNEL for every API process's in-memory copy
+(`revocation_feed`); introspection reads that copy, or checks the key with one round trip while
+the copy may be stale. A marker key says the list was loaded; when Redis
 lost its data (restart without persistence, FLUSHDB) the marker is gone and the next check reloads
 the list from the ledger, answering from the database meanwhile. Without Redis (the embedded
 default) the ledger row's status is the list.
@@ -27,7 +29,14 @@ from orchestrator.logs import get_logger
 BUILTIN = "builtin"
 KEY_PREFIX = "orch:cred:revoked:"
 MARKER_KEY = "orch:cred:revocations-loaded"
+CHANNEL = "orch:cred:revocations"  # pub/sub: "<jti> <expiry epoch seconds>" per revocation
 log = get_logger(__name__)
+
+
+def channel(client: redis.Redis) -> str:
+    """The pub/sub channel of `client`'s database: channels ignore SELECT, and deployments (or test
+    sessions) sharing one Redis on different databases must not hear each other's revocations."""
+    return f"{CHANNEL}:{client.connection_pool.connection_kwargs.get('db', 0)}"
 
 
 def _ttl_seconds(expires_at: datetime | None, now: datetime) -> int:
@@ -52,16 +61,26 @@ class RevocationList:
 
     def add(self, jti: str, expires_at: datetime | None, *, now: datetime | None = None) -> bool:
         """Put `jti` on the list until `expires_at`; False when it has already expired (nothing to do)."""
-        ttl = _ttl_seconds(expires_at, now or utcnow())
+        now = now or utcnow()
+        ttl = _ttl_seconds(expires_at, now)
         if ttl <= 0:
             return False
         if self._sync is not None:
+            until = now.timestamp() + ttl
             try:
-                self._sync.set(KEY_PREFIX + jti, b"1", ex=ttl)
+                pipe = self._sync.pipeline(transaction=False)
+                pipe.set(KEY_PREFIX + jti, b"1", ex=ttl)
+                pipe.publish(channel(self._sync), f"{jti} {until:.0f}")
+                pipe.execute()
             except (redis.RedisError, OSError) as exc:
                 # The ledger must stay `live` until Redis has it, or the token would come back to
                 # life once Redis answers again: fail the revocation so it is retried.
                 raise TransientIntegrationError(f"revocation list unreachable: {exc}") from None
+            from orchestrator.credentials.tokens.revocation_feed import current_feed
+
+            feed = current_feed()
+            if feed is not None:  # this process knows at once, whatever the channel's delivery time
+                feed.note(jti, until)
         return True
 
     def _client(self) -> aredis.Redis:

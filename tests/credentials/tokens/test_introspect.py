@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import jwt
 import pytest
 
+from bench.harness import wait_until
 from tests.credentials.conftest import exchange_form
 from tests.factories import auth
 
@@ -153,11 +154,15 @@ class TestWithRedis:
         assert 0 < ttl <= timedelta(minutes=30).total_seconds() + 1
 
     def test_lost_redis_list_is_rebuilt_from_the_ledger(self, client: TestClient, issued: dict[str, str]) -> None:
-        """When Redis loses the list, the ledger answers and the list is reloaded into Redis."""
+        """When Redis loses the list, the process's copy still answers, and the subscriber's next
+        (re)connect reloads the list into Redis from the ledger."""
         import redis
 
         from orchestrator.credentials.tokens.revocation import KEY_PREFIX, MARKER_KEY, get_revocation_list
+        from orchestrator.credentials.tokens.revocation_feed import current_feed
 
+        feed = current_feed()
+        assert feed is not None and feed.wait_current()
         jti = jwt.decode(issued["token"], options={"verify_signature": False})["jti"]
         _revoke(jti)
         redis_url = get_revocation_list().redis_url
@@ -165,7 +170,19 @@ class TestWithRedis:
         r = redis.Redis.from_url(redis_url)
         r.delete(KEY_PREFIX + jti, MARKER_KEY)
         assert _introspect(client, issued["gateway"], issued["token"]) == {"active": False}
+        resyncs = feed.resyncs
+        kill_feed_connection(r, feed.connection_name)
+        wait_until(lambda: feed.resyncs > resyncs and feed.current, timeout=10, what="the feed resynced")
         assert r.exists(KEY_PREFIX + jti) and r.exists(MARKER_KEY)
+        assert _introspect(client, issued["gateway"], issued["token"]) == {"active": False}
+
+
+def kill_feed_connection(r: Any, name: str) -> None:
+    """CLIENT KILL the revocation feed's own subscriber connection (only that one: Redis is shared)."""
+    ids = [c["id"] for c in r.client_list() if c.get("name") == name]
+    assert ids, f"no Redis connection named {name}"
+    for client_id in ids:
+        r.client_kill_filter(_id=client_id)
 
 
 def test_unreachable_redis_falls_back_and_refuses_to_lose_revocations(

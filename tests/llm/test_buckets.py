@@ -1,0 +1,50 @@
+"""The limit buckets' one round trip: both buckets all or none, and settlements charged with it."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import pytest
+
+from orchestrator.llm.limits import Buckets, Settlements, take_call
+
+FAST = 60_000_000  # requests per minute that refill at once: only the day's tokens can refuse
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_a_refused_call_takes_nothing_and_settlements_reach_other_processes(redis_url: str, backend: str) -> None:
+    """tpd short: the rpm token is not taken; a settlement flushed by one process refuses the next
+    call in another (Redis), and a settlement carried by a refused call is charged all the same."""
+    url = redis_url if backend == "redis" else None
+    app = "app-" + secrets.token_hex(4)
+
+    async def scenario() -> None:
+        here, there = Buckets(url), Buckets(url)
+        other = there if url else here  # without Redis a process has only its own buckets
+        try:
+            taken, short = await take_call(here, app, per_minute=2, tokens_per_day=100, estimate=150)
+            assert taken.allowed and short is None  # capped at the day's size: takes all 100
+            taken, short = await take_call(here, app, per_minute=2, tokens_per_day=100, estimate=1)
+            assert not taken.allowed and short == "tpd" and taken.retry_after > 0
+            # The refused call did not take its request: one is still left of the minute's two.
+            taken, short = await take_call(here, app, per_minute=2, tokens_per_day=100, estimate=None)
+            assert taken.allowed
+            taken, short = await take_call(here, app, per_minute=2, tokens_per_day=100, estimate=None)
+            assert not taken.allowed and short == "rpm"
+            settlements = Settlements()
+            settlements.owe(app, 100, actual=10, estimate=100)  # the provider counted 90 fewer
+            await settlements.flush(here)
+            assert not settlements
+            taken, short = await take_call(other, app, per_minute=FAST, tokens_per_day=100, estimate=80)
+            assert taken.allowed, "the 90 tokens given back were not seen"
+            taken, short = await take_call(other, app, per_minute=FAST, tokens_per_day=100, estimate=5, debit=50)
+            assert not taken.allowed and short == "tpd"  # 10 left, 50 owed: short of 5
+            taken, short = await take_call(other, app, per_minute=FAST, tokens_per_day=100, estimate=5)
+            assert not taken.allowed  # the debit stayed charged although that call was refused
+        finally:
+            await here.close()
+            await there.close()
+
+    asyncio.run(scenario())
