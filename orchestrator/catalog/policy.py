@@ -20,6 +20,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from orchestrator.catalog.enums import DataClass
@@ -102,6 +103,9 @@ class LlmPolicy(_Strict):
     max_request_kb: int = Field(default=256, gt=0, le=32 * 1024)
     requests_per_minute: int = Field(default=60, gt=0)
     tokens_per_day: int = Field(default=1_000_000, gt=0, description="prompt + completion tokens per app per day")
+    daily_budget_usd: float | None = Field(
+        default=None, gt=0, description="spend per app per day in US dollars at `llm_prices` (unset: no budget)"
+    )
 
     @field_validator("models")
     @classmethod
@@ -110,6 +114,13 @@ class LlmPolicy(_Strict):
             if not names or any(not isinstance(n, str) or not n.strip() for n in names):
                 raise ValueError(f"{provider}: list at least one model name (non-empty strings)")
         return models
+
+
+class LlmPrice(_Strict):
+    """A model's price in US dollars per million tokens (what the daily budgets are counted in)."""
+
+    input: float = Field(ge=0, description="per million prompt tokens")
+    output: float = Field(default=0, ge=0, description="per million completion tokens")
 
 
 class DataClassPolicy(_Strict):
@@ -203,6 +214,9 @@ class Policy(_Strict):
     data_classes: dict[DataClass, DataClassPolicy]
     blocked_dependencies: list[BlockedDependency] = Field(default_factory=list)
     approved_llm_connectors: list[str] = Field(default_factory=list)
+    llm_prices: dict[str, LlmPrice] = Field(
+        default_factory=dict, description="price per model for the connector's daily budgets (daily_budget_usd)"
+    )
     allowed_secret_fingerprints: list[str] = Field(default_factory=list)
     notifications: Notifications = Notifications()
     review_limits: ReviewLimits = ReviewLimits()
@@ -236,6 +250,29 @@ class Policy(_Strict):
             # Raised here, the error is located at data_classes; the message names the field.
             raise ValueError("regulated.llm.redaction must be `block` (regulated data fails closed)")
         return classes
+
+    @model_validator(mode="after")
+    def _budgets_are_priced(self) -> Policy:
+        for data_class, rules in self.data_classes.items():
+            llm = rules.llm
+            if not llm.enabled or llm.daily_budget_usd is None:
+                continue
+            unpriced = [m for models in llm.models.values() for m in models if m not in self.llm_prices]
+            if unpriced:
+                # Raised here the error has no location: the message names the field.
+                raise ValueError(
+                    f"data_classes.{data_class.value}.llm.daily_budget_usd: no price in llm_prices for "
+                    + ", ".join(sorted(set(unpriced)))
+                )
+        return self
+
+    def llm_cost_micros(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+        """What a call costs at `llm_prices`, in millionths of a US dollar (0 for a model without a price)."""
+        price = self.llm_prices.get(model)
+        if price is None:
+            return 0.0
+        # A price per million tokens is, per token, that many millionths of a dollar.
+        return prompt_tokens * price.input + completion_tokens * price.output
 
     def for_class(self, data_class: DataClass | str) -> DataClassPolicy:
         """The rules for one data class."""

@@ -40,7 +40,7 @@ from orchestrator.errors import NotFound, PayloadTooLarge
 from orchestrator.http.bodies import read_body
 from orchestrator.http.deps import CurrentToken, ReadSession
 from orchestrator.integrations.llm import HttpUpstream, LlmUpstream, NotConfigured, Provider
-from orchestrator.llm.limits import SETTLE_SECONDS, Buckets, Settlements, retry_after_header, take_call
+from orchestrator.llm.limits import SETTLE_SECONDS, Buckets, Settlements, Spend, retry_after_header, take_call
 from orchestrator.llm.models import LlmUsage, Outcome
 from orchestrator.llm.redaction import StreamRestorer, Vault, mask_json, scan_json
 from orchestrator.llm.service import (
@@ -154,6 +154,7 @@ class Call:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     estimate: int = 0
+    cost_estimate: float = 0.0  # millionths of a dollar taken from the daily budget before the call
     redactions: dict[str, int] = field(default_factory=dict)
 
     def row(self, outcome: Outcome, status: int) -> LlmUsage:
@@ -265,7 +266,11 @@ async def _finish(
     if rules is not None and outcome is Outcome.ok and call.prompt_tokens + call.completion_tokens:
         # No round trip here: charged with the app's next call, or within SETTLE_SECONDS.
         actual = call.prompt_tokens + call.completion_tokens
-        _connector(request).settlements.owe(call.app_id, rules.tokens_per_day, actual, call.estimate)
+        settlements = _connector(request).settlements
+        settlements.owe(call.app_id, rules.tokens_per_day, actual, call.estimate)
+        if rules.daily_budget_usd is not None:
+            cost = get_policy().llm_cost_micros(call.model, call.prompt_tokens, call.completion_tokens)
+            settlements.owe_spend(call.app_id, rules.daily_budget_usd * 1e6, cost, call.cost_estimate)
     row = call.row(outcome, status)
     audit_reason = reason if outcome is Outcome.blocked and (status == 403 or call.redactions) else None
     if audit_reason is None:
@@ -316,12 +321,28 @@ async def _proxy(request: Request, provider: Provider, endpoint: str, path: str,
         # local check: a refused call takes nothing (the settlement is charged all the same).
         estimate = call.estimate if billed else None
         debit = connector.settlements.take(call.app_id)
+        spend = None
+        if billed and rules.daily_budget_usd is not None:
+            # The prompt's estimate at the model's input price now; the real cost is settled after.
+            call.cost_estimate = get_policy().llm_cost_micros(call.model, call.estimate, 0)
+            budget = rules.daily_budget_usd * 1e6
+            spend = Spend(budget, call.cost_estimate, connector.settlements.take_spend(call.app_id))
         taken, short = await take_call(
-            connector.buckets, call.app_id, rules.requests_per_minute, rules.tokens_per_day, estimate, debit=debit
+            connector.buckets,
+            call.app_id,
+            rules.requests_per_minute,
+            rules.tokens_per_day,
+            estimate,
+            debit=debit,
+            spend=spend,
         )
         if short is not None:
-            what = "requests per minute" if short == "rpm" else "tokens per day"
-            raise Refused(429, "rate_limit", f"this app's {what} are used up", retry_after=taken.retry_after)
+            what = {
+                "rpm": "requests per minute are",
+                "tpd": "tokens per day are",
+                "usd": f"daily budget (${rules.daily_budget_usd:g}) is",
+            }[short]
+            raise Refused(429, "rate_limit", f"this app's {what} used up", retry_after=taken.retry_after)
         headers = {k.lower(): v for k, v in request.headers.items()}
         if call.streamed:
             return await _stream(request, connector, call, rules, path, body, headers, vault)

@@ -2,10 +2,11 @@
 
 Two buckets per app: requests per minute (one token a request) and LLM tokens per day (the prompt
 estimate is taken before the call; the difference to the provider's count is settled after it and
-may leave the bucket in debt, which refuses the next calls until it refills). One Lua script does
-refill-and-take atomically on Redis's own clock, so any number of processes share one budget, and
-does a call's whole bookkeeping in one round trip (`take_call`): both buckets — all of them, or
-none when one is short — and the settlement of the app's earlier calls (`Settlements`, otherwise
+may leave the bucket in debt, which refuses the next calls until it refills); a third, the day's
+budget in millionths of a dollar, when the app's class has `daily_budget_usd` (settled the same way).
+One Lua script does refill-and-take atomically on Redis's own clock, so any number of processes
+share one budget, and does a call's whole bookkeeping in one round trip (`take_call`): its buckets
+— all of them, or none when one is short — and the settlement of the app's earlier calls (`Settlements`, otherwise
 flushed every SETTLE_SECONDS). Without Redis (the embedded default) the same arithmetic runs in
 process memory.
 """
@@ -170,41 +171,83 @@ def _rpm(app_id: str, per_minute: int) -> Bucket:
     return Bucket(f"rpm:{app_id}", per_minute, per_minute / MINUTE_SECONDS)
 
 
+@dataclass(frozen=True)
+class Spend:
+    """A call against its app's daily budget, in millionths of a US dollar: the budget, the call's
+    estimated cost, and what earlier calls' real cost exceeded their estimates by."""
+
+    budget: float
+    cost: float
+    debit: float = 0.0
+
+
 async def take_call(
-    buckets: Buckets, app_id: str, per_minute: int, tokens_per_day: int, estimate: int | None, *, debit: int = 0
+    buckets: Buckets,
+    app_id: str,
+    per_minute: int,
+    tokens_per_day: int,
+    estimate: int | None,
+    *,
+    debit: int = 0,
+    spend: Spend | None = None,
 ) -> tuple[Take, str | None]:
     """One call of `app_id` in one round trip: a request from its minute, `estimate` tokens from its
     day (None: not billed) and `debit` — what earlier calls' provider counts exceeded their estimates
-    by (`Settlements`), settled whatever the answer; (the answer, "rpm" or "tpd" for the bucket that
-    refused, else None)."""
+    by (`Settlements`), settled whatever the answer — and, with a daily budget, the call's cost from
+    its day's money; (the answer, "rpm", "tpd" or "usd" for the bucket that refused, else None)."""
     wanted = [_rpm(app_id, per_minute)]
+    names = ["rpm"]
     if estimate is not None or debit:
         cost = min(estimate, tokens_per_day) if estimate is not None else 0
         wanted.append(Bucket(f"tpd:{app_id}", tokens_per_day, tokens_per_day / DAY_SECONDS, cost, debit=debit))
+        names.append("tpd")
+    if spend is not None:
+        # Capped like the tokens: a call dearer than a whole day's budget may still run on a full day.
+        wanted.append(
+            Bucket(
+                f"usd:{app_id}",
+                spend.budget,
+                spend.budget / DAY_SECONDS,
+                min(spend.cost, spend.budget),
+                debit=spend.debit,
+            )
+        )
+        names.append("usd")
     take, index = await buckets.take_all(wanted)
-    return take, (None if index < 0 else ("rpm", "tpd")[index])
+    return take, (None if index < 0 else names[index])
 
 
 class Settlements:
-    """The difference between the provider's token count and the estimate taken, owed per app.
+    """What the provider's token count (and the cost it makes) differs from the estimate taken, owed
+    per app and bucket.
 
     Charged with the app's next call from this process (in the same round trip as its own limits),
     or by `flush` — every SETTLE_SECONDS and at shutdown — so the other processes see it within that.
     """
 
     def __init__(self) -> None:
-        self._owed: dict[str, tuple[int, int]] = {}  # app → (tokens owed, its tokens per day)
+        self._owed: dict[str, tuple[float, float]] = {}  # bucket key → (owed, the bucket's capacity)
+
+    def _add(self, key: str, capacity: float, diff: float) -> None:
+        if diff:
+            owed, _ = self._owed.get(key, (0.0, capacity))
+            self._owed[key] = (owed + diff, capacity)
 
     def owe(self, app_id: str, tokens_per_day: int, actual: int, estimate: int) -> None:
         """Note what the provider counted for a call against the estimate taken before it."""
-        diff = actual - min(estimate, tokens_per_day)
-        if diff:
-            owed, _ = self._owed.get(app_id, (0, tokens_per_day))
-            self._owed[app_id] = (owed + diff, tokens_per_day)
+        self._add(f"tpd:{app_id}", tokens_per_day, actual - min(estimate, tokens_per_day))
+
+    def owe_spend(self, app_id: str, budget: float, actual: float, estimate: float) -> None:
+        """Note what a call really cost against the estimate taken from the app's daily budget."""
+        self._add(f"usd:{app_id}", budget, actual - min(estimate, budget))
 
     def take(self, app_id: str) -> int:
-        """What `app_id` owes (now charged by the caller's round trip)."""
-        return self._owed.pop(app_id, (0, 0))[0]
+        """The tokens `app_id` owes (now charged by the caller's round trip)."""
+        return round(self._owed.pop(f"tpd:{app_id}", (0.0, 0.0))[0])
+
+    def take_spend(self, app_id: str) -> float:
+        """The money `app_id` owes (now charged by the caller's round trip)."""
+        return self._owed.pop(f"usd:{app_id}", (0.0, 0.0))[0]
 
     def __bool__(self) -> bool:
         return bool(self._owed)
@@ -214,10 +257,7 @@ class Settlements:
         owed, self._owed = self._owed, {}
         if owed:
             await buckets.take_all(
-                [
-                    Bucket(f"tpd:{app}", tpd, tpd / DAY_SECONDS, 0, force=True, debit=diff)
-                    for app, (diff, tpd) in owed.items()
-                ]
+                [Bucket(key, cap, cap / DAY_SECONDS, 0, force=True, debit=diff) for key, (diff, cap) in owed.items()]
             )
 
 

@@ -7,7 +7,7 @@ import secrets
 
 import pytest
 
-from orchestrator.llm.limits import Buckets, Settlements, take_call
+from orchestrator.llm.limits import Buckets, Settlements, Spend, take_call
 
 FAST = 60_000_000  # requests per minute that refill at once: only the day's tokens can refuse
 
@@ -46,5 +46,34 @@ def test_a_refused_call_takes_nothing_and_settlements_reach_other_processes(redi
         finally:
             await here.close()
             await there.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_the_daily_budget_refuses_alone_and_is_settled_at_the_real_cost(redis_url: str, backend: str) -> None:
+    """A call the budget cannot pay is refused with "usd" and takes nothing from the other buckets;
+    money given back by a settlement pays for the next call."""
+    url = redis_url if backend == "redis" else None
+    app = "budget-" + secrets.token_hex(4)
+
+    async def scenario() -> None:
+        buckets = Buckets(url)
+        try:
+            taken, short = await take_call(buckets, app, FAST, 1000, 10, spend=Spend(budget=100, cost=90))
+            assert taken.allowed and short is None
+            taken, short = await take_call(buckets, app, FAST, 1000, 10, spend=Spend(budget=100, cost=20))
+            assert not taken.allowed and short == "usd" and taken.retry_after > 0
+            # The refused call took no tokens: 990 are left of the day's 1,000.
+            taken, short = await take_call(buckets, app, FAST, 1000, 990)
+            assert taken.allowed
+            settlements = Settlements()
+            settlements.owe_spend(app, 100, actual=30, estimate=90)  # it cost 60 less than estimated
+            await settlements.flush(buckets)
+            taken, short = await take_call(buckets, app, FAST, 1000, None, spend=Spend(budget=100, cost=60))
+            assert taken.allowed, "the 60 given back were not seen"
+        finally:
+            await buckets.close()
 
     asyncio.run(scenario())

@@ -84,6 +84,28 @@ def test_tokens_per_day_are_charged_from_the_providers_count(
     assert len(fake_llm.received) == 1
 
 
+def test_the_daily_budget_refuses_once_spent(
+    sqlite_url: str,
+    fake_llm: FakeLlm,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    make_app: Any,
+) -> None:
+    app_id = "usd-" + secrets.token_hex(4)
+    make_app(app_id, requested_scopes=["llm:invoke"])
+    # gpt-4o-mini at $0.15 per million prompt tokens: ~190 tokens cost ~29 millionths, the whole budget.
+    policy = policy_file(tmp_path, daily_budget_usd=0.00003)
+    configure_llm(monkeypatch, fake_llm, REDIS_URL=redis_url, POLICY_FILE=policy)
+    token = issue_token(app_id)
+    with ServedApi() as api:
+        _chat(api.url, token, "word " * 150)
+        with pytest.raises(openai.RateLimitError, match=r"daily budget \(\$3e-05\)") as limited:
+            _chat(api.url, token, "again")
+        assert int(limited.value.response.headers["retry-after"]) >= 1
+    assert len(fake_llm.received) == 1
+
+
 def _rows_of(app_id: str) -> list[Any]:
     from orchestrator.llm.models import LlmUsage
 

@@ -26,6 +26,8 @@ def _raw() -> dict[str, Any]:
         ({"models": {"openai": []}}, "data_classes.internal.llm.models"),
         ({"models": {"gemini": ["x"]}}, "data_classes.internal.llm.models.gemini"),
         ({"max_tokens": 5}, "data_classes.internal.llm.max_tokens"),
+        ({"daily_budget_usd": 0}, "data_classes.internal.llm.daily_budget_usd"),
+        ({"daily_budget_usd": 5, "models": {"openai": ["gpt-unpriced"]}}, "data_classes.internal.llm.daily_budget_usd"),
     ],
 )
 def test_a_bad_llm_value_is_a_start_up_error_naming_the_field(change: dict[str, Any], field: str) -> None:
@@ -49,3 +51,15 @@ def test_the_shipped_policy_allows_llm_below_regulated() -> None:
     assert policy.for_class("internal").llm.enabled
     assert "llm:invoke" in policy.for_class("internal").allowed_scopes
     assert not policy.for_class("regulated").llm.enabled
+
+
+def test_a_daily_budget_counts_at_the_policys_prices() -> None:
+    raw = _raw()
+    raw["llm_prices"]["gpt-4o-mini"] = {"input": 0.5, "output": 2}
+    policy = parse_policy(raw)
+    # 1,000 prompt tokens at $0.50 and 100 completion tokens at $2 per million: 500 + 200 millionths.
+    assert policy.llm_cost_micros("gpt-4o-mini", 1000, 100) == 700
+    assert policy.llm_cost_micros("not-priced", 1000, 100) == 0
+    raw["llm_prices"]["gpt-4o-mini"] = {"input": -1}
+    with pytest.raises(ConfigError, match=re.escape("llm_prices.gpt-4o-mini.input")):
+        parse_policy(raw)
