@@ -17,12 +17,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Float, Integer, String, and_, case, cast, exists, func, or_, select, true
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement, Select
 from sqlmodel import Session, col
 
 from orchestrator.approvals.models import ApprovalKind, ApprovalRequest, ApprovalStatus
 from orchestrator.audit.actions import AuditAction
+from orchestrator.audit.milestones import AppMilestone
 from orchestrator.audit.models import AuditEntry
 from orchestrator.catalog.lifecycle import Stage
 from orchestrator.catalog.models import DataClass, MicroApp
@@ -48,7 +48,6 @@ GONE = (Stage.sunsetting, Stage.retired)
 # connector declared, or a connector declared that is not approved.
 LLM_BYPASS_RULES = ("llm-direct-endpoint", "llm-sdk-without-approved-connector", "llm-connector-not-approved")
 SERIES_INTERVALS = {"day": timedelta(days=1), "week": timedelta(weeks=1)}
-_APPROVE = AuditAction.lifecycle_approve.value
 
 
 @dataclass(frozen=True)
@@ -149,29 +148,17 @@ def _group_label(value: Any) -> str:
 
 def _ttp_rows(ctx: _Ctx) -> Select[Any, Any, Any]:
     """(data class, seconds, at) of the apps whose first approval falls in the window."""
-    entry, earlier = aliased(AuditEntry), aliased(AuditEntry)
-    first = (
-        select(col(entry.app_id).label("app_id"), func.min(col(entry.at)).label("at"))
-        .where(
-            col(entry.action) == _APPROVE,
-            ctx.in_window(col(entry.at)),
-            ~exists().where(
-                col(earlier.action) == _APPROVE,
-                col(earlier.app_id) == col(entry.app_id),
-                col(earlier.at) < col(entry.at),
-            ),
-        )
-        .group_by(col(entry.app_id))
-        .subquery()
-    )
+    # The first approval is the app's milestone (audit.milestones), kept as the entry is written:
+    # no search of the audit trail for each app's earliest lifecycle.approve.
+    first = col(AppMilestone.first_approved_at)
     return (
         select(
             col(MicroApp.data_class).label("grp"),
-            ctx.seconds(first.c.at, col(MicroApp.created_at)).label("seconds"),
-            first.c.at.label("at"),
+            ctx.seconds(first, col(MicroApp.created_at)).label("seconds"),
+            first.label("at"),
         )
-        .join(first, first.c.app_id == col(MicroApp.id))
-        .where(*ctx.app_filters())
+        .join(AppMilestone, col(AppMilestone.app_id) == col(MicroApp.id))
+        .where(ctx.in_window(first), *ctx.app_filters())
     )
 
 
@@ -345,9 +332,8 @@ def _first_sighting() -> ColumnElement[bool]:
 def _exposure_where(ctx: _Ctx) -> list[ColumnElement[bool]]:
     """The exposure findings first seen in the window (joined with MicroApp)."""
     approved_before = exists().where(
-        col(AuditEntry.app_id) == col(ReviewFinding.app_id),
-        col(AuditEntry.action) == _APPROVE,
-        col(AuditEntry.at) <= col(ReviewFinding.first_seen_at),
+        col(AppMilestone.app_id) == col(ReviewFinding.app_id),
+        col(AppMilestone.first_approved_at) <= col(ReviewFinding.first_seen_at),
     )
     kind = or_(
         col(ReviewFinding.check).in_(("secrets", "pii")),
@@ -526,17 +512,18 @@ def open_finding_age(ctx: _Ctx) -> Figure:
 # ---------------------------------------------------------------- onboarding
 
 
+_MILESTONE_OF = {
+    AuditAction.lifecycle_approve: col(AppMilestone.first_approved_at),
+    AuditAction.lifecycle_escalate: col(AppMilestone.first_escalated_at),
+}
+
+
 def _registered_share(ctx: _Ctx, kpi: str, action: AuditAction) -> Figure:
-    ever = (
-        select(col(AuditEntry.app_id).label("app_id"))
-        .where(col(AuditEntry.action) == action.value)
-        .distinct()
-        .subquery()
-    )
+    reached_at = _MILESTONE_OF[action]
     stmt = (
-        select(func.count(), func.count(ever.c.app_id))
+        select(func.count(), func.count(reached_at))
         .select_from(MicroApp)
-        .outerjoin(ever, ever.c.app_id == col(MicroApp.id))
+        .outerjoin(AppMilestone, col(AppMilestone.app_id) == col(MicroApp.id))
         .where(ctx.in_window(col(MicroApp.created_at)), *ctx.app_filters())
     )
     total, reached = (int(v) for v in ctx.session.execute(stmt).one())
@@ -566,16 +553,11 @@ def orphan_rate(ctx: _Ctx) -> Figure:
             ).where(col(MicroApp.stage).not_in(GONE), *ctx.app_filters())
         ).one()
     )
-    since = (
-        select(col(AuditEntry.app_id).label("app_id"), func.max(col(AuditEntry.at)).label("at"))
-        .where(col(AuditEntry.action) == AuditAction.lifecycle_orphan.value)
-        .group_by(col(AuditEntry.app_id))
-        .subquery()
-    )
+    since = col(AppMilestone.last_orphaned_at)
     rows: Select[Any, Any] = (
-        select(cast(col(MicroApp.stage), String).label("grp"), ctx.seconds(ctx.now, since.c.at).label("seconds"))
-        .join(since, since.c.app_id == col(MicroApp.id))
-        .where(col(MicroApp.stage) == Stage.orphaned, *ctx.app_filters())
+        select(cast(col(MicroApp.stage), String).label("grp"), ctx.seconds(ctx.now, since).label("seconds"))
+        .join(AppMilestone, col(AppMilestone.app_id) == col(MicroApp.id))
+        .where(col(MicroApp.stage) == Stage.orphaned, since.is_not(None), *ctx.app_filters())
     )
     age, _ = _distribution(ctx, rows)
     return Figure(
@@ -747,11 +729,13 @@ def _timed_rows(builder: Callable[[_Ctx], Select[Any, Any, Any]]) -> Callable[[_
 
 
 def _registered_rows(action: AuditAction) -> Callable[[_Ctx], Select[Any, Any]]:
+    reached_at = _MILESTONE_OF[action]
+
     def rows(ctx: _Ctx) -> Select[Any, Any]:
-        # An index probe per app: cheaper than reading every app that ever had `action` once per interval.
-        ever = exists().where(col(AuditEntry.app_id) == col(MicroApp.id), col(AuditEntry.action) == action.value)
-        return select(col(MicroApp.created_at).label("at"), case((ever, 1), else_=0).label("x")).where(
-            ctx.in_window(col(MicroApp.created_at)), *ctx.app_filters()
+        return (
+            select(col(MicroApp.created_at).label("at"), case((reached_at.is_not(None), 1), else_=0).label("x"))
+            .outerjoin(AppMilestone, col(AppMilestone.app_id) == col(MicroApp.id))
+            .where(ctx.in_window(col(MicroApp.created_at)), *ctx.app_filters())
         )
 
     return rows
