@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -687,7 +687,10 @@ def report_concurrently(scope: Scope, *, policy: Policy, now: datetime | None = 
     """`report`, each KPI in its own read-only transaction on a small thread pool (same order, same `now`).
 
     The figures may come from transactions a few milliseconds apart: a write landing meanwhile shows
-    in some figures and not others, as it would between two requests.
+    in some figures and not others, as it would between two requests. When one KPI fails, the ones not
+    started are cancelled and the error is raised only once the running ones have closed their
+    sessions: no connection is still in use (and then handed back to a pool disposed of meanwhile,
+    to be collected open) after this returns.
     """
     moment = as_utc(now or utcnow())
     utc_scope = _utc_scope(scope)
@@ -698,7 +701,15 @@ def report_concurrently(scope: Scope, *, policy: Policy, now: datetime | None = 
         with session_scope(write=False) as session:
             return COMPUTE[definition.id](_Ctx(session, utc_scope, moment, policy))
 
-    return list(_pool.map(one, definitions.DEFINITIONS))
+    futures = [_pool.submit(one, d) for d in definitions.DEFINITIONS]
+    _, running = wait(futures, return_when=FIRST_EXCEPTION)
+    for future in running:
+        future.cancel()
+    wait(futures)
+    for future in futures:
+        if not future.cancelled() and (error := future.exception()) is not None:
+            raise error
+    return [future.result() for future in futures]
 
 
 def buckets(start: datetime, end: datetime, interval: str) -> Iterator[tuple[datetime, datetime]]:
