@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from orchestrator.catalog.policy import get_policy
 from orchestrator.db import reset_engines
@@ -64,7 +65,7 @@ def test_a_failing_kpi_waits_for_the_others_before_raising(
 
     def slow(ctx: Any) -> Figure:
         started.set()
-        ctx.session.execute(service.select(service.func.pg_sleep(0.3)))
+        ctx.session.execute(select(func.pg_sleep(0.3)))
         finished.set()
         return Figure(id="orphan_rate", value=None, count=0)
 
