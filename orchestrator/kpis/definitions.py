@@ -81,8 +81,7 @@ DEFINITIONS: tuple[Definition, ...] = (
     ),
     Definition(
         "finding_revocations", "Credential revocations forced by a finding", "count", _W, "count",
-        ("credential ledger",),
-        "no record links a revocation to the finding that forced it yet (credential.revoked carries no finding)",
+        ("audit_entry credential.revoked (data.finding_id)", "review_finding"),
     ),
     Definition(
         "time_to_remediate", "Mean time to remediate: vulnerability and secret findings", "seconds", _W, "median",

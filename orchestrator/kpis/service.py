@@ -460,6 +460,50 @@ def llm_blocks_redactions(ctx: _Ctx) -> Figure:
     )
 
 
+def _revocation_rows(ctx: _Ctx) -> Select[Any, Any, Any, Any]:
+    """(at, entry id, data class, finding check) of the credentials revoked in the window because of a finding."""
+    # credential.revoked entries are few (an index range on (action, at)); the link is their data's finding_id,
+    # written by credentials.service when a revocation names the finding that forced it.
+    finding_id = cast(col(AuditEntry.data)["finding_id"].as_string(), Integer)
+    return (
+        select(
+            col(AuditEntry.at).label("at"),
+            col(AuditEntry.id).label("x"),
+            col(MicroApp.data_class).label("data_class"),
+            col(ReviewFinding.check).label("check"),
+        )
+        .join(MicroApp, col(MicroApp.id) == col(AuditEntry.app_id))
+        .join(ReviewFinding, col(ReviewFinding.id) == finding_id)
+        .where(
+            col(AuditEntry.action) == AuditAction.credential_revoked.value,
+            ctx.in_window(col(AuditEntry.at)),
+            *ctx.app_filters(),
+        )
+    )
+
+
+def finding_revocations(ctx: _Ctx) -> Figure:
+    """Credentials revoked in the window whose revocation names the review finding that forced it."""
+    sub = _revocation_rows(ctx).subquery()
+    stmt = select(sub.c.data_class, sub.c.check, func.count()).group_by(sub.c.data_class, sub.c.check)
+    by_class: dict[str, dict[str, Any]] = {}
+    by_check: dict[str, int] = {}
+    for data_class, check, count in ctx.session.execute(stmt):
+        label = _group_label(data_class)
+        entry = by_class.setdefault(label, {"data_class": label, "count": 0})
+        entry["count"] += int(count)
+        entry[check] = entry.get(check, 0) + int(count)
+        by_check[check] = by_check.get(check, 0) + int(count)
+    total = sum(by_check.values())
+    return Figure(
+        id="finding_revocations",
+        value=float(total),
+        count=total,
+        details=dict(sorted(by_check.items())),
+        breakdown=dict(sorted(by_class.items())),
+    )
+
+
 def _remediable() -> ColumnElement[bool]:
     return or_(col(ReviewFinding.check) == "secrets", col(ReviewFinding.rule) == "vulnerable-dependency")
 
@@ -648,6 +692,7 @@ COMPUTE: dict[str, Callable[[_Ctx], Figure]] = {
     "llm_connector_share": llm_connector_share,
     "exposure_findings": exposure_findings,
     "llm_blocks_redactions": llm_blocks_redactions,
+    "finding_revocations": finding_revocations,
     "time_to_remediate": time_to_remediate,
     "open_finding_age": open_finding_age,
     "onboarded_share": onboarded_share,
@@ -784,6 +829,11 @@ def _llm_intervention_rows(ctx: _Ctx) -> Select[Any, Any]:
     )
 
 
+def _revocation_series_rows(ctx: _Ctx) -> Select[Any, Any]:
+    sub = _revocation_rows(ctx).subquery()
+    return select(sub.c.at, sub.c.x)
+
+
 def _audit_rows(*actions: AuditAction) -> Callable[[_Ctx], Select[Any, Any]]:
     def rows(ctx: _Ctx) -> Select[Any, Any]:
         return (
@@ -806,6 +856,7 @@ SERIES: dict[str, _SeriesSpec] = {
     "time_to_remediate": _SeriesSpec(_timed_rows(_ttr_rows), "duration"),
     "exposure_findings": _SeriesSpec(_exposure_rows, "count"),
     "llm_blocks_redactions": _SeriesSpec(_llm_intervention_rows, "distinct"),
+    "finding_revocations": _SeriesSpec(_revocation_series_rows, "count"),
     "onboarded_share": _SeriesSpec(
         _registered_rows(AuditAction.lifecycle_approve), "share", lambda n, k: {"registered": n, "reached": k}
     ),
