@@ -119,6 +119,8 @@ DEFINITIONS: tuple[Definition, ...] = (
 BY_ID: dict[str, Definition] = {d.id: d for d in DEFINITIONS}
 # The KPIs a time series makes sense for.
 SERIES_IDS: tuple[str, ...] = tuple(d.id for d in DEFINITIONS if d.kind is Kind.windowed and d.status is Status.ok)
+# The snapshot KPIs whose values the scheduler keeps (kpi_snapshot), charted from those rows.
+HISTORY_IDS: tuple[str, ...] = tuple(d.id for d in DEFINITIONS if d.kind is Kind.snapshot and d.status is Status.ok)
 
 
 def get(kpi_id: str) -> Definition:

@@ -56,6 +56,7 @@ def test_the_scheduler_publishes_the_snapshot_the_api_exports(
     try:
         with frozen_at(NOW):
             value = refresh_kpi_snapshot(settings, redis_url)
+        assert value is not None
         assert client.pttl(gauges.SNAPSHOT_KEY) > 0
         with session_scope(write=False) as session:  # the same window, straight from the service
             expected = {
