@@ -402,28 +402,26 @@ def _llm_counts() -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _sum_of(condition: ColumnElement[bool]) -> Any:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
 def llm_blocks_redactions(ctx: _Ctx) -> Figure:
     """Connector calls in the window that it blocked by policy or whose payload it redacted, per data class."""
     # Blocked by policy: the calls the connector audits as `llm.blocked` (a 403, or data found in block mode).
     blocked = col(LlmUsage.outcome) == Outcome.blocked
     found = _has_values(ctx)
-    calls = (
+    # One row per combination of flags, each flag computed once per call: the redaction probe (a JSON
+    # unnesting) in two conditional sums was evaluated twice for every call of the window.
+    flags = (
         select(
-            col(MicroApp.data_class),
-            func.count(),
-            _sum_of(blocked),
-            _sum_of(and_(blocked, col(LlmUsage.status_code) == 403)),
-            _sum_of(and_(blocked, found)),
-            _sum_of(and_(~blocked, found)),
+            col(MicroApp.data_class).label("data_class"),
+            blocked.label("blocked"),
+            (col(LlmUsage.status_code) == 403).label("forbidden"),
+            found.label("found"),
         )
         .join(MicroApp, col(MicroApp.id) == col(LlmUsage.app_id))
         .where(ctx.in_window(col(LlmUsage.at)), *ctx.app_filters())
-        .group_by(col(MicroApp.data_class))
+        .subquery()
     )
+    keys = (flags.c.data_class, flags.c.blocked, flags.c.forbidden, flags.c.found)
+    calls = select(*keys, func.count()).group_by(*keys)
     pairs = _json_pairs(ctx)
     amount = cast(pairs.c.value, Integer)
     kinds = (
@@ -435,11 +433,15 @@ def llm_blocks_redactions(ctx: _Ctx) -> Figure:
         .group_by(col(MicroApp.data_class), blocked, pairs.c.key)
     )
     groups: dict[str, dict[str, Any]] = defaultdict(_llm_counts)
-    for data_class, *numbers in ctx.session.execute(calls):
-        n, n_blocked, n_policy, n_data, n_redacted = (int(v) for v in numbers)
+    for data_class, was_blocked, forbidden, has_values, n in ctx.session.execute(calls):
         entry = groups[_group_label(data_class)]
-        entry.update(calls=n, blocked_by_policy=n_policy, blocked_for_data=n_data, redacted_calls=n_redacted)
-        entry["refused_other"] = n_blocked - n_policy - n_data
+        entry["calls"] += int(n)
+        if was_blocked:  # a call both refused with a 403 and carrying values counts in both, as before
+            entry["blocked_by_policy"] += int(n) if forbidden else 0
+            entry["blocked_for_data"] += int(n) if has_values else 0
+            entry["refused_other"] += int(n) * (1 - bool(forbidden) - bool(has_values))
+        elif has_values:
+            entry["redacted_calls"] += int(n)
     for data_class, was_blocked, kind, total in ctx.session.execute(kinds):
         entry = groups[_group_label(data_class)]
         entry["blocked_values" if was_blocked else "redacted_values"][str(kind)] = int(total)
