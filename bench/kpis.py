@@ -155,9 +155,17 @@ def _ms(times: list[float]) -> str:
 
 def populate(engine: Engine, apps: int, now: datetime) -> None:
     """Fill the catalog server-side and refresh the planner's statistics."""
+    from sqlmodel import Session
+
+    from orchestrator.audit import milestones
+
     with engine.begin() as conn:
         for statement in POPULATE:
             conn.execute(text(statement), {"apps": apps, "now": now})
+    # The audit entries went in server-side, around audit.service.record: derive their milestones as it would.
+    with Session(engine) as session:
+        milestones.rebuild(session)
+        session.commit()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
 
@@ -272,7 +280,7 @@ def _run(args: argparse.Namespace, url: str, now: datetime, *, populate_first: b
         populate(engine, args.apps, now)
         print(f"populated {args.apps:,} apps in {time.perf_counter() - began:.1f} s")
     with engine.connect() as conn:
-        sizes = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in TABLES}
+        sizes = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in (*TABLES, "app_milestone")}
     print("rows: " + ", ".join(f"{t} {n:,}" for t, n in sizes.items()))
 
     start, end = now - timedelta(days=365), now

@@ -371,6 +371,12 @@ class Settings(BaseSettings):
     kpi_metrics_window_days: int = Field(
         default=30, ge=1, le=1098, description="The window of the KPI gauges: the last this many days"
     )
+    kpi_history_seconds: float = Field(
+        default=86400,
+        ge=0,
+        description="At most how often the scheduler's KPI refresh keeps the snapshot KPIs (scoped-token share, "
+        "orphan rate, …) in kpi_snapshot, for their charts over time (0: never)",
+    )
     # --- web console (orchestrator/http/console); see README "Web console"
     console_secret: SecretStr | None = Field(
         default=None,

@@ -6,6 +6,7 @@ Alembic's env.py and the tests import this; a feature that adds tables adds its 
 from sqlmodel import SQLModel
 
 from orchestrator.approvals import models as approval_models
+from orchestrator.audit import milestones as audit_milestones
 from orchestrator.audit import models as audit_models
 from orchestrator.auth import models as auth_models
 from orchestrator.catalog import models as catalog_models
@@ -34,6 +35,7 @@ MODEL_MODULES = (
     review_models,
     sunset_models,
     timer_models,
+    audit_milestones,
 )
 
 metadata = SQLModel.metadata

@@ -355,11 +355,10 @@ class TimerEngine:
             log.warning("health gauges refresh failed", error=str(exc)[:300])
 
     def refresh_kpis(self) -> None:
-        """Compute the KPI gauges and leave them in Redis for the API's /metrics."""
+        """Compute the KPI gauges and leave them in Redis for the API's /metrics; keep the snapshot KPIs when due."""
         url = self.settings.effective_redis_url
-        if not url:
-            return  # embedded setup: the API computes the gauges itself (orchestrator.http.kpis)
         try:
+            # Without Redis (embedded) the API computes its gauges itself; this pass still keeps the history.
             refresh_kpi_snapshot(self.settings, url)
         except Exception as exc:  # the next pass retries; the snapshot lapses meanwhile and the API computes
             log.warning("KPI gauges refresh failed", error=str(exc)[:300])
@@ -385,13 +384,25 @@ def refresh_health_snapshot(settings: Settings, url: str) -> dict[str, Any]:
     return value
 
 
-def refresh_kpi_snapshot(settings: Settings, url: str) -> dict[str, Any]:
-    """One refresh of the KPI snapshot in Redis (kept three intervals, so one missed pass is harmless)."""
+def refresh_kpi_snapshot(settings: Settings, url: str | None) -> dict[str, Any] | None:
+    """One refresh of the KPI snapshot in Redis (kept three intervals, so one missed pass is harmless).
+
+    When KPI_HISTORY_SECONDS have passed since the last kept one, the snapshot KPIs of this refresh are
+    also kept in kpi_snapshot (orchestrator.kpis.snapshots), Redis or not. None when there was nothing to do.
+    """
     from orchestrator.catalog.policy import get_policy
+    from orchestrator.clock import utcnow
     from orchestrator.db import session_scope
-    from orchestrator.kpis import gauges
+    from orchestrator.kpis import gauges, snapshots
 
     with session_scope(write=False) as session:
+        keep = snapshots.due(session, utcnow(), settings.kpi_history_seconds)
+        if not url and not keep:
+            return None
         value = gauges.snapshot(session, policy=get_policy(), window_days=settings.kpi_metrics_window_days)
-    gauges.publish(url, value, ttl_seconds=3 * settings.kpi_metrics_seconds)
+    if keep:
+        with session_scope() as session:  # `record` checks again: one row set per interval, whoever races
+            snapshots.record(session, value, every_seconds=settings.kpi_history_seconds)
+    if url:
+        gauges.publish(url, value, ttl_seconds=3 * settings.kpi_metrics_seconds)
     return value

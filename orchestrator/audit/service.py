@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
+from orchestrator.audit import milestones
 from orchestrator.audit.actions import AuditAction, audit_action
 from orchestrator.audit.models import AuditEntry
 from orchestrator.clock import as_utc, utcnow
@@ -87,6 +88,8 @@ def record(
     entry.hash = entry_hash(entry.prev_hash, entry)
     session.add(entry)
     session.flush()
+    # The per-app milestones the KPIs read move with the chain, in the same transaction.
+    milestones.note(session, app_id=app_id, action=known, at=entry.at)
     return entry
 
 

@@ -75,8 +75,15 @@ def revoke_cmd(
     credential_id: Annotated[int, typer.Argument(help="ledger id (see `credentials list`)")],
     force: Annotated[bool, typer.Option("--force", help="record as revoked without calling the provider")] = False,
     reason: Annotated[str | None, typer.Option(help="why; required with --force")] = None,
+    finding: Annotated[
+        int | None,
+        typer.Option("--finding", help="id of the review finding of the same app that forces it (a leaked secret…)"),
+    ] = None,
 ) -> None:
-    """Revoke one credential through its provider (or, with --force, record a revocation done by hand)."""
+    """Revoke one credential through its provider (or, with --force, record a revocation done by hand).
+
+    With --finding the revocation is recorded as forced by that finding (KPI finding_revocations).
+    """
     from orchestrator.cli import session_scope
     from orchestrator.credentials import service
 
@@ -85,10 +92,16 @@ def revoke_cmd(
     try:
         with session_scope() as session:
             if force:
-                credential = service.force_revoked(session, credential_id, actor=cli_actor(), reason=reason or "")
+                credential = service.force_revoked(
+                    session, credential_id, actor=cli_actor(), reason=reason or "", finding_id=finding
+                )
             else:
                 credential = service.revoke_credential(
-                    session, credential_id, actor=cli_actor(), reason=reason or "revoked from the CLI"
+                    session,
+                    credential_id,
+                    actor=cli_actor(),
+                    reason=reason or "revoked from the CLI",
+                    finding_id=finding,
                 )
             status, note = credential.status.value, credential.note
     except OrchestratorError as exc:

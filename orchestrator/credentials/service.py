@@ -23,8 +23,9 @@ from orchestrator.credentials.providers import Providers, get_provider
 from orchestrator.credentials.tokens import keys
 from orchestrator.credentials.tokens.builtin import BUILTIN
 from orchestrator.credentials.tokens.sealing import seal, unseal
-from orchestrator.errors import IntegrationError, NotFound, TransientIntegrationError
+from orchestrator.errors import IntegrationError, NotFound, TransientIntegrationError, ValidationFailed
 from orchestrator.integrations.credentials.base import IssuedCredential
+from orchestrator.reviews.models import ReviewFinding
 
 _TERMINAL = (CredentialStatus.revoked, CredentialStatus.expired)
 
@@ -200,8 +201,26 @@ def _finish(
     return credential
 
 
+def _forced_by(session: Session, credential: Credential, finding_id: int | None) -> dict[str, Any]:
+    """The link to the review finding that forces this revocation (a leaked secret…), checked; {} for none."""
+    if finding_id is None:
+        return {}
+    found = session.get(ReviewFinding, finding_id)
+    if found is None:
+        raise ValidationFailed(f"no review finding with id {finding_id}")
+    if found.app_id != credential.app_id:
+        raise ValidationFailed(f"finding {finding_id} is about {found.app_id}, not {credential.app_id}")
+    return {"finding_id": finding_id, "finding_check": found.check, "finding_rule": found.rule}
+
+
 def revoke_credential(
-    session: Session, credential_id: int, *, actor: str, reason: str, providers: Providers | None = None
+    session: Session,
+    credential_id: int,
+    *,
+    actor: str,
+    reason: str,
+    providers: Providers | None = None,
+    finding_id: int | None = None,
 ) -> Credential:
     """Make sure the credential no longer works and record it; idempotent.
 
@@ -209,15 +228,18 @@ def revoke_credential(
     its expiry is marked expired. Otherwise the provider revokes it. On failure `revoke_attempts` is
     incremented and `last_error` set, **the session is committed** so the count survives, and the
     error is raised: TransientIntegrationError (retry later) or IntegrationError (permanent).
+    `finding_id`: the review finding of the same app that forced the revocation, recorded in the
+    audit entry and the ledger (the KPI `finding_revocations` counts these).
     """
     credential = _locked(session, credential_id)
     if credential.status in _TERMINAL:
         return credential
+    link = _forced_by(session, credential, finding_id)
     now = utcnow()
     if credential.expires_at is not None and credential.expires_at <= now:
         return _finish(
             session, credential, status=CredentialStatus.expired, actor=actor, reason=reason,
-            note="expired before it was revoked", data={},
+            note="expired before it was revoked", data=link,
         )  # fmt: skip
     stored = session.get(CredentialSecret, credential.id)
     secret = unseal(stored.sealed, purpose=_purpose(credential_id)).decode() if stored else None
@@ -231,7 +253,7 @@ def revoke_credential(
         session.commit()
         raise
     credential.revoke_attempts += 1
-    data = {"already_gone": True} if result.already_gone else {}
+    data = {**({"already_gone": True} if result.already_gone else {}), **link}
     return _finish(
         session, credential, status=CredentialStatus.revoked, actor=actor, reason=reason, note=result.note, data=data
     )
@@ -257,18 +279,24 @@ def mark_zombie(session: Session, credential_id: int, *, reason: str, actor: str
     return credential
 
 
-def force_revoked(session: Session, credential_id: int, *, actor: str, reason: str) -> Credential:
-    """Record a revocation done by hand (outside the provider); built-in tokens are also listed as revoked."""
+def force_revoked(
+    session: Session, credential_id: int, *, actor: str, reason: str, finding_id: int | None = None
+) -> Credential:
+    """Record a revocation done by hand (outside the provider); built-in tokens are also listed as revoked.
+
+    `finding_id` as for `revoke_credential`.
+    """
     credential = _locked(session, credential_id)
     if credential.status is CredentialStatus.revoked:
         return credential
+    link = _forced_by(session, credential, finding_id)
     if credential.provider == BUILTIN:
         from orchestrator.credentials.tokens.revocation import get_revocation_list
 
         get_revocation_list().add(credential.external_ref, credential.expires_at)
     return _finish(
         session, credential, status=CredentialStatus.revoked, actor=actor, reason=reason,
-        note=f"recorded as revoked by hand: {reason}", data={"forced": True},
+        note=f"recorded as revoked by hand: {reason}", data={"forced": True, **link},
     )  # fmt: skip
 
 

@@ -36,7 +36,7 @@ from orchestrator.db import session_scope
 from orchestrator.errors import ValidationFailed
 from orchestrator.http.deps import CurrentToken, PolicyDep, ReadSession
 from orchestrator.http.snapshots import LocalSnapshot
-from orchestrator.kpis import definitions, gauges, service
+from orchestrator.kpis import definitions, gauges, service, snapshots
 from orchestrator.kpis.stats import Scope
 from orchestrator.logs import get_logger
 
@@ -230,23 +230,39 @@ def kpi_series(
     session: ReadSession,
     token: CurrentToken,
     policy: PolicyDep,
-    kpi: Annotated[str, Query(max_length=64, description=f"one of: {', '.join(definitions.SERIES_IDS)}")],
+    kpi: Annotated[
+        str,
+        Query(max_length=64, description=f"one of: {', '.join((*definitions.SERIES_IDS, *definitions.HISTORY_IDS))}"),
+    ],
     interval: Literal["day", "week"] = "week",
     start: FromQuery = None,
     end: ToQuery = None,
     data_class: DataClass | None = None,
     team: TeamQuery = None,
 ) -> KpiSeries:
-    """One windowed KPI per day or week of [from, to) (default: the last 12 weeks)."""
-    if kpi not in definitions.SERIES_IDS:
+    """One KPI per day or week of [from, to) (default: the last 12 weeks).
+
+    A windowed KPI is computed over each interval; a snapshot KPI (orphan rate, scoped-token share …)
+    is the last value the scheduler kept in each interval (orchestrator.kpis.snapshots), of the whole
+    catalog only: not for a data class, a team or a maker.
+    """
+    known = (*definitions.SERIES_IDS, *definitions.HISTORY_IDS)
+    if kpi not in known:
         raise ValidationFailed(
-            f"no series for {kpi!r}",
-            detail=[{"field": "kpi", "reason": f"one of: {', '.join(definitions.SERIES_IDS)}"}],
+            f"no series for {kpi!r}", detail=[{"field": "kpi", "reason": f"one of: {', '.join(known)}"}]
         )
     asked = start
     if start is None:
         start = (as_utc(end) if end else utcnow()) - timedelta(weeks=12)
     scope = scope_of(token, start, end, data_class, team)
+    history = kpi in definitions.HISTORY_IDS
+    if history and (scope.data_class or scope.team is not None or scope.owner is not None):
+        raise ValidationFailed(
+            f"no series for {kpi!r} here",
+            detail=[
+                {"field": "kpi", "reason": "snapshot KPIs are kept for the whole catalog only (approvers, admins)"}
+            ],
+        )
     step = service.SERIES_INTERVALS[interval]
     if (scope.end - scope.start) / step > MAX_POINTS:
         raise ValidationFailed(
@@ -255,7 +271,10 @@ def kpi_series(
 
     def compute() -> KpiSeries:
         now = utcnow()
-        points = service.series(session, kpi, scope, interval=interval, policy=policy, now=now)
+        if history:
+            points = snapshots.series(session, kpi, scope, interval=interval)
+        else:
+            points = service.series(session, kpi, scope, interval=interval, policy=policy, now=now)
         return KpiSeries(
             kpi=kpi,
             definition=definitions.get(kpi).doc,

@@ -81,8 +81,7 @@ DEFINITIONS: tuple[Definition, ...] = (
     ),
     Definition(
         "finding_revocations", "Credential revocations forced by a finding", "count", _W, "count",
-        ("credential ledger",),
-        "no record links a revocation to the finding that forced it yet (credential.revoked carries no finding)",
+        ("audit_entry credential.revoked (data.finding_id)", "review_finding"),
     ),
     Definition(
         "time_to_remediate", "Mean time to remediate: vulnerability and secret findings", "seconds", _W, "median",
@@ -120,6 +119,8 @@ DEFINITIONS: tuple[Definition, ...] = (
 BY_ID: dict[str, Definition] = {d.id: d for d in DEFINITIONS}
 # The KPIs a time series makes sense for.
 SERIES_IDS: tuple[str, ...] = tuple(d.id for d in DEFINITIONS if d.kind is Kind.windowed and d.status is Status.ok)
+# The snapshot KPIs whose values the scheduler keeps (kpi_snapshot), charted from those rows.
+HISTORY_IDS: tuple[str, ...] = tuple(d.id for d in DEFINITIONS if d.kind is Kind.snapshot and d.status is Status.ok)
 
 
 def get(kpi_id: str) -> Definition:

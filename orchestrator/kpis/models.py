@@ -1,4 +1,4 @@
-"""Indexes the KPI queries need, on the tables of the domains they read (no table of their own).
+"""Indexes the KPI queries need on the tables of the domains they read, and the KPI snapshots' history table.
 
 They live here, beside the queries that use them, rather than in each domain's models: the catalog,
 audit, approvals and reviews need none of them for their own work. Each one turns a full scan of a
@@ -7,12 +7,15 @@ large table into a range scan of the window (see docs/kpis.md, "How it stays fas
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import Index
-from sqlmodel import col
+from sqlmodel import Field, SQLModel, col
 
 from orchestrator.approvals.models import ApprovalRequest
 from orchestrator.audit.models import AuditEntry
 from orchestrator.catalog.models import MicroApp
+from orchestrator.clock import UTCDateTime
 from orchestrator.llm.models import LlmUsage
 from orchestrator.reviews.models import ReviewFinding
 
@@ -29,3 +32,20 @@ INDEXES = (
     # The connector's calls in a window, whichever app (the connector KPIs).
     Index("ix_llm_usage_at", col(LlmUsage.at)),
 )
+
+
+class KpiSnapshot(SQLModel, table=True):
+    """One snapshot KPI's value over the whole catalog at one moment, kept so it can be charted over time.
+
+    The scheduler's KPI refresh writes one row per snapshot KPI at most once per KPI_HISTORY_SECONDS
+    (orchestrator.kpis.snapshots); windowed KPIs need none, their history is in their own records.
+    """
+
+    __tablename__ = "kpi_snapshot"
+    __table_args__ = (Index("ix_kpi_snapshot_kpi_taken_at", "kpi", "taken_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    taken_at: datetime = Field(sa_type=UTCDateTime(), nullable=False)
+    kpi: str = Field(max_length=64)
+    value: float | None = Field(default=None)
+    count: int | None = Field(default=None)

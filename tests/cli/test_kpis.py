@@ -29,13 +29,13 @@ def built(db_url: str) -> str:
 
 
 def test_json_has_every_kpi_with_its_definition(built: str) -> None:
-    """--json prints the API's shape: the figures of the window, null with a reason where unavailable."""
+    """--json prints the API's shape: the figures of the window with their counts."""
     result = run(*WINDOW, "--json")
     assert result.exit_code == 0, result.output
     figures = {k["id"]: k for k in json.loads(result.stdout)["kpis"]}
     assert figures["time_to_approve"]["details"]["median"] == 7200.0
     assert figures["extensions"]["details"] == {"granted": 1, "refused": 1}
-    assert figures["finding_revocations"]["value"] is None and figures["finding_revocations"]["reason"]
+    assert (figures["finding_revocations"]["value"], figures["finding_revocations"]["count"]) == (1.0, 1)
 
 
 def test_csv_has_a_row_per_kpi_and_group(built: str) -> None:
@@ -49,13 +49,13 @@ def test_csv_has_a_row_per_kpi_and_group(built: str) -> None:
 
 
 def test_table_for_people(built: str) -> None:
-    """Durations in hours or days, shares in percent, the reason of a KPI that cannot be computed."""
+    """Durations in hours or days, shares in percent, counts as they are."""
     result = run(*WINDOW)
     assert result.exit_code == 0, result.output
     lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip() and line[0].isalpha()}
     assert "11.0 h" in lines["time_to_production"]
     assert "50.0 %" in lines["extensions"]
-    assert "finding" in lines["finding_revocations"]
+    assert lines["finding_revocations"].split()[-2:] == ["1", "1"]  # value and count: eta's token
 
 
 @pytest.mark.parametrize(

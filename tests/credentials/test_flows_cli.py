@@ -124,3 +124,40 @@ def test_service_credential_bounds_the_exchanged_scopes(client: TestClient, make
     assert unasked.json()["scope"] == "files:read"
     beyond = client.post("/oauth/token", data=exchange_form(issued.secret, scope="sheets:read"))
     assert beyond.status_code == 400 and beyond.json()["error"] == "invalid_scope"
+
+
+def test_cli_revoke_names_the_finding_that_forced_it(sqlite_url: str, make_app: Callable[..., MicroApp]) -> None:
+    """`revoke ID --finding F` records the finding in the audit entry and the ledger; a wrong finding is refused."""
+    from sqlmodel import select
+
+    from orchestrator.audit.models import AuditEntry
+    from orchestrator.clock import utcnow
+    from orchestrator.credentials import service
+    from orchestrator.db import session_scope
+    from orchestrator.reviews.checks.findings import Severity
+    from orchestrator.reviews.models import ReviewFinding
+    from tests.kpis.history import finding, review
+
+    make_app()
+    make_app("other-app")
+    review("expense-helper", utcnow(), [finding("secrets", "aws-access-key", Severity.high, "leak")])
+    review("other-app", utcnow(), [finding("secrets", "aws-access-key", Severity.high, "other")])
+    with session_scope() as session:
+        row = service.register_credential(session, "expense-helper", provider_name="slack", external_ref="T/B",
+                                          actor="it")  # fmt: skip
+        leak, other = (
+            session.exec(select(ReviewFinding.id).where(ReviewFinding.app_id == app)).one()
+            for app in ("expense-helper", "other-app")
+        )
+    args = ("credentials", "revoke", str(row.id), "--force", "--reason", "leaked key, removed by hand")
+    unknown = _cli(*args, "--finding", "9999")
+    assert unknown.exit_code == 1 and "error: no review finding with id 9999" in unknown.output
+    elsewhere = _cli(*args, "--finding", str(other))
+    assert elsewhere.exit_code == 1 and f"finding {other} is about other-app" in elsewhere.output
+    result = _cli(*args, "--finding", str(leak))
+    assert result.exit_code == 0, result.output
+    with session_scope(write=False) as session:
+        assert row.id is not None
+        assert service.get_credential(session, row.id).details["finding_id"] == leak
+        entry = session.exec(select(AuditEntry).where(AuditEntry.action == "credential.revoked")).one()
+        assert (entry.data["finding_id"], entry.data["finding_check"]) == (leak, "secrets")

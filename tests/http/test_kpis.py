@@ -27,7 +27,7 @@ def _get(client: TestClient, token: str, path: str, **params: Any) -> Any:
 
 
 def test_an_approver_sees_every_kpi_of_the_whole_catalog(built: TestClient, make_token: Callable[..., str]) -> None:
-    """Each figure comes with its definition id, the count it rests on, and null with a reason when unavailable."""
+    """Each figure comes with its definition id and the count it rests on."""
     response = _get(built, make_token("approver", "approver@example.com"), "/api/v1/kpis", **WINDOW)
     assert response.status_code == 200, response.text
     body = response.json()
@@ -38,9 +38,9 @@ def test_an_approver_sees_every_kpi_of_the_whole_catalog(built: TestClient, make
     assert figures["onboarded_share"]["definition"] == "docs/kpis.md#onboarded-share"
     assert figures["time_to_production"]["value"] == 39600.0
     assert figures["time_to_production"]["breakdown"]["internal"]["count"] == 2
-    revocations = figures["finding_revocations"]
-    assert (revocations["value"], revocations["count"], revocations["status"]) == (None, None, "unavailable")
-    assert revocations["reason"] == definitions.BY_ID["finding_revocations"].unavailable_reason
+    revocations = figures["finding_revocations"]  # eta's token, revoked for its leaked secret
+    assert (revocations["value"], revocations["count"], revocations["status"]) == (1.0, 1, "ok")
+    assert revocations["reason"] is None and revocations["details"] == {"secrets": 1}
     connector = figures["llm_connector_share"]  # eps, the one app in production using an LLM, uses the connector
     assert (connector["value"], connector["count"], connector["status"]) == (1.0, 1, "ok")
 
@@ -97,7 +97,7 @@ def test_weekly_series(built: TestClient, make_token: Callable[..., str]) -> Non
     [
         ("/api/v1/kpis", {"from": "2026-03-09", "to": "2026-03-02"}, "from"),
         ("/api/v1/kpis", {"from": "2020-01-01", "to": "2026-03-02"}, "from"),
-        ("/api/v1/kpis/series", {"kpi": "orphan_rate"}, "kpi"),
+        ("/api/v1/kpis/series", {"kpi": "orphan_rate", "data_class": "internal"}, "kpi"),  # kept for all apps only
         ("/api/v1/kpis/series", {"kpi": "nope"}, "kpi"),
         ("/api/v1/kpis/series", {"kpi": "time_to_production", "interval": "day", "from": "2024-01-01"}, "interval"),
     ],

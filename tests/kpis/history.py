@@ -16,6 +16,7 @@ KPI tests can compute each expected figure by hand from the timeline below (T0 =
 |       |            |       |         | a model not allowed (blocked, 403) T0+5d                             |
 | zeta  | internal   | ops   | leaver  | reg T0-20d; approved directly T0-19d; owner left, orphaned T0+2d     |
 | eta   | regulated  | sales | maker1  | reg T0+6d (expires in 14 days); review T0+6d+1h with an open secret  |
+|       |            |       |         | that forces the revocation of its token T0+6d+3h (finding_revocations) |
 | theta | restricted | sales | maker3  | reg T0+6d+2h (expires in 30 days)                                    |
 
 alpha's findings: review 1 (T0+1d) sees secret S (high), vulnerability V (critical), PII P (medium),
@@ -29,7 +30,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from orchestrator.approvals.models import ApprovalKind
 from orchestrator.approvals.service import Decision, decide
@@ -47,6 +48,7 @@ from orchestrator.db import session_scope
 from orchestrator.llm.models import LlmUsage, Outcome
 from orchestrator.llm.service import record_usage
 from orchestrator.reviews.checks.findings import Finding, ReviewResult, Severity, fingerprint
+from orchestrator.reviews.models import ReviewFinding
 from orchestrator.reviews.results import store_result
 from orchestrator.reviews.store import Job, claim, queue_review
 from tests.helpers.timers import FakeProvider
@@ -220,3 +222,22 @@ def build() -> None:
     review("alpha", T0 + 3 * D, [V])
     review("alpha", T0 + 4 * D, [V, S])
     review("alpha", T0 + 6 * D, [])
+    # eta's leaked secret forces the revocation of its token: the revocation names the finding
+    eta_token = FakeProvider("builtin")
+    token_id = at(
+        T0 + 6 * D + 2 * H,
+        lambda s: (
+            credentials.register_credential(
+                s, "eta", provider_name="builtin", external_ref="jti-eta", actor=IT, providers=eta_token.providers
+            ).id
+        ),
+    )
+
+    def revoke_for_the_leak(session: Session) -> None:
+        leak = session.exec(select(ReviewFinding).where(ReviewFinding.app_id == "eta")).one()
+        credentials.revoke_credential(
+            session, token_id, actor=SECURITY, reason="secret leaked in the repository",
+            providers=eta_token.providers, finding_id=leak.id,
+        )  # fmt: skip
+
+    at(T0 + 6 * D + 3 * H, revoke_for_the_leak)

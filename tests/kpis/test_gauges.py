@@ -56,6 +56,7 @@ def test_the_scheduler_publishes_the_snapshot_the_api_exports(
     try:
         with frozen_at(NOW):
             value = refresh_kpi_snapshot(settings, redis_url)
+        assert value is not None
         assert client.pttl(gauges.SNAPSHOT_KEY) > 0
         with session_scope(write=False) as session:  # the same window, straight from the service
             expected = {
@@ -69,8 +70,8 @@ def test_the_scheduler_publishes_the_snapshot_the_api_exports(
             metrics = api.get("/metrics").text
         assert _gauge(metrics, 'orchestrator_kpi{kpi="onboarded_share",window_days="30"}') == 0.5
         assert _gauge(metrics, 'orchestrator_kpi_count{kpi="onboarded_share",window_days="30"}') == 8
-        assert _gauge(metrics, 'orchestrator_kpi{kpi="finding_revocations",window_days="30"}') is None
-        assert _gauge(metrics, 'orchestrator_kpi_count{kpi="finding_revocations",window_days="30"}') is None
+        assert _gauge(metrics, 'orchestrator_kpi{kpi="finding_revocations",window_days="30"}') == 1
+        assert _gauge(metrics, 'orchestrator_kpi_count{kpi="finding_revocations",window_days="30"}') == 1
         age = _gauge(metrics, "orchestrator_kpi_snapshot_age_seconds")
         assert age is not None and age > 0  # taken at NOW, in March
     finally:

@@ -12,7 +12,7 @@ from orchestrator.db import session_scope
 from orchestrator.kpis import definitions, service
 from orchestrator.kpis.stats import Distribution, Figure, Scope, percentile
 from tests.kpis import history
-from tests.kpis.history import NOW, T0, D
+from tests.kpis.history import NOW, T0, D, H
 
 WINDOW = Scope(T0, T0 + 7 * D)
 
@@ -92,11 +92,18 @@ def test_the_concurrent_report_is_the_same_report(built: str) -> None:
     assert concurrent == list(_report().values())
 
 
-def test_unavailable_kpis_are_null_with_a_reason(built: str) -> None:
-    """A KPI whose records do not exist yet reports no number, and says why; the connector KPIs are computed."""
+def test_revocations_forced_by_a_finding_and_the_connector_kpis(built: str) -> None:
+    """eta's token, revoked because of its leaked secret, is counted with the finding's check; the connector KPIs."""
     got = _report()
-    assert (got["finding_revocations"].value, got["finding_revocations"].count) == (None, None)
-    assert got["finding_revocations"].reason == definitions.BY_ID["finding_revocations"].unavailable_reason
+    revocations = got["finding_revocations"]
+    assert (revocations.value, revocations.count, revocations.reason) == (1.0, 1, None)
+    assert revocations.details == {"secrets": 1}
+    assert revocations.breakdown == {"regulated": {"data_class": "regulated", "count": 1, "secrets": 1}}
+    assert _report(Scope(T0, T0 + 6 * D + 3 * H))["finding_revocations"].count == 0  # the window ends just before
+    with session_scope(write=False) as session:
+        points = service.series(session, "finding_revocations", WINDOW, interval="day", policy=get_policy(), now=NOW)
+    assert [f.count for _, _, f in points] == [0, 0, 0, 0, 0, 0, 1]
+    assert all(d.status is definitions.Status.ok for d in definitions.DEFINITIONS)
     # eps alone uses an LLM (alpha's direct endpoint was resolved), through the connector: one masked call,
     # one blocked.
     assert (got["llm_connector_share"].value, got["llm_connector_share"].count) == (1.0, 1)
@@ -161,12 +168,19 @@ def test_every_point_of_every_series_is_the_kpi_over_its_interval(built: str, in
     with session_scope(write=False) as session:
         for kpi in definitions.SERIES_IDS:
             points = service.series(session, kpi, scope, interval=interval, policy=get_policy(), now=NOW)
-            assert sum(f.count or 0 for _, _, f in points) > 0 or kpi in ("time_to_remediate", "exposure_findings")
+            # ops holds no finding (alpha and eta are sales'): those series are all zero here
+            quiet = ("time_to_remediate", "exposure_findings", "finding_revocations")
+            assert sum(f.count or 0 for _, _, f in points) > 0 or kpi in quiet
             for start, end, got in points:
                 window = Scope(start, end, team="ops")
                 expected = service.figure(session, kpi, window, policy=get_policy(), now=NOW)
                 assert (got.value, got.count) == (expected.value, expected.count), (kpi, start)
-                if expected.details and kpi not in ("retirements", "exposure_findings", "llm_blocks_redactions"):
+                if expected.details and kpi not in (
+                    "retirements",
+                    "exposure_findings",
+                    "llm_blocks_redactions",
+                    "finding_revocations",
+                ):
                     assert got.details == expected.details, (kpi, start)
 
 

@@ -1,4 +1,7 @@
-"""The console's KPI page: every figure of `GET /api/v1/kpis` over a window, and each windowed KPI as a chart.
+"""The console's KPI page: every figure of `GET /api/v1/kpis` over a window, and each KPI as a chart.
+
+Windowed KPIs are charted per interval; snapshot KPIs (scoped-token share, orphan rate …) from the
+values the scheduler keeps (orchestrator.kpis.snapshots), for approvers and admins (whole catalog).
 
 The page calls the API's own handlers (`orchestrator.http.kpis.kpis` and `.kpi_series`, which call
 `orchestrator.kpis.service.report_concurrently` and `.series`) with the signed-in token, so its
@@ -145,7 +148,9 @@ def kpis_page(
         try:
             report = kpis_api.kpis(request, token, policy, since, until, None, None)
             with session_scope(write=False) as db:
-                for kpi in definitions.SERIES_IDS:
+                # The snapshot KPIs' kept values are of the whole catalog: charted for approvers and admins only.
+                kept = definitions.HISTORY_IDS if token.role != "maker" else ()
+                for kpi in (*definitions.SERIES_IDS, *kept):
                     found = kpis_api.kpi_series(request, db, token, policy, kpi, step, since, until, None, None)
                     definition = definitions.get(kpi)
                     charts.append(_chart(found, definition.title, definition.unit))
