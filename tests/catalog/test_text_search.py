@@ -62,7 +62,7 @@ def test_the_index_migration_goes_down_and_up(empty_postgres: Any) -> None:  # n
     url = str(empty_postgres)
     migrate(url)
     assert _has_index(url)
-    command.downgrade(alembic_config(url), "kpis02")
+    command.downgrade(alembic_config(url), "kpis04")
     assert not _has_index(url)
     command.upgrade(alembic_config(url), "head")
     assert _has_index(url)

@@ -1,7 +1,7 @@
 """A trigram index for the catalog's text search (id, name, description) on PostgreSQL
 
 Revision ID: console_text_search
-Revises: kpis02
+Revises: kpis04
 Create Date: 2026-12-05 23:30:00.000000
 
 The catalog's `q` filter (console and GET /api/v1/apps) matches each word with
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "console_text_search"
-down_revision: str | Sequence[str] | None = "kpis02"
+down_revision: str | Sequence[str] | None = "kpis04"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
