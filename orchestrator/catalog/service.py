@@ -344,6 +344,11 @@ def _containing(word: str) -> Any:
 _CURSOR_KIND = "apps"
 
 
+def id_cursor(app_id: str) -> str:
+    """The cursor of the page after `app_id` in id order (what `list_apps` returns for sort="id")."""
+    return encode_cursor(_CURSOR_KIND, app_id)
+
+
 def _filtered(query: Any, filters: AppFilter, *, by_stage: bool = True, people: bool = True) -> Any:
     """`query` narrowed by `filters`; `people=False` leaves the owner and maker filters to the caller."""
     if filters.stage and by_stage:
