@@ -28,7 +28,7 @@ from orchestrator.catalog.lifecycle import Stage
 from orchestrator.catalog.manifest import Manifest, parse_manifest
 from orchestrator.catalog.models import DataClass, MicroApp
 from orchestrator.catalog.policy import Policy
-from orchestrator.db import session_scope
+from orchestrator.db import get_engine, session_scope
 from orchestrator.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from orchestrator.events.models import Event
 from orchestrator.http import listing
@@ -204,15 +204,22 @@ async def list_apps_json(
 
 
 def _list_page(filters: catalog.AppFilter, cursor: str | None, limit: int, sort: str) -> bytes:
-    with session_scope(write=False) as session:
-        if sort != "id":
+    if sort != "id":
+        with session_scope(write=False) as session:
             apps, next_cursor = catalog.list_apps(session, filters, cursor=cursor, limit=limit, sort=sort)
             return listing.page_json(apps, next_cursor)
-        # The id order reads only the columns the answer shows, as plain rows: no MicroApp objects.
-        query = catalog.list_query(filters, cursor=cursor, limit=limit + 1).with_only_columns(*listing.COLUMNS)
-        rows = list(session.execute(query).all())
+    # The id order reads only the columns the answer shows, as plain rows: no MicroApp objects.
+    query = catalog.list_query(filters, cursor=cursor, limit=limit + 1).with_only_columns(*listing.COLUMNS)
+    engine = get_engine()
+    if engine.dialect.name == "postgresql":
+        # One SELECT is consistent on its own: without BEGIN and COMMIT it is one round trip, not three.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            rows = list(connection.execute(query).all())
+    else:
+        with session_scope(write=False) as session:
+            rows = list(session.execute(query).all())
     next_cursor = catalog.id_cursor(rows[limit - 1].id) if len(rows) > limit else None
-    return listing.page_json(rows[:limit], next_cursor)
+    return listing.rows_page_json(rows[:limit], next_cursor)
 
 
 @router.get("/{app_id}", response_model=AppDetail)

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter
+from sqlmodel import col
 from typing_extensions import TypedDict
 
 from orchestrator.catalog.models import MicroApp
@@ -59,12 +60,14 @@ class AppPageJson(TypedDict):
 
 _PAGE = TypeAdapter(AppPageJson)
 
-# The columns of `AppJson`, in its order: `manifest`, `registered_by`, `default_branch` stay unread.
+# The columns of `AppJson`, in its order and under its names, so that a row's `_asdict()` is the item:
+# `manifest`, `registered_by` and `default_branch` stay unread. The StrEnum columns come back as
+# members, which pydantic writes as the plain strings they are.
 COLUMNS: tuple[Any, ...] = (
     MicroApp.id,
     MicroApp.name,
     MicroApp.description,
-    MicroApp.owner_email,
+    col(MicroApp.owner_email).label("owner"),
     MicroApp.co_owners,
     MicroApp.team,
     MicroApp.data_class,
@@ -87,7 +90,7 @@ COLUMNS: tuple[Any, ...] = (
 
 
 def app_json(row: Any) -> AppJson:
-    """The dict of one app from a row of `COLUMNS` or a `MicroApp` (both read by attribute)."""
+    """The dict of one `MicroApp`, as `AppRead.of` would build it."""
     previous = row.previous_stage
     return {
         "id": row.id,
@@ -116,6 +119,11 @@ def app_json(row: Any) -> AppJson:
     }
 
 
-def page_json(rows: list[Any], next_cursor: str | None) -> bytes:
-    """The JSON body of one page: `rows` (of `COLUMNS`, or `MicroApp`s) and the next page's cursor."""
-    return _PAGE.dump_json({"items": [app_json(row) for row in rows], "next_cursor": next_cursor})
+def page_json(apps: list[Any], next_cursor: str | None) -> bytes:
+    """The JSON body of one page of `MicroApp`s and the next page's cursor."""
+    return _PAGE.dump_json({"items": [app_json(app) for app in apps], "next_cursor": next_cursor})
+
+
+def rows_page_json(rows: list[Any], next_cursor: str | None) -> bytes:
+    """The JSON body of one page of rows of `COLUMNS` and the next page's cursor."""
+    return _PAGE.dump_json({"items": [row._asdict() for row in rows], "next_cursor": next_cursor})
