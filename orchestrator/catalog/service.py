@@ -7,11 +7,13 @@ transaction. No network I/O.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from orchestrator.approvals import closing
@@ -110,10 +112,28 @@ def register_app(
     return app, emitted
 
 
+def people_of(session: Session, emails: Iterable[str]) -> list[Person]:
+    """The known people among `emails`, from the session's identity map where it holds them.
+
+    A change to many apps (an owner leaving) loads the people once and then asks this per app
+    without a statement each time; only the emails the session has not seen are queried.
+    """
+    found: list[Person] = []
+    missing: list[str] = []
+    for email in emails:
+        person = session.identity_map.get(identity_key(Person, email))
+        if isinstance(person, Person):
+            found.append(person)
+        else:
+            missing.append(email)
+    if missing:
+        found += session.exec(select(Person).where(col(Person.email).in_(missing))).all()
+    return found
+
+
 def facts_for(session: Session, app: MicroApp, *, actor: str, **extra: Any) -> Facts:
     """Load what the lifecycle guards need to know about `app`."""
-    people = session.exec(select(Person).where(col(Person.email).in_(list(app.owners)))).all()
-    active = frozenset(p.email for p in people if p.active)
+    active = frozenset(p.email for p in people_of(session, app.owners) if p.active)
     return Facts(
         actor=actor,
         owners=app.owners,
