@@ -31,7 +31,7 @@ def _seed(apps: int) -> None:
     from orchestrator.auth.models import Role
     from orchestrator.auth.service import create_token
     from orchestrator.catalog.lifecycle import Stage
-    from orchestrator.catalog.models import MicroApp, Person
+    from orchestrator.catalog.models import DataClass, MicroApp, Person
     from orchestrator.db import session_scope
 
     with session_scope() as session:
@@ -39,11 +39,11 @@ def _seed(apps: int) -> None:
         session.flush()
         for n in range(apps):
             session.add(MicroApp(id=f"leaver-app-{n:04d}", name=f"Leaver app {n}", owner_email=LEAVER,
-                                 co_owners=[CO] if n % 3 == 0 else [], data_class="internal",
+                                 co_owners=[CO] if n % 3 == 0 else [], data_class=DataClass.internal,
                                  stage=Stage.production if n % 2 else Stage.registered))  # fmt: skip
         for n in range(apps // 10):
             session.add(MicroApp(id=f"co-app-{n:04d}", name=f"Co app {n}", owner_email=CO, co_owners=[LEAVER],
-                                 data_class="internal", stage=Stage.production))  # fmt: skip
+                                 data_class=DataClass.internal, stage=Stage.production))  # fmt: skip
         create_token(session, name="leaver", role=Role.maker, person_email=LEAVER, actor="bench")
 
 

@@ -18,7 +18,7 @@ from orchestrator.audit import service as audit
 from orchestrator.auth.enums import Role
 from orchestrator.auth.service import create_token
 from orchestrator.catalog.lifecycle import Stage
-from orchestrator.catalog.models import MicroApp, Person
+from orchestrator.catalog.models import DataClass, MicroApp, Person
 from orchestrator.db import get_engine, session_scope
 from orchestrator.events.runner import run_event
 from orchestrator.identity.service import leave
@@ -50,13 +50,13 @@ def seed_leaver(apps: int) -> None:
                     name=f"Leaver app {n}",
                     owner_email=LEAVER,
                     co_owners=[CO] if n % 3 == 0 else [],
-                    data_class="internal",
+                    data_class=DataClass.internal,
                     stage=Stage.production if n % 2 else Stage.registered,
                 )
             )
         for n in range(apps // 10):
             session.add(MicroApp(id=f"co-app-{n:04d}", name=f"Co app {n}", owner_email=CO, co_owners=[LEAVER],
-                                 data_class="internal", stage=Stage.production))  # fmt: skip
+                                 data_class=DataClass.internal, stage=Stage.production))  # fmt: skip
         create_token(session, name="leaver", role=Role.maker, person_email=LEAVER, actor="test")
 
 
