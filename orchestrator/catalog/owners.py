@@ -83,8 +83,10 @@ def handle_owner_left(session: Session, event: Event) -> None:
         .where(MicroApp.owner_email == email, col(MicroApp.stage).not_in(_GONE))
         .order_by(col(MicroApp.id))
     ).all()
-    for app in owned:
-        _reassign_or_orphan(session, event, app, person, policy, actor=actor)
+    # Each app's pending timers and approval requests, read once for all of them (not per app and step).
+    with deadlines.preloaded(session, [app.id for app in owned]):
+        for app in owned:
+            _reassign_or_orphan(session, event, app, person, policy, actor=actor)
     _drop_from_co_owners(session, email, actor=actor, reason=reason)
     _revoke_access(session, email, actor=actor, reason=reason)
     del people
@@ -151,9 +153,16 @@ def _reassign_or_orphan(
         reason=f"owner {person.email} left and no active co-owner remains",
         policy=policy,
         data={"left": person.email, "grace_until": due.isoformat()},
+        flush=False,
     )
     deadlines.replace(
-        session, kind=GRACE_KIND, due_at=due, app_id=app.id, ref=person.email, payload={"left": person.email}
+        session,
+        kind=GRACE_KIND,
+        due_at=due,
+        app_id=app.id,
+        ref=person.email,
+        payload={"left": person.email},
+        flush=False,  # written with the other apps' at the next flush
     )
     _ask_for_owner(session, event, app, person, policy, grace_days)
 
@@ -186,6 +195,7 @@ def _ask_for_owner(
         app_id=app.id,
         ref=person.email,
         payload={"left": person.email, "manager": manager.email},
+        flush=False,
     )
 
 

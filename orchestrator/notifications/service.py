@@ -186,7 +186,10 @@ def _insert_once(session: Session, row: Notification) -> bool | None:
     table = Notification.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table classes
     values = {column.name: getattr(row, column.name) for column in table.columns if column.name != "id"}
     statement = insert(table).values(**values).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id)
-    new_id = session.execute(statement).scalar_one_or_none()
+    # No autoflush first: the row refers to nothing pending, and flushing here would write a big
+    # change's other rows one message at a time instead of together.
+    with session.no_autoflush:
+        new_id = session.execute(statement).scalar_one_or_none()
     if new_id is None:
         return False
     row.id = new_id

@@ -25,11 +25,9 @@ from orchestrator.identity.service import leave
 from orchestrator.timers.models import Deadline
 
 LEAVER, BOSS, CO = "leaver@example.com", "boss@example.com", "co@example.com"
-# Issue 19 asks for under 4 statements per app; this branch took it from 18 to 9 (audit chain read once
-# per transaction and written at flush, the people loaded once, a notification one INSERT … ON CONFLICT):
-# the bound guards that. What is left per app: deadlines (SELECT + INSERT per
-# timer, and reschedule's reads), the approval reads, one UPDATE — see the report of branch `scale`.
-PER_APP_BOUND = 10
+# Issue 19: under 4 statements per app on PostgreSQL (it was 18). SQLite gets no multi-row INSERT …
+# RETURNING from SQLAlchemy, so each new audit entry and timer is a statement of its own there.
+PER_APP_BOUND = {"postgresql": 4, "sqlite": 6}
 
 
 def seed_leaver(apps: int) -> None:
@@ -77,7 +75,7 @@ def counting() -> Iterator[Counter[str]]:
 
 
 def test_owner_leaving_costs_a_bounded_number_of_statements_per_app(db_url: str) -> None:
-    """300 apps change hands (promoted or orphaned, each audited, asked for and timed) in < PER_APP_BOUND each."""
+    """300 apps change hands (promoted or orphaned, each audited, asked for and timed) in < 4 statements each."""
     apps = 300
     seed_leaver(apps)
     with session_scope() as session:
@@ -88,7 +86,8 @@ def test_owner_leaving_costs_a_bounded_number_of_statements_per_app(db_url: str)
     total = sum(seen.values())
     if os.environ.get("SHOW_STATEMENTS"):
         print(total, seen.most_common(30))
-    assert total < PER_APP_BOUND * apps, f"{total} statements for {apps} apps: {seen.most_common(12)}"
+    bound = PER_APP_BOUND[get_engine().dialect.name]
+    assert total < bound * apps, f"{total} statements for {apps} apps: {seen.most_common(12)}"
     with session_scope(write=False) as session:
         owners = Counter(session.exec(select(MicroApp.owner_email).where(col(MicroApp.id).like("leaver-app-%"))).all())
         orphaned = session.exec(select(func.count()).where(MicroApp.stage == Stage.orphaned)).one()
