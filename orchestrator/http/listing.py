@@ -18,6 +18,8 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter
+from pydantic_core import from_json
+from sqlalchemy import Text, cast
 from sqlmodel import col
 from typing_extensions import TypedDict
 
@@ -60,6 +62,15 @@ class AppPageJson(TypedDict):
 
 _PAGE = TypeAdapter(AppPageJson)
 
+_JSON_FIELDS = ("co_owners", "connectors", "requested_scopes", "external_endpoints", "llm")
+
+
+def _as_text(column: Any) -> Any:
+    # The JSON columns come back as their text and are parsed by pydantic-core's parser, about three
+    # times faster than the driver's json.loads for these small values (250 of them a page).
+    return cast(column, Text).label(column.key)
+
+
 # The columns of `AppJson`, in its order and under its names, so that a row's `_asdict()` is the item:
 # `manifest`, `registered_by` and `default_branch` stay unread. The StrEnum columns come back as
 # members, which pydantic writes as the plain strings they are.
@@ -68,16 +79,16 @@ COLUMNS: tuple[Any, ...] = (
     MicroApp.name,
     MicroApp.description,
     col(MicroApp.owner_email).label("owner"),
-    MicroApp.co_owners,
+    _as_text(MicroApp.co_owners),
     MicroApp.team,
     MicroApp.data_class,
     MicroApp.stage,
     MicroApp.previous_stage,
     MicroApp.repo_url,
-    MicroApp.connectors,
-    MicroApp.requested_scopes,
-    MicroApp.external_endpoints,
-    MicroApp.llm,
+    _as_text(MicroApp.connectors),
+    _as_text(MicroApp.requested_scopes),
+    _as_text(MicroApp.external_endpoints),
+    _as_text(MicroApp.llm),
     MicroApp.created_at,
     MicroApp.updated_at,
     MicroApp.approved_at,
@@ -126,4 +137,10 @@ def page_json(apps: list[Any], next_cursor: str | None) -> bytes:
 
 def rows_page_json(rows: list[Any], next_cursor: str | None) -> bytes:
     """The JSON body of one page of rows of `COLUMNS` and the next page's cursor."""
-    return _PAGE.dump_json({"items": [row._asdict() for row in rows], "next_cursor": next_cursor})
+    items = []
+    for row in rows:
+        item = row._asdict()
+        for field in _JSON_FIELDS:
+            item[field] = from_json(item[field])
+        items.append(item)
+    return _PAGE.dump_json({"items": items, "next_cursor": next_cursor})
