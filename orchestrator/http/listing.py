@@ -100,6 +100,10 @@ COLUMNS: tuple[Any, ...] = (
 )
 
 
+_KEYS = tuple(AppJson.__annotations__)
+_JSON_INDEXES = tuple(_KEYS.index(field) for field in _JSON_FIELDS)
+
+
 def app_json(row: Any) -> AppJson:
     """The dict of one `MicroApp`, as `AppRead.of` would build it."""
     previous = row.previous_stage
@@ -137,10 +141,10 @@ def page_json(apps: list[Any], next_cursor: str | None) -> bytes:
 
 def rows_page_json(rows: list[Any], next_cursor: str | None) -> bytes:
     """The JSON body of one page of rows of `COLUMNS` and the next page's cursor."""
-    items = []
+    items: list[Any] = []
     for row in rows:
-        item = row._asdict()
-        for field in _JSON_FIELDS:
-            item[field] = from_json(item[field])
-        items.append(item)
+        values = list(row)
+        for index in _JSON_INDEXES:
+            values[index] = from_json(values[index])
+        items.append(dict(zip(_KEYS, values, strict=True)))
     return _PAGE.dump_json({"items": items, "next_cursor": next_cursor})
