@@ -12,7 +12,7 @@ importing the decision service (which imports the catalog).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -34,14 +34,26 @@ def cancel_open(
     session: Session, app_id: str, *, reason: str, actor: str, kinds: Iterable[ApprovalKind] | None = None
 ) -> list[int]:
     """Cancel the app's pending requests (of `kinds`, all when None); the ids cancelled here."""
-    query = select(ApprovalRequest).where(
-        col(ApprovalRequest.app_id) == app_id, col(ApprovalRequest.status) == ApprovalStatus.pending
-    )
-    if kinds is not None:
-        query = query.where(col(ApprovalRequest.kind).in_(list(kinds)))
+    wanted = list(kinds) if kinds is not None else None
+    known = deadlines.known_pending_approvals(session, app_id)  # loaded for a change to many apps
+    if known is not None:
+        if not known:
+            return []
+        if any(a.id is None for a in known):
+            session.flush()
+        candidates: Sequence[ApprovalRequest] = sorted(
+            (a for a in known if wanted is None or a.kind in wanted), key=lambda a: a.id or 0
+        )
+    else:
+        query = select(ApprovalRequest).where(
+            col(ApprovalRequest.app_id) == app_id, col(ApprovalRequest.status) == ApprovalStatus.pending
+        )
+        if wanted is not None:
+            query = query.where(col(ApprovalRequest.kind).in_(wanted))
+        candidates = session.exec(query.order_by(col(ApprovalRequest.id))).all()
     cancelled = []
     now = utcnow()
-    for approval in session.exec(query.order_by(col(ApprovalRequest.id))).all():
+    for approval in candidates:
         won = session.exec(
             update(ApprovalRequest)
             .where(col(ApprovalRequest.id) == approval.id, col(ApprovalRequest.status) == ApprovalStatus.pending)

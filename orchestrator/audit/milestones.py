@@ -1,11 +1,11 @@
 """Per-app milestones of the audit trail: a rollup kept beside the chain, in the same transaction.
 
-`audit.service.record` calls `note` for every entry it appends, so an app's row here always says
-what its entries say: when it was first approved into production, first escalated to engineering,
-and last orphaned. The KPIs (orchestrator.kpis.service) read one narrow row per app instead of
-searching a million audit entries for the first or last one of an action (docs/kpis.md, "How it
-stays fast"). The row is derived data: migration kpis03 builds it from the trail and `rebuild`
-does it again on demand; the chain, not this table, is the record.
+`audit.service.record` hands every entry it appends to `defer`, written with it at the next flush,
+so an app's row here always says what its entries say: when it was first approved into production,
+first escalated to engineering, and last orphaned. The KPIs (orchestrator.kpis.service) read one
+narrow row per app instead of searching a million audit entries for the first or last one of an
+action (docs/kpis.md, "How it stays fast"). The row is derived data: migration kpis03 builds it
+from the trail and `rebuild` does it again on demand; the chain, not this table, is the record.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, case, delete, func, insert, select
+from sqlalchemy import Index, case, delete, event, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import Field, Session, SQLModel
 
@@ -48,20 +49,45 @@ def _keep(which: str, current: Any, new: Any) -> ColumnElement[Any]:
     return case((current.is_(None), new), (better, new), else_=current)
 
 
-def note(session: Session, *, app_id: str | None, action: str, at: datetime) -> None:
-    """Fold one appended audit entry into its app's milestones (nothing for untracked actions)."""
-    tracked = TRACKED.get(action)
-    if app_id is None or tracked is None:
+# session.info key: the entries appended since the session's last flush whose milestones are unwritten.
+_PENDING = "audit_milestones_pending"
+
+
+def defer(session: Session, entry: AuditEntry) -> None:
+    """Note an appended entry for its app's milestones, written at the session's next flush — the
+    flush that writes the entry — in one statement per milestone however many apps (an owner leaving
+    with hundreds of apps orphans them all in one transaction)."""
+    if entry.app_id is not None and entry.action in TRACKED:
+        session.info.setdefault(_PENDING, []).append(entry)
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _write_pending(session: OrmSession, flush_context: Any, instances: Any) -> None:
+    pending: list[AuditEntry] | None = session.info.pop(_PENDING, None)
+    if not pending:
         return
-    column, which = tracked
-    dialect = session.get_bind().dialect.name
+    folded: dict[str, dict[str, datetime]] = {}
+    for entry in pending:
+        if entry not in session:
+            continue  # taken away again by a rolled-back savepoint
+        column, which = TRACKED[entry.action]
+        by_app = folded.setdefault(column, {})
+        known = by_app.get(str(entry.app_id))
+        if known is None or (entry.at < known if which == "first" else entry.at > known):
+            by_app[str(entry.app_id)] = entry.at
+    connection = session.connection()
+    for column, by_app in folded.items():
+        connection.execute(_upsert(connection.dialect.name, column, by_app))
+
+
+def _upsert(dialect: str, column: str, times: dict[str, datetime]) -> Any:
+    which = next(w for c, w in TRACKED.values() if c == column)
     maker: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = maker(AppMilestone).values(app_id=app_id, **{column: at})
+    stmt = maker(AppMilestone).values([{"app_id": app_id, column: at} for app_id, at in times.items()])
     current = getattr(AppMilestone.__table__.c, column)  # type: ignore[attr-defined]
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=["app_id"], set_={column: _keep(which, current, stmt.excluded[column])}
     )
-    session.execute(stmt)
 
 
 def backfill_select(audit_table: Any) -> Any:

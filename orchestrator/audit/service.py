@@ -15,9 +15,11 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import SessionTransaction, SessionTransactionOrigin
 from sqlmodel import Session, col, select
 
 from orchestrator.audit import milestones
@@ -54,6 +56,33 @@ def _lock_chain(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=_PG_LOCK_KEY))
 
 
+# session.info key: (seq, hash, entry) of the newest entry this transaction appended (entry None when
+# it only read the tail, under the lock).
+_TAIL = "audit_chain_tail"
+
+
+@event.listens_for(OrmSession, "after_transaction_end")
+def _forget_tail(session: OrmSession, transaction: SessionTransaction) -> None:
+    # The outermost transaction's end (commit or rollback) releases the lock: the next entry reads
+    # the tail again. Savepoints and a flush's internal subtransaction do not release it; an entry a
+    # rolled-back savepoint took away is caught in `_chain_tail`.
+    if transaction.origin is not SessionTransactionOrigin.SUBTRANSACTION and not transaction.nested:
+        session.info.pop(_TAIL, None)
+
+
+def _chain_tail(session: Session) -> tuple[int, str]:
+    """(seq, hash) of the chain's last entry, read once per transaction under the chain's lock."""
+    cached = session.info.get(_TAIL)
+    # A savepoint rolled back since takes its entries out of the session: then read the tail again.
+    if cached is not None and (cached[2] is None or cached[2] in session):
+        return cast(int, cached[0]), cast(str, cached[1])
+    _lock_chain(session)
+    tail = session.exec(select(AuditEntry).order_by(col(AuditEntry.seq).desc()).limit(1)).first()
+    found = (tail.seq, tail.hash) if tail else (0, GENESIS_HASH)
+    session.info[_TAIL] = (*found, None)
+    return found
+
+
 def record(
     session: Session,
     *,
@@ -67,29 +96,31 @@ def record(
     """Append one entry to the chain inside the caller's transaction.
 
     `action` must be an AuditAction (or its value): ValueError otherwise, before anything is written.
+    The chain is locked and its tail read once per transaction; entries are written at the next
+    flush, so the many entries of one change (an owner leaving with hundreds of apps) go to the
+    database together rather than three statements each.
     """
     # Stored as the plain value: the hash covers exactly what the database hands back later.
     known = str(audit_action(action))
-    _lock_chain(session)
-    tail = session.exec(select(AuditEntry).order_by(col(AuditEntry.seq).desc()).limit(1)).first()
+    tail_seq, tail_hash = _chain_tail(session)
     # JSON round trip so the hashed form equals what the database hands back later.
     clean = json.loads(json.dumps(data or {}, default=str))
     entry = AuditEntry(
-        seq=(tail.seq + 1) if tail else 1,
+        seq=tail_seq + 1,
         at=as_utc(at) if at else utcnow(),
         app_id=app_id,
         actor=actor,
         action=known,
         reason=reason,
         data=clean,
-        prev_hash=tail.hash if tail else GENESIS_HASH,
+        prev_hash=tail_hash,
         hash="",
     )
     entry.hash = entry_hash(entry.prev_hash, entry)
     session.add(entry)
-    session.flush()
-    # The per-app milestones the KPIs read move with the chain, in the same transaction.
-    milestones.note(session, app_id=app_id, action=known, at=entry.at)
+    session.info[_TAIL] = (entry.seq, entry.hash, entry)
+    # The per-app milestones the KPIs read move with the chain: written by the same flush.
+    milestones.defer(session, entry)
     return entry
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
@@ -75,15 +76,32 @@ def handle_owner_left(session: Session, event: Event) -> None:
         session.flush()
         audit.record(session, actor=actor, action=AuditAction.person_left, reason=reason, data={"email": email})
     policy = get_policy()
+    # Held until the end: the session's identity map keeps only weak references.
+    people = _load_people(session, email, person)
     owned = session.exec(
         select(MicroApp)
         .where(MicroApp.owner_email == email, col(MicroApp.stage).not_in(_GONE))
         .order_by(col(MicroApp.id))
     ).all()
-    for app in owned:
-        _reassign_or_orphan(session, event, app, person, policy, actor=actor)
+    # Each app's pending timers and approval requests, read once for all of them (not per app and step).
+    with deadlines.preloaded(session, [app.id for app in owned]):
+        for app in owned:
+            _reassign_or_orphan(session, event, app, person, policy, actor=actor)
     _drop_from_co_owners(session, email, actor=actor, reason=reason)
     _revoke_access(session, email, actor=actor, reason=reason)
+    del people
+
+
+def _load_people(session: Session, email: str, person: Person) -> list[Person]:
+    # Everyone the hand-over may ask about (co-owners of the leaver's apps, the manager), in one
+    # query: the per-app steps then find them in the session (catalog.people_of) without a statement.
+    co_owners = select(AppOwner.email).where(
+        col(AppOwner.app_id).in_(select(AppOwner.app_id).where(col(AppOwner.email) == email))
+    )
+    emails = [e for e in [person.manager_email] if e]
+    return list(
+        session.exec(select(Person).where(or_(col(Person.email).in_(co_owners), col(Person.email).in_(emails)))).all()
+    )
 
 
 def _revoke_access(session: Session, email: str, *, actor: str, reason: str) -> None:
@@ -103,11 +121,7 @@ def _revoke_access(session: Session, email: str, *, actor: str, reason: str) -> 
 def _successor(session: Session, app: MicroApp) -> str | None:
     if not app.co_owners:
         return None
-    active = set(
-        session.exec(
-            select(Person.email).where(col(Person.email).in_(app.co_owners), col(Person.active).is_(True))
-        ).all()
-    )
+    active = {p.email for p in catalog.people_of(session, app.co_owners) if p.active}
     return next((c for c in app.co_owners if c in active), None)
 
 
@@ -139,9 +153,16 @@ def _reassign_or_orphan(
         reason=f"owner {person.email} left and no active co-owner remains",
         policy=policy,
         data={"left": person.email, "grace_until": due.isoformat()},
+        flush=False,
     )
     deadlines.replace(
-        session, kind=GRACE_KIND, due_at=due, app_id=app.id, ref=person.email, payload={"left": person.email}
+        session,
+        kind=GRACE_KIND,
+        due_at=due,
+        app_id=app.id,
+        ref=person.email,
+        payload={"left": person.email},
+        flush=False,  # written with the other apps' at the next flush
     )
     _ask_for_owner(session, event, app, person, policy, grace_days)
 
@@ -174,6 +195,7 @@ def _ask_for_owner(
         app_id=app.id,
         ref=person.email,
         payload={"left": person.email, "manager": manager.email},
+        flush=False,
     )
 
 

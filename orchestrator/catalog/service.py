@@ -7,11 +7,13 @@ transaction. No network I/O.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Integer, String, and_, case, func, literal, literal_column, or_
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from orchestrator.approvals import closing
@@ -110,10 +112,28 @@ def register_app(
     return app, emitted
 
 
+def people_of(session: Session, emails: Iterable[str]) -> list[Person]:
+    """The known people among `emails`, from the session's identity map where it holds them.
+
+    A change to many apps (an owner leaving) loads the people once and then asks this per app
+    without a statement each time; only the emails the session has not seen are queried.
+    """
+    found: list[Person] = []
+    missing: list[str] = []
+    for email in emails:
+        person = session.identity_map.get(identity_key(Person, email))
+        if isinstance(person, Person):
+            found.append(person)
+        else:
+            missing.append(email)
+    if missing:
+        found += session.exec(select(Person).where(col(Person.email).in_(missing))).all()
+    return found
+
+
 def facts_for(session: Session, app: MicroApp, *, actor: str, **extra: Any) -> Facts:
     """Load what the lifecycle guards need to know about `app`."""
-    people = session.exec(select(Person).where(col(Person.email).in_(list(app.owners)))).all()
-    active = frozenset(p.email for p in people if p.active)
+    active = frozenset(p.email for p in people_of(session, app.owners) if p.active)
     return Facts(
         actor=actor,
         owners=app.owners,
@@ -133,9 +153,14 @@ def apply_action(
     policy: Policy,
     now: datetime | None = None,
     data: dict[str, Any] | None = None,
+    flush: bool = True,
     **facts: Any,
 ) -> Transition:
-    """Run one lifecycle action on `app`, update its timestamps and record it in the audit trail."""
+    """Run one lifecycle action on `app`, update its timestamps and record it in the audit trail.
+
+    `flush=False` leaves the writes to the session's next flush: a change to many apps (an owner
+    leaving) then writes them together rather than a few statements per app.
+    """
     now = now or utcnow()
     move = lifecycle.transition(app.stage, action, facts_for(session, app, actor=actor, **facts))
     rules = policy.for_class(app.data_class)
@@ -165,7 +190,8 @@ def apply_action(
         # A request left pending outside the active stages could never be decided (issue: retired apps
         # kept theirs forever): close it and its buttons with the move.
         closing.close_on_leaving(session, app.id, to_stage=move.to_stage, actor=actor)
-    session.flush()
+    if flush:
+        session.flush()
     return move
 
 
@@ -356,6 +382,11 @@ def _containing(word: str) -> Any:
 
 
 _CURSOR_KIND = "apps"
+
+
+def id_cursor(app_id: str) -> str:
+    """The cursor of the page after `app_id` in id order (what `list_apps` returns for sort="id")."""
+    return encode_cursor(_CURSOR_KIND, app_id)
 
 
 def _filtered(query: Any, filters: AppFilter, *, by_stage: bool = True, people: bool = True) -> Any:

@@ -16,7 +16,9 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import and_, func, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, select
 
 from orchestrator.catalog.policy import Policy
@@ -139,9 +141,6 @@ def notify(
 ) -> Notification:
     """Queue a message to a person (an email: a DM) or a channel; the same `key` twice is one message."""
     key = key or f"{kind}:{to}:{uuid.uuid4().hex}"
-    existing = session.exec(select(Notification).where(Notification.key == key)).first()
-    if existing is not None:
-        return existing
     row = Notification(
         key=key,
         kind=kind,
@@ -153,15 +152,51 @@ def notify(
         approval_id=approval_id,
         thread_ts=thread_ts,
     )
-    try:
-        with session.begin_nested():
-            session.add(row)
-            session.flush()
-    except IntegrityError:  # a concurrent writer used the same key first
+    inserted = _insert_once(session, row)
+    if inserted is False:  # the key was taken already (a repeat, or a concurrent writer first)
         return session.exec(select(Notification).where(Notification.key == key)).one()
+    if inserted is None:  # a database without INSERT … ON CONFLICT: look first, insert in a savepoint
+        existing = session.exec(select(Notification).where(Notification.key == key)).first()
+        if existing is not None:
+            return existing
+        try:
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+        except IntegrityError:  # a concurrent writer used the same key first
+            return session.exec(select(Notification).where(Notification.key == key)).one()
     assert row.id is not None
     send_after_commit(session, DELIVER_TASK, row.id)
     return row
+
+
+_INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def _insert_once(session: Session, row: Notification) -> bool | None:
+    """Insert `row` unless its key exists, in one statement; True if inserted (`row` is then persistent
+    in the session, with its id), False if the key was taken, None if the database cannot do it so.
+
+    One INSERT … ON CONFLICT DO NOTHING instead of a look-up, a SAVEPOINT, the INSERT and its RELEASE:
+    a change that notifies per app (an owner leaving with hundreds) was four statements a message.
+    """
+    insert = _INSERTS.get(session.get_bind().dialect.name)
+    if insert is None:
+        return None
+    table = Notification.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table classes
+    values = {column.name: getattr(row, column.name) for column in table.columns if column.name != "id"}
+    statement = insert(table).values(**values).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id)
+    # No autoflush first: the row refers to nothing pending, and flushing here would write a big
+    # change's other rows one message at a time instead of together.
+    with session.no_autoflush:
+        new_id = session.execute(statement).scalar_one_or_none()
+    if new_id is None:
+        return False
+    row.id = new_id
+    # Written already: the session takes it as loaded (no INSERT at flush), so callers can keep using it.
+    make_transient_to_detached(row)
+    session.add(row)
+    return True
 
 
 # ---------------------------------------------------------------- flood control

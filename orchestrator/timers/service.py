@@ -10,12 +10,15 @@ so a second delivery of the same timer does nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import event, or_, update
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import SessionTransaction, SessionTransactionOrigin
 from sqlmodel import Session, col, select
 
 from orchestrator.approvals.models import ApprovalRequest, ApprovalStatus
@@ -55,10 +58,14 @@ def dedup_key(deadline_id: int) -> str:
 # ----------------------------------------------------------------------------- nudging
 
 
-def _nudge_committed(changes: list[tuple[str, int]]) -> None:
-    """After commit: one nudge with every deadline the transaction added or cancelled."""
-    added = [deadline_id for change, deadline_id in changes if change == "added"]
-    cancelled = [deadline_id for change, deadline_id in changes if change == "cancelled"]
+def _nudge_committed(changes: list[tuple[str, int | Deadline]]) -> None:
+    """After commit: one nudge with every deadline the transaction added or cancelled.
+
+    An added row may be queued as the row itself (`schedule(flush=False)`): its id exists by now.
+    """
+    ids = [(change, item.id if isinstance(item, Deadline) else item) for change, item in changes]
+    added = [deadline_id for change, deadline_id in ids if change == "added" and deadline_id is not None]
+    cancelled = [deadline_id for change, deadline_id in ids if change == "cancelled" and deadline_id is not None]
     if added or cancelled:
         nudge(added=added, cancelled=cancelled)
 
@@ -98,10 +105,18 @@ def schedule(
     app_id: str | None = None,
     ref: str | None = None,
     payload: dict[str, Any] | None = None,
+    flush: bool = True,
 ) -> Deadline:
-    """Insert a pending deadline in the caller's transaction; the scheduler is nudged after commit."""
+    """Insert a pending deadline in the caller's transaction; the scheduler is nudged after commit.
+
+    `flush=False` leaves the INSERT to the session's next flush (the row has no id until then), so
+    a change that schedules many (an owner leaving with hundreds of apps) writes them together.
+    """
     row = Deadline(app_id=app_id, kind=str(kind), ref=ref, due_at=as_utc(due_at), payload=payload or {})
     session.add(row)
+    if not flush:
+        after_commit_batch(session, _nudge_committed, ("added", row))
+        return row
     session.flush()
     assert row.id is not None
     after_commit_batch(session, _nudge_committed, ("added", row.id))
@@ -117,6 +132,20 @@ def cancel(
     ids: Iterable[int] | None = None,
 ) -> list[int]:
     """Cancel the pending deadlines of an app (optionally only some kinds, one ref, or some ids)."""
+    known = _known_pending(session, app_id) if app_id is not None else None
+    if known is not None:
+        wanted_kinds = {str(k) for k in kinds} if kinds is not None else None
+        wanted_ids = set(ids) if ids is not None else None
+        matching = [
+            row
+            for row in known
+            if (wanted_kinds is None or row.kind in wanted_kinds)
+            and (ref is None or row.ref == ref)
+            and (wanted_ids is None or row.id in wanted_ids)
+        ]
+        if any(row.id is None for row in matching):
+            session.flush()  # a row scheduled with flush=False: it needs its id to be cancelled
+        return _cancel_ids(session, [row.id for row in matching if row.id is not None])
     query = select(Deadline.id).where(Deadline.status == DeadlineStatus.pending)
     if app_id is not None:
         query = query.where(Deadline.app_id == app_id)
@@ -126,7 +155,10 @@ def cancel(
         query = query.where(Deadline.ref == ref)
     if ids is not None:
         query = query.where(col(Deadline.id).in_(list(ids)))
-    found = [i for i in session.exec(query).all() if i is not None]
+    return _cancel_ids(session, [i for i in session.exec(query).all() if i is not None])
+
+
+def _cancel_ids(session: Session, found: list[int]) -> list[int]:
     if not found:
         return []
     session.execute(
@@ -147,16 +179,86 @@ def replace(
     app_id: str | None,
     ref: str | None = None,
     payload: dict[str, Any] | None = None,
+    flush: bool = True,
 ) -> Deadline:
     """Cancel the pending deadline(s) of this app, kind and ref, and schedule the new one, atomically."""
     cancel(session, app_id=app_id, kinds=[kind], ref=ref)
-    return schedule(session, kind=kind, due_at=due_at, app_id=app_id, ref=ref, payload=payload)
+    return schedule(session, kind=kind, due_at=due_at, app_id=app_id, ref=ref, payload=payload, flush=flush)
 
 
 def pending_for(session: Session, app_id: str) -> list[Deadline]:
     """The app's pending deadlines, soonest first."""
     query = select(Deadline).where(Deadline.app_id == app_id, Deadline.status == DeadlineStatus.pending)
     return list(session.exec(query.order_by(col(Deadline.due_at), col(Deadline.id))).all())
+
+
+# ----------------------------------------------------------------------------- preloading
+#
+# A change to many apps in one transaction (an owner leaving with hundreds) would read each app's
+# pending deadlines and approval requests several times, a statement each. `preloaded` reads them
+# for all the apps at once; `cancel`, `reschedule_app` and `approvals.closing.cancel_open` then use
+# those rows. They stay current: rows added to the session join them (the listener below), and the
+# bulk UPDATEs that cancel or decide rows update the loaded objects (synchronize_session).
+
+_PRELOADED = "timers_preloaded"
+
+
+@contextmanager
+def preloaded(session: Session, app_ids: Iterable[str]) -> Iterator[None]:
+    """Within the block, the pending deadlines and approval requests of `app_ids` are read from memory."""
+    ids = sorted(set(app_ids))
+    deadlines: dict[str, list[Deadline]] = {app_id: [] for app_id in ids}
+    approvals: dict[str, list[ApprovalRequest]] = {app_id: [] for app_id in ids}
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        for row in session.exec(
+            select(Deadline).where(col(Deadline.app_id).in_(chunk), Deadline.status == DeadlineStatus.pending)
+        ).all():
+            deadlines[str(row.app_id)].append(row)
+        for request in session.exec(
+            select(ApprovalRequest).where(
+                col(ApprovalRequest.app_id).in_(chunk), ApprovalRequest.status == ApprovalStatus.pending
+            )
+        ).all():
+            approvals[request.app_id].append(request)
+    session.info[_PRELOADED] = (deadlines, approvals)
+    try:
+        yield
+    finally:
+        session.info.pop(_PRELOADED, None)
+
+
+@event.listens_for(OrmSession, "transient_to_pending")
+def _track_added(session: OrmSession, obj: Any) -> None:
+    loaded = session.info.get(_PRELOADED)
+    if loaded is None:
+        return
+    if isinstance(obj, Deadline) and obj.app_id in loaded[0]:
+        loaded[0][obj.app_id].append(obj)
+    elif isinstance(obj, ApprovalRequest) and obj.app_id in loaded[1]:
+        loaded[1][obj.app_id].append(obj)
+
+
+@event.listens_for(OrmSession, "after_transaction_end")
+def _drop_preloaded(session: OrmSession, transaction: SessionTransaction) -> None:
+    # A savepoint rolled back (or the transaction ended) may have taken loaded rows' changes away.
+    if transaction.origin is not SessionTransactionOrigin.SUBTRANSACTION:
+        session.info.pop(_PRELOADED, None)
+
+
+def _known_pending(session: Session, app_id: str) -> list[Deadline] | None:
+    loaded = session.info.get(_PRELOADED)
+    if loaded is None or app_id not in loaded[0]:
+        return None
+    return [row for row in loaded[0][app_id] if row.status == DeadlineStatus.pending]
+
+
+def known_pending_approvals(session: Session, app_id: str) -> list[ApprovalRequest] | None:
+    """The app's pending approval requests when `preloaded` holds them, else None (query them)."""
+    loaded = session.info.get(_PRELOADED)
+    if loaded is None or app_id not in loaded[1]:
+        return None
+    return [row for row in loaded[1][app_id] if row.status == ApprovalStatus.pending]
 
 
 # ----------------------------------------------------------------------------- firing
@@ -223,21 +325,29 @@ def reschedule_app(session: Session, app: MicroApp, policy: Policy, *, now: date
     no longer apply are cancelled, and a timer that already fired for the same basis is not re-armed.
     """
     now = now or utcnow()
-    pending_approvals = {
-        str(i)
-        for i in session.exec(
-            select(ApprovalRequest.id).where(
-                ApprovalRequest.app_id == app.id, ApprovalRequest.status == ApprovalStatus.pending
+    approvals = known_pending_approvals(session, app.id)
+    pending_approvals = (
+        {str(a.id) for a in approvals}
+        if approvals is not None
+        else {
+            str(i)
+            for i in session.exec(
+                select(ApprovalRequest.id).where(
+                    ApprovalRequest.app_id == app.id, ApprovalRequest.status == ApprovalStatus.pending
+                )
+            ).all()
+        }
+    )
+    kinds = deadline_plan.MANAGED_KINDS + deadline_plan.GUARDED_KINDS
+    known = _known_pending(session, app.id)
+    if known is not None and all(row.id is not None for row in known):
+        existing: Sequence[Deadline] = [row for row in known if row.kind in kinds]
+    else:
+        existing = session.exec(
+            select(Deadline).where(
+                Deadline.app_id == app.id, Deadline.status == DeadlineStatus.pending, col(Deadline.kind).in_(kinds)
             )
         ).all()
-    }
-    existing = session.exec(
-        select(Deadline).where(
-            Deadline.app_id == app.id,
-            Deadline.status == DeadlineStatus.pending,
-            col(Deadline.kind).in_(deadline_plan.MANAGED_KINDS + deadline_plan.GUARDED_KINDS),
-        )
-    ).all()
     stale: list[int] = []
     by_key: dict[tuple[str, str | None], list[Deadline]] = {}
     for row in existing:

@@ -1,0 +1,121 @@
+"""The listing's JSON straight from rows (orchestrator.http.listing) and the short-lived token cache.
+
+The bytes of `GET /api/v1/apps` must stay those of the `AppPage` response model; a token the API
+trusts from its cache must stop working at the next request once it is revoked or its person left.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from orchestrator.auth import changes
+from orchestrator.auth.models import ApiToken
+from orchestrator.auth.service import hash_token, revoke_token
+from orchestrator.catalog.lifecycle import Stage
+from orchestrator.catalog.models import MicroApp
+from orchestrator.clock import utcnow
+from orchestrator.db import session_scope
+from orchestrator.http import deps, listing
+from orchestrator.http.schemas import AppPage, AppRead
+from tests.http.helpers import MAKER, Tokens, seed_app
+
+
+def _vary_apps() -> None:
+    """Apps whose fields take the shapes serialisation could disagree on."""
+    seed_app(name="Plain app")
+    seed_app(name="Ünïcödé “quoted” \\ app 🚀", owner=MAKER, co_owners=["co@example.com", "zz@example.com"])
+    odd = seed_app(name="Odd values")
+    with session_scope() as session:
+        app = session.get(MicroApp, odd)
+        assert app is not None
+        app.llm = {"temperature": 1e-05, "max": 1.5e300, "nested": {"list": [1, 2.0, None, True]}, "t": "\u2028"}
+        app.approved_at = utcnow().replace(microsecond=0)
+        app.next_review_at = utcnow() + timedelta(days=90)
+        app.last_used_at = utcnow()
+        app.legal_hold = True
+        app.stage, app.previous_stage = Stage.expiring, Stage.production
+        app.description = "line\nbreak\ttab\x7f"
+        session.add(app)
+
+
+def test_page_bytes_are_the_response_models(client: Any, tokens: Tokens) -> None:
+    """GET /api/v1/apps answers, byte for byte, what serialising `AppPage` of the same apps gives."""
+    _vary_apps()
+    # A value pydantic had to guess how to write would warn (PydanticSerializationUnexpectedValue).
+    warnings.simplefilter("error")
+    response = client.get("/api/v1/apps", params={"limit": 2}, headers=tokens.headers("admin"))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    page = response.json()
+    assert len(page["items"]) == 2 and page["next_cursor"]
+    with session_scope(write=False) as session:
+        apps = [session.get(MicroApp, item["id"]) for item in page["items"]]
+    expected = AppPage(items=[AppRead.of(a) for a in apps if a], next_cursor=page["next_cursor"])
+    assert response.content == expected.model_dump_json().encode()
+    # The rest of the catalog, including the odd values, the same way (and the other sort orders).
+    for sort in ("id", "name", "expires"):
+        rows = client.get("/api/v1/apps", params={"sort": sort}, headers=tokens.headers("admin"))
+        with session_scope(write=False) as session:
+            apps = [session.get(MicroApp, item["id"]) for item in rows.json()["items"]]
+        assert len(apps) == 3
+        assert (
+            rows.content
+            == AppPage(items=[AppRead.of(a) for a in apps if a], next_cursor=None).model_dump_json().encode()
+        )
+
+
+def test_fields_follow_app_read() -> None:
+    """The row serialisation has AppRead's fields in AppRead's order (a field added there must be added here)."""
+    assert list(listing.AppJson.__annotations__) == list(AppRead.model_fields)
+    # The rows' columns carry AppRead's names, in its order (rows are zipped with them).
+    assert [column.key for column in listing.COLUMNS] == list(AppRead.model_fields)
+
+
+def _token_row(token: str) -> ApiToken:
+    with session_scope(write=False) as session:
+        return session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).one()
+
+
+def test_revoked_token_stops_at_the_next_request(client: Any, tokens: Tokens, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token the API already trusts is refused at the very next request once its revocation commits."""
+    lookups: list[str | None] = []
+    real_lookup = deps._lookup
+
+    def counting(bearer: str | None) -> ApiToken:
+        lookups.append(bearer)
+        return real_lookup(bearer)
+
+    monkeypatch.setattr(deps, "_lookup", counting)
+    headers = tokens.headers("approver")
+    for _ in range(3):
+        assert client.get("/api/v1/apps", headers=headers).status_code == 200
+    assert len(lookups) == 1, "the token was looked up in the database on every request, not trusted"
+    token_id = _token_row(tokens.approver).id
+    assert token_id is not None
+    with session_scope() as session:
+        revoke_token(session, token_id, actor="test")
+    response = client.get("/api/v1/apps", headers=headers)
+    assert response.status_code == 401
+    assert client.get("/api/v1/apps", headers=tokens.headers("admin")).status_code == 200
+
+
+def test_change_made_elsewhere_ends_trust_within_the_check_interval(client: Any, tokens: Tokens) -> None:
+    """A revocation written by another process (nothing announced to this one) is seen within CHECK_SECONDS.
+
+    Without Redis (these tests) the access version is the database's fingerprint of revocations.
+    """
+    headers = tokens.headers("approver")
+    assert client.get("/api/v1/apps", headers=headers).status_code == 200
+    with session_scope() as session:
+        row = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(tokens.approver))).one()
+        row.revoked_at = utcnow()
+    started = time.monotonic()
+    while client.get("/api/v1/apps", headers=headers).status_code == 200:
+        assert time.monotonic() - started < changes.CHECK_SECONDS + 1.0, "a revoked token kept working"
+        time.sleep(0.05)
