@@ -190,7 +190,11 @@ async def list_apps_json(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     q: Annotated[str | None, Query(max_length=200, description="words in the id, name or description")] = None,
     sort: Annotated[
-        Literal["id", "name", "expires"], Query(description="id, name, or expires (soonest first, none last)")
+        Literal["id", "name", "expires", "stage", "last_used"],
+        Query(
+            description="id, name, expires (soonest first, none last), stage (lifecycle order) or last_used "
+            "(most recent first, never used last); each ends on the id"
+        ),
     ] = "id",
 ) -> Response:
     """List apps with filters and cursor pagination; makers see only their own."""

@@ -59,7 +59,7 @@ def test_page_bytes_are_the_response_models(client: Any, tokens: Tokens) -> None
     expected = AppPage(items=[AppRead.of(a) for a in apps if a], next_cursor=page["next_cursor"])
     assert response.content == expected.model_dump_json().encode()
     # The rest of the catalog, including the odd values, the same way (and the other sort orders).
-    for sort in ("id", "name", "expires"):
+    for sort in ("id", "name", "expires", "stage", "last_used"):
         rows = client.get("/api/v1/apps", params={"sort": sort}, headers=tokens.headers("admin"))
         with session_scope(write=False) as session:
             apps = [session.get(MicroApp, item["id"]) for item in rows.json()["items"]]
