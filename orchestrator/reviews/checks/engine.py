@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.catalog.enums import DataClass
 from orchestrator.catalog.policy import Policy
 from orchestrator.errors import NotFound, ValidationFailed
-from orchestrator.reviews.checks.dependency_files import is_dependency_file
+from orchestrator.reviews.checks.dependency_files import LOCKFILE_NAMES, is_dependency_file
 from orchestrator.reviews.checks.egress import EgressScan, egress_findings, endpoint_hosts
 from orchestrator.reviews.checks.findings import (
     Finding,
@@ -41,16 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Finding", "ReviewResult", "ReviewTimeout", "decide_verdict", "review_directory"]
 
-_NO_PII_FILES = (
-    "package-lock.json",
-    "npm-shrinkwrap.json",
-    "yarn.lock",
-    "pnpm-lock.yaml",
-    "poetry.lock",
-    "uv.lock",
-    "Pipfile.lock",
-    *MANIFEST_NAMES,
-)
+_NO_PII_FILES = (*LOCKFILE_NAMES, *MANIFEST_NAMES)
 
 
 def _resolve_data_class(requested: str | None, manifest: dict[str, Any] | None) -> str:
