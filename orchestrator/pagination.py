@@ -17,7 +17,7 @@ import re
 
 from orchestrator.errors import ValidationFailed
 
-MAX_CURSOR_CHARS = 400
+MAX_CURSOR_CHARS = 1200
 _ALPHABET_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 

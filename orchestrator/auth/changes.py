@@ -42,16 +42,17 @@ def _redis() -> redis.Redis | None:
 
 
 def _bump() -> None:
-    # This process reads the new version on its next check; the others within CHECK_SECONDS.
-    access_version.forget()
+    # This process reads the new version on its next check; the others within CHECK_SECONDS. Forgotten
+    # after the INCR, not before: a request in between would cache the old version again.
     client = _redis()
-    if client is None:
-        return  # the database fingerprint changes with the commit itself
-    try:
-        client.incr(VERSION_KEY)
-    except (redis.RedisError, OSError) as exc:
-        # Nothing to retry with: caches fall back to their own expiry (AUTH_CACHE_SECONDS).
-        log.warning("could not announce an access change", error=str(exc))
+    if client is not None:
+        try:
+            client.incr(VERSION_KEY)
+        except (redis.RedisError, OSError) as exc:
+            # Nothing to retry with: caches fall back to their own expiry (AUTH_CACHE_SECONDS).
+            log.warning("could not announce an access change", error=str(exc))
+    # Without Redis the database fingerprint changes with the commit itself.
+    access_version.forget()
 
 
 def announce(session: Session) -> None:

@@ -186,7 +186,7 @@ async def list_apps_json(
     owner: Annotated[str | None, Query(max_length=320, description="owner or co-owner email")] = None,
     data_class: DataClass | None = None,
     expiring_before: Annotated[datetime | None, Query(description="ISO date or datetime (UTC if no zone)")] = None,
-    cursor: Annotated[str | None, Query(max_length=400, description="next_cursor of the previous page")] = None,
+    cursor: Annotated[str | None, Query(max_length=1200, description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     q: Annotated[str | None, Query(max_length=200, description="words in the id, name or description")] = None,
     sort: Annotated[

@@ -9,6 +9,7 @@ as they are (with their Retry-After) for the connector to pass through.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal, Protocol
@@ -103,6 +104,14 @@ class _CoalescingBackend(httpcore.AsyncNetworkBackend):
         await self._backend.sleep(seconds)
 
 
+def _environment_proxies() -> bool:
+    """Whether the environment names a proxy httpx would use (HTTP(S)_PROXY, ALL_PROXY, any case)."""
+    return any(os.environ.get(name) for name in _PROXY_VARIABLES)
+
+
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
 def _coalescing_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
     transport = httpx.AsyncHTTPTransport(limits=limits)
     pool = getattr(transport, "_pool", None)
@@ -143,10 +152,14 @@ class HttpUpstream:
         self.settings = settings or get_settings()
         s = self.settings
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        if transport is None and not _environment_proxies():
+            transport = _coalescing_transport(limits)
+        # With HTTPS_PROXY/ALL_PROXY set, httpx's own transports (it reads the proxies only when given
+        # none): an egress proxy in front of the providers matters more than one send per request.
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(s.llm_timeout_seconds, connect=s.llm_connect_timeout_seconds),
             limits=limits,
-            transport=transport or _coalescing_transport(limits),
+            transport=transport,
         )
 
     def configured(self, provider: Provider) -> bool:

@@ -78,7 +78,7 @@ class TestPagination:
             base64.urlsafe_b64encode(b"expense-helper").decode(),  # an id without our prefix
             base64.urlsafe_b64encode(b"after:").decode(),  # our prefix, no id
             base64.urlsafe_b64encode(b"\xff\xfe").decode(),  # not UTF-8
-            "x" * 401,
+            "x" * 1201,
         ],
     )
     def test_bad_cursor_is_422(self, client: Any, tokens: Tokens, cursor: str) -> None:

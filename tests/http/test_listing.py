@@ -119,3 +119,23 @@ def test_change_made_elsewhere_ends_trust_within_the_check_interval(client: Any,
     while client.get("/api/v1/apps", headers=headers).status_code == 200:
         assert time.monotonic() - started < changes.CHECK_SECONDS + 1.0, "a revoked token kept working"
         time.sleep(0.05)
+
+
+def test_long_non_ascii_names_page_by_name(client: Any, tokens: Tokens) -> None:
+    """A name-order cursor holds the name: 200 characters of four-byte UTF-8 still make a cursor the
+    next request takes back (it was a 500 when cursors were capped at 400 characters)."""
+    names = ["漢" * 120, "漢" * 119 + "字", "𝔘" * 200]
+    for number, name in enumerate(names):
+        seed_app(id=f"wide-{number}", name=name)
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(5):
+        params = {"sort": "name", "limit": 1} | ({"cursor": cursor} if cursor else {})
+        response = client.get("/api/v1/apps", params=params, headers=tokens.headers("admin"))
+        assert response.status_code == 200, response.text
+        page = response.json()
+        seen += [item["name"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(names)
