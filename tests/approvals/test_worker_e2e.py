@@ -1,4 +1,4 @@
-"""End to end with a real Celery worker on Redis and on RabbitMQ: post → click → decision → the Slack message updated."""
+"""End to end with a real Celery worker on Redis and on RabbitMQ: post → click → decision → Slack message updated."""
 
 from __future__ import annotations
 
