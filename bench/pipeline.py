@@ -2,6 +2,7 @@
 
     python -m bench.pipeline [--events 5000] [--rate 100] [--paced-seconds 10] [--concurrency 2]
                              [--senders 8] [--redis redis://127.0.0.1:6379/13] [--database-url …]
+                             [--broker amqp://guest:guest@127.0.0.1:5672//]
                              [--pipeline-only]
 
 Starts the real API (uvicorn) and a real Celery worker (prefork, --concurrency processes; the relay is
@@ -262,6 +263,12 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=8, help="concurrent clients in the burst")
     parser.add_argument("--apps", type=int, default=50, help="catalogued apps the pushes are spread over")
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
+    parser.add_argument(
+        "--broker",
+        default=None,
+        help="the broker, e.g. amqp://guest:guest@127.0.0.1:5672// (default: the --redis database); with RabbitMQ "
+        "the --redis database stays REDIS_URL (leases) and the baseline's counter, and the queues are purged",
+    )
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, database)")
     parser.add_argument(
@@ -275,9 +282,11 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     secret = secrets.token_hex(16)
+    broker = args.broker or args.redis
     env = {
         "DATABASE_URL": args.database_url or f"sqlite:///{tmp / 'bench.db'}",
-        "BROKER_URL": args.redis,
+        "BROKER_URL": broker,
+        **({"REDIS_URL": args.redis} if broker != args.redis else {}),
         "BENCH_REDIS_URL": args.redis,
         "GITHUB_WEBHOOK_SECRET": secret,
         "GITHUB_REDELIVERY_INTERVAL_SECONDS": "0",
@@ -291,10 +300,12 @@ def main() -> None:
     get_settings.cache_clear()  # importing workers.app read the settings before DATABASE_URL was set
     reset_engines()
 
-    celery_app.conf.update(celery_config(args.redis))
+    celery_app.conf.update(celery_config(broker))
     from bench.harness import spawn, start_api, wait_until
 
     _redis().flushdb()
+    if broker != args.redis:
+        celery_app.control.purge()  # what an earlier, interrupted run left queued
     urls = _seed(args.apps)
     procs = []
     try:
@@ -314,7 +325,8 @@ def main() -> None:
 
         worker = start_worker("worker")
         handlers = "pipeline only" if args.pipeline_only else "all registered"
-        print(f"API {base}, worker -c {args.concurrency} ({handlers} app.updated handlers), Redis {args.redis}")
+        shown = broker.split("@")[-1] if "@" in broker else broker  # no password in the output
+        print(f"API {base}, worker -c {args.concurrency} ({handlers} app.updated handlers), broker {shown}")
         print(f"database {env['DATABASE_URL']}")
 
         # Bare Celery before and after the pipeline phases: this machine's speed drifts within a run.
@@ -353,6 +365,8 @@ def main() -> None:
         for proc in procs:
             proc.stop()
         _redis().flushdb()
+        if broker != args.redis:
+            celery_app.control.purge()
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
 

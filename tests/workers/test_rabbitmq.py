@@ -66,6 +66,19 @@ def _depth(broker_url: str, queue: str) -> int:
     return int(depth)
 
 
+def _metric(sample: str) -> float:
+    """One sample of the API's /metrics (served in this process, from the current settings)."""
+    from fastapi.testclient import TestClient
+
+    from orchestrator.http.app import create_app
+
+    with TestClient(create_app()) as api:
+        text = api.get("/metrics").text
+    values = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(sample + " ")]
+    assert values, f"{sample} not in /metrics"
+    return float(values[0])
+
+
 def _runs(probe_dir: Path, event_id: str) -> int:
     path = probe_dir / "runs"
     lines = path.read_text().splitlines() if path.exists() else []
@@ -103,6 +116,7 @@ def test_a_message_that_kills_its_worker_every_time_is_dead_lettered(
     wait_until(lambda: events(id=after)[0].status == EventStatus.handled, timeout=30, what="the event behind it")
     assert _runs(probe_dir, crash) == 3 and _depth(fresh_amqp_url, "ingest") == 0
 
+    assert _metric(f'orchestrator_celery_queue_depth{{queue="{DEAD_LETTER_QUEUE}"}}') == 1, "/metrics shows it"
     with Connection(fresh_amqp_url, connect_timeout=5) as connection:
         message = KombuQueue(DEAD_LETTER_QUEUE, channel=connection.channel()).get(no_ack=True)
         assert message is not None
