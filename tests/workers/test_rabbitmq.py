@@ -22,7 +22,7 @@ from orchestrator.broker_config import DEAD_LETTER_QUEUE, EXCHANGE
 from orchestrator.events import publisher
 from orchestrator.events.models import EventStatus
 from tests.events import probe_vocabulary
-from tests.events.helpers import events
+from tests.events.helpers import audit_actions, events
 
 probe_vocabulary.allow()  # this process emits the probe event types
 
@@ -50,12 +50,12 @@ def _use(broker_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch, **env
     return full
 
 
-def _emit(type: str) -> str:
+def _emit(type: str, payload: dict[str, str] | None = None) -> str:
     from orchestrator.db import session_scope
     from orchestrator.events.outbox import emit
 
     with session_scope() as session:
-        return emit(session, type=type, source="test", payload={}).event.id
+        return emit(session, type=type, source="test", payload=payload or {}).event.id
 
 
 def _depth(broker_url: str, queue: str) -> int:
@@ -173,3 +173,43 @@ def test_every_task_queue_is_a_quorum_queue_with_the_dead_letter_route(
         assert arguments["x-delivery-limit"] == 10
     assert queues[DEAD_LETTER_QUEUE]["type"] == "quorum"
     assert "celery_delayed_27" in queues, "native delayed delivery is set up"
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_connections_dropped_by_the_broker_mid_handler_lose_nothing_and_do_nothing_twice(
+    db_url: str, amqp_url: str, redis_url: str, tmp_path: Path, procs: list[Proc], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RabbitMQ closes every connection of the vhost (as a restart does) while a handler runs: the worker and this
+    process's publisher reconnect; the interrupted event takes effect once, and a new one gets through."""
+    import shutil
+    import subprocess
+
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None or os.environ.get("RABBITMQ_TEST_VHOST"):
+        pytest.skip("needs rabbitmqctl on this machine to close the vhost's connections")
+    probe_dir = tmp_path / "probe"
+    probe_dir.mkdir()
+    env = _use(
+        amqp_url,
+        redis_url,
+        monkeypatch,
+        DATABASE_URL=db_url,
+        EVENT_HANDLER_MODULES="tests.events.probe_handlers",
+        PROBE_DIR=str(probe_dir),
+        GITHUB_REDELIVERY_INTERVAL_SECONDS="0",
+    )
+    procs.append(start_worker(env=env, log_path=tmp_path / "worker.log", concurrency=1))
+    (probe_dir / "hold").touch()
+    held = _emit("test.effect", {"hold": "hold"})
+    wait_until(lambda: _runs(probe_dir, held) == 1, what="the handler to start")
+    vhost = amqp_url.rsplit("/", 1)[1]
+    subprocess.run(
+        [ctl, "-q", "close_all_connections", "--vhost", vhost, "--limit", "100", "test: broker restart"],
+        capture_output=True, timeout=60, check=True,
+    )  # fmt: skip
+    (probe_dir / "hold").unlink()
+    wait_until(lambda: events(id=held)[0].status == EventStatus.handled, timeout=60, what="the held event handled")
+    later = _emit("test.effect")
+    wait_until(lambda: events(id=later)[0].status == EventStatus.handled, timeout=60, what="an event sent afterwards")
+    effects = [e.data["event_id"] for e in audit_actions() if e.action == "test.effect"]
+    assert sorted(effects) == sorted([held, later]), "each took effect exactly once"
