@@ -1,0 +1,416 @@
+"""Multi-node soak on one machine: 2 APIs behind a round-robin proxy, 3 workers, 2 schedulers, kills and restarts.
+
+    python -m bench.soak [--minutes 5 | --seconds 60] [--rate 20] [--broker amqp://…/vhost] [--database-url …]
+
+Starts a private redis-server on a free port (AOF on, so that it can be restarted without disturbing
+the machine's shared Redis), a fresh PostgreSQL database (dropped at the end), two API processes behind
+a small asyncio round-robin TCP proxy, three workers (one process each) and two schedulers competing
+for the leader lock. It then sends signed GitHub `push` webhooks through the proxy at --rate per second
+(a delivery that fails — its API was killed — is sent again with the same delivery id, as GitHub
+does) for the set time, while it SIGKILLs and restarts one API, one worker and the leading scheduler,
+and restarts the Redis server (the broker, unless --broker names a RabbitMQ; the locks and leases in
+any case). At the end it waits for the pipeline to settle and prints events/s, p99 of ingest and of
+webhook → handled, and the counts that must be zero: lost (a delivery answered 202 whose event is
+not handled), doubled (an event that started two reviews) and violations (`orchestrator doctor`'s
+invariant checks). Exit status 1 when any is not zero.
+
+Only webhooks drive it for now (approvals, token exchanges, expiries and sunsets are not driven yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.harness import Proc, free_port, spawn, start_api, start_scheduler, start_worker, wait_until
+
+PG_ADMIN_URL = os.environ.get("PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+# ----------------------------------------------------------------------------- the proxy
+
+
+class RoundRobinProxy:
+    """A TCP proxy on 127.0.0.1 sending each new connection to the next backend; a dead backend is skipped."""
+
+    def __init__(self, backends: list[tuple[str, int]]) -> None:
+        self.backends = backends  # replaced in place when an API is restarted on a new port
+        self.port = free_port()
+        self._next = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        threading.Thread(target=self._run, name="soak-proxy", daemon=True).start()
+        self._ready.wait(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", self.port))
+        self._ready.set()
+        self._loop.run_until_complete(server.serve_forever())
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        for _ in range(len(self.backends)):
+            host, port = self.backends[self._next % len(self.backends)]
+            self._next += 1
+            try:
+                upstream_reader, upstream_writer = await asyncio.open_connection(host, port)
+                break
+            except OSError:
+                continue
+        else:
+            client_writer.close()
+            return
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        await asyncio.gather(pipe(client_reader, upstream_writer), pipe(upstream_reader, client_writer))
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+@dataclass
+class Cluster:
+    """Every process of the soak, and how to start each kind again."""
+
+    tmp: Path
+    env: dict[str, str]
+    redis_port: int
+    redis: Proc | None = None
+    apis: list[tuple[Proc, str]] = field(default_factory=list)
+    workers: list[Proc] = field(default_factory=list)
+    schedulers: list[Proc] = field(default_factory=list)
+    restarts: int = 0
+
+    def start_redis(self) -> None:
+        """The private redis-server (AOF every second, its files in the soak's directory)."""
+        args = [
+            "redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--dir", str(self.tmp),
+            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction",
+        ]  # fmt: skip
+        self.redis = spawn(args, env={}, log_path=self.tmp / f"redis-{self.restarts}.log")
+        wait_until(self._redis_answers, timeout=30, what="redis-server")
+
+    def _redis_answers(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis(port=self.redis_port, socket_connect_timeout=0.5).ping())
+        except redis.RedisError:
+            return False
+
+    def start_api(self) -> tuple[Proc, str]:
+        self.restarts += 1
+        api = start_api(env=self.env, log_path=self.tmp / f"api-{self.restarts}.log")
+        self.apis.append(api)
+        return api
+
+    def start_worker(self) -> Proc:
+        self.restarts += 1
+        worker = start_worker(
+            env=self.env, log_path=self.tmp / f"worker-{self.restarts}.log", queues="ingest", concurrency=1
+        )
+        self.workers.append(worker)
+        return worker
+
+    def start_scheduler(self, *, wait_leading: bool) -> Proc:
+        self.restarts += 1
+        log_path = self.tmp / f"scheduler-{self.restarts}.log"
+        if wait_leading:
+            scheduler = start_scheduler(env=self.env, log_path=log_path)
+        else:  # the standby: it leads only once the other's lock lapses
+            scheduler = spawn([sys.executable, "-m", "orchestrator.cli", "scheduler"], env=self.env, log_path=log_path)
+        self.schedulers.append(scheduler)
+        return scheduler
+
+    def stop(self) -> None:
+        for proc in [*(a for a, _ in self.apis), *self.workers, *self.schedulers]:
+            proc.stop()
+        if self.redis is not None:
+            self.redis.stop()
+
+
+def _port(base: str) -> int:
+    return int(base.rsplit(":", 1)[1])
+
+
+# ----------------------------------------------------------------------------- load
+
+
+@dataclass
+class Sent:
+    """What the driver saw: accepted delivery ids, their ingest latencies (ms) and the resends."""
+
+    accepted: dict[str, float] = field(default_factory=dict)
+    resends: int = 0
+    refused: list[str] = field(default_factory=list)
+
+
+async def _drive(base: str, deliveries: list[tuple[bytes, dict[str, str]]], rate: float, sent: Sent) -> None:
+    """POST each delivery at its slot; a failed one is sent again (same delivery id) until it is accepted."""
+    start = time.perf_counter()
+    limits = httpx.Limits(max_keepalive_connections=0)  # a new connection each: the proxy spreads them
+
+    async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
+
+        async def one(index: int, raw: bytes, headers: dict[str, str]) -> None:
+            await asyncio.sleep(max(0.0, start + index / rate - time.perf_counter()))
+            for attempt in range(60):
+                began = time.perf_counter()
+                try:
+                    response = await client.post("/webhooks/github", content=raw, headers=headers)
+                except httpx.HTTPError:
+                    response = None
+                if response is not None and response.status_code == 202:
+                    sent.accepted[headers["X-GitHub-Delivery"]] = (time.perf_counter() - began) * 1000
+                    return
+                if response is not None and response.status_code < 500:
+                    sent.refused.append(f"{response.status_code} {response.text[:200]}")
+                    return
+                sent.resends += 1
+                await asyncio.sleep(min(2.0, 0.2 * (attempt + 1)))
+            sent.refused.append("never accepted")
+
+        await asyncio.gather(*(one(i, raw, headers) for i, (raw, headers) in enumerate(deliveries)))
+
+
+def _chaos(cluster: Cluster, proxy: RoundRobinProxy, seconds: float, log: list[str]) -> None:
+    """At a quarter of the time SIGKILL and restart an API; then a worker; then the leading scheduler; then Redis."""
+    steps = [
+        (0.2, "api", _kill_api),
+        (0.4, "worker", _kill_worker),
+        (0.55, "scheduler", _kill_scheduler),
+        (0.7, "redis", _restart_redis),
+    ]
+    began = time.monotonic()
+    for at, what, step in steps:
+        time.sleep(max(0.0, began + at * seconds - time.monotonic()))
+        t0 = time.monotonic()
+        step(cluster, proxy)
+        log.append(f"{time.monotonic() - began:5.1f}s killed and restarted the {what} ({time.monotonic() - t0:.1f}s)")
+
+
+def _kill_api(cluster: Cluster, proxy: RoundRobinProxy) -> None:
+    victim, base = cluster.apis.pop(0)
+    victim.kill()
+    _, new_base = cluster.start_api()
+    proxy.backends[:] = [("127.0.0.1", _port(b)) for _, b in cluster.apis]
+    del base, new_base
+
+
+def _kill_worker(cluster: Cluster, proxy: RoundRobinProxy) -> None:
+    cluster.workers.pop(0).kill()
+    cluster.start_worker()
+
+
+def _kill_scheduler(cluster: Cluster, proxy: RoundRobinProxy) -> None:
+    import redis
+
+    holder = redis.Redis(port=cluster.redis_port, db=1).get(f"{cluster.env['SCHEDULER_LOCK_NAME']}:holder")
+    pid = int(holder.decode().split(":")[1]) if holder else None  # host:pid:suffix
+    leading = [s for s in cluster.schedulers if s.popen.pid == pid]
+    victim = leading[0] if leading else cluster.schedulers[0]
+    cluster.schedulers.remove(victim)
+    victim.kill()
+    cluster.start_scheduler(wait_leading=False)
+
+
+def _restart_redis(cluster: Cluster, proxy: RoundRobinProxy) -> None:
+    assert cluster.redis is not None
+    cluster.redis.kill()
+    cluster.restarts += 1
+    cluster.start_redis()
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _outcome(delivery_ids: list[str]) -> dict[str, Any]:
+    """Per accepted delivery: its event's status and webhook → handled time; reviews started per event."""
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from orchestrator.db import session_scope
+    from orchestrator.events.models import Event, EventStatus
+    from orchestrator.reviews.models import Review
+
+    keys = [f"github:{d}" for d in delivery_ids]
+    with session_scope(write=False) as session:
+        rows = session.exec(
+            select(Event.id, Event.status, Event.received_at, Event.handled_at).where(col(Event.dedup_key).in_(keys))
+        ).all()
+        per_event = dict(
+            session.exec(
+                select(Review.trigger_event_id, func.count())
+                .where(col(Review.trigger_event_id).in_([r[0] for r in rows]))
+                .group_by(Review.trigger_event_id)
+            ).all()
+        )
+    handled = [r for r in rows if r[1] == EventStatus.handled]
+    latencies = [(r[3] - r[2]).total_seconds() * 1000 for r in handled if r[3] is not None]
+    return {
+        "events": len(rows),
+        "handled": len(handled),
+        "lost": len(delivery_ids) - len(handled),
+        "doubled": sum(1 for count in per_event.values() if count > 1),
+        "e2e_ms": latencies,
+    }
+
+
+def _violations() -> dict[str, int]:
+    from orchestrator import invariants
+    from orchestrator.db import session_scope
+
+    with session_scope(write=False) as session:
+        return {rule: n for rule, n in invariants.counts(invariants.check_all(session)).items() if n}
+
+
+def _pct(values: list[float], q: int) -> float:
+    if not values:
+        return float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def run(seconds: float, rate: float, broker: str | None, database_url: str | None, keep: bool) -> dict[str, Any]:
+    """The whole soak; returns the figures (also printed)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-soak-"))
+    redis_port = free_port()
+    own_db = None
+    if database_url is None:
+        own_db = f"soak_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{own_db}"'))
+        database_url = make_url(PG_ADMIN_URL).set(database=own_db).render_as_string(hide_password=False)
+    secret = secrets.token_hex(16)
+    unique = uuid.uuid4().hex[:8]
+    env = {
+        "DATABASE_URL": database_url,
+        "BROKER_URL": broker or f"redis://127.0.0.1:{redis_port}/0",
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/1",
+        "GITHUB_WEBHOOK_SECRET": secret,
+        "GITHUB_REDELIVERY_INTERVAL_SECONDS": "0",
+        "SCHEDULER_LOCK_NAME": f"soak-lock-{unique}",
+        "DEADLINE_NUDGE_CHANNEL": f"soak-nudge-{unique}",
+        "LOG_LEVEL": "INFO",  # the harness waits for a scheduler's "scheduler leading" line
+        "DATA_DIR": str(tmp / "var"),
+    }
+    os.environ.update(env)
+    from orchestrator.config import get_settings
+    from orchestrator.db import migrate, reset_engines
+
+    get_settings.cache_clear()
+    reset_engines()
+    migrate()
+    from bench.pipeline import _bodies, _seed
+
+    urls = _seed(20)
+    cluster = Cluster(tmp=tmp, env=env, redis_port=redis_port)
+    chaos_log: list[str] = []
+    result: dict[str, Any] = {}
+    try:
+        cluster.start_redis()
+        for _ in range(2):
+            cluster.start_api()
+        proxy = RoundRobinProxy([("127.0.0.1", _port(b)) for _, b in cluster.apis])
+        for _ in range(3):
+            cluster.start_worker()
+        cluster.start_scheduler(wait_leading=True)
+        cluster.start_scheduler(wait_leading=False)
+        deliveries = _bodies(urls, int(seconds * rate), secret, f"soak{unique}")
+        sent = Sent()
+        chaos = threading.Thread(target=_chaos, args=(cluster, proxy, seconds, chaos_log), daemon=True)
+        began = time.perf_counter()
+        chaos.start()
+        asyncio.run(_drive(f"http://127.0.0.1:{proxy.port}", deliveries, rate, sent))
+        chaos.join()
+        ids = list(sent.accepted)
+        # Settle: the relay re-publishes what a restart lost (RELAY_LEASE_STALE_SECONDS, 45 s by default).
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and _outcome(ids)["lost"]:
+            time.sleep(1)
+        settled = time.perf_counter()
+        outcome = _outcome(ids)
+        result = {
+            "seconds": round(seconds),
+            "deliveries": len(deliveries),
+            "accepted": len(ids),
+            "refused": len(sent.refused),
+            "resends": sent.resends,
+            "events_per_second": round(outcome["handled"] / (settled - began), 1),
+            "ingest_p99_ms": round(_pct(list(sent.accepted.values()), 99), 1),
+            "handled_p99_ms": round(_pct(outcome["e2e_ms"], 99), 1),
+            "lost": outcome["lost"] + len(sent.refused),
+            "doubled": outcome["doubled"],
+            "violations": sum(_violations().values()),
+            "violated_rules": _violations(),
+        }
+    finally:
+        cluster.stop()
+        reset_engines()
+        if own_db is not None:
+            admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{own_db}" WITH (FORCE)'))
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    for line in chaos_log:
+        print(line)
+    print(
+        f"{result['accepted']}/{result['deliveries']} webhooks accepted ({result['resends']} resent after a kill), "
+        f"{result['events_per_second']} events/s handled; p99 ingest {result['ingest_p99_ms']} ms, "
+        f"p99 webhook → handled {result['handled_p99_ms']} ms"
+    )
+    print(f"lost {result['lost']}, doubled {result['doubled']}, violations {result['violations']}")
+    print(json.dumps({"soak": result}))
+    return result
+
+
+def main() -> None:
+    """Parse the options, run the soak, exit 1 unless nothing was lost, doubled or violated."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=5.0, help="how long the load runs")
+    parser.add_argument("--seconds", type=float, default=None, help="the same in seconds (overrides --minutes)")
+    parser.add_argument("--rate", type=float, default=20.0, help="webhooks per second")
+    parser.add_argument(
+        "--broker", default=None, help="e.g. amqp://guest:guest@127.0.0.1:5672/soak (default: the private Redis)"
+    )
+    parser.add_argument("--database-url", default=None, help="default: a fresh PostgreSQL database on PG_ADMIN_URL")
+    parser.add_argument("--keep", action="store_true", help="keep the logs in the temporary directory")
+    args = parser.parse_args()
+    seconds = args.seconds if args.seconds is not None else args.minutes * 60
+    result = run(seconds, args.rate, args.broker, args.database_url, args.keep)
+    sys.exit(1 if result["lost"] or result["doubled"] or result["violations"] else 0)
+
+
+if __name__ == "__main__":
+    main()
