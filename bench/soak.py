@@ -8,8 +8,9 @@ a small asyncio round-robin TCP proxy, three workers (one process each) and two 
 for the leader lock. It then sends signed GitHub `push` webhooks through the proxy at --rate per second
 (a delivery that fails — its API was killed — is sent again with the same delivery id, as GitHub
 does) for the set time, while it SIGKILLs and restarts one API, one worker and the leading scheduler,
-and restarts the Redis server (the broker, unless --broker names a RabbitMQ; the locks and leases in
-any case). At the end it waits for the pipeline to settle and prints events/s, p99 of ingest and of
+and restarts the Redis server (the broker, unless --broker names a RabbitMQ — shared, so instead
+every connection of its vhost is closed, as a restart does; the locks and leases in any case). At the
+end it waits for the pipeline to settle and prints events/s, p99 of ingest and of
 webhook → handled, and the counts that must be zero: lost (a delivery answered 202 whose event is
 not handled), doubled (an event that started two reviews) and violations (`orchestrator doctor`'s
 invariant checks). Exit status 1 when any is not zero.
@@ -26,6 +27,7 @@ import os
 import secrets
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -230,7 +232,7 @@ def _kill_scheduler(cluster: Cluster, proxy: RoundRobinProxy) -> None:
     import redis
 
     holder = redis.Redis(port=cluster.redis_port, db=1).get(f"{cluster.env['SCHEDULER_LOCK_NAME']}:holder")
-    pid = int(holder.decode().split(":")[1]) if holder else None  # host:pid:suffix
+    pid = int(str(holder.decode() if isinstance(holder, bytes) else holder).split(":")[1]) if holder else None
     leading = [s for s in cluster.schedulers if s.popen.pid == pid]
     victim = leading[0] if leading else cluster.schedulers[0]
     cluster.schedulers.remove(victim)
@@ -239,10 +241,17 @@ def _kill_scheduler(cluster: Cluster, proxy: RoundRobinProxy) -> None:
 
 
 def _restart_redis(cluster: Cluster, proxy: RoundRobinProxy) -> None:
+    """Restart the private Redis; on RabbitMQ (shared: never restarted here) also drop every connection of the vhost."""
     assert cluster.redis is not None
     cluster.redis.kill()
     cluster.restarts += 1
     cluster.start_redis()
+    broker = cluster.env["BROKER_URL"]
+    ctl = shutil.which("rabbitmqctl")
+    if broker.startswith("amqp") and ctl:
+        vhost = broker.rsplit("/", 1)[1] or "/"
+        reason = "soak: broker restart"
+        subprocess.run([ctl, "-q", "close_all_connections", "--vhost", vhost, "--limit", "1000", reason], timeout=60)
 
 
 # ----------------------------------------------------------------------------- checks
