@@ -15,7 +15,9 @@ webhook → handled, and the counts that must be zero: lost (a delivery answered
 not handled), doubled (an event that started two reviews) and violations (`orchestrator doctor`'s
 invariant checks). Exit status 1 when any is not zero.
 
-Only webhooks drive it for now (approvals, token exchanges, expiries and sunsets are not driven yet).
+Slack approvals are clicked through the proxy too (one for every fifth webhook; Slack is the local
+fake, `bench/fake_slack.py`): each must end approved with its message updated, posted once. Token
+exchanges, expiries and sunsets are not driven yet.
 """
 
 from __future__ import annotations
@@ -133,7 +135,10 @@ class Cluster:
     def start_worker(self) -> Proc:
         self.restarts += 1
         worker = start_worker(
-            env=self.env, log_path=self.tmp / f"worker-{self.restarts}.log", queues="ingest", concurrency=1
+            env=self.env,
+            log_path=self.tmp / f"worker-{self.restarts}.log",
+            queues="ingest,notifications",
+            concurrency=1,
         )
         self.workers.append(worker)
         return worker
@@ -197,6 +202,34 @@ async def _drive(base: str, deliveries: list[tuple[bytes, dict[str, str]]], rate
             sent.refused.append("never accepted")
 
         await asyncio.gather(*(one(i, raw, headers) for i, (raw, headers) in enumerate(deliveries)))
+
+
+async def _click(
+    base: str, approvals: dict[int, str], secret: str, rate: float, sent: Sent, clicked_at: dict[str, float]
+) -> None:
+    """Approve each posted approval request at its slot (Slack's signed block_actions POST), again if it failed."""
+    from bench.slack_requests import APPROVER, SLACK_IDS, click, sign
+
+    start = time.perf_counter()
+    limits = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
+
+        async def one(index: int, approval_id: int, ts: str) -> None:
+            await asyncio.sleep(max(0.0, start + index / rate - time.perf_counter()))
+            body = click("approval.approve", str(approval_id), user_id=SLACK_IDS[APPROVER], ts=ts)
+            for attempt in range(60):
+                clicked_at.setdefault(ts, time.time())
+                try:
+                    response = await client.post("/slack/interactions", content=body, headers=sign(body, secret))
+                except httpx.HTTPError:
+                    response = None
+                if response is not None and response.status_code == 200:
+                    return
+                sent.resends += 1
+                await asyncio.sleep(min(2.0, 0.2 * (attempt + 1)))
+            sent.refused.append(f"click on approval {approval_id} never accepted")
+
+        await asyncio.gather(*(one(i, a, ts) for i, (a, ts) in enumerate(approvals.items())))
 
 
 def _chaos(cluster: Cluster, proxy: RoundRobinProxy, seconds: float, log: list[str]) -> None:
@@ -306,6 +339,31 @@ def _pct(values: list[float], q: int) -> float:
 # ----------------------------------------------------------------------------- main
 
 
+def _approvals_outcome(slack: Any, ids: list[int], clicked_at: dict[str, float]) -> dict[str, Any]:
+    """Approvals clicked but not approved or whose message was not updated; messages posted twice; click → update."""
+    from sqlmodel import col, select
+
+    from orchestrator.approvals.models import ApprovalRequest
+    from orchestrator.db import session_scope
+
+    with session_scope(write=False) as session:
+        rows = session.exec(select(ApprovalRequest).where(col(ApprovalRequest.id).in_(ids))).all()
+    updated_at: dict[str, float] = {}
+    for rec in list(slack.requests):
+        if rec.method == "chat.update":
+            updated_at.setdefault(rec.params["ts"], rec.at)
+    posted = [m for m in slack.calls("chat.postMessage") if m.get("channel") == APPROVAL_CHANNEL]
+    done = [r for r in rows if r.status == "approved" and r.message_ts in updated_at]
+    return {
+        "lost": len(ids) - len(done),
+        "doubled": max(0, len(posted) - len(ids)),
+        "e2e_ms": [(updated_at[ts] - at) * 1000 for ts, at in clicked_at.items() if ts in updated_at],
+    }
+
+
+APPROVAL_CHANNEL = "C0APPROVAL"
+
+
 def run(seconds: float, rate: float, broker: str | None, database_url: str | None, keep: bool) -> dict[str, Any]:
     """The whole soak; returns the figures (also printed)."""
     from sqlalchemy import create_engine, text
@@ -322,7 +380,19 @@ def run(seconds: float, rate: float, broker: str | None, database_url: str | Non
         database_url = make_url(PG_ADMIN_URL).set(database=own_db).render_as_string(hide_password=False)
     secret = secrets.token_hex(16)
     unique = uuid.uuid4().hex[:8]
+    from bench.fake_slack import FakeSlack
+    from bench.slack_requests import CHANNELS, SLACK_IDS
+
+    slack = FakeSlack(token="-".join(["xoxb", secrets.token_hex(6), secrets.token_hex(12)]))
+    for name, channel_id in CHANNELS.items():
+        slack.add_channel(name, channel_id)
+    for email, user_id in SLACK_IDS.items():
+        slack.add_user(email, user_id)
+    slack_secret = secrets.token_hex(16)
     env = {
+        "SLACK_BOT_TOKEN": slack.token,
+        "SLACK_API_URL": slack.start(),
+        "SLACK_SIGNING_SECRET": slack_secret,
         "DATABASE_URL": database_url,
         "BROKER_URL": broker or f"redis://127.0.0.1:{redis_port}/0",
         "REDIS_URL": f"redis://127.0.0.1:{redis_port}/1",
@@ -343,6 +413,10 @@ def run(seconds: float, rate: float, broker: str | None, database_url: str | Non
     from bench.pipeline import _bodies, _seed
 
     urls = _seed(20)
+    from bench.approvals import _message_ts
+    from bench.approvals import _seed as seed_approvals
+
+    approval_ids = seed_approvals(max(1, int(seconds * rate / 5)))  # a click for every fifth webhook
     cluster = Cluster(tmp=tmp, env=env, redis_port=redis_port)
     chaos_log: list[str] = []
     result: dict[str, Any] = {}
@@ -356,19 +430,33 @@ def run(seconds: float, rate: float, broker: str | None, database_url: str | Non
         cluster.start_scheduler(wait_leading=True)
         cluster.start_scheduler(wait_leading=False)
         deliveries = _bodies(urls, int(seconds * rate), secret, f"soak{unique}")
+        wait_until(lambda: len(_message_ts()) == len(approval_ids), timeout=120, what="approval messages posted")
+        approvals = {a: ts for a, ts in _message_ts().items() if a in approval_ids}
+        clicked_at: dict[str, float] = {}
         sent = Sent()
         chaos = threading.Thread(target=_chaos, args=(cluster, proxy, seconds, chaos_log), daemon=True)
         began = time.perf_counter()
         chaos.start()
-        asyncio.run(_drive(f"http://127.0.0.1:{proxy.port}", deliveries, rate, sent))
+        base = f"http://127.0.0.1:{proxy.port}"
+
+        async def drive() -> None:
+            await asyncio.gather(
+                _drive(base, deliveries, rate, sent),
+                _click(base, approvals, slack_secret, len(approvals) / seconds, sent, clicked_at),
+            )
+
+        asyncio.run(drive())
         chaos.join()
         ids = list(sent.accepted)
         # Settle: the relay re-publishes what a restart lost (RELAY_LEASE_STALE_SECONDS, 45 s by default).
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and _outcome(ids)["lost"]:
+        while time.monotonic() < deadline and (
+            _outcome(ids)["lost"] or _approvals_outcome(slack, approval_ids, clicked_at)["lost"]
+        ):
             time.sleep(1)
         settled = time.perf_counter()
         outcome = _outcome(ids)
+        clicks = _approvals_outcome(slack, approval_ids, clicked_at)
         result = {
             "seconds": round(seconds),
             "deliveries": len(deliveries),
@@ -378,13 +466,16 @@ def run(seconds: float, rate: float, broker: str | None, database_url: str | Non
             "events_per_second": round(outcome["handled"] / (settled - began), 1),
             "ingest_p99_ms": round(_pct(list(sent.accepted.values()), 99), 1),
             "handled_p99_ms": round(_pct(outcome["e2e_ms"], 99), 1),
-            "lost": outcome["lost"] + len(sent.refused),
-            "doubled": outcome["doubled"],
+            "approvals": len(approval_ids),
+            "click_to_update_p99_ms": round(_pct(clicks["e2e_ms"], 99), 1),
+            "lost": outcome["lost"] + clicks["lost"] + len(sent.refused),
+            "doubled": outcome["doubled"] + clicks["doubled"],
             "violations": sum(_violations().values()),
             "violated_rules": _violations(),
         }
     finally:
         cluster.stop()
+        slack.stop()
         reset_engines()
         if own_db is not None:
             admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -399,6 +490,7 @@ def run(seconds: float, rate: float, broker: str | None, database_url: str | Non
         f"{result['events_per_second']} events/s handled; p99 ingest {result['ingest_p99_ms']} ms, "
         f"p99 webhook → handled {result['handled_p99_ms']} ms"
     )
+    print(f"{result['approvals']} approvals clicked; p99 click → chat.update {result['click_to_update_p99_ms']} ms")
     print(f"lost {result['lost']}, doubled {result['doubled']}, violations {result['violations']}")
     print(json.dumps({"soak": result}))
     return result
