@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,6 @@ class Cluster:
     apis: list[tuple[Proc, str]] = field(default_factory=list)
     workers: list[Proc] = field(default_factory=list)
     schedulers: list[Proc] = field(default_factory=list)
-    restarts: int = 0
 
     def start_redis(self) -> None:
         """The private redis-server (AOF every second, its files in the soak's directory)."""
@@ -115,7 +115,7 @@ class Cluster:
             "redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--dir", str(self.tmp),
             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction",
         ]  # fmt: skip
-        self.redis = spawn(args, env={}, log_path=self.tmp / f"redis-{self.restarts}.log")
+        self.redis = spawn(args, env={}, log_path=self._log("redis"))
         wait_until(self._redis_answers, timeout=30, what="redis-server")
 
     def _redis_answers(self) -> bool:
@@ -126,26 +126,21 @@ class Cluster:
         except redis.RedisError:
             return False
 
+    def _log(self, kind: str) -> Path:
+        return self.tmp / f"{kind}-{uuid.uuid4().hex[:6]}.log"  # several start at once: no shared counter
+
     def start_api(self) -> tuple[Proc, str]:
-        self.restarts += 1
-        api = start_api(env=self.env, log_path=self.tmp / f"api-{self.restarts}.log")
+        api = start_api(env=self.env, log_path=self._log("api"))
         self.apis.append(api)
         return api
 
     def start_worker(self) -> Proc:
-        self.restarts += 1
-        worker = start_worker(
-            env=self.env,
-            log_path=self.tmp / f"worker-{self.restarts}.log",
-            queues="ingest,notifications",
-            concurrency=1,
-        )
+        worker = start_worker(env=self.env, log_path=self._log("worker"), queues="ingest,notifications", concurrency=1)
         self.workers.append(worker)
         return worker
 
     def start_scheduler(self, *, wait_leading: bool) -> Proc:
-        self.restarts += 1
-        log_path = self.tmp / f"scheduler-{self.restarts}.log"
+        log_path = self._log("scheduler")
         if wait_leading:
             scheduler = start_scheduler(env=self.env, log_path=log_path)
         else:  # the standby: it leads only once the other's lock lapses
@@ -277,7 +272,6 @@ def _restart_redis(cluster: Cluster, proxy: RoundRobinProxy) -> None:
     """Restart the private Redis; on RabbitMQ (shared: never restarted here) also drop every connection of the vhost."""
     assert cluster.redis is not None
     cluster.redis.kill()
-    cluster.restarts += 1
     cluster.start_redis()
     broker = cluster.env["BROKER_URL"]
     ctl = shutil.which("rabbitmqctl")
@@ -418,17 +412,20 @@ def run(seconds: float, rate: float, broker: str | None, database_url: str | Non
 
     approval_ids = seed_approvals(max(1, int(seconds * rate / 5)))  # a click for every fifth webhook
     cluster = Cluster(tmp=tmp, env=env, redis_port=redis_port)
+    t_setup = time.perf_counter()
     chaos_log: list[str] = []
     result: dict[str, Any] = {}
     try:
         cluster.start_redis()
-        for _ in range(2):
-            cluster.start_api()
-        proxy = RoundRobinProxy([("127.0.0.1", _port(b)) for _, b in cluster.apis])
-        for _ in range(3):
-            cluster.start_worker()
-        cluster.start_scheduler(wait_leading=True)
+        # Started side by side: each mostly waits for its imports, and the machine has few cores.
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            starting: list[Future[Any]] = [pool.submit(cluster.start_api) for _ in range(2)]
+            starting += [pool.submit(cluster.start_worker) for _ in range(3)]
+            starting.append(pool.submit(cluster.start_scheduler, wait_leading=True))
+            for future in starting:
+                future.result()
         cluster.start_scheduler(wait_leading=False)
+        proxy = RoundRobinProxy([("127.0.0.1", _port(b)) for _, b in cluster.apis])
         deliveries = _bodies(urls, int(seconds * rate), secret, f"soak{unique}")
         wait_until(lambda: len(_message_ts()) == len(approval_ids), timeout=120, what="approval messages posted")
         approvals = {a: ts for a, ts in _message_ts().items() if a in approval_ids}
@@ -436,6 +433,7 @@ def run(seconds: float, rate: float, broker: str | None, database_url: str | Non
         sent = Sent()
         chaos = threading.Thread(target=_chaos, args=(cluster, proxy, seconds, chaos_log), daemon=True)
         began = time.perf_counter()
+        setup_s = began - t_setup
         chaos.start()
         base = f"http://127.0.0.1:{proxy.port}"
 
@@ -448,6 +446,7 @@ def run(seconds: float, rate: float, broker: str | None, database_url: str | Non
         asyncio.run(drive())
         chaos.join()
         ids = list(sent.accepted)
+        drove = time.perf_counter()
         # Settle: the relay re-publishes what a restart lost (RELAY_LEASE_STALE_SECONDS, 45 s by default).
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and (
@@ -472,6 +471,7 @@ def run(seconds: float, rate: float, broker: str | None, database_url: str | Non
             "doubled": outcome["doubled"] + clicks["doubled"],
             "violations": sum(_violations().values()),
             "violated_rules": _violations(),
+            "phases_s": {"start": round(setup_s), "load": round(drove - began), "settle": round(settled - drove)},
         }
     finally:
         cluster.stop()
@@ -491,6 +491,7 @@ def run(seconds: float, rate: float, broker: str | None, database_url: str | Non
         f"p99 webhook → handled {result['handled_p99_ms']} ms"
     )
     print(f"{result['approvals']} approvals clicked; p99 click → chat.update {result['click_to_update_p99_ms']} ms")
+    print(f"phases (s): {result['phases_s']}")
     print(f"lost {result['lost']}, doubled {result['doubled']}, violations {result['violations']}")
     print(json.dumps({"soak": result}))
     return result

@@ -1,8 +1,9 @@
-"""The soak's short version (bench/soak.py): 30 s of webhooks through 2 APIs, 3 workers, 2 schedulers with kills."""
+"""The soak's short version (bench/soak.py): 20 s of webhooks and clicks through 2 APIs, 3 workers, 2 schedulers."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -22,12 +23,14 @@ def test_a_short_soak_loses_nothing_does_nothing_twice_and_breaks_no_invariant(p
         if IN_CI:
             pytest.fail("redis-server is needed for the soak's private Redis", pytrace=False)
         pytest.skip("redis-server is not installed: the soak needs one of its own to restart")
+    # Shorter recovery windows than the defaults (45 s, 30 s), so that what a restart loses comes back within CI's time.
+    env = {**os.environ, "RELAY_LEASE_STALE_SECONDS": "10", "NOTIFICATION_SWEEP_SECONDS": "5"}
     done = subprocess.run(
-        [sys.executable, "-m", "bench.soak", "--seconds", "30", "--rate", "8"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "bench.soak", "--seconds", "20", "--rate", "8"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     lines = [line for line in done.stdout.splitlines() if line.startswith('{"soak"')]
     assert lines, f"no result:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
     result = json.loads(lines[-1])["soak"]
     assert (result["lost"], result["doubled"], result["violations"]) == (0, 0, 0), result
-    assert result["accepted"] == result["deliveries"] == 240 and done.returncode == 0
+    assert result["accepted"] == result["deliveries"] == 160 and done.returncode == 0
