@@ -15,7 +15,7 @@ webhook → handled, and the counts that must be zero: lost (a delivery answered
 not handled), doubled (an event that started two reviews) and violations (`orchestrator doctor`'s
 invariant checks). Exit status 1 when any is not zero.
 
-Slack approvals are clicked through the proxy too (one for every fifth webhook; Slack is the local
+Slack approvals are clicked through the proxy too (one for every --click-every webhooks, 5; Slack the local
 fake, `bench/fake_slack.py`): each must end approved with its message updated, posted once. Token
 exchanges, expiries and sunsets are not driven yet.
 """
@@ -306,6 +306,7 @@ def _outcome(delivery_ids: list[str]) -> dict[str, Any]:
             ).all()
         )
     handled = [r for r in rows if r[1] == EventStatus.handled]
+    unhandled = [f"event {r[0]} {r[1]}" for r in rows if r[1] != EventStatus.handled]
     latencies = [(r[3] - r[2]).total_seconds() * 1000 for r in handled if r[3] is not None]
     return {
         "events": len(rows),
@@ -313,6 +314,7 @@ def _outcome(delivery_ids: list[str]) -> dict[str, Any]:
         "lost": len(delivery_ids) - len(handled),
         "doubled": sum(1 for count in per_event.values() if count > 1),
         "e2e_ms": latencies,
+        "detail": unhandled[:10],
     }
 
 
@@ -348,17 +350,25 @@ def _approvals_outcome(slack: Any, ids: list[int], clicked_at: dict[str, float])
             updated_at.setdefault(rec.params["ts"], rec.at)
     posted = [m for m in slack.calls("chat.postMessage") if m.get("channel") == APPROVAL_CHANNEL]
     done = [r for r in rows if r.status == "approved" and r.message_ts in updated_at]
+    missing = [
+        f"approval {r.id} {r.status} {'updated' if r.message_ts in updated_at else 'not updated'}"
+        for r in rows
+        if r not in done
+    ]
     return {
         "lost": len(ids) - len(done),
         "doubled": max(0, len(posted) - len(ids)),
         "e2e_ms": [(updated_at[ts] - at) * 1000 for ts, at in clicked_at.items() if ts in updated_at],
+        "detail": missing[:10],
     }
 
 
 APPROVAL_CHANNEL = "C0APPROVAL"
 
 
-def run(seconds: float, rate: float, broker: str | None, database_url: str | None, keep: bool) -> dict[str, Any]:
+def run(
+    seconds: float, rate: float, broker: str | None, database_url: str | None, keep: bool, click_every: int = 5
+) -> dict[str, Any]:
     """The whole soak; returns the figures (also printed)."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
@@ -410,7 +420,7 @@ def run(seconds: float, rate: float, broker: str | None, database_url: str | Non
     from bench.approvals import _message_ts
     from bench.approvals import _seed as seed_approvals
 
-    approval_ids = seed_approvals(max(1, int(seconds * rate / 5)))  # a click for every fifth webhook
+    approval_ids = seed_approvals(int(seconds * rate / click_every)) if click_every else []
     cluster = Cluster(tmp=tmp, env=env, redis_port=redis_port)
     t_setup = time.perf_counter()
     chaos_log: list[str] = []
@@ -440,7 +450,7 @@ def run(seconds: float, rate: float, broker: str | None, database_url: str | Non
         async def drive() -> None:
             await asyncio.gather(
                 _drive(base, deliveries, rate, sent),
-                _click(base, approvals, slack_secret, len(approvals) / seconds, sent, clicked_at),
+                _click(base, approvals, slack_secret, max(len(approvals), 1) / seconds, sent, clicked_at),
             )
 
         asyncio.run(drive())
@@ -448,7 +458,8 @@ def run(seconds: float, rate: float, broker: str | None, database_url: str | Non
         ids = list(sent.accepted)
         drove = time.perf_counter()
         # Settle: the relay re-publishes what a restart lost (RELAY_LEASE_STALE_SECONDS, 45 s by default).
-        deadline = time.monotonic() + 180
+        # A click whose handler died mid-run waits out its lease (5 min) before the notifications sweep retries it.
+        deadline = time.monotonic() + (420 if approval_ids else 180)
         while time.monotonic() < deadline and (
             _outcome(ids)["lost"] or _approvals_outcome(slack, approval_ids, clicked_at)["lost"]
         ):
@@ -471,6 +482,7 @@ def run(seconds: float, rate: float, broker: str | None, database_url: str | Non
             "doubled": outcome["doubled"] + clicks["doubled"],
             "violations": sum(_violations().values()),
             "violated_rules": _violations(),
+            "lost_detail": outcome["detail"] + clicks["detail"] + sent.refused[:10],
             "phases_s": {"start": round(setup_s), "load": round(drove - began), "settle": round(settled - drove)},
         }
     finally:
@@ -492,6 +504,8 @@ def run(seconds: float, rate: float, broker: str | None, database_url: str | Non
     )
     print(f"{result['approvals']} approvals clicked; p99 click → chat.update {result['click_to_update_p99_ms']} ms")
     print(f"phases (s): {result['phases_s']}")
+    for line in result["lost_detail"]:
+        print(f"lost: {line}")
     print(f"lost {result['lost']}, doubled {result['doubled']}, violations {result['violations']}")
     print(json.dumps({"soak": result}))
     return result
@@ -507,10 +521,11 @@ def main() -> None:
         "--broker", default=None, help="e.g. amqp://guest:guest@127.0.0.1:5672/soak (default: the private Redis)"
     )
     parser.add_argument("--database-url", default=None, help="default: a fresh PostgreSQL database on PG_ADMIN_URL")
+    parser.add_argument("--click-every", type=int, default=5, help="an approval click for every Nth webhook (0: none)")
     parser.add_argument("--keep", action="store_true", help="keep the logs in the temporary directory")
     args = parser.parse_args()
     seconds = args.seconds if args.seconds is not None else args.minutes * 60
-    result = run(seconds, args.rate, args.broker, args.database_url, args.keep)
+    result = run(seconds, args.rate, args.broker, args.database_url, args.keep, args.click_every)
     sys.exit(1 if result["lost"] or result["doubled"] or result["violations"] else 0)
 
 
