@@ -267,8 +267,13 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=8, help="concurrent clients in the burst")
     parser.add_argument("--apps", type=int, default=50, help="catalogued apps the pushes are spread over")
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
+    parser.add_argument(
+        "--broker",
+        default=None,
+        help="the broker, e.g. amqp://guest:guest@127.0.0.1:5672// (default: the --redis database); with RabbitMQ "
+        "the --redis database stays REDIS_URL (leases) and the baseline's counter, and the queues are purged",
+    )
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
-    parser.add_argument("--broker", default=None, help="the broker (default: --redis)")
     parser.add_argument(
         "--embedded", action="store_true", help="the embedded default broker (a sqla+sqlite file, as `make run`)"
     )
@@ -288,6 +293,8 @@ def main() -> None:
     env = {
         "DATABASE_URL": args.database_url or f"sqlite:///{tmp / 'bench.db'}",
         "BROKER_URL": broker,
+        # On RabbitMQ the leases stay in the --redis database (on Redis it is the broker's own).
+        **({"REDIS_URL": args.redis} if broker.startswith(("amqp", "pyamqp")) else {}),
         "BENCH_REDIS_URL": args.redis,
         "GITHUB_WEBHOOK_SECRET": secret,
         "GITHUB_REDELIVERY_INTERVAL_SECONDS": "0",
@@ -305,6 +312,8 @@ def main() -> None:
     from bench.harness import spawn, start_api, wait_until
 
     _redis().flushdb()
+    if broker != args.redis:
+        celery_app.control.purge()  # what an earlier, interrupted run left queued
     urls = _seed(args.apps)
     procs = []
     try:
@@ -324,7 +333,8 @@ def main() -> None:
 
         worker = start_worker("worker")
         handlers = "pipeline only" if args.pipeline_only else "all registered"
-        print(f"API {base}, worker -c {args.concurrency} ({handlers} app.updated handlers), broker {broker}")
+        shown = broker.split("@")[-1] if "@" in broker else broker  # no password in the output
+        print(f"API {base}, worker -c {args.concurrency} ({handlers} app.updated handlers), broker {shown}")
         print(f"database {env['DATABASE_URL']}")
 
         # Bare Celery before and after the pipeline phases: this machine's speed drifts within a run.
@@ -363,6 +373,8 @@ def main() -> None:
         for proc in procs:
             proc.stop()
         _redis().flushdb()
+        if broker != args.redis:
+            celery_app.control.purge()
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -405,6 +405,13 @@ class Settings(BaseSettings):
         description="How long GET /api/v1/kpis and /series reuse the figures computed for the same query, in each "
         "API process (the response's age_seconds says how old they are; 0: computed for every request)",
     )
+    # ---- RabbitMQ broker (orchestrator/broker_config.py); see README "Choosing a broker"
+    broker_delivery_limit: int = Field(
+        default=10,
+        ge=1,
+        description="With BROKER_URL=amqp://: times a message may be returned to its queue (its worker died) before "
+        "it is dead-lettered; the same on every process (a queue's arguments are fixed when first declared)",
+    )
 
     # ---- embedded default at interactive speed (issue 19, part 0); see README "The embedded broker"
     worker_warm_reviews: bool = Field(

@@ -23,7 +23,7 @@ from celery import Celery
 from kombu import Queue as KombuQueue
 from sqlmodel import Session
 
-from orchestrator import embedded_broker
+from orchestrator import broker_config, embedded_broker
 from orchestrator.config import get_settings
 from orchestrator.db import after_commit
 
@@ -88,7 +88,7 @@ def celery_config(broker_url: str) -> dict[str, Any]:
             socket_keepalive=True,
             retry_on_timeout=True,
         )
-    return {
+    config: dict[str, Any] = {
         "broker_url": broker_url,
         "result_backend": None,
         "task_ignore_result": True,
@@ -112,6 +112,9 @@ def celery_config(broker_url: str) -> dict[str, Any]:
         "enable_utc": True,
         "timezone": "UTC",
     }
+    if broker_config.is_amqp(broker_url):  # RabbitMQ: quorum queues, confirms, a delivery limit
+        config.update(broker_config.amqp_config(QUEUES, Queue.ingest.value, get_settings().broker_delivery_limit))
+    return config
 
 
 _senders: dict[str, Celery] = {}

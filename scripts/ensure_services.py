@@ -1,7 +1,7 @@
 """Make sure the services the tests use are there: start redis-server if nothing answers on 6379.
 
-PostgreSQL is only reported on: the tests skip its cases with a message when it is down (and fail
-under CI=true, where it must be reachable). The console's browser tests drive the system Chromium
+PostgreSQL and RabbitMQ are only reported on: the tests skip their cases with a message when they
+are down (and fail under CI=true, where they must be reachable). The console's browser tests drive the system Chromium
 (/usr/bin/chromium): under CI=true, as root with apt-get available, it is installed when missing;
 elsewhere its absence is reported (those tests skip locally and fail under CI).
 """
@@ -73,6 +73,20 @@ def report_postgres() -> None:
         print(f"postgres: nothing answers on {PG_HOST}:{PG_PORT}; PostgreSQL tests will be skipped (fail under CI)")
 
 
+RABBITMQ_HOST, RABBITMQ_PORT = "127.0.0.1", int(os.environ.get("RABBITMQ_PORT", "5672"))
+
+
+def report_rabbitmq() -> None:
+    """Say whether RabbitMQ answers; the broker tests run on it too, and skip (fail under CI) without it."""
+    if answers(RABBITMQ_HOST, RABBITMQ_PORT):
+        print(f"rabbitmq: answering on {RABBITMQ_HOST}:{RABBITMQ_PORT}")
+    else:
+        print(
+            f"rabbitmq: nothing answers on {RABBITMQ_HOST}:{RABBITMQ_PORT}; the RabbitMQ cases of the broker tests "
+            "will be skipped (fail under CI)"
+        )
+
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
 
@@ -109,4 +123,5 @@ def ensure_chromium() -> None:
 if __name__ == "__main__":
     ensure_redis()
     report_postgres()
+    report_rabbitmq()
     ensure_chromium()

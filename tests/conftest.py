@@ -241,3 +241,89 @@ def make_token(db_url: str) -> Callable[..., str]:
             )
 
     return _make
+
+
+# ---------------------------------------------------------------- RabbitMQ
+
+RABBITMQ_BASE_URL = os.environ.get("RABBITMQ_TEST_URL", "amqp://guest:guest@127.0.0.1:5672")
+
+
+def _rabbitmq_vhost() -> Iterator[str]:
+    """An AMQP URL on a new virtual host (made with rabbitmqctl, deleted after); skips when there is no RabbitMQ."""
+    import socket
+    import subprocess
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(RABBITMQ_BASE_URL)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 5672
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError as exc:
+        _unavailable("RabbitMQ", f"nothing answers on {host}:{port}: {exc}")
+    given = os.environ.get("RABBITMQ_TEST_VHOST")
+    if given:
+        yield f"{RABBITMQ_BASE_URL}/{given}"
+        return
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        _unavailable("RabbitMQ", "rabbitmqctl is not installed to make a test vhost; set RABBITMQ_TEST_VHOST")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    vhost = f"orch-test-{worker}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+    def ctl_run(*args: str) -> None:
+        done = subprocess.run([str(ctl), *args], capture_output=True, text=True, timeout=120)
+        if done.returncode:
+            _unavailable("RabbitMQ", f"rabbitmqctl {args[0]} failed: {(done.stderr or done.stdout).strip()[:300]}")
+
+    ctl_run("add_vhost", vhost)
+    ctl_run("set_permissions", "-p", vhost, parts.username or "guest", ".*", ".*", ".*")
+    yield f"{RABBITMQ_BASE_URL}/{vhost}"
+    subprocess.run([str(ctl), "delete_vhost", vhost], capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_vhost_url() -> Iterator[str]:
+    """An AMQP URL on a virtual host of this session's own (made with rabbitmqctl, deleted at the end).
+
+    RABBITMQ_TEST_VHOST names an existing vhost to use instead (where rabbitmqctl cannot run).
+    Without a RabbitMQ answering, the tests that need it are skipped — and fail under CI=true.
+    """
+    yield from _rabbitmq_vhost()
+
+
+@pytest.fixture
+def amqp_url(rabbitmq_vhost_url: str) -> Iterator[str]:
+    """The session's RabbitMQ vhost with our queues emptied before and after the test (as FLUSHDB for Redis).
+
+    Emptied, not deleted: this process's publishers remember the queues they declared, and would
+    send into the void after a delete. Queues keep the arguments of their first declaration, so a
+    test that needs others (a lower delivery limit) takes `fresh_amqp_url`.
+    """
+    _purge_queues(rabbitmq_vhost_url)
+    yield rabbitmq_vhost_url
+    _purge_queues(rabbitmq_vhost_url)
+
+
+@pytest.fixture
+def fresh_amqp_url() -> Iterator[str]:
+    """An AMQP URL on a virtual host of this test's own (a few seconds to make)."""
+    yield from _rabbitmq_vhost()
+
+
+def _purge_queues(url: str) -> None:
+    from typing import Any
+
+    from kombu import Connection
+
+    from orchestrator.broker_config import DEAD_LETTER_QUEUE
+    from orchestrator.tasks import QUEUES
+
+    # The task queues, the dead letters and Celery's native delayed-delivery levels (celery_delayed_0…27).
+    names = [*QUEUES, DEAD_LETTER_QUEUE, *(f"celery_delayed_{level}" for level in range(28))]
+    with Connection(url, connect_timeout=5) as connection:
+        for name in names:
+            channel: Any = connection.channel()  # a missing queue closes the channel it was asked on
+            try:
+                channel.queue_purge(name)
+            except connection.channel_errors:
+                pass

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
-from orchestrator import wiring
+from orchestrator import broker_config, wiring
 from orchestrator.config import get_settings
 from orchestrator.tasks import QUEUES, celery_config
 from workers import metrics
@@ -61,3 +61,12 @@ def _warm_review_checks(**_: Any) -> None:
     from orchestrator.reviews.checks.advisory_sets import default_index
 
     threading.Thread(target=default_index, name="warm-review-checks", daemon=True).start()
+
+
+@worker_init.connect
+def _declare_dead_letters(sender: Any = None, **_: Any) -> None:
+    # On RabbitMQ a message past its delivery limit goes to the dead-letter exchange, which drops it
+    # unless its queue exists: every worker declares both before it consumes.
+    url = str(sender.app.conf.broker_url) if sender is not None else get_settings().broker_url
+    if broker_config.is_amqp(url):
+        broker_config.declare_dead_letters(url)

@@ -28,7 +28,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 
-from orchestrator import invariants
+from orchestrator import broker_config, invariants
 from orchestrator.auth.models import Role
 from orchestrator.clock import utcnow
 from orchestrator.config import Settings, get_settings
@@ -225,8 +225,25 @@ class HealthCollector(Collector):
                 for queue in QUEUES:
                     depth.add_metric([queue], float(broker.llen(queue)))
                 yield depth
+            elif broker_config.is_amqp(settings.broker_url):
+                yield from _amqp_depths(settings.broker_url)
         finally:
             client.close()
+
+
+def _amqp_depths(broker_url: str) -> Iterator[Metric]:
+    """RabbitMQ's ready messages per task queue, and in the dead-letter queue (nothing when it does not answer)."""
+    try:
+        depths = broker_config.queue_depths(broker_url, QUEUES)
+    except Exception as exc:  # a scrape never fails for the broker: /readyz reports it
+        log.warning("RabbitMQ queue depths unavailable", error=_describe(exc))
+        return
+    depth = GaugeMetricFamily(
+        "orchestrator_celery_queue_depth", "Messages waiting in each broker queue", labels=["queue"]
+    )
+    for queue, count in depths.items():
+        depth.add_metric([queue], float(count))
+    yield depth
 
 
 _registered = False

@@ -1,4 +1,4 @@
-"""End to end with a real Celery worker on Redis: post → click → decision → the Slack message is updated."""
+"""End to end with a real Celery worker on Redis and on RabbitMQ: post → click → decision → Slack message updated."""
 
 from __future__ import annotations
 
@@ -42,12 +42,30 @@ def _message_ts(approval_id: int) -> str | None:
         return row.message_ts if row else None
 
 
+@pytest.mark.parametrize(
+    ("db_url", "broker_kind"),
+    [("sqlite", "redis"), ("postgres", "redis"), ("postgres", "rabbitmq")],
+    indirect=["db_url"],
+)
 def test_click_to_updated_message_through_the_worker(
-    db_url: str, redis_url: str, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    db_url: str,
+    broker_kind: str,
+    redis_url: str,
+    slack: FakeSlack,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
-    """Two approvers click at once; the worker records one decision, updates the message, and tells the other."""
+    """Two approvers click at once; the worker records one decision, updates the message, and tells the other.
+
+    On RabbitMQ too (the session's vhost), with the quiet Redis database beside it for the locks.
+    """
     broker = quiet_redis_db(redis_url)
-    secret = configure_slack(monkeypatch, slack, broker_url=broker)
+    if broker_kind == "rabbitmq":
+        secret = configure_slack(monkeypatch, slack, broker_url=request.getfixturevalue("amqp_url"), redis_url=broker)
+        broker = request.getfixturevalue("amqp_url")
+    else:
+        secret = configure_slack(monkeypatch, slack, broker_url=broker)
     env = {
         "DATABASE_URL": db_url,
         "BROKER_URL": broker,

@@ -18,9 +18,11 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from kombu import Connection
 from typer.testing import CliRunner
 
 from bench.harness import Proc, free_port, start_api, start_scheduler, start_worker, wait_until
+from orchestrator.broker_config import is_amqp
 from orchestrator.events import publisher
 from orchestrator.events.models import EventStatus
 from tests.events import probe_vocabulary
@@ -32,16 +34,42 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
 @pytest.fixture
-def broker(redis_url: str, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The session's Redis database, emptied before and after, set as BROKER_URL in this process too."""
+def broker(
+    request: pytest.FixtureRequest, redis_url: str, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """The session's Redis database, emptied before and after, set as BROKER_URL in this process too.
+
+    Parametrised indirectly with "rabbitmq", the broker is instead a RabbitMQ vhost of the session's
+    (queues emptied before and after), with the Redis database as REDIS_URL for the locks and leases —
+    the production pairing. The processes a test starts inherit both.
+    """
     from orchestrator.config import get_settings
 
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
-    monkeypatch.setenv("BROKER_URL", redis_url)
+    url = redis_url
+    if getattr(request, "param", "redis") == "rabbitmq":
+        url = request.getfixturevalue("amqp_url")
+        monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("BROKER_URL", url)
     get_settings.cache_clear()
-    yield redis_url
+    yield url
     client.flushdb()
+
+
+# The essential delivery tests run on both brokers (the rest on Redis, to keep the suite's time down).
+BOTH_BROKERS = pytest.mark.parametrize("broker", ["redis", "rabbitmq"], indirect=True)
+
+
+def _locks(broker_url: str) -> redis.Redis:
+    """The Redis holding the leases: the broker itself, or REDIS_URL beside RabbitMQ."""
+    return redis.Redis.from_url(broker_url if broker_url.startswith("redis") else os.environ["REDIS_URL"])
+
+
+def _closed_broker(broker_url: str) -> str:
+    """A URL of the same kind as `broker_url` on a port nothing listens on."""
+    port = free_port()
+    return f"redis://127.0.0.1:{port}/0" if broker_url.startswith("redis") else f"amqp://guest:guest@127.0.0.1:{port}//"
 
 
 @pytest.fixture
@@ -99,6 +127,7 @@ def _effects(event_id: str) -> int:
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@BOTH_BROKERS
 def test_broker_down_then_relay_handles_every_event_once(
     db_url: str, broker: str, probe_dir: Path, procs: list[Proc], tmp_path: Path
 ) -> None:
@@ -107,7 +136,7 @@ def test_broker_down_then_relay_handles_every_event_once(
 
     secret = secrets.token_hex(16)
     catalogue("hello", repo=HELLO_REPO)
-    closed = f"redis://127.0.0.1:{free_port()}/0"
+    closed = _closed_broker(broker)
     api, base = start_api(
         env={**_env(db_url, closed, probe_dir), "GITHUB_WEBHOOK_SECRET": secret}, log_path=tmp_path / "api.log"
     )
@@ -141,7 +170,9 @@ def test_broker_down_then_relay_handles_every_event_once(
     assert {e.attempts for e in events(type="app.updated")} == {1}
 
 
-@pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+@pytest.mark.parametrize(
+    ("db_url", "broker"), [("sqlite", "redis"), ("postgres", "redis"), ("postgres", "rabbitmq")], indirect=True
+)
 def test_killed_pool_process_is_redelivered_and_handled_once(
     db_url: str, broker: str, probe_dir: Path, procs: list[Proc], tmp_path: Path
 ) -> None:
@@ -173,6 +204,30 @@ def _queued_tasks(broker_url: str) -> list[str]:
     """The task names of the messages waiting on the ingest queue."""
     client = redis.Redis.from_url(broker_url)
     return [json.loads(raw)["headers"]["task"] for raw in client.lrange("ingest", 0, -1)]
+
+
+def _one_batch_queued(broker_url: str) -> bool:
+    """True when the ingest queue holds exactly one message, a `workers.handle_events` one.
+
+    On RabbitMQ the message is only counted (a passive declare): taking it off a quorum queue and
+    returning it would count as a failed delivery, and mark it redelivered.
+    """
+    if not is_amqp(broker_url):
+        return _queued_tasks(broker_url) == ["workers.handle_events"]
+    with Connection(broker_url, connect_timeout=5) as connection:
+        channel: Any = connection.channel()
+        _, depth, _ = channel.queue_declare("ingest", passive=True)
+    return bool(depth == 1)
+
+
+def _lose_queued_messages(broker_url: str) -> None:
+    """Throw away what waits on the ingest queue: a Redis restart without persistence, an operator's purge."""
+    if is_amqp(broker_url):
+        with Connection(broker_url, connect_timeout=5) as connection:
+            channel: Any = connection.channel()
+            channel.queue_purge("ingest")
+    else:
+        redis.Redis.from_url(broker_url).flushdb()
 
 
 @pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
@@ -216,13 +271,14 @@ def test_unparseable_messages_are_dropped_and_never_block(
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@BOTH_BROKERS
 def test_a_transient_failure_in_a_batch_is_retried_alone(
     db_url: str, broker: str, probe_dir: Path, procs: list[Proc], tmp_path: Path
 ) -> None:
     """A flaky event in a batch goes on as its own delayed retry; its batch-mates are handled at once."""
     ids = _emit_together("test.flaky", "test.effect", "test.effect")
     assert publisher.flush(10)
-    assert _queued_tasks(broker) == ["workers.handle_events"]
+    assert _one_batch_queued(broker)
     env = _env(db_url, broker, probe_dir, EVENT_MAX_ATTEMPTS="3", EVENT_RETRY_BASE_SECONDS="2")
     procs.append(start_worker(env=env, log_path=tmp_path / "worker.log", concurrency=1))
     wait_until(lambda: {_status(i) for i in ids[1:]} == {EventStatus.handled}, timeout=30, what="the batch-mates")
@@ -251,14 +307,15 @@ def test_killed_worker_mid_batch_splits_it_and_handles_each_once(
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+@BOTH_BROKERS
 def test_messages_lost_by_the_broker_are_published_again(
     db_url: str, broker: str, probe_dir: Path, procs: list[Proc], tmp_path: Path
 ) -> None:
-    """Redis loses its queued messages (restart without persistence): the relay publishes the events again."""
+    """The broker loses what it queued (Redis restarted without persistence, a purge): the relay sends it again."""
     ids = [_emit("test.effect") for _ in range(20)]
     assert publisher.flush(10)
     assert {_status(i) for i in ids} == {EventStatus.enqueued}
-    redis.Redis.from_url(broker).flushdb()  # what a Redis restart without AOF does to the queue
+    _lose_queued_messages(broker)
     env = _env(db_url, broker, probe_dir, RELAY_STALE_AFTER_SECONDS="1")
     procs.append(start_worker(env=env, log_path=tmp_path / "worker.log"))
     procs.append(start_scheduler(env=env, log_path=tmp_path / "scheduler.log"))  # its relay job
@@ -296,6 +353,7 @@ def _default_relay_env(db_url: str, broker_url: str, probe_dir: Path) -> dict[st
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+@BOTH_BROKERS
 def test_killed_worker_is_recovered_within_a_minute_by_its_lapsed_lease(
     db_url: str, broker: str, probe_dir: Path, procs: list[Proc], tmp_path: Path
 ) -> None:
@@ -306,7 +364,7 @@ def test_killed_worker_is_recovered_within_a_minute_by_its_lapsed_lease(
     (probe_dir / "hold").touch()
     event_id = _emit("test.effect", {"hold": "hold"})
     wait_until(lambda: len(_runs(probe_dir, event_id)) == 1, what="the handler to start")
-    assert redis.Redis.from_url(broker).exists(f"inflight:{event_id}"), "the running event is leased"
+    assert _locks(broker).exists(f"inflight:{event_id}"), "the running event is leased"
     first.kill()
     killed_at = time.monotonic()
     (probe_dir / "hold").unlink()
@@ -339,10 +397,11 @@ def test_a_leased_event_is_not_published_again_while_it_runs(
     wait_until(lambda: _status(event_id) == EventStatus.handled, timeout=30, what="the event handled")
     time.sleep(1)
     assert len(_runs(probe_dir, event_id)) == 1 and _effects(event_id) == 1
-    assert not redis.Redis.from_url(broker).exists(f"inflight:{event_id}"), "the lease is released"
+    assert not _locks(broker).exists(f"inflight:{event_id}"), "the lease is released"
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@BOTH_BROKERS
 def test_retries_then_failed_poison_parked_and_redriven(
     db_url: str, broker: str, probe_dir: Path, procs: list[Proc], tmp_path: Path
 ) -> None:
