@@ -15,6 +15,7 @@ exceptions. Nothing here logs or stores a prompt, an answer, a detected value or
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -91,6 +92,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         settling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await settling  # a flush it was in gives its batch back (Settlements.flush)
         await connector.settlements.flush(connector.buckets)
         await connector.upstream.aclose()
         await connector.buckets.close()
@@ -310,39 +313,44 @@ async def _proxy(request: Request, provider: Provider, endpoint: str, path: str,
     connector = _connector(request)
     try:
         rules = await _authenticate(request, call)
+        # The request counts against the minute before its body is read or judged: a refused call
+        # (bad model, blocked content, too large) is a request too, and its audit entry costs.
+        taken, short = await take_call(
+            connector.buckets, call.app_id, rules.requests_per_minute, rules.tokens_per_day, None
+        )
+        if short is not None:
+            raise Refused(
+                429, "rate_limit", "this app's requests per minute are used up", retry_after=taken.retry_after
+            )
         body, size = await _body(request, rules)
         call.model = str(body.get("model") or "")
         call.streamed = body.get("stream") is True
         decide_model(rules, provider, call.model)
         body, vault = _redact(body, rules, call)
         if billed:
+            # The day's tokens (and money) once the body passed: the prompt's estimate now, the
+            # provider's count settled after the answer, with what earlier calls still owe.
             call.estimate = size // 4 + 1
-        # Both buckets and the app's earlier calls' settlement in one Redis round trip, after every
-        # local check: a refused call takes nothing (the settlement is charged all the same).
-        estimate = call.estimate if billed else None
-        debit = connector.settlements.take(call.app_id)
-        spend = None
-        if billed and rules.daily_budget_usd is not None:
-            # The prompt's estimate at the model's input price now; the real cost is settled after.
-            call.cost_estimate = get_policy().llm_cost_micros(call.model, call.estimate, 0)
-            budget = rules.daily_budget_usd * 1e6
-            spend = Spend(budget, call.cost_estimate, connector.settlements.take_spend(call.app_id))
-        taken, short = await take_call(
-            connector.buckets,
-            call.app_id,
-            rules.requests_per_minute,
-            rules.tokens_per_day,
-            estimate,
-            debit=debit,
-            spend=spend,
-        )
-        if short is not None:
-            what = {
-                "rpm": "requests per minute are",
-                "tpd": "tokens per day are",
-                "usd": f"daily budget (${rules.daily_budget_usd:g}) is",
-            }[short]
-            raise Refused(429, "rate_limit", f"this app's {what} used up", retry_after=taken.retry_after)
+            debit = connector.settlements.take(call.app_id)
+            spend = None
+            if rules.daily_budget_usd is not None:
+                call.cost_estimate = get_policy().llm_cost_micros(call.model, call.estimate, 0)
+                budget = rules.daily_budget_usd * 1e6
+                spend = Spend(budget, call.cost_estimate, connector.settlements.take_spend(call.app_id))
+            try:
+                taken, short = await take_call(
+                    connector.buckets, call.app_id, None, rules.tokens_per_day, call.estimate, debit=debit, spend=spend
+                )
+            except BaseException:
+                # Cancelled (the client left): what earlier calls owe is still owed.
+                owed = {f"tpd:{call.app_id}": (float(debit), float(rules.tokens_per_day))}
+                if spend is not None:
+                    owed[f"usd:{call.app_id}"] = (spend.debit, spend.budget)
+                connector.settlements.give_back(owed)
+                raise
+            if short is not None:
+                what = "tokens per day are" if short == "tpd" else f"daily budget (${rules.daily_budget_usd:g}) is"
+                raise Refused(429, "rate_limit", f"this app's {what} used up", retry_after=taken.retry_after)
         headers = {k.lower(): v for k, v in request.headers.items()}
         if call.streamed:
             return await _stream(request, connector, call, rules, path, body, headers, vault)

@@ -184,19 +184,20 @@ class Spend:
 async def take_call(
     buckets: Buckets,
     app_id: str,
-    per_minute: int,
+    per_minute: int | None,
     tokens_per_day: int,
     estimate: int | None,
     *,
     debit: int = 0,
     spend: Spend | None = None,
 ) -> tuple[Take, str | None]:
-    """One call of `app_id` in one round trip: a request from its minute, `estimate` tokens from its
-    day (None: not billed) and `debit` — what earlier calls' provider counts exceeded their estimates
-    by (`Settlements`), settled whatever the answer — and, with a daily budget, the call's cost from
-    its day's money; (the answer, "rpm", "tpd" or "usd" for the bucket that refused, else None)."""
-    wanted = [_rpm(app_id, per_minute)]
-    names = ["rpm"]
+    """One call of `app_id` in one round trip: a request from its minute (`per_minute` None: not
+    now), `estimate` tokens from its day (None: not billed) and `debit` — what earlier calls'
+    provider counts exceeded their estimates by (`Settlements`), settled whatever the answer — and,
+    with a daily budget, the call's cost from its day's money; (the answer, "rpm", "tpd" or "usd"
+    for the bucket that refused, else None)."""
+    wanted = [] if per_minute is None else [_rpm(app_id, per_minute)]
+    names = [] if per_minute is None else ["rpm"]
     if estimate is not None or debit:
         cost = min(estimate, tokens_per_day) if estimate is not None else 0
         wanted.append(Bucket(f"tpd:{app_id}", tokens_per_day, tokens_per_day / DAY_SECONDS, cost, debit=debit))
@@ -256,9 +257,21 @@ class Settlements:
         """Charge everything owed, every app in one round trip."""
         owed, self._owed = self._owed, {}
         if owed:
-            await buckets.take_all(
-                [Bucket(key, cap, cap / DAY_SECONDS, 0, force=True, debit=diff) for key, (diff, cap) in owed.items()]
-            )
+            try:
+                await buckets.take_all(
+                    [
+                        Bucket(key, cap, cap / DAY_SECONDS, 0, force=True, debit=diff)
+                        for key, (diff, cap) in owed.items()
+                    ]
+                )
+            except BaseException:
+                self.give_back(owed)  # cancelled mid-way (shutdown, a client gone): still owed
+                raise
+
+    def give_back(self, owed: dict[str, tuple[float, float]]) -> None:
+        """Owe again what a round trip that did not happen had taken (see `flush`)."""
+        for key, (diff, capacity) in owed.items():
+            self._add(key, capacity, diff)
 
 
 SETTLE_SECONDS = 1.0

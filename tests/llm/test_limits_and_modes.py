@@ -112,6 +112,33 @@ def _rows_of(app_id: str) -> list[Any]:
     return [r for r in _rows(LlmUsage) if r.app_id == app_id]
 
 
+def test_refused_calls_count_against_the_minute(
+    db_url: str, fake_llm: FakeLlm, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make_app: Any
+) -> None:
+    """A call refused for its content is still a request: once the minute's are used up the app gets
+    429 before its body is scanned, and no more `llm.blocked` entries are written."""
+    from orchestrator.audit.models import AuditEntry
+
+    make_app("flood", requested_scopes=["llm:invoke"])
+    policy = policy_file(tmp_path, redaction="block", requests_per_minute=2)
+    configure_llm(monkeypatch, fake_llm, POLICY_FILE=policy)
+    token = issue_token("flood")
+    with ServedApi() as api:
+        for _ in range(2):
+            with pytest.raises(openai.BadRequestError):
+                _chat(api.url, token, prompt())
+        for _ in range(3):
+            with pytest.raises(openai.RateLimitError, match="requests per minute"):
+                _chat(api.url, token, prompt())
+    assert fake_llm.received == []
+    from orchestrator.db import session_scope
+
+    wait_until(lambda: len(_rows_of("flood")) == 5, timeout=10, what="usage rows")
+    with session_scope(write=False) as session:
+        blocked = [e for e in session.exec(select(AuditEntry)).all() if e.action == "llm.blocked"]
+    assert len(blocked) == 2
+
+
 def test_block_mode_refuses_and_audits_without_the_values(
     db_url: str, fake_llm: FakeLlm, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make_app: Any
 ) -> None:
