@@ -82,6 +82,8 @@ class Doorbell:
         self._sender: socket.socket | None = None
         self._sender_pid = 0
         self._lock = threading.Lock()
+        self._listen_lock = threading.Lock()
+        self._users = 0  # consumers of this process listening (they share one socket)
 
     @classmethod
     def for_database(cls, database: str) -> Doorbell | None:
@@ -107,28 +109,41 @@ class Doorbell:
     # ------------------------------------------------------------------ consumer side
 
     def listen(self) -> None:
-        """Bind this process's socket (once); rings sent from now on reach `wait()`."""
-        if self._listener is not None and self._owner_pid == os.getpid():
-            return
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        path = str(self.directory / f"{os.getpid()}-{secrets.token_hex(4)}")
-        try:
+        """Bind this process's socket (once; every consumer of the process shares it, counted, see
+        `release`); rings sent from now on reach `wait()`."""
+        with self._listen_lock:
+            if self._listener is not None and self._owner_pid == os.getpid():
+                self._users += 1
+                return
+            # Checked again before every bind: the last consumer out removes the directory, and
+            # another user could have made one of the same name meanwhile.
+            if Doorbell.in_directory(self.directory) is None:
+                raise PermissionError(f"{self.directory} is not this user's alone")
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            path = str(self.directory / f"{os.getpid()}-{secrets.token_hex(4)}")
             try:
                 sock.bind(path)
-            except FileNotFoundError:  # the last consumer removed the empty directory meanwhile
-                if Doorbell.in_directory(self.directory) is None:
-                    raise
-                sock.bind(path)
-        except OSError:
-            sock.close()
-            raise
-        sock.setblocking(False)
-        self._listener, self._path, self._owner_pid = sock, path, os.getpid()
+            except OSError:
+                sock.close()
+                raise
+            sock.setblocking(False)
+            self._listener, self._path, self._owner_pid, self._users = sock, path, os.getpid(), 1
+
+    def release(self) -> None:
+        """One consumer of this process fewer: the last one closes the socket (`close`)."""
+        with self._listen_lock:
+            if self._owner_pid == os.getpid() and self._users > 1:
+                self._users -= 1
+                return
+            self._users = 0
+        self.close()
 
     def wait(self, timeout: float) -> bool:
         """Block until a ring or `timeout` seconds; True when rung. Pending rings are all consumed."""
         sock = self._listener
         if sock is None:
+            # Closed under us: sleep the interval like a plain poller rather than spin.
+            threading.Event().wait(max(0.0, timeout))
             return False
         if timeout > 0:
             try:
@@ -364,7 +379,7 @@ class Transport(kombu_sqla.Transport):
             super().close_connection(connection)
         finally:
             if self._listening and self.doorbell is not None:
-                self.doorbell.close()
+                self.doorbell.release()
             self._listening = False
 
 

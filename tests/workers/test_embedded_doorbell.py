@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
-from kombu import Connection, Producer
+from kombu import Connection, Consumer, Producer
 
 from bench.harness import Proc, spawn, wait_until
 from orchestrator import embedded_broker
@@ -135,3 +137,42 @@ def test_the_doorbell_refuses_a_directory_others_can_write(tmp_path: Path) -> No
     assert embedded_broker.Doorbell.for_database(":memory:") is None
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM):  # the platform has Unix datagram sockets
         pass
+
+
+def test_one_connection_closing_leaves_the_others_of_the_process_listening(broker_url: str) -> None:
+    """Every consumer of a process shares its socket: closing one connection keeps it for the others
+    (they would otherwise find no socket and poll in a tight loop); the last one out removes it."""
+    received: list[str] = []
+
+    def on_message(body: str, message: Any) -> None:
+        received.append(body)
+        message.ack()
+
+    first, second = Connection(broker_url), Connection(broker_url)
+    try:
+        for connection in (first, second):
+            Consumer(connection, queues=[QUEUE], callbacks=[on_message]).consume()
+            with pytest.raises(TimeoutError):
+                connection.drain_events(timeout=0.2)  # each is listening now
+        bell = first.transport.doorbell
+        assert bell is not None and bell is second.transport.doorbell
+        first.close()
+        assert bell._listener is not None, "closing one connection closed the socket of the other"
+        _publish(broker_url, ["msg-after-close"])
+        second.drain_events(timeout=30)
+        assert received == ["msg-after-close"]
+    finally:
+        second.close()
+    assert bell._listener is None and not bell.directory.exists()
+
+
+def test_waiting_without_a_socket_sleeps_the_interval(tmp_path: Path) -> None:
+    """A doorbell whose socket is gone waits the interval out instead of returning at once."""
+    bell = embedded_broker.Doorbell.in_directory(tmp_path / "bell")
+    assert bell is not None
+    slept = threading.Event()
+    # No socket was ever bound: the wait must still be running when this timer fires.
+    timer = threading.Timer(0.05, slept.set)
+    timer.start()
+    assert bell.wait(0.5) is False
+    assert slept.is_set()
