@@ -2,7 +2,13 @@
 
 The task names, queues and settings are shared with the senders (`orchestrator.tasks`); this module
 adds the task modules and installs the application's wiring (event handlers, outbox publisher) in
-every worker process (`orchestrator.wiring.install`).
+every process that runs a task (`orchestrator.wiring.install`).
+
+The wiring imports every domain (SQL models, Slack, JWT/cryptography, the review checks): about 30 MB
+per process. It is installed when a process runs its first task (`task_prerun`), not on import, so an
+idle worker (the prefork parent never runs a task) stays small; with WORKER_WARM_REVIEWS it is
+installed as each pool process starts instead (`orchestrator up`). The task modules import the
+domain modules inside their tasks for the same reason; tests/workers/test_idle_imports.py guards it.
 """
 
 from __future__ import annotations
@@ -10,9 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import task_prerun, worker_process_init
 
-from orchestrator import wiring
 from orchestrator.config import get_settings
 from orchestrator.tasks import QUEUES, celery_config
 from workers import metrics
@@ -37,8 +42,25 @@ def make_celery(broker_url: str | None = None) -> Celery:
 
 
 metrics.install(get_settings())  # before wiring imports anything that may load prometheus_client
-wiring.install()
 app = make_celery()
+_wired = False
+
+
+def install_wiring() -> None:
+    """Install the application's wiring in this process, once (first task, or start-up when warming)."""
+    global _wired
+    if _wired:
+        return
+    from orchestrator import wiring
+
+    wiring.install()
+    _wired = True
+
+
+@task_prerun.connect
+def _wire_before_task(**_: Any) -> None:
+    # Runs in the process that executes the task (a pool child, or the worker itself under solo/threads).
+    install_wiring()
 
 
 @worker_process_init.connect
@@ -56,6 +78,7 @@ def _warm_review_checks(**_: Any) -> None:
     # right after `orchestrator up` does not wait for it. Off by default: the test suite starts many workers.
     if not get_settings().worker_warm_reviews:
         return
+    install_wiring()  # the domains too, so the first task does not import them either
     import threading
 
     from orchestrator.reviews.checks.advisory_sets import default_index
