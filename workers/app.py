@@ -65,10 +65,14 @@ def _wire_before_task(**_: Any) -> None:
 
 @worker_process_init.connect
 def _dispose_inherited_connections(**_: Any) -> None:
-    # Pooled connections inherited over fork are shared with the parent; drop them.
-    from orchestrator.db import dispose_engines
+    # Pooled connections inherited over fork are shared with the parent; drop them. A parent that never
+    # loaded the database layer (an idle worker on Redis) has none, and the child need not load it now.
+    import sys
 
-    dispose_engines()
+    if "orchestrator.db" in sys.modules:
+        from orchestrator.db import dispose_engines
+
+        dispose_engines()
 
 
 @worker_process_init.connect

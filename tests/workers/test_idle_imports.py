@@ -1,6 +1,7 @@
 """An idle worker stays light: loading the worker app and its task modules (what the prefork parent,
 and every pool process forked from it, holds before any task) imports no domain handler, Slack
-client, JWT/cryptography, HTTP client or review check; the first task installs the wiring.
+client, JWT/cryptography, HTTP client or review check, and on Redis (or RabbitMQ) no SQLAlchemy; the
+first task installs the wiring.
 
 Each check runs in a fresh interpreter (the way `orchestrator worker` starts), so nothing the test
 process already imported hides an import. Issue #19: the idle worker under 250 MB RSS (bench.memory).
@@ -18,6 +19,9 @@ from bench.harness import REPO_ROOT
 
 # What an idle worker does not need: loaded by the first task that does (about 30 MB a process).
 HEAVY = (
+    "sqlalchemy",
+    "sqlmodel",
+    "orchestrator.db",
     "orchestrator.wiring",
     "orchestrator.approvals.flows",
     "orchestrator.notifications.delivery",
@@ -78,5 +82,12 @@ def test_the_idle_worker_imports_no_domain_and_the_first_task_wires_it(tmp_path:
     assert result["idle"] == []
     after = result["after_task"]
     assert isinstance(after, list)
-    assert {"orchestrator.wiring", "orchestrator.approvals.flows", "slack_sdk", "jwt"} <= set(after)
+    assert {"orchestrator.wiring", "orchestrator.approvals.flows", "slack_sdk", "jwt", "sqlalchemy"} <= set(after)
     assert isinstance(result["handlers"], int) and result["handlers"] >= 2
+
+
+def test_the_embedded_broker_prefix_is_its_scheme() -> None:
+    """`orchestrator.tasks` names the embedded broker's URL prefix without importing it; they agree."""
+    from orchestrator import embedded_broker, tasks
+
+    assert tasks.EMBEDDED_BROKER_PREFIX == f"{embedded_broker.SCHEME}+"

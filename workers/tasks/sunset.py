@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from orchestrator.clock import utcnow
 from orchestrator.config import get_settings
-from orchestrator.db import session_scope
 from orchestrator.errors import TransientIntegrationError
 from orchestrator.logs import get_logger
 from orchestrator.tasks import TaskName, backoff_seconds
@@ -37,6 +35,8 @@ def run_sunset(self: Any, app_id: str) -> str:
 @app.task(name=TaskName.resume_stalled_sunsets)
 def resume_stalled_sunsets() -> int:
     """Re-enqueue every sunset run that stopped moving, and overdue archive purges; returns the runs."""
+    from orchestrator.clock import utcnow
+    from orchestrator.db import session_scope
     from orchestrator.sunset import flows as sunset
     from orchestrator.sunset import retention
 

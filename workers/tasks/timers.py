@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from orchestrator.clock import utcnow
-from orchestrator.db import session_scope
 from orchestrator.logs import get_logger
 from orchestrator.tasks import TaskName
 from workers.app import app
@@ -14,6 +12,8 @@ log = get_logger(__name__)
 @app.task(name=TaskName.fire_deadlines)
 def fire_deadlines(deadline_ids: list[int]) -> int:
     """Mark these deadlines fired exactly once and emit their events; returns how many this call fired."""
+    from orchestrator.clock import utcnow
+    from orchestrator.db import session_scope
     from orchestrator.timers import service as deadlines  # imported by the first task, not at start
 
     started_at = utcnow()
