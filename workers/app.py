@@ -5,10 +5,11 @@ adds the task modules and installs the application's wiring (event handlers, out
 every process that runs a task (`orchestrator.wiring.install`).
 
 The wiring imports every domain (SQL models, Slack, JWT/cryptography, the review checks): about 30 MB
-per process. It is installed when a process runs its first task (`task_prerun`), not on import, so an
-idle worker (the prefork parent never runs a task) stays small; with WORKER_WARM_REVIEWS it is
-installed as each pool process starts instead (`orchestrator up`). The task modules import the
-domain modules inside their tasks for the same reason; tests/workers/test_idle_imports.py guards it.
+per process. It is installed when a process runs its first task (`task_prerun`, about 1 s), not on
+import, so an idle worker (the prefork parent never runs a task) stays small; with WORKER_WARM_REVIEWS
+(`orchestrator up`) it is installed on import, as before, and shared with the pool over fork. The
+task modules import the domain modules inside their tasks for the same reason
+(tests/workers/test_idle_imports.py guards it).
 """
 
 from __future__ import annotations
@@ -63,6 +64,12 @@ def _wire_before_task(**_: Any) -> None:
     install_wiring()
 
 
+if get_settings().worker_warm_reviews:
+    # `orchestrator up`: the first push must not wait for the imports; done once here, in the parent,
+    # the pool processes forked from it share the pages.
+    install_wiring()
+
+
 @worker_process_init.connect
 def _dispose_inherited_connections(**_: Any) -> None:
     # Pooled connections inherited over fork are shared with the parent; drop them. A parent that never
@@ -82,7 +89,6 @@ def _warm_review_checks(**_: Any) -> None:
     # right after `orchestrator up` does not wait for it. Off by default: the test suite starts many workers.
     if not get_settings().worker_warm_reviews:
         return
-    install_wiring()  # the domains too, so the first task does not import them either
     import threading
 
     from orchestrator.reviews.checks.advisory_sets import default_index

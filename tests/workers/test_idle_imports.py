@@ -86,6 +86,14 @@ def test_the_idle_worker_imports_no_domain_and_the_first_task_wires_it(tmp_path:
     assert isinstance(result["handlers"], int) and result["handlers"] >= 2
 
 
+def test_a_warm_worker_wires_on_import_so_the_pool_shares_it(tmp_path: Path) -> None:
+    """WORKER_WARM_REVIEWS (`orchestrator up`): the parent imports the domains once, before it forks."""
+    result = _run(tmp_path, WORKER_WARM_REVIEWS="true")
+    idle = result["idle"]
+    assert isinstance(idle, list)
+    assert {"orchestrator.wiring", "orchestrator.approvals.flows", "sqlalchemy"} <= set(idle)
+
+
 def test_the_embedded_broker_prefix_is_its_scheme() -> None:
     """`orchestrator.tasks` names the embedded broker's URL prefix without importing it; they agree."""
     from orchestrator import embedded_broker, tasks
