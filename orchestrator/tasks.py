@@ -17,15 +17,21 @@ import random
 import threading
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 from kombu import Queue as KombuQueue
-from sqlmodel import Session
 
-from orchestrator import broker_config, embedded_broker
+from orchestrator import broker_config
 from orchestrator.config import get_settings
-from orchestrator.db import after_commit
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+# `orchestrator.embedded_broker` and `orchestrator.db` load SQLAlchemy (about 17 MB a process): they are
+# imported where used, so an idle worker on Redis or RabbitMQ never holds it (issue #19). This is
+# embedded_broker.SCHEME + "+" (tests/workers/test_idle_imports.py checks they agree).
+EMBEDDED_BROKER_PREFIX = "sqla+"
 
 
 class TaskName(StrEnum):
@@ -77,7 +83,9 @@ def celery_config(broker_url: str) -> dict[str, Any]:
     # The SQLAlchemy transport (embedded default) passes every transport option to create_engine(),
     # so the Redis-only options, visibility_timeout included, must not reach it.
     transport: dict[str, Any] = {}
-    if broker_url.startswith(f"{embedded_broker.SCHEME}+"):
+    if broker_url.startswith(EMBEDDED_BROKER_PREFIX):
+        from orchestrator import embedded_broker
+
         settings = get_settings()
         embedded_broker.install(settings.embedded_broker_poll_seconds, wakeup=settings.embedded_broker_wakeup)
     if broker_url.startswith(("redis://", "rediss://")):
@@ -171,6 +179,8 @@ def send_after_commit(
 
     Every task sent this way has a sweep that sends it again when the message is lost.
     """
+    from orchestrator.db import after_commit
+
     after_commit(session, lambda: send(task, *args, task_id=task_id, countdown=countdown, eta=eta, **kwargs))
 
 

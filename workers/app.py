@@ -2,7 +2,14 @@
 
 The task names, queues and settings are shared with the senders (`orchestrator.tasks`); this module
 adds the task modules and installs the application's wiring (event handlers, outbox publisher) in
-every worker process (`orchestrator.wiring.install`).
+every process that runs a task (`orchestrator.wiring.install`).
+
+The wiring imports every domain (SQL models, Slack, JWT/cryptography, the review checks): about 30 MB
+per process. It is installed when a process runs its first task (`task_prerun`, about 1 s), not on
+import, so an idle worker (the prefork parent never runs a task) stays small; with WORKER_WARM_REVIEWS
+(`orchestrator up`) it is installed on import, as before, and shared with the pool over fork. The
+task modules import the domain modules inside their tasks for the same reason
+(tests/workers/test_idle_imports.py guards it).
 """
 
 from __future__ import annotations
@@ -10,9 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import task_prerun, worker_init, worker_process_init
 
-from orchestrator import broker_config, wiring
+from orchestrator import broker_config
 from orchestrator.config import get_settings
 from orchestrator.tasks import QUEUES, celery_config
 from workers import metrics
@@ -37,16 +44,43 @@ def make_celery(broker_url: str | None = None) -> Celery:
 
 
 metrics.install(get_settings())  # before wiring imports anything that may load prometheus_client
-wiring.install()
 app = make_celery()
+_wired = False
+
+
+def install_wiring() -> None:
+    """Install the application's wiring in this process, once (first task, or start-up when warming)."""
+    global _wired
+    if _wired:
+        return
+    from orchestrator import wiring
+
+    wiring.install()
+    _wired = True
+
+
+@task_prerun.connect
+def _wire_before_task(**_: Any) -> None:
+    # Runs in the process that executes the task (a pool child, or the worker itself under solo/threads).
+    install_wiring()
+
+
+if get_settings().worker_warm_reviews:
+    # `orchestrator up`: the first push must not wait for the imports; done once here, in the parent,
+    # the pool processes forked from it share the pages.
+    install_wiring()
 
 
 @worker_process_init.connect
 def _dispose_inherited_connections(**_: Any) -> None:
-    # Pooled connections inherited over fork are shared with the parent; drop them.
-    from orchestrator.db import dispose_engines
+    # Pooled connections inherited over fork are shared with the parent; drop them. A parent that never
+    # loaded the database layer (an idle worker on Redis) has none, and the child need not load it now.
+    import sys
 
-    dispose_engines()
+    if "orchestrator.db" in sys.modules:
+        from orchestrator.db import dispose_engines
+
+        dispose_engines()
 
 
 @worker_process_init.connect

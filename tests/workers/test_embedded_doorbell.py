@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kombu import Connection, Consumer, Producer
@@ -154,8 +154,8 @@ def test_one_connection_closing_leaves_the_others_of_the_process_listening(broke
             Consumer(connection, queues=[QUEUE], callbacks=[on_message]).consume()
             with pytest.raises(TimeoutError):
                 connection.drain_events(timeout=0.2)  # each is listening now
-        bell = first.transport.doorbell
-        assert bell is not None and bell is second.transport.doorbell
+        bell = cast(embedded_broker.Transport, first.transport).doorbell
+        assert bell is not None and bell is cast(embedded_broker.Transport, second.transport).doorbell
         first.close()
         assert bell._listener is not None, "closing one connection closed the socket of the other"
         _publish(broker_url, ["msg-after-close"])

@@ -15,16 +15,19 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Task
 
-from orchestrator.config import Settings, get_settings
-from orchestrator.events import leases
-from orchestrator.events.runner import event_backoff_seconds, run_event
+from orchestrator.config import get_settings
 from orchestrator.logs import get_logger
 from orchestrator.tasks import TaskName
 from workers.app import app
+
+if TYPE_CHECKING:
+    from orchestrator.config import Settings
+
+# The runner (and through it every handler) is imported by the first task, not by an idle worker.
 
 log = get_logger(__name__)
 _EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -41,6 +44,9 @@ def handle_event(self: Task[Any, Any], event_id: Any, suspect: bool = False) -> 
         # Nothing in the database to park: drop it loudly rather than retry it forever.
         log.error("unparseable event message dropped", event_id=repr(event_id)[:100])
         return "dropped"
+    from orchestrator.events import leases
+    from orchestrator.events.runner import event_backoff_seconds, run_event
+
     settings = get_settings()
     try:
         redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
@@ -80,6 +86,8 @@ def handle_events(self: Task[Any, Any], event_ids: Any, suspect: bool = False) -
         for event_id in event_ids:
             handle_event.apply_async(args=(event_id,), kwargs={"suspect": True}, task_id=event_id)
         return {"split": len(event_ids)}
+    from orchestrator.events import leases
+
     settings = get_settings()
     # The whole batch is leased up front: its tail waits in this task, not in the broker.
     retries: dict[str, float] = {}
@@ -92,6 +100,8 @@ def handle_events(self: Task[Any, Any], event_ids: Any, suspect: bool = False) -
 
 def _handle_batch(event_ids: list[str], settings: Settings, retries: dict[str, float]) -> dict[str, int]:
     """Run the events of a batch in order; `retries` gets the ids sent on to a later retry."""
+    from orchestrator.events.runner import event_backoff_seconds, run_event
+
     counts: Counter[str] = Counter()
     started = time.monotonic()
     for index, event_id in enumerate(event_ids):

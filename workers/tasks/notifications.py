@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.approvals import interactions
 from orchestrator.errors import TransientIntegrationError
-from orchestrator.notifications import delivery
-from orchestrator.notifications import service as notifications
 from orchestrator.tasks import TaskName, backoff_seconds
 from workers.app import app
 
@@ -27,6 +24,8 @@ def _retry_later(task: Any, exc: TransientIntegrationError) -> Exception:
 )
 def deliver_notification(self: Any, notification_id: int) -> str:
     """Post (or update) one notification at most once; returns its outcome."""
+    from orchestrator.notifications import delivery  # Slack's client: imported by the first task, not at start
+
     try:
         return delivery.deliver(int(notification_id))
     except TransientIntegrationError as exc:
@@ -40,6 +39,8 @@ def deliver_notification(self: Any, notification_id: int) -> str:
 )
 def handle_slack_interaction(self: Any, interaction_id: int) -> str:
     """Act on one recorded Slack click or modal submission; returns its outcome."""
+    from orchestrator.approvals import interactions
+
     try:
         return interactions.handle(int(interaction_id))
     except TransientIntegrationError as exc:
@@ -49,4 +50,6 @@ def handle_slack_interaction(self: Any, interaction_id: int) -> str:
 @app.task(name=TaskName.sweep_notifications)
 def sweep_notifications() -> dict[str, int]:
     """Re-enqueue notifications and interactions whose Celery message was lost."""
+    from orchestrator.notifications import service as notifications
+
     return notifications.sweep()

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.logs import get_logger
-from orchestrator.reviews import flows, publish
 from orchestrator.tasks import TaskName
 from workers.app import app
 
@@ -24,10 +23,14 @@ def run_review(review_id: Any) -> str:
     except (TypeError, ValueError):
         log.error("unparseable review message dropped", review_id=repr(review_id)[:100])
         return "dropped"
+    from orchestrator.reviews import flows  # the review checks: loaded by the first review, not at start
+
     return flows.run_review(parsed)
 
 
 @app.task(name=TaskName.sweep_reviews)
 def sweep_reviews() -> int:
     """Publish again the reviews whose message looks lost; returns how many."""
+    from orchestrator.reviews import publish
+
     return publish.redrive_stale()

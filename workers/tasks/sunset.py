@@ -5,13 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from orchestrator.clock import utcnow
 from orchestrator.config import get_settings
-from orchestrator.db import session_scope
 from orchestrator.errors import TransientIntegrationError
 from orchestrator.logs import get_logger
-from orchestrator.sunset import flows as sunset
-from orchestrator.sunset import retention
 from orchestrator.tasks import TaskName, backoff_seconds
 from workers.app import app
 
@@ -21,6 +17,8 @@ log = get_logger(__name__)
 @app.task(bind=True, name=TaskName.run_sunset, max_retries=100)
 def run_sunset(self: Any, app_id: str) -> str:
     """Run (or resume) the app's sunset from its first unfinished step; returns the run's status."""
+    from orchestrator.sunset import flows as sunset  # the credential providers: imported by the first task
+
     try:
         # A retry is the run's own continuation (its lease covers the wait); a first delivery may be
         # a duplicate of a message a live worker is running.
@@ -37,6 +35,11 @@ def run_sunset(self: Any, app_id: str) -> str:
 @app.task(name=TaskName.resume_stalled_sunsets)
 def resume_stalled_sunsets() -> int:
     """Re-enqueue every sunset run that stopped moving, and overdue archive purges; returns the runs."""
+    from orchestrator.clock import utcnow
+    from orchestrator.db import session_scope
+    from orchestrator.sunset import flows as sunset
+    from orchestrator.sunset import retention
+
     settings = get_settings()
     lease = timedelta(seconds=settings.sunset_lease_seconds)
     blocked_idle = timedelta(seconds=settings.sunset_blocked_retry_seconds)
@@ -53,6 +56,8 @@ def resume_stalled_sunsets() -> int:
 @app.task(bind=True, name=TaskName.purge_archives, max_retries=20)
 def purge_archives(self: Any, app_id: str) -> int:
     """Delete the app's archives past retention unless it is on legal hold; returns how many."""
+    from orchestrator.sunset import retention
+
     try:
         result = retention.purge(app_id)
     except TransientIntegrationError as exc:
