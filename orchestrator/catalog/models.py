@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, String, Text, event, inspect, text
+from sqlalchemy import Column, ForeignKey, Index, String, Text, event, text
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import get_history
 from sqlmodel import Field, SQLModel
 
 from orchestrator.catalog.enums import DataClass as DataClass  # re-exported beside the tables
@@ -101,15 +102,17 @@ def _sync_app_owners(session: Session, _context: Any) -> None:
     # after_flush: the apps' rows exist (the foreign key holds) and new/dirty and the attribute
     # history still describe what this flush wrote. Plain SQL on the flush's connection: adding
     # objects here would need another flush.
-    changed = [
+    # `session.new` builds a new set on every access, and `inspect(obj).attrs` a view of every
+    # attribute: taken once, and the two histories read directly (a flush of hundreds of apps, an
+    # owner leaving, spent a tenth of a second here).
+    new = session.new
+    changed = [obj for obj in new if isinstance(obj, MicroApp)]
+    changed += [
         obj
-        for obj in (*session.new, *session.dirty)
+        for obj in session.dirty
         if isinstance(obj, MicroApp)
-        and (
-            obj in session.new
-            or inspect(obj).attrs.owner_email.history.has_changes()
-            or inspect(obj).attrs.co_owners.history.has_changes()
-        )
+        and obj not in new
+        and (get_history(obj, "owner_email").has_changes() or get_history(obj, "co_owners").has_changes())
     ]
     if not changed:
         return

@@ -39,6 +39,7 @@ from orchestrator.clock import utcnow
 from orchestrator.events.models import Event
 from orchestrator.events.registry import PoisonEvent
 from orchestrator.logs import get_logger
+from orchestrator.notifications.service import Message, notify_many
 from orchestrator.timers import service as deadlines
 from orchestrator.timers.models import DeadlineKind
 
@@ -50,10 +51,16 @@ _ORPHANABLE = ACTIVE_STAGES | {Stage.expiring}
 _GONE = (Stage.sunsetting, Stage.retired)
 
 
-def tell(session: Session, *, to: str, text: str, app_id: str | None, key: str) -> None:
-    """Queue a message (Slack DM or channel, or the log without Slack) once per `key`."""
+def tell(
+    session: Session, *, to: str, text: str, app_id: str | None, key: str, batch: list[Message] | None = None
+) -> None:
+    """Queue a message (Slack DM or channel, or the log without Slack) once per `key`; with `batch`,
+    add it there for the caller to write with the others in one statement (`notify_many`)."""
     from orchestrator.notifications.service import notify
 
+    if batch is not None:
+        batch.append(Message(to=to, text=text, app_id=app_id, key=key))
+        return
     notify(session, to=to, text=text, app_id=app_id, key=key)
 
 
@@ -84,9 +91,12 @@ def handle_owner_left(session: Session, event: Event) -> None:
         .order_by(col(MicroApp.id))
     ).all()
     # Each app's pending timers and approval requests, read once for all of them (not per app and step).
+    # The messages are written together at the end: one statement, not one per app.
+    messages: list[Message] = []
     with deadlines.preloaded(session, [app.id for app in owned]):
         for app in owned:
-            _reassign_or_orphan(session, event, app, person, policy, actor=actor)
+            _reassign_or_orphan(session, event, app, person, policy, actor=actor, batch=messages)
+    notify_many(session, messages)
     _drop_from_co_owners(session, email, actor=actor, reason=reason)
     _revoke_access(session, email, actor=actor, reason=reason)
     del people
@@ -126,12 +136,25 @@ def _successor(session: Session, app: MicroApp) -> str | None:
 
 
 def _reassign_or_orphan(
-    session: Session, event: Event, app: MicroApp, person: Person, policy: Policy, *, actor: str
+    session: Session,
+    event: Event,
+    app: MicroApp,
+    person: Person,
+    policy: Policy,
+    *,
+    actor: str,
+    batch: list[Message],
 ) -> None:
     successor = _successor(session, app)
     if successor is not None:
         catalog.transfer_owner(
-            session, app, successor, actor=actor, reason=f"{person.email} left; co-owner promoted", policy=policy
+            session,
+            app,
+            successor,
+            actor=actor,
+            reason=f"{person.email} left; co-owner promoted",
+            policy=policy,
+            flush=False,  # written with the other apps' at the next flush
         )
         tell(
             session,
@@ -139,6 +162,7 @@ def _reassign_or_orphan(
             text=f"{person.email} has left, so you are now the owner of {app.name} ({app.id}).",
             app_id=app.id,
             key=f"owner-left:{event.id}:{app.id}:promoted",
+            batch=batch,
         )
         return
     if app.stage not in _ORPHANABLE:
@@ -164,15 +188,22 @@ def _reassign_or_orphan(
         payload={"left": person.email},
         flush=False,  # written with the other apps' at the next flush
     )
-    _ask_for_owner(session, event, app, person, policy, grace_days)
+    _ask_for_owner(session, event, app, person, policy, grace_days, batch)
 
 
 def _ask_for_owner(
-    session: Session, event: Event, app: MicroApp, person: Person, policy: Policy, grace_days: float
+    session: Session,
+    event: Event,
+    app: MicroApp,
+    person: Person,
+    policy: Policy,
+    grace_days: float,
+    batch: list[Message],
 ) -> None:
     manager = session.get(Person, person.manager_email.lower()) if person.manager_email else None
     if manager is None or not manager.active:
-        _ask(session, app, policy, step="it_group", left=person.email, grace_days=grace_days, key=f"{event.id}")
+        _ask(session, app, policy, step="it_group", left=person.email, grace_days=grace_days, key=f"{event.id}",
+             batch=batch)  # fmt: skip
         return
     rules = policy.for_class(app.data_class)
     manager_days = rules.owner_manager_days or grace_days / 3
@@ -187,6 +218,7 @@ def _ask_for_owner(
         key=f"{event.id}",
         to=manager.email,
         within_days=manager_days,
+        batch=batch,
     )
     deadlines.replace(
         session,
@@ -210,6 +242,7 @@ def _ask(
     key: str,
     to: str | None = None,
     within_days: float | None = None,
+    batch: list[Message] | None = None,
 ) -> None:
     """One step of the hand-over chain: ask `to` (the manager) or IT's group for a new owner; audited."""
     channel = to or policy.for_class(app.data_class).approver_group.slack_channel
@@ -223,7 +256,7 @@ def _ask(
             else "after the grace period the app is suspended and its credentials revoked."
         )
     )
-    tell(session, to=channel, text=text, app_id=app.id, key=f"owner-left:{key}:{app.id}:ask:{step}")
+    tell(session, to=channel, text=text, app_id=app.id, key=f"owner-left:{key}:{app.id}:ask:{step}", batch=batch)
     audit.record(
         session,
         actor=POLICY_ACTOR,

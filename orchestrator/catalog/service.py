@@ -196,7 +196,14 @@ def apply_action(
 
 
 def transfer_owner(
-    session: Session, app: MicroApp, new_owner: str, *, actor: str, reason: str, policy: Policy
+    session: Session,
+    app: MicroApp,
+    new_owner: str,
+    *,
+    actor: str,
+    reason: str,
+    policy: Policy,
+    flush: bool = True,
 ) -> MicroApp:
     """Give `app` a new owner; an orphaned or suspended app goes back to its stage.
 
@@ -205,6 +212,8 @@ def transfer_owner(
     address. When the new owner was not already an owner or co-owner of an app ending up in
     production and the policy's `review_on_transfer` says so, the app goes back to `in_review`
     and `review.due` queues its review, whose promotion request the approvers decide again.
+    `flush=False` leaves the writes to the session's next flush (as `apply_action`'s), unless the
+    review is re-opened: a change to many apps (an owner leaving) then writes them together.
     """
     new_owner = new_owner.lower()
     approved = app.approved_at is not None or app.stage is Stage.production
@@ -232,6 +241,7 @@ def transfer_owner(
             new_owner=new_owner,
             new_owner_active=True,
             data={"new_owner": new_owner},
+            flush=flush,
         )
     elif app.stage in (Stage.sunsetting, Stage.retired):
         raise InvalidTransition(
@@ -254,7 +264,8 @@ def transfer_owner(
         reason=reason,
         data={"from": old_owner, "to": new_owner, "review_reopened": reopen},
     )
-    session.flush()
+    if flush or reopen:
+        session.flush()
     if reopen:
         apply_action(
             session,

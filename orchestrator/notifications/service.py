@@ -12,6 +12,8 @@ slow trickle still go out on their own). See `orchestrator.notifications.deliver
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -141,17 +143,8 @@ def notify(
 ) -> Notification:
     """Queue a message to a person (an email: a DM) or a channel; the same `key` twice is one message."""
     key = key or f"{kind}:{to}:{uuid.uuid4().hex}"
-    row = Notification(
-        key=key,
-        kind=kind,
-        recipient_type="user" if "@" in to else "channel",
-        recipient=to.lower() if "@" in to else to,
-        text=text,
-        blocks=blocks or [],
-        app_id=app_id,
-        approval_id=approval_id,
-        thread_ts=thread_ts,
-    )
+    row = _row(to=to, text=text, blocks=blocks, kind=kind, key=key, app_id=app_id,
+               approval_id=approval_id, thread_ts=thread_ts)  # fmt: skip
     inserted = _insert_once(session, row)
     if inserted is False:  # the key was taken already (a repeat, or a concurrent writer first)
         return session.exec(select(Notification).where(Notification.key == key)).one()
@@ -168,6 +161,79 @@ def notify(
     assert row.id is not None
     send_after_commit(session, DELIVER_TASK, row.id)
     return row
+
+
+def _row(
+    *,
+    to: str,
+    text: str,
+    blocks: list[dict[str, Any]] | None,
+    kind: NotificationKind,
+    key: str,
+    app_id: str | None,
+    approval_id: int | None,
+    thread_ts: str | None,
+) -> Notification:
+    return Notification(
+        key=key,
+        kind=kind,
+        recipient_type="user" if "@" in to else "channel",
+        recipient=to.lower() if "@" in to else to,
+        text=text,
+        blocks=blocks or [],
+        app_id=app_id,
+        approval_id=approval_id,
+        thread_ts=thread_ts,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message for `notify_many`: the arguments of `notify`, with a key required (idempotency)."""
+
+    to: str
+    text: str
+    key: str
+    app_id: str | None = None
+    kind: NotificationKind = NotificationKind.notice
+    blocks: list[dict[str, Any]] | None = None
+    approval_id: int | None = None
+    thread_ts: str | None = None
+
+
+def notify_many(session: Session, messages: Sequence[Message]) -> None:
+    """Queue many messages in one multi-row INSERT … ON CONFLICT (key) DO NOTHING (per 1,000 messages).
+
+    The same keys as `notify` one by one (a key seen before, in this list or in the table, is one
+    message), in one statement instead of one per message: a change that tells hundreds of people
+    (an owner leaving with hundreds of apps) was one statement a message. The rows are not loaded
+    into the session; each new one is sent to the delivery worker after commit.
+    """
+    insert = _INSERTS.get(session.get_bind().dialect.name)
+    if insert is None:  # no INSERT … ON CONFLICT: one at a time, each in its savepoint
+        for m in messages:
+            notify(session, to=m.to, text=m.text, blocks=m.blocks, kind=m.kind, key=m.key, app_id=m.app_id,
+                   approval_id=m.approval_id, thread_ts=m.thread_ts)  # fmt: skip
+        return
+    table = Notification.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table classes
+    names = [column.name for column in table.columns if column.name != "id"]
+    unique: dict[str, dict[str, Any]] = {}
+    for m in messages:
+        if m.key in unique:  # the first of a repeated key wins, as with notify()
+            continue
+        row = _row(to=m.to, text=m.text, blocks=m.blocks, kind=m.kind, key=m.key, app_id=m.app_id,
+                   approval_id=m.approval_id, thread_ts=m.thread_ts)  # fmt: skip
+        unique[m.key] = {name: getattr(row, name) for name in names}
+    if not unique:
+        return
+    # Given a list of rows, SQLAlchemy sends them as multi-row VALUES ("insertmanyvalues", a
+    # statement per 1,000 rows) from one cached compilation, rather than compiling a statement
+    # with a bind parameter per value.
+    statement = insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id)
+    with session.no_autoflush:  # as in _insert_once: the session's pending rows go at their own flush
+        new_ids = session.connection().execute(statement, list(unique.values())).scalars().all()
+    for new_id in new_ids:
+        send_after_commit(session, DELIVER_TASK, new_id)
 
 
 _INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
