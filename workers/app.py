@@ -59,6 +59,22 @@ def install_wiring() -> None:
     _wired = True
 
 
+@worker_init.connect
+def _check_handler_modules(**_: Any) -> None:
+    # The handlers load with a process's first task (an idle worker stays small), but a module of
+    # EVENT_HANDLER_MODULES that cannot be found must stop the worker now, not fail every event it is
+    # given. SystemExit, because Celery logs and swallows a signal handler's exceptions.
+    import importlib.util
+
+    for name in (n.strip() for n in get_settings().event_handler_modules.split(",")):
+        try:
+            found = importlib.util.find_spec(name) if name else True
+        except (ImportError, ValueError):
+            found = None
+        if found is None:
+            raise SystemExit(f"EVENT_HANDLER_MODULES: no module named {name!r} (a comma-separated list of modules)")
+
+
 @task_prerun.connect
 def _wire_before_task(**_: Any) -> None:
     # Runs in the process that executes the task (a pool child, or the worker itself under solo/threads).

@@ -99,3 +99,21 @@ def test_the_embedded_broker_prefix_is_its_scheme() -> None:
     from orchestrator import embedded_broker, tasks
 
     assert tasks.EMBEDDED_BROKER_PREFIX == f"{embedded_broker.SCHEME}+"
+
+
+def test_a_handler_module_that_cannot_be_found_stops_the_worker_at_start(tmp_path: Path) -> None:
+    """The handlers load with the first task, but a wrong EVENT_HANDLER_MODULES still stops a real
+    worker at start-up, naming the setting (rather than failing every event it is given)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    env.update(
+        PYTHONPATH=str(REPO_ROOT),
+        BROKER_URL=f"sqla+sqlite:///{tmp_path / 'broker.db'}",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        EVENT_HANDLER_MODULES="tests.events.probe_handlers, no_such_package.handlers",
+    )
+    args = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-P", "solo", "--loglevel", "INFO"]
+    done = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert "EVENT_HANDLER_MODULES: no module named 'no_such_package.handlers'" in output, output[-2000:]
+    assert "ready." not in output
