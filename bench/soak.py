@@ -319,8 +319,10 @@ def _outcome(delivery_ids: list[str]) -> dict[str, Any]:
 
 
 def _violations() -> dict[str, int]:
-    from orchestrator import invariants
+    from orchestrator import invariants, wiring
     from orchestrator.db import session_scope
+
+    wiring.install()  # the rule "events-handled" asks the registry whether each event type has a handler
 
     with session_scope(write=False) as session:
         return {rule: n for rule, n in invariants.counts(invariants.check_all(session)).items() if n}
