@@ -343,10 +343,7 @@ async def _proxy(request: Request, provider: Provider, endpoint: str, path: str,
                 )
             except BaseException:
                 # Cancelled (the client left): what earlier calls owe is still owed.
-                owed = {f"tpd:{call.app_id}": (float(debit), float(rules.tokens_per_day))}
-                if spend is not None:
-                    owed[f"usd:{call.app_id}"] = (spend.debit, spend.budget)
-                connector.settlements.give_back(owed)
+                connector.settlements.untake(call.app_id, rules.tokens_per_day, debit, spend)
                 raise
             if short is not None:
                 what = "tokens per day are" if short == "tpd" else f"daily budget (${rules.daily_budget_usd:g}) is"

@@ -273,5 +273,12 @@ class Settlements:
         for key, (diff, capacity) in owed.items():
             self._add(key, capacity, diff)
 
+    def untake(self, app_id: str, tokens_per_day: int, debit: int, spend: Spend | None) -> None:
+        """Owe again what `take` (and `take_spend`, in `spend.debit`) handed to a call whose round
+        trip did not happen (cancelled: the client left)."""
+        self._add(f"tpd:{app_id}", tokens_per_day, debit)
+        if spend is not None:
+            self._add(f"usd:{app_id}", spend.budget, spend.debit)
+
 
 SETTLE_SECONDS = 1.0

@@ -64,44 +64,35 @@ def test_two_api_servers_share_the_requests_per_minute(
     assert len(fake_llm.received) == 3
 
 
-def test_tokens_per_day_are_charged_from_the_providers_count(
+@pytest.mark.parametrize(
+    ("limit", "match"),
+    [
+        # ~190 tokens by the provider's count: the day's 200 are gone after the first call.
+        ({"tokens_per_day": 200}, "tokens per day"),
+        # gpt-4o-mini at $0.15 per million prompt tokens: ~190 tokens cost ~29 millionths, the whole budget.
+        ({"daily_budget_usd": 0.00003}, r"daily budget \(\$3e-05\)"),
+    ],
+    ids=["tokens-per-day", "daily-budget"],
+)
+def test_the_days_tokens_and_budget_are_charged_from_the_providers_count(
     sqlite_url: str,
     fake_llm: FakeLlm,
     redis_url: str,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     make_app: Any,
+    limit: dict[str, Any],
+    match: str,
 ) -> None:
-    app_id = "tpd-" + secrets.token_hex(4)
+    app_id = "day-" + secrets.token_hex(4)
     make_app(app_id, requested_scopes=["llm:invoke"])
-    configure_llm(monkeypatch, fake_llm, REDIS_URL=redis_url, POLICY_FILE=policy_file(tmp_path, tokens_per_day=200))
-    token = issue_token(app_id)
-    with ServedApi() as api:
-        _chat(api.url, token, "word " * 150)  # ~190 tokens by the provider's count
-        wait_until(lambda: len(_rows_of(app_id)) == 1, timeout=10, what="usage row")
-        with pytest.raises(openai.RateLimitError, match="tokens per day"):
-            _chat(api.url, token, "again " * 20)
-    assert len(fake_llm.received) == 1
-
-
-def test_the_daily_budget_refuses_once_spent(
-    sqlite_url: str,
-    fake_llm: FakeLlm,
-    redis_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    make_app: Any,
-) -> None:
-    app_id = "usd-" + secrets.token_hex(4)
-    make_app(app_id, requested_scopes=["llm:invoke"])
-    # gpt-4o-mini at $0.15 per million prompt tokens: ~190 tokens cost ~29 millionths, the whole budget.
-    policy = policy_file(tmp_path, daily_budget_usd=0.00003)
-    configure_llm(monkeypatch, fake_llm, REDIS_URL=redis_url, POLICY_FILE=policy)
+    configure_llm(monkeypatch, fake_llm, REDIS_URL=redis_url, POLICY_FILE=policy_file(tmp_path, **limit))
     token = issue_token(app_id)
     with ServedApi() as api:
         _chat(api.url, token, "word " * 150)
-        with pytest.raises(openai.RateLimitError, match=r"daily budget \(\$3e-05\)") as limited:
-            _chat(api.url, token, "again")
+        wait_until(lambda: len(_rows_of(app_id)) == 1, timeout=10, what="usage row")
+        with pytest.raises(openai.RateLimitError, match=match) as limited:
+            _chat(api.url, token, "again " * 20)
         assert int(limited.value.response.headers["retry-after"]) >= 1
     assert len(fake_llm.received) == 1
 
