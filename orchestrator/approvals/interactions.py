@@ -33,7 +33,7 @@ from orchestrator.documents import control_character, load_json
 from orchestrator.errors import MalformedPayload, OrchestratorError, TransientIntegrationError
 from orchestrator.logs import get_logger
 from orchestrator.notifications.models import InteractionStatus, SlackInteraction
-from orchestrator.notifications.service import INTERACTION_TASK, LEASE, Notifier, get_notifier
+from orchestrator.notifications.service import INTERACTION_TASK, SHORT_LEASE, Leased, Notifier, get_notifier
 from orchestrator.tasks import send_after_commit
 
 log = get_logger(__name__)
@@ -298,11 +298,13 @@ def _claim(interaction_id: int, now: datetime) -> SlackInteraction | None:
         if row is None or row.status in (InteractionStatus.handled, InteractionStatus.failed):
             return None
         if row.status == InteractionStatus.handling and row.lease_until and row.lease_until > now:
-            return None
+            # Its handler may have died (a killed worker, a broker connection lost mid-task): come back
+            # when the short lease lapses rather than drop this (maybe redelivered) message.
+            raise Leased(f"slack interaction {row.id}", row.lease_until, now)
         won = session.exec(
             update(SlackInteraction)
             .where(col(SlackInteraction.id) == row.id, col(SlackInteraction.attempts) == row.attempts)
-            .values(status=InteractionStatus.handling, lease_until=now + LEASE, attempts=row.attempts + 1)
+            .values(status=InteractionStatus.handling, lease_until=now + SHORT_LEASE, attempts=row.attempts + 1)
         ).rowcount
         return row if won else None
 

@@ -1,7 +1,9 @@
 """Delivering one notification row: claim it, render it, post it at most once, record the outcome.
 
 Three short transactions, never one held open across a network call:
-1. claim — compare-and-set to `sending` under a lease (or hold it for a digest);
+1. claim — compare-and-set to `sending` under a lease (or hold it for a digest): 5 minutes for a
+   post, 15 s for an approval update (`lease_for`), whose claim by another while the lease holds
+   raises `Leased` so the task comes back when it lapses (its holder may have been killed);
 2. post — outside any transaction; a repeat attempt looks for the row's key in Slack first;
 3. record — `sent` with channel and ts (and the ApprovalRequest's channel/ts for its message).
 
@@ -32,7 +34,15 @@ from orchestrator.db import session_scope
 from orchestrator.errors import IntegrationError, TransientIntegrationError
 from orchestrator.logs import get_logger
 from orchestrator.notifications.models import Notification, NotificationKind, NotificationStatus
-from orchestrator.notifications.service import LEASE, Notifier, get_notifier, hold_for_digest, over_threshold
+from orchestrator.notifications.service import (
+    LEASE,
+    Leased,
+    Notifier,
+    get_notifier,
+    hold_for_digest,
+    lease_for,
+    over_threshold,
+)
 
 log = get_logger(__name__)
 
@@ -116,6 +126,8 @@ def _claim(session: Session, row: Notification, notifier: Notifier, now: datetim
     if row.status in DONE or row.status in (NotificationStatus.failed, NotificationStatus.held):
         return str(row.status)
     if row.status == NotificationStatus.sending and row.lease_until and row.lease_until > now:
+        if lease_for(row.kind) < LEASE:  # its holder may have died: come back when the short lease lapses
+            raise Leased(f"notification {row.id}", row.lease_until, now)
         return "busy"
     if row.kind == NotificationKind.digest and row.due_at and row.due_at > now:
         return "not_due"
@@ -142,7 +154,7 @@ def _claim(session: Session, row: Notification, notifier: Notifier, now: datetim
             col(Notification.status) == row.status,
             col(Notification.attempts) == row.attempts,
         )
-        .values(status=NotificationStatus.sending, lease_until=now + LEASE, attempts=row.attempts + 1)
+        .values(status=NotificationStatus.sending, lease_until=now + lease_for(row.kind), attempts=row.attempts + 1)
     ).rowcount
     if not won:
         return "busy"

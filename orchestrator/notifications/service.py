@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 
 from orchestrator.catalog.policy import Policy
 from orchestrator.clock import utcnow
+from orchestrator.errors import TransientIntegrationError
 from orchestrator.integrations.slack import Posted
 from orchestrator.logs import get_logger
 from orchestrator.notifications.models import (
@@ -40,8 +41,26 @@ log = get_logger(__name__)
 
 DELIVER_TASK = TaskName.deliver_notification
 INTERACTION_TASK = TaskName.handle_slack_interaction
-LEASE = timedelta(minutes=5)  # longer than a post that waits out a few 429s
+# A post's lease outlasts a post that waits out a few 429s: a second sender while the first still runs
+# could post twice (the look-before-posting of a repeat cannot see a post still in flight).
+LEASE = timedelta(minutes=5)
+# An approval update (chat.update) or a click's handler is safe to run again — the update is idempotent,
+# the click's decision a compare-and-set — so a dead worker's lease lapses within seconds, not minutes.
+SHORT_LEASE = timedelta(seconds=15)
 STALE = timedelta(seconds=30)  # the sweep re-enqueues rows left pending this long
+
+
+def lease_for(kind: NotificationKind) -> timedelta:
+    """How long a claim of a notification of `kind` keeps others away (a dead sender's row waits this long)."""
+    return SHORT_LEASE if kind == NotificationKind.approval_update else LEASE
+
+
+class Leased(TransientIntegrationError):
+    """Someone else holds the short lease of this row: the task retries once it lapses (its holder may be dead)."""
+
+    def __init__(self, what: str, until: datetime, now: datetime) -> None:
+        super().__init__(f"{what} is leased until {until.isoformat()}")
+        self.retry_in = max(0.5, (until - now).total_seconds() + 0.5)
 
 
 class Notifier(Protocol):

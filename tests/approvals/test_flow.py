@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import col, select
 
@@ -234,3 +235,42 @@ def test_cancelled_request_loses_its_buttons(signing_secret: str, slack: FakeSla
         actions = [e.action for e in session.exec(select(AuditEntry).where(AuditEntry.app_id == app_id))]
         states = {d.status for d in session.exec(select(Deadline).where(Deadline.ref == str(approval_id)))}
     assert actions.count("approval.cancelled") == 1 and states == {"cancelled"}
+
+
+def test_a_click_whose_handler_died_is_handled_once_its_short_lease_lapses(
+    signing_secret: str, slack: FakeSlack, monkeypatch: Any
+) -> None:
+    """A worker killed while handling a click leaves it `handling`: a redelivered task is told to come back when
+    the short lease lapses instead of dropping it, and the click is then decided once."""
+    from sqlalchemy import update
+
+    from orchestrator.clock import utcnow
+    from orchestrator.notifications.service import SHORT_LEASE, Leased
+
+    _, approval_id = seeded_request()
+    deliver_all()
+    with TestClient(create_app()) as api:
+        post(api, click(SlackAction.approve, str(approval_id), user_id=SLACK_IDS[APPROVER]), signing_secret)
+    with session_scope(write=False) as session:
+        interaction_id = session.exec(select(SlackInteraction.id)).one() or 0
+
+    def killed(*_: Any) -> str:
+        raise SystemExit("worker killed mid-handler")
+
+    real_act = interactions._act
+    monkeypatch.setattr(interactions, "_act", killed)
+    with pytest.raises(SystemExit):
+        interactions.handle(interaction_id)
+    monkeypatch.setattr(interactions, "_act", real_act)
+    with pytest.raises(Leased) as leased:
+        interactions.handle(interaction_id)  # the redelivered message, while the dead handler's lease holds
+    assert 0 < leased.value.retry_in <= SHORT_LEASE.total_seconds() + 1
+    with session_scope() as session:  # as if SHORT_LEASE had passed
+        session.execute(
+            update(SlackInteraction)
+            .where(SlackInteraction.id == interaction_id)  # type: ignore[arg-type]
+            .values(lease_until=utcnow() - SHORT_LEASE)
+        )
+    assert interactions.handle(interaction_id) == "decided"
+    assert approval(approval_id).status == "approved"
+    assert handle_all() == ["skipped"]  # handled: a later copy of the message does nothing

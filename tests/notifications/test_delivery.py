@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -105,3 +106,46 @@ def test_decided_while_posting_the_post_loses_its_buttons(
     [message] = slack.messages(CHANNEL)
     blocks = json.dumps(message["blocks"])
     assert '"type": "actions"' not in blocks and "Approved" in blocks
+
+
+def test_an_approval_update_left_leased_by_a_dead_sender_is_redone_after_the_short_lease(
+    signing_secret: str, slack: FakeSlack
+) -> None:
+    """A worker killed mid-`chat.update` leaves the row `sending`: a redelivered task is told to come back when
+    the short lease lapses (not dropped as busy), and then the update is done; the post keeps its long lease."""
+    from bench.slack_requests import APPROVER
+    from orchestrator.approvals import service as approvals
+    from orchestrator.clock import utcnow
+    from orchestrator.notifications.models import NotificationKind
+    from orchestrator.notifications.service import LEASE, SHORT_LEASE, Leased, lease_for
+    from tests.helpers.slack import deliver_all
+
+    _, approval_id = seeded_request()
+    assert deliver_all() == ["sent"]
+    [message] = slack.messages(CHANNEL)
+    with session_scope() as session:
+        approvals.decide(session, approval_id, decision=approvals.Decision.approve, actor=APPROVER, via="test")
+    with session_scope(write=False) as session:
+        update_id = session.exec(
+            select(Notification.id).where(Notification.kind == NotificationKind.approval_update)
+        ).one()
+    assert update_id is not None
+
+    class DiesMidSend:  # the process is SIGKILLed between the claim's commit and the outcome's
+        enabled = True
+
+        def update(self, **_: object) -> None:
+            raise SystemExit("worker killed")
+
+    with pytest.raises(SystemExit):
+        deliver(update_id, notifier=DiesMidSend())  # type: ignore[arg-type]
+    with session_scope(write=False) as session:
+        left = session.get(Notification, update_id)
+        assert left is not None and left.status == "sending" and left.lease_until is not None
+    with pytest.raises(Leased) as leased:
+        deliver(update_id)  # the broker's redelivery, or the sweep's, while the dead sender's lease holds
+    assert 0 < leased.value.retry_in <= SHORT_LEASE.total_seconds() + 1
+    assert deliver(update_id, now=utcnow() + SHORT_LEASE + timedelta(seconds=1)) == "sent"
+    [update] = slack.calls("chat.update")
+    assert update["ts"] == message["ts"] and "Approved" in json.dumps(update["blocks"])
+    assert lease_for(NotificationKind.approval_request) == LEASE > SHORT_LEASE  # a post is never repeated so soon

@@ -13,7 +13,12 @@ MAX_RETRIES = 8
 
 
 def _retry_later(task: Any, exc: TransientIntegrationError) -> Exception:
-    """Retry after 2·2^n seconds (at most 300), fully jittered; past MAX_RETRIES `exc` is raised."""
+    """Retry after 2·2^n seconds (at most 300), fully jittered, or when a short lease held by another
+    (maybe dead) worker lapses; past MAX_RETRIES `exc` is raised."""
+    from orchestrator.notifications.service import Leased
+
+    if isinstance(exc, Leased):
+        return task.retry(countdown=exc.retry_in, exc=exc)  # type: ignore[no-any-return]
     return task.retry(countdown=backoff_seconds(task.request.retries + 1, 2, 300, jitter=1.0), exc=exc)  # type: ignore[no-any-return]
 
 
