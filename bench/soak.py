@@ -1,23 +1,43 @@
 """Multi-node soak on one machine: 2 APIs behind a round-robin proxy, 3 workers, 2 schedulers, kills and restarts.
 
     python -m bench.soak [--minutes 5 | --seconds 60] [--rate 20] [--broker amqp://…/vhost] [--database-url …]
+                         [--click-every 5] [--exchange-every 5] [--expiries 10] [--sunsets 10] [--keep]
 
 Starts a private redis-server on a free port (AOF on, so that it can be restarted without disturbing
 the machine's shared Redis), a fresh PostgreSQL database (dropped at the end), two API processes behind
-a small asyncio round-robin TCP proxy, three workers (one process each) and two schedulers competing
-for the leader lock. It then sends signed GitHub `push` webhooks through the proxy at --rate per second
-(a delivery that fails — its API was killed — is sent again with the same delivery id, as GitHub
-does) for the set time, while it SIGKILLs and restarts one API, one worker and the leading scheduler,
-and restarts the Redis server (the broker, unless --broker names a RabbitMQ — shared, so instead
-every connection of its vhost is closed, as a restart does; the locks and leases in any case). At the
-end it waits for the pipeline to settle and prints events/s, p99 of ingest and of
-webhook → handled, and the counts that must be zero: lost (a delivery answered 202 whose event is
-not handled), doubled (an event that started two reviews) and violations (`orchestrator doctor`'s
-invariant checks). Exit status 1 when any is not zero.
+a small asyncio round-robin TCP proxy, three workers (one process each, queues ingest, notifications and
+sunset) and two schedulers competing for the leader lock. For the set time it drives, through the proxy
+and at a steady rate, five flows, while it SIGKILLs and restarts one API, one worker and the leading
+scheduler, and restarts the Redis server (the broker, unless --broker names a RabbitMQ — shared, so
+instead every connection of its vhost is closed, as a restart does; the locks, leases and revocation
+list in any case). A request that fails because its API died is sent again, as GitHub, Slack or a
+client would:
 
-Slack approvals are clicked through the proxy too (one for every --click-every webhooks, 5; Slack the local
-fake, `bench/fake_slack.py`): each must end approved with its message updated, posted once. Token
-exchanges, expiries and sunsets are not driven yet.
+- webhooks: signed GitHub `push` deliveries at --rate per second (a resend keeps its delivery id).
+  Lost: a delivery answered 202 whose event is not handled; doubled: an event that started two reviews.
+- approvals: Slack clicks (one for every --click-every webhooks; Slack is the local fake,
+  `bench/fake_slack.py`) on approval messages posted before the load. Lost: not approved, or its message
+  not updated (`chat.update`); doubled: an approval message posted twice.
+- token exchanges: one for every --exchange-every webhooks, `POST /oauth/token` (RFC 8693) with the
+  claimed service secret of one of 3 production apps as subject. Lost: an exchange never answered 200,
+  or answered with a token that `POST /oauth/introspect` (through the proxy, once everything settled)
+  does not call active; doubled: one token handed out twice.
+- expiries: --expiries production apps whose expiry the deadline service sets between 20 % and 90 % of
+  the load (their notices' days have passed, so one notice is due at once). Each expiry timer and its
+  notice must fire exactly once — one event each — and `lifecycle.mark_expiring`, `app.expiry_notice_sent`
+  and `lifecycle.expire` be in the app's audit trail once, whatever the scheduler kill did. The expiry
+  then sunsets the app.
+- sunsets: --sunsets production apps retired through the API (`POST /api/v1/apps/{id}/retire`, as an
+  admin) over the first 85 % of the load, plus the expired ones. Each must end retired with its run done;
+  every sunset step, `archive.created` and `lifecycle.complete_sunset` audited once; one archive record
+  (of the app's log file); no live credential, each revocation audited once; and a token exchanged for
+  the app before the load introspects inactive.
+
+Every app is set up through the real services (register, approve, issue and claim the service credential).
+At the end it waits for everything to settle and prints events/s, p99 of ingest, of webhook → handled, of
+click → `chat.update`, of an expiry's fire after its due time and of a sunset's start → retired, the count of
+each flow, and lost, doubled (per flow and in all) and violations (`orchestrator doctor`'s invariant
+checks), which must all be zero: exit status 1 otherwise.
 """
 
 from __future__ import annotations
