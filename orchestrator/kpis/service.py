@@ -599,7 +599,7 @@ def _remediable() -> ColumnElement[bool]:
 
 def _ttr_rows(ctx: _Ctx) -> Select[Any, Any, Any]:
     """(severity, seconds, at) of the vulnerability and secret findings resolved in the window."""
-    rows = select(
+    rows: Select[Any, Any, Any] = select(
         col(ReviewFinding.severity).label("grp"),
         col(ReviewFinding.time_to_remediate_seconds).label("seconds"),
         col(ReviewFinding.resolved_at).label("at"),
