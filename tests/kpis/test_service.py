@@ -198,3 +198,9 @@ def test_percentile_is_postgresql_percentile_cont() -> None:
     assert percentile([7.0], 0.5) == 7.0
     assert percentile([], 0.5) is None
     assert Distribution.of([3.0, 1.0, 2.0]).median == 2.0
+
+
+def test_the_concurrent_groups_hold_every_kpi_once() -> None:
+    """report_concurrently runs each KPI in exactly one group (the KPIs sharing a statement together)."""
+    grouped = [kpi for group in service.TASKS for kpi in group]
+    assert sorted(grouped) == sorted(d.id for d in definitions.DEFINITIONS)
