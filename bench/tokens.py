@@ -265,7 +265,7 @@ def main() -> None:
     parser.add_argument("--loader", choices=["auto", "wrk", "httpx"], default="auto")
     parser.add_argument("--revocations", type=int, default=20, help="revocations timed for staleness")
     parser.add_argument("--open-loop", default="0.25,0.35", metavar="FRACTIONS",
-                        help="latency at fixed rates: fractions of the baseline's closed-loop req/s ('' skips)")  # fmt: skip
+                        help="fixed rates for latency, as fractions of the baseline's req/s ('' skips)")  # fmt: skip
     args = parser.parse_args()
     loader = "wrk" if args.loader == "wrk" or (args.loader == "auto" and shutil.which("wrk")) else "httpx"
     tmp = Path(tempfile.mkdtemp(prefix="bench-tokens-"))
