@@ -2,12 +2,21 @@
 
     python -m bench.tokens [--seconds 5] [--rounds 3] [--connections 16] [--workers 1] [--tokens 50]
                            [--redis redis://127.0.0.1:6379/15] [--loader auto|wrk|httpx]
+                           [--open-loop 0.25,0.35]
 
 Both servers are uvicorn (same workers, loop, HTTP parser, log level) on this machine. The
 orchestrator runs with Redis as the revocation list on a throw-away SQLite database; load comes from
 `wrk` when installed (`apt-get install wrk`), else from an async httpx client. Prints requests/s,
-p50/p99 latency, the ratio to the baseline, and whether the target (≥ 0.5 × the baseline's
-throughput, p99 < 10 ms) holds.
+p50/p99 latency, the ratio to the baseline, and whether the throughput target (≥ 0.5 × the
+baseline's) holds.
+
+That closed loop keeps --connections requests in flight, so both servers are saturated and their
+p99 is mostly time spent queued in one single-threaded process (the bare endpoint's own p99 is
+15-80 ms there on a loaded 2-core machine). The latency target (p99 < 10 ms) is therefore measured
+open-loop, at fixed rates below saturation (--open-loop: fractions of the baseline's closed-loop
+req/s; 0.25 is half the load the throughput target implies): requests are sent on a schedule
+whatever the answers' pace, by a lean client in this process, and each latency counts from the
+request's scheduled time, so a stall of the server (a GC pause, a blocking call) shows in full.
 
 Then the staleness of pushed revocations: `--revocations` times, a token is revoked from this
 process (the Redis key and the pub/sub message, as `revoke_credential` does) and the API process is
@@ -28,9 +37,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from fastapi import FastAPI
@@ -151,6 +163,96 @@ async def _httpx_load(
     return {"rps": len(latencies) / elapsed, "p50": cuts[49], "p99": cuts[98], "errors": float(errors)}
 
 
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection of the open-loop client: one request in flight at a time."""
+
+    def __init__(self, done: Callable[[_Connection, int], None]) -> None:
+        self.done = done
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.started = 0.0  # the request's scheduled send time (perf_counter)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        head_end = self.buffer.find(b"\r\n\r\n")
+        if head_end < 0:
+            return
+        head = self.buffer[:head_end].decode("latin-1")
+        length = int(re.search(r"(?im)^content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
+        if len(self.buffer) < head_end + 4 + length:
+            return
+        self.buffer = self.buffer[head_end + 4 + length :]
+        self.done(self, int(head.split(" ", 2)[1]))
+
+
+async def _open_loop(url: str, bodies: list[str], headers: dict[str, str], rate: float, seconds: float,
+                     connections: int = 64) -> dict[str, float]:  # fmt: skip
+    """Requests at a fixed `rate` whatever the answers' pace (open loop), latency from each one's scheduled time.
+
+    Timing from the schedule, not from the send, counts a request that waited for a free connection
+    (or for this process) as late: a stall of the server shows in full, not as a pause of the load.
+    A lean client (raw keep-alive connections, no HTTP library) so that it costs little CPU beside
+    the server on a small machine.
+    """
+    parsed = urlsplit(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    requests = [
+        (f"POST {parsed.path} HTTP/1.1\r\nHost: {host}\r\n{extra}Content-Length: {len(b)}\r\n\r\n{b}").encode()
+        for b in bodies
+    ]
+    loop = asyncio.get_running_loop()
+    idle: list[_Connection] = []
+    waiting: deque[tuple[float, bytes]] = deque()  # scheduled while every connection was busy
+    latencies: list[float] = []
+    errors = 0
+    finished = asyncio.Event()
+    expected = int(rate * seconds)
+
+    def send(conn: _Connection, scheduled: float, request: bytes) -> None:
+        conn.started = scheduled
+        assert conn.transport is not None
+        conn.transport.write(request)
+
+    def done(conn: _Connection, status: int) -> None:
+        nonlocal errors
+        latencies.append((time.perf_counter() - conn.started) * 1000)
+        errors += status != 200
+        if waiting:
+            send(conn, *waiting.popleft())
+        else:
+            idle.append(conn)
+        if len(latencies) >= expected:
+            finished.set()
+
+    for _ in range(connections):
+        _, protocol = await loop.create_connection(lambda: _Connection(done), host, port)
+        idle.append(protocol)
+    began = time.perf_counter()
+    for i in range(expected):
+        scheduled = began + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        request = requests[i % len(requests)]
+        if idle:
+            send(idle.pop(), scheduled, request)
+        else:
+            waiting.append((scheduled, request))
+    try:
+        await asyncio.wait_for(finished.wait(), timeout=30)
+    finally:
+        for conn in idle:
+            if conn.transport is not None:
+                conn.transport.close()
+    cuts = statistics.quantiles(latencies, n=1000)
+    return {"rate": len(latencies) / (time.perf_counter() - began), "p50": cuts[499], "p99": cuts[989],
+            "p999": cuts[998], "max": max(latencies), "errors": float(errors)}  # fmt: skip
+
+
 def main() -> None:
     """Run both servers, load each in turn, print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -162,6 +264,8 @@ def main() -> None:
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
     parser.add_argument("--loader", choices=["auto", "wrk", "httpx"], default="auto")
     parser.add_argument("--revocations", type=int, default=20, help="revocations timed for staleness")
+    parser.add_argument("--open-loop", default="0.25,0.35", metavar="FRACTIONS",
+                        help="fixed rates for latency, as fractions of the baseline's req/s ('' skips)")  # fmt: skip
     args = parser.parse_args()
     loader = "wrk" if args.loader == "wrk" or (args.loader == "auto" and shutil.which("wrk")) else "httpx"
     tmp = Path(tempfile.mkdtemp(prefix="bench-tokens-"))
@@ -195,6 +299,17 @@ def main() -> None:
                     result = asyncio.run(_httpx_load(url, bodies, headers, seconds, args.connections))
                 if index:
                     rounds[name].append(result)
+        # Under the closed loop both servers are saturated, and p99 is mostly time in the queue of one
+        # single-threaded process; latency "under load" means at a rate the server can sustain.
+        capacity = statistics.median(r["rps"] for r in rounds["baseline"])
+        fixed: dict[float, dict[str, list[dict[str, float]]]] = {}
+        for fraction in [float(f) for f in args.open_loop.split(",") if f.strip()]:
+            fixed[fraction] = {name: [] for name in targets}
+            for _ in range(args.rounds):
+                for name, url in urls.items():
+                    fixed[fraction][name].append(
+                        asyncio.run(_open_loop(url, bodies, headers, fraction * capacity, args.seconds))
+                    )
         staleness = _staleness(urls["introspect"], headers, to_revoke)
     finally:
         for proc in procs:
@@ -202,6 +317,8 @@ def main() -> None:
             proc.wait(timeout=15)
     results = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in rounds.items()}
     _report(results, loader=loader, args=args)
+    for fraction, runs_by_name in fixed.items():
+        _report_fixed(fraction, capacity, runs_by_name)
     if staleness:
         print(f"revoke → refused by the API process ({len(staleness)} revocations, pushed over pub/sub): "
               f"p50 {statistics.median(staleness):.2f} ms, max {max(staleness):.2f} ms "
@@ -255,9 +372,24 @@ def _report(results: dict[str, dict[str, float]], *, loader: str, args: argparse
     for name, r in results.items():
         print(f"{name:<12} {r['rps']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['errors']:>8.0f}")
     intro, base = results["introspect"], results["baseline"]
-    print(f"ratio introspect/baseline: {intro['rps'] / base['rps']:.2f} (throughput)")
-    ok = intro["rps"] >= 0.5 * base["rps"] and intro["p99"] < 10 and intro["errors"] == 0
-    print(f"target ≥ 0.5 × baseline and p99 < 10 ms: {'met' if ok else 'NOT met'}")
+    met = intro["rps"] >= 0.5 * base["rps"] and intro["errors"] == 0
+    print(f"ratio introspect/baseline: {intro['rps'] / base['rps']:.2f} (throughput; target ≥ 0.5: "
+          f"{'met' if met else 'NOT met'}); the p99 above is at saturation ({args.connections} connections, "
+          f"closed loop): mostly time queued, not the target's p99")  # fmt: skip
+
+
+def _report_fixed(fraction: float, capacity: float, runs_by_name: dict[str, list[dict[str, float]]]) -> None:
+    """The open-loop latencies at one fixed rate (median of the rounds), and the p99 target (< 10 ms)."""
+    rate = fraction * capacity
+    print(f"open loop at {rate:.0f} req/s ({fraction:.2f} × the baseline's closed-loop req/s), latency from "
+          f"each request's scheduled time (median of {len(next(iter(runs_by_name.values())))} rounds):")  # fmt: skip
+    print(f"{'endpoint':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'max ms':>8} {'non-2xx':>8}")
+    results = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in runs_by_name.items()}
+    for name, r in results.items():
+        print(f"{name:<12} {r['rate']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['p999']:>9.2f} {r['max']:>8.1f} "
+              f"{r['errors']:>8.0f}")  # fmt: skip
+    intro = results["introspect"]
+    print(f"target p99 < 10 ms at this rate: {'met' if intro['p99'] < 10 and intro['errors'] == 0 else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -14,16 +14,17 @@ formatting. `tests/http/test_listing.py` holds the two side by side.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import TypeAdapter
 from pydantic_core import from_json
-from sqlalchemy import Text, cast
+from sqlalchemy import DateTime, String, Text, cast, type_coerce
 from sqlmodel import col
 from typing_extensions import TypedDict
 
 from orchestrator.catalog.models import MicroApp
+from orchestrator.clock import as_utc
 
 
 class AppJson(TypedDict):
@@ -102,6 +103,37 @@ COLUMNS: tuple[Any, ...] = (
 
 _KEYS = tuple(AppJson.__annotations__)
 _JSON_INDEXES = tuple(_KEYS.index(field) for field in _JSON_FIELDS)
+_DATETIME_FIELDS = ("created_at", "updated_at", "approved_at", "expires_at", "next_review_at", "last_used_at")
+_DATETIME_INDEXES = tuple(_KEYS.index(field) for field in _DATETIME_FIELDS)
+_ENUM_FIELDS = ("data_class", "stage", "previous_stage")
+
+
+def _server_column(key: str) -> Any:
+    # The table's own Column, not the ORM attribute: an ORM column is a new annotated copy in each
+    # statement, and SQLAlchemy then re-keyed the cached result metadata by comparing copies with
+    # SQL `==` (a third of the page's CPU, issue 19). The same objects every time match by identity.
+    column = MicroApp.__table__.c["owner_email" if key == "owner" else key]  # type: ignore[attr-defined]
+    if key in _JSON_FIELDS:
+        return cast(column, Text).label(key)
+    # Plain types: no per-value result processing. The driver's timestamps are already aware (in the
+    # session's time zone, see `server_rows_page_json`) and the enums are stored as their values.
+    if key in _DATETIME_FIELDS:
+        return type_coerce(column, DateTime(timezone=True)).label(key)
+    if key in _ENUM_FIELDS:
+        return type_coerce(column, String()).label(key)
+    return column.label(key) if column.key != key else column
+
+
+# COLUMNS for PostgreSQL: rows of these come back as the driver decoded them, with no SQLAlchemy
+# type processing at all (the catalog's UTCDateTime and Enum types convert every value).
+SERVER_COLUMNS: tuple[Any, ...] = tuple(_server_column(key) for key in _KEYS)
+# Zones that are UTC at every instant: timestamps read in one are written with "Z" as they are.
+_UTC_ZONES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu"})
+
+
+def is_utc(zone: Any) -> bool:
+    """True if timestamps in `zone` (a tzinfo) are in UTC whatever the date."""
+    return zone is UTC or getattr(zone, "key", None) in _UTC_ZONES
 
 
 def app_json(row: Any) -> AppJson:
@@ -139,12 +171,27 @@ def page_json(apps: list[Any], next_cursor: str | None) -> bytes:
     return _PAGE.dump_json({"items": [app_json(app) for app in apps], "next_cursor": next_cursor})
 
 
-def rows_page_json(rows: list[Any], next_cursor: str | None) -> bytes:
-    """The JSON body of one page of rows of `COLUMNS` and the next page's cursor."""
+def rows_page_json(rows: list[Any], next_cursor: str | None, *, to_utc: bool = False) -> bytes:
+    """The JSON body of one page of rows of `COLUMNS` (or `SERVER_COLUMNS`) and the next page's cursor.
+
+    `to_utc`: convert the timestamps to UTC first (rows of `SERVER_COLUMNS` read in a session whose
+    time zone is not UTC; `AppRead` writes them in UTC).
+    """
     items: list[Any] = []
+    # Most JSON values repeat within a page (`[]`, `{}`, the same connectors): each distinct text is
+    # parsed once. The parsed values are only written out, so rows may share them.
+    parsed: dict[str, Any] = {}
     for row in rows:
         values = list(row)
         for index in _JSON_INDEXES:
-            values[index] = from_json(values[index])
+            text = values[index]
+            value = parsed.get(text)
+            if value is None:
+                value = parsed[text] = from_json(text)
+            values[index] = value
+        if to_utc:
+            for index in _DATETIME_INDEXES:
+                if values[index] is not None:
+                    values[index] = as_utc(values[index])
         items.append(dict(zip(_KEYS, values, strict=True)))
     return _PAGE.dump_json({"items": items, "next_cursor": next_cursor})

@@ -20,7 +20,7 @@ from orchestrator.auth.service import hash_token, revoke_token
 from orchestrator.catalog.lifecycle import Stage
 from orchestrator.catalog.models import MicroApp
 from orchestrator.clock import utcnow
-from orchestrator.db import session_scope
+from orchestrator.db import reset_engines, session_scope
 from orchestrator.http import deps, listing
 from orchestrator.http.schemas import AppPage, AppRead
 from tests.http.helpers import MAKER, Tokens, seed_app
@@ -47,6 +47,22 @@ def _vary_apps() -> None:
 def test_page_bytes_are_the_response_models(client: Any, tokens: Tokens) -> None:
     """GET /api/v1/apps answers, byte for byte, what serialising `AppPage` of the same apps gives."""
     _vary_apps()
+    _assert_pages_are_the_response_models(client, tokens)
+
+
+def test_page_bytes_in_another_session_time_zone(
+    client: Any, tokens: Tokens, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL hands timestamps over in the session's time zone; the page still writes them in UTC."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the session time zone is PostgreSQL's")
+    monkeypatch.setenv("PGTZ", "America/New_York")  # libpq sets the session's TimeZone from it
+    reset_engines()
+    _vary_apps()
+    _assert_pages_are_the_response_models(client, tokens)
+
+
+def _assert_pages_are_the_response_models(client: Any, tokens: Tokens) -> None:
     # A value pydantic had to guess how to write would warn (PydanticSerializationUnexpectedValue).
     warnings.simplefilter("error")
     response = client.get("/api/v1/apps", params={"limit": 2}, headers=tokens.headers("admin"))
@@ -75,6 +91,7 @@ def test_fields_follow_app_read() -> None:
     assert list(listing.AppJson.__annotations__) == list(AppRead.model_fields)
     # The rows' columns carry AppRead's names, in its order (rows are zipped with them).
     assert [column.key for column in listing.COLUMNS] == list(AppRead.model_fields)
+    assert [column.key for column in listing.SERVER_COLUMNS] == list(AppRead.model_fields)
 
 
 def _token_row(token: str) -> ApiToken:
