@@ -21,20 +21,37 @@ from orchestrator.catalog import owners
 from orchestrator.config import get_settings
 from orchestrator.events import github, publisher
 from orchestrator.events import handlers as catalog_events
-from orchestrator.events.registry import Handler, Prepare, Registration, install_table, load_extra_handlers
+from orchestrator.events.registry import (
+    BatchHandler,
+    Handler,
+    Prepare,
+    Registration,
+    install_table,
+    load_extra_handlers,
+)
 from orchestrator.events.types import EventType
 from orchestrator.reviews import handlers as reviews
 from orchestrator.timers import handlers as timers
 
 
-def _on(*handlers: Handler, prepare: Prepare | None = None) -> Registration:
-    return Registration(handlers=list(handlers), prepare=prepare)
+def _on(
+    *handlers: Handler, prepare: Prepare | None = None, batched: dict[Handler, BatchHandler] | None = None
+) -> Registration:
+    return Registration(handlers=list(handlers), prepare=prepare, batched=dict(batched or {}))
+
+
+# A push is the one event that comes in bursts (a busy repository, a CI bot): its handlers have batch
+# forms, so the pushes of one `handle_events` message share a transaction and a few statements.
+_PUSH_BATCHES: dict[Handler, BatchHandler] = {
+    catalog_events.check_updated: catalog_events.check_updated_all,
+    reviews.start_review: reviews.start_reviews,
+}
 
 
 # Event type → its handlers, in the order they run (and the prepare step, if any).
 EVENT_HANDLERS: dict[EventType, Registration] = {
     EventType.app_created: _on(catalog_events.record_created, reviews.start_review),
-    EventType.app_updated: _on(catalog_events.check_updated, reviews.start_review),
+    EventType.app_updated: _on(catalog_events.check_updated, reviews.start_review, batched=_PUSH_BATCHES),
     EventType.review_due: _on(reviews.start_review),
     EventType.review_completed: _on(reviews.review_completed),
     EventType.github_repository: _on(github.handle_repository, prepare=github.fetch_manifest),

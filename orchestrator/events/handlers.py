@@ -24,3 +24,9 @@ def check_updated(session: Session, event: Event) -> None:
     """Refuse an app.updated that names no app; the re-review is the reviews feature's handler."""
     if not event.app_id:
         raise PoisonEvent("app.updated without an app id")
+
+
+def check_updated_all(session: Session, events: list[Event]) -> None:
+    """The batch form of `check_updated`."""
+    for event in events:
+        check_updated(session, event)

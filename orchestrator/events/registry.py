@@ -15,6 +15,12 @@ Every handler of a type runs, in registration order, inside the one transaction 
 event handled, so its database work happens exactly once. A handler that needs network I/O first
 registers a `prepare` function: it runs before that transaction, must have no side effects, and its
 result is read in the handler with `prepared(session)`.
+
+A type whose every handler has a *batch form* (`Registration.batched`: handler → a function taking
+the session and a list of events, doing what the handler does for each of them, in order, in fewer
+statements) is handled in groups: consecutive events of that type in one `handle_events` message
+share one transaction (see `orchestrator.events.runner.run_group`). `for_each(handler)` is the batch
+form of a handler that has no cheaper one but may share a transaction with other events.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from orchestrator.events.models import Event
 from orchestrator.events.types import EventType
 
 Handler = Callable[[Session, Event], None]
+# Does for each event of the list what its handler does for one, in order, in the caller's transaction.
+BatchHandler = Callable[[Session, list[Event]], None]
 # Receives a detached copy of the event; returns JSON-able facts for the handler.
 Prepare = Callable[[Event], dict[str, Any]]
 
@@ -50,16 +58,42 @@ class Registration:
 
     handlers: list[Handler] = field(default_factory=list)
     prepare: Prepare | None = None
+    batched: dict[Handler, BatchHandler] = field(default_factory=dict)
+
+    def batch_handlers(self) -> list[BatchHandler] | None:
+        """The batch form of every handler, in order; None when one has none (or a prepare step is needed)."""
+        if self.prepare is not None or not self.handlers:
+            return None
+        forms = [self.batched.get(handler) for handler in self.handlers]
+        return None if any(form is None for form in forms) else [form for form in forms if form is not None]
+
+
+def for_each(handler: Handler) -> BatchHandler:
+    """The plain batch form of `handler`: run it on each event in turn (sharing the transaction)."""
+
+    def run_each(session: Session, events: list[Event]) -> None:
+        for event in events:
+            handler(session, event)
+
+    run_each.__name__ = f"for_each_{getattr(handler, '__name__', 'handler')}"
+    return run_each
 
 
 HANDLERS: dict[str, Registration] = {}
 
 
-def add_handler(event_type: str, handler: Handler, *, prepare: Prepare | None = None) -> None:
-    """Run `handler` for every event of `event_type`, after those added before it (once per handler)."""
+def add_handler(
+    event_type: str, handler: Handler, *, prepare: Prepare | None = None, batch: BatchHandler | None = None
+) -> None:
+    """Run `handler` for every event of `event_type`, after those added before it (once per handler).
+
+    `batch` is its batch form (see the module docstring), if it has one.
+    """
     registration = HANDLERS.setdefault(event_type, Registration())
     if handler not in registration.handlers:
         registration.handlers.append(handler)
+    if batch is not None:
+        registration.batched[handler] = batch
     if prepare is not None:
         if registration.prepare not in (None, prepare):
             raise ValueError(f"event type {event_type!r} already has a prepare step")
@@ -70,7 +104,7 @@ def install_table(table: Mapping[EventType, Registration] | Mapping[str, Registr
     """Add every handler (and prepare step) of `table` (see `orchestrator.wiring`); idempotent."""
     for event_type, registration in table.items():
         for handler in registration.handlers:
-            add_handler(event_type, handler, prepare=registration.prepare)
+            add_handler(event_type, handler, prepare=registration.prepare, batch=registration.batched.get(handler))
         if not registration.handlers and registration.prepare is not None:
             raise ValueError(f"event type {event_type!r} has a prepare step but no handler")
 

@@ -1,7 +1,9 @@
 """The relay: publish again every event that was committed but not handled in time.
 
 - `pending` for RELAY_PENDING_AFTER_SECONDS: never reached the broker (it was down, or the process
-  died between commit and publish);
+  died between commit and publish) — or, rarely, sent by a process that died before its publisher
+  marked it `enqueued` (a second after sending, see `orchestrator.events.publisher`): one more
+  message, which the runner turns into a no-op;
 - `enqueued`/`handling` for RELAY_STALE_AFTER_SECONDS since it was last published: the broker lost
   it (Redis restarted without persistence) or a worker died with it;
 - with Redis, `enqueued`/`handling` for RELAY_LEASE_STALE_SECONDS since it was last published and

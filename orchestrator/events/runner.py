@@ -9,6 +9,10 @@
   its worker (OOM, SIGKILL) is still counted; such a handler runs at most EVENT_MAX_ATTEMPTS times
   before the event is parked instead of looping forever (task_reject_on_worker_lost would
   redeliver it each time).
+- **group** — consecutive events of one `handle_events` message whose type has batch forms for
+  all its handlers (`orchestrator.events.registry`) are applied together: one transaction locks
+  them, runs the batch forms and marks them all `handled` with one UPDATE. Any error rolls the
+  group back and its events run one by one as above, so that each gets its own outcome.
 - **outcome** (on error) — transient errors go back to `enqueued` with a backoff delay for the
   Celery retry; after the last attempt, or on any other error, the event is `failed` with its last
   error; PoisonEvent (or a type nothing handles) parks it.
@@ -23,16 +27,16 @@ import httpx
 import kombu.exceptions
 import redis.exceptions
 import structlog
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from orchestrator.clock import utcnow
 from orchestrator.config import Settings, get_settings
 from orchestrator.db import session_scope
 from orchestrator.errors import TransientIntegrationError
 from orchestrator.events.models import Event, EventStatus
-from orchestrator.events.registry import PoisonEvent, Prepare, registration_for, set_prepared
+from orchestrator.events.registry import BatchHandler, PoisonEvent, Prepare, registration_for, set_prepared
 from orchestrator.logs import get_logger
 from orchestrator.tasks import backoff_seconds
 
@@ -54,6 +58,15 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 _MAX_ERROR_CHARS = 2000
 # Built once: the hot path binds the id instead of building (and cache-keying) a statement per event.
 _LOCK_EVENT = select(Event).where(Event.id == bindparam("locked_event_id")).with_for_update()
+# A group's rows, locked in id order (two workers locking overlapping groups never wait in a cycle).
+_LOCK_EVENTS = (
+    select(Event).where(col(Event.id).in_(bindparam("locked_event_ids", expanding=True))).order_by(col(Event.id))
+).with_for_update()
+_MARK_HANDLED = (
+    update(Event)
+    .where(col(Event.id).in_(bindparam("handled_ids", expanding=True)))
+    .values(status=EventStatus.handled, handled_at=bindparam("handled_at"), attempts=Event.attempts + 1)
+)
 
 
 @dataclass(frozen=True)
@@ -220,3 +233,80 @@ def _claim(event_id: str, settings: Settings) -> Event | Outcome:
         event.attempts += 1
         session.add(event)
         return event
+
+
+def run_group(event_ids: list[str], *, settings: Settings | None = None) -> list[tuple[str, Outcome]]:
+    """Handle the first event of `event_ids` and, when its type allows, the ones after it in the same transaction.
+
+    The group is the longest prefix of `event_ids` whose events share the first one's type, that type
+    having a batch form for every handler. Returns (id, outcome) for each event it covered — at least
+    the first — in order; the caller goes on with the rest. A first event of another type (or a
+    group of one) takes `run_event`. If the group fails, it is rolled back and each of its events
+    runs alone through `run_event`, which gives each its own outcome (retry, failure, parking).
+    """
+    settings = settings or get_settings()
+    if len(event_ids) > 1:
+        group: list[str] = []
+        try:
+            outcomes = _apply_group(event_ids, group)
+        except Exception as exc:
+            outcomes = None
+            if group:
+                log.info("event group failed; its events run one by one", events=len(group), error=describe(exc))
+        if outcomes is not None:
+            return outcomes
+        if len(group) > 1:
+            return [(event_id, run_event(event_id, settings=settings)) for event_id in group]
+    return [(event_ids[0], run_event(event_ids[0], settings=settings))]
+
+
+def _apply_group(event_ids: list[str], group: list[str]) -> list[tuple[str, Outcome]] | None:
+    """The group's one transaction; None when the first event is not groupable (nothing written).
+
+    `group` receives the ids of the group before any handler runs, so that the caller knows which
+    events to run alone if this raises.
+    """
+    with session_scope() as session:
+        rows = {row.id: row for row in session.exec(_LOCK_EVENTS, params={"locked_event_ids": event_ids})}
+        first = rows.get(event_ids[0])
+        forms = _batch_forms(first)
+        if first is None or forms is None:
+            return None
+        members: list[Event] = []
+        for event_id in event_ids:
+            row = rows.get(event_id)
+            if row is None or row.type != first.type:
+                break
+            members.append(row)
+        if len(members) < 2:
+            return None
+        group[:] = [row.id for row in members]
+        live = [row for row in members if row.status not in TERMINAL_STATUSES]
+        structlog.contextvars.bind_contextvars(event_type=first.type, events=len(live))
+        try:
+            set_prepared(session, {})
+            for row in live:
+                if row.last_error is not None:  # as in _apply: only a real change is written
+                    row.last_error = None
+            for form in forms:
+                form(session, live)
+            session.flush()  # the handlers' notes (last_error) before the rows are marked
+            if live:
+                session.connection().execute(
+                    _MARK_HANDLED, {"handled_ids": [row.id for row in live], "handled_at": utcnow()}
+                )
+        finally:
+            structlog.contextvars.unbind_contextvars("event_type", "events")
+    # One line for the group, naming every event (what `event handled` says for an event run alone).
+    log.info(
+        "events handled", event_type=first.type, event_ids=[row.id for row in live], skipped=len(members) - len(live)
+    )
+    handled = {row.id for row in live}
+    return [(row.id, Outcome("handled" if row.id in handled else "skipped")) for row in members]
+
+
+def _batch_forms(row: Event | None) -> list[BatchHandler] | None:
+    if row is None or row.status in TERMINAL_STATUSES:
+        return None
+    registration = registration_for(row.type)
+    return registration.batch_handlers() if registration is not None else None

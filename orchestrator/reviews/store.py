@@ -189,6 +189,57 @@ def join_queued(
     return int(row[0])
 
 
+def stages_of(session: Session, app_ids: list[str]) -> dict[str, Stage]:
+    """The stage of each catalogued app among `app_ids`, in one read (the batch form of `stage_of`)."""
+    if not app_ids:
+        return {}
+    rows = session.execute(select(MicroApp.id, MicroApp.stage).where(col(MicroApp.id).in_(app_ids)))
+    return {row[0]: row[1] for row in rows}
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What starts or joins a review: the event type, its id, the ref to look at."""
+
+    trigger: str
+    event_id: str | None
+    ref: str | None
+
+
+def join_queued_many(session: Session, triggers: dict[str, tuple[Stage, Trigger]]) -> set[str]:
+    """`join_queued` for many apps at once (app id → its stage and newest trigger); the apps joined.
+
+    Three statements whatever the number of apps: the queued reviews are read and locked (in app
+    order, so that two workers doing this never wait for each other in a cycle), then updated with
+    one executemany. An app left out (no queued review, or queueing would move it) takes the full path.
+    """
+    joinable = sorted(app_id for app_id, (stage, _) in triggers.items() if not (stage in NOT_REVIEWED or _moves(stage)))
+    if not joinable:
+        return set()
+    rows = session.execute(
+        select(_REVIEW.c.app_id, _REVIEW.c.id)
+        .where(_REVIEW.c.app_id.in_(joinable), _REVIEW.c.status == ReviewStatus.queued)
+        .order_by(_REVIEW.c.app_id, _REVIEW.c.id)
+        .with_for_update()
+    ).all()
+    first: dict[str, int] = {}
+    for app_id, review_id in rows:
+        first.setdefault(app_id, review_id)  # the oldest queued review, as join_queued picks it
+    if not first:
+        return set()
+    params = [
+        {"joined_id": review_id, "new_ref": t.ref, "new_trigger": t.trigger, "new_event_id": t.event_id}
+        for app_id, review_id in first.items()
+        for t in (triggers[app_id][1],)
+    ]
+    session.connection().execute(_JOIN_LOCKED, params)
+    for review_id in first.values():
+        review = session.identity_map.get(session.identity_key(Review, review_id))
+        if review is not None:  # keep a review this session already holds in step with the row
+            session.expire(review, ["ref", "trigger", "trigger_event_id"])
+    return set(first)
+
+
 _REVIEW: Table = Review.__table__  # type: ignore[attr-defined]
 _STAGE_OF = select(MicroApp.stage).where(MicroApp.id == bindparam("stage_app_id"))
 _JOIN_QUEUED = (
@@ -204,6 +255,12 @@ _JOIN_QUEUED = (
     )
     .values(ref=bindparam("new_ref"), trigger=bindparam("new_trigger"), trigger_event_id=bindparam("new_event_id"))
     .returning(_REVIEW.c.id)
+)
+# The rows are locked and known to be queued (join_queued_many read them FOR UPDATE in this transaction).
+_JOIN_LOCKED = (
+    update(_REVIEW)
+    .where(_REVIEW.c.id == bindparam("joined_id"))
+    .values(ref=bindparam("new_ref"), trigger=bindparam("new_trigger"), trigger_event_id=bindparam("new_event_id"))
 )
 
 

@@ -335,6 +335,7 @@ def test_killed_worker_is_recovered_by_the_relay(
     wait_until(lambda: len(_runs(probe_dir, event_id)) == 1, what="the handler to start")
     first.kill()
     (probe_dir / "hold").unlink()
+    assert publisher.flush(10)  # the publisher marks what it sent and is still unhandled (a second on)
     assert _status(event_id) == EventStatus.enqueued and _effects(event_id) == 0, "the attempt rolled back"
     env = _env(db_url, broker, probe_dir, RELAY_STALE_AFTER_SECONDS="2")
     procs.append(start_worker(env=env, log_path=tmp_path / "worker2.log", concurrency=1))

@@ -99,26 +99,33 @@ def handle_events(self: Task[Any, Any], event_ids: Any, suspect: bool = False) -
 
 
 def _handle_batch(event_ids: list[str], settings: Settings, retries: dict[str, float]) -> dict[str, int]:
-    """Run the events of a batch in order; `retries` gets the ids sent on to a later retry."""
-    from orchestrator.events.runner import event_backoff_seconds, run_event
+    """Run the events of a batch in order; `retries` gets the ids sent on to a later retry.
+
+    Consecutive events of a type with batch forms share a transaction (`run_group`); the others run alone.
+    """
+    from orchestrator.events.runner import event_backoff_seconds, run_group
 
     counts: Counter[str] = Counter()
     started = time.monotonic()
-    for index, event_id in enumerate(event_ids):
+    index = 0
+    while index < len(event_ids):
+        event_id = event_ids[index]
         if index and time.monotonic() - started > BATCH_BUDGET_SECONDS:
             handle_events.apply_async(args=(event_ids[index:],), task_id=f"batch-{event_id}")
             counts["passed_on"] += len(event_ids) - index
             break
         try:
-            outcome = run_event(event_id, settings=settings)
+            outcomes = run_group(event_ids[index:], settings=settings)
         except Exception as exc:  # the database itself failed: each event left retries on its own
             log.warning("database failed in a batch; its events go on singly", error=str(exc)[:300])
             for rest in event_ids[index:]:
                 handle_event.apply_async(args=(rest,), task_id=rest, countdown=event_backoff_seconds(1, settings))
             counts["passed_on"] += len(event_ids) - index
             break
-        if outcome.retry_in is not None:
-            retries[event_id] = outcome.retry_in
-            handle_event.apply_async(args=(event_id,), task_id=event_id, countdown=outcome.retry_in)
-        counts[outcome.status] += 1
+        for done_id, outcome in outcomes:
+            if outcome.retry_in is not None:
+                retries[done_id] = outcome.retry_in
+                handle_event.apply_async(args=(done_id,), task_id=done_id, countdown=outcome.retry_in)
+            counts[outcome.status] += 1
+        index += len(outcomes)
     return dict(counts)
