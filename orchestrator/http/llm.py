@@ -307,47 +307,77 @@ def _refusal(request: Request, call: Call, refused: Refused, rules: LlmPolicy | 
     return response
 
 
+async def _take(connector: Connector, call: Call, rules: LlmPolicy, estimate: int | None) -> None:
+    """Take the call from the app's buckets in one round trip, or Refused (429) naming the one short.
+
+    `estimate` None: the minute only (a refused or unbilled call); else also the day's tokens and,
+    with a daily budget, its money, with what earlier calls of the app still owe.
+    """
+    debit, spend = 0, None
+    if estimate is not None:
+        call.estimate = estimate
+        debit = connector.settlements.take(call.app_id)
+        if rules.daily_budget_usd is not None:
+            call.cost_estimate = get_policy().llm_cost_micros(call.model, estimate, 0)
+            budget = rules.daily_budget_usd * 1e6
+            spend = Spend(budget, call.cost_estimate, connector.settlements.take_spend(call.app_id))
+    try:
+        taken, short = await take_call(
+            connector.buckets,
+            call.app_id,
+            rules.requests_per_minute,
+            rules.tokens_per_day,
+            estimate,
+            debit=debit,
+            spend=spend,
+        )
+    except BaseException:
+        # Cancelled (the client left): what earlier calls owe is still owed.
+        connector.settlements.untake(call.app_id, rules.tokens_per_day, debit, spend)
+        raise
+    if short is not None:
+        call.estimate, call.cost_estimate = 0, 0.0
+        what = {
+            "rpm": "requests per minute are",
+            "tpd": "tokens per day are",
+            "usd": f"daily budget (${rules.daily_budget_usd:g}) is",
+        }[short]
+        raise Refused(429, "rate_limit", f"this app's {what} used up", retry_after=taken.retry_after)
+
+
+def _give_back(connector: Connector, call: Call, rules: LlmPolicy) -> None:
+    """Owe back what a call refused after its round trip had taken from the day (no round trip now)."""
+    if call.estimate:
+        connector.settlements.owe(call.app_id, rules.tokens_per_day, 0, call.estimate)
+    if call.cost_estimate and rules.daily_budget_usd is not None:
+        connector.settlements.owe_spend(call.app_id, rules.daily_budget_usd * 1e6, 0, call.cost_estimate)
+    call.estimate, call.cost_estimate = 0, 0.0
+
+
 async def _proxy(request: Request, provider: Provider, endpoint: str, path: str, *, billed: bool = True) -> Response:
     call = Call(provider, endpoint)
     rules: LlmPolicy | None = None
     connector = _connector(request)
     try:
         rules = await _authenticate(request, call)
-        # The request counts against the minute before its body is read or judged: a refused call
-        # (bad model, blocked content, too large) is a request too, and its audit entry costs.
-        taken, short = await take_call(
-            connector.buckets, call.app_id, rules.requests_per_minute, rules.tokens_per_day, None
-        )
-        if short is not None:
-            raise Refused(
-                429, "rate_limit", "this app's requests per minute are used up", retry_after=taken.retry_after
-            )
-        body, size = await _body(request, rules)
-        call.model = str(body.get("model") or "")
-        call.streamed = body.get("stream") is True
-        decide_model(rules, provider, call.model)
-        body, vault = _redact(body, rules, call)
-        if billed:
-            # The day's tokens (and money) once the body passed: the prompt's estimate now, the
-            # provider's count settled after the answer, with what earlier calls still owe.
-            call.estimate = size // 4 + 1
-            debit = connector.settlements.take(call.app_id)
-            spend = None
-            if rules.daily_budget_usd is not None:
-                call.cost_estimate = get_policy().llm_cost_micros(call.model, call.estimate, 0)
-                budget = rules.daily_budget_usd * 1e6
-                spend = Spend(budget, call.cost_estimate, connector.settlements.take_spend(call.app_id))
-            try:
-                taken, short = await take_call(
-                    connector.buckets, call.app_id, None, rules.tokens_per_day, call.estimate, debit=debit, spend=spend
-                )
-            except BaseException:
-                # Cancelled (the client left): what earlier calls owe is still owed.
-                connector.settlements.untake(call.app_id, rules.tokens_per_day, debit, spend)
-                raise
-            if short is not None:
-                what = "tokens per day are" if short == "tpd" else f"daily budget (${rules.daily_budget_usd:g}) is"
-                raise Refused(429, "rate_limit", f"this app's {what} used up", retry_after=taken.retry_after)
+        try:
+            body, size = await _body(request, rules)
+            call.model = str(body.get("model") or "")
+            call.streamed = body.get("stream") is True
+            decide_model(rules, provider, call.model)
+        except Refused:
+            # A refused call is a request too (and its audit entry costs): it counts against the minute.
+            await _take(connector, call, rules, None)
+            raise
+        # One round trip for the minute, the day's tokens and money (the prompt's estimate now, the
+        # provider's count settled after the answer, with what earlier calls still owe), before the
+        # body is scanned: an app over its limits costs no detector time.
+        await _take(connector, call, rules, size // 4 + 1 if billed else None)
+        try:
+            body, vault = _redact(body, rules, call)
+        except Refused:
+            _give_back(connector, call, rules)  # blocked: the estimate was never used
+            raise
         headers = {k.lower(): v for k, v in request.headers.items()}
         if call.streamed:
             return await _stream(request, connector, call, rules, path, body, headers, vault)
