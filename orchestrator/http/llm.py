@@ -160,21 +160,22 @@ class Call:
     cost_estimate: float = 0.0  # millionths of a dollar taken from the daily budget before the call
     redactions: dict[str, int] = field(default_factory=dict)
 
-    def row(self, outcome: Outcome, status: int) -> LlmUsage:
-        """The usage row of this call."""
-        return LlmUsage(
-            app_id=self.app_id,
-            provider=self.provider,
-            endpoint=self.endpoint,
-            model=self.model[:200],
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            latency_ms=round((time.perf_counter() - self.started) * 1000, 3),
-            status_code=status,
-            streamed=self.streamed,
-            outcome=outcome,
-            redactions=self.redactions,
-        )
+    def values(self, outcome: Outcome, status: int) -> dict[str, Any]:
+        """The usage row of this call, as column values."""
+        return {
+            "at": utcnow(),
+            "app_id": self.app_id,
+            "provider": self.provider,
+            "endpoint": self.endpoint,
+            "model": self.model[:200],
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "latency_ms": round((time.perf_counter() - self.started) * 1000, 3),
+            "status_code": status,
+            "streamed": self.streamed,
+            "outcome": outcome,
+            "redactions": self.redactions,
+        }
 
 
 def _bearer(request: Request, provider: Provider) -> str | None:
@@ -274,21 +275,21 @@ async def _finish(
         if rules.daily_budget_usd is not None:
             cost = get_policy().llm_cost_micros(call.model, call.prompt_tokens, call.completion_tokens)
             settlements.owe_spend(call.app_id, rules.daily_budget_usd * 1e6, cost, call.cost_estimate)
-    row = call.row(outcome, status)
+    row = call.values(outcome, status)
     audit_reason = reason if outcome is Outcome.blocked and (status == 403 or call.redactions) else None
     if audit_reason is None:
         usage_writer.add(row)
     else:
-        await run_in_threadpool(record_usage, row, audit_reason=audit_reason, actor=call.actor)
+        await run_in_threadpool(record_usage, LlmUsage(**row), audit_reason=audit_reason, actor=call.actor)
     log.info(
         "llm call",
         provider=call.provider,
         endpoint=call.endpoint,
-        model=row.model,
+        model=row["model"],
         status=status,
         outcome=str(outcome),
-        latency_ms=row.latency_ms,
-        redactions=row.redactions,
+        latency_ms=row["latency_ms"],
+        redactions=row["redactions"],
     )
 
 
