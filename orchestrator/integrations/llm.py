@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal, Protocol
 
+import anyio
 import httpcore
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -115,12 +116,132 @@ def _environment_proxies() -> bool:
 _PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
 
+def _key(origin: httpcore.Origin) -> tuple[bytes, bytes, int]:
+    return origin.scheme, origin.host, origin.port  # Origin itself is not hashable
+
+
+class _IdlePool:
+    """httpcore's connection pool with a constant cost per request: idle connections per origin, the
+    most recently used first.
+
+    httpcore's own pool walks every connection (and polls each idle socket) several times per
+    request, so its cost grows with the connections a burst left open; LLM calls are long, so a
+    connector keeps many. Here a request takes the newest idle connection (checking only that one)
+    or opens one, and hands it back when its answer is closed. Connections are made by httpcore's
+    pool itself (TLS, keep-alive expiry and the network backend as configured). HTTP/1.1 only.
+    """
+
+    def __init__(self, pool: httpcore.AsyncConnectionPool, limits: httpx.Limits) -> None:
+        self._pool = pool
+        self._slots = asyncio.Semaphore(limits.max_connections or 1_000_000)
+        self._keep = limits.max_keepalive_connections if limits.max_keepalive_connections is not None else 1_000_000
+        self._idle: dict[tuple[bytes, bytes, int], list[httpcore.AsyncConnectionInterface]] = {}
+        self._idle_count = 0
+
+    def _take_idle(
+        self, origin: httpcore.Origin
+    ) -> tuple[httpcore.AsyncConnectionInterface | None, list[httpcore.AsyncConnectionInterface]]:
+        idle = self._idle.get(_key(origin))
+        stale: list[httpcore.AsyncConnectionInterface] = []
+        while idle:
+            connection = idle.pop()
+            self._idle_count -= 1
+            if connection.is_idle() and not connection.has_expired():
+                return connection, stale
+            stale.append(connection)  # expired, or the server closed it while idle
+        return None, stale
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        """Send `request` on an idle connection to its origin, or on a new one."""
+        timeout = request.extensions.get("timeout", {}).get("pool")
+        if self._slots.locked() and timeout:
+            try:
+                await asyncio.wait_for(self._slots.acquire(), timeout)
+            except TimeoutError:
+                raise httpcore.PoolTimeout("no connection to the provider became free in time") from None
+        else:
+            await self._slots.acquire()
+        try:
+            while True:
+                connection, stale = self._take_idle(request.url.origin)
+                for old in stale:
+                    await old.aclose()
+                connection = connection or self._pool.create_connection(request.url.origin)
+                try:
+                    response = await connection.handle_async_request(request)
+                except httpcore.ConnectionNotAvailable:
+                    continue  # it closed between the check and the request: the next one
+                except BaseException:
+                    await connection.aclose()
+                    raise
+                break
+        except BaseException:
+            self._slots.release()
+            raise
+        stream = _Handback(response.stream, connection, request.url.origin, self)
+        return httpcore.Response(
+            response.status, headers=response.headers, content=stream, extensions=response.extensions
+        )
+
+    async def handback(self, connection: httpcore.AsyncConnectionInterface, origin: httpcore.Origin) -> None:
+        """A response was closed: keep its connection for the next request, or close it."""
+        self._slots.release()
+        if connection.is_idle() and self._idle_count < self._keep:
+            self._idle.setdefault(_key(origin), []).append(connection)
+            self._idle_count += 1
+        elif not connection.is_closed():
+            await connection.aclose()
+
+    async def aclose(self) -> None:
+        """Close every idle connection."""
+        idle, self._idle, self._idle_count = self._idle, {}, 0
+        for connections in idle.values():
+            for connection in connections:
+                await connection.aclose()
+        await self._pool.aclose()
+
+
+class _Handback:
+    """A response body that hands its connection back to the pool when closed."""
+
+    def __init__(
+        self, stream: Any, connection: httpcore.AsyncConnectionInterface, origin: httpcore.Origin, pool: _IdlePool
+    ) -> None:
+        self._stream = stream
+        self._connection = connection
+        self._origin = origin
+        self._pool = pool
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for part in self._stream:
+                yield part
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Close the body (a body not read to its end closes its connection) and hand it back."""
+        if self._closed:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):  # a cancelled caller still releases the connection
+            try:
+                if hasattr(self._stream, "aclose"):
+                    await self._stream.aclose()
+            finally:
+                await self._pool.handback(self._connection, self._origin)
+
+
 def _coalescing_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
     transport = httpx.AsyncHTTPTransport(limits=limits)
     pool = getattr(transport, "_pool", None)
     backend = getattr(pool, "_network_backend", None)
-    if isinstance(backend, httpcore.AsyncNetworkBackend):  # else: a different httpcore; plain sends
-        pool._network_backend = _CoalescingBackend(backend)  # type: ignore[union-attr]
+    if isinstance(pool, httpcore.AsyncConnectionPool) and isinstance(backend, httpcore.AsyncNetworkBackend):
+        pool._network_backend = _CoalescingBackend(backend)
+        transport._pool = _IdlePool(pool, limits)  # type: ignore[assignment]
+    # else: a different httpx or httpcore; its own pool and plain sends
     return transport
 
 
