@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session, col, select
 
 from orchestrator.audit.actions import AuditAction
@@ -125,10 +126,11 @@ class UsageWriter:
 
     One multi-row INSERT per FLUSH_SECONDS instead of one ORM transaction per call: at 100 calls/s
     a transaction per call would cost more than the rest of the connector. Rows are queued as plain
-    column values (no ORM object on the event loop). A batch whose write fails is queued again, in
-    front, and retried with the next one (up to MAX_PENDING rows; past that the oldest are dropped,
-    logged); the API's shutdown flushes what is queued and waits for a write under way. Blocks, which
-    also write an audit entry, are written at once by `record_usage`.
+    column values (no ORM object on the event loop). A batch the database cannot take now
+    (unreachable, locked) is queued again, in front, and retried with the next one (up to MAX_PENDING
+    rows; past that the oldest are dropped, logged); rows it refuses outright are dropped, logged.
+    The API's shutdown flushes what is queued and waits for a write under way. Blocks, which also
+    write an audit entry, are written at once by `record_usage`.
     """
 
     FLUSH_SECONDS = 0.2
@@ -179,7 +181,7 @@ class UsageWriter:
             try:
                 with session_scope() as session:
                     session.execute(insert(LlmUsage), batch)
-            except Exception as exc:  # kept for the next flush; the calls' answers are long gone
+            except (OperationalError, InterfaceError) as exc:  # the database is away or busy: kept
                 with self._lock:
                     self._rows[:0] = batch
                     dropped = len(self._rows) - self.MAX_PENDING
@@ -188,6 +190,9 @@ class UsageWriter:
                 log.warning("LLM usage rows could not be written; retried", rows=len(batch), error=str(exc))
                 if dropped > 0:
                     log.error("LLM usage rows dropped: the database refused writes for too long", rows=dropped)
+                return 0
+            except Exception as exc:  # the rows themselves are refused: retrying would block the queue
+                log.error("LLM usage rows refused by the database; dropped", rows=len(batch), error=str(exc))
                 return 0
             return len(batch)
 
