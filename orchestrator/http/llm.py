@@ -6,9 +6,10 @@
 
 The caller authenticates with a token from our token exchange carrying the `llm:invoke` scope (as the
 SDK's API key: `Authorization: Bearer` or Anthropic's `x-api-key`); the app is the token's audience.
-Each call: app and data class checked, limits taken, the body checked against the class's models and
-redaction mode, masked, forwarded with IT's key, the answer restored, a usage row written after the
-answer went out. Every refusal is answered in the provider's own error shape so SDKs raise their usual
+Each call: app and data class checked, the body read and its model checked, the app's limits taken
+(one Redis round trip; a refused call still counts against the minute), the body scanned in the
+class's redaction mode and masked, forwarded with IT's key, the answer restored, a usage row queued
+after the answer went out. Every refusal is answered in the provider's own error shape so SDKs raise their usual
 exceptions. Nothing here logs or stores a prompt, an answer, a detected value or a key.
 """
 
