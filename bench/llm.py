@@ -155,7 +155,7 @@ async def _closed_loop(url: str, headers: dict[str, str], connections: int, seco
         began = time.monotonic()
         await asyncio.gather(*(loop() for _ in range(connections)))
         elapsed = time.monotonic() - began
-    return {"rps": done / elapsed, "errors": float(errors)}
+    return {"rps": done / elapsed, "errors": float(errors), "done": float(done)}
 
 
 def main() -> None:
@@ -210,7 +210,13 @@ def main() -> None:
                 if index:
                     latency[name].append(result)
             for name, (url, headers) in paths.items():
+                before = {p.pid: _cpu_seconds(p.pid) for p in procs}
                 result = asyncio.run(_closed_loop(url, headers, args.connections, seconds))
+                # CPU per call of the API and of the stand-in: unlike rates, barely moved by other load.
+                api, stand_in = (
+                    (_cpu_seconds(p.pid) - before[p.pid]) * 1000 / max(result["done"], 1) for p in (procs[1], procs[0])
+                )
+                result.update(api_cpu_ms=api, upstream_cpu_ms=stand_in)
                 if index:
                     throughput[name].append(result)
     finally:
@@ -237,6 +243,21 @@ def _print_profile(path: Path, top: int = 30) -> None:
         print(f"  {own * 1000 / requests:7.3f} ms {calls / requests:6.1f}×  {where}:{line} {name}")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children's still running (uvicorn workers); 0 off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = [
+            int(child)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_cpu_seconds(child) for child in children)
+
+
 def _median(runs: list[dict[str, float]], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
@@ -260,6 +281,12 @@ def _report(
     print(f"throughput with {args.connections} concurrent clients:")
     print(f"  direct     {direct_rps:8.1f} req/s")
     print(f"  connector  {conn_rps:8.1f} req/s   ratio {ratio:.2f}")
+    api_cpu = _median(throughput["connector"], "api_cpu_ms")
+    print(
+        f"CPU per call: connector's API {api_cpu:.2f} ms (+ stand-in "
+        f"{_median(throughput['connector'], 'upstream_cpu_ms'):.2f} ms); direct: stand-in "
+        f"{_median(throughput['direct'], 'upstream_cpu_ms'):.2f} ms"
+    )
     for name in latency:
         failed = sum(r["errors"] for r in (*latency[name], *throughput[name]))
         print(f"errors ({name}): {failed:g}")
@@ -270,6 +297,7 @@ def _report(
                 "added_p50_ms": round(added_p50, 3),
                 "added_p99_ms": round(added_p99, 3),
                 "throughput_ratio": round(ratio, 3),
+                "api_cpu_ms_per_call": round(api_cpu, 3),
                 "targets_met": met,
                 "errors": errors,
             }
