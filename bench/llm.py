@@ -2,14 +2,16 @@
 directly to the same local provider stand-in, in the same run.
 
     python -m bench.llm [--seconds 5] [--rate 100] [--connections 8] [--rounds 2] [--workers 1]
-                        [--redis redis://127.0.0.1:6379/15]
+                        [--redis redis://127.0.0.1:6379/15] [--profile api.prof]
 
 The stand-in (`bench.llm_upstream`) and the API (uvicorn, one worker, Redis for the limit buckets
 and the revocation list, a throw-away SQLite catalog) each run in their own process. Two phases,
 alternating the paths round by round: latency under an open-loop load of `--rate` requests/s
 (p50/p99 of each path and the difference: the added latency), then closed-loop throughput with
 `--connections` concurrent clients (requests/s of each path and the ratio). Targets: added p50 < 3 ms,
-added p99 < 15 ms, connector throughput ≥ 0.5 × direct.
+added p99 < 15 ms, connector throughput ≥ 0.5 × direct. `--profile` runs the API under cProfile (CPU
+time, connector requests only) and prints where its time goes per request (the profiler slows it down:
+the figures of such a run are not the connector's).
 """
 
 from __future__ import annotations
@@ -153,7 +155,7 @@ async def _closed_loop(url: str, headers: dict[str, str], connections: int, seco
         began = time.monotonic()
         await asyncio.gather(*(loop() for _ in range(connections)))
         elapsed = time.monotonic() - began
-    return {"rps": done / elapsed, "errors": float(errors)}
+    return {"rps": done / elapsed, "errors": float(errors), "done": float(done)}
 
 
 def main() -> None:
@@ -166,6 +168,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of the API (limits stay shared)")
     parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
                         help="uvicorn's event loop for the API (auto: uvloop when installed)")  # fmt: skip
+    parser.add_argument("--profile", metavar="PATH", help="profile the API's connector requests into PATH")
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-llm-"))
@@ -181,7 +184,10 @@ def main() -> None:
     try:
         procs.append(_start([sys.executable, "-m", "bench.llm_upstream", str(upstream_port)], env,
                             tmp / "upstream.log", upstream + "/v1/models"))  # fmt: skip
-        api_args = [sys.executable, "-m", "uvicorn", "orchestrator.http.app:create_app", "--factory", "--host",
+        factory = "bench.llm_profiled:create_app" if args.profile else "orchestrator.http.app:create_app"
+        if args.profile:
+            env["LLM_BENCH_PROFILE"] = str(Path(args.profile).resolve())
+        api_args = [sys.executable, "-m", "uvicorn", factory, "--factory", "--host",
                     "127.0.0.1", "--port", str(api_port), "--log-level", "warning", "--no-access-log",
                     "--workers", str(args.workers), "--loop", args.loop]  # fmt: skip
         procs.append(_start(api_args, env, tmp / "api.log", f"http://127.0.0.1:{api_port}/healthz"))
@@ -204,7 +210,13 @@ def main() -> None:
                 if index:
                     latency[name].append(result)
             for name, (url, headers) in paths.items():
+                before = {p.pid: _cpu_seconds(p.pid) for p in procs}
                 result = asyncio.run(_closed_loop(url, headers, args.connections, seconds))
+                # CPU per call of the API and of the stand-in: unlike rates, barely moved by other load.
+                api, stand_in = (
+                    (_cpu_seconds(p.pid) - before[p.pid]) * 1000 / max(result["done"], 1) for p in (procs[1], procs[0])
+                )
+                result.update(api_cpu_ms=api, upstream_cpu_ms=stand_in)
                 if index:
                     throughput[name].append(result)
     finally:
@@ -213,6 +225,37 @@ def main() -> None:
             proc.wait(timeout=15)
         shutil.rmtree(tmp, ignore_errors=True)
     _report(latency, throughput, args)
+    if args.profile:
+        _print_profile(Path(args.profile))
+
+
+def _print_profile(path: Path, top: int = 30) -> None:
+    """The functions the API spent most CPU time in, per connector request."""
+    import pstats
+
+    requests = int(path.with_suffix(path.suffix + ".requests").read_text())
+    stats = pstats.Stats(str(path))
+    rows = sorted(stats.stats.items(), key=lambda item: -item[1][2])  # type: ignore[attr-defined]
+    total = sum(v[2] for _, v in rows)
+    print(f"API CPU profile: {requests} connector requests, {total * 1000 / requests:.2f} ms/request under cProfile")
+    for (file, line, name), (_, calls, own, _cumulative, _) in rows[:top]:
+        where = file.split("site-packages/")[-1].replace(os.getcwd() + "/", "")
+        print(f"  {own * 1000 / requests:7.3f} ms {calls / requests:6.1f}×  {where}:{line} {name}")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children's still running (uvicorn workers); 0 off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = [
+            int(child)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_cpu_seconds(child) for child in children)
 
 
 def _median(runs: list[dict[str, float]], key: str) -> float:
@@ -238,6 +281,12 @@ def _report(
     print(f"throughput with {args.connections} concurrent clients:")
     print(f"  direct     {direct_rps:8.1f} req/s")
     print(f"  connector  {conn_rps:8.1f} req/s   ratio {ratio:.2f}")
+    api_cpu = _median(throughput["connector"], "api_cpu_ms")
+    print(
+        f"CPU per call: connector's API {api_cpu:.2f} ms (+ stand-in "
+        f"{_median(throughput['connector'], 'upstream_cpu_ms'):.2f} ms); direct: stand-in "
+        f"{_median(throughput['direct'], 'upstream_cpu_ms'):.2f} ms"
+    )
     for name in latency:
         failed = sum(r["errors"] for r in (*latency[name], *throughput[name]))
         print(f"errors ({name}): {failed:g}")
@@ -248,6 +297,7 @@ def _report(
                 "added_p50_ms": round(added_p50, 3),
                 "added_p99_ms": round(added_p99, 3),
                 "throughput_ratio": round(ratio, 3),
+                "api_cpu_ms_per_call": round(api_cpu, 3),
                 "targets_met": met,
                 "errors": errors,
             }

@@ -26,6 +26,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    client_port: int = 0  # which connection it came on
 
 
 @dataclass
@@ -160,13 +161,15 @@ def _handler(fake: FakeLlm) -> type[QuietHandler]:
             return self.rfile.read(length) if length else b""
 
         def do_GET(self) -> None:  # noqa: N802 - the http.server hook name
-            fake._record(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, b""))
+            fake._record(
+                Received(self.path, {k.lower(): v for k, v in self.headers.items()}, b"", self.client_address[1])
+            )
             self.reply_json(200, {"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model"}]})
 
         def do_POST(self) -> None:  # noqa: N802 - the http.server hook name
             raw = self._read()
             headers = {k.lower(): v for k, v in self.headers.items()}
-            failure = fake._record(Received(self.path, headers, raw))
+            failure = fake._record(Received(self.path, headers, raw, self.client_address[1]))
             anthropic = self.path.startswith("/v1/messages")
             if anthropic and headers.get("x-api-key") != fake.anthropic_key:
                 self.reply_json(401, _anthropic_error(401, "invalid x-api-key"))

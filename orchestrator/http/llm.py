@@ -6,9 +6,10 @@
 
 The caller authenticates with a token from our token exchange carrying the `llm:invoke` scope (as the
 SDK's API key: `Authorization: Bearer` or Anthropic's `x-api-key`); the app is the token's audience.
-Each call: app and data class checked, limits taken, the body checked against the class's models and
-redaction mode, masked, forwarded with IT's key, the answer restored, a usage row written after the
-answer went out. Every refusal is answered in the provider's own error shape so SDKs raise their usual
+Each call: app and data class checked, the body read and its model checked, the app's limits taken
+(one Redis round trip; a refused call still counts against the minute), the body scanned in the
+class's redaction mode and masked, forwarded with IT's key, the answer restored, a usage row queued
+after the answer went out. Every refusal is answered in the provider's own error shape so SDKs raise their usual
 exceptions. Nothing here logs or stores a prompt, an answer, a detected value or a key.
 """
 
@@ -160,21 +161,22 @@ class Call:
     cost_estimate: float = 0.0  # millionths of a dollar taken from the daily budget before the call
     redactions: dict[str, int] = field(default_factory=dict)
 
-    def row(self, outcome: Outcome, status: int) -> LlmUsage:
-        """The usage row of this call."""
-        return LlmUsage(
-            app_id=self.app_id,
-            provider=self.provider,
-            endpoint=self.endpoint,
-            model=self.model[:200],
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            latency_ms=round((time.perf_counter() - self.started) * 1000, 3),
-            status_code=status,
-            streamed=self.streamed,
-            outcome=outcome,
-            redactions=self.redactions,
-        )
+    def values(self, outcome: Outcome, status: int) -> dict[str, Any]:
+        """The usage row of this call, as column values."""
+        return {
+            "at": utcnow(),
+            "app_id": self.app_id,
+            "provider": self.provider,
+            "endpoint": self.endpoint,
+            "model": self.model[:200],
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "latency_ms": round((time.perf_counter() - self.started) * 1000, 3),
+            "status_code": status,
+            "streamed": self.streamed,
+            "outcome": outcome,
+            "redactions": self.redactions,
+        }
 
 
 def _bearer(request: Request, provider: Provider) -> str | None:
@@ -274,21 +276,21 @@ async def _finish(
         if rules.daily_budget_usd is not None:
             cost = get_policy().llm_cost_micros(call.model, call.prompt_tokens, call.completion_tokens)
             settlements.owe_spend(call.app_id, rules.daily_budget_usd * 1e6, cost, call.cost_estimate)
-    row = call.row(outcome, status)
+    row = call.values(outcome, status)
     audit_reason = reason if outcome is Outcome.blocked and (status == 403 or call.redactions) else None
     if audit_reason is None:
         usage_writer.add(row)
     else:
-        await run_in_threadpool(record_usage, row, audit_reason=audit_reason, actor=call.actor)
+        await run_in_threadpool(record_usage, LlmUsage(**row), audit_reason=audit_reason, actor=call.actor)
     log.info(
         "llm call",
         provider=call.provider,
         endpoint=call.endpoint,
-        model=row.model,
+        model=row["model"],
         status=status,
         outcome=str(outcome),
-        latency_ms=row.latency_ms,
-        redactions=row.redactions,
+        latency_ms=row["latency_ms"],
+        redactions=row["redactions"],
     )
 
 
@@ -307,47 +309,77 @@ def _refusal(request: Request, call: Call, refused: Refused, rules: LlmPolicy | 
     return response
 
 
+async def _take(connector: Connector, call: Call, rules: LlmPolicy, estimate: int | None) -> None:
+    """Take the call from the app's buckets in one round trip, or Refused (429) naming the one short.
+
+    `estimate` None: the minute only (a refused or unbilled call); else also the day's tokens and,
+    with a daily budget, its money, with what earlier calls of the app still owe.
+    """
+    debit, spend = 0, None
+    if estimate is not None:
+        call.estimate = estimate
+        debit = connector.settlements.take(call.app_id)
+        if rules.daily_budget_usd is not None:
+            call.cost_estimate = get_policy().llm_cost_micros(call.model, estimate, 0)
+            budget = rules.daily_budget_usd * 1e6
+            spend = Spend(budget, call.cost_estimate, connector.settlements.take_spend(call.app_id))
+    try:
+        taken, short = await take_call(
+            connector.buckets,
+            call.app_id,
+            rules.requests_per_minute,
+            rules.tokens_per_day,
+            estimate,
+            debit=debit,
+            spend=spend,
+        )
+    except BaseException:
+        # Cancelled (the client left): what earlier calls owe is still owed.
+        connector.settlements.untake(call.app_id, rules.tokens_per_day, debit, spend)
+        raise
+    if short is not None:
+        call.estimate, call.cost_estimate = 0, 0.0
+        what = {
+            "rpm": "requests per minute are",
+            "tpd": "tokens per day are",
+            "usd": f"daily budget (${rules.daily_budget_usd:g}) is",
+        }[short]
+        raise Refused(429, "rate_limit", f"this app's {what} used up", retry_after=taken.retry_after)
+
+
+def _give_back(connector: Connector, call: Call, rules: LlmPolicy) -> None:
+    """Owe back what a call refused after its round trip had taken from the day (no round trip now)."""
+    if call.estimate:
+        connector.settlements.owe(call.app_id, rules.tokens_per_day, 0, call.estimate)
+    if call.cost_estimate and rules.daily_budget_usd is not None:
+        connector.settlements.owe_spend(call.app_id, rules.daily_budget_usd * 1e6, 0, call.cost_estimate)
+    call.estimate, call.cost_estimate = 0, 0.0
+
+
 async def _proxy(request: Request, provider: Provider, endpoint: str, path: str, *, billed: bool = True) -> Response:
     call = Call(provider, endpoint)
     rules: LlmPolicy | None = None
     connector = _connector(request)
     try:
         rules = await _authenticate(request, call)
-        # The request counts against the minute before its body is read or judged: a refused call
-        # (bad model, blocked content, too large) is a request too, and its audit entry costs.
-        taken, short = await take_call(
-            connector.buckets, call.app_id, rules.requests_per_minute, rules.tokens_per_day, None
-        )
-        if short is not None:
-            raise Refused(
-                429, "rate_limit", "this app's requests per minute are used up", retry_after=taken.retry_after
-            )
-        body, size = await _body(request, rules)
-        call.model = str(body.get("model") or "")
-        call.streamed = body.get("stream") is True
-        decide_model(rules, provider, call.model)
-        body, vault = _redact(body, rules, call)
-        if billed:
-            # The day's tokens (and money) once the body passed: the prompt's estimate now, the
-            # provider's count settled after the answer, with what earlier calls still owe.
-            call.estimate = size // 4 + 1
-            debit = connector.settlements.take(call.app_id)
-            spend = None
-            if rules.daily_budget_usd is not None:
-                call.cost_estimate = get_policy().llm_cost_micros(call.model, call.estimate, 0)
-                budget = rules.daily_budget_usd * 1e6
-                spend = Spend(budget, call.cost_estimate, connector.settlements.take_spend(call.app_id))
-            try:
-                taken, short = await take_call(
-                    connector.buckets, call.app_id, None, rules.tokens_per_day, call.estimate, debit=debit, spend=spend
-                )
-            except BaseException:
-                # Cancelled (the client left): what earlier calls owe is still owed.
-                connector.settlements.untake(call.app_id, rules.tokens_per_day, debit, spend)
-                raise
-            if short is not None:
-                what = "tokens per day are" if short == "tpd" else f"daily budget (${rules.daily_budget_usd:g}) is"
-                raise Refused(429, "rate_limit", f"this app's {what} used up", retry_after=taken.retry_after)
+        try:
+            body, size = await _body(request, rules)
+            call.model = str(body.get("model") or "")
+            call.streamed = body.get("stream") is True
+            decide_model(rules, provider, call.model)
+        except Refused:
+            # A refused call is a request too (and its audit entry costs): it counts against the minute.
+            await _take(connector, call, rules, None)
+            raise
+        # One round trip for the minute, the day's tokens and money (the prompt's estimate now, the
+        # provider's count settled after the answer, with what earlier calls still owe), before the
+        # body is scanned: an app over its limits costs no detector time.
+        await _take(connector, call, rules, size // 4 + 1 if billed else None)
+        try:
+            body, vault = _redact(body, rules, call)
+        except Refused:
+            _give_back(connector, call, rules)  # blocked: the estimate was never used
+            raise
         headers = {k.lower(): v for k, v in request.headers.items()}
         if call.streamed:
             return await _stream(request, connector, call, rules, path, body, headers, vault)

@@ -9,11 +9,13 @@ as they are (with their Retry-After) for the connector to pass through.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal, Protocol
 
+import anyio
 import httpcore
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -24,6 +26,8 @@ Provider = Literal["openai", "anthropic"]
 ANTHROPIC_VERSION = "2023-06-01"
 # Connection never established (or no free pooled connection): the request was not sent.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# The wait before the first retry (then doubling, at most a second).
+_FIRST_WAIT = 0.05
 # Caller headers worth forwarding (content negotiation and provider feature flags); never auth.
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta", "openai-beta")
 
@@ -112,12 +116,132 @@ def _environment_proxies() -> bool:
 _PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
 
+def _key(origin: httpcore.Origin) -> tuple[bytes, bytes, int]:
+    return origin.scheme, origin.host, origin.port  # Origin itself is not hashable
+
+
+class _IdlePool:
+    """httpcore's connection pool with a constant cost per request: idle connections per origin, the
+    most recently used first.
+
+    httpcore's own pool walks every connection (and polls each idle socket) several times per
+    request, so its cost grows with the connections a burst left open; LLM calls are long, so a
+    connector keeps many. Here a request takes the newest idle connection (checking only that one)
+    or opens one, and hands it back when its answer is closed. Connections are made by httpcore's
+    pool itself (TLS, keep-alive expiry and the network backend as configured). HTTP/1.1 only.
+    """
+
+    def __init__(self, pool: httpcore.AsyncConnectionPool, limits: httpx.Limits) -> None:
+        self._pool = pool
+        self._slots = asyncio.Semaphore(limits.max_connections or 1_000_000)
+        self._keep = limits.max_keepalive_connections if limits.max_keepalive_connections is not None else 1_000_000
+        self._idle: dict[tuple[bytes, bytes, int], list[httpcore.AsyncConnectionInterface]] = {}
+        self._idle_count = 0
+
+    def _take_idle(
+        self, origin: httpcore.Origin
+    ) -> tuple[httpcore.AsyncConnectionInterface | None, list[httpcore.AsyncConnectionInterface]]:
+        idle = self._idle.get(_key(origin))
+        stale: list[httpcore.AsyncConnectionInterface] = []
+        while idle:
+            connection = idle.pop()
+            self._idle_count -= 1
+            if connection.is_idle() and not connection.has_expired():
+                return connection, stale
+            stale.append(connection)  # expired, or the server closed it while idle
+        return None, stale
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        """Send `request` on an idle connection to its origin, or on a new one."""
+        timeout = request.extensions.get("timeout", {}).get("pool")
+        if self._slots.locked() and timeout:
+            try:
+                await asyncio.wait_for(self._slots.acquire(), timeout)
+            except TimeoutError:
+                raise httpcore.PoolTimeout("no connection to the provider became free in time") from None
+        else:
+            await self._slots.acquire()
+        try:
+            while True:
+                connection, stale = self._take_idle(request.url.origin)
+                for old in stale:
+                    await old.aclose()
+                connection = connection or self._pool.create_connection(request.url.origin)
+                try:
+                    response = await connection.handle_async_request(request)
+                except httpcore.ConnectionNotAvailable:
+                    continue  # it closed between the check and the request: the next one
+                except BaseException:
+                    await connection.aclose()
+                    raise
+                break
+        except BaseException:
+            self._slots.release()
+            raise
+        stream = _Handback(response.stream, connection, request.url.origin, self)
+        return httpcore.Response(
+            response.status, headers=response.headers, content=stream, extensions=response.extensions
+        )
+
+    async def handback(self, connection: httpcore.AsyncConnectionInterface, origin: httpcore.Origin) -> None:
+        """A response was closed: keep its connection for the next request, or close it."""
+        self._slots.release()
+        if connection.is_idle() and self._idle_count < self._keep:
+            self._idle.setdefault(_key(origin), []).append(connection)
+            self._idle_count += 1
+        elif not connection.is_closed():
+            await connection.aclose()
+
+    async def aclose(self) -> None:
+        """Close every idle connection."""
+        idle, self._idle, self._idle_count = self._idle, {}, 0
+        for connections in idle.values():
+            for connection in connections:
+                await connection.aclose()
+        await self._pool.aclose()
+
+
+class _Handback:
+    """A response body that hands its connection back to the pool when closed."""
+
+    def __init__(
+        self, stream: Any, connection: httpcore.AsyncConnectionInterface, origin: httpcore.Origin, pool: _IdlePool
+    ) -> None:
+        self._stream = stream
+        self._connection = connection
+        self._origin = origin
+        self._pool = pool
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for part in self._stream:
+                yield part
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Close the body (a body not read to its end closes its connection) and hand it back."""
+        if self._closed:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):  # a cancelled caller still releases the connection
+            try:
+                if hasattr(self._stream, "aclose"):
+                    await self._stream.aclose()
+            finally:
+                await self._pool.handback(self._connection, self._origin)
+
+
 def _coalescing_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
     transport = httpx.AsyncHTTPTransport(limits=limits)
     pool = getattr(transport, "_pool", None)
     backend = getattr(pool, "_network_backend", None)
-    if isinstance(backend, httpcore.AsyncNetworkBackend):  # else: a different httpcore; plain sends
-        pool._network_backend = _CoalescingBackend(backend)  # type: ignore[union-attr]
+    if isinstance(pool, httpcore.AsyncConnectionPool) and isinstance(backend, httpcore.AsyncNetworkBackend):
+        pool._network_backend = _CoalescingBackend(backend)
+        transport._pool = _IdlePool(pool, limits)  # type: ignore[assignment]
+    # else: a different httpx or httpcore; its own pool and plain sends
     return transport
 
 
@@ -161,6 +285,42 @@ class HttpUpstream:
             limits=limits,
             transport=transport,
         )
+        # A provider call needs none of the client's middle layers (redirects are not followed, auth
+        # is a header, and provider cookies must not be shared between the apps' calls): with a
+        # transport of our own the request goes straight to it, which saves a fair share of the
+        # connector's time per call. httpx's own proxy transports are reached through the client.
+        self._transport = transport
+
+    async def _send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
+        if self._transport is None:
+            return await self._client.send(request, stream=stream)
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        if not stream:
+            try:
+                await response.aread()  # reads to the end and releases the connection
+            except BaseException:
+                await response.aclose()
+                raise
+        return response
+
+    async def _attempts(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
+        """Send, retried only while the request cannot have reached the provider."""
+        try:
+            return await self._send(request, stream=stream)  # the usual case: no retry machinery
+        except _NOT_SENT:
+            if self.settings.llm_connect_attempts <= 1:
+                raise
+        await asyncio.sleep(_FIRST_WAIT)
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(_NOT_SENT),
+            stop=stop_after_attempt(self.settings.llm_connect_attempts - 1),
+            wait=wait_exponential(multiplier=_FIRST_WAIT * 2, max=1.0),
+            reraise=True,
+        ):
+            with attempt:
+                return await self._send(request, stream=stream)
+        raise AssertionError("unreachable")  # pragma: no cover - AsyncRetrying re-raises
 
     def configured(self, provider: Provider) -> bool:
         """Whether a key is set for `provider`."""
@@ -187,35 +347,18 @@ class HttpUpstream:
             return self._client.build_request(method, url, headers=out)
         return self._client.build_request(method, url, json=body, headers=out)
 
-    def _retrying(self) -> AsyncRetrying:
-        return AsyncRetrying(
-            retry=retry_if_exception_type(_NOT_SENT),
-            stop=stop_after_attempt(self.settings.llm_connect_attempts),
-            wait=wait_exponential(multiplier=0.05, max=1.0),
-            reraise=True,
-        )
-
     async def send(
         self, provider: Provider, method: str, path: str, body: Any, headers: dict[str, str]
     ) -> httpx.Response:
         """One request, retried only while it cannot have reached the provider; the answer is read."""
-        request = self._request(provider, method, path, body, headers)
-        async for attempt in self._retrying():
-            with attempt:
-                return await self._client.send(request)
-        raise AssertionError("unreachable")  # pragma: no cover - AsyncRetrying re-raises
+        return await self._attempts(self._request(provider, method, path, body, headers), stream=False)
 
     @asynccontextmanager
     async def stream(
         self, provider: Provider, path: str, body: Any, headers: dict[str, str]
     ) -> AsyncIterator[httpx.Response]:
         """One streamed request; leaving the block closes the upstream connection (a cancel)."""
-        request = self._request(provider, "POST", path, body, headers)
-        response: httpx.Response | None = None
-        async for attempt in self._retrying():
-            with attempt:
-                response = await self._client.send(request, stream=True)
-        assert response is not None
+        response = await self._attempts(self._request(provider, "POST", path, body, headers), stream=True)
         try:
             yield response
         finally:

@@ -11,7 +11,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import insert
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session, col, select
 
 from orchestrator.audit.actions import AuditAction
@@ -19,6 +22,7 @@ from orchestrator.audit.service import record as audit_record
 from orchestrator.catalog.lifecycle import Stage
 from orchestrator.catalog.models import MicroApp
 from orchestrator.catalog.policy import LlmPolicy, Policy
+from orchestrator.clock import utcnow
 from orchestrator.db import session_scope
 from orchestrator.llm.models import LlmUsage
 from orchestrator.logs import get_logger
@@ -120,28 +124,39 @@ app_cache = AppCache()
 class UsageWriter:
     """Writes usage rows in batches from a background thread, off the request path.
 
-    One INSERT transaction per FLUSH_SECONDS instead of one per call: at 100 calls/s a transaction
-    per call would cost more than the rest of the connector. A crash loses at most the rows of the
-    last interval (the provider's own usage report stays the billing record); blocks, which also
+    One multi-row INSERT per FLUSH_SECONDS instead of one ORM transaction per call: at 100 calls/s
+    a transaction per call would cost more than the rest of the connector. Rows are queued as plain
+    column values (no ORM object on the event loop). A batch the database cannot take now
+    (unreachable, locked) is queued again, in front, and retried with the next one (up to MAX_PENDING
+    rows; past that the oldest are dropped, logged); rows it refuses outright are dropped, logged.
+    The API's shutdown flushes what is queued and waits for a write under way. Blocks, which also
     write an audit entry, are written at once by `record_usage`.
     """
 
     FLUSH_SECONDS = 0.2
+    MAX_PENDING = 100_000
 
     def __init__(self, interval: float = FLUSH_SECONDS) -> None:
         self.interval = interval
-        self._rows: list[LlmUsage] = []
+        self._rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._writing = threading.Lock()  # one write at a time: a shutdown flush waits for the writer's
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def add(self, row: LlmUsage) -> None:
-        """Queue one row (written within `interval`)."""
+    def add(self, row: LlmUsage | dict[str, Any]) -> None:
+        """Queue one row, a model or its column values (written within `interval`)."""
+        values = row.model_dump() if isinstance(row, LlmUsage) else row
         with self._lock:
-            self._rows.append(row)
+            self._rows.append(values)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="llm-usage-writer", daemon=True)
                 self._thread.start()
+
+    def pending(self) -> int:
+        """Rows queued and not written yet."""
+        with self._lock:
+            return len(self._rows)
 
     def _run(self) -> None:
         while True:
@@ -154,18 +169,32 @@ class UsageWriter:
                         return
 
     def flush(self) -> int:
-        """Write every queued row now; the number written (rows are dropped, logged, if the write fails)."""
-        with self._lock:
-            batch, self._rows = self._rows, []
-        if not batch:
-            return 0
-        try:
-            with session_scope() as session:
-                session.add_all(batch)
-        except Exception as exc:  # the next batch must not be lost with this one
-            log.warning("LLM usage rows could not be written", rows=len(batch), error=str(exc))
-            return 0
-        return len(batch)
+        """Write every queued row now; the number written (a failed batch stays queued)."""
+        with self._writing:
+            with self._lock:
+                batch, self._rows = self._rows, []
+            if not batch:
+                return 0
+            for values in batch:
+                values.pop("id", None)  # the database numbers the rows
+                values.setdefault("at", utcnow())
+            try:
+                with session_scope() as session:
+                    session.execute(insert(LlmUsage), batch)
+            except (OperationalError, InterfaceError) as exc:  # the database is away or busy: kept
+                with self._lock:
+                    self._rows[:0] = batch
+                    dropped = len(self._rows) - self.MAX_PENDING
+                    if dropped > 0:
+                        del self._rows[:dropped]
+                log.warning("LLM usage rows could not be written; retried", rows=len(batch), error=str(exc))
+                if dropped > 0:
+                    log.error("LLM usage rows dropped: the database refused writes for too long", rows=dropped)
+                return 0
+            except Exception as exc:  # the rows themselves are refused: retrying would block the queue
+                log.error("LLM usage rows refused by the database; dropped", rows=len(batch), error=str(exc))
+                return 0
+            return len(batch)
 
 
 usage_writer = UsageWriter()

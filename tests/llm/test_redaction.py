@@ -75,3 +75,18 @@ def test_values_restored_into_json_text_stay_json(size: int) -> None:
     assert json.loads(streamed) == {"note": f"use {value} twice: {value}"}
     assert vault.restore_json({"arguments": document}) == {"arguments": streamed}
     assert vault.restore_json({"content": token}) == {"content": value}  # plain text: the value as it is
+
+
+def test_numeric_runs_are_found_as_their_regex_finds_them() -> None:
+    """The PII scan's fast numeric-run search matches `\\+?\\(?\\d[\\d ().-]{8,24}\\d` exactly (spans, order)."""
+    import random
+    import re
+
+    from orchestrator.reviews.checks.pii import _numeric_spans
+
+    pattern = re.compile(r"\+?\(?\d[\d ().-]{8,24}\d")
+    rng = random.Random(15)
+    texts = ["+(415) 555-0100", "+1 415 555 0100", "(415) 555 0100 +44 20 7946 0958", "x" + "1" * 60, "12345678 (9012"]
+    texts += ["".join(rng.choice("0123456789 ().-+(a\n") for _ in range(rng.randint(0, 50))) for _ in range(5000)]
+    for text in texts:
+        assert list(_numeric_spans(text)) == [m.span() for m in pattern.finditer(text)], repr(text)

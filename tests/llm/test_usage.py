@@ -41,3 +41,27 @@ def test_usage_is_listed_to_owners_and_counts_as_last_use(connector: Connector, 
     assert "summariser: 2 calls" in result.output and "embeddings" in result.output
     # The call went through token introspection, which keeps the app's last-used time.
     wait_until(lambda: all(a.last_used_at is not None for a in _rows(MicroApp)), timeout=10, what="last_used_at")
+
+
+def test_usage_rows_wait_out_an_unreachable_database(sqlite_url: str, monkeypatch: Any) -> None:
+    """Rows queued while the database cannot be reached stay queued and are written once it is back."""
+    from orchestrator.config import get_settings
+    from orchestrator.db import reset_engines
+    from orchestrator.llm.models import LlmUsage, Outcome
+    from orchestrator.llm.service import UsageWriter
+
+    writer = UsageWriter(interval=3600)  # flushed here, not by its thread (which sleeps, a daemon)
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")  # nothing listens
+    get_settings.cache_clear()
+    values = {"app_id": "offline", "provider": "openai", "endpoint": "chat", "model": "gpt-4o-mini",
+              "prompt_tokens": 12, "outcome": Outcome.ok, "redactions": {"email": 1}}  # fmt: skip
+    writer.add(values)
+    assert writer.flush() == 0
+    assert writer.pending() == 1
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    get_settings.cache_clear()
+    reset_engines()
+    assert writer.flush() == 1
+    assert writer.pending() == 0
+    (row,) = [r for r in _rows(LlmUsage) if r.app_id == "offline"]
+    assert (row.prompt_tokens, row.redactions, row.outcome) == (12, {"email": 1}, Outcome.ok)

@@ -30,7 +30,9 @@ CHECK = "pii"
 _NEWLINE_RE = re.compile("\n")
 _EMAIL_AT_RE = re.compile(r"@(?P<domain>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24})\b")
 _LOCAL_PART_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
-_NUMERIC_RE = re.compile(r"\+?\(?\d[\d ().-]{8,24}\d")
+# Numeric runs are `\+?\(?\d[\d ().-]{8,24}\d`, found as `_numeric_spans` does: the optional `+` and
+# `(` in front keep the regex engine from skipping ahead to digits, which made it ~5× slower.
+_NUMERIC_RUN_RE = re.compile(r"\d[\d ().-]{8,24}\d")
 _IBAN_HINT_RE = re.compile(r"\b[A-Z]{2}\d{2}[ A-Z0-9]{11}")
 _CARD_RE = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
 _SSN_RE = re.compile(r"(?<![\d-])(\d{3})-(\d{2})-(\d{4})(?![\d-])")
@@ -169,6 +171,24 @@ def international_phone(chunk: str) -> str | None:
     return None
 
 
+def _numeric_spans(text: str) -> Iterator[tuple[int, int]]:
+    r"""The (start, end) of every match of `\+?\(?\d[\d ().-]{8,24}\d` in `text`, in order.
+
+    Found from the first digit on: the same pattern without its optional `+(` finds the same runs, and
+    a match starts at most two characters before its first digit (`+(`, `+` or `(`), never inside the
+    previous match (`+` cannot be part of a run).
+    """
+    end = 0
+    for m in _NUMERIC_RUN_RE.finditer(text):
+        start = m.start()
+        if start - 2 >= end and text[start - 2 : start] == "+(":
+            start -= 2
+        elif start - 1 >= end and text[start - 1] in "+(":
+            start -= 1
+        end = m.end()
+        yield start, end
+
+
 def _line_of(text: str, pos: int, cache: list[int]) -> int:
     # Newline offsets are computed once per file, on the first hit.
     if not cache:
@@ -202,8 +222,8 @@ def scan_pii(text: str) -> Iterator[PiiHit]:
                     yield PiiHit(kind, _line_of(text, m.start(), newlines), m.group(0))
     # Numbers: find digit runs long enough to matter once, then classify each run (a national identifier
     # first, so that its digits are not reported again as a phone number).
-    for span in _NUMERIC_RE.finditer(text):
-        chunk, offset = span.group(0), span.start()
+    for offset, end in _numeric_spans(text):
+        chunk = text[offset:end]
         national = _chunk_national_id(chunk, text, offset + len(chunk) - len(chunk.lstrip()))
         if national:
             yield PiiHit(national[0], _line_of(text, offset, newlines), national[1])

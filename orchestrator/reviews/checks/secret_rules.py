@@ -481,7 +481,9 @@ RULES: tuple[Rule, ...] = (
         r"login_with_api_key\"[\s\S]{0,40}?\"(?P<s>\d+-[A-Za-z0-9]{64})\"",
         "login_with_api_key",
     ),
-    _r("twilio-api-key", "twilio", r"(?<![A-Za-z0-9])(?P<s>SK[0-9a-f]{32})(?![A-Za-z0-9])", ()),
+    # Literal first (the look-behind after it): a pattern that opens with a look-behind is tried at
+    # every position of the text.
+    _r("twilio-api-key", "twilio", r"(?P<s>SK(?<![A-Za-z0-9]SK)[0-9a-f]{32})(?![A-Za-z0-9])", ()),
     # An auth token is 32 hex digits, like any MD5: it counts when its account SID stands right before it
     # (same call, same object, the next lines of an .env file).
     _r(
