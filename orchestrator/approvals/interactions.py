@@ -301,12 +301,21 @@ def _claim(interaction_id: int, now: datetime) -> SlackInteraction | None:
             # Its handler may have died (a killed worker, a broker connection lost mid-task): come back
             # when the short lease lapses rather than drop this (maybe redelivered) message.
             raise Leased(f"slack interaction {row.id}", row.lease_until, now)
+        attempt = row.attempts + 1
         won = session.exec(
             update(SlackInteraction)
-            .where(col(SlackInteraction.id) == row.id, col(SlackInteraction.attempts) == row.attempts)
-            .values(status=InteractionStatus.handling, lease_until=now + SHORT_LEASE, attempts=row.attempts + 1)
+            .where(
+                col(SlackInteraction.id) == row.id,
+                col(SlackInteraction.attempts) == row.attempts,
+                col(SlackInteraction.status) == row.status,  # not one a slow holder finished meanwhile
+            )
+            .values(status=InteractionStatus.handling, lease_until=now + SHORT_LEASE, attempts=attempt)
         ).rowcount
-        return row if won else None
+        if not won:
+            return None
+        session.expunge(row)  # a detached copy that carries the claim's own attempt number
+        row.attempts = attempt  # (the UPDATE may or may not have synchronised it); handle() checks it
+        return row
 
 
 def _act(session: Session, row: SlackInteraction, notifier: Notifier) -> str:
@@ -359,8 +368,12 @@ def handle(interaction_id: int, *, notifier: Notifier | None = None) -> str:
     reply, outcome = "", "handled"
     try:
         with session_scope() as session:
-            row = session.get(SlackInteraction, interaction_id)
+            # Locked for the whole act: a second claimant after a lapsed short lease waits, then finds it done.
+            row = session.get(SlackInteraction, interaction_id, with_for_update=True)
             assert row is not None
+            if row.attempts != claimed.attempts or row.status != InteractionStatus.handling:
+                log.info("slack interaction taken over by another attempt", interaction_id=interaction_id)
+                return "skipped"
             reply = _act(session, row, notifier)
             outcome = row.outcome or outcome
             row.status, row.handled_at, row.lease_until = InteractionStatus.handled, utcnow(), None

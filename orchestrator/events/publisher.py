@@ -49,15 +49,15 @@ log = get_logger(__name__)
 TASK_NAME = TaskName.handle_event
 BATCH_TASK_NAME = TaskName.handle_events
 # Events committed together under load travel together: one message, and one task's overhead in the
-# worker, for up to this many (each event is still handled in a transaction of its own).
+# worker, for up to this many (each handled in a transaction of its own, or pushes in one group: runner.run_group).
 BATCH_SIZE = 50
 QUEUE = QUEUE_OF[TaskName.handle_events].value
 # After a failed connection, skip publishing for this long (the relay catches up) instead of
 # paying a connection attempt per request while the broker is down.
 BROKER_DOWN_BACKOFF_SECONDS = 5.0
 _CONNECT_TIMEOUT_SECONDS = 3.0
-# Gather ids for this long before publishing a batch: one "enqueued" UPDATE per batch instead of one
-# per request keeps the database's write lock free for ingest under load.
+# Gather ids for this long before publishing a batch: one message (and, under a backlog, one deferred
+# "enqueued" UPDATE) per batch instead of one per request.
 LINGER_SECONDS = 0.02
 # How long after sending the background publisher looks for its events still pending (to mark them
 # enqueued); at most a quarter of RELAY_PENDING_AFTER_SECONDS, so the relay never mistakes them for unsent.
@@ -159,11 +159,22 @@ def publish_now(
 def mark_enqueued(event_ids: list[str], *, database_url: str | None = None, sent_at: datetime | None = None) -> None:
     """Record that these events reached the broker (at `sent_at`, default now); only those still pending change."""
     with session_scope(url=database_url) as session:
-        session.execute(
-            update(Event)
-            .where(col(Event.id).in_(event_ids), col(Event.status) == EventStatus.pending)
-            .values(status=EventStatus.enqueued, published_at=sent_at or utcnow())
+        # Lock in id order, skipping rows a worker's group holds (it is handling them anyway): an UPDATE
+        # alone locks in plan order, which can cross a group's id-ordered locks into a deadlock.
+        ids = list(
+            session.execute(
+                select(col(Event.id))
+                .where(col(Event.id).in_(event_ids), col(Event.status) == EventStatus.pending)
+                .order_by(col(Event.id))
+                .with_for_update(skip_locked=True)
+            ).scalars()
         )
+        if ids:
+            session.execute(
+                update(Event)
+                .where(col(Event.id).in_(ids), col(Event.status) == EventStatus.pending)
+                .values(status=EventStatus.enqueued, published_at=sent_at or utcnow())
+            )
 
 
 def mark_still_pending(event_ids: list[str], *, database_url: str | None = None, sent_at: datetime) -> int:

@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -235,7 +236,9 @@ def _claim(event_id: str, settings: Settings) -> Event | Outcome:
         return event
 
 
-def run_group(event_ids: list[str], *, settings: Settings | None = None) -> list[tuple[str, Outcome]]:
+def run_group(
+    event_ids: list[str], *, settings: Settings | None = None, types: Mapping[str, str] | None = None
+) -> list[tuple[str, Outcome]]:
     """Handle the first event of `event_ids` and, when its type allows, the ones after it in the same transaction.
 
     The group is the longest prefix of `event_ids` whose events share the first one's type, that type
@@ -243,21 +246,47 @@ def run_group(event_ids: list[str], *, settings: Settings | None = None) -> list
     the first — in order; the caller goes on with the rest. A first event of another type (or a
     group of one) takes `run_event`. If the group fails, it is rolled back and each of its events
     runs alone through `run_event`, which gives each its own outcome (retry, failure, parking).
+    `types` (id → event type, from `event_types`) spares a read per call when the caller has them.
     """
     settings = settings or get_settings()
     if len(event_ids) > 1:
-        group: list[str] = []
-        try:
-            outcomes = _apply_group(event_ids, group)
-        except Exception as exc:
-            outcomes = None
-            if group:
-                log.info("event group failed; its events run one by one", events=len(group), error=describe(exc))
-        if outcomes is not None:
-            return outcomes
-        if len(group) > 1:
-            return [(event_id, run_event(event_id, settings=settings)) for event_id in group]
+        # Decided before any lock: a batch of types without batch forms costs no write transaction.
+        size = _groupable_prefix(event_ids, types if types is not None else event_types(event_ids))
+        if size > 1:
+            group: list[str] = []
+            try:
+                outcomes = _apply_group(event_ids[:size], group)
+            except Exception as exc:
+                outcomes = None
+                # A failure before the group was known is a bug in the registry or the lock, not in an event.
+                report = log.info if group else log.warning
+                report("event group failed; its events run one by one", events=len(group), error=describe(exc))
+            if outcomes is not None:
+                return outcomes
+            if len(group) > 1:
+                return [(event_id, run_event(event_id, settings=settings)) for event_id in group]
     return [(event_ids[0], run_event(event_ids[0], settings=settings))]
+
+
+def event_types(event_ids: list[str]) -> dict[str, str]:
+    """Each known event's type, read without locking (the grouping decision only; the group re-reads under lock)."""
+    with session_scope(write=False) as session:
+        return {
+            event_id: str(kind)
+            for event_id, kind in session.exec(select(Event.id, Event.type).where(col(Event.id).in_(event_ids))).all()
+        }
+
+
+def _groupable_prefix(event_ids: list[str], types: Mapping[str, str]) -> int:
+    """How many leading events of `event_ids` share the first one's type, when that type has batch forms (else 1)."""
+    first = types.get(event_ids[0])
+    registration = registration_for(first) if first is not None else None
+    if registration is None or registration.batch_handlers() is None:
+        return 1
+    size = 1
+    while size < len(event_ids) and types.get(event_ids[size]) == first:
+        size += 1
+    return size
 
 
 def _apply_group(event_ids: list[str], group: list[str]) -> list[tuple[str, Outcome]] | None:

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
 from orchestrator.audit.actions import AuditAction
-from orchestrator.clock import as_utc
+from orchestrator.clock import as_utc, utcnow
 from orchestrator.errors import Conflict, NotFound
 from orchestrator.events.models import Event, EventStatus
 from orchestrator.pagination import BadCursor, decode_cursor, encode_cursor
@@ -84,7 +84,9 @@ def retry_event(session: Session, event_id: str, *, actor: str) -> Event:
     previous = event.status
     event.status = EventStatus.pending
     event.attempts = 0
-    event.published_at = None
+    # Counted as sent now: the caller publishes it at once, so the relay waits its pending window first
+    # (an old received_at alone would make it look overdue, and a duplicate go out beside the publish).
+    event.published_at = utcnow()
     session.add(event)
     audit.record(
         session,

@@ -77,8 +77,9 @@ def test_pushes_handled_together_join_the_queued_review_of_their_app(pushes_grou
     later = [_push(("app-a", "app-b", "gone")[i % 3], f"{i:040x}") for i in range(30)]
     outcome = _handle(later)
     assert outcome["handled"] == 30
-    # BEGIN, the events locked, the apps' stages, the queued reviews locked, their update, the events marked.
-    assert outcome["statements"] <= 7, outcome
+    # The batch's types read once (BEGIN, SELECT); then BEGIN, the events locked, the apps' stages, the
+    # queued reviews locked, their update, the events marked.
+    assert outcome["statements"] <= 9, outcome
     assert _queued_reviews() == {"app-a": (f"{27:040x}", later[27]), "app-b": (f"{28:040x}", later[28])}
     by_id = {e.id: e for e in events(type="app.updated")}
     assert {(by_id[i].status, by_id[i].attempts) for i in first + later} == {(EventStatus.handled, 1)}
@@ -96,3 +97,31 @@ def test_a_poison_push_in_a_group_is_parked_alone(pushes_grouped: None) -> None:
     assert [by_id[i].status for i in ids] == [EventStatus.handled, EventStatus.parked, EventStatus.handled]
     assert _queued_reviews().keys() == {"app-a", "app-b"}
     assert _handle(ids)["skipped"] == 3, "a second delivery of the message does nothing"
+
+
+def test_events_without_batch_forms_run_alone_without_a_group_lock(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of a type with a plain handler never takes the group's lock over the rest of the batch."""
+    from orchestrator.events.registry import HANDLERS, Registration
+
+    seen: list[str] = []
+    monkeypatch.setitem(HANDLERS, "app.updated", Registration(handlers=[lambda session, event: seen.append(event.id)]))
+    catalogue("app-a", repo="https://github.com/acme/app-a")
+    ids = [_push("app-a", f"{i:040x}") for i in range(4)]
+
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    from orchestrator.db import get_engine
+
+    sa_event.listen(get_engine(), "before_cursor_execute", record)
+    try:
+        outcome = _handle(ids)
+    finally:
+        sa_event.remove(get_engine(), "before_cursor_execute", record)
+    assert outcome["handled"] == 4 and seen == ids
+    # The group's lock is the only read of events ordered by id (run_event locks its one row by id).
+    assert not [s for s in statements if "ORDER BY event.id" in s], "a group lock was taken for a plain type"

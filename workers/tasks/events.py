@@ -1,8 +1,9 @@
 """The event tasks on the ingest queue, `workers.handle_event(event_id)` and
 `workers.handle_events([event_id, …])` (what the publisher sends for events committed together).
 
-The tasks are thin: they hand each id to `orchestrator.events.runner.run_event`, which claims the
-event, runs its handlers once and records the outcome; a transient failure comes back with a
+The tasks are thin: they hand each id to `orchestrator.events.runner.run_event` (consecutive events of a
+type with batch forms, such as pushes, to `run_group`, which handles them in one transaction), which claims
+the event, runs its handlers once and records the outcome; a transient failure comes back with a
 backoff delay and is retried through Celery (countdown capped by EVENT_RETRY_MAX_SECONDS, well
 under the broker's visibility timeout). While a task runs, its events carry an in-flight lease in
 Redis (`orchestrator.events.leases`), so that the relay re-publishes an event soon after its worker
@@ -72,7 +73,7 @@ BATCH_BUDGET_SECONDS = 60.0
 
 @app.task(name=TaskName.handle_events, bind=True, max_retries=None)
 def handle_events(self: Task[Any, Any], event_ids: Any, suspect: bool = False) -> dict[str, int]:
-    """Handle a batch of events, each in its own transaction; counts of the outcomes.
+    """Handle a batch of events, each alone or in a group of its type (`run_group`); counts of the outcomes.
 
     An event to retry later, and the rest of the batch when the database fails, go on as
     `handle_event` messages with their own bounded retries. A batch the broker redelivers (its
@@ -103,11 +104,12 @@ def _handle_batch(event_ids: list[str], settings: Settings, retries: dict[str, f
 
     Consecutive events of a type with batch forms share a transaction (`run_group`); the others run alone.
     """
-    from orchestrator.events.runner import event_backoff_seconds, run_group
+    from orchestrator.events.runner import event_backoff_seconds, event_types, run_group
 
     counts: Counter[str] = Counter()
     started = time.monotonic()
     index = 0
+    types: dict[str, str] | None = None  # read once, at the first group decision
     while index < len(event_ids):
         event_id = event_ids[index]
         if index and time.monotonic() - started > BATCH_BUDGET_SECONDS:
@@ -115,7 +117,9 @@ def _handle_batch(event_ids: list[str], settings: Settings, retries: dict[str, f
             counts["passed_on"] += len(event_ids) - index
             break
         try:
-            outcomes = run_group(event_ids[index:], settings=settings)
+            if types is None and len(event_ids) > 1:
+                types = event_types(event_ids)
+            outcomes = run_group(event_ids[index:], settings=settings, types=types)
         except Exception as exc:  # the database itself failed: each event left retries on its own
             log.warning("database failed in a batch; its events go on singly", error=str(exc)[:300])
             for rest in event_ids[index:]:
