@@ -6,9 +6,9 @@ may leave the bucket in debt, which refuses the next calls until it refills); a 
 budget in millionths of a dollar, when the app's class has `daily_budget_usd` (settled the same way).
 One Lua script does refill-and-take atomically on Redis's own clock, so any number of processes
 share one budget, and does a call's whole bookkeeping in one round trip (`take_call`): its buckets
-— all of them, or none when one is short — and the settlement of the app's earlier calls (`Settlements`, otherwise
-flushed every SETTLE_SECONDS). Without Redis (the embedded default) the same arithmetic runs in
-process memory.
+— all of them, or none when one is short, but for the minute's request, which a refused call takes
+too — and the settlement of the app's earlier calls (`Settlements`, otherwise flushed every
+SETTLE_SECONDS). Without Redis (the embedded default) the same arithmetic runs in process memory.
 """
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ KEY_PREFIX = "llm:bucket:"
 log = get_logger(__name__)
 
 # KEYS: the buckets; ARGV per bucket: capacity, refill per second, cost, force (1: take even into
-# debt), debit (settled whatever the answer: the provider's count of earlier calls minus their
-# estimates, negative to give back). Every bucket is refilled, debited and checked first; the costs
-# are taken only if none is short, so a call refused by one bucket costs nothing from the others.
+# debt; 2: take whenever this bucket itself is not short, even if another refuses), debit (settled
+# whatever the answer: the provider's count of earlier calls minus their estimates, negative to give
+# back). Every bucket is refilled, debited and checked first; the costs are taken only if none is
+# short, so a call refused by one bucket costs nothing from the others — but the minute's request
+# (force 2): a refused call is a request all the same, or an app out of tokens could call unbounded.
 # Returns {allowed (0/1), the 1-based index of the bucket that refused (0 when allowed), seconds
 # until it would allow (string)}.
 _TAKE_ALL = """
@@ -59,7 +61,8 @@ end
 for i, key in ipairs(KEYS) do
   local base = (i - 1) * 5
   local level = levels[i]
-  if refused == 0 then level = level - tonumber(ARGV[base + 3]) end
+  local cost = tonumber(ARGV[base + 3])
+  if refused == 0 or (tonumber(ARGV[base + 4]) == 2 and level >= cost) then level = level - cost end
   redis.call('HSET', key, 'tokens', tostring(level), 'ts', tostring(now))
   redis.call('EXPIRE', key, math.ceil(tonumber(ARGV[base + 1]) / tonumber(ARGV[base + 2])) + 60)
 end
@@ -78,6 +81,7 @@ class Bucket:
     cost: float = 1.0
     force: bool = False
     debit: float = 0.0  # settled whatever the answer (see _TAKE_ALL)
+    always: bool = False  # taken whenever this bucket is not short itself, even when another refuses
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,8 @@ class _MemoryBuckets:
                     refused, wait = index, (b.cost - tokens) / b.rate
                 levels.append(tokens)
             for b, level in zip(buckets, levels, strict=True):
-                self._state[b.key] = (level - (b.cost if refused < 0 else 0.0), now)
+                taken = refused < 0 or (b.always and level >= b.cost)
+                self._state[b.key] = (level - (b.cost if taken else 0.0), now)
             if refused >= 0:
                 return Take(False, wait, levels[refused]), refused
             return Take(True, 0.0, 0.0), -1
@@ -138,7 +143,7 @@ class Buckets:
             return self._memory.take_all(buckets)
         args: list[float] = []
         for b in buckets:
-            args += [b.capacity, b.rate, b.cost, 1 if b.force else 0, b.debit]
+            args += [b.capacity, b.rate, b.cost, 1 if b.force else 2 if b.always else 0, b.debit]
         try:
             raw = await self._script()(keys=[KEY_PREFIX + b.key for b in buckets], args=args)  # type: ignore[operator]
         except (redis.RedisError, OSError) as exc:
@@ -168,7 +173,7 @@ MINUTE_SECONDS = 60.0
 
 
 def _rpm(app_id: str, per_minute: int) -> Bucket:
-    return Bucket(f"rpm:{app_id}", per_minute, per_minute / MINUTE_SECONDS)
+    return Bucket(f"rpm:{app_id}", per_minute, per_minute / MINUTE_SECONDS, always=True)
 
 
 @dataclass(frozen=True)

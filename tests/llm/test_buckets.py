@@ -1,4 +1,4 @@
-"""The limit buckets' one round trip: both buckets all or none, and settlements charged with it."""
+"""The limit buckets' one round trip: all or none (but the minute's request), and settlements charged with it."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ FAST = 60_000_000  # requests per minute that refill at once: only the day's tok
 
 @pytest.mark.redis
 @pytest.mark.parametrize("backend", ["memory", "redis"])
-def test_a_refused_call_takes_nothing_and_settlements_reach_other_processes(redis_url: str, backend: str) -> None:
-    """tpd short: the rpm token is not taken; a settlement flushed by one process refuses the next
-    call in another (Redis), and a settlement carried by a refused call is charged all the same."""
+def test_a_refused_call_takes_its_request_only_and_settlements_reach_other_processes(
+    redis_url: str, backend: str
+) -> None:
+    """tpd short: only the minute's request is taken (an app out of tokens can't call unbounded); a
+    settlement flushed by one process refuses the next call in another (Redis), and a settlement
+    carried by a refused call is charged all the same."""
     url = redis_url if backend == "redis" else None
     app = "app-" + secrets.token_hex(4)
 
@@ -28,9 +31,7 @@ def test_a_refused_call_takes_nothing_and_settlements_reach_other_processes(redi
             assert taken.allowed and short is None  # capped at the day's size: takes all 100
             taken, short = await take_call(here, app, per_minute=2, tokens_per_day=100, estimate=1)
             assert not taken.allowed and short == "tpd" and taken.retry_after > 0
-            # The refused call did not take its request: one is still left of the minute's two.
-            taken, short = await take_call(here, app, per_minute=2, tokens_per_day=100, estimate=None)
-            assert taken.allowed
+            # The refused call took its request: the minute's two are used up.
             taken, short = await take_call(here, app, per_minute=2, tokens_per_day=100, estimate=None)
             assert not taken.allowed and short == "rpm"
             settlements = Settlements()
@@ -53,7 +54,7 @@ def test_a_refused_call_takes_nothing_and_settlements_reach_other_processes(redi
 @pytest.mark.redis
 @pytest.mark.parametrize("backend", ["memory", "redis"])
 def test_the_daily_budget_refuses_alone_and_is_settled_at_the_real_cost(redis_url: str, backend: str) -> None:
-    """A call the budget cannot pay is refused with "usd" and takes nothing from the other buckets;
+    """A call the budget cannot pay is refused with "usd" and takes no tokens from the day;
     money given back by a settlement pays for the next call."""
     url = redis_url if backend == "redis" else None
     app = "budget-" + secrets.token_hex(4)
