@@ -137,6 +137,7 @@ class _IdlePool:
         self._keep = limits.max_keepalive_connections if limits.max_keepalive_connections is not None else 1_000_000
         self._idle: dict[tuple[bytes, bytes, int], list[httpcore.AsyncConnectionInterface]] = {}
         self._idle_count = 0
+        self._busy: set[httpcore.AsyncConnectionInterface] = set()  # lent to a response not yet closed
 
     def _take_idle(
         self, origin: httpcore.Origin
@@ -165,19 +166,21 @@ class _IdlePool:
             while True:
                 connection, stale = self._take_idle(request.url.origin)
                 for old in stale:
-                    await old.aclose()
+                    await _close(old)
                 connection = connection or self._pool.create_connection(request.url.origin)
                 try:
                     response = await connection.handle_async_request(request)
                 except httpcore.ConnectionNotAvailable:
+                    await _close(connection)
                     continue  # it closed between the check and the request: the next one
                 except BaseException:
-                    await connection.aclose()
+                    await _close(connection)
                     raise
                 break
         except BaseException:
             self._slots.release()
             raise
+        self._busy.add(connection)
         stream = _Handback(response.stream, connection, request.url.origin, self)
         return httpcore.Response(
             response.status, headers=response.headers, content=stream, extensions=response.extensions
@@ -186,19 +189,26 @@ class _IdlePool:
     async def handback(self, connection: httpcore.AsyncConnectionInterface, origin: httpcore.Origin) -> None:
         """A response was closed: keep its connection for the next request, or close it."""
         self._slots.release()
+        self._busy.discard(connection)
         if connection.is_idle() and self._idle_count < self._keep:
             self._idle.setdefault(_key(origin), []).append(connection)
             self._idle_count += 1
         elif not connection.is_closed():
-            await connection.aclose()
+            await _close(connection)
 
     async def aclose(self) -> None:
-        """Close every idle connection."""
+        """Close every connection, idle or still answering (as httpcore's pool does at shutdown)."""
         idle, self._idle, self._idle_count = self._idle, {}, 0
-        for connections in idle.values():
-            for connection in connections:
-                await connection.aclose()
+        busy, self._busy = self._busy, set()
+        for connection in [*busy, *(c for connections in idle.values() for c in connections)]:
+            await _close(connection)
         await self._pool.aclose()
+
+
+async def _close(connection: httpcore.AsyncConnectionInterface) -> None:
+    """Close a connection even while the caller is being cancelled (else its socket waits for the GC)."""
+    with anyio.CancelScope(shield=True):
+        await connection.aclose()
 
 
 class _Handback:
