@@ -128,7 +128,8 @@ class UsageWriter:
     a transaction per call would cost more than the rest of the connector. Rows are queued as plain
     column values (no ORM object on the event loop). A batch the database cannot take now
     (unreachable, locked) is queued again, in front, and retried with the next one (up to MAX_PENDING
-    rows; past that the oldest are dropped, logged); rows it refuses outright are dropped, logged.
+    rows; past that the oldest are dropped, logged); a batch it refuses is written row by row, so only
+    a row refused alone is dropped (logged).
     The API's shutdown flushes what is queued and waits for a write under way. Blocks, which also
     write an audit entry, are written at once by `record_usage`.
     """
@@ -191,10 +192,22 @@ class UsageWriter:
                 if dropped > 0:
                     log.error("LLM usage rows dropped: the database refused writes for too long", rows=dropped)
                 return 0
-            except Exception as exc:  # the rows themselves are refused: retrying would block the queue
-                log.error("LLM usage rows refused by the database; dropped", rows=len(batch), error=str(exc))
-                return 0
+            except Exception:  # some row is refused: write them one by one, so only that one is lost
+                return self._write_each(batch)
             return len(batch)
+
+    @staticmethod
+    def _write_each(batch: list[dict[str, Any]]) -> int:
+        written = 0
+        for values in batch:
+            try:
+                with session_scope() as session:
+                    session.execute(insert(LlmUsage), [values])
+                written += 1
+            except Exception as exc:  # retrying a refused row would block the queue behind it
+                log.error("an LLM usage row was refused by the database; dropped", app_id=values.get("app_id"),
+                          error=type(exc).__name__)  # fmt: skip
+        return written
 
 
 usage_writer = UsageWriter()

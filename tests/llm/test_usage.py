@@ -65,3 +65,27 @@ def test_usage_rows_wait_out_an_unreachable_database(sqlite_url: str, monkeypatc
     assert writer.pending() == 0
     (row,) = [r for r in _rows(LlmUsage) if r.app_id == "offline"]
     assert (row.prompt_tokens, row.redactions, row.outcome) == (12, {"email": 1}, Outcome.ok)
+
+
+def test_a_refused_usage_row_loses_only_itself(sqlite_url: str, monkeypatch: Any) -> None:
+    """A batch with a row the database refuses (here: no provider) still writes the others."""
+    from orchestrator.config import get_settings
+    from orchestrator.db import reset_engines
+    from orchestrator.llm.models import LlmUsage, Outcome
+    from orchestrator.llm.service import UsageWriter
+
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    get_settings.cache_clear()
+    reset_engines()
+    writer = UsageWriter(interval=3600)  # flushed here, not by its thread
+
+    def row(app_id: str, provider: str | None = "openai") -> dict[str, Any]:
+        values = LlmUsage(app_id=app_id, provider="openai", endpoint="chat", model="gpt-4o-mini", outcome=Outcome.ok)
+        return {**values.model_dump(), "provider": provider}
+
+    for values in (row("kept"), row("refused", provider=None), row("kept-too")):
+        writer.add(values)
+    assert writer.flush() == 2
+    assert writer.pending() == 0
+    written = {r.app_id for r in _rows(LlmUsage)}
+    assert {"kept", "kept-too"} <= written and "refused" not in written
