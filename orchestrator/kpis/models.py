@@ -8,11 +8,13 @@ large table into a range scan of the window (see docs/kpis.md, "How it stays fas
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Index
+from sqlalchemy import Column, Index, String, Table
 from sqlmodel import Field, SQLModel, col
 
 from orchestrator.approvals.models import ApprovalRequest
+from orchestrator.audit.milestones import AppMilestone
 from orchestrator.audit.models import AuditEntry
 from orchestrator.catalog.models import MicroApp
 from orchestrator.clock import UTCDateTime
@@ -32,6 +34,34 @@ INDEXES = (
     # The connector's calls in a window, whichever app (the connector KPIs).
     Index("ix_llm_usage_at", col(LlmUsage.at)),
 )
+
+
+
+def _copy(table: Table, name: str, type_: Any) -> Column[Any]:
+    """Declare a copy column on another domain's table (idempotent), for the KPIs to read.
+
+    Added to the table after its class is mapped, so the ORM neither writes nor reads it: the
+    database fills it (the triggers of migration kpis05), whoever inserts the row.
+    """
+    if name not in table.c:
+        table.append_column(Column(name, type_, nullable=True))
+    return table.c[name]
+
+
+def _table(model: Any) -> Table:
+    return model.__table__  # type: ignore[no-any-return]
+
+
+# Copies of the app's current data class (and registration time) on the rows the KPIs break down by it:
+# the KPIs read their window's rows alone, not each one joined to its app. NULL exactly when the app does
+# not exist (the inner join they replace would drop the row). Kept by the database: migration kpis05's
+# triggers fill them on insert and rewrite an app's rows when its class changes (docs/kpis.md).
+REQUEST_APP_CLASS = _copy(_table(ApprovalRequest), "app_data_class", String(32))
+REQUEST_APP_CREATED = _copy(_table(ApprovalRequest), "app_created_at", UTCDateTime())
+FINDING_APP_CLASS = _copy(_table(ReviewFinding), "app_data_class", String(32))
+USAGE_APP_CLASS = _copy(_table(LlmUsage), "app_data_class", String(32))
+MILESTONE_APP_CLASS = _copy(_table(AppMilestone), "app_data_class", String(32))
+MILESTONE_APP_CREATED = _copy(_table(AppMilestone), "app_created_at", UTCDateTime())
 
 
 class KpiSnapshot(SQLModel, table=True):
