@@ -52,6 +52,14 @@ from orchestrator.credentials.models import Credential
 from orchestrator.db import session_scope
 from orchestrator.kpis import definitions
 from orchestrator.kpis.definitions import Definition
+from orchestrator.kpis.models import (
+    FINDING_APP_CLASS,
+    MILESTONE_APP_CLASS,
+    MILESTONE_APP_CREATED,
+    REQUEST_APP_CLASS,
+    REQUEST_APP_CREATED,
+    USAGE_APP_CLASS,
+)
 from orchestrator.kpis.stats import Distribution, Figure, Scope, share
 from orchestrator.llm.models import LlmUsage, Outcome
 from orchestrator.reviews.models import ReviewFinding
@@ -92,6 +100,16 @@ class _Ctx:
         if self.scope.owner is not None:
             found.append(_owned_by(self.scope.owner))
         return found
+
+    def scoped(self, rows: Select[Any, Any], app_id: Any) -> Select[Any, Any]:
+        """`rows` narrowed to the scope's apps: joined to MicroApp on `app_id` only when the scope selects some.
+
+        The whole catalog's rows need no join: their data class (and registration time) are the
+        copies on the row (kpis.models, migration kpis05), non-null exactly when the app exists.
+        """
+        if filters := self.app_filters():
+            return rows.join(MicroApp, col(MicroApp.id) == app_id).where(*filters)
+        return rows
 
     def in_window(self, column: Any) -> ColumnElement[bool]:
         return and_(column >= self.scope.start, column < self.scope.end)
@@ -194,16 +212,14 @@ def _ttp_rows(ctx: _Ctx) -> Select[Any, Any, Any]:
     """(data class, seconds, at) of the apps whose first approval falls in the window."""
     # The first approval is the app's milestone (audit.milestones), kept as the entry is written:
     # no search of the audit trail for each app's earliest lifecycle.approve.
+    # The app's class and registration time are the milestone's copies (no join to the apps).
     first = col(AppMilestone.first_approved_at)
-    return (
-        select(
-            col(MicroApp.data_class).label("grp"),
-            ctx.seconds(first, col(MicroApp.created_at)).label("seconds"),
-            first.label("at"),
-        )
-        .join(AppMilestone, col(AppMilestone.app_id) == col(MicroApp.id))
-        .where(ctx.in_window(first), *ctx.app_filters())
-    )
+    rows = select(
+        MILESTONE_APP_CLASS.label("grp"),
+        ctx.seconds(first, MILESTONE_APP_CREATED).label("seconds"),
+        first.label("at"),
+    ).where(ctx.in_window(first), MILESTONE_APP_CLASS.is_not(None))
+    return ctx.scoped(rows, col(AppMilestone.app_id))
 
 
 def time_to_production(ctx: _Ctx) -> Figure:
@@ -213,20 +229,17 @@ def time_to_production(ctx: _Ctx) -> Figure:
 
 def _ttar_rows(ctx: _Ctx) -> Select[Any, Any, Any]:
     """(data class, seconds, at) of the first promotion requests opened in the window."""
-    return (
-        select(
-            col(MicroApp.data_class).label("grp"),
-            ctx.seconds(col(ApprovalRequest.created_at), col(MicroApp.created_at)).label("seconds"),
-            col(ApprovalRequest.created_at).label("at"),
-        )
-        .join(MicroApp, col(MicroApp.id) == col(ApprovalRequest.app_id))
-        .where(
-            col(ApprovalRequest.kind) == ApprovalKind.promotion,
-            col(ApprovalRequest.cycle) == 1,
-            ctx.in_window(col(ApprovalRequest.created_at)),
-            *ctx.app_filters(),
-        )
+    rows = select(
+        REQUEST_APP_CLASS.label("grp"),
+        ctx.seconds(col(ApprovalRequest.created_at), REQUEST_APP_CREATED).label("seconds"),
+        col(ApprovalRequest.created_at).label("at"),
+    ).where(
+        col(ApprovalRequest.kind) == ApprovalKind.promotion,
+        col(ApprovalRequest.cycle) == 1,
+        ctx.in_window(col(ApprovalRequest.created_at)),
+        REQUEST_APP_CLASS.is_not(None),
     )
+    return ctx.scoped(rows, col(ApprovalRequest.app_id))
 
 
 def time_to_approval_request(ctx: _Ctx) -> Figure:
@@ -236,20 +249,17 @@ def time_to_approval_request(ctx: _Ctx) -> Figure:
 
 def _tta_rows(ctx: _Ctx) -> Select[Any, Any, Any]:
     """(data class, seconds, at) of the approval requests decided in the window."""
-    return (
-        select(
-            col(MicroApp.data_class).label("grp"),
-            ctx.seconds(col(ApprovalRequest.decided_at), col(ApprovalRequest.created_at)).label("seconds"),
-            col(ApprovalRequest.decided_at).label("at"),
-        )
-        .join(MicroApp, col(MicroApp.id) == col(ApprovalRequest.app_id))
-        .where(
-            col(ApprovalRequest.status).in_(DECIDED),
-            col(ApprovalRequest.decided_at).is_not(None),
-            ctx.in_window(col(ApprovalRequest.decided_at)),
-            *ctx.app_filters(),
-        )
+    rows = select(
+        REQUEST_APP_CLASS.label("grp"),
+        ctx.seconds(col(ApprovalRequest.decided_at), col(ApprovalRequest.created_at)).label("seconds"),
+        col(ApprovalRequest.decided_at).label("at"),
+    ).where(
+        col(ApprovalRequest.status).in_(DECIDED),
+        col(ApprovalRequest.decided_at).is_not(None),
+        ctx.in_window(col(ApprovalRequest.decided_at)),
+        REQUEST_APP_CLASS.is_not(None),
     )
+    return ctx.scoped(rows, col(ApprovalRequest.app_id))
 
 
 def _decisions(ctx: _Ctx) -> tuple[Distribution, dict[str, Distribution], dict[str, int]]:
@@ -409,7 +419,7 @@ def _first_sighting() -> ColumnElement[bool]:
 
 
 def _exposure_where(ctx: _Ctx) -> list[ColumnElement[bool]]:
-    """The exposure findings first seen in the window (joined with MicroApp)."""
+    """The exposure findings first seen in the window (of an existing app: narrow to the scope with `ctx.scoped`)."""
     approved_before = exists().where(
         col(AppMilestone.app_id) == col(ReviewFinding.app_id),
         col(AppMilestone.first_approved_at) <= col(ReviewFinding.first_seen_at),
@@ -424,18 +434,14 @@ def _exposure_where(ctx: _Ctx) -> list[ColumnElement[bool]]:
         kind,
         ctx.in_window(col(ReviewFinding.first_seen_at)),
         approved_before,
-        *ctx.app_filters(),
+        FINDING_APP_CLASS.is_not(None),
     ]
 
 
 def exposure_findings(ctx: _Ctx) -> Figure:
     """Secret, PII and LLM-egress findings first seen in the window in apps approved into production before."""
-    stmt = (
-        select(col(MicroApp.data_class), col(ReviewFinding.check), func.count())
-        .join(MicroApp, col(MicroApp.id) == col(ReviewFinding.app_id))
-        .where(*_exposure_where(ctx))
-        .group_by(col(MicroApp.data_class), col(ReviewFinding.check))
-    )
+    rows = select(FINDING_APP_CLASS, col(ReviewFinding.check), func.count()).where(*_exposure_where(ctx))
+    stmt = ctx.scoped(rows, col(ReviewFinding.app_id)).group_by(FINDING_APP_CLASS, col(ReviewFinding.check))
     by_class: dict[str, dict[str, Any]] = {}
     by_check: dict[str, int] = dict.fromkeys(EXPOSURE_CHECKS, 0)
     for data_class, check, count in ctx.session.execute(stmt):
@@ -485,17 +491,13 @@ def llm_blocks_redactions(ctx: _Ctx) -> Figure:
     # per combination of flags how many calls, and per kind the values their redactions counted. Only
     # the calls whose `redactions` is not the empty `{}` (most calls redact nothing) are unnested from
     # the JSON, each call by itself (a probe of its own row, whatever the planner guesses of the JSON).
-    calls = (
-        select(
-            col(MicroApp.data_class).label("data_class"),
-            (col(LlmUsage.outcome) == Outcome.blocked).label("blocked"),
-            (col(LlmUsage.status_code) == 403).label("forbidden"),
-            col(LlmUsage.redactions).label("redactions"),
-        )
-        .join(MicroApp, col(MicroApp.id) == col(LlmUsage.app_id))
-        .where(ctx.in_window(col(LlmUsage.at)), *ctx.app_filters())
-        .cte("calls")
-    )
+    calls_rows = select(
+        USAGE_APP_CLASS.label("data_class"),
+        (col(LlmUsage.outcome) == Outcome.blocked).label("blocked"),
+        (col(LlmUsage.status_code) == 403).label("forbidden"),
+        col(LlmUsage.redactions).label("redactions"),
+    ).where(ctx.in_window(col(LlmUsage.at)), USAGE_APP_CLASS.is_not(None))
+    calls = ctx.scoped(calls_rows, col(LlmUsage.app_id)).cte("calls")
     name = "json_each_text" if ctx.postgres else "json_each"
     some = cast(calls.c.redactions, String) != "{}"
     probe = getattr(func, name)(calls.c.redactions).table_valued("key", "value").alias("probe")
@@ -878,6 +880,25 @@ TASKS: tuple[tuple[str, ...], ...] = (
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kpis")
 
 
+def report_group(kpis: tuple[str, ...], scope: Scope, *, policy: Policy, now: datetime) -> dict[str, Figure]:
+    """One group of `TASKS` in its own read-only transaction (what `report_concurrently` runs on each thread)."""
+    found: dict[str, Figure] = {}
+    with session_scope(write=False) as session:
+        ctx = _Ctx(session, _utc_scope(scope), as_utc(now), policy)
+        if ctx.postgres:
+            # The groups already run side by side on the pool: parallel workers for one statement would
+            # only add processes to start on the same cores (measured: no faster, often slower).
+            session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+        for kpi in kpis:
+            definition = definitions.get(kpi)
+            if definition.unavailable_reason:
+                found[kpi] = _unavailable(definition)
+                continue
+            with _aggregate_plans(session, kpi):
+                found[kpi] = COMPUTE[kpi](ctx)
+    return found
+
+
 def report_concurrently(scope: Scope, *, policy: Policy, now: datetime | None = None) -> list[Figure]:
     """`report`, each group of `TASKS` in its own read-only transaction on a small thread pool (same order, same `now`).
 
@@ -889,25 +910,7 @@ def report_concurrently(scope: Scope, *, policy: Policy, now: datetime | None = 
     """
     moment = as_utc(now or utcnow())
     utc_scope = _utc_scope(scope)
-
-    def group(kpis: tuple[str, ...]) -> dict[str, Figure]:
-        found: dict[str, Figure] = {}
-        with session_scope(write=False) as session:
-            ctx = _Ctx(session, utc_scope, moment, policy)
-            if ctx.postgres:
-                # The groups already run side by side on the pool: parallel workers for one statement would
-                # only add processes to start on the same cores (measured: no faster, often slower).
-                session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-            for kpi in kpis:
-                definition = definitions.get(kpi)
-                if definition.unavailable_reason:
-                    found[kpi] = _unavailable(definition)
-                    continue
-                with _aggregate_plans(session, kpi):
-                    found[kpi] = COMPUTE[kpi](ctx)
-        return found
-
-    futures = [_pool.submit(group, kpis) for kpis in TASKS]
+    futures = [_pool.submit(report_group, kpis, utc_scope, policy=policy, now=moment) for kpis in TASKS]
     _, running = wait(futures, return_when=FIRST_EXCEPTION)
     for future in running:
         future.cancel()
@@ -961,34 +964,27 @@ def _registered_rows(action: AuditAction) -> Callable[[_Ctx], Select[Any, Any]]:
 
 def _extension_rows(ctx: _Ctx) -> Select[Any, Any]:
     granted = case((col(ApprovalRequest.status) == ApprovalStatus.approved, 1), else_=0)
-    return (
-        select(col(ApprovalRequest.decided_at).label("at"), granted.label("x"))
-        .join(MicroApp, col(MicroApp.id) == col(ApprovalRequest.app_id))
-        .where(
-            col(ApprovalRequest.kind) == ApprovalKind.extension,
-            col(ApprovalRequest.status).in_(DECIDED),
-            ctx.in_window(col(ApprovalRequest.decided_at)),
-            *ctx.app_filters(),
-        )
+    rows = select(col(ApprovalRequest.decided_at).label("at"), granted.label("x")).where(
+        col(ApprovalRequest.kind) == ApprovalKind.extension,
+        col(ApprovalRequest.status).in_(DECIDED),
+        ctx.in_window(col(ApprovalRequest.decided_at)),
+        REQUEST_APP_CLASS.is_not(None),
     )
+    return ctx.scoped(rows, col(ApprovalRequest.app_id))
 
 
 def _exposure_rows(ctx: _Ctx) -> Select[Any, Any]:
-    return (
-        select(col(ReviewFinding.first_seen_at).label("at"), col(ReviewFinding.id).label("x"))
-        .join(MicroApp, col(MicroApp.id) == col(ReviewFinding.app_id))
-        .where(*_exposure_where(ctx))
-    )
+    rows = select(col(ReviewFinding.first_seen_at).label("at"), col(ReviewFinding.id).label("x"))
+    return ctx.scoped(rows.where(*_exposure_where(ctx)), col(ReviewFinding.app_id))
 
 
 def _llm_intervention_rows(ctx: _Ctx) -> Select[Any, Any]:
     """(at, usage id) of the calls `llm_blocks_redactions` counts: blocked with a 403, or with values found."""
     policy_block = and_(col(LlmUsage.outcome) == Outcome.blocked, col(LlmUsage.status_code) == 403)
-    return (
-        select(col(LlmUsage.at).label("at"), col(LlmUsage.id).label("x"))
-        .join(MicroApp, col(MicroApp.id) == col(LlmUsage.app_id))
-        .where(ctx.in_window(col(LlmUsage.at)), or_(policy_block, _has_values(ctx)), *ctx.app_filters())
+    rows = select(col(LlmUsage.at).label("at"), col(LlmUsage.id).label("x")).where(
+        ctx.in_window(col(LlmUsage.at)), or_(policy_block, _has_values(ctx)), USAGE_APP_CLASS.is_not(None)
     )
+    return ctx.scoped(rows, col(LlmUsage.app_id))
 
 
 def _revocation_series_rows(ctx: _Ctx) -> Select[Any, Any]:
