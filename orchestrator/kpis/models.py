@@ -36,7 +36,6 @@ INDEXES = (
 )
 
 
-
 def _copy(table: Table, name: str, type_: Any) -> Column[Any]:
     """Declare a copy column on another domain's table (idempotent), for the KPIs to read.
 

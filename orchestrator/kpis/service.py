@@ -974,14 +974,14 @@ def _extension_rows(ctx: _Ctx) -> Select[Any, Any]:
 
 
 def _exposure_rows(ctx: _Ctx) -> Select[Any, Any]:
-    rows = select(col(ReviewFinding.first_seen_at).label("at"), col(ReviewFinding.id).label("x"))
+    rows: Select[Any, Any] = select(col(ReviewFinding.first_seen_at).label("at"), col(ReviewFinding.id).label("x"))
     return ctx.scoped(rows.where(*_exposure_where(ctx)), col(ReviewFinding.app_id))
 
 
 def _llm_intervention_rows(ctx: _Ctx) -> Select[Any, Any]:
     """(at, usage id) of the calls `llm_blocks_redactions` counts: blocked with a 403, or with values found."""
     policy_block = and_(col(LlmUsage.outcome) == Outcome.blocked, col(LlmUsage.status_code) == 403)
-    rows = select(col(LlmUsage.at).label("at"), col(LlmUsage.id).label("x")).where(
+    rows: Select[Any, Any] = select(col(LlmUsage.at).label("at"), col(LlmUsage.id).label("x")).where(
         ctx.in_window(col(LlmUsage.at)), or_(policy_block, _has_values(ctx)), USAGE_APP_CLASS.is_not(None)
     )
     return ctx.scoped(rows, col(LlmUsage.app_id))
