@@ -626,21 +626,21 @@ def time_to_remediate(ctx: _Ctx) -> Figure:
 
 def open_finding_age(ctx: _Ctx) -> Figure:
     """How long the vulnerability and secret findings still open now have been open, per severity."""
-    rows: Select[Any, Any] = (
-        select(
-            col(ReviewFinding.severity).label("grp"),
-            ctx.seconds(ctx.now, col(ReviewFinding.first_seen_at)).label("seconds"),
-        )
-        .join(MicroApp, col(MicroApp.id) == col(ReviewFinding.app_id))
-        .where(
-            _first_sighting(),
-            _remediable(),
-            col(ReviewFinding.allowed).is_(False),
-            col(ReviewFinding.resolved_at).is_(None),
-            col(MicroApp.stage).not_in(GONE),
-            *ctx.app_filters(),
-        )
+    # Of apps that exist (the copy is set) and are not gone: the few apps sunsetting or retired read as a set
+    # to leave out (one hashed probe per finding), not every live app joined to the findings.
+    gone = select(col(MicroApp.id)).where(col(MicroApp.stage).in_(GONE))
+    rows: Select[Any, Any] = select(
+        col(ReviewFinding.severity).label("grp"),
+        ctx.seconds(ctx.now, col(ReviewFinding.first_seen_at)).label("seconds"),
+    ).where(
+        _first_sighting(),
+        _remediable(),
+        col(ReviewFinding.allowed).is_(False),
+        col(ReviewFinding.resolved_at).is_(None),
+        FINDING_APP_CLASS.is_not(None),
+        col(ReviewFinding.app_id).not_in(gone),
     )
+    rows = ctx.scoped(rows, col(ReviewFinding.app_id))
     return _duration_figure("open_finding_age", *_distribution(ctx, rows), by="severity")
 
 
