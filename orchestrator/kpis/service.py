@@ -862,19 +862,20 @@ def report(session: Session, scope: Scope, *, policy: Policy, now: datetime | No
 
 # The KPIs of one report in groups that run side by side, each group on its own connection, its KPIs one
 # after the other in one transaction: the KPIs that read the same statement's result (`_shared`) are in the
-# same group. The costliest first, so that the short ones fill in behind them on the pool.
+# same group. The costliest first (as measured by `python -m bench.kpis`, which times each group on its
+# own), so that the short ones fill in behind them on the pool.
 TASKS: tuple[tuple[str, ...], ...] = (
-    ("exposure_findings",),
+    ("scoped_token_share", "llm_connector_share"),
     ("llm_blocks_redactions",),
+    ("exposure_findings",),
     ("time_to_approve", "extensions"),
     ("time_to_approval_request",),
-    ("time_to_production",),
     ("time_to_remediate",),
-    ("scoped_token_share", "llm_connector_share"),
-    ("open_finding_age",),
-    ("onboarded_share", "escalated_share"),
     ("orphan_rate", "expiring_14d", "expiring_30d"),
+    ("open_finding_age",),
     ("retirements", "inactive_apps", "finding_revocations"),
+    ("onboarded_share", "escalated_share"),
+    ("time_to_production",),
 )
 # Statements of one report run side by side on their own connections: about twice as fast on two cores.
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kpis")
