@@ -164,8 +164,8 @@ def test_lost_connection_is_sqlalchemys_error_and_the_next_page_reads(client: An
     SQLAlchemy's error (so an outage answers 503); the next page takes a new connection."""
     if not db_url.startswith("postgresql"):
         pytest.skip("the page runs on the driver on PostgreSQL only")
-    from sqlalchemy import exc as sa_exc
     from sqlalchemy import create_engine, text
+    from sqlalchemy import exc as sa_exc
     from sqlalchemy.pool import NullPool
 
     from orchestrator.catalog.service import AppFilter
