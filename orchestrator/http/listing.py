@@ -7,6 +7,10 @@ fraction of a millisecond of SQL (issue 19). Here a page selects only the column
 shows, turns each row into a plain dict, and one pydantic `TypeAdapter` over `TypedDict`s writes
 the bytes in Rust, without model instances.
 
+On PostgreSQL, the id-order page (the default listing) skips SQLAlchemy's execution altogether:
+its statement is compiled once per shape of filters and run on the pooled psycopg connection
+(`server_page_rows`).
+
 The bytes are those FastAPI writes for `AppPage` (it serialises response models with pydantic's
 `dump_json` too): the same fields in the same order, the same datetime, number and Unicode
 formatting. `tests/http/test_listing.py` holds the two side by side.
