@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, String, and_, case, func, literal, literal_column, or_
+from sqlalchemy import Integer, String, and_, bindparam, case, func, literal, literal_column, or_
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
@@ -363,8 +363,15 @@ class AppFilter:
     text: str | None = None  # words found in the id, name or description (case-insensitive)
 
 
-def _owned_by(email: str) -> Any:
-    return col(MicroApp.id).in_(select(AppOwner.app_id).where(col(AppOwner.email) == email.lower()))
+def _owned_by(email: str, key: str | None = None) -> Any:
+    value: Any = bindparam(key, email.lower(), type_=String()) if key else email.lower()
+    return col(MicroApp.id).in_(select(AppOwner.app_id).where(col(AppOwner.email) == value))
+
+
+def _bound(key: str, value: Any, column: Any) -> Any:
+    # A named parameter of the column's own type (its enum or timestamp conversion applies): the id
+    # order's statement has the same parameter names whatever the values (see `id_page_binds`).
+    return bindparam(key, value, type_=column.type)
 
 
 def searched_text() -> Any:
@@ -403,7 +410,7 @@ def id_cursor(app_id: str) -> str:
 def _filtered(query: Any, filters: AppFilter, *, by_stage: bool = True, people: bool = True) -> Any:
     """`query` narrowed by `filters`; `people=False` leaves the owner and maker filters to the caller."""
     if filters.stage and by_stage:
-        query = query.where(MicroApp.stage == filters.stage)
+        query = query.where(col(MicroApp.stage) == _bound("stage", filters.stage, col(MicroApp.stage)))
     if people:
         if filters.owner:
             query = query.where(_owned_by(filters.owner))
@@ -411,9 +418,12 @@ def _filtered(query: Any, filters: AppFilter, *, by_stage: bool = True, people: 
             # An empty email (a maker token with no person) matches nothing rather than everything.
             query = query.where(_owned_by(filters.visible_to))
     if filters.data_class:
-        query = query.where(MicroApp.data_class == filters.data_class)
+        query = query.where(
+            col(MicroApp.data_class) == _bound("data_class", filters.data_class, col(MicroApp.data_class))
+        )
     if filters.expiring_before:
-        query = query.where(col(MicroApp.expires_at).is_not(None), col(MicroApp.expires_at) < filters.expiring_before)
+        expires = col(MicroApp.expires_at)
+        query = query.where(expires.is_not(None), expires < _bound("expiring_before", filters.expiring_before, expires))
     for word in (filters.text or "").split()[:10]:
         query = query.where(_containing(word))
     return query
@@ -471,15 +481,44 @@ def list_query(filters: AppFilter, *, cursor: str | None = None, limit: int = 50
     if people:
         # An empty email (a maker token with no person) matches nothing rather than everything.
         query = query.join(AppOwner, col(AppOwner.app_id) == col(MicroApp.id)).where(
-            col(AppOwner.email) == people[0].lower()
+            col(AppOwner.email) == bindparam("person", people[0].lower(), type_=String())
         )
         order_key = col(AppOwner.app_id)
         for other in people[1:]:
-            query = query.where(_owned_by(other))
+            query = query.where(_owned_by(other, "other_person"))
     if cursor:
         (after,) = decode_cursor(cursor, _CURSOR_KIND, parts=1)
-        query = query.where(order_key > after)
+        query = query.where(order_key > bindparam("after", after, type_=String()))
     return _page(query.order_by(order_key), limit, filters)
+
+
+def id_page_binds(
+    filters: AppFilter, *, cursor: str | None = None, limit: int = 50
+) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+    """The shape and the parameter values of `list_query(filters, cursor=cursor, limit=limit)` in id order.
+
+    Two calls with the same shape give statements that differ only in these values (by name), so a
+    caller may compile the statement once per shape and bind the values of each request
+    (`orchestrator.http.listing`: building, keying and compiling a statement cost more than reading
+    the page). None for a text search: its patterns and limit are rendered into the statement.
+    """
+    if filters.text and filters.text.split():
+        return None
+    people = [filters.visible_to] if filters.visible_to is not None else []
+    people += [filters.owner] if filters.owner else []
+    params: dict[str, Any] = {}
+    if filters.stage:
+        params["stage"] = filters.stage
+    if filters.data_class:
+        params["data_class"] = filters.data_class
+    if filters.expiring_before:
+        params["expiring_before"] = filters.expiring_before
+    for key, email in zip(("person", "other_person"), people, strict=False):
+        params[key] = email.lower()
+    if cursor:
+        (params["after"],) = decode_cursor(cursor, _CURSOR_KIND, parts=1)
+    params["limit"] = int(limit)
+    return tuple(params), params
 
 
 def _page(query: Any, limit: int, filters: AppFilter) -> Any:
@@ -490,7 +529,7 @@ def _page(query: Any, limit: int, filters: AppFilter) -> Any:
     """
     if filters.text and filters.text.split():
         return query.limit(literal(int(limit), Integer(), literal_execute=True))
-    return query.limit(limit)
+    return query.limit(bindparam("limit", int(limit), type_=Integer()))
 
 
 def _sorted_query(filters: AppFilter, *, cursor: str | None, limit: int, sort: str) -> Any:

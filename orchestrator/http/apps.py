@@ -213,19 +213,25 @@ def _list_page(filters: catalog.AppFilter, cursor: str | None, limit: int, sort:
             apps, next_cursor = catalog.list_apps(session, filters, cursor=cursor, limit=limit, sort=sort)
             return listing.page_json(apps, next_cursor)
     # The id order reads only the columns the answer shows, as plain rows: no MicroApp objects.
-    query = catalog.list_query(filters, cursor=cursor, limit=limit + 1)
     engine = get_engine()
     to_utc = False
-    if engine.dialect.name == "postgresql":
-        # One SELECT is consistent on its own: without BEGIN and COMMIT it is one round trip, not three.
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            rows = list(connection.execute(query.with_only_columns(*listing.SERVER_COLUMNS)).all())
-            # The driver reads timestamps in the session's time zone; AppRead writes them in UTC.
-            to_utc = not listing.is_utc(connection.connection.dbapi_connection.info.timezone)  # type: ignore[union-attr]
+    server = (
+        listing.server_page_rows(engine, filters, cursor, limit + 1) if engine.dialect.name == "postgresql" else None
+    )
+    if server is not None:
+        rows, to_utc = server
     else:
-        with session_scope(write=False) as session:
-            rows = list(session.execute(query.with_only_columns(*listing.COLUMNS)).all())
-    next_cursor = catalog.id_cursor(rows[limit - 1].id) if len(rows) > limit else None
+        query = catalog.list_query(filters, cursor=cursor, limit=limit + 1)
+        if engine.dialect.name == "postgresql":
+            # One SELECT is consistent on its own: without BEGIN and COMMIT it is one round trip, not three.
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                rows = list(connection.execute(query.with_only_columns(*listing.SERVER_COLUMNS)).all())
+                to_utc = not listing.is_utc(connection.connection.dbapi_connection.info.timezone)  # type: ignore[union-attr]
+        else:
+            with session_scope(write=False) as session:
+                rows = list(session.execute(query.with_only_columns(*listing.COLUMNS)).all())
+    # Rows are tuples of the driver or SQLAlchemy's; the id is the first column either way.
+    next_cursor = catalog.id_cursor(rows[limit - 1][0]) if len(rows) > limit else None
     return listing.rows_page_json(rows[:limit], next_cursor, to_utc=to_utc)
 
 

@@ -157,3 +157,39 @@ def test_long_non_ascii_names_page_by_name(client: Any, tokens: Tokens) -> None:
         if cursor is None:
             break
     assert seen == sorted(names)
+
+
+def test_lost_connection_is_sqlalchemys_error_and_the_next_page_reads(client: Any, db_url: str) -> None:
+    """A connection lost under the page's statement (run on the driver) is invalidated and raised as
+    SQLAlchemy's error (so an outage answers 503); the next page takes a new connection."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the page runs on the driver on PostgreSQL only")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy.pool import NullPool
+
+    from orchestrator.catalog.service import AppFilter
+    from orchestrator.db import get_engine
+    from orchestrator.http.errors import database_unreachable
+
+    seed_app(name="Plain app")
+    engine = get_engine()
+    page = listing.server_page_rows(engine, AppFilter(), None, 51)
+    assert page is not None and len(page[0]) == 1
+    # From a connection of its own (the pool would hand back the page's): the session whose last
+    # statement was the page's, and only it (the API's other threads keep theirs).
+    killer = create_engine(db_url, poolclass=NullPool)
+    with killer.connect() as connection:
+        killed = connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND query LIKE 'SELECT microapp.id, microapp.name%'"
+            )
+        ).all()
+    assert len(killed) == 1
+    killer.dispose()
+    with pytest.raises(sa_exc.DBAPIError) as raised:
+        listing.server_page_rows(engine, AppFilter(), None, 51)
+    assert raised.value.connection_invalidated and database_unreachable(raised.value)
+    again = listing.server_page_rows(engine, AppFilter(), None, 51)
+    assert again is not None and len(again[0]) == 1
