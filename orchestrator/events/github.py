@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import ARRAY, String, any_, bindparam, func
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
 from orchestrator.audit import service as audit
@@ -88,13 +88,14 @@ class RepoApp(NamedTuple):
 
 
 _APP_COLUMNS = (col(MicroApp.id), col(MicroApp.stage), col(MicroApp.default_branch), func.lower(col(MicroApp.repo_url)))
-_FIND_APPS = {
-    # PostgreSQL: one array parameter, so the statement's text never changes and psycopg prepares it once.
-    "postgresql": select(*_APP_COLUMNS).where(
-        func.lower(col(MicroApp.repo_url)) == any_(bindparam("urls", type_=ARRAY(String)))
-    ),
-    "other": select(*_APP_COLUMNS).where(func.lower(col(MicroApp.repo_url)).in_(bindparam("urls", expanding=True))),
-}
+_FIND_APPS = select(*_APP_COLUMNS).where(func.lower(col(MicroApp.repo_url)).in_(bindparam("urls", expanding=True)))
+# PostgreSQL: one array parameter (binary: psycopg's text format escapes each element with a regular
+# expression), so the text never changes and psycopg prepares it once; the expanding IN above has a
+# text per number of URLs. Same columns, read by position.
+_PG_FIND_APPS = (
+    f"SELECT id, stage, default_branch, lower(repo_url) FROM {MicroApp.__tablename__}"
+    " WHERE lower(repo_url) = ANY(%(urls)b::varchar[])"
+)
 
 
 def find_apps(session: Session, urls: set[str]) -> dict[str, RepoApp]:
@@ -104,12 +105,15 @@ def find_apps(session: Session, urls: set[str]) -> dict[str, RepoApp]:
     """
     if not urls:
         return {}
-    dialect = session.get_bind().dialect.name
-    statement = _FIND_APPS["postgresql" if dialect == "postgresql" else "other"]
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        rows = connection.exec_driver_sql(_PG_FIND_APPS, {"urls": sorted(urls)})
+    else:
+        rows = connection.execute(_FIND_APPS, {"urls": sorted(urls)})
     found: dict[str, RepoApp] = {}
-    for app_id, stage, branch, url in session.connection().execute(statement, {"urls": sorted(urls)}):
+    for app_id, stage, branch, url in rows:
         if url not in found or app_id < found[url].id:
-            found[url] = RepoApp(app_id, stage, branch)
+            found[url] = RepoApp(app_id, Stage(stage), branch)
     return found
 
 

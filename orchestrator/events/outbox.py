@@ -153,13 +153,14 @@ def emit_many(session: Session, events: list[NewEvent]) -> list[Emitted]:
 
 
 _UNNEST_COLUMNS = ("id", "type", "app_id", "source", "dedup_key", "payload", "received_at")
+# Arrays in binary (%(…)b): psycopg's text format escapes every element with a regular expression.
 # Rows in the order given (WITH ORDINALITY), so a dedup key twice in one call keeps its first row, as
 # `emit` one at a time would; DO NOTHING skips the second (only DO UPDATE refuses such a repeat).
 _PG_INSERT_MANY = """\
 INSERT INTO event (id, type, app_id, source, dedup_key, payload, status, attempts, received_at)
 SELECT t.id, t.type, t.app_id, t.source, t.dedup_key, t.payload::json, 'pending', 0, t.received_at
-FROM unnest(%(id)s::varchar[], %(type)s::varchar[], %(app_id)s::varchar[], %(source)s::varchar[],
-            %(dedup_key)s::varchar[], %(payload)s::text[], %(received_at)s::timestamptz[])
+FROM unnest(%(id)b::varchar[], %(type)b::varchar[], %(app_id)b::varchar[], %(source)b::varchar[],
+            %(dedup_key)b::varchar[], %(payload)b::text[], %(received_at)b::timestamptz[])
      WITH ORDINALITY AS t(id, type, app_id, source, dedup_key, payload, received_at, n)
 ORDER BY t.n
 ON CONFLICT (dedup_key) DO NOTHING
