@@ -8,7 +8,8 @@ refused with 413 the moment it passes the cap; a signature matching none of them
 delivery id seen before → 200
 `{"event_id": first, "duplicate": true}`; otherwise the event is committed and the answer is 202
 `{"event_id": ..., "duplicate": false}`. Concurrent deliveries share transactions (group commit, see
-`orchestrator.events.group_commit`); publishing happens after commit, off the request path.
+`orchestrator.events.group_commit`) and statements: one read of their apps, one INSERT of their
+events (`_ingest_batch`); publishing happens after commit, off the request path.
 """
 
 from __future__ import annotations
