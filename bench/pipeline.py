@@ -3,6 +3,7 @@
     python -m bench.pipeline [--events 5000] [--rate 100] [--paced-seconds 10] [--concurrency 2]
                              [--senders 8] [--redis redis://127.0.0.1:6379/13] [--database-url …]
                              [--embedded | --broker sqla+sqlite:///… | redis://… | amqp://…] [--pipeline-only]
+                             [--profile DIR]
 
 Starts the real API (uvicorn) and a real Celery worker (prefork, --concurrency processes; the relay is
 a scheduler job, which this bench does not need: events are published after their commit) on a Redis
@@ -30,6 +31,11 @@ The push → "approval request posted" latency is `python -m bench.push_latency`
 Every handler registered for `app.updated` runs (the reviews feature queues a re-review per push);
 --pipeline-only keeps just the pipeline's own, to separate its cost from the features'. The Redis
 database given is flushed before and after (use one nothing else uses).
+
+--profile DIR runs the API under cProfile from the burst's first delivery on (`bench.pipeline_profiled`:
+the event loop, the group-commit writer and the publisher, each in its thread's CPU time; the burst and
+drain deliveries are profiled, the drain's without the worker beside them) and prints where the API's
+time goes per delivery. The profiler slows the API down: its rates and ratios are not the figures.
 """
 
 from __future__ import annotations
@@ -270,6 +276,30 @@ def _cpu_seconds(*procs: Any) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _start_profiled_api(env: dict[str, str], log_path: Path) -> tuple[Any, str]:
+    """The API as `orchestrator api` serves it, under `bench.pipeline_profiled`'s factory."""
+    import httpx
+
+    from bench.harness import free_port, spawn, wait_until
+
+    port = free_port()
+    proc = spawn([sys.executable, "-m", "uvicorn", "bench.pipeline_profiled:create_app", "--factory", "--host",
+                  "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"],
+                 env=env, log_path=log_path)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return proc.popen.poll() is not None or httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, timeout=60, what="API /healthz")
+    if proc.popen.poll() is not None:
+        raise SystemExit(f"the profiled API exited at start:\n{proc.log()[-3000:]}")
+    return proc, base
+
+
 def _pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
@@ -303,6 +333,7 @@ def main() -> None:
         action="store_true",
         help="drop the features' app.updated handlers (the re-review) in the worker: the pipeline's own cost",
     )
+    parser.add_argument("--profile", metavar="DIR", help="profile the API's ingest into DIR (see above)")
     args = parser.parse_args()
     # One log line per benchmark request would drown the figures.
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -335,9 +366,16 @@ def main() -> None:
     if broker != args.redis:
         celery_app.control.purge()  # what an earlier, interrupted run left queued
     urls = _seed(args.apps)
+    # Each phase's deliveries are told apart by their id's prefix; the run's tag keeps an earlier run's
+    # events (a --database-url used again) from counting as this run's.
+    run = secrets.token_hex(3)
     procs = []
     try:
-        api, base = start_api(env=env, log_path=tmp / "api.log")
+        if args.profile:
+            env["PIPELINE_BENCH_PROFILE"] = str(Path(args.profile).resolve())
+            api, base = _start_profiled_api(env, tmp / "api.log")
+        else:
+            api, base = start_api(env=env, log_path=tmp / "api.log")
         procs.append(api)
 
         def start_worker(name: str) -> Any:
@@ -367,28 +405,28 @@ def main() -> None:
         if args.paced_seconds > 0:
             # A fresh API fills its connection pool and prepares its statements on its first requests;
             # two seconds at the paced rate first, reported apart, so the paced figures are steady state.
-            warm_ms = _send(base, _bodies(urls, int(args.rate * 2), secret, "warm"), senders=8, rate=args.rate)
-            paced = _bodies(urls, int(args.rate * args.paced_seconds), secret, "paced")
+            warm_ms = _send(base, _bodies(urls, int(args.rate * 2), secret, f"warm.{run}"), senders=8, rate=args.rate)
+            paced = _bodies(urls, int(args.rate * args.paced_seconds), secret, f"paced.{run}")
             paced_ms = _send(base, paced, senders=8, rate=args.rate)
-            _wait(lambda: _handled("paced"), len(paced), timeout=120)
+            _wait(lambda: _handled(f"paced.{run}"), len(paced), timeout=120)
 
-        burst = _bodies(urls, args.events, secret, "burst")
+        burst = _bodies(urls, args.events, secret, f"burst.{run}")
         cpu_api, cpu_worker = _cpu_seconds(api), _cpu_seconds(worker)
         start = time.perf_counter()
         burst_ms = _send(base, burst, senders=args.senders, rate=None)
         sent = time.perf_counter()
-        done = _wait(lambda: _handled("burst"), args.events, timeout=max(120, args.events / 10))
+        done = _wait(lambda: _handled(f"burst.{run}"), args.events, timeout=max(120, args.events / 10))
         pipeline_rate = args.events / (done - start)
         burst_api_cpu, burst_worker_cpu = _cpu_seconds(api) - cpu_api, _cpu_seconds(worker) - cpu_worker
 
         # Drain: the same events already ingested and queued, so only the worker's handling is timed.
         worker.stop()
-        drain = _bodies(urls, args.events, secret, "drain")
+        drain = _bodies(urls, args.events, secret, f"drain.{run}")
         _send(base, drain, senders=args.senders, rate=None)
-        _wait(lambda: _queued("drain"), args.events, timeout=max(120, args.events / 10))
+        _wait(lambda: _queued(f"drain.{run}"), args.events, timeout=max(120, args.events / 10))
         drain_start = time.perf_counter()
         worker = start_worker("drain-worker")
-        drained = _wait(lambda: _handled("drain"), args.events, timeout=max(120, args.events / 10))
+        drained = _wait(lambda: _handled(f"drain.{run}"), args.events, timeout=max(120, args.events / 10))
         drain_rate = args.events / (drained - drain_start)
 
         bare_after = _bare(args.events)
@@ -424,6 +462,30 @@ def main() -> None:
           f"ratio drain / bare: {drain_rate / bare_rate:.2f}")  # fmt: skip
     if args.keep:
         print(f"logs and database kept in {tmp}")
+    if args.profile:
+        _print_profile(Path(args.profile))
+
+
+def _print_profile(directory: Path, top: int = 25) -> None:
+    """Where the API's CPU went per delivery, by thread, then the functions costing most of it."""
+    import pstats
+
+    requests = int((directory / "requests").read_text())
+    print(f"\nAPI CPU profile (cProfile, thread CPU time), {requests} deliveries:")
+    merged: dict[Any, list[float]] = {}
+    for name in ("loop", "writer", "publisher"):
+        path = directory / f"{name}.prof"
+        if not path.exists():
+            continue
+        stats = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+        print(f"  {name}: {sum(v[2] for v in stats.values()) * 1000 / requests:.3f} ms/delivery")
+        for key, (_, calls, own, _cumulative, _) in stats.items():
+            row = merged.setdefault(key, [0.0, 0.0])
+            row[0] += calls
+            row[1] += own
+    for (file, line, name), (calls, own) in sorted(merged.items(), key=lambda item: -item[1][1])[:top]:
+        where = file.split("site-packages/")[-1].replace(os.getcwd() + "/", "")
+        print(f"  {own * 1000 / requests:7.3f} ms {calls / requests:6.1f}×  {where}:{line} {name}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ of indexed reads and returns the event to store, or why it is ignored. Work that
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -86,32 +87,89 @@ class RepoApp(NamedTuple):
     default_branch: str | None
 
 
-_FIND_APP = (
-    select(MicroApp.id, MicroApp.stage, MicroApp.default_branch)
-    .where(func.lower(col(MicroApp.repo_url)).in_(bindparam("urls", expanding=True)))
-    .order_by(col(MicroApp.id))
-    .limit(1)
+_APP_COLUMNS = (col(MicroApp.id), col(MicroApp.stage), col(MicroApp.default_branch), func.lower(col(MicroApp.repo_url)))
+_FIND_APPS = select(*_APP_COLUMNS).where(func.lower(col(MicroApp.repo_url)).in_(bindparam("urls", expanding=True)))
+# PostgreSQL: one array parameter (binary: psycopg's text format escapes each element with a regular
+# expression), so the text never changes and psycopg prepares it once; the expanding IN above has a
+# text per number of URLs. Same columns, read by position.
+_PG_FIND_APPS = (
+    f"SELECT id, stage, default_branch, lower(repo_url) FROM {MicroApp.__tablename__}"
+    " WHERE lower(repo_url) = ANY(%(urls)b::varchar[])"
 )
+
+
+def find_apps(session: Session, urls: set[str]) -> dict[str, RepoApp]:
+    """The catalogued apps whose repo URL is one of `urls` (lower case), by URL: one indexed read for many deliveries.
+
+    Where two apps share a URL, the one with the smallest id (what `find_app` returns).
+    """
+    if not urls:
+        return {}
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        rows = connection.exec_driver_sql(_PG_FIND_APPS, {"urls": sorted(urls)})
+    else:
+        rows = connection.execute(_FIND_APPS, {"urls": sorted(urls)})
+    found: dict[str, RepoApp] = {}
+    for app_id, stage, branch, url in rows:
+        if url not in found or app_id < found[url].id:
+            found[url] = RepoApp(app_id, Stage(stage), branch)
+    return found
 
 
 def find_app(session: Session, urls: set[str]) -> RepoApp | None:
     """The catalogued app whose repo URL is one of `urls` (compared case-insensitively, indexed)."""
-    if not urls:
-        return None
-    row = session.connection().execute(_FIND_APP, {"urls": sorted(urls)}).first()
-    return RepoApp(*row) if row is not None else None
+    return _first(find_apps(session, urls), urls)
+
+
+def _first(found: dict[str, RepoApp], urls: set[str]) -> RepoApp | None:
+    matches = [found[url] for url in urls if url in found]
+    return min(matches, key=lambda app: app.id) if matches else None
+
+
+AppFinder = Callable[[set[str]], RepoApp | None]
+
+
+def batch_finder(session: Session, bodies: list[tuple[str, Any]]) -> AppFinder:
+    """A finder for `map_delivery` that looked up, in one read, the apps of every push in `bodies`.
+
+    `bodies` are (event name, parsed body) pairs; a body whose repository cannot be read is left out
+    (its own mapping fails as it would alone). URLs outside the pushes are looked up one by one.
+    """
+    urls: set[str] = set()
+    for event_name, body in bodies:
+        if event_name != "push":
+            continue
+        try:
+            if not body.get("deleted"):
+                urls |= repo_urls(body.get("repository") or {})
+        except (AttributeError, TypeError, KeyError, ValueError):
+            continue
+    found = find_apps(session, urls)
+
+    def find(wanted: set[str]) -> RepoApp | None:
+        if wanted <= urls:
+            return _first(found, wanted)
+        return find_app(session, wanted)
+
+    return find
 
 
 def _sender(body: dict[str, Any]) -> str:
     return f"github:{(body.get('sender') or {}).get('login') or 'unknown'}"
 
 
-def map_delivery(session: Session, event_name: str, body: dict[str, Any]) -> Mapped | str:
-    """The event to store for a delivery, or the reason it is ignored."""
+def map_delivery(
+    session: Session, event_name: str, body: dict[str, Any], *, find: AppFinder | None = None
+) -> Mapped | str:
+    """The event to store for a delivery, or the reason it is ignored.
+
+    `find` looks a push's app up (default: `find_app`; `batch_finder` shares one read between deliveries).
+    """
     action = body.get("action")
     repo = body.get("repository") or {}
     if event_name == "push":
-        return _map_push(session, body)
+        return _map_push(body, find or (lambda urls: find_app(session, urls)))
     if event_name == "repository" and action == "created":
         payload = {k: repo.get(k) for k in ("full_name", "html_url", "default_branch")}
         return Mapped(REPOSITORY_EVENT, None, {"action": action, **payload, "actor": _sender(body)})
@@ -147,11 +205,11 @@ def map_delivery(session: Session, event_name: str, body: dict[str, Any]) -> Map
     return f"{event_name}{'.' + action if action else ''} is not used"
 
 
-def _map_push(session: Session, body: dict[str, Any]) -> Mapped | str:
+def _map_push(body: dict[str, Any], find: AppFinder) -> Mapped | str:
     if body.get("deleted"):
         return "branch or tag deleted"
     repo = body.get("repository") or {}
-    app = find_app(session, repo_urls(repo))
+    app = find(repo_urls(repo))
     if app is None:
         return "repository not catalogued"
     branch = app.default_branch or repo.get("default_branch") or repo.get("master_branch")

@@ -85,15 +85,16 @@ def routers() -> list[APIRouter]:
     return [module.router for module in modules]
 
 
-# Machine-to-machine paths called at a high rate (the gateway's introspection, micro-apps' LLM calls):
-# their routers are matched before the others, whose one-by-one matching was a third of an
-# introspection's CPU (bench/tokens.py). Every path of these routers is theirs alone (matching is
-# on the whole path), so the order changes no match.
+# Machine-to-machine paths called at a high rate (the gateway's introspection, GitHub's webhooks,
+# micro-apps' LLM calls): their routers are matched before the others, whose one-by-one matching was
+# a third of an introspection's CPU (bench/tokens.py) and of a webhook's event-loop CPU
+# (bench/pipeline.py --profile). Every path of these routers is theirs alone (matching is on the
+# whole path), so the order changes no match.
 def _hot_routes_first(app: FastAPI) -> None:
-    from orchestrator.http import llm, oauth
+    from orchestrator.http import github, llm, oauth
 
-    # Introspection first: its router has three routes, the connector's a dozen.
-    hot = {id(oauth.router): 0, id(llm.router): 1}
+    # Introspection first: its router has three routes, the webhook's one, the connector's a dozen.
+    hot = {id(oauth.router): 0, id(github.router): 1, id(llm.router): 2}
     routes = app.router.routes
 
     def rank(route: object) -> int:
@@ -102,6 +103,8 @@ def _hot_routes_first(app: FastAPI) -> None:
         path = str(getattr(route, "path", ""))
         if id(router) in hot:
             return hot[id(router)]
-        return 0 if path.startswith("/oauth/") else 1 if path.startswith("/llm/") else 2
+        if path.startswith("/oauth/"):
+            return 0
+        return 1 if path.startswith("/webhooks/github") else 2 if path.startswith("/llm/") else 3
 
     routes.sort(key=rank)  # stable: the others keep their order

@@ -8,7 +8,8 @@ refused with 413 the moment it passes the cap; a signature matching none of them
 delivery id seen before → 200
 `{"event_id": first, "duplicate": true}`; otherwise the event is committed and the answer is 202
 `{"event_id": ..., "duplicate": false}`. Concurrent deliveries share transactions (group commit, see
-`orchestrator.events.group_commit`); publishing happens after commit, off the request path.
+`orchestrator.events.group_commit`) and statements: one read of their apps, one INSERT of their
+events (`_ingest_batch`); publishing happens after commit, off the request path.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from sqlmodel import Session
 from orchestrator.config import get_settings
 from orchestrator.documents import DocumentRefused, load_json
 from orchestrator.errors import MalformedPayload, SignatureInvalid
-from orchestrator.events.github import map_delivery
+from orchestrator.events.github import batch_finder, map_delivery
 from orchestrator.events.group_commit import GroupCommitter
-from orchestrator.events.outbox import emit
+from orchestrator.events.outbox import NewEvent, emit_many
 from orchestrator.events.redelivery import DEDUP_PREFIX
 from orchestrator.http.bodies import read_body, refuse_declared_oversize
 from orchestrator.http.errors import field_error
@@ -152,26 +153,41 @@ class _Delivery:
     payload: dict[str, Any]
 
 
-def _ingest(session: Session, item: _Delivery) -> tuple[int, dict[str, Any], str]:
+_Answer = tuple[int, dict[str, Any], str]
+
+
+def _ingest(session: Session, item: _Delivery) -> _Answer:
     """Store one verified delivery in the caller's transaction: (status, answer, what to log)."""
-    # A redelivery maps like the first delivery and `emit` finds its key taken: no lookup first.
-    try:
-        mapped = map_delivery(session, item.event_name, item.payload)
-    except (AttributeError, TypeError, KeyError, ValueError) as exc:
-        return 400, {}, type(exc).__name__  # the handler refuses it with MalformedPayload
-    if isinstance(mapped, str):
-        return 202, {"ignored": True, "reason": mapped}, "ignored"
-    emitted = emit(
-        session,
-        type=mapped.type,
-        source="github",
-        app_id=mapped.app_id,
-        payload=mapped.payload,
-        dedup_key=DEDUP_PREFIX + item.delivery,
-    )
-    answer = {"event_id": emitted.event.id, "duplicate": emitted.duplicate}
-    return (200 if emitted.duplicate else 202), answer, "accepted"
+    return _ingest_batch(session, [item])[0]
+
+
+def _ingest_batch(session: Session, items: list[_Delivery]) -> list[_Answer]:
+    """Store verified deliveries in the caller's transaction, sharing statements: one answer each, in order.
+
+    The pushes' apps are read in one statement and the events inserted in one, whatever the
+    batch's size: under load most deliveries share a transaction (group commit), and a statement's
+    own CPU in the driver and SQLAlchemy was most of a delivery's (issue 19).
+    """
+    find = batch_finder(session, [(item.event_name, item.payload) for item in items])
+    answers: list[_Answer | None] = [None] * len(items)
+    to_store: list[tuple[int, NewEvent]] = []
+    for index, item in enumerate(items):
+        # A redelivery maps like the first delivery and `emit_many` finds its key taken: no lookup first.
+        try:
+            mapped = map_delivery(session, item.event_name, item.payload, find=find)
+        except (AttributeError, TypeError, KeyError, ValueError) as exc:
+            answers[index] = (400, {}, type(exc).__name__)  # the handler refuses it with MalformedPayload
+            continue
+        if isinstance(mapped, str):
+            answers[index] = (202, {"ignored": True, "reason": mapped}, "ignored")
+            continue
+        event = NewEvent(mapped.type, "github", mapped.app_id, mapped.payload, DEDUP_PREFIX + item.delivery)
+        to_store.append((index, event))
+    for (index, _), emitted in zip(to_store, emit_many(session, [event for _, event in to_store]), strict=True):
+        answer = {"event_id": emitted.event_id, "duplicate": emitted.duplicate}
+        answers[index] = ((200 if emitted.duplicate else 202), answer, "accepted")
+    return [answer for answer in answers if answer is not None]
 
 
 # Concurrent deliveries share transactions (see orchestrator.events.group_commit).
-_committer: GroupCommitter[_Delivery, tuple[int, dict[str, Any], str]] = GroupCommitter(_ingest, name="github-ingest")
+_committer: GroupCommitter[_Delivery, _Answer] = GroupCommitter(_ingest, name="github-ingest", work_batch=_ingest_batch)
