@@ -86,7 +86,7 @@ def _pid(conn: Connection) -> int:
 def _copies(app_id: str) -> tuple[str, set[str | None]]:
     """The app's class now and the copies its rows hold (read after both transactions ended)."""
     with get_engine().connect() as conn:
-        now = conn.execute(select(MicroApp.data_class).where(col(MicroApp.id) == app_id)).scalar_one()
+        now = conn.execute(select(col(MicroApp.data_class)).where(col(MicroApp.id) == app_id)).scalar_one()
         copied = set(conn.execute(select(USAGE.c.app_data_class).where(USAGE.c.app_id == app_id)).scalars())
     return str(now), copied
 
