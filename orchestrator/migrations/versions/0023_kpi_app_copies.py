@@ -14,8 +14,11 @@ join it replaces would have dropped the row.
 The database keeps them, whichever code writes the rows (the ORM, bulk inserts, the audit trail's
 milestone upserts, a bulk load): a trigger fills them on each insert (and a change of app_id), and
 a trigger on microapp rewrites an app's rows when its data class or registration time changes, when
-it is registered after rows naming it, and clears them when it is deleted. PostgreSQL and SQLite
-alike (a plpgsql function on one, trigger bodies on the other). The upgrade backfills every row.
+it is registered after rows naming it, and clears them when it is deleted or its id changes (the
+rows naming the new id get them). PostgreSQL and SQLite alike (a plpgsql function on one, trigger
+bodies on the other); on PostgreSQL both sides take an advisory lock of the app's, so concurrent
+transactions cannot leave a copy stale (`_postgresql`). The upgrade backfills every row, microapp
+locked against writes from before the backfill until the triggers exist.
 """
 
 from collections.abc import Sequence
