@@ -172,7 +172,7 @@ def test_kpi_copies_upgrade_misses_no_concurrent_class_change(empty_postgres: st
 
     command.upgrade(alembic_config(empty_postgres), "console_text_search")
     engine = get_engine(empty_postgres)
-    app = {c.name: None for c in MicroApp.__table__.c}  # type: ignore[attr-defined]
+    app: dict[str, Any] = {c.name: None for c in MicroApp.__table__.c}  # type: ignore[attr-defined]
     app.update(id="alpha", name="Alpha", description="", owner_email="m@example.com", co_owners=[], team="ops")
     app.update(data_class="internal", stage="registered", connectors=[], requested_scopes=[], external_endpoints=[])
     app.update(llm={}, manifest={}, created_at=NOW, updated_at=NOW, legal_hold=False, version=1)
