@@ -7,6 +7,7 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -159,3 +160,56 @@ def test_cli_migrate_twice(empty_sqlite: str, monkeypatch: pytest.MonkeyPatch) -
     finally:
         get_settings.cache_clear()
     assert current_heads(empty_sqlite) == script_heads(empty_sqlite)
+
+
+def test_kpi_copies_upgrade_misses_no_concurrent_class_change(empty_postgres: str) -> None:
+    """kpis05 on PostgreSQL: a class change still uncommitted when the upgrade starts is waited for and
+    backfilled (it used to be read before it committed, and the trigger created after it: never copied)."""
+    import threading
+
+    from orchestrator.catalog.models import MicroApp
+    from tests.kpis.history import NOW
+
+    command.upgrade(alembic_config(empty_postgres), "console_text_search")
+    engine = get_engine(empty_postgres)
+    app: dict[str, Any] = {c.name: None for c in MicroApp.__table__.c}  # type: ignore[attr-defined]
+    app.update(id="alpha", name="Alpha", description="", owner_email="m@example.com", co_owners=[], team="ops")
+    app.update(data_class="internal", stage="registered", connectors=[], requested_scopes=[], external_endpoints=[])
+    app.update(llm={}, manifest={}, created_at=NOW, updated_at=NOW, legal_hold=False, version=1)
+    with engine.begin() as conn:
+        conn.execute(MicroApp.__table__.insert(), [app])  # type: ignore[attr-defined]
+        conn.execute(
+            text(
+                "INSERT INTO llm_usage (at, app_id, provider, endpoint, model, prompt_tokens, completion_tokens,"
+                " latency_ms, status_code, streamed, outcome, redactions)"
+                " VALUES (:at, 'alpha', 'openai', 'chat', '', 0, 0, 0, 200, false, 'ok', '{}')"
+            ),
+            {"at": NOW},
+        )
+    change = engine.connect()
+    change.execute(text("UPDATE microapp SET data_class = 'restricted' WHERE id = 'alpha'"))
+    errors: list[BaseException] = []
+    upgrade = threading.Thread(
+        target=lambda: _capture(errors, lambda: command.upgrade(alembic_config(empty_postgres), "kpis05"))
+    )
+    upgrade.start()
+    with engine.connect() as probe:  # the upgrade waits for the change (its lock on microapp)
+        for _ in range(400):
+            if probe.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar():
+                break
+            upgrade.join(0.005)
+        else:
+            pytest.fail("the upgrade did not wait for the uncommitted change")
+    change.commit()
+    change.close()
+    upgrade.join(10)
+    assert not upgrade.is_alive() and not errors, errors
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT app_data_class FROM llm_usage")).scalar_one() == "restricted"
+
+
+def _capture(errors: list[BaseException], step: Any) -> None:
+    try:
+        step()
+    except BaseException as exc:  # reported by the test's thread
+        errors.append(exc)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlmodel import col
 
 from orchestrator.catalog import service as catalog
-from orchestrator.catalog.models import MicroApp
+from orchestrator.catalog.models import AppOwner, MicroApp
 from orchestrator.catalog.policy import get_policy
 from orchestrator.db import session_scope
 from orchestrator.kpis import models as copies
@@ -72,4 +72,44 @@ def test_the_copies_follow_the_app(db_url: str) -> None:
     assert set(_stale().values()) == {0}
     with session_scope() as session:  # an app's rows outlive it (no foreign key): their copies are cleared
         session.execute(delete(MicroApp).where(col(MicroApp.id) == "later"))
+    assert set(_stale().values()) == {0}
+
+
+def test_a_change_of_id_moves_the_copies(db_url: str) -> None:
+    """The rows of the app's old id lose their copies (no app has that id any more), those naming the new id
+    gain them."""
+    history.register("solo", "public", "ops", "maker1@example.com", NOW - D)
+    with session_scope() as session:
+        rows: list[dict[str, Any]] = [
+            {"at": NOW, "app_id": app_id, "provider": "openai", "endpoint": "chat", "redactions": {}}
+            for app_id in ("solo", "solo2")
+        ]
+        session.execute(insert(LlmUsage), rows)
+    with session_scope() as session:
+        session.execute(delete(AppOwner).where(col(AppOwner.app_id) == "solo"))  # its foreign key
+        session.execute(update(MicroApp).where(col(MicroApp.id) == "solo").values(id="solo2"))
+    assert set(_stale().values()) == {0}
+    usage = LlmUsage.__table__  # type: ignore[attr-defined]
+    with session_scope(write=False) as session:
+        copied = {row[0]: row[1] for row in session.execute(select(usage.c.app_id, usage.c.app_data_class))}
+    assert copied == {"solo": None, "solo2": "public"}
+
+
+def test_an_update_that_changes_no_copied_value_rewrites_nothing(db_url: str) -> None:
+    """Setting an app's class and registration time to what they are touches none of its rows (SQLite) and
+    takes no lock (PostgreSQL); a real change does both."""
+    history.build()
+    with session_scope() as session:
+        postgresql = session.get_bind().dialect.name == "postgresql"
+        probe = (
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+            if postgresql
+            else "SELECT total_changes()"  # counts the rows its triggers change too
+        )
+        before = session.execute(text(probe)).scalar_one()
+        same = {"data_class": MicroApp.data_class, "created_at": MicroApp.created_at, "id": MicroApp.id}
+        session.execute(update(MicroApp).where(col(MicroApp.id) == "alpha").values(same))
+        assert session.execute(text(probe)).scalar_one() - before == (0 if postgresql else 1)
+        session.execute(update(MicroApp).where(col(MicroApp.id) == "alpha").values(data_class="public"))
+        assert session.execute(text(probe)).scalar_one() - before > (0 if postgresql else 2)
     assert set(_stale().values()) == {0}
