@@ -26,7 +26,6 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import anyio
-import httpx
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
@@ -41,7 +40,15 @@ from orchestrator.credentials.tokens.introspection import introspect
 from orchestrator.errors import NotFound, PayloadTooLarge
 from orchestrator.http.bodies import read_body
 from orchestrator.http.deps import CurrentToken, ReadSession
-from orchestrator.integrations.llm import HttpUpstream, LlmUpstream, NotConfigured, Provider
+from orchestrator.integrations.llm import (
+    HttpUpstream,
+    LlmUpstream,
+    NotConfigured,
+    Provider,
+    UpstreamError,
+    UpstreamResponse,
+    UpstreamTimeout,
+)
 from orchestrator.llm.limits import SETTLE_SECONDS, Buckets, Settlements, Spend, retry_after_header, take_call
 from orchestrator.llm.models import LlmUsage, Outcome
 from orchestrator.llm.redaction import StreamRestorer, Vault, mask_json, scan_json
@@ -243,7 +250,7 @@ def _redact(body: dict[str, Any], rules: LlmPolicy, call: Call) -> tuple[dict[st
     return masked, vault
 
 
-def _passed_headers(upstream: httpx.Response) -> dict[str, str]:
+def _passed_headers(upstream: UpstreamResponse) -> dict[str, str]:
     return {k: upstream.headers[k] for k in _PASSED_HEADERS if k in upstream.headers}
 
 
@@ -387,16 +394,16 @@ async def _proxy(request: Request, provider: Provider, endpoint: str, path: str,
             upstream = await connector.upstream.send(provider, "POST", path, body, headers)
         except NotConfigured:
             raise Refused(503, "unavailable", f"the connector has no {provider} key configured") from None
-        except httpx.TimeoutException:
+        except UpstreamTimeout:
             raise Refused(504, "unavailable", f"{provider} did not answer in time") from None
-        except httpx.HTTPError as exc:
-            raise Refused(502, "unavailable", f"{provider} could not be reached ({type(exc).__name__})") from None
+        except UpstreamError as exc:
+            raise Refused(502, "unavailable", f"{provider} could not be reached ({exc})") from None
     except Refused as refused:
         return _refusal(request, call, refused, rules)
     return _answer(request, call, rules, upstream, vault)
 
 
-def _answer(request: Request, call: Call, rules: LlmPolicy, upstream: httpx.Response, vault: Vault) -> Response:
+def _answer(request: Request, call: Call, rules: LlmPolicy, upstream: UpstreamResponse, vault: Vault) -> Response:
     headers = _passed_headers(upstream)
     try:
         parsed = upstream.json()
@@ -552,12 +559,12 @@ async def _stream(
     except NotConfigured:
         await stack.aclose()
         raise Refused(503, "unavailable", f"the connector has no {call.provider} key configured") from None
-    except httpx.TimeoutException:
+    except UpstreamTimeout:
         await stack.aclose()
         raise Refused(504, "unavailable", f"{call.provider} did not answer in time") from None
-    except httpx.HTTPError as exc:
+    except UpstreamError as exc:
         await stack.aclose()
-        raise Refused(502, "unavailable", f"{call.provider} could not be reached ({type(exc).__name__})") from None
+        raise Refused(502, "unavailable", f"{call.provider} could not be reached ({exc})") from None
     if upstream.status_code >= 400 or "text/event-stream" not in upstream.headers.get("content-type", ""):
         try:
             await upstream.aread()
@@ -581,7 +588,7 @@ async def _stream(
             if pending:
                 yield rewriter.event(pending).encode()
             outcome = Outcome.ok
-        except httpx.HTTPError:
+        except UpstreamError:
             outcome = Outcome.upstream_error
         finally:
             # Closing the upstream response here cancels the provider's call when the client left.
