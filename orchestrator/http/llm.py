@@ -275,13 +275,16 @@ async def _finish(
     request: Request, call: Call, outcome: Outcome, status: int, rules: LlmPolicy | None, reason: str = ""
 ) -> None:
     """Settle the day's token bucket, write the usage row (an audit entry for a block), log one line."""
-    if rules is not None and outcome is Outcome.ok and call.prompt_tokens + call.completion_tokens:
+    actual = call.prompt_tokens + call.completion_tokens
+    # Settled against the estimate: the provider's count of an answered call (one without a count
+    # keeps the estimate), and what a failed or abandoned call had counted so far, nothing when it
+    # had not (a provider 4xx/5xx, a client gone before the usage came): its estimate is given back.
+    if rules is not None and (actual or (outcome is not Outcome.ok and (call.estimate or call.cost_estimate))):
         # No round trip here: charged with the app's next call, or within SETTLE_SECONDS.
-        actual = call.prompt_tokens + call.completion_tokens
         settlements = _connector(request).settlements
         settlements.owe(call.app_id, rules.tokens_per_day, actual, call.estimate)
         if rules.daily_budget_usd is not None:
-            cost = get_policy().llm_cost_micros(call.model, call.prompt_tokens, call.completion_tokens)
+            cost = get_policy().llm_cost_micros(call.model, call.prompt_tokens, call.completion_tokens) if actual else 0
             settlements.owe_spend(call.app_id, rules.daily_budget_usd * 1e6, cost, call.cost_estimate)
     row = call.values(outcome, status)
     audit_reason = reason if outcome is Outcome.blocked and (status == 403 or call.redactions) else None

@@ -97,6 +97,23 @@ def test_the_days_tokens_and_budget_are_charged_from_the_providers_count(
     assert len(fake_llm.received) == 1
 
 
+def test_a_provider_error_gives_the_days_estimate_back(
+    sqlite_url: str, fake_llm: FakeLlm, redis_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make_app: Any
+) -> None:
+    """A call the provider answered 5xx is not charged: its estimate (~230 tokens of 300) is given back,
+    so the same call fits again right after."""
+    app_id = "back-" + secrets.token_hex(4)
+    make_app(app_id, requested_scopes=["llm:invoke"])
+    configure_llm(monkeypatch, fake_llm, REDIS_URL=redis_url, POLICY_FILE=policy_file(tmp_path, tokens_per_day=300))
+    token = issue_token(app_id)
+    with ServedApi() as api:
+        fake_llm.fail_next(500)
+        with pytest.raises(openai.InternalServerError):
+            _chat(api.url, token, "word " * 150)
+        assert _chat(api.url, token, "word " * 150).choices[0].message.content.startswith("You said")
+    assert len(fake_llm.received) == 2
+
+
 def _rows_of(app_id: str) -> list[Any]:
     from orchestrator.llm.models import LlmUsage
 
