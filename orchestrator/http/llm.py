@@ -80,6 +80,28 @@ class Connector:
     upstream: LlmUpstream
     buckets: Buckets
     settlements: Settlements = field(default_factory=Settlements)
+    # app → when its requests per minute have a request again, learnt from a refusal: until then its
+    # calls are refused before their body is read, with no round trip (the bucket cannot refill sooner,
+    # and a refused call takes nothing from an empty minute).
+    minute_empty: dict[str, float] = field(default_factory=dict)
+
+    def empty_minute(self, app_id: str) -> float | None:
+        """Seconds until the app's minute has a request again, when a refusal said so; else None."""
+        until = self.minute_empty.get(app_id)
+        if until is None:
+            return None
+        left = until - time.monotonic()
+        if left <= 0:
+            del self.minute_empty[app_id]
+            return None
+        return left
+
+    def note_empty_minute(self, app_id: str, retry_after: float) -> None:
+        """Remember that the app's minute is empty for `retry_after` seconds."""
+        if len(self.minute_empty) > 10_000:
+            now = time.monotonic()
+            self.minute_empty = {k: v for k, v in self.minute_empty.items() if v > now}
+        self.minute_empty[app_id] = time.monotonic() + retry_after
 
     async def settle_periodically(self) -> None:
         """Charge what is owed every SETTLE_SECONDS (an app's own next call charges it sooner)."""
@@ -349,6 +371,8 @@ async def _take(connector: Connector, call: Call, rules: LlmPolicy, estimate: in
         raise
     if short is not None:
         call.estimate, call.cost_estimate = 0, 0.0
+        if short == "rpm":
+            connector.note_empty_minute(call.app_id, taken.retry_after)
         what = {
             "rpm": "requests per minute are",
             "tpd": "tokens per day are",
@@ -372,6 +396,9 @@ async def _proxy(request: Request, provider: Provider, endpoint: str, path: str,
     connector = _connector(request)
     try:
         rules = await _authenticate(request, call)
+        wait = connector.empty_minute(call.app_id)
+        if wait is not None:  # known from an earlier refusal: no need to read the body, nor a round trip
+            raise Refused(429, "rate_limit", "this app's requests per minute are used up", retry_after=wait)
         try:
             body, size = await _body(request, rules)
             call.model = str(body.get("model") or "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,29 @@ def test_a_provider_error_gives_the_days_estimate_back(
             _chat(api.url, token, "word " * 150)
         assert _chat(api.url, token, "word " * 150).choices[0].message.content.startswith("You said")
     assert len(fake_llm.received) == 2
+
+
+def test_an_empty_minute_is_refused_before_the_body_is_read(
+    db_url: str, fake_llm: FakeLlm, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make_app: Any
+) -> None:
+    """Once a call was refused for the minute, the app's next calls get 429 before their body is read
+    (here it never comes) until the minute has a request again."""
+    make_app("eager", requested_scopes=["llm:invoke"])
+    configure_llm(monkeypatch, fake_llm, POLICY_FILE=policy_file(tmp_path, requests_per_minute=1))
+    token = issue_token("eager")
+    with ServedApi() as api:
+        _chat(api.url, token)
+        with pytest.raises(openai.RateLimitError, match="requests per minute"):
+            _chat(api.url, token)
+        host, port = api.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as conn:
+            conn.sendall(
+                b"POST /llm/openai/v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\nAuthorization: Bearer " + token.encode() + b"\r\n\r\n"
+            )
+            answer = conn.recv(65536)  # a timeout here: the connector waited for the body
+    assert answer.startswith(b"HTTP/1.1 429"), answer[:200]
+    assert b"requests per minute" in answer
 
 
 def _rows_of(app_id: str) -> list[Any]:
