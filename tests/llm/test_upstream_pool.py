@@ -94,3 +94,19 @@ def test_a_request_nothing_was_sent_of_is_retried_and_a_sent_one_never() -> None
         for connection in accepted:
             connection.close()
         assert len(accepted) == 1, "a request the provider may have received was sent again"
+
+
+def test_the_environments_proxy_is_used_unless_no_proxy_covers_the_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.integrations.llm import _environment_proxy
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    assert _environment_proxy("https://api.openai.com") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://egress.internal:3128")
+    assert _environment_proxy("https://api.openai.com") == "http://egress.internal:3128"
+    assert _environment_proxy("http://127.0.0.1:9999") is None  # no HTTP_PROXY
+    monkeypatch.setenv("ALL_PROXY", "http://all.internal:3128")
+    assert _environment_proxy("http://127.0.0.1:9999") == "http://all.internal:3128"
+    monkeypatch.setenv("NO_PROXY", "api.openai.com")
+    assert _environment_proxy("https://api.openai.com") is None
