@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -39,7 +40,17 @@ class Api(FastAPI):
         self._observed = ObserveMiddleware(self._serve_lane)
 
     async def _serve_lane(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.fast_lane[scope["path"]](Request(scope, receive, send))
+        request = Request(scope, receive, send)
+        try:
+            response = await self.fast_lane[scope["path"]](request)
+        except Exception as exc:
+            # The app's own handlers, as on the full path (a database outage is a 503, not a 500).
+            handlers = self.exception_handlers
+            handler = next((handlers[c] for c in type(exc).__mro__ if c in handlers), None)
+            if handler is None:
+                raise
+            answer = handler(request, exc)
+            response = await answer if inspect.isawaitable(answer) else answer
         await response(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

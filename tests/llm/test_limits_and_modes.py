@@ -239,3 +239,25 @@ def test_keys_and_values_never_reach_the_logs(
     assert "llm call" in out + err  # the connector did log
     for secret in (fake_llm.openai_key, fake_llm.anthropic_key, token, EMAIL, "4539 1488 0343 6467"):
         assert secret not in out + err
+
+
+def test_a_database_outage_on_the_fast_lane_is_the_apps_503(connector: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connector's endpoints skip FastAPI's layers but not the app's error handlers."""
+    from sqlalchemy.exc import OperationalError
+
+    from orchestrator.llm.service import app_cache
+
+    token = connector.token("summariser")
+
+    def down(app_id: str) -> None:
+        raise OperationalError(None, None, Exception("the database is away"))  # no connection: no statement
+
+    app_cache.forget()
+    monkeypatch.setattr(app_cache, "load", down)
+    answer = httpx.post(
+        connector.url + "/llm/openai/v1/chat/completions",
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert answer.status_code == 503, answer.text
