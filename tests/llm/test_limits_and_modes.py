@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,46 @@ def test_the_days_tokens_and_budget_are_charged_from_the_providers_count(
             _chat(api.url, token, "again " * 20)
         assert int(limited.value.response.headers["retry-after"]) >= 1
     assert len(fake_llm.received) == 1
+
+
+def test_a_provider_error_gives_the_days_estimate_back(
+    sqlite_url: str, fake_llm: FakeLlm, redis_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make_app: Any
+) -> None:
+    """A call the provider answered 5xx is not charged: its estimate (~230 tokens of 300) is given back,
+    so the same call fits again right after."""
+    app_id = "back-" + secrets.token_hex(4)
+    make_app(app_id, requested_scopes=["llm:invoke"])
+    configure_llm(monkeypatch, fake_llm, REDIS_URL=redis_url, POLICY_FILE=policy_file(tmp_path, tokens_per_day=300))
+    token = issue_token(app_id)
+    with ServedApi() as api:
+        fake_llm.fail_next(500)
+        with pytest.raises(openai.InternalServerError):
+            _chat(api.url, token, "word " * 150)
+        assert _chat(api.url, token, "word " * 150).choices[0].message.content.startswith("You said")
+    assert len(fake_llm.received) == 2
+
+
+def test_an_empty_minute_is_refused_before_the_body_is_read(
+    db_url: str, fake_llm: FakeLlm, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make_app: Any
+) -> None:
+    """Once a call was refused for the minute, the app's next calls get 429 before their body is read
+    (here it never comes) until the minute has a request again."""
+    make_app("eager", requested_scopes=["llm:invoke"])
+    configure_llm(monkeypatch, fake_llm, POLICY_FILE=policy_file(tmp_path, requests_per_minute=1))
+    token = issue_token("eager")
+    with ServedApi() as api:
+        _chat(api.url, token)
+        with pytest.raises(openai.RateLimitError, match="requests per minute"):
+            _chat(api.url, token)
+        host, port = api.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as conn:
+            conn.sendall(
+                b"POST /llm/openai/v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\nAuthorization: Bearer " + token.encode() + b"\r\n\r\n"
+            )
+            answer = conn.recv(65536)  # a timeout here: the connector waited for the body
+    assert answer.startswith(b"HTTP/1.1 429"), answer[:200]
+    assert b"requests per minute" in answer
 
 
 def _rows_of(app_id: str) -> list[Any]:
@@ -198,3 +239,25 @@ def test_keys_and_values_never_reach_the_logs(
     assert "llm call" in out + err  # the connector did log
     for secret in (fake_llm.openai_key, fake_llm.anthropic_key, token, EMAIL, "4539 1488 0343 6467"):
         assert secret not in out + err
+
+
+def test_a_database_outage_on_the_fast_lane_is_the_apps_503(connector: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connector's endpoints skip FastAPI's layers but not the app's error handlers."""
+    from sqlalchemy.exc import OperationalError
+
+    from orchestrator.llm.service import app_cache
+
+    token = connector.token("summariser")
+
+    def down(app_id: str) -> None:
+        raise OperationalError(None, None, Exception("the database is away"))  # no connection: no statement
+
+    app_cache.forget()
+    monkeypatch.setattr(app_cache, "load", down)
+    answer = httpx.post(
+        connector.url + "/llm/openai/v1/chat/completions",
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert answer.status_code == 503, answer.text
