@@ -88,20 +88,25 @@ class RepoApp(NamedTuple):
 
 
 _APP_COLUMNS = (col(MicroApp.id), col(MicroApp.stage), col(MicroApp.default_branch), func.lower(col(MicroApp.repo_url)))
-_FIND_APPS = select(*_APP_COLUMNS).where(func.lower(col(MicroApp.repo_url)).in_(bindparam("urls", expanding=True)))
+_FIND_APPS = (
+    select(*_APP_COLUMNS)
+    .where(func.lower(col(MicroApp.repo_url)).in_(bindparam("urls", expanding=True)))
+    .order_by(col(MicroApp.id))
+)
 # PostgreSQL: one array parameter (binary: psycopg's text format escapes each element with a regular
 # expression), so the text never changes and psycopg prepares it once; the expanding IN above has a
 # text per number of URLs. Same columns, read by position.
 _PG_FIND_APPS = (
     f"SELECT id, stage, default_branch, lower(repo_url) FROM {MicroApp.__tablename__}"
-    " WHERE lower(repo_url) = ANY(%(urls)b::varchar[])"
+    " WHERE lower(repo_url) = ANY(%(urls)b::varchar[]) ORDER BY id"
 )
 
 
 def find_apps(session: Session, urls: set[str]) -> dict[str, RepoApp]:
     """The catalogued apps whose repo URL is one of `urls` (lower case), by URL: one indexed read for many deliveries.
 
-    Where two apps share a URL, the one with the smallest id (what `find_app` returns).
+    Where two apps share a URL, the first by id in the database's own order (its collation, as the
+    single-app read's `ORDER BY id LIMIT 1` had it); the result keeps that order, which `_first` reads.
     """
     if not urls:
         return {}
@@ -112,8 +117,7 @@ def find_apps(session: Session, urls: set[str]) -> dict[str, RepoApp]:
         rows = connection.execute(_FIND_APPS, {"urls": sorted(urls)})
     found: dict[str, RepoApp] = {}
     for app_id, stage, branch, url in rows:
-        if url not in found or app_id < found[url].id:
-            found[url] = RepoApp(app_id, Stage(stage), branch)
+        found.setdefault(url, RepoApp(app_id, Stage(stage), branch))
     return found
 
 
@@ -123,8 +127,8 @@ def find_app(session: Session, urls: set[str]) -> RepoApp | None:
 
 
 def _first(found: dict[str, RepoApp], urls: set[str]) -> RepoApp | None:
-    matches = [found[url] for url in urls if url in found]
-    return min(matches, key=lambda app: app.id) if matches else None
+    # `found` is in the database's id order: the first wanted URL in it holds the first app.
+    return next((app for url, app in found.items() if url in urls), None)
 
 
 AppFinder = Callable[[set[str]], RepoApp | None]
@@ -142,7 +146,12 @@ def batch_finder(session: Session, bodies: list[tuple[str, Any]]) -> AppFinder:
             continue
         try:
             if not body.get("deleted"):
-                urls |= repo_urls(body.get("repository") or {})
+                these = repo_urls(body.get("repository") or {})
+                # A URL the driver cannot bind (a lone surrogate is valid JSON) would fail the shared
+                # read, and with it the whole batch: left out, it fails its own delivery's mapping (400).
+                for url in these:
+                    url.encode("utf-8")
+                urls |= these
         except (AttributeError, TypeError, KeyError, ValueError):
             continue
     found = find_apps(session, urls)

@@ -83,3 +83,16 @@ def test_a_batch_of_deliveries_answers_each_as_alone() -> None:
     stored = events(type="app.updated")
     assert [(e.id, e.app_id, e.dedup_key) for e in stored] == [(answers[0][1]["event_id"], "hello", "github:d-1")]
     assert stored[0].payload["after"] == push["after"]
+
+
+@pytest.mark.usefixtures("db_url")
+def test_a_repository_url_the_driver_cannot_bind_fails_only_its_own_delivery() -> None:
+    """A lone surrogate in a URL (valid JSON) is that delivery's 400; the batch's other push is stored."""
+    catalogue("hello", repo=HELLO_REPO)
+    push = payload("push.with-new-branch.payload")
+    push = {**push, "ref": f"refs/heads/{push['repository']['default_branch']}"}
+    bad = {**push, "repository": {**push["repository"], "html_url": "https://github.com/o/\ud800"}}
+    with session_scope() as session:
+        answers: list[Any] = _ingest_batch(session, [_Delivery("push", "d-bad", bad), _Delivery("push", "d-ok", push)])
+    assert [(a[0], a[2]) for a in answers] == [(400, "UnicodeEncodeError"), (202, "accepted")]
+    assert [e.dedup_key for e in events(type="app.updated")] == ["github:d-ok"]
