@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from orchestrator import __version__, wiring
@@ -45,13 +46,23 @@ class Api(FastAPI):
             response = await self.fast_lane[scope["path"]](request)
         except Exception as exc:
             # The app's own handlers, as on the full path (a database outage is a 503, not a 500).
-            handlers = self.exception_handlers
-            handler = next((handlers[c] for c in type(exc).__mro__ if c in handlers), None)
+            handler = self._lane_handler(exc)
             if handler is None:
-                raise
+                raise  # ObserveMiddleware answers the 500 (logged, with the request id)
             answer = handler(request, exc)
             response = await answer if inspect.isawaitable(answer) else answer
         await response(scope, receive, send)
+
+    def _lane_handler(self, exc: Exception) -> Callable[[Request, Exception], Any] | None:
+        """The app's handler of `exc` as Starlette's ExceptionMiddleware finds it: an HTTPException's
+        status first, then the exception's classes; never the catch-all (`Exception` or 500), which is
+        the server error middleware's on the full path and ObserveMiddleware's here."""
+        handlers = self.exception_handlers
+        if isinstance(exc, StarletteHTTPException) and exc.status_code != 500:
+            handler = handlers.get(exc.status_code)
+            if handler is not None:
+                return handler
+        return next((handlers[c] for c in type(exc).__mro__ if c is not Exception and c in handlers), None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The fast lane for its POSTs (not under a root path), the whole app for everything else."""

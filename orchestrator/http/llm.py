@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -44,6 +45,7 @@ from orchestrator.integrations.llm import (
     HttpUpstream,
     LlmUpstream,
     NotConfigured,
+    NotSent,
     Provider,
     UpstreamError,
     UpstreamResponse,
@@ -70,6 +72,9 @@ from orchestrator.logs import bind, get_logger
 log = get_logger(__name__)
 # Headers of a provider's answer worth passing on (retry hints, request ids for support).
 _PASSED_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry", "x-request-id", "request-id")
+# A UTF-16 surrogate, escaped (a pair is fine, a lone one is not) or as raw UTF-8-style bytes: only
+# then is the parsed body checked to encode again (a quick scan; the check is a whole encode).
+_MAYBE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 
 
 @dataclass
@@ -188,6 +193,10 @@ class Call:
     completion_tokens: int = 0
     estimate: int = 0
     cost_estimate: float = 0.0  # millionths of a dollar taken from the daily budget before the call
+    # The provider may bill the call without its count reaching us: it received the call and did not
+    # refuse it with an error status of its own (a 2xx that broke off or was left before the usage
+    # came, a send that timed out or lost its connection). Such a call keeps its estimate.
+    maybe_billed: bool = False
     redactions: dict[str, int] = field(default_factory=dict)
 
     def values(self, outcome: Outcome, status: int) -> dict[str, Any]:
@@ -250,7 +259,19 @@ async def _body(request: Request, rules: LlmPolicy) -> tuple[dict[str, Any], int
         raise Refused(400, "invalid_request", "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise Refused(400, "invalid_request", "the body must be a JSON object")
+    if _MAYBE_SURROGATE.search(raw) and not _encodable(body):
+        # Valid JSON (json reads surrogates, escaped or not) but no UTF-8: it could not be sent on.
+        raise Refused(400, "invalid_request", "the body holds a lone UTF-16 surrogate (\\ud800-\\udfff)")
     return body, len(raw)
+
+
+def _encodable(body: dict[str, Any]) -> bool:
+    """Whether the parsed body encodes as UTF-8 again (as it is sent to the provider)."""
+    try:
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _redact(body: dict[str, Any], rules: LlmPolicy, call: Call) -> tuple[dict[str, Any], Vault]:
@@ -298,10 +319,13 @@ async def _finish(
 ) -> None:
     """Settle the day's token bucket, write the usage row (an audit entry for a block), log one line."""
     actual = call.prompt_tokens + call.completion_tokens
-    # Settled against the estimate: the provider's count of an answered call (one without a count
-    # keeps the estimate), and what a failed or abandoned call had counted so far, nothing when it
-    # had not (a provider 4xx/5xx, a client gone before the usage came): its estimate is given back.
-    if rules is not None and (actual or (outcome is not Outcome.ok and (call.estimate or call.cost_estimate))):
+    # Settled against the estimate: the provider's count when one came (of an answer, or what a call
+    # that broke off or was left had counted so far). Without a count, a call the provider may bill
+    # keeps its estimate (OpenAI counts a stream in its last event only: an app leaving right after
+    # the answer would otherwise get it free); one it refused with its own 4xx/5xx, or never received,
+    # is given its estimate back.
+    give_back = not call.maybe_billed and bool(call.estimate or call.cost_estimate)
+    if rules is not None and (actual or give_back):
         # No round trip here: charged with the app's next call, or within SETTLE_SECONDS.
         settlements = _connector(request).settlements
         settlements.owe(call.app_id, rules.tokens_per_day, actual, call.estimate)
@@ -422,15 +446,24 @@ async def _proxy(request: Request, provider: Provider, endpoint: str, path: str,
             return await _stream(request, connector, call, rules, path, body, headers, vault)
         try:
             upstream = await connector.upstream.send(provider, "POST", path, body, headers)
-        except NotConfigured:
-            raise Refused(503, "unavailable", f"the connector has no {provider} key configured") from None
-        except UpstreamTimeout:
-            raise Refused(504, "unavailable", f"{provider} did not answer in time") from None
-        except UpstreamError as exc:
-            raise Refused(502, "unavailable", f"{provider} could not be reached ({exc})") from None
+        except (NotConfigured, UpstreamError) as exc:
+            raise _unreachable(call, exc) from None
     except Refused as refused:
         return _refusal(request, call, refused, rules)
     return _answer(request, call, rules, upstream, vault)
+
+
+def _unreachable(call: Call, exc: NotConfigured | UpstreamError) -> Refused:
+    """The refusal of a call that got no answer; noting whether the provider may have received it."""
+    provider = call.provider
+    if isinstance(exc, NotConfigured):
+        return Refused(503, "unavailable", f"the connector has no {provider} key configured")
+    # Sent but unanswered (a timeout, a lost connection, a 2xx broken off): the provider may still bill
+    # it; not when it never got it, or refused it with an error status of its own (its body broken off).
+    call.maybe_billed = not isinstance(exc, NotSent) and (exc.status is None or exc.status < 400)
+    if isinstance(exc, UpstreamTimeout):
+        return Refused(504, "unavailable", f"{provider} did not answer in time")
+    return Refused(502, "unavailable", f"{provider} could not be reached ({exc})")
 
 
 def _answer(request: Request, call: Call, rules: LlmPolicy, upstream: UpstreamResponse, vault: Vault) -> Response:
@@ -446,6 +479,7 @@ def _answer(request: Request, call: Call, rules: LlmPolicy, upstream: UpstreamRe
         content = json.dumps(vault.restore_json(parsed)).encode() if vault else upstream.content
     else:
         content = upstream.content
+    call.maybe_billed = upstream.status_code < 400
     outcome = Outcome.ok if upstream.status_code < 400 else Outcome.upstream_error
     background = BackgroundTask(_finish, request, call, outcome, upstream.status_code, rules)
     media = upstream.headers.get("content-type", "application/json")
@@ -586,18 +620,16 @@ async def _stream(
     stack = AsyncExitStack()
     try:
         upstream = await stack.enter_async_context(connector.upstream.stream(call.provider, path, body, headers))
-    except NotConfigured:
+    except (NotConfigured, UpstreamError) as exc:
         await stack.aclose()
-        raise Refused(503, "unavailable", f"the connector has no {call.provider} key configured") from None
-    except UpstreamTimeout:
-        await stack.aclose()
-        raise Refused(504, "unavailable", f"{call.provider} did not answer in time") from None
-    except UpstreamError as exc:
-        await stack.aclose()
-        raise Refused(502, "unavailable", f"{call.provider} could not be reached ({exc})") from None
+        raise _unreachable(call, exc) from None
+    # A 2xx started: the provider may bill the call whatever happens next.
+    call.maybe_billed = upstream.status_code < 400
     if upstream.status_code >= 400 or "text/event-stream" not in upstream.headers.get("content-type", ""):
         try:
             await upstream.aread()
+        except UpstreamError as exc:  # its error (or odd answer) broke off or stalled
+            raise _unreachable(call, exc) from None
         finally:
             await stack.aclose()
         return _answer(request, call, rules, upstream, vault)

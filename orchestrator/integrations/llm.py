@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from orchestrator.config import Settings, get_settings
 
@@ -42,6 +42,9 @@ KEEPALIVE_SECONDS = 30.0
 
 class UpstreamError(Exception):
     """The provider could not be reached, or its answer broke off."""
+
+    # The status of the provider's answer when its body broke off (None: no answer came).
+    status: int | None = None
 
 
 class UpstreamTimeout(UpstreamError):
@@ -111,7 +114,9 @@ class UpstreamResponse:
             try:
                 self._content = await self._raw.read()
             except _FAILURES as exc:
-                raise _mapped(exc) from exc
+                error = _mapped(exc)
+                error.status = self.status_code
+                raise error from exc
         return self._content
 
     async def aiter_lines(self) -> AsyncIterator[str]:
@@ -172,9 +177,13 @@ class HttpUpstream:
         self.settings = settings or get_settings()
         self.max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False  # after aclose (the app's shutdown): no session is opened again
         self._proxies: dict[str, str | None] = {}  # provider base URL → its proxy
 
     def _client(self) -> aiohttp.ClientSession:
+        if self._closed:
+            # A call still running at shutdown: reopening would leave a session nobody closes.
+            raise NotSent("the upstream client is closed")
         if self._session is None or self._session.closed:
             s = self.settings
             connector = aiohttp.TCPConnector(
@@ -236,11 +245,11 @@ class HttpUpstream:
         try:
             return await self._open(method, request, data)  # the usual case: no retry machinery
         except NotSent:
-            if self.settings.llm_connect_attempts <= 1:
+            if self.settings.llm_connect_attempts <= 1 or self._closed:
                 raise
         await asyncio.sleep(_FIRST_WAIT)
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(NotSent),
+            retry=retry_if_exception(lambda exc: isinstance(exc, NotSent) and not self._closed),
             stop=stop_after_attempt(self.settings.llm_connect_attempts - 1),
             wait=wait_exponential(multiplier=_FIRST_WAIT * 2, max=1.0),
             reraise=True,
@@ -278,6 +287,7 @@ class HttpUpstream:
             await response.aclose()
 
     async def aclose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection; later calls fail with NotSent (the next lifespan makes its own client)."""
+        self._closed = True
         if self._session is not None:
             await self._session.close()

@@ -110,3 +110,26 @@ def test_the_environments_proxy_is_used_unless_no_proxy_covers_the_provider(monk
     assert _environment_proxy("http://127.0.0.1:9999") == "http://all.internal:3128"
     monkeypatch.setenv("NO_PROXY", "api.openai.com")
     assert _environment_proxy("https://api.openai.com") is None
+
+
+def test_a_closed_client_is_not_reopened(fake_llm: FakeLlm) -> None:
+    """A call still running at shutdown gets NotSent (at once, no retries) rather than a new session nobody closes."""
+    settings = _settings(fake_llm.url, llm_openai_api_key=SecretStr(fake_llm.openai_key), llm_connect_attempts=3)
+    chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+    async def scenario() -> None:
+        upstream = HttpUpstream(settings)
+        assert (await upstream.send("openai", "POST", "/v1/chat/completions", chat, {})).status_code == 200
+        session = upstream._session
+        await upstream.aclose()
+        began = time.monotonic()
+        with pytest.raises(NotSent, match="closed"):
+            await upstream.send("openai", "POST", "/v1/chat/completions", chat, {})
+        with pytest.raises(NotSent, match="closed"):
+            async with upstream.stream("openai", "/v1/chat/completions", {**chat, "stream": True}, {}):
+                pass  # pragma: no cover - never opened
+        assert time.monotonic() - began < 0.05  # not retried
+        assert upstream._session is session and session is not None and session.closed
+
+    asyncio.run(scenario())
+    assert len(fake_llm.received) == 1
