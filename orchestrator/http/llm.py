@@ -259,7 +259,9 @@ async def _body(request: Request, rules: LlmPolicy) -> tuple[dict[str, Any], int
         raise Refused(400, "invalid_request", "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise Refused(400, "invalid_request", "the body must be a JSON object")
-    if _MAYBE_SURROGATE.search(raw) and not _encodable(body):
+    # json also reads UTF-16/32 bodies (by their first bytes), whose surrogates the byte scan can't see.
+    maybe = _MAYBE_SURROGATE.search(raw) or not json.detect_encoding(raw).startswith("utf-8")
+    if maybe and not _encodable(body):
         # Valid JSON (json reads surrogates, escaped or not) but no UTF-8: it could not be sent on.
         raise Refused(400, "invalid_request", "the body holds a lone UTF-16 surrogate (\\ud800-\\udfff)")
     return body, len(raw)

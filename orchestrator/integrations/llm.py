@@ -59,10 +59,19 @@ class NotConfigured(Exception):
     """The provider has no key configured."""
 
 
+_NOT_SENT = (
+    aiohttp.ConnectionTimeoutError,
+    aiohttp.ClientConnectorError,
+    aiohttp.ClientHttpProxyError,
+    aiohttp.InvalidURL,
+)
+
+
 def _mapped(exc: BaseException) -> UpstreamError:
     """aiohttp's and asyncio's failures as this module's (the connector knows no aiohttp)."""
-    if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
-        # Connect timeouts (the pool wait included) and refused/unresolved connections: nothing sent.
+    if isinstance(exc, _NOT_SENT):
+        # Connect timeouts (the pool wait included), refused/unresolved connections, a proxy refusing
+        # the tunnel and a base URL that isn't one: the provider never saw the request.
         return NotSent(type(exc).__name__)
     if isinstance(exc, asyncio.TimeoutError):  # aiohttp's read timeouts are TimeoutErrors too
         return UpstreamTimeout(type(exc).__name__)

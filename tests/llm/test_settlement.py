@@ -186,6 +186,16 @@ def test_a_lone_surrogate_is_refused_before_the_limits(
             assert answer.status_code == 400, answer.text
             assert answer.json()["error"]["type"] == "invalid_request_error"
             assert "surrogate" in answer.json()["error"]["message"]
+        # json reads UTF-16 too, where the byte scan sees no surrogate.
+        utf16 = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x\ud800"}]}'.encode(
+            "utf-16-le", "surrogatepass"
+        )
+        answer = httpx.post(api.url + "/llm/openai/v1/chat/completions", content=utf16, headers=headers, timeout=10)
+        assert answer.status_code == 400 and "surrogate" in answer.json()["error"]["message"], answer.text
+        # An escaped pair is one character: sent on.
+        pair = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "\\ud83d\\ude00"}]}'
+        answer = httpx.post(api.url + "/llm/openai/v1/chat/completions", content=pair, headers=headers, timeout=10)
+        assert answer.status_code == 200, answer.text
         anthropic_raw = b'{"model": "claude-3-5-haiku-latest", "max_tokens": 5, "messages": '
         anthropic_raw += b'[{"role": "user", "content": "\\udfff"}]}'
         answer = httpx.post(api.url + "/llm/anthropic/v1/messages", content=anthropic_raw, headers=headers, timeout=10)
@@ -193,7 +203,7 @@ def test_a_lone_surrogate_is_refused_before_the_limits(
         assert answer.json()["error"]["type"] == "invalid_request_error" and answer.json()["type"] == "error"
         # Nothing was taken from the day: a full-size call still fits, an emoji's pair included.
         assert _chat(api.url, token, WORDS + "\U0001f600").choices[0].message.content.endswith("\U0001f600")
-    assert len(fake_llm.received) == 1
+    assert len(fake_llm.received) == 2
 
 
 def test_an_unexpected_error_on_the_fast_lane_is_the_observed_500(
