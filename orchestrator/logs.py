@@ -27,8 +27,8 @@ from typing import Any
 import structlog
 
 _configured = False
-# The handler configure_logging installed and the encoder of its JSON renderer (None: console output).
-_direct: tuple[logging.Handler, _json.JSONEncoder] | None = None
+# The handler configure_logging installed when it renders JSON (None: console output).
+_direct: logging.StreamHandler[Any] | None = None
 _request_ctx: ContextVar[dict[str, Any] | None] = ContextVar("orchestrator_request_ctx", default=None)
 
 # Values under these keys never reach a log line in clear, whoever logs them.
@@ -86,6 +86,26 @@ def _json_fallback(obj: Any) -> Any:
         return repr(obj)
 
 
+# The line's encoder: `json.dumps(obj, default=_json_fallback)`'s output, from one C encoder made once
+# (json.dumps builds a JSONEncoder and a C encoder per call: a third of the cost of encoding a line).
+# Without its circular-reference check: a self-containing value raises RecursionError, not ValueError.
+_make_c_encoder = getattr(_json.encoder, "c_make_encoder", None)
+_c_encoder = (
+    None
+    if _make_c_encoder is None
+    else _make_c_encoder(
+        None, _json_fallback, _json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+)
+_py_encoder = _json.JSONEncoder(default=_json_fallback)
+
+
+def _encode(obj: Any) -> str:
+    if _c_encoder is not None and isinstance(obj, dict):
+        return "".join(_c_encoder(obj, 0))
+    return _py_encoder.encode(obj)
+
+
 def _write_or_wrap(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
     """The last processor: write the JSON line straight to our handler, else hand it to stdlib logging.
 
@@ -93,14 +113,12 @@ def _write_or_wrap(logger: Any, method_name: str, event_dict: MutableMapping[str
     every logger from this one up to the root without handlers or filters (the root with just
     ours). What is written is what `ProcessorFormatter` + `JSONRenderer` would have written.
     """
-    direct = _direct
-    if direct is not None and _only_our_handler(logger, direct[0]):
-        handler, encoder = direct
-        line = encoder.encode(event_dict) + "\n"
-        with handler.lock:  # type: ignore[union-attr]  # a StreamHandler's lock exists once it is built
-            stream = handler.stream  # type: ignore[attr-defined]
-            stream.write(line)
-            stream.flush()
+    handler = _direct
+    if handler is not None and _only_our_handler(logger, handler):
+        line = _encode(event_dict) + "\n"
+        with handler.lock:  # type: ignore[union-attr]  # a Handler's lock exists once it is built
+            handler.stream.write(line)
+            handler.stream.flush()
         raise structlog.DropEvent
     return structlog.stdlib.ProcessorFormatter.wrap_for_formatter(logger, method_name, event_dict)
 
@@ -129,10 +147,8 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         redact_secrets,
         structlog.processors.format_exc_info,
     ]
-    # One encoder for every line: JSONRenderer's `json.dumps(..., default=...)` builds a new one per call.
-    encoder = _json.JSONEncoder(default=_json_fallback)
     renderer: Any = (
-        structlog.processors.JSONRenderer(serializer=lambda obj, **_kw: encoder.encode(obj))
+        structlog.processors.JSONRenderer(serializer=lambda obj, **_kw: _encode(obj))
         if json
         else structlog.dev.ConsoleRenderer(colors=False)
     )
@@ -153,7 +169,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    _direct = (handler, encoder) if json else None
+    _direct = handler if json else None
     root.setLevel(level.upper())
     # One line per outgoing HTTP call (httpx) or per Alembic plugin says nothing an operator needs.
     for noisy in ("uvicorn.access", "httpx", "httpcore", "alembic.runtime.plugins"):

@@ -46,9 +46,9 @@ def _alone() -> Iterator[logging.Handler]:
     root = logging.getLogger()
     saved = root.handlers[:]
     assert logs._direct is not None
-    root.handlers[:] = [logs._direct[0]]
+    root.handlers[:] = [logs._direct]
     try:
-        yield logs._direct[0]
+        yield logs._direct
     finally:
         root.handlers[:] = saved
 
@@ -118,3 +118,9 @@ def test_caplog_still_sees_records(stream: io.StringIO, caplog: pytest.LogCaptur
         get_logger("orchestrator.seen").warning("seen", key="value")
     assert [r.msg["key"] for r in caplog.records if isinstance(r.msg, dict)] == ["value"]
     assert "seen" in stream.getvalue()
+
+
+def test_encoder_writes_what_json_dumps_writes() -> None:
+    """The reused C encoder: json.dumps's output with the same fallback (non-ASCII, floats, nesting)."""
+    value = {"é": 'ünï ☃ \n"', "f": 0.1 + 0.2, "inf": float("inf"), "n": [1, None, True], "o": _Custom(), 3: {"k": ()}}
+    assert logs._encode(value) == json.dumps(value, default=logs._json_fallback)
