@@ -267,7 +267,7 @@ def main() -> None:
     parser.add_argument("--open-loop", default="0.25,0.35", metavar="FRACTIONS",
                         help="fixed rates for latency, as fractions of the baseline's req/s ('' skips)")  # fmt: skip
     parser.add_argument("--log-level", default="WARNING",
-                        help="the API's LOG_LEVEL (INFO: one access line per call, as deployed by default)")  # fmt: skip
+                        help="the API's LOG_LEVEL (INFO: an access line per call, the default setting)")  # fmt: skip
     args = parser.parse_args()
     loader = "wrk" if args.loader == "wrk" or (args.loader == "auto" and shutil.which("wrk")) else "httpx"
     tmp = Path(tempfile.mkdtemp(prefix="bench-tokens-"))
