@@ -115,10 +115,15 @@ def _write_or_wrap(logger: Any, method_name: str, event_dict: MutableMapping[str
     """
     handler = _direct
     if handler is not None and _only_our_handler(logger, handler):
-        line = _encode(event_dict) + "\n"
-        with handler.lock:  # type: ignore[union-attr]  # a Handler's lock exists once it is built
-            handler.stream.write(line)
-            handler.stream.flush()
+        try:
+            line = _encode(event_dict) + "\n"
+            with handler.lock:  # type: ignore[union-attr]  # a Handler's lock exists once it is built
+                handler.stream.write(line)
+                handler.stream.flush()
+        except Exception:
+            # A closed stream, a value that cannot be encoded: stdlib logging reports it its own way
+            # (Handler.handleError) and never raises into the caller, so the line goes that route.
+            return structlog.stdlib.ProcessorFormatter.wrap_for_formatter(logger, method_name, event_dict)
         raise structlog.DropEvent
     return structlog.stdlib.ProcessorFormatter.wrap_for_formatter(logger, method_name, event_dict)
 

@@ -67,10 +67,10 @@ def _emit(name: str) -> None:
         log.debug("below the level")
 
 
-def test_direct_line_is_the_stdlib_line(stream: io.StringIO) -> None:
+def test_direct_line_is_the_stdlib_line(stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
     """Same keys in the same order, same values (secrets redacted), whichever route a line takes."""
     # A filter on a logger makes its lines go through stdlib logging and the ProcessorFormatter.
-    logging.getLogger("orchestrator.routed").addFilter(lambda _record: True)
+    monkeypatch.setattr(logging.getLogger("orchestrator.routed"), "filters", [lambda _record: True])
     with _alone() as handler:
         assert logs._only_our_handler(logging.getLogger("orchestrator.direct"), handler)
         assert not logs._only_our_handler(logging.getLogger("orchestrator.routed"), handler)
@@ -124,3 +124,13 @@ def test_encoder_writes_what_json_dumps_writes() -> None:
     """The reused C encoder: json.dumps's output with the same fallback (non-ASCII, floats, nesting)."""
     value = {"é": 'ünï ☃ \n"', "f": 0.1 + 0.2, "inf": float("inf"), "n": [1, None, True], "o": _Custom(), 3: {"k": ()}}
     assert logs._encode(value) == json.dumps(value, default=logs._json_fallback)
+
+
+def test_a_closed_stream_never_raises_into_the_caller(stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As with stdlib logging, a failed write is reported (handleError), not raised at the call."""
+    reported: list[object] = []
+    with _alone() as handler:
+        monkeypatch.setattr(handler, "handleError", reported.append)
+        stream.close()
+        get_logger("orchestrator.closed").info("lost", key="value")
+    assert len(reported) == 1
