@@ -266,11 +266,13 @@ def main() -> None:
     parser.add_argument("--revocations", type=int, default=20, help="revocations timed for staleness")
     parser.add_argument("--open-loop", default="0.25,0.35", metavar="FRACTIONS",
                         help="fixed rates for latency, as fractions of the baseline's req/s ('' skips)")  # fmt: skip
+    parser.add_argument("--log-level", default="WARNING",
+                        help="the API's LOG_LEVEL (INFO: an access line per call, the default setting)")  # fmt: skip
     args = parser.parse_args()
     loader = "wrk" if args.loader == "wrk" or (args.loader == "auto" and shutil.which("wrk")) else "httpx"
     tmp = Path(tempfile.mkdtemp(prefix="bench-tokens-"))
     env = {"DATABASE_URL": f"sqlite:///{tmp}/bench.db", "REDIS_URL": args.redis, "BROKER_URL": "memory://",
-           "CREDENTIAL_KEY": secrets.token_urlsafe(32), "LOG_LEVEL": "WARNING",
+           "CREDENTIAL_KEY": secrets.token_urlsafe(32), "LOG_LEVEL": args.log_level,
            "TOKEN_ISSUER": "http://bench"}  # fmt: skip
     tokens, gateway = _prepare(env, args.tokens + args.revocations)
     tokens, to_revoke = tokens[: args.tokens], tokens[args.tokens :]

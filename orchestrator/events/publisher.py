@@ -135,8 +135,10 @@ def publish_now(
                 for chunk in chunks:
                     if len(chunk) == 1:
                         name, args, task_id = TASK_NAME, [chunk[0]], chunk[0]
+                        shown = repr(args)
                     else:
                         name, args, task_id = BATCH_TASK_NAME, [chunk], f"batch-{chunk[0]}"
+                        shown = f"[<{len(chunk)} event ids, {chunk[0]} to {chunk[-1]}>]"
                     celery_app.send_task(
                         name.value,
                         args=args,
@@ -145,6 +147,10 @@ def publish_now(
                         queue=QUEUE,
                         producer=producer,
                         retry=False,
+                        # Given, Celery would build these with its `saferepr`: ~65 µs for a batch of 50
+                        # ids, 11 µs for one, on the API's event loop (they only label the message).
+                        argsrepr=shown,
+                        kwargsrepr="{'suspect': True}" if suspect else "{}",
                     )
             break
         except Exception:

@@ -14,6 +14,7 @@ events (`_ingest_batch`); publishing happens after commit, off the request path.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -49,7 +50,20 @@ def webhook_secrets() -> list[str]:
     configured = get_settings().github_webhook_secret
     if configured is None:
         return []
-    return [s.strip() for s in configured.get_secret_value().split(",") if s.strip()]
+    return list(_parsed_secrets(configured.get_secret_value()))
+
+
+# Parsed once per setting value rather than per delivery; keyed on the value, so settings that
+# change (tests, a reload) are seen at once. A few entries: a rotation has at most two values live.
+@functools.lru_cache(maxsize=4)
+def _parsed_secrets(configured: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in configured.split(",") if s.strip())
+
+
+@functools.lru_cache(maxsize=4)
+def _keyed_macs(secrets: tuple[str, ...]) -> tuple[hmac.HMAC, ...]:
+    """One HMAC per secret with its key already absorbed: a copy costs ~0.5 µs, a new one ~2 µs."""
+    return tuple(hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256) for secret in secrets)
 
 
 def signature_valid(body: bytes, header: str | None, secrets: list[str]) -> bool:
@@ -61,7 +75,7 @@ def signature_valid(body: bytes, header: str | None, secrets: list[str]) -> bool
 
 
 def _macs(secrets: list[str]) -> list[hmac.HMAC]:
-    return [hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256) for secret in secrets]
+    return [mac.copy() for mac in _keyed_macs(tuple(secrets))]
 
 
 def _matches(macs: list[hmac.HMAC], header: str | None) -> bool:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -73,7 +73,15 @@ def _request_id(scope: Scope) -> str:
             candidate = bytes(value).decode("latin-1")
             if _REQUEST_ID_RE.match(candidate):
                 return candidate
-    return uuid.uuid4().hex
+    return random_uuid4_hex()
+
+
+def random_uuid4_hex() -> str:
+    """`uuid.uuid4().hex` (the same 122 random bits, version and variant) without building a UUID: ~3× cheaper."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return raw.hex()
 
 
 class ObserveMiddleware:
@@ -131,7 +139,8 @@ class ObserveMiddleware:
         # Asked first: a line below the level still cost the building of its event (~10 % of a hot
         # endpoint's CPU at LOG_LEVEL=WARNING) before structlog's level filter dropped it.
         if (route not in _QUIET_ROUTES or status >= 400) and log.isEnabledFor(logging.INFO):
-            log.info("request", method=method, path=route, status=status, ms=round(elapsed * 1000, 2), **ctx)
+            # The proxy's bound logger (structlog caches it on first use): one attribute lookup less.
+            log.bind().info("request", method=method, path=route, status=status, ms=round(elapsed * 1000, 2), **ctx)
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:

@@ -106,7 +106,7 @@ def test_malformed_json_is_400(sqlite_client: TestClient, webhook_secret: str) -
 
 
 def test_rotation_accepts_old_and_new_secret(sqlite_client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With GITHUB_WEBHOOK_SECRET=old,new deliveries signed with either secret are accepted."""
+    """With GITHUB_WEBHOOK_SECRET=old,new deliveries signed with either secret are accepted; then new only."""
     from orchestrator.config import get_settings
 
     old, new = secrets.token_hex(8), secrets.token_hex(8)
@@ -116,6 +116,11 @@ def test_rotation_accepts_old_and_new_secret(sqlite_client: TestClient, monkeypa
     assert sqlite_client.post(URL, **delivery("push", body, old)).status_code == 202
     assert sqlite_client.post(URL, **delivery("push", body, new)).status_code == 202
     assert sqlite_client.post(URL, **delivery("push", body, "third")).status_code == 401
+    # The rotation done: the parsed secrets (cached per setting value) follow the setting.
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", new)
+    get_settings.cache_clear()
+    assert sqlite_client.post(URL, **delivery("push", body, old)).status_code == 401
+    assert sqlite_client.post(URL, **delivery("push", body, new)).status_code == 202
 
 
 def test_form_encoded_delivery_is_accepted(sqlite_client: TestClient, webhook_secret: str) -> None:
