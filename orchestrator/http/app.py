@@ -102,9 +102,9 @@ def create_app() -> FastAPI:
 
     register_kpi_collector()  # the KPI gauges of /metrics (docs/kpis.md)
     _hot_routes_first(app)
-    from orchestrator.http import llm
+    from orchestrator.http import llm, oauth
 
-    app.open_fast_lane(llm.FAST_LANE)
+    app.open_fast_lane({**llm.FAST_LANE, **oauth.FAST_LANE})
     return app
 
 
