@@ -117,13 +117,18 @@ def _write_or_wrap(logger: Any, method_name: str, event_dict: MutableMapping[str
     if handler is not None and _only_our_handler(logger, handler):
         try:
             line = _encode(event_dict) + "\n"
+        except Exception:
+            # A value that cannot be encoded: stdlib logging reports it its own way (Handler.handleError)
+            # and never raises into the caller, so the line goes that route.
+            return structlog.stdlib.ProcessorFormatter.wrap_for_formatter(logger, method_name, event_dict)
+        try:
             with handler.lock:  # type: ignore[union-attr]  # a Handler's lock exists once it is built
                 handler.stream.write(line)
                 handler.stream.flush()
         except Exception:
-            # A closed stream, a value that cannot be encoded: stdlib logging reports it its own way
-            # (Handler.handleError) and never raises into the caller, so the line goes that route.
-            return structlog.stdlib.ProcessorFormatter.wrap_for_formatter(logger, method_name, event_dict)
+            # A closed or broken stream: reported as StreamHandler.emit would, never raised, and not
+            # written a second time down the other route (the write may have gone through).
+            handler.handleError(logging.makeLogRecord({"msg": line}))
         raise structlog.DropEvent
     return structlog.stdlib.ProcessorFormatter.wrap_for_formatter(logger, method_name, event_dict)
 
@@ -134,7 +139,12 @@ def _only_our_handler(logger: Any, handler: logging.Handler) -> bool:
         if current.filters or current.disabled:
             return False
         if current.handlers:
-            return current is logging.root and current.handlers == [handler] and not handler.filters
+            return (
+                current is logging.root
+                and current.handlers == [handler]
+                and not handler.filters
+                and handler.level == logging.NOTSET
+            )
         if not current.propagate:
             return False
         current = current.parent

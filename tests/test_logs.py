@@ -134,3 +134,32 @@ def test_a_closed_stream_never_raises_into_the_caller(stream: io.StringIO, monke
         stream.close()
         get_logger("orchestrator.closed").info("lost", key="value")
     assert len(reported) == 1
+
+
+def test_a_failed_flush_is_reported_and_the_line_not_written_twice(
+    stream: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write went through, the flush failed: one line, one report (not a second line by the stdlib)."""
+    reported: list[object] = []
+    with _alone() as handler:
+        monkeypatch.setattr(handler, "handleError", reported.append)
+
+        def broken_flush() -> None:
+            raise BrokenPipeError("reader gone")
+
+        monkeypatch.setattr(stream, "flush", broken_flush)
+        get_logger("orchestrator.flush").info("once", key="value")
+    assert len(reported) == 1
+    assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == ["once"]
+
+
+def test_a_level_on_our_handler_is_honoured(stream: io.StringIO) -> None:
+    """A handler set to WARNING under a root at INFO drops INFO lines, as the stdlib route does."""
+    with _alone() as handler:
+        handler.setLevel(logging.WARNING)
+        try:
+            get_logger("orchestrator.level").info("dropped")
+            get_logger("orchestrator.level").warning("kept")
+        finally:
+            handler.setLevel(logging.NOTSET)
+    assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == ["kept"]
