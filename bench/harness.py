@@ -134,14 +134,20 @@ def start_scheduler(*, env: dict[str, str], log_path: Path) -> Proc:
     return proc
 
 
-def start_api(*, env: dict[str, str], log_path: Path) -> tuple[Proc, str]:
-    """The real API under uvicorn on a free port; returns the process and its base URL."""
+def start_api(
+    *, env: dict[str, str], log_path: Path, argv: Callable[[int], list[str]] | None = None
+) -> tuple[Proc, str]:
+    """The real API under uvicorn on a free port; returns the process and its base URL.
+
+    `argv` builds another command serving the API on the given port (default: `orchestrator api`).
+    """
     port = free_port()
-    proc = spawn(
-        [sys.executable, "-m", "orchestrator.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        log_path=log_path,
+    command = (
+        argv(port)
+        if argv is not None
+        else [sys.executable, "-m", "orchestrator.cli", "api", "--host", "127.0.0.1", "--port", str(port)]
     )
+    proc = spawn(command, env=env, log_path=log_path)
     base = f"http://127.0.0.1:{port}"
 
     def _up() -> bool:

@@ -278,26 +278,16 @@ def _cpu_seconds(*procs: Any) -> float:
 
 def _start_profiled_api(env: dict[str, str], log_path: Path) -> tuple[Any, str]:
     """The API as `orchestrator api` serves it, under `bench.pipeline_profiled`'s factory."""
-    import httpx
+    from bench.harness import start_api
 
-    from bench.harness import free_port, spawn, wait_until
+    def argv(port: int) -> list[str]:
+        return [sys.executable, "-m", "uvicorn", "bench.pipeline_profiled:create_app", "--factory", "--host",
+                "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]  # fmt: skip
 
-    port = free_port()
-    proc = spawn([sys.executable, "-m", "uvicorn", "bench.pipeline_profiled:create_app", "--factory", "--host",
-                  "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"],
-                 env=env, log_path=log_path)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return proc.popen.poll() is not None or httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, timeout=60, what="API /healthz")
-    if proc.popen.poll() is not None:
-        raise SystemExit(f"the profiled API exited at start:\n{proc.log()[-3000:]}")
-    return proc, base
+    try:
+        return start_api(env=env, log_path=log_path, argv=argv)
+    except AssertionError as exc:  # a message for the person running the bench, not a traceback
+        raise SystemExit(f"the profiled API: {exc}") from None
 
 
 def _pct(values: list[float], q: int) -> float:
