@@ -133,7 +133,8 @@ class _StepsDown:
     """A leadership that is granted, then lost at the first renewal."""
 
     identity = "test-replica"
-    renew_interval = 0.3
+    # Long enough for the catch-up (20/s) to have sent some under load, short of its 5 s for all 100.
+    renew_interval = 1.0
 
     def try_acquire(self) -> bool:
         """Always granted."""
