@@ -55,28 +55,44 @@ class LiveConsole:
     database_url: str = ""
 
 
-def start_up(*, env: dict[str, str], log_path: Path) -> tuple[Proc, str]:
-    """`orchestrator up` (API, one worker, the scheduler) on a free port, once the API answers."""
-    port = free_port()
-    proc = spawn(
-        [sys.executable, "-m", "orchestrator.cli", "up", "--port", str(port), "--concurrency", "1"],
-        env={**env, "API_HOST": "127.0.0.1"},
-        log_path=log_path,
-    )
-    base = f"http://127.0.0.1:{port}"
+def start_up(*, env: dict[str, str], log_path: Path, token: str, attempts: int = 3) -> tuple[Proc, str]:
+    """`orchestrator up` (API, one worker, the scheduler) on a free port, once its API accepts `token`.
 
-    def _up() -> bool:
-        if proc.popen.poll() is not None:
-            return True
-        try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
+    `free_port` only says the port was free a moment ago: another test's server (the other xdist
+    worker starts them too) can take it before our API binds it, and the port would then answer
+    from that server, which stops when its test ends. So the console counts as ours only when it
+    accepts this catalog's `token`; when the port was taken, `up` starts again on another one.
+    """
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        log = log_path.with_name(f"{log_path.stem}-{attempt}{log_path.suffix}") if attempt > 1 else log_path
+        proc = spawn(
+            [sys.executable, "-m", "orchestrator.cli", "up", "--port", str(port), "--concurrency", "1"],
+            env={**env, "API_HOST": "127.0.0.1"},
+            log_path=log,
+        )
+        base = f"http://127.0.0.1:{port}"
+        answer: list[int] = []
 
-    wait_until(_up, timeout=90, what="orchestrator up: API /healthz")
-    if proc.popen.poll() is not None:
-        raise AssertionError(f"orchestrator up exited at start:\n{proc.log()[-3000:]}")
-    return proc, base
+        def _up(proc: Proc = proc, base: str = base, answer: list[int] = answer) -> bool:
+            if proc.popen.poll() is not None:
+                return True
+            try:
+                response = httpx.get(f"{base}/api/v1/apps", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+            except httpx.HTTPError:
+                return False
+            answer[:] = [response.status_code]
+            return response.status_code in (200, 401)  # anything else: still starting (e.g. a 503)
+
+        wait_until(_up, timeout=90, what="orchestrator up: API answering")
+        if answer == [200] and proc.popen.poll() is None:
+            return proc, base
+        proc.stop()
+        text = proc.log()
+        if answer == [401] or "address already in use" in text.lower():  # the port is another server's
+            continue
+        raise AssertionError(f"orchestrator up did not start (API answered {answer}):\n{text[-3000:]}")
+    raise AssertionError(f"orchestrator up found its port taken {attempts} times")
 
 
 @pytest.fixture
@@ -118,10 +134,15 @@ def live_console(tmp_path: Path, sqlite_template: Path, request: pytest.FixtureR
     if "slack" in request.fixturenames:  # the test asked for the local Slack: the console's workers post there
         fake = request.getfixturevalue("slack")
         settings.update(SLACK_BOT_TOKEN=fake.token, SLACK_API_URL=fake.base_url, SLACK_SIGNING_SECRET=uuid.uuid4().hex)
-    proc, url = start_up(env=settings, log_path=tmp_path / "up.log")
+    proc, url = start_up(env=settings, log_path=tmp_path / "up.log", token=tokens["alex"])
     try:
         yield LiveConsole(url=url, proc=proc, tokens=tokens, database_url=database_url)
     finally:
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:  # why the console stopped answering, if it did
+            ended = proc.popen.poll()
+            print(f"orchestrator up {'exited ' + str(ended) if ended is not None else 'still running'}; its log:")
+            print(proc.log()[-6000:])
         proc.stop()
 
 
