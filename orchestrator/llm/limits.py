@@ -27,7 +27,8 @@ from orchestrator.logs import get_logger
 KEY_PREFIX = "llm:bucket:"
 log = get_logger(__name__)
 
-# KEYS: the buckets; ARGV per bucket: capacity, refill per second, cost, force (1: take even into
+# KEYS: the buckets; ARGV[1]: five numbers per bucket, space-separated (one argument instead of five a
+# bucket: redis-py encodes each argument in Python): capacity, refill per second, cost, force (1: take even into
 # debt; 2: take whenever this bucket itself is not short, even if another refuses), debit (settled
 # whatever the answer: the provider's count of earlier calls minus their estimates, negative to give
 # back). Every bucket is refilled, debited and checked first; the costs are taken only if none is
@@ -38,20 +39,22 @@ log = get_logger(__name__)
 _TAKE_ALL = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local a = {}
+for v in string.gmatch(ARGV[1], '%S+') do a[#a + 1] = tonumber(v) end
 local levels = {}
 local refused = 0
 local wait = 0
 for i, key in ipairs(KEYS) do
   local base = (i - 1) * 5
-  local cap = tonumber(ARGV[base + 1])
-  local rate = tonumber(ARGV[base + 2])
-  local cost = tonumber(ARGV[base + 3])
-  local force = tonumber(ARGV[base + 4])
+  local cap = a[base + 1]
+  local rate = a[base + 2]
+  local cost = a[base + 3]
+  local force = a[base + 4]
   local v = redis.call('HMGET', key, 'tokens', 'ts')
   local tokens = tonumber(v[1])
   local ts = tonumber(v[2])
   if tokens == nil then tokens = cap; ts = now end
-  tokens = math.min(cap, math.min(cap, tokens + math.max(0, now - ts) * rate) - tonumber(ARGV[base + 5]))
+  tokens = math.min(cap, math.min(cap, tokens + math.max(0, now - ts) * rate) - a[base + 5])
   if refused == 0 and force ~= 1 and tokens < cost then
     refused = i
     wait = (cost - tokens) / rate
@@ -61,10 +64,10 @@ end
 for i, key in ipairs(KEYS) do
   local base = (i - 1) * 5
   local level = levels[i]
-  local cost = tonumber(ARGV[base + 3])
-  if refused == 0 or (tonumber(ARGV[base + 4]) == 2 and level >= cost) then level = level - cost end
+  local cost = a[base + 3]
+  if refused == 0 or (a[base + 4] == 2 and level >= cost) then level = level - cost end
   redis.call('HSET', key, 'tokens', tostring(level), 'ts', tostring(now))
-  redis.call('EXPIRE', key, math.ceil(tonumber(ARGV[base + 1]) / tonumber(ARGV[base + 2])) + 60)
+  redis.call('EXPIRE', key, math.ceil(a[base + 1] / a[base + 2]) + 60)
 end
 if refused == 0 then return {1, 0, '0'} end
 return {0, refused, tostring(wait)}
@@ -141,11 +144,13 @@ class Buckets:
         """Take from every bucket in one round trip, or from none: (the answer, the refusing index or -1)."""
         if self.redis_url is None:
             return self._memory.take_all(buckets)
-        args: list[float] = []
-        for b in buckets:
-            args += [b.capacity, b.rate, b.cost, 1 if b.force else 2 if b.always else 0, b.debit]
+        # repr: the shortest text that reads back as the same double, as redis-py would have sent each one.
+        numbers = " ".join(
+            f"{b.capacity!r} {b.rate!r} {b.cost!r} {1 if b.force else 2 if b.always else 0} {b.debit!r}"
+            for b in buckets
+        )
         try:
-            raw = await self._script()(keys=[KEY_PREFIX + b.key for b in buckets], args=args)  # type: ignore[operator]
+            raw = await self._script()(keys=[KEY_PREFIX + b.key for b in buckets], args=[numbers])  # type: ignore[operator]
         except (redis.RedisError, OSError) as exc:
             log.warning("LLM limit buckets unreachable; counting in this process", error=str(exc))
             return self._memory.take_all(buckets)

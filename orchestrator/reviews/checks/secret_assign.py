@@ -35,6 +35,9 @@ SHAPE_CODE_RE = re.compile(
     r"(?:pass|pwd|secret|token|key|cred|auth)[\w.\-]{0,40}[\"'`\]]?\s*(?:[:=!,?|]{1,3}|=>)\s*[rbuf]{0,2}[\"'`\\]"
     r"|[;?&](?:pass|pwd)\w*\s*=" + _SHAPE_TAIL
 )
+# Every alternative of both shapes holds one of these words: a text without any of them (most prose)
+# cannot match, which a few substring tests tell far sooner than running either pattern over it.
+SHAPE_WORDS = ("pass", "pwd", "secret", "token", "key", "cred", "auth")
 _KEYWORD_RE = re.compile(r"(?i)passw(?:or)?d|passphrase|pwd|pass|secret|token|key|credential|creds|auth")
 _WORD_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.$@")

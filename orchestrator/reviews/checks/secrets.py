@@ -142,8 +142,9 @@ def scan_text(text: str, path: str = "") -> list[SecretHit]:
     if len(lower) != len(text):
         lower = text.translate(_ASCII_LOWER)  # some characters lower-case to two; keep offsets aligned
     triggers = [(m.start(), _RULES_BY_ANCHOR[m.group()]) for m in _ANCHOR_RE.finditer(lower)]
-    shape = secret_assign.SHAPE_CODE_RE if code_file else secret_assign.SHAPE_RE
-    triggers += [(m.start(), _SHAPE_RULES) for m in shape.finditer(lower)]
+    if any(word in lower for word in secret_assign.SHAPE_WORDS):
+        shape = secret_assign.SHAPE_CODE_RE if code_file else secret_assign.SHAPE_RE
+        triggers += [(m.start(), _SHAPE_RULES) for m in shape.finditer(lower)]
     triggers.sort(key=lambda t: t[0])
     lines: dict[int, tuple[int, set[str]]] = {}
     base_pos, base_no, line_end = 0, 1, 0

@@ -76,3 +76,20 @@ def test_strict_families_recall_at_least_98_percent(results: list[tuple[str, str
     assert set(per_family) == set(STRICT_FAMILIES)
     low = {f: f"{sum(h)}/{len(h)}" for f, h in per_family.items() if sum(h) / len(h) < 0.98}
     assert not low, f"families under 98 %: {low}"
+
+
+def test_the_shape_words_are_in_every_shape_match() -> None:
+    """scan_text skips the assignment shapes on a text without SHAPE_WORDS: exact only if every match
+    of either shape holds one. Checked on every corpus line and on the shapes' own alternatives."""
+    from orchestrator.reviews.checks.secret_assign import SHAPE_CODE_RE, SHAPE_RE, SHAPE_WORDS
+
+    with gzip.open(CORPUS, "rt", encoding="utf-8") as f:
+        texts = [json.loads(line)["text"].lower() for line in f]
+    texts += ["-x-pass-y z", "'abcd' == my.pass", "; pwd = 'x'", "key: v", "authz=1", "credential, 'x'"]
+    matched = 0
+    for text in texts:
+        for shape in (SHAPE_RE, SHAPE_CODE_RE):
+            for m in shape.finditer(text):
+                matched += 1
+                assert any(word in m.group() for word in SHAPE_WORDS), m.group()
+    assert matched > 100  # the check saw real matches, not none
