@@ -17,7 +17,8 @@ import asyncio
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import redis
 import redis.asyncio as aredis
@@ -27,50 +28,61 @@ from orchestrator.logs import get_logger
 KEY_PREFIX = "llm:bucket:"
 log = get_logger(__name__)
 
-# KEYS: the buckets; ARGV[1]: five numbers per bucket, space-separated (one argument instead of five a
-# bucket: redis-py encodes each argument in Python): capacity, refill per second, cost, force (1: take even into
-# debt; 2: take whenever this bucket itself is not short, even if another refuses), debit (settled
-# whatever the answer: the provider's count of earlier calls minus their estimates, negative to give
-# back). Every bucket is refilled, debited and checked first; the costs are taken only if none is
+# KEYS: the buckets of every call in the batch, call after call; ARGV[1]: five numbers per bucket,
+# space-separated (one argument instead of five a bucket: redis-py encodes each argument in Python):
+# capacity, refill per second, cost, force (1: take even into debt; 2: take whenever this bucket
+# itself is not short, even if another refuses), debit (settled whatever the answer: the provider's
+# count of earlier calls minus their estimates, negative to give back); ARGV[2]: how many buckets
+# each call has. The calls are taken one after the other, each exactly as if it came alone. Within a
+# call, every bucket is refilled, debited and checked first; the costs are taken only if none is
 # short, so a call refused by one bucket costs nothing from the others — but the minute's request
 # (force 2): a refused call is a request all the same, or an app out of tokens could call unbounded.
-# Returns {allowed (0/1), the 1-based index of the bucket that refused (0 when allowed), seconds
-# until it would allow (string)}.
+# Returns three values a call: allowed (0/1), the 1-based index of its bucket that refused (0 when
+# allowed), seconds until it would allow (string).
 _TAKE_ALL = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local a = {}
 for v in string.gmatch(ARGV[1], '%S+') do a[#a + 1] = tonumber(v) end
-local levels = {}
-local refused = 0
-local wait = 0
-for i, key in ipairs(KEYS) do
-  local base = (i - 1) * 5
-  local cap = a[base + 1]
-  local rate = a[base + 2]
-  local cost = a[base + 3]
-  local force = a[base + 4]
-  local v = redis.call('HMGET', key, 'tokens', 'ts')
-  local tokens = tonumber(v[1])
-  local ts = tonumber(v[2])
-  if tokens == nil then tokens = cap; ts = now end
-  tokens = math.min(cap, math.min(cap, tokens + math.max(0, now - ts) * rate) - a[base + 5])
-  if refused == 0 and force ~= 1 and tokens < cost then
-    refused = i
-    wait = (cost - tokens) / rate
+local out = {}
+local first = 0
+for n in string.gmatch(ARGV[2], '%d+') do
+  local count = tonumber(n)
+  local levels = {}
+  local refused = 0
+  local wait = 0
+  for i = 1, count do
+    local base = (first + i - 1) * 5
+    local cap = a[base + 1]
+    local rate = a[base + 2]
+    local cost = a[base + 3]
+    local force = a[base + 4]
+    local v = redis.call('HMGET', KEYS[first + i], 'tokens', 'ts')
+    local tokens = tonumber(v[1])
+    local ts = tonumber(v[2])
+    if tokens == nil then tokens = cap; ts = now end
+    tokens = math.min(cap, math.min(cap, tokens + math.max(0, now - ts) * rate) - a[base + 5])
+    if refused == 0 and force ~= 1 and tokens < cost then
+      refused = i
+      wait = (cost - tokens) / rate
+    end
+    levels[i] = tokens
   end
-  levels[i] = tokens
+  for i = 1, count do
+    local base = (first + i - 1) * 5
+    local level = levels[i]
+    local cost = a[base + 3]
+    if refused == 0 or (a[base + 4] == 2 and level >= cost) then level = level - cost end
+    local key = KEYS[first + i]
+    redis.call('HSET', key, 'tokens', tostring(level), 'ts', tostring(now))
+    redis.call('EXPIRE', key, math.ceil(a[base + 1] / a[base + 2]) + 60)
+  end
+  out[#out + 1] = refused == 0 and 1 or 0
+  out[#out + 1] = refused
+  out[#out + 1] = tostring(wait)
+  first = first + count
 end
-for i, key in ipairs(KEYS) do
-  local base = (i - 1) * 5
-  local level = levels[i]
-  local cost = a[base + 3]
-  if refused == 0 or (a[base + 4] == 2 and level >= cost) then level = level - cost end
-  redis.call('HSET', key, 'tokens', tostring(level), 'ts', tostring(now))
-  redis.call('EXPIRE', key, math.ceil(a[base + 1] / a[base + 2]) + 60)
-end
-if refused == 0 then return {1, 0, '0'} end
-return {0, refused, tostring(wait)}
+return out
 """
 
 
@@ -120,14 +132,41 @@ class _MemoryBuckets:
             return Take(True, 0.0, 0.0), -1
 
 
+_Call: TypeAlias = tuple[list[Bucket], "asyncio.Future[tuple[Take, int]]"]
+
+
+@dataclass
+class _Batch:
+    """The calls of one event loop waiting for the round trip after the one in flight."""
+
+    loop: asyncio.AbstractEventLoop
+    calls: list[_Call] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None  # held: the loop keeps only a weak reference to a task
+
+
+def _batchable(buckets: list[Bucket]) -> bool:
+    # Redis keeps what a script wrote before it failed: numbers the script can't use (an infinite
+    # budget makes EXPIRE fail) go alone, as before batching, so they never fail other apps' calls.
+    return all(math.isfinite(n) for b in buckets for n in (b.capacity, b.rate, b.cost, b.debit)) and all(
+        b.rate > 0 for b in buckets
+    )
+
+
 class Buckets:
-    """Token buckets on Redis (shared) or in memory (one process)."""
+    """Token buckets on Redis (shared) or in memory (one process).
+
+    On Redis, calls that come while a round trip is in flight wait for it and then go together in
+    the next one (each still taken on its own, in order): under load one script call serves several
+    requests, whose client-side cost (redis-py's, in this process) is most of a call's; alone, a call
+    goes at once.
+    """
 
     def __init__(self, redis_url: str | None) -> None:
         self.redis_url = redis_url
         self._memory = _MemoryBuckets()
         self._clients: dict[int, aredis.Redis] = {}
         self._scripts: dict[int, object] = {}
+        self._batches: dict[int, _Batch] = {}
 
     def _script(self) -> object:
         # A redis.asyncio client (and its registered script) is bound to the loop it first ran on.
@@ -144,24 +183,69 @@ class Buckets:
         """Take from every bucket in one round trip, or from none: (the answer, the refusing index or -1)."""
         if self.redis_url is None:
             return self._memory.take_all(buckets)
+        if not _batchable(buckets):
+            return (await self._round_trip([buckets]))[0]
+        loop = asyncio.get_running_loop()
+        batch = self._batches.get(id(loop))
+        if batch is None or batch.loop is not loop:  # (an id can come again for a later loop)
+            batch = self._batches[id(loop)] = _Batch(loop)
+        future: asyncio.Future[tuple[Take, int]] = loop.create_future()
+        batch.calls.append((buckets, future))
+        if batch.task is None or batch.task.done():
+            # Its own task: a caller that leaves (a client gone) must not cancel the others' round trip.
+            batch.task = loop.create_task(self._send(batch))
+        return await future  # cancelled (the client left) before its round trip went: not taken at all
+
+    async def _send(self, batch: _Batch) -> None:
+        while batch.calls:
+            calls = [(b, f) for b, f in batch.calls if not f.cancelled()]
+            batch.calls = []
+            if not calls:
+                return
+            try:
+                answers = await self._round_trip([b for b, _ in calls])
+            except Exception as exc:  # this trip's calls get its error; those queued meanwhile still go
+                for _, future in calls:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            except BaseException:  # cancelled (shutdown): no caller may wait for ever
+                for _, future in [*calls, *batch.calls]:
+                    future.cancel()
+                batch.calls = []
+                raise
+            for (_, future), answer in zip(calls, answers, strict=True):
+                if not future.done():
+                    future.set_result(answer)
+
+    async def _round_trip(self, calls: list[list[Bucket]]) -> list[tuple[Take, int]]:
         # repr: the shortest text that reads back as the same double, as redis-py would have sent each one.
         numbers = " ".join(
             f"{b.capacity!r} {b.rate!r} {b.cost!r} {1 if b.force else 2 if b.always else 0} {b.debit!r}"
+            for buckets in calls
             for b in buckets
         )
+        keys = [KEY_PREFIX + b.key for buckets in calls for b in buckets]
+        counts = " ".join(str(len(buckets)) for buckets in calls)
         try:
-            raw = await self._script()(keys=[KEY_PREFIX + b.key for b in buckets], args=[numbers])  # type: ignore[operator]
+            raw = await self._script()(keys=keys, args=[numbers, counts])  # type: ignore[operator]
         except (redis.RedisError, OSError) as exc:
             log.warning("LLM limit buckets unreachable; counting in this process", error=str(exc))
-            return self._memory.take_all(buckets)
-        allowed, index, wait = raw
-        if int(allowed):
-            return Take(True, 0.0, 0.0), -1
-        return Take(False, float(wait), 0.0), int(index) - 1
+            return [self._memory.take_all(buckets) for buckets in calls]
+        answers: list[tuple[Take, int]] = []
+        for i in range(0, len(raw), 3):
+            allowed, index, wait = raw[i : i + 3]
+            answers.append(
+                (Take(True, 0.0, 0.0), -1) if int(allowed) else (Take(False, float(wait), 0.0), int(index) - 1)
+            )
+        return answers
 
     async def close(self) -> None:
-        """Close the Redis clients of the running loop."""
+        """Close the Redis clients of the running loop (once the round trip in flight is back)."""
         loop_id = id(asyncio.get_running_loop())
+        batch = self._batches.pop(loop_id, None)
+        if batch is not None and batch.task is not None and not batch.task.done():
+            await asyncio.wait([batch.task], timeout=5)
         client = self._clients.pop(loop_id, None)
         self._scripts.pop(loop_id, None)
         if client is not None:

@@ -7,7 +7,7 @@ import secrets
 
 import pytest
 
-from orchestrator.llm.limits import Buckets, Settlements, Spend, take_call
+from orchestrator.llm.limits import Bucket, Buckets, Settlements, Spend, Take, take_call
 
 FAST = 60_000_000  # requests per minute that refill at once: only the day's tokens can refuse
 
@@ -74,6 +74,61 @@ def test_the_daily_budget_refuses_alone_and_is_settled_at_the_real_cost(redis_ur
             await settlements.flush(buckets)
             taken, short = await take_call(buckets, app, FAST, 1000, None, spend=Spend(budget=100, cost=60))
             assert taken.allowed, "the 60 given back were not seen"
+        finally:
+            await buckets.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_concurrent_calls_share_round_trips_and_each_is_taken_on_its_own(redis_url: str) -> None:
+    """Calls that come while a round trip is in flight go together in the next one: fewer round trips
+    than calls, and still exactly the minute's number allowed, each refused one naming its bucket."""
+    app = "batch-" + secrets.token_hex(4)
+
+    async def scenario() -> None:
+        buckets = Buckets(redis_url)
+        trips: list[int] = []
+        real = buckets._round_trip
+
+        async def counted(calls: list[list[Bucket]]) -> list[tuple[Take, int]]:
+            trips.append(len(calls))
+            return await real(calls)
+
+        buckets._round_trip = counted  # type: ignore[method-assign]
+        try:
+            answers = await asyncio.gather(
+                *(take_call(buckets, app, per_minute=10, tokens_per_day=10**9, estimate=5) for _ in range(30))
+            )
+        finally:
+            await buckets.close()
+        assert sum(1 for taken, _ in answers if taken.allowed) == 10
+        assert {short for taken, short in answers if not taken.allowed} == {"rpm"}
+        assert sum(trips) == 30 and len(trips) < 30 and max(trips) > 1, trips
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_a_call_cancelled_while_queued_is_not_taken(redis_url: str) -> None:
+    """A client that leaves while its call waits behind another's round trip costs its app nothing."""
+    app = "cancel-" + secrets.token_hex(4)
+
+    async def scenario() -> None:
+        buckets = Buckets(redis_url)
+        try:
+            first = asyncio.create_task(take_call(buckets, app, per_minute=2, tokens_per_day=10**9, estimate=5))
+            await asyncio.sleep(0)  # the first call's round trip is scheduled
+            queued = asyncio.create_task(take_call(buckets, app, per_minute=2, tokens_per_day=10**9, estimate=5))
+            await asyncio.sleep(0)  # the round trip has gone out; the second call waits behind it
+            queued.cancel()
+            assert (await first)[0].allowed
+            with pytest.raises(asyncio.CancelledError):
+                await queued
+            taken, _ = await take_call(buckets, app, per_minute=2, tokens_per_day=10**9, estimate=5)
+            assert taken.allowed, "the cancelled call took the minute's second request"
+            taken, short = await take_call(buckets, app, per_minute=2, tokens_per_day=10**9, estimate=5)
+            assert not taken.allowed and short == "rpm"
         finally:
             await buckets.close()
 
