@@ -14,6 +14,7 @@ SETTLE_SECONDS). Without Redis (the embedded default) the same arithmetic runs i
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 import threading
 import time
@@ -193,7 +194,8 @@ class Buckets:
         batch.calls.append((buckets, future))
         if batch.task is None or batch.task.done():
             # Its own task: a caller that leaves (a client gone) must not cancel the others' round trip.
-            batch.task = loop.create_task(self._send(batch))
+            # A fresh context: the task serves later requests too, whose log lines are not this one's.
+            batch.task = loop.create_task(self._send(batch), context=contextvars.Context())
         return await future  # cancelled (the client left) before its round trip went: not taken at all
 
     async def _send(self, batch: _Batch) -> None:

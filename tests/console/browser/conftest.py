@@ -84,7 +84,12 @@ def start_up(*, env: dict[str, str], log_path: Path, token: str, attempts: int =
             answer[:] = [response.status_code]
             return response.status_code in (200, 401)  # anything else: still starting (e.g. a 503)
 
-        wait_until(_up, timeout=90, what="orchestrator up: API answering")
+        try:
+            wait_until(_up, timeout=90, what="orchestrator up: API answering")
+        except BaseException:
+            proc.stop()  # its worker must not take the next tests' tasks
+            print(f"orchestrator up (API last answered {answer}):\n{proc.log()[-3000:]}")
+            raise
         if answer == [200] and proc.popen.poll() is None:
             return proc, base
         proc.stop()
@@ -92,7 +97,7 @@ def start_up(*, env: dict[str, str], log_path: Path, token: str, attempts: int =
         if answer == [401] or "address already in use" in text.lower():  # the port is another server's
             continue
         raise AssertionError(f"orchestrator up did not start (API answered {answer}):\n{text[-3000:]}")
-    raise AssertionError(f"orchestrator up found its port taken {attempts} times")
+    raise AssertionError(f"orchestrator up found its port taken {attempts} times; the last:\n{text[-3000:]}")
 
 
 @pytest.fixture
