@@ -104,7 +104,10 @@ class LlmPolicy(_Strict):
     requests_per_minute: int = Field(default=60, gt=0)
     tokens_per_day: int = Field(default=1_000_000, gt=0, description="prompt + completion tokens per app per day")
     daily_budget_usd: float | None = Field(
-        default=None, gt=0, description="spend per app per day in US dollars at `llm_prices` (unset: no budget)"
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="spend per app per day in US dollars at `llm_prices` (unset: no budget)",
     )
 
     @field_validator("models")

@@ -51,7 +51,15 @@ from orchestrator.integrations.llm import (
     UpstreamResponse,
     UpstreamTimeout,
 )
-from orchestrator.llm.limits import SETTLE_SECONDS, Buckets, Settlements, Spend, retry_after_header, take_call
+from orchestrator.llm.limits import (
+    SETTLE_SECONDS,
+    Buckets,
+    Settlements,
+    Spend,
+    TakenThenCancelled,
+    retry_after_header,
+    take_call,
+)
 from orchestrator.llm.models import LlmUsage, Outcome
 from orchestrator.llm.redaction import StreamRestorer, Vault, mask_json, scan_json
 from orchestrator.llm.service import (
@@ -391,8 +399,14 @@ async def _take(connector: Connector, call: Call, rules: LlmPolicy, estimate: in
             debit=debit,
             spend=spend,
         )
+    except TakenThenCancelled:
+        # The client left after the round trip went: taken, debit included; the provider never got
+        # the call, so its estimate comes back (with the app's next call, or the next flush).
+        _give_back(connector, call, rules)
+        raise
     except BaseException:
-        # Cancelled (the client left): what earlier calls owe is still owed.
+        # Cancelled before its round trip went (the client left), or failed: what earlier calls owe
+        # is still owed.
         connector.settlements.untake(call.app_id, rules.tokens_per_day, debit, spend)
         raise
     if short is not None:

@@ -19,7 +19,6 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TypeAlias
 
 import redis
 import redis.asyncio as aredis
@@ -133,7 +132,16 @@ class _MemoryBuckets:
             return Take(True, 0.0, 0.0), -1
 
 
-_Call: TypeAlias = tuple[list[Bucket], "asyncio.Future[tuple[Take, int]]"]
+class TakenThenCancelled(asyncio.CancelledError):
+    """The caller left after its call's round trip had gone: the call is taken all the same, so
+    whatever the caller would give back if it had not been (a settlement's debit) stays charged."""
+
+
+@dataclass
+class _Call:
+    buckets: list[Bucket]
+    future: asyncio.Future[tuple[Take, int]]
+    sent: bool = False  # in a round trip: taken whatever its caller does now
 
 
 @dataclass
@@ -190,35 +198,43 @@ class Buckets:
         batch = self._batches.get(id(loop))
         if batch is None or batch.loop is not loop:  # (an id can come again for a later loop)
             batch = self._batches[id(loop)] = _Batch(loop)
-        future: asyncio.Future[tuple[Take, int]] = loop.create_future()
-        batch.calls.append((buckets, future))
+        call = _Call(buckets, loop.create_future())
+        batch.calls.append(call)
         if batch.task is None or batch.task.done():
             # Its own task: a caller that leaves (a client gone) must not cancel the others' round trip.
             # A fresh context: the task serves later requests too, whose log lines are not this one's.
             batch.task = loop.create_task(self._send(batch), context=contextvars.Context())
-        return await future  # cancelled (the client left) before its round trip went: not taken at all
+        try:
+            return await call.future
+        except asyncio.CancelledError as exc:
+            # Left before its round trip went: dropped from the batch, not taken at all. After: taken.
+            if call.sent and not isinstance(exc, TakenThenCancelled):
+                raise TakenThenCancelled(*exc.args) from None
+            raise
 
     async def _send(self, batch: _Batch) -> None:
         while batch.calls:
-            calls = [(b, f) for b, f in batch.calls if not f.cancelled()]
+            calls = [call for call in batch.calls if not call.future.cancelled()]
             batch.calls = []
             if not calls:
                 return
+            for call in calls:
+                call.sent = True
             try:
-                answers = await self._round_trip([b for b, _ in calls])
+                answers = await self._round_trip([call.buckets for call in calls])
             except Exception as exc:  # this trip's calls get its error; those queued meanwhile still go
-                for _, future in calls:
-                    if not future.done():
-                        future.set_exception(exc)
+                for call in calls:
+                    if not call.future.done():
+                        call.future.set_exception(exc)
                 continue
             except BaseException:  # cancelled (shutdown): no caller may wait for ever
-                for _, future in [*calls, *batch.calls]:
-                    future.cancel()
+                for call in [*calls, *batch.calls]:
+                    call.future.cancel()
                 batch.calls = []
                 raise
-            for (_, future), answer in zip(calls, answers, strict=True):
-                if not future.done():
-                    future.set_result(answer)
+            for call, answer in zip(calls, answers, strict=True):
+                if not call.future.done():
+                    call.future.set_result(answer)
 
     async def _round_trip(self, calls: list[list[Bucket]]) -> list[tuple[Take, int]]:
         # repr: the shortest text that reads back as the same double, as redis-py would have sent each one.
@@ -360,8 +376,10 @@ class Settlements:
                         for key, (diff, cap) in owed.items()
                     ]
                 )
+            except TakenThenCancelled:
+                raise  # charged all the same
             except BaseException:
-                self.give_back(owed)  # cancelled mid-way (shutdown, a client gone): still owed
+                self.give_back(owed)  # cancelled before it went (shutdown), or failed: still owed
                 raise
 
     def give_back(self, owed: dict[str, tuple[float, float]]) -> None:

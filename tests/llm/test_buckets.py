@@ -7,7 +7,7 @@ import secrets
 
 import pytest
 
-from orchestrator.llm.limits import Bucket, Buckets, Settlements, Spend, Take, take_call
+from orchestrator.llm.limits import Bucket, Buckets, Settlements, Spend, Take, TakenThenCancelled, take_call
 
 FAST = 60_000_000  # requests per minute that refill at once: only the day's tokens can refuse
 
@@ -131,5 +131,67 @@ def test_a_call_cancelled_while_queued_is_not_taken(redis_url: str) -> None:
             assert not taken.allowed and short == "rpm"
         finally:
             await buckets.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_a_flush_cancelled_after_its_round_trip_went_is_charged_once(redis_url: str) -> None:
+    """Shutdown cancels the periodic settlement mid-flush: the round trip still charges what was owed,
+    so it must not be owed again (the final flush would charge it twice)."""
+    app = "flush-" + secrets.token_hex(4)
+
+    async def scenario() -> None:
+        buckets = Buckets(redis_url)
+        try:
+            settlements = Settlements()
+            settlements.owe(app, 100, actual=60, estimate=0)
+            flushing = asyncio.create_task(settlements.flush(buckets))
+            await asyncio.sleep(0)  # the flush's call is queued
+            await asyncio.sleep(0)  # its round trip has gone
+            flushing.cancel()
+            with pytest.raises(TakenThenCancelled):
+                await flushing
+            assert not settlements, "the 60 tokens are owed again"
+            taken, _ = await take_call(buckets, app, per_minute=FAST, tokens_per_day=100, estimate=40)
+            assert taken.allowed  # 60 charged once: 40 left
+            taken, short = await take_call(buckets, app, per_minute=FAST, tokens_per_day=100, estimate=1)
+            assert not taken.allowed and short == "tpd"
+        finally:
+            await buckets.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_a_client_leaving_after_its_round_trip_went_gets_its_estimate_back(redis_url: str) -> None:
+    """The connector's `_take`: a call cancelled after its round trip went is taken (the minute's
+    request counts) but never reached the provider, so its prompt's estimate is owed back."""
+    from typing import Any, cast
+
+    from orchestrator.catalog.policy import LlmPolicy
+    from orchestrator.http.llm import Call, Connector, _take
+
+    app = "leaver-" + secrets.token_hex(4)
+    rules = LlmPolicy(enabled=True, models={"openai": ["m"]}, requests_per_minute=FAST, tokens_per_day=100)
+
+    async def scenario() -> None:
+        connector = Connector(upstream=cast(Any, None), buckets=Buckets(redis_url))
+        try:
+            call = Call("openai", "chat")
+            call.app_id = app
+            leaving = asyncio.create_task(_take(connector, call, rules, 80))
+            await asyncio.sleep(0)  # the call is queued
+            await asyncio.sleep(0)  # its round trip has gone
+            leaving.cancel()
+            with pytest.raises(TakenThenCancelled):
+                await leaving
+            taken, short = await take_call(connector.buckets, app, FAST, 100, 30)
+            assert not taken.allowed and short == "tpd"  # the 80 were taken: 20 left
+            await connector.settlements.flush(connector.buckets)  # the 80 owed back
+            taken, _ = await take_call(connector.buckets, app, FAST, 100, 100)
+            assert taken.allowed, "the estimate of a call the provider never got was not given back"
+        finally:
+            await connector.buckets.close()
 
     asyncio.run(scenario())
