@@ -106,7 +106,7 @@ class LlmPolicy(_Strict):
     daily_budget_usd: float | None = Field(
         default=None,
         gt=0,
-        allow_inf_nan=False,
+        le=1e9,
         description="spend per app per day in US dollars at `llm_prices` (unset: no budget)",
     )
 
@@ -122,8 +122,8 @@ class LlmPolicy(_Strict):
 class LlmPrice(_Strict):
     """A model's price in US dollars per million tokens (what the daily budgets are counted in)."""
 
-    input: float = Field(ge=0, description="per million prompt tokens")
-    output: float = Field(default=0, ge=0, description="per million completion tokens")
+    input: float = Field(ge=0, allow_inf_nan=False, description="per million prompt tokens")
+    output: float = Field(default=0, ge=0, allow_inf_nan=False, description="per million completion tokens")
 
 
 class DataClassPolicy(_Strict):

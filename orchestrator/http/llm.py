@@ -56,9 +56,9 @@ from orchestrator.llm.limits import (
     Buckets,
     Settlements,
     Spend,
-    TakenThenCancelled,
     retry_after_header,
     take_call,
+    taken_before_cancel,
 )
 from orchestrator.llm.models import LlmUsage, Outcome
 from orchestrator.llm.redaction import StreamRestorer, Vault, mask_json, scan_json
@@ -399,15 +399,16 @@ async def _take(connector: Connector, call: Call, rules: LlmPolicy, estimate: in
             debit=debit,
             spend=spend,
         )
-    except TakenThenCancelled:
-        # The client left after the round trip went: taken, debit included; the provider never got
-        # the call, so its estimate comes back (with the app's next call, or the next flush).
-        _give_back(connector, call, rules)
-        raise
-    except BaseException:
-        # Cancelled before its round trip went (the client left), or failed: what earlier calls owe
-        # is still owed.
-        connector.settlements.untake(call.app_id, rules.tokens_per_day, debit, spend)
+    except BaseException as exc:
+        answer = taken_before_cancel(exc)
+        if answer is None:
+            # Cancelled before its round trip went (the client left), or failed: what earlier calls
+            # owe is still owed.
+            connector.settlements.untake(call.app_id, rules.tokens_per_day, debit, spend)
+        elif answer[0].allowed:
+            # Taken after the client left, debit included; the provider never got the call, so its
+            # estimate comes back (with the app's next call, or the next flush). Refused: none was taken.
+            _give_back(connector, call, rules)
         raise
     if short is not None:
         call.estimate, call.cost_estimate = 0, 0.0

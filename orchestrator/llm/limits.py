@@ -132,9 +132,14 @@ class _MemoryBuckets:
             return Take(True, 0.0, 0.0), -1
 
 
-class TakenThenCancelled(asyncio.CancelledError):
-    """The caller left after its call's round trip had gone: the call is taken all the same, so
-    whatever the caller would give back if it had not been (a settlement's debit) stays charged."""
+_TAKEN = "llm_limits_taken"  # the attribute a caller's CancelledError carries its call's answer in
+
+
+def taken_before_cancel(exc: BaseException) -> tuple[Take, int] | None:
+    """The answer of a call whose caller was cancelled after its round trip went (the call is taken
+    all the same: what it took stays taken), else None (not taken, or not known to be)."""
+    answer: tuple[Take, int] | None = getattr(exc, _TAKEN, None)
+    return answer
 
 
 @dataclass
@@ -142,6 +147,7 @@ class _Call:
     buckets: list[Bucket]
     future: asyncio.Future[tuple[Take, int]]
     sent: bool = False  # in a round trip: taken whatever its caller does now
+    abandoned: bool = False  # its caller left before it was sent: never sent
 
 
 @dataclass
@@ -205,16 +211,22 @@ class Buckets:
             # A fresh context: the task serves later requests too, whose log lines are not this one's.
             batch.task = loop.create_task(self._send(batch), context=contextvars.Context())
         try:
-            return await call.future
+            return await asyncio.shield(call.future)
         except asyncio.CancelledError as exc:
-            # Left before its round trip went: dropped from the batch, not taken at all. After: taken.
-            if call.sent and not isinstance(exc, TakenThenCancelled):
-                raise TakenThenCancelled(*exc.args) from None
+            if not call.sent:  # left before its round trip went: dropped from the batch, not taken at all
+                call.abandoned = True
+                raise
+            # Taken all the same: its answer (at most a round trip away) tells the caller what was.
+            try:
+                answer = await call.future
+            except BaseException:
+                raise exc from None  # the trip failed or was cancelled (shutdown): not known to be taken
+            setattr(exc, _TAKEN, answer)
             raise
 
     async def _send(self, batch: _Batch) -> None:
         while batch.calls:
-            calls = [call for call in batch.calls if not call.future.cancelled()]
+            calls = [call for call in batch.calls if not call.abandoned]
             batch.calls = []
             if not calls:
                 return
@@ -376,10 +388,9 @@ class Settlements:
                         for key, (diff, cap) in owed.items()
                     ]
                 )
-            except TakenThenCancelled:
-                raise  # charged all the same
-            except BaseException:
-                self.give_back(owed)  # cancelled before it went (shutdown), or failed: still owed
+            except BaseException as exc:
+                if taken_before_cancel(exc) is None:  # not charged (cancelled before it went, or failed)
+                    self.give_back(owed)
                 raise
 
     def give_back(self, owed: dict[str, tuple[float, float]]) -> None:

@@ -7,7 +7,7 @@ import secrets
 
 import pytest
 
-from orchestrator.llm.limits import Bucket, Buckets, Settlements, Spend, Take, TakenThenCancelled, take_call
+from orchestrator.llm.limits import Bucket, Buckets, Settlements, Spend, Take, take_call, taken_before_cancel
 
 FAST = 60_000_000  # requests per minute that refill at once: only the day's tokens can refuse
 
@@ -123,8 +123,9 @@ def test_a_call_cancelled_while_queued_is_not_taken(redis_url: str) -> None:
             await asyncio.sleep(0)  # the round trip has gone out; the second call waits behind it
             queued.cancel()
             assert (await first)[0].allowed
-            with pytest.raises(asyncio.CancelledError):
+            with pytest.raises(asyncio.CancelledError) as left:
                 await queued
+            assert taken_before_cancel(left.value) is None  # its caller gives back what it had taken
             taken, _ = await take_call(buckets, app, per_minute=2, tokens_per_day=10**9, estimate=5)
             assert taken.allowed, "the cancelled call took the minute's second request"
             taken, short = await take_call(buckets, app, per_minute=2, tokens_per_day=10**9, estimate=5)
@@ -150,8 +151,9 @@ def test_a_flush_cancelled_after_its_round_trip_went_is_charged_once(redis_url: 
             await asyncio.sleep(0)  # the flush's call is queued
             await asyncio.sleep(0)  # its round trip has gone
             flushing.cancel()
-            with pytest.raises(TakenThenCancelled):
+            with pytest.raises(asyncio.CancelledError) as left:
                 await flushing
+            assert taken_before_cancel(left.value) is not None
             assert not settlements, "the 60 tokens are owed again"
             taken, _ = await take_call(buckets, app, per_minute=FAST, tokens_per_day=100, estimate=40)
             assert taken.allowed  # 60 charged once: 40 left
@@ -184,13 +186,26 @@ def test_a_client_leaving_after_its_round_trip_went_gets_its_estimate_back(redis
             await asyncio.sleep(0)  # the call is queued
             await asyncio.sleep(0)  # its round trip has gone
             leaving.cancel()
-            with pytest.raises(TakenThenCancelled):
+            with pytest.raises(asyncio.CancelledError):
                 await leaving
             taken, short = await take_call(connector.buckets, app, FAST, 100, 30)
             assert not taken.allowed and short == "tpd"  # the 80 were taken: 20 left
             await connector.settlements.flush(connector.buckets)  # the 80 owed back
             taken, _ = await take_call(connector.buckets, app, FAST, 100, 100)
             assert taken.allowed, "the estimate of a call the provider never got was not given back"
+            # Now out of tokens: a call refused in a round trip its client left took none, so it
+            # gives nothing back (the app would be credited tokens it never spent).
+            call = Call("openai", "chat")
+            call.app_id = app
+            refused = asyncio.create_task(_take(connector, call, rules, 50))
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            refused.cancel()
+            with pytest.raises(asyncio.CancelledError) as left:
+                await refused
+            answer = taken_before_cancel(left.value)
+            assert answer is not None and not answer[0].allowed
+            assert connector.settlements.take(app) == 0
         finally:
             await connector.buckets.close()
 
