@@ -4,12 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Coroutine
+from typing import Any, cast
 
 import pytest
 
 from orchestrator.llm.limits import Bucket, Buckets, Settlements, Spend, Take, take_call, taken_before_cancel
 
 FAST = 60_000_000  # requests per minute that refill at once: only the day's tokens can refuse
+
+
+async def cancelled_once_sent(coro: Coroutine[Any, Any, object]) -> BaseException:
+    """Run `coro` in a task and cancel it once its call has been put into a round trip; its CancelledError.
+
+    Deterministic: asyncio runs ready callbacks in order — the task queues its call and starts the
+    sending task, then the sending task puts the call into a round trip and waits for Redis.
+    """
+    task = asyncio.create_task(coro)
+    await asyncio.sleep(0)  # the call is queued
+    await asyncio.sleep(0)  # the call is in a round trip
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError) as left:
+        await task
+    return left.value
 
 
 @pytest.mark.redis
@@ -147,13 +164,7 @@ def test_a_flush_cancelled_after_its_round_trip_went_is_charged_once(redis_url: 
         try:
             settlements = Settlements()
             settlements.owe(app, 100, actual=60, estimate=0)
-            flushing = asyncio.create_task(settlements.flush(buckets))
-            await asyncio.sleep(0)  # the flush's call is queued
-            await asyncio.sleep(0)  # its round trip has gone
-            flushing.cancel()
-            with pytest.raises(asyncio.CancelledError) as left:
-                await flushing
-            assert taken_before_cancel(left.value) is not None
+            assert taken_before_cancel(await cancelled_once_sent(settlements.flush(buckets))) is not None
             assert not settlements, "the 60 tokens are owed again"
             taken, _ = await take_call(buckets, app, per_minute=FAST, tokens_per_day=100, estimate=40)
             assert taken.allowed  # 60 charged once: 40 left
@@ -169,8 +180,6 @@ def test_a_flush_cancelled_after_its_round_trip_went_is_charged_once(redis_url: 
 def test_a_client_leaving_after_its_round_trip_went_gets_its_estimate_back(redis_url: str) -> None:
     """The connector's `_take`: a call cancelled after its round trip went is taken (the minute's
     request counts) but never reached the provider, so its prompt's estimate is owed back."""
-    from typing import Any, cast
-
     from orchestrator.catalog.policy import LlmPolicy
     from orchestrator.http.llm import Call, Connector, _take
 
@@ -182,12 +191,8 @@ def test_a_client_leaving_after_its_round_trip_went_gets_its_estimate_back(redis
         try:
             call = Call("openai", "chat")
             call.app_id = app
-            leaving = asyncio.create_task(_take(connector, call, rules, 80))
-            await asyncio.sleep(0)  # the call is queued
-            await asyncio.sleep(0)  # its round trip has gone
-            leaving.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await leaving
+            answer = taken_before_cancel(await cancelled_once_sent(_take(connector, call, rules, 80)))
+            assert answer is not None and answer[0].allowed
             taken, short = await take_call(connector.buckets, app, FAST, 100, 30)
             assert not taken.allowed and short == "tpd"  # the 80 were taken: 20 left
             await connector.settlements.flush(connector.buckets)  # the 80 owed back
@@ -197,13 +202,7 @@ def test_a_client_leaving_after_its_round_trip_went_gets_its_estimate_back(redis
             # gives nothing back (the app would be credited tokens it never spent).
             call = Call("openai", "chat")
             call.app_id = app
-            refused = asyncio.create_task(_take(connector, call, rules, 50))
-            await asyncio.sleep(0)
-            await asyncio.sleep(0)
-            refused.cancel()
-            with pytest.raises(asyncio.CancelledError) as left:
-                await refused
-            answer = taken_before_cancel(left.value)
+            answer = taken_before_cancel(await cancelled_once_sent(_take(connector, call, rules, 50)))
             assert answer is not None and not answer[0].allowed
             assert connector.settlements.take(app) == 0
         finally:
