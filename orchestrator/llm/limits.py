@@ -160,8 +160,9 @@ class _Batch:
 
 
 def _batchable(buckets: list[Bucket]) -> bool:
-    # Redis keeps what a script wrote before it failed: numbers the script can't use (an infinite
-    # budget makes EXPIRE fail) go alone, as before batching, so they never fail other apps' calls.
+    # Redis keeps what a script wrote before it failed: numbers the script can't use (a non-finite
+    # one makes EXPIRE fail; the policy refuses such budgets and prices, a stray one must still not
+    # fail other apps' calls) go alone, as before batching.
     return all(math.isfinite(n) for b in buckets for n in (b.capacity, b.rate, b.cost, b.debit)) and all(
         b.rate > 0 for b in buckets
     )
